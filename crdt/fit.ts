@@ -1,0 +1,118 @@
+/**
+ * `fit()`: the dry-run answer to "does a deploy of this size fit?" (DESIGN.md §8).
+ * It runs the same placement rules as `resolve()` against the end of the log,
+ * and reads like a plan: the verdict, the node it would land on, headroom before
+ * and after, a Kubernetes-style histogram when it does not fit, the per-node
+ * numbers behind it, warnings near the limits, and whether the picture it was
+ * judged on is final yet.
+ */
+import { headroom, nodeFitReason, place, shortId, type NodeFitReason, type PlacementCode } from './placement.ts'
+import { formatPlacement, type NodeId, type Placement } from './schema.ts'
+import type { Resolution } from './resolve.ts'
+import { formatSize } from './size.ts'
+
+/** Warn when a placement leaves a node above this share committed. */
+export const DEFAULT_WARN_COMMITTED_RATIO = 0.85
+
+export interface FitRequest {
+  bytes: number
+  placement: Placement
+}
+
+export interface FitOptions {
+  /** Committed share above which a warning is given (default 0.85). */
+  warnCommittedRatio?: number
+  /** Nodes not heard from lately, by this peer's own timers: answers landing there carry a warning. */
+  staleNodes?: ReadonlySet<NodeId>
+}
+
+export interface FitNodeRow {
+  node: NodeId
+  state: string
+  allocatableBytes: number
+  committedBytes: number
+  headroomBytes: number
+  fit: NodeFitReason
+  /** The placement would land here. */
+  chosen: boolean
+  /** Headroom left after the placement, on chosen nodes. */
+  headroomAfterBytes?: number
+}
+
+export interface FitAnswer {
+  fits: boolean
+  code: PlacementCode
+  reason: string
+  bytes: number
+  placement: string
+  nodes: NodeId[]
+  /** `3/5 nodes fit: 2 InsufficientMemory` */
+  histogram: string
+  histogramCounts: Partial<Record<NodeFitReason, number>>
+  perNode: FitNodeRow[]
+  warnings: string[]
+  /** True when every verdict the answer was judged on is final. */
+  final: boolean
+  /** Members whose heartbeat has not reached the latest entry of the log. */
+  waitsFor: NodeId[]
+}
+
+export function fit (resolution: Resolution, request: FitRequest, options: FitOptions = {}): FitAnswer {
+  const warnRatio = options.warnCommittedRatio ?? DEFAULT_WARN_COMMITTED_RATIO
+  const nodes = [...resolution.nodes.values()].filter(n => n.state !== 'unknown' || n.joinedHlc !== undefined)
+  const result = place(nodes, id => resolution.nodes.get(id), request.bytes, request.placement)
+  const chosen = new Set(result.ok ? result.nodes : [])
+  // `all` charges every chosen node; every other placement one reservation's bytes per node.
+  const perNode: FitNodeRow[] = nodes.map(n => {
+    const row: FitNodeRow = {
+      node: n.id,
+      state: n.undersized ? 'undersized' : n.state,
+      allocatableBytes: n.allocatableBytes,
+      committedBytes: n.committedBytes,
+      headroomBytes: headroom(n),
+      fit: nodeFitReason(n, request.bytes),
+      chosen: chosen.has(n.id)
+    }
+    if (row.chosen) row.headroomAfterBytes = row.headroomBytes - request.bytes
+    return row
+  })
+
+  const counts: Partial<Record<NodeFitReason, number>> = {}
+  for (const row of perNode) counts[row.fit] = (counts[row.fit] ?? 0) + 1
+  const fitting = counts.Fits ?? 0
+  const others = Object.entries(counts).filter(([k]) => k !== 'Fits').sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+  const histogram = `${fitting}/${perNode.length} nodes fit` + (others.length > 0 ? `: ${others.map(([k, v]) => `${v} ${k}`).join(', ')}` : '')
+
+  const warnings: string[] = []
+  for (const row of perNode) {
+    if (!row.chosen || row.allocatableBytes === 0) continue
+    const after = (row.committedBytes + request.bytes) / row.allocatableBytes
+    if (after > warnRatio) {
+      warnings.push(`node ${shortId(row.node)} would be ${(after * 100).toFixed(1)}% committed (${formatSize(row.committedBytes + request.bytes)} of ${formatSize(row.allocatableBytes)}), above ${Math.round(warnRatio * 100)}%`)
+    }
+    if (options.staleNodes?.has(row.node) === true) warnings.push(`node ${shortId(row.node)} has not been heard from lately`)
+  }
+  const latest = resolution.latestHlc
+  const waitsFor = latest === undefined
+    ? []
+    : resolution.members.filter(id => { const h = resolution.nodes.get(id)?.lastHlc; return h === undefined || h < latest })
+  const final = resolution.pending === 0 && resolution.watermark !== undefined
+  if (!final) {
+    warnings.push(`tentative: ${resolution.pending} verdict(s) not final yet; waiting for ${waitsFor.length} member(s)${waitsFor.length > 0 ? ` (${waitsFor.slice(0, 3).map(shortId).join(', ')}${waitsFor.length > 3 ? ', …' : ''})` : ''}`)
+  }
+
+  return {
+    fits: result.ok,
+    code: result.ok ? 'Fits' : result.code,
+    reason: result.ok ? result.reason.replace(/^admitted/, 'fits') : result.reason.replace(/^rejected/, 'does not fit'),
+    bytes: request.bytes,
+    placement: formatPlacement(request.placement),
+    nodes: result.ok ? result.nodes : [],
+    histogram,
+    histogramCounts: counts,
+    perNode,
+    warnings,
+    final,
+    waitsFor
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * The ledger core: the CRDT schema over Yjs, the hybrid logical clock, sizes,
+ * and the pure functions every peer must compute identically — `resolve()`,
+ * `fit()` and rent. No I/O, no timers, no randomness (DESIGN.md §2).
+ */
+export * from './errors.ts'
+export * from './size.ts'
+export * from './hlc.ts'
+export * from './schema.ts'
+export * from './placement.ts'
+export * from './resolve.ts'
+export * from './fit.ts'
+export * from './rent.ts'
+export { fingerprint } from './digest.ts'
+export * from './writer.ts'

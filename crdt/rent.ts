@@ -1,0 +1,66 @@
+/**
+ * Rent (DESIGN.md §8): every reservation accrues byte-seconds from admission to
+ * release or eviction, by HLC wall time, on every node it runs on. Computed from
+ * the ledger alone (and a `nowMs` passed in for what still runs), so every peer
+ * bills the same.
+ */
+import { hlcWallMs } from './hlc.ts'
+import type { Resolution, VerdictStatus } from './resolve.ts'
+import type { NodeId, ReservationId } from './schema.ts'
+
+const GIB = 1024 ** 3
+const MS_PER_HOUR = 3_600_000
+
+export interface RentOptions {
+  /** End of the billing window for reservations still running, in ms since the epoch. */
+  nowMs: number
+  /** Start of the billing window (default: the beginning of time). */
+  sinceMs?: number
+  /** Price of one GiB held for one hour (default 0: byte-seconds only). */
+  pricePerGiBHour?: number
+}
+
+export interface RentLine {
+  id: ReservationId
+  creator: NodeId
+  status: VerdictStatus
+  bytes: number
+  /** Nodes it is (or was) charged on. */
+  nodeCount: number
+  startMs: number
+  endMs: number
+  byteSeconds: number
+  cost: number
+}
+
+export interface RentBill {
+  lines: RentLine[]
+  totalByteSeconds: number
+  totalCost: number
+  pricePerGiBHour: number
+  sinceMs: number
+  nowMs: number
+}
+
+export function computeRent (resolution: Resolution, options: RentOptions): RentBill {
+  const price = options.pricePerGiBHour ?? 0
+  const since = options.sinceMs ?? 0
+  const lines: RentLine[] = []
+  let totalByteSeconds = 0
+  let totalCost = 0
+  for (const verdict of resolution.verdicts.values()) {
+    if (verdict.decision !== 'admitted' || verdict.hlc === undefined) continue
+    const startMs = Math.max(hlcWallMs(verdict.hlc), since)
+    const endMs = verdict.endedHlc !== undefined ? hlcWallMs(verdict.endedHlc) : options.nowMs
+    const durationMs = Math.max(0, endMs - startMs)
+    const nodeCount = verdict.status === 'admitted' ? verdict.runningOn.length : verdict.nodes.length
+    const byteMs = verdict.bytes * nodeCount * durationMs
+    const byteSeconds = Math.round(byteMs / 1000)
+    const cost = (byteMs / GIB / MS_PER_HOUR) * price
+    lines.push({ id: verdict.id, creator: verdict.creator, status: verdict.status, bytes: verdict.bytes, nodeCount, startMs, endMs: Math.max(endMs, startMs), byteSeconds, cost })
+    totalByteSeconds += byteSeconds
+    totalCost += cost
+  }
+  lines.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  return { lines, totalByteSeconds, totalCost, pricePerGiBHour: price, sinceMs: since, nowMs: options.nowMs }
+}

@@ -1,0 +1,146 @@
+/**
+ * One node's stream of writes into the ledger. It owns the node's HLC and its
+ * sequence number, so every write sorts after everything this node wrote or saw
+ * before (the finality rule, DESIGN.md §4.2, depends on that). Wall time is
+ * passed into each call: `crdt/` never reads a clock.
+ */
+import type * as Y from 'yjs'
+import { DuplicateReservationError } from './errors.ts'
+import { HybridClock, type HlcString } from './hlc.ts'
+import {
+  entryKey, ledgerMaps, writeCapacity, writeEviction, writeHeartbeat, writeJoin, writeRelease, writeReservation,
+  type Heartbeat, type NodeId, type NodeState, type Placement, type Reservation, type ReservationId
+} from './schema.ts'
+
+export interface HeartbeatFigures {
+  totalBytes: number
+  floorBytes: number
+  allocatableBytes: number
+  availableBytes: number
+  usedBytes: number
+  labels?: Record<string, string>
+  version?: string
+}
+
+export interface ReservationRequest {
+  id: ReservationId
+  bytes: number
+  placement: Placement
+  priority?: number
+  labels?: Record<string, string>
+}
+
+export class LedgerWriter {
+  readonly doc: Y.Doc
+  readonly node: NodeId
+  readonly clock: HybridClock
+  /** Origin tag of every local transaction, so the network layer can tell local writes from received ones. */
+  readonly origin: unknown
+  private seq: number
+  private state: NodeState = 'active'
+
+  /**
+   * Resume this node's stream from whatever the document already holds of it
+   * (a restart from the data dir): the clock and the sequence number continue
+   * past its latest write, so no stamp a peer may have seen is ever reused.
+   */
+  constructor (doc: Y.Doc, node: NodeId, origin: unknown = 'local') {
+    this.doc = doc
+    this.node = node
+    this.origin = origin
+    const { latestHlc, latestSeq } = scanOwnWrites(doc, node)
+    this.clock = new HybridClock(node, latestHlc)
+    this.seq = latestSeq
+  }
+
+  /** Highest sequence number written so far. */
+  get lastSeq (): number {
+    return this.seq
+  }
+
+  /** Merge a stamp seen in a peer's write so our next write sorts after it. */
+  observe (hlc: HlcString, wallMs: number): void {
+    this.clock.receive(hlc, wallMs)
+  }
+
+  join (sponsor: NodeId, wallMs: number): void {
+    writeJoin(this.doc, { node: this.node, sponsor, hlc: this.clock.now(wallMs), seq: ++this.seq }, this.origin)
+  }
+
+  /** A change of allocatable memory or state (join, shrink, grow, drain, leave). */
+  capacity (allocatableBytes: number, state: NodeState, wallMs: number): void {
+    this.state = state
+    writeCapacity(this.doc, { node: this.node, allocatableBytes, state, hlc: this.clock.now(wallMs), seq: ++this.seq }, this.origin)
+  }
+
+  heartbeat (figures: HeartbeatFigures, wallMs: number): Heartbeat {
+    const heartbeat: Heartbeat = {
+      totalBytes: figures.totalBytes,
+      floorBytes: figures.floorBytes,
+      allocatableBytes: figures.allocatableBytes,
+      availableBytes: figures.availableBytes,
+      usedBytes: figures.usedBytes,
+      hlc: this.clock.now(wallMs),
+      seq: ++this.seq,
+      state: this.state,
+      labels: figures.labels ?? {},
+      version: figures.version ?? ''
+    }
+    writeHeartbeat(this.doc, this.node, heartbeat, this.origin)
+    return heartbeat
+  }
+
+  /**
+   * Write a reservation once. Entries are write-once (a rewrite would move a
+   * decision another peer may already hold as final), so writing the same id
+   * twice from this node throws {@link DuplicateReservationError}.
+   */
+  reserve (request: ReservationRequest, wallMs: number): Reservation {
+    if (ledgerMaps(this.doc).reservations.has(entryKey(request.id, this.node))) throw new DuplicateReservationError(request.id)
+    const reservation: Reservation = {
+      id: request.id,
+      bytes: request.bytes,
+      placement: request.placement,
+      priority: request.priority ?? 0,
+      hlc: this.clock.now(wallMs),
+      creator: this.node,
+      seq: ++this.seq,
+      labels: request.labels ?? {}
+    }
+    writeReservation(this.doc, reservation, this.origin)
+    return reservation
+  }
+
+  /** Release `id`; releasing again is a no-op (the first release keeps its place in the log). Returns false then. */
+  release (id: ReservationId, wallMs: number): boolean {
+    if (ledgerMaps(this.doc).releases.has(entryKey(id, this.node))) return false
+    writeRelease(this.doc, { id, hlc: this.clock.now(wallMs), by: this.node, seq: ++this.seq }, this.origin)
+    return true
+  }
+
+  evict (node: NodeId, lastSeq: number, wallMs: number): void {
+    writeEviction(this.doc, { node, lastSeq, by: this.node, hlc: this.clock.now(wallMs), seq: ++this.seq }, this.origin)
+  }
+}
+
+/** Latest stamp and sequence number of `node`'s own writes in the document. */
+function scanOwnWrites (doc: Y.Doc, node: NodeId): { latestHlc?: HlcString, latestSeq: number } {
+  let latestHlc: HlcString | undefined
+  let latestSeq = 0
+  const consider = (value: unknown, writer: unknown): void => {
+    if (writer !== node || typeof value !== 'object' || value === null) return
+    const v = value as { hlc?: unknown, seq?: unknown }
+    if (typeof v.hlc === 'string' && v.hlc.endsWith(`:${node}`) && (latestHlc === undefined || v.hlc > latestHlc)) latestHlc = v.hlc
+    if (typeof v.seq === 'number' && Number.isSafeInteger(v.seq) && v.seq > latestSeq) latestSeq = v.seq
+  }
+  const maps = ledgerMaps(doc)
+  consider(maps.nodes.get(node), node)
+  for (const v of maps.reservations.values()) consider(v, (v as { creator?: unknown } | null)?.creator)
+  for (const v of maps.releases.values()) consider(v, (v as { by?: unknown } | null)?.by)
+  for (const v of maps.capacity.values()) consider(v, (v as { node?: unknown } | null)?.node)
+  for (const v of maps.membership.values()) {
+    const r = v as { kind?: unknown, node?: unknown, by?: unknown } | null
+    consider(v, r?.kind === 'evict' ? r.by : r?.node)
+  }
+  return { latestHlc, latestSeq }
+}

@@ -1,0 +1,80 @@
+import * as Y from 'yjs'
+import { describe, expect, it } from 'vitest'
+import { parsePlacement, PlacementError, resolve, validatePlacement, DuplicateReservationError } from '../../crdt/index.ts'
+import { GiB, TestLedger, nodeId } from './helpers.ts'
+
+const A = nodeId(1)
+const B = nodeId(2)
+const hlc = `000000001000000:000000:${A}`
+
+describe('malformed entries injected straight into the Y.Doc', () => {
+  const cases: Array<[string, string, unknown, string]> = [
+    ['negative size', `neg@${A}`, { id: 'neg', bytes: -5, placement: { kind: 'any' }, priority: 0, hlc, creator: A, seq: 9 }, 'InvalidSize'],
+    ['fractional size', `frac@${A}`, { id: 'frac', bytes: 1.5, placement: { kind: 'any' }, priority: 0, hlc, creator: A, seq: 9 }, 'InvalidSize'],
+    ['string size', `str@${A}`, { id: 'str', bytes: '2GiB', placement: { kind: 'any' }, priority: 0, hlc, creator: A, seq: 9 }, 'InvalidSize'],
+    ['unknown placement', `plc@${A}`, { id: 'plc', bytes: GiB, placement: { kind: 'moon' }, priority: 0, hlc, creator: A, seq: 9 }, 'InvalidPlacement'],
+    ['spread of zero', `spr@${A}`, { id: 'spr', bytes: GiB, placement: { kind: 'spread', count: 0 }, priority: 0, hlc, creator: A, seq: 9 }, 'InvalidPlacement'],
+    ['bad hlc', `hlc@${A}`, { id: 'hlc', bytes: GiB, placement: { kind: 'any' }, priority: 0, hlc: 'yesterday', creator: A, seq: 9 }, 'InvalidHlc'],
+    ['id not matching key', `key@${A}`, { id: 'other', bytes: GiB, placement: { kind: 'any' }, priority: 0, hlc, creator: A, seq: 9 }, 'InvalidId'],
+    ['not an object', `num@${A}`, 42, 'InvalidValue'],
+    ['null', `nul@${A}`, null, 'InvalidValue'],
+    ['array', `arr@${A}`, [1, 2], 'InvalidValue'],
+    ['bad priority', `pri@${A}`, { id: 'pri', bytes: GiB, placement: { kind: 'any' }, priority: 'high', hlc, creator: A, seq: 9 }, 'InvalidValue']
+  ]
+
+  it.each(cases)('%s → invalid with its code on every replica, nothing thrown', (_name, key, value, code) => {
+    const l = new TestLedger({ [A]: 8 * GiB })
+    l.reserve(A, 'good', GiB)
+    l.doc.getMap('reservations').set(key, value)
+    const replica = new Y.Doc()
+    Y.applyUpdate(replica, Y.encodeStateAsUpdate(l.doc))
+    for (const doc of [l.doc, replica]) {
+      const res = resolve(doc)
+      const id = key.split('@')[0]
+      expect(res.verdicts.get(id)).toMatchObject({ status: 'invalid', decision: 'invalid', code })
+      expect(res.verdicts.get(id)!.reason).toMatch(/^invalid: /)
+      expect(res.verdicts.get('good')!.status).toBe('admitted')
+      expect(res.counts.invalid).toBe(1)
+    }
+    expect(resolve(replica).digest).toBe(resolve(l.doc).digest)
+  })
+
+  it('garbage in the other maps is reported as issues and ignored', () => {
+    const l = new TestLedger({ [A]: 8 * GiB })
+    l.doc.getMap('nodes').set(B, { totalBytes: 'lots' })
+    l.doc.getMap('capacity').set(`${B}/1`, { node: B, allocatableBytes: -1, state: 'active', hlc, seq: 1 })
+    l.doc.getMap('releases').set(`x@${B}`, 'nope')
+    l.doc.getMap('membership').set(`join/${B}`, { kind: 'teleport' })
+    l.doc.getMap('reservations').set(`nested@${A}`, new Y.Map())
+    const res = resolve(l.doc)
+    expect(res.issues.map(i => [i.map, i.code]).sort()).toEqual([
+      ['capacity', 'InvalidSize'], ['membership', 'InvalidValue'], ['nodes', 'InvalidSize'], ['releases', 'InvalidValue']
+    ])
+    expect(res.verdicts.get('nested')!.status).toBe('invalid')
+    expect(res.nodes.get(A)!.allocatableBytes).toBe(8 * GiB)
+  })
+
+  it('a node cannot write the same reservation twice (entries are write-once)', () => {
+    const l = new TestLedger({ [A]: 8 * GiB })
+    l.reserve(A, 'once', GiB)
+    expect(() => l.reserve(A, 'once', 2 * GiB)).toThrow(DuplicateReservationError)
+    expect(l.writer(A).release('once', l.tick())).toBe(true)
+    expect(l.writer(A).release('once', l.tick())).toBe(false)
+  })
+})
+
+describe('placement text', () => {
+  it.each([
+    ['any', { kind: 'any' }],
+    ['all', { kind: 'all' }],
+    ['node:12D3KooWabc', { kind: 'node', node: '12D3KooWabc' }],
+    ['spread:3', { kind: 'spread', count: 3 }]
+  ])('parses %s', (text, placement) => {
+    expect(parsePlacement(text)).toEqual(placement)
+    expect(validatePlacement(placement).ok).toBe(true)
+  })
+
+  it.each([['somewhere'], ['node:'], ['spread:0'], ['spread:x'], ['spread:1.5'], ['spread:-2']])('refuses %s with PlacementError', (text) => {
+    expect(() => parsePlacement(text)).toThrow(PlacementError)
+  })
+})

@@ -1,0 +1,281 @@
+import * as Y from 'yjs'
+import { describe, expect, it } from 'vitest'
+import { LedgerWriter, resolve, entryKey, shortId, type Verdict } from '../../crdt/index.ts'
+import { GiB, MiB, TestLedger, nodeId } from './helpers.ts'
+
+const A = nodeId(1)
+const B = nodeId(2)
+const C = nodeId(3)
+const D = nodeId(4)
+
+function verdict (ledger: TestLedger, id: string): Verdict {
+  const v = resolve(ledger.doc).verdicts.get(id)
+  if (v === undefined) throw new Error(`no verdict for ${id}`)
+  return v
+}
+
+describe('the y/z race (DESIGN.md §4.1)', () => {
+  it('resolves identically on both sides once they merge, naming the winner', () => {
+    // Node A has 4 GiB allocatable; both peers start from the same state.
+    const base = new TestLedger({ [A]: 4 * GiB, [B]: 0 })
+    base.heartbeatAll()
+    const left = new Y.Doc()
+    const right = new Y.Doc()
+    Y.applyUpdate(left, Y.encodeStateAsUpdate(base.doc))
+    Y.applyUpdate(right, Y.encodeStateAsUpdate(base.doc))
+    // Partitioned: y = 3 GiB reserved through A, z = 2 GiB through B, at the same wall time.
+    const wall = base.wallMs + 10
+    new LedgerWriter(left, A).reserve({ id: 'y', bytes: 3 * GiB, placement: { kind: 'node', node: A } }, wall)
+    new LedgerWriter(right, B).reserve({ id: 'z', bytes: 2 * GiB, placement: { kind: 'node', node: A } }, wall)
+    // Each side admits its own.
+    expect(resolve(left).verdicts.get('y')!.status).toBe('admitted')
+    expect(resolve(right).verdicts.get('z')!.status).toBe('admitted')
+    // Heal: both sides hold both entries, in opposite application orders.
+    Y.applyUpdate(left, Y.encodeStateAsUpdate(right))
+    Y.applyUpdate(right, Y.encodeStateAsUpdate(left))
+    const l = resolve(left)
+    const r = resolve(right)
+    expect(l.digest).toBe(r.digest)
+    // Same wall ms and counter: the smaller node id (A) sorts first, so y wins.
+    for (const res of [l, r]) {
+      expect(res.verdicts.get('y')).toMatchObject({ status: 'admitted', nodes: [A], code: 'Fits' })
+      expect(res.verdicts.get('z')).toMatchObject({ status: 'rejected', code: 'LostConcurrentConflict', winner: 'y' })
+      expect(res.verdicts.get('z')!.reason).toMatch(/lost to 'y' \(3\.00 GiB, earlier in the log\).*needs 2\.00 GiB, headroom was 1\.00 GiB/)
+    }
+  })
+})
+
+describe('placements', () => {
+  it('node: admitted iff it fits on that node', () => {
+    const l = new TestLedger({ [A]: 4 * GiB, [B]: 8 * GiB })
+    l.reserve(A, 'fits', 3 * GiB, { kind: 'node', node: A })
+    l.reserve(A, 'too-big', 2 * GiB, { kind: 'node', node: A })
+    l.reserve(A, 'ghost', 1 * GiB, { kind: 'node', node: 'nobody' })
+    expect(verdict(l, 'fits')).toMatchObject({ status: 'admitted', nodes: [A] })
+    expect(verdict(l, 'too-big')).toMatchObject({ status: 'rejected', code: 'InsufficientMemory' })
+    expect(verdict(l, 'too-big').reason).toBe(`rejected: needs 2.00 GiB on node ${shortId(A)}, which has 1.00 GiB headroom (4.00 GiB allocatable, 3.00 GiB committed)`)
+    expect(verdict(l, 'ghost')).toMatchObject({ status: 'rejected', code: 'UnknownNode' })
+  })
+
+  it('any: best fit, the least headroom that still fits, ties by node id', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 3 * GiB, [C]: 3 * GiB, [D]: 2 * GiB })
+    l.reserve(A, 'r1', 3 * GiB)
+    l.reserve(A, 'r2', 3 * GiB)
+    l.reserve(A, 'r3', 1 * GiB)
+    l.reserve(A, 'r4', 9 * GiB)
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('r1')!.nodes).toEqual([B]) // B and C tie at 3 GiB: smaller id
+    expect(res.verdicts.get('r2')!.nodes).toEqual([C])
+    expect(res.verdicts.get('r3')!.nodes).toEqual([D]) // 2 GiB is the tightest that fits
+    expect(res.verdicts.get('r4')).toMatchObject({ status: 'rejected', code: 'NoNodeFits' })
+    expect(res.verdicts.get('r4')!.reason).toMatch(/needs 9\.00 GiB, largest headroom is 8\.00 GiB on node 12D3KooWnode001$/)
+  })
+
+  it('all: fits on every active node, charged on each, limited by the smallest', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 4 * GiB, [C]: 2 * GiB })
+    l.reserve(A, 'everywhere', 1 * GiB, { kind: 'all' })
+    l.reserve(A, 'too-big', 3 * GiB, { kind: 'all' })
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('everywhere')).toMatchObject({ status: 'admitted', nodes: [A, B, C], runningOn: [A, B, C] })
+    expect(res.nodes.get(C)!.committedBytes).toBe(1 * GiB)
+    expect(res.nodes.get(A)!.committedBytes).toBe(1 * GiB)
+    const tooBig = res.verdicts.get('too-big')!
+    expect(tooBig).toMatchObject({ status: 'rejected', code: 'InsufficientMemory' })
+    expect(tooBig.reason).toBe(`rejected: 'all' placement needs 3.00 GiB on every node; 1 of 3 nodes have less (smallest: 1.00 GiB on ${shortId(C)})`)
+  })
+
+  it('spread k: k distinct nodes by best fit, or NoNodeFits', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 2 * GiB, [C]: 4 * GiB, [D]: 1 * GiB })
+    l.reserve(A, 's2', 2 * GiB, { kind: 'spread', count: 2 })
+    l.reserve(A, 's3', 2 * GiB, { kind: 'spread', count: 3 })
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('s2')).toMatchObject({ status: 'admitted', nodes: [B, C] })
+    // B is now full: only A (8) and C (2) have 2 GiB.
+    expect(res.verdicts.get('s3')).toMatchObject({ status: 'rejected', code: 'NoNodeFits' })
+    expect(res.verdicts.get('s3')!.reason).toMatch(/needs 3 nodes with 2\.00 GiB headroom each; only 2 of 4/)
+  })
+})
+
+describe('the log decides, never the present', () => {
+  it('a node that grows later never reopens an earlier rejection', () => {
+    const l = new TestLedger({ [A]: 2 * GiB })
+    l.reserve(A, 'early', 3 * GiB, { kind: 'node', node: A })
+    l.capacity(A, 16 * GiB)
+    l.reserve(A, 'late', 3 * GiB, { kind: 'node', node: A })
+    expect(verdict(l, 'early')).toMatchObject({ status: 'rejected', code: 'InsufficientMemory' })
+    expect(verdict(l, 'late')).toMatchObject({ status: 'admitted' })
+  })
+
+  it('a release frees memory only for what comes after it', () => {
+    const l = new TestLedger({ [A]: 4 * GiB })
+    l.reserve(A, 'first', 4 * GiB)
+    l.reserve(A, 'blocked', 1 * GiB)
+    l.release(A, 'first')
+    l.reserve(A, 'after', 4 * GiB)
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('first')).toMatchObject({ status: 'released', decision: 'admitted', code: 'Released', runningOn: [] })
+    expect(res.verdicts.get('first')!.endedHlc).toBeDefined()
+    expect(res.verdicts.get('blocked')).toMatchObject({ status: 'rejected' })
+    expect(res.verdicts.get('after')).toMatchObject({ status: 'admitted' })
+  })
+
+  it('a reservation released before it sorts is released at once', () => {
+    const l = new TestLedger({ [A]: 4 * GiB })
+    l.release(B, 'pre')
+    l.reserve(A, 'pre', 1 * GiB)
+    expect(verdict(l, 'pre')).toMatchObject({ status: 'released', decision: 'admitted' })
+    expect(resolve(l.doc).nodes.get(A)!.committedBytes).toBe(0)
+  })
+})
+
+describe('capacity loss (DESIGN.md §4.4)', () => {
+  it('evicts lowest priority first, then latest HLC first, until it fits', () => {
+    const l = new TestLedger({ [A]: 10 * GiB })
+    l.reserve(A, 'hi-old', 2 * GiB, { kind: 'node', node: A }, 5)
+    l.reserve(A, 'lo-old', 2 * GiB, { kind: 'node', node: A }, 0)
+    l.reserve(A, 'lo-new', 2 * GiB, { kind: 'node', node: A }, 0)
+    l.reserve(A, 'hi-new', 2 * GiB, { kind: 'node', node: A }, 5)
+    l.capacity(A, 5 * GiB) // 8 GiB committed must come down to ≤ 5 GiB: two go
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('lo-new')).toMatchObject({ status: 'evicted', decision: 'admitted', code: 'CapacityLost' })
+    expect(res.verdicts.get('lo-old')).toMatchObject({ status: 'evicted', code: 'CapacityLost' })
+    expect(res.verdicts.get('hi-old')!.status).toBe('admitted')
+    expect(res.verdicts.get('hi-new')!.status).toBe('admitted')
+    expect(res.nodes.get(A)!.committedBytes).toBe(4 * GiB)
+  })
+
+  it.each([
+    ['draining', 'NodeDraining'],
+    ['left', 'NodeLeft']
+  ] as const)('a node %s ends its reservations (%s), but an `all` deploy only loses that node', (state, code) => {
+    const l = new TestLedger({ [A]: 4 * GiB, [B]: 4 * GiB })
+    l.reserve(A, 'pinned', 1 * GiB, { kind: 'node', node: B })
+    l.reserve(A, 'everywhere', 1 * GiB, { kind: 'all' })
+    l.capacity(B, 4 * GiB, state)
+    l.reserve(A, 'after', 1 * GiB, { kind: 'node', node: B })
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('pinned')).toMatchObject({ status: 'evicted', code })
+    expect(res.verdicts.get('everywhere')).toMatchObject({ status: 'admitted', runningOn: [A] })
+    expect(res.verdicts.get('after')).toMatchObject({ status: 'rejected', code: 'NodeNotActive' })
+    expect(res.members.includes(B)).toBe(state === 'draining')
+  })
+})
+
+describe('`all` placement and small nodes (DESIGN.md §4.5)', () => {
+  it('a node that joins below the `all` need is undersized, not a cause of eviction', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
+    l.reserve(A, 'chain', 3 * GiB, { kind: 'all' })
+    l.join(C, 2 * GiB)
+    l.reserve(A, 'chain-2', 1 * GiB, { kind: 'all' })
+    l.reserve(A, 'on-small', 512 * MiB, { kind: 'node', node: C })
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('chain')).toMatchObject({ status: 'admitted', runningOn: [A, B] })
+    expect(res.nodes.get(C)).toMatchObject({ undersized: true, allNeedBytes: 4 * GiB, deficitBytes: 2 * GiB, committedBytes: 0 })
+    // New `all` reservations are judged against the nodes that are not undersized.
+    expect(res.verdicts.get('chain-2')).toMatchObject({ status: 'admitted', nodes: [A, B] })
+    expect(res.verdicts.get('on-small')).toMatchObject({ status: 'rejected', code: 'NodeUndersized' })
+  })
+
+  it('an undersized node that grows carries the `all` deploys again', () => {
+    const l = new TestLedger({ [A]: 8 * GiB })
+    l.reserve(A, 'chain', 3 * GiB, { kind: 'all' })
+    l.join(B, 2 * GiB)
+    l.capacity(B, 4 * GiB)
+    const res = resolve(l.doc)
+    expect(res.nodes.get(B)).toMatchObject({ undersized: false, committedBytes: 3 * GiB })
+    expect(res.verdicts.get('chain')!.runningOn).toEqual([A, B])
+  })
+
+  it('a node shrinking below the `all` need keeps the deploys and becomes undersized', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
+    l.reserve(A, 'chain', 3 * GiB, { kind: 'all' })
+    l.capacity(B, 2 * GiB)
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('chain')).toMatchObject({ status: 'admitted', runningOn: [A] })
+    expect(res.nodes.get(B)).toMatchObject({ undersized: true, deficitBytes: 1 * GiB })
+  })
+})
+
+describe('membership (DESIGN.md §4.3)', () => {
+  it('an eviction record cuts the creator after its last sequence seen, wherever those writes sort', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
+    l.reserve(B, 'seen', 1 * GiB, { kind: 'node', node: B })
+    const lastSeq = l.writer(B).lastSeq
+    l.reserve(B, 'unseen', 1 * GiB, { kind: 'node', node: A })
+    l.writer(A).evict(B, lastSeq, l.tick())
+    l.reserve(B, 'after', 1 * GiB, { kind: 'node', node: A })
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('seen')).toMatchObject({ status: 'evicted', decision: 'admitted', code: 'NodeEvicted' })
+    expect(res.verdicts.get('unseen')).toMatchObject({ status: 'rejected', code: 'CreatorEvicted' })
+    expect(res.verdicts.get('after')).toMatchObject({ status: 'rejected', code: 'CreatorEvicted' })
+    expect(res.members).toEqual([A])
+    expect(res.nodes.get(B)!.state).toBe('evicted')
+  })
+
+  it('a join sponsored by an evicted member after its eviction is ignored', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
+    l.writer(A).evict(B, l.writer(B).lastSeq, l.tick())
+    l.join(C, 8 * GiB, B)
+    l.reserve(A, 'on-c', 1 * GiB, { kind: 'node', node: C })
+    const res = resolve(l.doc)
+    expect(res.issues.some(i => i.code === 'SponsorEvicted')).toBe(true)
+    expect(res.verdicts.get('on-c')).toMatchObject({ status: 'rejected', code: 'UnknownNode' })
+  })
+
+  it('two concurrent creators of one id: the earlier HLC keeps it, the other sees IdTaken', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
+    l.reserve(A, 'dup', 1 * GiB)
+    l.reserve(B, 'dup', 2 * GiB)
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('dup')).toMatchObject({ creator: A, status: 'admitted', bytes: 1 * GiB })
+    expect(res.conflicts).toHaveLength(1)
+    expect(res.conflicts[0]).toMatchObject({ key: entryKey('dup', B), status: 'rejected', code: 'IdTaken' })
+  })
+})
+
+describe('finality (DESIGN.md §4.2)', () => {
+  it('is tentative until every member has been heard past the verdict, naming who it waits for', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB, [C]: 8 * GiB })
+    l.reserve(A, 'r', 1 * GiB)
+    let v = verdict(l, 'r')
+    expect(v.final).toBe(false)
+    expect(v.waitsFor).toEqual([B, C])
+    l.writer(B).heartbeat({ totalBytes: 1, floorBytes: 0, allocatableBytes: 1, availableBytes: 1, usedBytes: 0 }, l.tick())
+    v = verdict(l, 'r')
+    expect(v).toMatchObject({ final: false, waitsFor: [C] })
+    l.writer(C).heartbeat({ totalBytes: 1, floorBytes: 0, allocatableBytes: 1, availableBytes: 1, usedBytes: 0 }, l.tick())
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('r')).toMatchObject({ final: true, waitsFor: [] })
+    expect(res.pending).toBe(0)
+  })
+
+  it('a member that left no longer holds finality back', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
+    l.capacity(B, 0, 'left')
+    l.reserve(A, 'r', 1 * GiB)
+    l.heartbeatAll()
+    expect(verdict(l, 'r').final).toBe(true)
+    expect(resolve(l.doc).members).toEqual([A])
+  })
+})
+
+describe('digest', () => {
+  it('is equal for equal verdicts and differs when a status differs', () => {
+    const a = new TestLedger({ [A]: 8 * GiB })
+    a.reserve(A, 'r', 1 * GiB)
+    const b = new Y.Doc()
+    Y.applyUpdate(b, Y.encodeStateAsUpdate(a.doc))
+    expect(resolve(b).digest).toBe(resolve(a.doc).digest)
+    a.release(A, 'r')
+    expect(resolve(b).digest).not.toBe(resolve(a.doc).digest)
+    expect(resolve(a.doc).digest).toMatch(/^1-[0-9a-f]{28}$/)
+  })
+
+  it('does not depend on heartbeats (display figures are not verdicts)', () => {
+    const l = new TestLedger({ [A]: 8 * GiB })
+    l.reserve(A, 'r', 1 * GiB)
+    const before = resolve(l.doc).digest
+    l.heartbeatAll()
+    expect(resolve(l.doc).digest).toBe(before)
+  })
+})
