@@ -13,7 +13,7 @@
 import type * as Y from 'yjs'
 import { fingerprint } from './digest.ts'
 import { compareHlc, type HlcString } from './hlc.ts'
-import { place, shortId, type PlacementNode } from './placement.ts'
+import { HeadroomIndex, place, shortId, type PlacementNode } from './placement.ts'
 import {
   readLedger, splitEntryKey, validateCapacity, validateHeartbeat, validateMembership, validateRelease, validateReservation,
   type CapacityEvent, type EvictionRecord, type Heartbeat, type InvalidCode, type JoinRecord, type LedgerSnapshot,
@@ -165,6 +165,7 @@ class Replay {
   readonly issues: LedgerIssue[] = []
   /** Sum of the admitted `all` reservations, which every schedulable node carries. */
   allNeedBytes = 0
+  private readonly index = new HeadroomIndex()
   private readonly lookup = (id: NodeId): Slot | undefined => this.slots.get(id)
 
   constructor (private readonly cuts: Map<NodeId, Cut>) {}
@@ -208,6 +209,7 @@ class Replay {
       slot.state = event.state
       slot.allocatableBytes = event.allocatableBytes
       slot.undersized = false
+      this.index.update(slot)
       return
     }
     const wasCarrying = slot.state === 'active' && !slot.undersized
@@ -219,8 +221,10 @@ class Replay {
       this.dropAllCharges(slot)
       slot.undersized = true
     }
+    this.index.update(slot)
     this.shrinkToFit(slot, event.hlc)
     if (slot.undersized || !wasCarrying) this.tryCarryAll(slot)
+    this.index.update(slot)
   }
 
   evict (record: EvictionRecord): void {
@@ -230,6 +234,7 @@ class Replay {
     slot.state = 'evicted'
     slot.allocatableBytes = 0
     slot.undersized = false
+    this.index.update(slot)
   }
 
   release (release: Release): void {
@@ -244,7 +249,7 @@ class Replay {
   }
 
   reserve (reservation: Reservation, verdict: Verdict): void {
-    const result = place(this.slots.values(), this.lookup, reservation.bytes, reservation.placement)
+    const result = place(this.slots.values(), this.lookup, reservation.bytes, reservation.placement, this.index)
     if (!result.ok) {
       const winner = this.findWinner(reservation, result.blocking)
       if (winner !== undefined) {
@@ -281,10 +286,14 @@ class Replay {
     slot.committedBytes += reservation.bytes
     slot.recent.push(reservation)
     if (slot.recent.length > WINNER_LOOKBACK) slot.recent.shift()
+    this.index.update(slot)
   }
 
   private uncharge (slot: Slot, reservation: Reservation): void {
-    if (slot.charges.delete(reservation.id)) slot.committedBytes -= reservation.bytes
+    if (slot.charges.delete(reservation.id)) {
+      slot.committedBytes -= reservation.bytes
+      this.index.update(slot)
+    }
   }
 
   /** End a running reservation everywhere it runs. */
@@ -347,13 +356,16 @@ class Replay {
   private tryCarryAll (slot: Slot): void {
     if (this.allNeedBytes === 0) {
       slot.undersized = false
+      this.index.update(slot)
       return
     }
     if (slot.allocatableBytes - slot.committedBytes < this.allNeedBytes) {
       slot.undersized = true
+      this.index.update(slot)
       return
     }
     slot.undersized = false
+    this.index.update(slot)
     for (const run of this.running.values()) {
       if (run.reservation.placement.kind !== 'all' || slot.charges.has(run.reservation.id)) continue
       this.charge(slot, run.reservation)
@@ -514,24 +526,21 @@ export function resolve (input: Y.Doc | LedgerSnapshot): Resolution {
   const conflicts: Verdict[] = []
   const owners = new Map<ReservationId, { key: string, reservation: Reservation }>()
   const invalid: Verdict[] = []
+  const valid: Array<{ key: string, reservation: Reservation }> = []
   for (const [key, raw] of Object.entries(snapshot.reservations)) {
     const v = validateReservation(key, raw)
     if (!v.ok) { invalid.push(invalidVerdict(key, raw, v.code, v.reason)); continue }
     const reservation = v.value
+    valid.push({ key, reservation })
     advance(reservation.creator, reservation.hlc, reservation.seq)
     const owner = owners.get(reservation.id)
     if (owner === undefined || compareHlc(reservation.hlc, owner.reservation.hlc) < 0) owners.set(reservation.id, { key, reservation })
   }
-  const ownerKeys = new Set<string>()
-  for (const { key } of owners.values()) ownerKeys.add(key)
   const byKey = new Map<string, Verdict>()
-  for (const [key, raw] of Object.entries(snapshot.reservations)) {
-    const v = validateReservation(key, raw)
-    if (!v.ok) continue
-    const reservation = v.value
+  for (const { key, reservation } of valid) {
     const verdict = newVerdict(key, reservation)
     byKey.set(key, verdict)
-    if (ownerKeys.has(key)) {
+    if (owners.get(reservation.id)!.key === key) {
       verdicts.set(reservation.id, verdict)
       if (replay.isCut(reservation.creator, reservation.seq)) {
         decide(verdict, 'rejected', 'CreatorEvicted', `rejected: creator ${shortId(reservation.creator)} was evicted and this write came after its last sequence seen`)
@@ -661,12 +670,13 @@ function buildNodeViews (replay: Replay, heartbeats: Map<NodeId, Heartbeat>, str
 
 /** The digest covers what every peer must agree on: decisions and current statuses. */
 export function digestVerdicts (verdicts: Iterable<Verdict>): string {
-  const lines: string[] = []
-  for (const v of verdicts) {
-    lines.push(`${v.key}\t${v.status}\t${v.decision}\t${v.decisionCode}\t${v.code}\t${v.nodes.join(',')}\t${v.runningOn.join(',')}\t${v.endedHlc ?? ''}`)
+  // Map iteration order differs between replicas; the key order does not.
+  const sorted = [...verdicts].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  let text = ''
+  for (const v of sorted) {
+    text += `${v.key}\t${v.status}\t${v.decisionCode}\t${v.code}\t${v.nodes.join(',')}\t${v.runningOn.join(',')}\t${v.endedHlc ?? ''}\n`
   }
-  lines.sort()
-  return `${lines.length}-${fingerprint(lines.join('\n'))}`
+  return `${sorted.length}-${fingerprint(text)}`
 }
 
 function isSnapshot (input: Y.Doc | LedgerSnapshot): input is LedgerSnapshot {

@@ -189,7 +189,23 @@ export function splitEntryKey (key: string): { id: string, writer: string } {
   return at < 0 ? { id: key, writer: '' } : { id: key.slice(0, at), writer: key.slice(at + 1) }
 }
 
+/**
+ * Validation results by value object. Yjs hands out the same object for an entry
+ * on every read, and entries are write-once, so a replica that resolves after
+ * every update validates each entry once instead of every time.
+ */
+const reservationCache = new WeakMap<object, { key: string, result: Validated<Reservation> }>()
+
 export function validateReservation (key: string, value: unknown): Validated<Reservation> {
+  if (typeof value !== 'object' || value === null) return validateReservationUncached(key, value)
+  const cached = reservationCache.get(value)
+  if (cached !== undefined && cached.key === key) return cached.result
+  const result = validateReservationUncached(key, value)
+  reservationCache.set(value, { key, result })
+  return result
+}
+
+function validateReservationUncached (key: string, value: unknown): Validated<Reservation> {
   if (!isObject(value)) return fail('InvalidValue', `reservation must be an object, got ${describe(value)}`)
   if (typeof value.id !== 'string' || !RESERVATION_ID_PATTERN.test(value.id) || key !== entryKey(value.id, String(value.creator))) {
     return fail('InvalidId', `reservation id ${describe(value.id)} does not match its key or the id pattern`)
