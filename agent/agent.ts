@@ -1,0 +1,857 @@
+/**
+ * The agent: the shell around the ledger core (DESIGN.md §5–§8). It measures
+ * this host's memory, writes heartbeats and capacity events, carries the
+ * ledger between peers (gossip as the fast path, anti-entropy sync to heal),
+ * keeps it on disk, tracks liveness and evicts the long dead, and answers
+ * clients. Every decision is made by `crdt/`; this file moves bytes and time.
+ *
+ * Write order (§7): a local change is appended and fsynced before it is
+ * published, served to a syncing peer, or acknowledged. A restarted agent
+ * therefore reuses its Yjs client id without reusing a clock a peer has seen.
+ * When a durable append fails (disk full), the agent turns read-only: it keeps
+ * answering from what it holds but neither writes nor shares its own stream
+ * until it is restarted, because its in-memory stream now holds a write the
+ * disk does not.
+ */
+import { EventEmitter } from 'node:events'
+import * as Y from 'yjs'
+import {
+  computeRent, fit, formatSize, LedgerWriter, resolve, shortId,
+  type FitAnswer, type Placement, type RentBill, type Resolution, type Verdict, type NodeView
+} from '../crdt/index.ts'
+import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
+import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from './probe.ts'
+import { LedgerStore, readMeta, writeMeta } from './store.ts'
+import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle } from './types.ts'
+import { decodeMessage, encodeMessage, MSG_ACK, MSG_ERROR, MSG_GOSSIP, MSG_PUSH, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError } from './wire.ts'
+
+export const VERSION = '0.1.0'
+
+/** Defaults, each with the reason it is what it is. */
+export const DEFAULTS = {
+  /** Probe memory every second; publish only on change (§5). */
+  sampleIntervalMs: 1000,
+  /** Publish at least this often so liveness and finality advance (§5). */
+  heartbeatIntervalMs: 5000,
+  /** Batch local writes this long so a burst is one gossip message (§6). */
+  gossipBatchMs: 5,
+  /** Anti-entropy with one random peer this often; gossip is lossy. */
+  syncIntervalMs: 5000,
+  /** Three missed heartbeats: suspect. */
+  suspectAfterMs: 15_000,
+  /** Six missed heartbeats: dead (still a member until evicted). */
+  deadAfterMs: 30_000,
+  /** Silent this long: write an eviction record (§4.3). */
+  evictAfterMs: 10 * 60_000,
+  /** Largest Yjs update accepted from a peer in one message. */
+  maxUpdateBytes: 16 * 1024 * 1024,
+  /** Most structs (entries) in one update from a peer. */
+  maxUpdateEntries: 200_000,
+  /** Remote stamps further ahead of our wall clock than this do not drag our clock. */
+  maxClockSkewMs: 60_000,
+  /** Compact the data file once the log holds this many bytes. */
+  compactAfterBytes: 8 * 1024 * 1024,
+  /** Warn clients when a placement leaves a node above this share committed. */
+  warnCommittedRatio: 0.85,
+  /** Alert operators when a node is committed above this share. */
+  alertCommittedRatio: 0.9,
+  /** Wait this long for `--ack peers:K`. */
+  ackTimeoutMs: 10_000,
+  /** Re-log an unchanged alert at most this often. */
+  alertLogIntervalMs: 5 * 60_000
+} as const
+
+/** The ledger's own root types; an update that creates any other root is refused. */
+const LEDGER_ROOTS = new Set(['nodes', 'reservations', 'releases', 'capacity', 'membership'])
+const ORIGIN_LOCAL = Symbol('memgossip-local')
+const ORIGIN_REMOTE = Symbol('memgossip-remote')
+const ORIGIN_RESTORE = Symbol('memgossip-restore')
+
+export type Liveness = 'alive' | 'suspect' | 'dead' | 'self'
+
+export interface AgentInit {
+  network: Network
+  probe: MemoryProbe
+  /** Cluster name; part of every topic and protocol id. */
+  cluster: string
+  /** Data directory (peer key, ledger, meta). Omit for an in-memory agent (simulations). */
+  dataDir?: string
+  /** fsync durable writes (default true; simulations turn it off). */
+  fsync?: boolean
+  clock?: Clock
+  random?: () => number
+  /** Environment for the floor rules (default `process.env`). */
+  env?: Record<string, string | undefined>
+  floor?: FloorConfig
+  /** Operator's system reserve, kept out of allocatable. */
+  systemReservedBytes?: number
+  /** Operator's cap on allocatable. */
+  allocatableCapBytes?: number
+  labels?: Record<string, string>
+  /** Bootstrap peers configured: when true the agent waits for a sponsor before joining. */
+  expectsPeers?: boolean
+  /** `--ack peers:K`: acknowledge reservations once K other peers hold them (default 0). */
+  ackPeers?: number
+  log?: (line: string) => void
+  sampleIntervalMs?: number
+  heartbeatIntervalMs?: number
+  gossipBatchMs?: number
+  syncIntervalMs?: number
+  suspectAfterMs?: number
+  deadAfterMs?: number
+  evictAfterMs?: number
+  maxUpdateBytes?: number
+  maxUpdateEntries?: number
+  ackTimeoutMs?: number
+}
+
+export interface ReserveRequest {
+  id: string
+  bytes: number
+  placement: Placement
+  priority?: number
+  labels?: Record<string, string>
+}
+
+export interface NodeStatus extends NodeView {
+  liveness: Liveness
+  /** ms since this peer last saw the node's stream advance. */
+  heartbeatAgeMs?: number
+}
+
+export interface Alert {
+  /** Stable identity, e.g. `pressure/<node>`. */
+  key: string
+  kind: 'MemoryPressure' | 'NodeCommittedHigh' | 'UnaccountedUsage' | 'NodeUndersized' | 'StorageFailed'
+  node: PeerIdStr
+  message: string
+  /** The setting an operator would change. */
+  setting: string
+}
+
+export type AgentEvent =
+  | { type: 'verdict', id: string, status: Verdict['status'], final: boolean, code: string, reason: string, nodes: string[] }
+  | { type: 'alert', state: 'raised' | 'cleared', alert: Alert }
+  | { type: 'peer', state: 'connected' | 'disconnected', peer: PeerIdStr }
+  | { type: 'joined', sponsor: PeerIdStr }
+
+export interface AgentMetrics {
+  updatesIn: number
+  updatesOut: number
+  bytesIn: number
+  bytesOut: number
+  heartbeats: number
+  syncRounds: number
+  syncFailures: number
+  droppedOversized: number
+  droppedInvalid: number
+  resolutions: number
+}
+
+const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (h) => clearInterval(h as NodeJS.Timeout)
+}
+
+export class Agent extends EventEmitter {
+  readonly self: PeerIdStr
+  readonly doc: Y.Doc
+  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, resolutions: 0 }
+  readonly network: Network
+  floorBytes = 0
+  floorRule = ''
+  lastSample?: MemorySample
+  allocatableBytes = 0
+
+  private readonly init: AgentInit
+  private readonly clock: Clock
+  private readonly random: () => number
+  private readonly log: (line: string) => void
+  private writer!: LedgerWriter
+  private store?: LedgerStore
+  private readonly gate: PublishGate
+  private readonly timers: TimerHandle[] = []
+  private readonly intervals: TimerHandle[] = []
+  private cached?: Resolution
+  private dirty = true
+  /** Local updates not yet fsynced, and the promise of their durability. */
+  private durableTail: Promise<void> = Promise.resolve()
+  private pendingGossip: Uint8Array[] = []
+  private gossipTimer?: TimerHandle
+  private refreshTimer?: TimerHandle
+  private failed?: string
+  private stopped = false
+  private joined = false
+  private readonly lastHeard = new Map<PeerIdStr, { hlc?: string, atMs: number }>()
+  private readonly peerClocks = new Map<PeerIdStr, number>()
+  private previousVerdicts = new Map<string, string>()
+  private activeAlerts = new Map<string, Alert>()
+  private readonly alertLoggedAt = new Map<string, number>()
+  private readonly startedAtMs: number
+  private syncing = new Set<PeerIdStr>()
+
+  private constructor (init: AgentInit) {
+    super()
+    this.setMaxListeners(1000)
+    this.init = init
+    this.network = init.network
+    this.self = init.network.self
+    this.clock = init.clock ?? systemClock
+    this.random = init.random ?? Math.random
+    this.log = init.log ?? ((line) => { process.stderr.write(`${line}\n`) })
+    this.doc = new Y.Doc({ gc: true })
+    this.gate = new PublishGate({ heartbeatIntervalMs: init.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs })
+    this.startedAtMs = this.clock.now()
+  }
+
+  /** Open the data dir, restore the ledger, start the network and the timers. */
+  static async start (init: AgentInit): Promise<Agent> {
+    const agent = new Agent(init)
+    await agent.open()
+    return agent
+  }
+
+  private async open (): Promise<void> {
+    const { dataDir } = this.init
+    let clientId: number | undefined
+    if (dataDir !== undefined) {
+      const opened = await LedgerStore.open(dataDir, { fsync: this.init.fsync ?? true, logger: (m) => this.log(`store: ${m}`) })
+      this.store = opened.store
+      const meta = await readMeta<{ clientId?: number, peerId?: string }>(dataDir)
+      if (meta?.peerId !== undefined && meta.peerId !== this.self) {
+        throw new UnavailableError(`data dir ${dataDir} belongs to peer ${meta.peerId}, not ${this.self}`)
+      }
+      clientId = meta?.clientId
+      // Restore under a throwaway client id: Yjs re-rolls its own id when a
+      // non-local transaction adds structs of that id, which is exactly what
+      // replaying our own history would look like.
+      this.doc.clientID = this.randomClientId()
+      for (const update of opened.updates) {
+        try {
+          Y.applyUpdate(this.doc, update, ORIGIN_RESTORE)
+        } catch (error) {
+          this.log(`store: skipped an unreadable record (${(error as Error).message})`)
+        }
+      }
+      if (opened.recovered.droppedTailBytes > 0) this.log(`store: dropped a torn tail of ${opened.recovered.droppedTailBytes} bytes (${opened.recovered.reason ?? 'crash during a write'})`)
+      if (clientId === undefined) {
+        clientId = this.randomClientId()
+        await writeMeta(dataDir, { clientId, peerId: this.self })
+      }
+    }
+    this.doc.clientID = clientId ?? this.randomClientId()
+    this.writer = new LedgerWriter(this.doc, this.self, ORIGIN_LOCAL)
+    this.joined = this.resolution().nodes.get(this.self)?.joinedHlc !== undefined
+    this.doc.on('update', (update: Uint8Array, origin: unknown) => this.onDocUpdate(update, origin))
+
+    const sample = await this.init.probe.sample()
+    this.lastSample = sample
+    const floor = resolveFloor(this.init.env ?? process.env, sample, this.init.floor)
+    this.floorBytes = floor.floorBytes
+    this.floorRule = floor.rule
+    this.allocatableBytes = this.computeAllocatable(sample)
+
+    await this.network.start({
+      onGossip: (from, data) => this.onGossip(from, data),
+      onRequest: async (from, data) => await this.onRequest(from, data),
+      onPeerConnected: (peer) => {
+        this.emit('event', { type: 'peer', state: 'connected', peer } satisfies AgentEvent)
+        this.schedule(() => { void this.syncWith(peer) }, 10 + Math.floor(this.random() * 40))
+      },
+      onPeerDisconnected: (peer) => { this.emit('event', { type: 'peer', state: 'disconnected', peer } satisfies AgentEvent) }
+    })
+
+    if (!this.joined && this.init.expectsPeers !== true) await this.joinAs(this.self)
+    else if (this.joined) await this.publishCapacityIfChanged()
+    await this.sampleAndPublish(true)
+
+    this.every(() => { void this.sampleAndPublish(false) }, this.init.sampleIntervalMs ?? DEFAULTS.sampleIntervalMs)
+    this.every(() => { void this.syncRandomPeer() }, this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs)
+    this.every(() => { this.refresh(); void this.evictTheDead() }, 1000)
+    this.every(() => { void this.maybeCompact() }, 30_000)
+  }
+
+  /** Stop timers and the network; flush and close the data file. Does not leave the cluster. */
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    for (const t of this.timers) this.clock.clearTimeout(t)
+    for (const t of this.intervals) this.clock.clearInterval(t)
+    if (this.gossipTimer !== undefined) this.clock.clearTimeout(this.gossipTimer)
+    if (this.refreshTimer !== undefined) this.clock.clearTimeout(this.refreshTimer)
+    await this.durableTail.catch(() => {})
+    await this.network.stop().catch(() => {})
+    await this.store?.flush().catch(() => {})
+    await this.store?.close().catch(() => {})
+    this.doc.destroy()
+    this.removeAllListeners()
+  }
+
+  // ------------------------------------------------------------ reading
+
+  /** The current resolution; recomputed lazily after the document changed. */
+  resolution (): Resolution {
+    if (this.dirty || this.cached === undefined) {
+      this.cached = resolve(this.doc)
+      this.dirty = false
+      this.metrics.resolutions++
+    }
+    return this.cached
+  }
+
+  /** Liveness of a member by this peer's own timers (never used by resolution, §4.3). */
+  liveness (node: PeerIdStr): Liveness {
+    if (node === this.self) return 'self'
+    const age = this.heartbeatAge(node)
+    if (age < (this.init.suspectAfterMs ?? DEFAULTS.suspectAfterMs)) return 'alive'
+    if (age < (this.init.deadAfterMs ?? DEFAULTS.deadAfterMs)) return 'suspect'
+    return 'dead'
+  }
+
+  private heartbeatAge (node: PeerIdStr): number {
+    const heard = this.lastHeard.get(node)
+    return this.clock.now() - (heard?.atMs ?? this.startedAtMs)
+  }
+
+  nodes (): NodeStatus[] {
+    const res = this.resolution()
+    this.trackLiveness(res)
+    return [...res.nodes.values()].map(n => ({ ...n, liveness: this.liveness(n.id), heartbeatAgeMs: n.id === this.self ? 0 : this.heartbeatAge(n.id) }))
+  }
+
+  staleNodes (): Set<PeerIdStr> {
+    const stale = new Set<PeerIdStr>()
+    for (const id of this.resolution().members) if (this.liveness(id) === 'suspect' || this.liveness(id) === 'dead') stale.add(id)
+    return stale
+  }
+
+  fit (bytes: number, placement: Placement): FitAnswer {
+    return fit(this.resolution(), { bytes, placement }, { staleNodes: this.staleNodes(), warnCommittedRatio: DEFAULTS.warnCommittedRatio })
+  }
+
+  /** The verdict for `id`; this peer's own losing entry when it lost the id (IdTaken). */
+  verdict (id: string): Verdict | undefined {
+    const res = this.resolution()
+    const own = res.conflicts.find(v => v.id === id && v.creator === this.self)
+    return own ?? res.verdicts.get(id)
+  }
+
+  rent (options: { sinceMs?: number, pricePerGiBHour?: number } = {}): RentBill {
+    return computeRent(this.resolution(), { nowMs: this.clock.now(), ...options })
+  }
+
+  state (): { self: PeerIdStr, cluster: string, joined: boolean, readOnly?: string, members: string[], peers: string[], reservations: number, pending: number, verdictsDigest: string, watermark?: string, ledgerBytes: number, floorBytes: number, floorRule: string, allocatableBytes: number } {
+    const res = this.resolution()
+    return {
+      self: this.self,
+      cluster: this.init.cluster,
+      joined: this.joined,
+      readOnly: this.failed,
+      members: res.members,
+      peers: this.network.peers(),
+      reservations: res.verdicts.size,
+      pending: res.pending,
+      verdictsDigest: res.digest,
+      watermark: res.watermark,
+      ledgerBytes: this.store?.sizeBytes() ?? 0,
+      floorBytes: this.floorBytes,
+      floorRule: this.floorRule,
+      allocatableBytes: this.allocatableBytes
+    }
+  }
+
+  alerts (): Alert[] {
+    return [...this.activeAlerts.values()]
+  }
+
+  // ------------------------------------------------------------ writing
+
+  /**
+   * Write a reservation after checking it fits in this peer's view. Resolves
+   * once durable (and, with `ackPeers`, once that many peers hold it) with the
+   * verdict and the fit answer it was judged by. Refuses with nothing written
+   * when it does not fit (returns `written: false`) or the id exists.
+   */
+  async reserve (request: ReserveRequest): Promise<{ written: boolean, verdict?: Verdict, answer: FitAnswer, ackedPeers?: number }> {
+    this.assertWritable()
+    if (this.resolution().verdicts.has(request.id) || this.resolution().conflicts.some(v => v.id === request.id)) {
+      throw new IdExistsError(`reservation '${request.id}' already exists`)
+    }
+    const answer = this.fit(request.bytes, request.placement)
+    if (!answer.fits) return { written: false, answer }
+    const before = Y.encodeStateVector(this.doc)
+    this.writer.reserve({ id: request.id, bytes: request.bytes, placement: request.placement, priority: request.priority, labels: request.labels }, this.clock.now())
+    await this.durable()
+    let ackedPeers: number | undefined
+    if ((this.init.ackPeers ?? 0) > 0) ackedPeers = await this.waitForPeers(this.init.ackPeers!, before)
+    return { written: true, verdict: this.verdict(request.id), answer, ackedPeers }
+  }
+
+  async release (id: string): Promise<Verdict> {
+    this.assertWritable()
+    const existing = this.resolution().verdicts.get(id)
+    if (existing === undefined) throw new NotFoundError(`no reservation '${id}'`)
+    this.writer.release(id, this.clock.now())
+    await this.durable()
+    return this.resolution().verdicts.get(id)!
+  }
+
+  /** Operator eviction (`memgossip evict NODE`), with the last sequence seen from it. */
+  async evict (node: PeerIdStr): Promise<{ node: PeerIdStr, lastSeq: number }> {
+    this.assertWritable()
+    const view = this.resolution().nodes.get(node)
+    if (view === undefined || !view.member) throw new NotFoundError(`no member '${node}'`)
+    if (node === this.self) throw new BadRequestError('node', 'an agent cannot evict itself; stop it and evict it from another peer')
+    this.writer.evict(node, view.lastSeq, this.clock.now())
+    await this.durable()
+    this.log(`evicted ${node} at its seq ${view.lastSeq} (operator)`)
+    return { node, lastSeq: view.lastSeq }
+  }
+
+  /** Mark this node draining (no new placements; its reservations are evicted, §4.4). */
+  async drain (): Promise<void> {
+    this.assertWritable()
+    this.writer.capacity(this.allocatableBytes, 'draining', this.clock.now())
+    await this.durable()
+  }
+
+  private assertWritable (): void {
+    if (this.stopped) throw new UnavailableError('agent is stopping')
+    if (this.failed !== undefined) throw new UnavailableError(`agent is read-only: ${this.failed}`)
+    if (!this.joined) throw new UnavailableError('agent has not joined the cluster yet (waiting to sync with a bootstrap peer)')
+  }
+
+  // ------------------------------------------------------------ local writes
+
+  private onDocUpdate (update: Uint8Array, origin: unknown): void {
+    this.invalidate()
+    if (origin === ORIGIN_LOCAL) {
+      this.metrics.updatesOut++
+      // Durable first, then gossip (§7). Appends are queued in order by the store.
+      const append = this.store !== undefined ? this.store.append(update, { durable: true }) : Promise.resolve()
+      this.durableTail = this.durableTail.then(async () => await append).then(
+        () => { this.queueGossip(update) },
+        (error: unknown) => { this.fail(`durable append failed: ${(error as Error).message}`) }
+      )
+    } else if (origin === ORIGIN_REMOTE) {
+      void this.store?.append(update, { durable: false }).catch((error: unknown) => {
+        this.log(`store: could not persist a peer's update (${(error as Error).message}); sync will bring it back`)
+      })
+    }
+  }
+
+  /** Resolves once every local write so far is durable; rejects if the disk failed. */
+  private async durable (): Promise<void> {
+    await this.durableTail
+    if (this.failed !== undefined) throw new UnavailableError(`write not durable: ${this.failed}`)
+  }
+
+  private fail (reason: string): void {
+    if (this.failed !== undefined) return
+    this.failed = reason
+    this.log(`ERROR ${reason}; this agent is now read-only until restarted (free disk space, then restart it)`)
+    this.raise({ key: `storage/${this.self}`, kind: 'StorageFailed', node: this.self, message: `data dir cannot be written: ${reason}`, setting: '--data-dir (free space or fix permissions, then restart)' })
+  }
+
+  private queueGossip (update: Uint8Array): void {
+    if (this.failed !== undefined || this.stopped) return
+    this.pendingGossip.push(update)
+    if (this.gossipTimer !== undefined) return
+    this.gossipTimer = this.clock.setTimeout(() => {
+      this.gossipTimer = undefined
+      const batch = this.pendingGossip.length === 1 ? this.pendingGossip[0] : Y.mergeUpdates(this.pendingGossip)
+      this.pendingGossip = []
+      const message = encodeMessage({ type: MSG_GOSSIP, update: batch })
+      this.metrics.bytesOut += message.length
+      this.network.publish(message).catch((error: unknown) => this.log(`gossip: publish failed (${(error as Error).message}); sync will carry it`))
+    }, this.init.gossipBatchMs ?? DEFAULTS.gossipBatchMs)
+  }
+
+  private async joinAs (sponsor: PeerIdStr): Promise<void> {
+    if (this.joined || this.failed !== undefined) return
+    this.joined = true
+    const now = this.clock.now()
+    this.writer.join(sponsor, now)
+    this.writer.capacity(this.allocatableBytes, 'active', now)
+    try {
+      await this.durable()
+    } catch {
+      return
+    }
+    this.log(sponsor === this.self ? `joined as the first member of cluster '${this.init.cluster}'` : `joined cluster '${this.init.cluster}' through ${sponsor}`)
+    this.emit('event', { type: 'joined', sponsor } satisfies AgentEvent)
+  }
+
+  private computeAllocatable (sample: MemorySample): number {
+    return computeAllocatable({ totalBytes: sample.totalBytes, floorBytes: this.floorBytes, systemReservedBytes: this.init.systemReservedBytes ?? 0, capBytes: this.init.allocatableCapBytes })
+  }
+
+  /** A capacity event when allocatable moved (rare: config, cgroup limit). */
+  private async publishCapacityIfChanged (): Promise<void> {
+    if (!this.joined || this.failed !== undefined) return
+    const view = this.resolution().nodes.get(this.self)
+    if (view !== undefined && view.state !== 'unknown' && view.allocatableBytes === this.allocatableBytes && view.state !== 'evicted') return
+    if (view?.state === 'evicted') return
+    const state = view?.state === 'draining' ? 'draining' : 'active'
+    this.writer.capacity(this.allocatableBytes, state, this.clock.now())
+    await this.durable().catch(() => {})
+  }
+
+  private async sampleAndPublish (force: boolean): Promise<void> {
+    if (this.stopped || this.failed !== undefined) return
+    let sample: MemorySample
+    try {
+      sample = await this.init.probe.sample()
+    } catch (error) {
+      this.log(`probe: ${(error as Error).message}`)
+      return
+    }
+    if (this.stopped) return
+    this.lastSample = sample
+    const allocatable = this.computeAllocatable(sample)
+    if (allocatable !== this.allocatableBytes) {
+      this.allocatableBytes = allocatable
+      await this.publishCapacityIfChanged()
+    }
+    const figures = { totalBytes: sample.totalBytes, availableBytes: sample.availableBytes, allocatableBytes: allocatable }
+    const now = this.clock.now()
+    if (!force && !this.gate.shouldPublish(figures, now)) return
+    this.gate.published(figures, now)
+    this.writer.heartbeat({
+      totalBytes: sample.totalBytes,
+      floorBytes: this.floorBytes,
+      allocatableBytes: allocatable,
+      availableBytes: sample.availableBytes,
+      usedBytes: Math.max(0, sample.totalBytes - sample.availableBytes),
+      labels: this.init.labels,
+      version: VERSION
+    }, now)
+    this.metrics.heartbeats++
+    await this.durable().catch(() => {})
+  }
+
+  // ------------------------------------------------------------ remote input
+
+  private onGossip (from: PeerIdStr, data: Uint8Array): void {
+    this.metrics.bytesIn += data.length
+    let message
+    try {
+      message = decodeMessage(data)
+    } catch (error) {
+      this.drop(from, 'invalid', (error as Error).message)
+      return
+    }
+    if (message.type !== MSG_GOSSIP) {
+      this.drop(from, 'invalid', `unexpected message type 0x${message.type.toString(16)} on the gossip topic`)
+      return
+    }
+    this.applyRemote(from, message.update)
+  }
+
+  /**
+   * Apply a peer's update whole or not at all: size and entry limits, a full
+   * decode, and only ledger root types, before anything touches the document.
+   */
+  private applyRemote (from: PeerIdStr, update: Uint8Array): boolean {
+    if (this.stopped) return false
+    const maxBytes = this.init.maxUpdateBytes ?? DEFAULTS.maxUpdateBytes
+    if (update.length > maxBytes) {
+      this.drop(from, 'oversized', `update of ${update.length} bytes exceeds ${maxBytes}`)
+      return false
+    }
+    let decoded
+    try {
+      decoded = Y.decodeUpdate(update)
+    } catch (error) {
+      this.drop(from, 'invalid', `undecodable Yjs update (${(error as Error).message})`)
+      return false
+    }
+    const maxEntries = this.init.maxUpdateEntries ?? DEFAULTS.maxUpdateEntries
+    if (decoded.structs.length > maxEntries) {
+      this.drop(from, 'oversized', `update with ${decoded.structs.length} entries exceeds ${maxEntries}`)
+      return false
+    }
+    for (const struct of decoded.structs) {
+      const parent = (struct as { parent?: unknown }).parent
+      if (typeof parent === 'string' && !LEDGER_ROOTS.has(parent)) {
+        this.drop(from, 'invalid', `update writes to unknown root '${parent.slice(0, 40)}'`)
+        return false
+      }
+    }
+    try {
+      Y.applyUpdate(this.doc, update, ORIGIN_REMOTE)
+    } catch (error) {
+      this.drop(from, 'invalid', `update failed to apply (${(error as Error).message})`)
+      return false
+    }
+    this.metrics.updatesIn++
+    this.scheduleRefresh()
+    return true
+  }
+
+  private readonly droppedLogged = new Set<string>()
+  private drop (from: PeerIdStr, kind: 'invalid' | 'oversized', reason: string): void {
+    if (kind === 'oversized') this.metrics.droppedOversized++
+    else this.metrics.droppedInvalid++
+    // Logged once per peer and kind: a flooding peer must not flood the log.
+    const key = `${from}/${kind}`
+    if (!this.droppedLogged.has(key) && this.droppedLogged.size < 10_000) {
+      this.droppedLogged.add(key)
+      this.log(`dropped ${kind} input from ${shortId(from)}: ${reason} (counted in /metrics; logged once per peer)`)
+    }
+  }
+
+  private async onRequest (from: PeerIdStr, data: Uint8Array): Promise<Uint8Array> {
+    this.metrics.bytesIn += data.length
+    let message
+    try {
+      message = decodeMessage(data)
+    } catch (error) {
+      this.drop(from, 'invalid', (error as Error).message)
+      return encodeMessage({ type: MSG_ERROR, reason: 'malformed request' })
+    }
+    // Never serve our own stream beyond what is durable (§7).
+    await this.durableTail
+    if (this.failed !== undefined) return encodeMessage({ type: MSG_ERROR, reason: 'peer is read-only' })
+    switch (message.type) {
+      case MSG_SYNC_REQUEST: {
+        let update: Uint8Array
+        try {
+          update = Y.encodeStateAsUpdate(this.doc, message.stateVector)
+          this.notePeerClock(from, message.stateVector)
+        } catch {
+          this.drop(from, 'invalid', 'malformed state vector')
+          return encodeMessage({ type: MSG_ERROR, reason: 'malformed state vector' })
+        }
+        const reply = encodeMessage({ type: MSG_SYNC_REPLY, update, stateVector: Y.encodeStateVector(this.doc) })
+        this.metrics.bytesOut += reply.length
+        return reply
+      }
+      case MSG_PUSH:
+        this.applyRemote(from, message.update)
+        return encodeMessage({ type: MSG_ACK })
+      default:
+        this.drop(from, 'invalid', `unexpected request type 0x${message.type.toString(16)}`)
+        return encodeMessage({ type: MSG_ERROR, reason: 'unexpected request type' })
+    }
+  }
+
+  /** Remember how much of our own stream a peer holds (for `--ack peers:K`). */
+  private notePeerClock (peer: PeerIdStr, stateVector: Uint8Array): void {
+    const clock = Y.decodeStateVector(stateVector).get(this.doc.clientID) ?? 0
+    this.peerClocks.set(peer, Math.max(clock, this.peerClocks.get(peer) ?? 0))
+  }
+
+  /** One anti-entropy exchange with `peer`: pull what we lack, push what it lacks. */
+  async syncWith (peer: PeerIdStr): Promise<boolean> {
+    if (this.stopped || this.syncing.has(peer)) return false
+    this.syncing.add(peer)
+    try {
+      await this.durableTail
+      const request = encodeMessage({ type: MSG_SYNC_REQUEST, stateVector: Y.encodeStateVector(this.doc) })
+      this.metrics.bytesOut += request.length
+      const replyBytes = await this.network.request(peer, request)
+      this.metrics.bytesIn += replyBytes.length
+      const reply = decodeMessage(replyBytes)
+      if (reply.type === MSG_ERROR) throw new WireError(`peer refused sync: ${reply.reason}`)
+      if (reply.type !== MSG_SYNC_REPLY) throw new WireError(`unexpected reply type 0x${reply.type.toString(16)}`)
+      if (!this.applyRemote(peer, reply.update)) return false
+      this.notePeerClock(peer, reply.stateVector)
+      if (this.failed === undefined) {
+        await this.durableTail
+        const missing = Y.encodeStateAsUpdate(this.doc, reply.stateVector)
+        // An empty update is 2 bytes (no structs, empty delete set).
+        if (missing.length > 2) {
+          const push = encodeMessage({ type: MSG_PUSH, update: missing })
+          this.metrics.bytesOut += push.length
+          const ack = decodeMessage(await this.network.request(peer, push))
+          if (ack.type === MSG_ACK) this.peerClocks.set(peer, this.doc.store.clients.has(this.doc.clientID) ? Y.getState(this.doc.store, this.doc.clientID) : 0)
+        }
+      }
+      this.metrics.syncRounds++
+      if (!this.joined && this.init.expectsPeers === true && this.resolution().nodes.get(peer)?.member === true) await this.joinAs(peer)
+      return true
+    } catch (error) {
+      this.metrics.syncFailures++
+      if (!this.stopped) this.log(`sync with ${shortId(peer)} failed: ${(error as Error).message}`)
+      return false
+    } finally {
+      this.syncing.delete(peer)
+    }
+  }
+
+  private async syncRandomPeer (): Promise<void> {
+    const peers = this.network.peers()
+    if (peers.length === 0) return
+    await this.syncWith(peers[Math.floor(this.random() * peers.length)])
+  }
+
+  /** `--ack peers:K`: sync with peers until K of them hold everything we wrote. */
+  private async waitForPeers (k: number, _before: Uint8Array): Promise<number> {
+    const needed = Y.getState(this.doc.store, this.doc.clientID)
+    const deadline = this.clock.now() + (this.init.ackTimeoutMs ?? DEFAULTS.ackTimeoutMs)
+    const count = (): number => [...this.peerClocks.values()].filter(c => c >= needed).length
+    while (count() < k && this.clock.now() < deadline && !this.stopped) {
+      await Promise.all(this.network.peers().map(async p => await this.syncWith(p)))
+      if (count() >= k) break
+      await new Promise<void>(resolve => { this.schedule(resolve, 100) })
+    }
+    const acked = count()
+    if (acked < k) throw new AckTimeoutError(acked, k)
+    return acked
+  }
+
+  // ------------------------------------------------------------ upkeep
+
+  private invalidate (): void {
+    this.dirty = true
+  }
+
+  private scheduleRefresh (): void {
+    if (this.refreshTimer !== undefined || this.stopped) return
+    this.refreshTimer = this.clock.setTimeout(() => {
+      this.refreshTimer = undefined
+      this.refresh()
+    }, 20)
+  }
+
+  /** Recompute, observe remote clocks, track liveness, and emit what changed. */
+  refresh (): void {
+    if (this.stopped) return
+    const res = this.resolution()
+    const now = this.clock.now()
+    if (res.latestHlc !== undefined && Number(res.latestHlc.slice(0, 15)) <= now + DEFAULTS.maxClockSkewMs) this.writer.observe(res.latestHlc, now)
+    this.trackLiveness(res)
+    const next = new Map<string, string>()
+    for (const v of [...res.verdicts.values(), ...res.conflicts]) {
+      const sig = `${v.status}|${v.final ? 1 : 0}|${v.code}`
+      next.set(v.key, sig)
+      if (this.previousVerdicts.get(v.key) !== sig) {
+        this.emit('event', { type: 'verdict', id: v.id, status: v.status, final: v.final, code: v.code, reason: v.reason, nodes: v.runningOn.length > 0 ? v.runningOn : v.nodes } satisfies AgentEvent)
+      }
+    }
+    this.previousVerdicts = next
+    this.updateAlerts(res)
+    if (!this.joined && this.init.expectsPeers === true && this.network.peers().length > 0) {
+      const sponsor = this.network.peers().find(p => res.nodes.get(p)?.member === true)
+      if (sponsor !== undefined) void this.joinAs(sponsor)
+    }
+  }
+
+  private trackLiveness (res: Resolution): void {
+    const now = this.clock.now()
+    for (const node of res.nodes.values()) {
+      const heard = this.lastHeard.get(node.id)
+      if (heard === undefined) this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: node.lastHlc !== undefined ? Math.min(now, Math.max(this.startedAtMs, Number(node.lastHlc.slice(0, 15)))) : this.startedAtMs })
+      else if (node.lastHlc !== undefined && node.lastHlc !== heard.hlc) this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: now })
+    }
+  }
+
+  /**
+   * Evict members silent for `evictAfterMs` (§4.3). The live member with the
+   * smallest id does it, so a healthy cluster writes one record, not one per
+   * peer; the others step in after a second grace period if it does not.
+   */
+  private async evictTheDead (): Promise<void> {
+    if (!this.joined || this.failed !== undefined || this.stopped) return
+    const evictAfter = this.init.evictAfterMs ?? DEFAULTS.evictAfterMs
+    const res = this.resolution()
+    const alive = res.members.filter(id => id === this.self || this.liveness(id) === 'alive')
+    for (const id of res.members) {
+      if (id === this.self) continue
+      const age = this.heartbeatAge(id)
+      if (age < evictAfter) continue
+      const designated = alive[0] === this.self
+      if (!designated && age < 2 * evictAfter) continue
+      const view = res.nodes.get(id)!
+      this.writer.evict(id, view.lastSeq, this.clock.now())
+      this.log(`evicted ${id}: silent for ${Math.round(age / 1000)} s (--evict-after ${Math.round(evictAfter / 1000)} s), last seq ${view.lastSeq}`)
+      await this.durable().catch(() => {})
+    }
+  }
+
+  private updateAlerts (res: Resolution): void {
+    const next = new Map<string, Alert>()
+    const add = (alert: Alert): void => { next.set(alert.key, alert) }
+    const sample = this.lastSample
+    const own = res.nodes.get(this.self)
+    if (sample !== undefined && sample.availableBytes < this.floorBytes) {
+      add({ key: `pressure/${this.self}`, kind: 'MemoryPressure', node: this.self, message: `memory pressure on ${shortId(this.self)}: ${formatSize(sample.availableBytes)} available, under the floor of ${formatSize(this.floorBytes)} (${this.floorRule})`, setting: 'MEMGOSSIP_MINMEM_FREE / --floor' })
+    }
+    if (sample !== undefined && own !== undefined) {
+      const used = sample.totalBytes - sample.availableBytes
+      const unaccounted = used - own.committedBytes - (this.init.systemReservedBytes ?? 0) - this.floorBytes
+      if (unaccounted > Math.max(this.floorBytes, sample.totalBytes * 0.05)) {
+        add({ key: `unaccounted/${this.self}`, kind: 'UnaccountedUsage', node: this.self, message: `${formatSize(unaccounted)} in use on ${shortId(this.self)} outside any reservation (used ${formatSize(used)}, committed ${formatSize(own.committedBytes)})`, setting: '--system-reserved' })
+      }
+    }
+    for (const node of res.nodes.values()) {
+      if (!node.member) continue
+      if (node.allocatableBytes > 0 && node.committedBytes / node.allocatableBytes > DEFAULTS.alertCommittedRatio) {
+        add({ key: `committed/${node.id}`, kind: 'NodeCommittedHigh', node: node.id, message: `node ${shortId(node.id)} is ${((node.committedBytes / node.allocatableBytes) * 100).toFixed(1)}% committed (${formatSize(node.committedBytes)} of ${formatSize(node.allocatableBytes)})`, setting: '--allocatable / add memory' })
+      }
+      if (node.undersized) {
+        add({ key: `undersized/${node.id}`, kind: 'NodeUndersized', node: node.id, message: `node ${shortId(node.id)} has ${formatSize(node.allocatableBytes)} allocatable, the network needs ${formatSize(node.allNeedBytes)}: add memory or it will be evicted`, setting: '--allocatable / add memory' })
+      }
+    }
+    if (this.failed !== undefined) add({ key: `storage/${this.self}`, kind: 'StorageFailed', node: this.self, message: `data dir cannot be written: ${this.failed}`, setting: '--data-dir' })
+    for (const [key, alert] of next) {
+      const previous = this.activeAlerts.get(key)
+      if (previous === undefined || previous.message !== alert.message) this.raise(alert, previous !== undefined)
+    }
+    for (const [key, alert] of this.activeAlerts) {
+      if (!next.has(key)) {
+        this.emit('event', { type: 'alert', state: 'cleared', alert } satisfies AgentEvent)
+        this.log(`alert cleared: ${alert.message}`)
+      }
+    }
+    this.activeAlerts = next
+  }
+
+  private raise (alert: Alert, update = false): void {
+    this.activeAlerts.set(alert.key, alert)
+    this.emit('event', { type: 'alert', state: 'raised', alert } satisfies AgentEvent)
+    const now = this.clock.now()
+    const last = this.alertLoggedAt.get(alert.key)
+    // Rate-limited: a figure that wobbles must not flood the log.
+    if (last === undefined || (!update && now - last > DEFAULTS.alertLogIntervalMs) || now - last > DEFAULTS.alertLogIntervalMs) {
+      this.alertLoggedAt.set(alert.key, now)
+      this.log(`ALERT ${alert.kind}: ${alert.message} (setting: ${alert.setting})`)
+    }
+  }
+
+  private async maybeCompact (): Promise<void> {
+    const store = this.store
+    if (store === undefined || this.failed !== undefined || this.stopped) return
+    if (store.sizeBytes() < DEFAULTS.compactAfterBytes) return
+    const state = Y.encodeStateAsUpdate(this.doc)
+    if (store.sizeBytes() < 2 * state.length) return
+    try {
+      await this.durableTail
+      await store.compact(Y.encodeStateAsUpdate(this.doc))
+    } catch (error) {
+      this.log(`store: compaction failed (${(error as Error).message}); will retry`)
+    }
+  }
+
+  private schedule (fn: () => void, ms: number): void {
+    const handle = this.clock.setTimeout(() => {
+      const i = this.timers.indexOf(handle)
+      if (i >= 0) this.timers.splice(i, 1)
+      if (!this.stopped) fn()
+    }, ms)
+    this.timers.push(handle)
+  }
+
+  private every (fn: () => void, ms: number): void {
+    this.intervals.push(this.clock.setInterval(() => { if (!this.stopped) fn() }, ms))
+  }
+
+  private randomClientId (): number {
+    // Yjs client ids are uint32; 0 is avoided only for readability in dumps.
+    return 1 + Math.floor(this.random() * 0xfffffffe)
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * `memgossip agent`: everything a real host runs, wired from options — the
+ * system probe, the peer key and data dir, the cluster key, libp2p, the agent
+ * and its HTTP API. Tests start it in-process with a fake probe; the CLI starts
+ * it from flags.
+ *
+ * Safe defaults (DESIGN.md §6, §8): without a cluster key the agent listens on
+ * loopback only (like a protected mode) and says how to add a key; with one it
+ * listens on all interfaces. The API binds loopback, and refuses any other bind
+ * without a token.
+ */
+import './shim.ts'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { Agent, DEFAULTS, type AgentInit } from './agent.ts'
+import { startApi, splitHostPort, type ApiServer } from './api.ts'
+import { loadClusterKey } from './net/cluster-key.ts'
+import { loadOrCreatePeerKey } from './net/identity.ts'
+import { createLibp2pNetwork, type Libp2pNetwork } from './net/libp2p.ts'
+import { createFakeProbe, createSystemProbe } from './probe.ts'
+import type { MemoryProbe } from './types.ts'
+
+export const DEFAULT_P2P_PORT = 7646
+export const DEFAULT_API = '127.0.0.1:7647'
+export const DEFAULT_CLUSTER = 'default'
+/** Sync replies carry whole ledgers on join; gossip batches stay far below this. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+export interface DaemonOptions {
+  dataDir?: string
+  cluster?: string
+  /** libp2p listen multiaddrs (default: loopback without a key, all interfaces with one, port 7646). */
+  listen?: string[]
+  /** API `host:port` (default 127.0.0.1:7647). */
+  api?: string
+  apiTokenFile?: string
+  clusterKeyFile?: string
+  bootstrap?: string[]
+  mdns?: boolean
+  transport?: 'tcp' | 'memory'
+  /** Many agents on one host (tests, demos): loopback-friendly libp2p settings. */
+  localCluster?: boolean
+  allocatableCapBytes?: number
+  systemReservedBytes?: number
+  floor?: string
+  evictAfterMs?: number
+  heartbeatIntervalMs?: number
+  syncIntervalMs?: number
+  ackPeers?: number
+  labels?: Record<string, string>
+  maxMessageBytes?: number
+  /** A probe to use instead of the host's (tests, demos: `--fake-memory`). */
+  probe?: MemoryProbe
+  fsync?: boolean
+  log?: (line: string) => void
+}
+
+export interface Daemon {
+  agent: Agent
+  api: ApiServer
+  network: Libp2pNetwork
+  info: AgentInfo
+  stop: () => Promise<void>
+}
+
+/** What `<data-dir>/agent.json` holds, so scripts can bootstrap the next agent. */
+export interface AgentInfo {
+  peerId: string
+  multiaddrs: string[]
+  api: string
+  dataDir: string
+  cluster: string
+  clusterKey: boolean
+  pid: number
+}
+
+/** `$XDG_STATE_HOME/memgossip`, else `~/.local/state/memgossip`. */
+export function defaultDataDir (env: Record<string, string | undefined> = process.env): string {
+  const base = env.XDG_STATE_HOME !== undefined && env.XDG_STATE_HOME !== '' ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state')
+  return join(base, 'memgossip')
+}
+
+export function isLoopbackHost (host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+export class DaemonConfigError extends Error {
+  override readonly name = 'DaemonConfigError'
+}
+
+export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon> {
+  const log = options.log ?? ((line: string) => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) })
+  const dataDir = options.dataDir ?? defaultDataDir()
+  const cluster = options.cluster ?? DEFAULT_CLUSTER
+  const apiAddress = options.api ?? DEFAULT_API
+  const [apiHost] = splitHostPort(apiAddress)
+
+  let token: string | undefined
+  if (options.apiTokenFile !== undefined) {
+    token = (await readFile(options.apiTokenFile, 'utf8')).trim()
+    if (token.length < 16) throw new DaemonConfigError(`API token in ${options.apiTokenFile} is shorter than 16 characters`)
+  }
+  if (!isLoopbackHost(apiHost) && token === undefined) {
+    throw new DaemonConfigError(`refusing to bind the API to ${apiAddress} without a token: pass --api-token FILE (any non-loopback bind needs one)`)
+  }
+
+  let clusterKey: Uint8Array | undefined
+  if (options.clusterKeyFile !== undefined) {
+    const loaded = await loadClusterKey(options.clusterKeyFile)
+    clusterKey = loaded.key
+    if (loaded.warning !== undefined) log(`WARNING ${loaded.warning}`)
+  }
+  const transport = options.transport ?? 'tcp'
+  const listen = options.listen ?? (transport === 'memory'
+    ? undefined
+    : [clusterKey !== undefined ? `/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}` : `/ip4/127.0.0.1/tcp/${DEFAULT_P2P_PORT}`])
+  if (clusterKey === undefined) {
+    const exposed = (listen ?? []).filter(a => !/\/ip4\/127\.|\/ip6\/::1\/|\/memory\//.test(a))
+    if (exposed.length > 0) throw new DaemonConfigError(`refusing to listen on ${exposed.join(', ')} without a cluster key: run 'memgossip keygen > cluster.key' and pass --cluster-key cluster.key on every host`)
+  }
+
+  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  const privateKey = await loadOrCreatePeerKey(dataDir)
+  const network = await createLibp2pNetwork({
+    cluster,
+    privateKey,
+    listen,
+    bootstrap: options.bootstrap,
+    clusterKey,
+    transport,
+    mdns: options.mdns,
+    localCluster: options.localCluster,
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    log: (m) => log(`net: ${m}`)
+  })
+
+  const init: AgentInit = {
+    network,
+    probe: options.probe ?? createSystemProbe(),
+    cluster,
+    dataDir,
+    fsync: options.fsync,
+    floor: options.floor !== undefined ? { floor: options.floor } : undefined,
+    systemReservedBytes: options.systemReservedBytes,
+    allocatableCapBytes: options.allocatableCapBytes,
+    labels: options.labels,
+    expectsPeers: (options.bootstrap?.length ?? 0) > 0,
+    ackPeers: options.ackPeers,
+    evictAfterMs: options.evictAfterMs,
+    heartbeatIntervalMs: options.heartbeatIntervalMs,
+    syncIntervalMs: options.syncIntervalMs,
+    maxUpdateBytes: options.maxMessageBytes ?? DEFAULTS.maxUpdateBytes,
+    log
+  }
+  let agent: Agent
+  try {
+    agent = await Agent.start(init)
+  } catch (error) {
+    await network.stop().catch(() => {})
+    throw error
+  }
+  let api: ApiServer
+  try {
+    api = await startApi({ agent, listen: apiAddress, token, log })
+  } catch (error) {
+    await agent.stop()
+    throw new DaemonConfigError(`cannot serve the API on ${apiAddress}: ${(error as Error).message}`)
+  }
+
+  const info: AgentInfo = {
+    peerId: agent.self,
+    multiaddrs: network.addresses(),
+    api: api.url,
+    dataDir,
+    cluster,
+    clusterKey: clusterKey !== undefined,
+    pid: process.pid
+  }
+  const tmp = join(dataDir, 'agent.json.tmp')
+  await writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
+  await rename(tmp, join(dataDir, 'agent.json'))
+
+  log(`memgossip agent ${agent.self}`)
+  for (const address of info.multiaddrs) log(`  p2p   ${address}`)
+  log(`  api   ${api.url}${token !== undefined ? ' (bearer token required)' : ''}`)
+  log(`  data  ${dataDir}`)
+  log(`  allocatable ${agent.state().allocatableBytes} bytes (floor ${agent.floorBytes} bytes: ${agent.floorRule})`)
+  if (clusterKey === undefined) {
+    log("  no cluster key: listening on loopback only. To join hosts, run 'memgossip keygen > cluster.key', copy it to every host (mode 0600) and start each agent with --cluster-key cluster.key")
+  }
+
+  let stopping: Promise<void> | undefined
+  return {
+    agent,
+    api,
+    network,
+    info,
+    stop: async () => {
+      stopping ??= (async () => {
+        await api.close()
+        await agent.stop()
+      })()
+      await stopping
+    }
+  }
+}
+
+/** `--fake-memory TOTAL[:AVAILABLE]` for demos and end-to-end tests on one host. */
+export function fakeProbeFromText (total: number, available?: number): MemoryProbe {
+  return createFakeProbe({ totalBytes: total, availableBytes: available ?? total })
+}

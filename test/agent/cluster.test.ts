@@ -1,0 +1,114 @@
+/**
+ * Integration: real agents, real libp2p over TCP on 127.0.0.1, real data dirs
+ * and HTTP; fake memory probes only.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { api, converged, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
+
+let agents: TestAgent[] = []
+afterEach(async () => { await stopAll(agents); agents = [] })
+
+describe('a five-agent cluster', () => {
+  it('converges to one capacity map and one verdict digest', async () => {
+    agents = await startCluster(5)
+    await waitFor('all five members on every agent', () => agents.every(a => a.daemon.agent.resolution().members.length === 5))
+    await waitFor('identical digests', () => converged(agents))
+    const { body } = await api(agents[3], '/v1/nodes')
+    expect(body.nodes).toHaveLength(5)
+    for (const n of body.nodes) expect(n).toMatchObject({ member: true, state: 'active', totalBytes: 16 * GiB })
+    // A reservation made on one agent appears, with the same verdict, on all.
+    const made = await api(agents[2], '/v1/reservations', { body: { id: 'web-1', size: '3GiB' } })
+    expect(made.status).toBe(201)
+    expect(made.body.verdict).toMatchObject({ id: 'web-1', status: 'admitted', bytes: 3 * GiB })
+    await waitFor('web-1 everywhere', () => agents.every(a => a.daemon.agent.verdict('web-1')?.status === 'admitted'))
+    await waitFor('web-1 final everywhere', () => agents.every(a => a.daemon.agent.verdict('web-1')?.final === true))
+    expect(converged(agents)).toBe(true)
+  })
+
+  it('resolves the y/z race made on two different agents identically on all five', async () => {
+    agents = await startCluster(5)
+    await waitFor('members', () => agents.every(a => a.daemon.agent.resolution().members.length === 5) && converged(agents))
+    const target = agents[0].daemon.agent.self
+    // Both fit alone on a 16 GiB node with 2 GiB floor... use most of it: y + z do not fit together.
+    const allocatable = agents[0].daemon.agent.resolution().nodes.get(target)!.allocatableBytes
+    const y = Math.floor(allocatable * 0.6)
+    const z = Math.floor(allocatable * 0.5)
+    const [ry, rz] = await Promise.all([
+      api(agents[1], '/v1/reservations', { body: { id: 'y', bytes: y, placement: `node:${target}` } }),
+      api(agents[4], '/v1/reservations', { body: { id: 'z', bytes: z, placement: `node:${target}` } })
+    ])
+    // Each may be admitted locally (or refused if the other arrived first): never both in the end.
+    expect([ry.status, rz.status].every(s => s === 201 || s === 409)).toBe(true)
+    await waitFor('one digest', () => converged(agents) && agents.every(a => a.daemon.agent.verdict('y') !== undefined || ry.status === 409))
+    const statuses = agents.map(a => [a.daemon.agent.verdict('y')?.status, a.daemon.agent.verdict('z')?.status].join('/'))
+    expect(new Set(statuses).size).toBe(1)
+    const admitted = [agents[0].daemon.agent.verdict('y'), agents[0].daemon.agent.verdict('z')].filter(v => v?.status === 'admitted')
+    expect(admitted).toHaveLength(1)
+    const loser = [agents[0].daemon.agent.verdict('y'), agents[0].daemon.agent.verdict('z')].find(v => v !== undefined && v.status === 'rejected')
+    if (loser !== undefined) expect(loser.code).toBe('LostConcurrentConflict')
+  })
+
+  it('heals a partition with conflicting reservations on both sides, with no operator action', async () => {
+    agents = await startCluster(4)
+    await waitFor('members', () => agents.every(a => a.daemon.agent.resolution().members.length === 4) && converged(agents))
+    const left = agents.slice(0, 2)
+    const right = agents.slice(2)
+    const ids = (group: TestAgent[]): string[] => group.map(a => a.daemon.agent.self)
+    await Promise.all([
+      ...left.map(async a => { await a.daemon.network.block(ids(right)) }),
+      ...right.map(async a => { await a.daemon.network.block(ids(left)) })
+    ])
+    await waitFor('cut', () => left.every(a => a.daemon.network.peers().every(p => !ids(right).includes(p))))
+    const target = agents[0].daemon.agent.self
+    const allocatable = agents[0].daemon.agent.resolution().nodes.get(target)!.allocatableBytes
+    const a = await api(left[1], '/v1/reservations', { body: { id: 'left-big', bytes: Math.floor(allocatable * 0.7), placement: `node:${target}` } })
+    const b = await api(right[0], '/v1/reservations', { body: { id: 'right-big', bytes: Math.floor(allocatable * 0.7), placement: `node:${target}` } })
+    expect([a.status, b.status]).toEqual([201, 201]) // each side admits its own
+    expect(converged(agents)).toBe(false)
+    await Promise.all(agents.map(async x => { await x.daemon.network.unblock() }))
+    const healMs = await waitFor('one digest after heal', () => converged(agents) && agents.every(x => x.daemon.agent.verdict('left-big') !== undefined && x.daemon.agent.verdict('right-big') !== undefined), 30_000)
+    const v = agents.map(x => [x.daemon.agent.verdict('left-big')!.status, x.daemon.agent.verdict('right-big')!.status].join('/'))
+    expect(new Set(v).size).toBe(1)
+    expect(v[0].split('/').sort()).toEqual(['admitted', 'rejected'])
+    console.log(`partition healed to one digest in ${healMs} ms after links returned`)
+  })
+})
+
+describe('one agent', () => {
+  it('restarted from its data dir keeps its peer id and every acknowledged reservation', async () => {
+    const first = await startAgent({ totalBytes: 64 * GiB })
+    agents = [first]
+    const acked: string[] = []
+    for (let i = 0; i < 20; i++) {
+      const r = await api(first, '/v1/reservations', { body: { id: `job-${i}`, size: '1GiB' } })
+      if (r.status === 201) acked.push(`job-${i}`)
+    }
+    expect(acked).toHaveLength(20)
+    const id = first.daemon.agent.self
+    const digest = first.daemon.agent.resolution().digest
+    await first.daemon.stop()
+    const again = await startAgent({ dataDir: first.dataDir, totalBytes: 64 * GiB })
+    agents = [again]
+    expect(again.daemon.agent.self).toBe(id)
+    for (const rid of acked) expect(again.daemon.agent.verdict(rid)?.status).toBe('admitted')
+    expect(again.daemon.agent.resolution().digest).toBe(digest)
+    // It keeps writing after the restart: its stream continues, nothing is refused as a duplicate.
+    expect((await api(again, '/v1/reservations', { body: { id: 'after-restart', size: '1GiB' } })).status).toBe(201)
+  })
+
+  it('drops and counts a corrupt or oversized update and keeps serving', async () => {
+    agents = await startCluster(2)
+    await waitFor('joined', () => converged(agents) && agents[1].daemon.agent.resolution().members.length === 2)
+    const victim = agents[0].daemon.agent
+    const before = { ...victim.metrics }
+    // Straight through the network's gossip path of the other agent.
+    await agents[1].daemon.network.publish(new Uint8Array([0x01, 0x05, 0xff, 0xff, 0xff, 0xff, 0xff]))
+    await agents[1].daemon.network.publish(new Uint8Array([0x01, 0x03, 0x00, 0x01, 0x02]))
+    await waitFor('counted', () => victim.metrics.droppedInvalid >= before.droppedInvalid + 2, 10_000)
+    const health = await api(agents[0], '/healthz')
+    expect(health.status).toBe(200)
+    const metrics = await api(agents[0], '/metrics')
+    expect(metrics.body).toMatch(/memgossip_dropped_total\{reason="invalid"\} [1-9]/)
+    expect((await api(agents[0], '/v1/reservations', { body: { id: 'still-works', size: '1GiB' } })).status).toBe(201)
+  })
+})
