@@ -58,7 +58,15 @@ export const DEFAULTS = {
   /** Wait this long for `--ack peers:K`. */
   ackTimeoutMs: 10_000,
   /** Re-log an unchanged alert at most this often. */
-  alertLogIntervalMs: 5 * 60_000
+  alertLogIntervalMs: 5 * 60_000,
+  /**
+   * Per-peer gossip budget: a token bucket of messages and bytes. A healthy
+   * peer sends one batch per burst of writes; a flooding one is cut to this rate
+   * (the excess is dropped and counted) so it cannot starve the others, and
+   * anything legitimate it sent still arrives by anti-entropy sync.
+   */
+  gossipMessagesPerSecond: 200,
+  gossipBytesPerSecond: 8 * 1024 * 1024
 } as const
 
 /** The ledger's own root types; an update that creates any other root is refused. */
@@ -145,6 +153,9 @@ export interface AgentMetrics {
   syncFailures: number
   droppedOversized: number
   droppedInvalid: number
+  droppedThrottled: number
+  /** Peer updates that changed nothing here (already held): gossip amplification. */
+  redundantUpdates: number
   resolutions: number
 }
 
@@ -159,7 +170,7 @@ const systemClock: Clock = {
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
   readonly doc: Y.Doc
-  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, resolutions: 0 }
+  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, resolutions: 0 }
   readonly network: Network
   floorBytes = 0
   floorRule = ''
@@ -192,6 +203,8 @@ export class Agent extends EventEmitter {
   private readonly alertLoggedAt = new Map<string, number>()
   private readonly startedAtMs: number
   private syncing = new Set<PeerIdStr>()
+  /** Remote transactions that changed the document (Yjs emits no update for a no-op). */
+  private remoteChanges = 0
 
   private constructor (init: AgentInit) {
     super()
@@ -437,6 +450,7 @@ export class Agent extends EventEmitter {
         (error: unknown) => { this.fail(`durable append failed: ${(error as Error).message}`) }
       )
     } else if (origin === ORIGIN_REMOTE) {
+      this.remoteChanges++
       void this.store?.append(update, { durable: false }).catch((error: unknown) => {
         this.log(`store: could not persist a peer's update (${(error as Error).message}); sync will bring it back`)
       })
@@ -537,6 +551,17 @@ export class Agent extends EventEmitter {
 
   private onGossip (from: PeerIdStr, data: Uint8Array): void {
     this.metrics.bytesIn += data.length
+    const maxBytes = this.init.maxUpdateBytes ?? DEFAULTS.maxUpdateBytes
+    // Size first: an oversized message is the peer's fault whatever its budget.
+    if (data.length > maxBytes + 16) {
+      this.drop(from, 'oversized', `gossip message of ${data.length} bytes exceeds ${maxBytes}`)
+      return
+    }
+    if (!this.admitGossip(from, data.length)) {
+      this.metrics.droppedThrottled++
+      this.drop(from, 'throttled', `peer exceeds ${DEFAULTS.gossipMessagesPerSecond} messages or ${formatSize(DEFAULTS.gossipBytesPerSecond)} per second`)
+      return
+    }
     let message
     try {
       message = decodeMessage(data)
@@ -581,8 +606,10 @@ export class Agent extends EventEmitter {
         return false
       }
     }
+    const changesBefore = this.remoteChanges
     try {
       Y.applyUpdate(this.doc, update, ORIGIN_REMOTE)
+      if (this.remoteChanges === changesBefore) this.metrics.redundantUpdates++
     } catch (error) {
       this.drop(from, 'invalid', `update failed to apply (${(error as Error).message})`)
       return false
@@ -592,10 +619,33 @@ export class Agent extends EventEmitter {
     return true
   }
 
+  private readonly buckets = new Map<PeerIdStr, { messages: number, bytes: number, atMs: number }>()
+  /** Token bucket per peer (one second of burst), refilled by elapsed time. */
+  private admitGossip (from: PeerIdStr, size: number): boolean {
+    const now = this.clock.now()
+    const rate = DEFAULTS.gossipMessagesPerSecond
+    // The burst must hold the largest legal update, or it could never arrive by gossip.
+    const byteRate = Math.max(DEFAULTS.gossipBytesPerSecond, (this.init.maxUpdateBytes ?? DEFAULTS.maxUpdateBytes) + 16)
+    let bucket = this.buckets.get(from)
+    if (bucket === undefined) {
+      if (this.buckets.size > 10_000) this.buckets.clear()
+      bucket = { messages: rate, bytes: byteRate, atMs: now }
+      this.buckets.set(from, bucket)
+    }
+    const elapsed = Math.max(0, now - bucket.atMs) / 1000
+    bucket.messages = Math.min(rate, bucket.messages + elapsed * rate)
+    bucket.bytes = Math.min(byteRate, bucket.bytes + elapsed * byteRate)
+    bucket.atMs = now
+    if (bucket.messages < 1 || bucket.bytes < size) return false
+    bucket.messages -= 1
+    bucket.bytes -= size
+    return true
+  }
+
   private readonly droppedLogged = new Set<string>()
-  private drop (from: PeerIdStr, kind: 'invalid' | 'oversized', reason: string): void {
+  private drop (from: PeerIdStr, kind: 'invalid' | 'oversized' | 'throttled', reason: string): void {
     if (kind === 'oversized') this.metrics.droppedOversized++
-    else this.metrics.droppedInvalid++
+    else if (kind === 'invalid') this.metrics.droppedInvalid++
     // Logged once per peer and kind: a flooding peer must not flood the log.
     const key = `${from}/${kind}`
     if (!this.droppedLogged.has(key) && this.droppedLogged.size < 10_000) {

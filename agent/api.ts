@@ -396,6 +396,8 @@ function metricsText (agent: Agent, requests: { total: number, errors4xx: number
   metric('memgossip_sync_failures_total', 'counter', 'Failed anti-entropy exchanges.', m.syncFailures)
   metric('memgossip_dropped_total', 'counter', 'Peer input dropped, by reason.', m.droppedOversized, '{reason="oversized"}')
   metric('memgossip_dropped_total', 'counter', 'Peer input dropped, by reason.', m.droppedInvalid, '{reason="invalid"}')
+  metric('memgossip_dropped_total', 'counter', 'Peer input dropped, by reason.', m.droppedThrottled, '{reason="throttled"}')
+  metric('memgossip_redundant_updates_total', 'counter', 'Peer updates that brought nothing new (gossip amplification).', m.redundantUpdates)
   for (const [status, count] of Object.entries(res.counts)) metric('memgossip_verdicts', 'gauge', 'Verdicts by status.', count, `{status="${status}"}`)
   metric('memgossip_verdicts_pending', 'gauge', 'Verdicts not yet final.', res.pending)
   metric('memgossip_ledger_issues', 'gauge', 'Ledger entries refused by validation (other than reservations).', res.issues.length)

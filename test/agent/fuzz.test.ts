@@ -123,7 +123,7 @@ describe('gossip payloads into a running agent', () => {
 
   it('oversized updates are dropped and counted', () => {
     const before = agent.metrics.droppedOversized
-    net.handlers.onGossip('12D3KooWpeer', encodeMessage({ type: MSG_GOSSIP, update: new Uint8Array(17 * 1024 * 1024) }))
+    net.handlers.onGossip('12D3KooWbig', encodeMessage({ type: MSG_GOSSIP, update: new Uint8Array(17 * 1024 * 1024) }))
     expect(agent.metrics.droppedOversized).toBe(before + 1)
   })
 
@@ -150,6 +150,26 @@ describe('gossip payloads into a running agent', () => {
       const reply = decodeMessage(await net.handlers.onRequest('12D3KooWpeer', encodeMessage({ type: MSG_SYNC_REQUEST, stateVector: sv })))
       expect([0x11, 0x1f]).toContain(reply.type)
     }), { seed: SEED, numRuns: RUNS })
+  })
+})
+
+describe('a peer flooding gossip', () => {
+  it('is throttled to its budget while another peer still gets through', () => {
+    const flood = encodeMessage({ type: MSG_GOSSIP, update: peerUpdate([['nodes', 'x', 1]]) })
+    const before = agent.metrics.droppedThrottled
+    const started = Date.now()
+    for (let i = 0; i < 2000; i++) net.handlers.onGossip('12D3KooWflooder', flood)
+    const elapsedS = (Date.now() - started) / 1000
+    const throttled = agent.metrics.droppedThrottled - before
+    // A one-second burst of 200, plus what refilled while the loop ran.
+    expect(throttled).toBeGreaterThanOrEqual(2000 - 200 - Math.ceil(elapsedS * 200) - 1)
+    expect(throttled).toBeGreaterThan(1500)
+    // Another peer's legitimate write is applied at once.
+    const other = new Y.Doc()
+    new LedgerWriter(other, '12D3KooWhonest').heartbeat({ totalBytes: GiB, floorBytes: 0, allocatableBytes: GiB, availableBytes: GiB, usedBytes: 0 }, Date.now())
+    net.handlers.onGossip('12D3KooWhonest', encodeMessage({ type: MSG_GOSSIP, update: Y.encodeStateAsUpdate(other) }))
+    expect(agent.resolution().nodes.get('12D3KooWhonest')?.heartbeat).toBeDefined()
+    expect(agent.metrics.droppedThrottled - before).toBe(throttled)
   })
 })
 
