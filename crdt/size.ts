@@ -72,9 +72,10 @@ export function parseSize (text: string): number {
     throw new SizeError(text, `malformed size '${text}'; ${ACCEPTED_SIZE_FORMS}`)
   }
   const [, whole, fraction = '', unit] = match
-  const multiplier = MULTIPLIERS[unit]
+  // Own properties only: 'toString' is not a unit (found by the size fuzzer).
+  const multiplier = Object.hasOwn(MULTIPLIERS, unit) ? MULTIPLIERS[unit] : undefined
   if (multiplier === undefined) {
-    const hint = HINTS[unit]
+    const hint = Object.hasOwn(HINTS, unit) ? HINTS[unit] : undefined
     throw new SizeError(text, `unknown unit '${unit}' in '${text}'${hint !== undefined ? ` (${hint})` : ''}; ${ACCEPTED_SIZE_FORMS}`)
   }
   // Exact decimal arithmetic: 1.5GB is 1500000000 bytes, 1.3KiB is 1331.2 and refused.

@@ -50,6 +50,8 @@ describe('parseSize refuses', () => {
     ['GiB', /malformed/],
     ['1..5GiB', /malformed/],
     ['0x10', /malformed size/],
+    ['0toString', /unknown unit 'toString'/],
+    ['1constructor', /unknown unit 'constructor'/],
     ['99999999PiB', /too large/]
   ])('%j with a message naming the problem and the accepted forms', (text, message) => {
     let error: unknown
