@@ -9,22 +9,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { LedgerStore, LOG_FILE, META_FILE, readMeta, SNAPSHOT_FILE, writeMeta } from '../../agent/store.ts'
 import type { LedgerStoreInit } from '../../agent/store.ts'
+import { seededRandom } from '../../simulations/random.ts'
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const MAGIC_BYTES = 4
 const HEADER_BYTES = 8
 
-/** Small seeded generator (mulberry32), so a failing run can be replayed from its seed. */
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Small seeded generator, so a failing run can be replayed from its seed. */
+const rng = seededRandom
 
 function testSeed (): number {
   const fromEnv = Number(process.env.MEMGOSSIP_TEST_SEED)
