@@ -68,7 +68,8 @@ function bestFit (a: PlacementNode, b: PlacementNode): number {
  */
 export class HeadroomIndex {
   private readonly sorted: PlacementNode[] = []
-  /** The headroom each node was filed under, to find it again after it changed. */
+  /** Headroom each node was filed under, parallel to `sorted` (no Map lookups in the search). */
+  private readonly rooms: number[] = []
   private readonly filed = new Map<NodeId, number>()
 
   get size (): number {
@@ -82,36 +83,43 @@ export class HeadroomIndex {
   /** Re-file `node` after its headroom or schedulability changed. */
   update (node: PlacementNode): void {
     const old = this.filed.get(node.id)
+    const room = isSchedulable(node) ? headroom(node) : undefined
+    if (old !== undefined && old === room) return
     if (old !== undefined) {
-      this.sorted.splice(this.position(old, node.id), 1)
+      const at = this.position(old, node.id)
+      this.sorted.splice(at, 1)
+      this.rooms.splice(at, 1)
       this.filed.delete(node.id)
     }
-    if (!isSchedulable(node)) return
-    const room = headroom(node)
-    this.sorted.splice(this.position(room, node.id), 0, node)
+    if (room === undefined) return
+    const at = this.position(room, node.id)
+    this.sorted.splice(at, 0, node)
+    this.rooms.splice(at, 0, room)
     this.filed.set(node.id, room)
   }
 
   /** Index of the first node with headroom ≥ bytes (size when none). */
   lowerBound (bytes: number): number {
+    const rooms = this.rooms
     let lo = 0
-    let hi = this.sorted.length
+    let hi = rooms.length
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      if (headroom(this.sorted[mid]) < bytes) lo = mid + 1
+      if (rooms[mid] < bytes) lo = mid + 1
       else hi = mid
     }
     return lo
   }
 
   private position (room: number, id: NodeId): number {
+    const rooms = this.rooms
+    const sorted = this.sorted
     let lo = 0
-    let hi = this.sorted.length
+    let hi = rooms.length
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      const m = this.sorted[mid]
-      const mRoom = this.filed.get(m.id)!
-      if (mRoom < room || (mRoom === room && m.id < id)) lo = mid + 1
+      const r = rooms[mid]
+      if (r < room || (r === room && sorted[mid].id < id)) lo = mid + 1
       else hi = mid
     }
     return lo

@@ -338,7 +338,9 @@ export function ledgerMaps (doc: Y.Doc): LedgerMaps {
 }
 
 function mapToRecord (map: Y.Map<unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
+  // Null prototype: a peer may name a key `__proto__`, which on a plain object
+  // would replace the prototype instead of adding an entry.
+  const out: Record<string, unknown> = Object.create(null)
   // Values are plain JSON (ContentAny); a peer could still put a shared type
   // there, which we hand on as its JSON form so validation can refuse it.
   for (const [key, value] of map.entries()) {

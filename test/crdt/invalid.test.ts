@@ -54,6 +54,16 @@ describe('malformed entries injected straight into the Y.Doc', () => {
     expect(res.nodes.get(A)!.allocatableBytes).toBe(8 * GiB)
   })
 
+  it('a key named __proto__ is an ordinary (invalid) entry, not a prototype', () => {
+    const l = new TestLedger({ [A]: 8 * GiB })
+    l.doc.getMap('reservations').set('__proto__', { [`evil@${A}`]: { id: 'evil', bytes: GiB, placement: { kind: 'any' }, priority: 0, hlc, creator: A, seq: 99 } })
+    l.doc.getMap('capacity').set('__proto__', { x: 1 })
+    const res = resolve(l.doc)
+    expect(res.verdicts.has('evil')).toBe(false)
+    expect(res.verdicts.get('__proto__')).toMatchObject({ status: 'invalid' })
+    expect(res.issues.some(i => i.map === 'capacity' && i.key === '__proto__')).toBe(true)
+  })
+
   it('a node cannot write the same reservation twice (entries are write-once)', () => {
     const l = new TestLedger({ [A]: 8 * GiB })
     l.reserve(A, 'once', GiB)
