@@ -16,7 +16,7 @@
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
-  computeRent, fit, formatSize, LedgerWriter, resolve, shortId,
+  computeRent, entryKey, fit, formatSize, LedgerWriter, ledgerMaps, resolve, shortId,
   type FitAnswer, type Placement, type RentBill, type Resolution, type Verdict, type NodeView
 } from '../crdt/index.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
@@ -74,6 +74,8 @@ const LEDGER_ROOTS = new Set(['nodes', 'reservations', 'releases', 'capacity', '
 const ORIGIN_LOCAL = Symbol('memgossip-local')
 const ORIGIN_REMOTE = Symbol('memgossip-remote')
 const ORIGIN_RESTORE = Symbol('memgossip-restore')
+/** Takes a refused (not durable) local write back out of memory; never persisted or shared. */
+const ORIGIN_ROLLBACK = Symbol('memgossip-rollback')
 
 export type Liveness = 'alive' | 'suspect' | 'dead' | 'self'
 
@@ -397,7 +399,7 @@ export class Agent extends EventEmitter {
     if (!answer.fits) return { written: false, answer }
     const before = Y.encodeStateVector(this.doc)
     this.writer.reserve({ id: request.id, bytes: request.bytes, placement: request.placement, priority: request.priority, labels: request.labels }, this.clock.now())
-    await this.durable()
+    await this.durableOrRollback('reservations', entryKey(request.id, this.self))
     let ackedPeers: number | undefined
     if ((this.init.ackPeers ?? 0) > 0) ackedPeers = await this.waitForPeers(this.init.ackPeers!, before)
     return { written: true, verdict: this.verdict(request.id), answer, ackedPeers }
@@ -407,8 +409,8 @@ export class Agent extends EventEmitter {
     this.assertWritable()
     const existing = this.resolution().verdicts.get(id)
     if (existing === undefined) throw new NotFoundError(`no reservation '${id}'`)
-    this.writer.release(id, this.clock.now())
-    await this.durable()
+    if (this.writer.release(id, this.clock.now())) await this.durableOrRollback('releases', entryKey(id, this.self))
+    else await this.durable()
     return this.resolution().verdicts.get(id)!
   }
 
@@ -419,7 +421,7 @@ export class Agent extends EventEmitter {
     if (view === undefined || !view.member) throw new NotFoundError(`no member '${node}'`)
     if (node === this.self) throw new BadRequestError('node', 'an agent cannot evict itself; stop it and evict it from another peer')
     this.writer.evict(node, view.lastSeq, this.clock.now())
-    await this.durable()
+    await this.durableOrRollback('membership', `evict/${node}/${this.self}`)
     this.log(`evicted ${node} at its seq ${view.lastSeq} (operator)`)
     return { node, lastSeq: view.lastSeq }
   }
@@ -461,6 +463,35 @@ export class Agent extends EventEmitter {
   private async durable (): Promise<void> {
     await this.durableTail
     if (this.failed !== undefined) throw new UnavailableError(`write not durable: ${this.failed}`)
+  }
+
+  /**
+   * `durable()` for a client's write: when it is refused (disk failure), the
+   * entry is taken back out of memory as well, so reads never show a write the
+   * client got a 503 for and a restart would not bring back. It was never
+   * shared: a failed agent neither gossips nor serves its own stream.
+   */
+  private async durableOrRollback (map: 'reservations' | 'releases' | 'membership', key: string): Promise<void> {
+    try {
+      await this.durable()
+    } catch (error) {
+      if (!this.stopped) this.doc.transact(() => { ledgerMaps(this.doc)[map].delete(key) }, ORIGIN_ROLLBACK)
+      throw error
+    }
+  }
+
+  /**
+   * Resolves once every local write is durable, including writes made while
+   * waiting: awaiting `durableTail` once would return as soon as the older
+   * writes are, with newer ones still in memory only. The caller must encode
+   * synchronously after it.
+   */
+  private async settled (): Promise<void> {
+    let tail: Promise<void>
+    do {
+      tail = this.durableTail
+      await tail
+    } while (tail !== this.durableTail)
   }
 
   private fail (reason: string): void {
@@ -664,7 +695,7 @@ export class Agent extends EventEmitter {
       return encodeMessage({ type: MSG_ERROR, reason: 'malformed request' })
     }
     // Never serve our own stream beyond what is durable (§7).
-    await this.durableTail
+    await this.settled()
     if (this.failed !== undefined) return encodeMessage({ type: MSG_ERROR, reason: 'peer is read-only' })
     switch (message.type) {
       case MSG_SYNC_REQUEST: {
@@ -711,7 +742,7 @@ export class Agent extends EventEmitter {
       if (!this.applyRemote(peer, reply.update)) return false
       this.notePeerClock(peer, reply.stateVector)
       if (this.failed === undefined) {
-        await this.durableTail
+        await this.settled()
         const missing = Y.encodeStateAsUpdate(this.doc, reply.stateVector)
         // An empty update is 2 bytes (no structs, empty delete set).
         if (missing.length > 2) {

@@ -24,6 +24,20 @@ export const DEFAULT_MAX_BODY_BYTES = 64 * 1024
 /** SSE keep-alive comment interval, so proxies keep the stream open. */
 const SSE_KEEPALIVE_MS = 15_000
 const MAX_LABELS = 32
+/** The fixed paths and their methods, for 405 answers (`/v1/reservations/:id` is GET, DELETE). */
+const ROUTE_METHODS: ReadonlyMap<string, string[]> = new Map([
+  ['/healthz', ['GET']],
+  ['/metrics', ['GET']],
+  ['/v1/state', ['GET']],
+  ['/v1/nodes', ['GET']],
+  ['/v1/capacity', ['GET']],
+  ['/v1/alerts', ['GET']],
+  ['/v1/events', ['GET']],
+  ['/v1/rent', ['GET']],
+  ['/v1/fit', ['POST']],
+  ['/v1/evict', ['POST']],
+  ['/v1/reservations', ['GET', 'POST']]
+])
 
 export interface ApiInit {
   agent: Agent
@@ -176,7 +190,14 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
         return send(res, 200, verdictJson(v))
       }
       if (method === 'DELETE') return send(res, 200, verdictJson(await agent.release(id)))
+      res.setHeader('Allow', 'GET, DELETE')
       throw new HttpError(405, 'MethodNotAllowed', `${method} is not allowed on ${path}`)
+    }
+    // A known path asked with another method is 405 with Allow, not "no route".
+    const allowed = ROUTE_METHODS.get(path)
+    if (allowed !== undefined) {
+      res.setHeader('Allow', allowed.join(', '))
+      throw new HttpError(405, 'MethodNotAllowed', `${method} is not allowed on ${path}; use ${allowed.join(' or ')}`)
     }
     throw new HttpError(404, 'NotFound', `no route ${method} ${path}`)
   }

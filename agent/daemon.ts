@@ -10,7 +10,8 @@
  * without a token.
  */
 import './shim.ts'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { connect, createServer, type Server } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, DEFAULTS, type AgentInit } from './agent.ts'
@@ -121,19 +122,27 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
   }
 
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  const privateKey = await loadOrCreatePeerKey(dataDir)
-  const network = await createLibp2pNetwork({
-    cluster,
-    privateKey,
-    listen,
-    bootstrap: options.bootstrap,
-    clusterKey,
-    transport,
-    mdns: options.mdns,
-    localCluster: options.localCluster,
-    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-    log: (m) => log(`net: ${m}`)
-  })
+  const lock = await lockDataDir(dataDir, log)
+  const unlock = async (): Promise<void> => { await new Promise<void>(resolve => { if (lock === undefined) resolve(); else lock.close(() => resolve()) }) }
+  let network: Libp2pNetwork
+  try {
+    const privateKey = await loadOrCreatePeerKey(dataDir)
+    network = await createLibp2pNetwork({
+      cluster,
+      privateKey,
+      listen,
+      bootstrap: options.bootstrap,
+      clusterKey,
+      transport,
+      mdns: options.mdns,
+      localCluster: options.localCluster,
+      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      log: (m) => log(`net: ${m}`)
+    })
+  } catch (error) {
+    await unlock()
+    throw error
+  }
 
   const init: AgentInit = {
     network,
@@ -158,6 +167,12 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
     agent = await Agent.start(init)
   } catch (error) {
     await network.stop().catch(() => {})
+    await unlock()
+    // A taken or foreign p2p port is an operator's config error, not a crash: say which, without libp2p's stack.
+    if ((error as Error).name === 'UnsupportedListenAddressesError') {
+      const message = (error as Error).message
+      throw new DaemonConfigError(`cannot listen on ${(listen ?? []).join(', ')}: ${/listen (E[A-Z]+[^\n]*)/.exec(message)?.[1] ?? message.split('\n')[0]}`)
+    }
     throw error
   }
   let api: ApiServer
@@ -165,6 +180,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
     api = await startApi({ agent, listen: apiAddress, token, log })
   } catch (error) {
     await agent.stop()
+    await unlock()
     throw new DaemonConfigError(`cannot serve the API on ${apiAddress}: ${(error as Error).message}`)
   }
 
@@ -200,10 +216,54 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
       stopping ??= (async () => {
         await api.close()
         await agent.stop()
+        await unlock()
       })()
       await stopping
     }
   }
+}
+
+/** A Unix socket in the data dir, listening while an agent uses the dir. */
+const LOCK_SOCKET = 'agent.sock'
+/** sun_path holds 108 bytes on Linux, 104 on macOS. */
+const MAX_SOCKET_PATH_BYTES = 100
+
+/**
+ * One agent per data dir: two would share one peer id and one Yjs client id,
+ * write different entries under the same clocks (peers then diverge for good)
+ * and interleave appends to one ledger. The lock is a listening Unix socket,
+ * so the kernel releases it when the agent dies, even by kill -9: a live owner
+ * accepts a connection, a crashed one's leftover socket refuses it and is
+ * replaced. Skipped (with a warning) where a socket path cannot hold the dir.
+ */
+async function lockDataDir (dataDir: string, log: (line: string) => void): Promise<Server | undefined> {
+  const path = join(dataDir, LOCK_SOCKET)
+  if (process.platform === 'win32' || Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    log(`WARNING no single-instance lock on ${dataDir} (path too long for a socket): make sure no other agent uses it`)
+    return undefined
+  }
+  const listen = async (): Promise<Server> => await new Promise((resolve, reject) => {
+    const server = createServer(socket => { socket.destroy() })
+    server.once('error', reject)
+    server.listen(path, () => {
+      server.off('error', reject)
+      server.unref()
+      resolve(server)
+    })
+  })
+  try {
+    return await listen()
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error
+  }
+  const alive = await new Promise<boolean>(resolve => {
+    const probe = connect(path)
+    probe.once('connect', () => { probe.destroy(); resolve(true) })
+    probe.once('error', () => { resolve(false) })
+  })
+  if (alive) throw new DaemonConfigError(`data dir ${dataDir} is in use by another running agent: stop it first (two agents on one data dir share one identity and corrupt the ledger)`)
+  await rm(path, { force: true })
+  return await listen()
 }
 
 /** `--fake-memory TOTAL[:AVAILABLE]` for demos and end-to-end tests on one host. */

@@ -34,7 +34,10 @@ export function parseDuration (text: string, flag: string): number {
   if (m === null) throw new UsageError(`${flag}: '${text}' is not a duration (e.g. 500ms, 30s, 10m, 2h)`)
   const n = Number(m[1])
   const unit = m[2] ?? 'ms'
-  return Math.round(n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000))
+  const ms = Math.round(n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000))
+  // 0 is never meant: --evict-after 0 would evict every other member at once.
+  if (ms <= 0) throw new UsageError(`${flag}: '${text}' must be longer than 0`)
+  return ms
 }
 
 export function sizeFlag (text: string, flag: string): number {
