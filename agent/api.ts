@@ -23,6 +23,8 @@ import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, Unavail
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024
 /** SSE keep-alive comment interval, so proxies keep the stream open. */
 const SSE_KEEPALIVE_MS = 15_000
+/** An event-stream client this far behind is disconnected (it can reconnect and re-read state). */
+const SSE_MAX_BUFFERED_BYTES = 1024 * 1024
 const MAX_LABELS = 32
 /** The fixed paths and their methods, for 405 answers (`/v1/reservations/:id` is GET, DELETE). */
 const ROUTE_METHODS: ReadonlyMap<string, string[]> = new Map([
@@ -205,7 +207,14 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
   function streamEvents (req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
     res.write(`event: hello\ndata: ${JSON.stringify({ self: agent.self, alerts: agent.alerts(), verdictsDigest: agent.resolution().digest })}\n\n`)
-    const onEvent = (event: AgentEvent): void => { res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`) }
+    const onEvent = (event: AgentEvent): void => {
+      // A client that does not read must not make the agent buffer without bound.
+      if (res.writableLength > SSE_MAX_BUFFERED_BYTES) {
+        res.destroy()
+        return
+      }
+      res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`)
+    }
     agent.on('event', onEvent)
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), SSE_KEEPALIVE_MS)
     const close = (): void => {
@@ -241,7 +250,8 @@ function sha256 (text: string): Buffer {
 /** Constant-time: compare digests of equal length, never the raw strings. */
 function authorized (req: IncomingMessage, tokenDigest: Buffer): boolean {
   const header = req.headers.authorization ?? ''
-  const given = header.startsWith('Bearer ') ? header.slice(7) : ''
+  // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+  const given = /^bearer /i.test(header) ? header.slice(7) : ''
   return timingSafeEqual(sha256(given), tokenDigest)
 }
 

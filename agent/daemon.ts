@@ -10,7 +10,7 @@
  * without a token.
  */
 import './shim.ts'
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { connect, createServer, type Server } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
@@ -100,6 +100,8 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
   let token: string | undefined
   if (options.apiTokenFile !== undefined) {
     token = (await readFile(options.apiTokenFile, 'utf8')).trim()
+    const mode = (await stat(options.apiTokenFile)).mode & 0o777
+    if ((mode & 0o077) !== 0) log(`WARNING API token file ${options.apiTokenFile} is readable by others (mode ${mode.toString(8)}); chmod 600 it`)
     if (token.length < 16) throw new DaemonConfigError(`API token in ${options.apiTokenFile} is shorter than 16 characters`)
   }
   if (!isLoopbackHost(apiHost) && token === undefined) {
@@ -122,6 +124,12 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
   }
 
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  // An existing dir keeps its mode on mkdir: tighten it, it holds the peer key.
+  const dirMode = (await stat(dataDir)).mode & 0o777
+  if ((dirMode & 0o077) !== 0) {
+    await chmod(dataDir, 0o700)
+    log(`data dir ${dataDir} was mode ${dirMode.toString(8)}; set to 700`)
+  }
   const lock = await lockDataDir(dataDir, log)
   const unlock = async (): Promise<void> => { await new Promise<void>(resolve => { if (lock === undefined) resolve(); else lock.close(() => resolve()) }) }
   let network: Libp2pNetwork

@@ -20,6 +20,7 @@ export const AGENT_FLAGS: Record<string, FlagSpec> = {
   floor: { type: 'string', help: 'memory that must stay free (size or N%); env MEMGOSSIP_MINMEM_* wins' },
   'evict-after': { type: 'string', help: 'evict members silent this long (default 10m)' },
   'heartbeat-interval': { type: 'string', help: 'publish at least this often (default 5s)' },
+  'sync-interval': { type: 'string', help: 'anti-entropy with one random peer this often (default 5s)' },
   ack: { type: 'string', help: "'local' (default) or 'peers:K': acknowledge once K peers hold a reservation" },
   label: { type: 'list', help: 'node label k=v, repeatable' },
   transport: { type: 'string', help: "'tcp' (default) or 'memory'" },
@@ -69,6 +70,7 @@ export function agentOptionsFromArgs (argv: string[]): DaemonOptions {
   if (str('system-reserved') !== undefined) options.systemReservedBytes = sizeFlag(str('system-reserved')!, '--system-reserved')
   if (str('evict-after') !== undefined) options.evictAfterMs = parseDuration(str('evict-after')!, '--evict-after')
   if (str('heartbeat-interval') !== undefined) options.heartbeatIntervalMs = parseDuration(str('heartbeat-interval')!, '--heartbeat-interval')
+  if (str('sync-interval') !== undefined) options.syncIntervalMs = parseDuration(str('sync-interval')!, '--sync-interval')
   const ack = str('ack')
   if (ack !== undefined && ack !== 'local') {
     const m = /^peers:(\d+)$/.exec(ack)
