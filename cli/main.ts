@@ -7,24 +7,55 @@
  */
 import '../agent/shim.ts'
 import { UsageError } from './args.ts'
-import { AGENT_HELP, runAgent } from './commands/agent.ts'
-import { generateClusterKey } from '../agent/net/cluster-key.ts'
+import { ClientError } from './client.ts'
+import { fitCommand } from './commands/fit.ts'
+import { rent, evict } from './commands/rent.ts'
+import { release, reserve } from './commands/reserve.ts'
+import { reservations, where } from './commands/reservations.ts'
+import { bench, simulate } from './commands/simulate.ts'
+import { status } from './commands/status.ts'
+import { watch } from './commands/watch.ts'
 
-export interface Io { stdout: (s: string) => void, stderr: (s: string) => void }
+export interface Io {
+  stdout: (s: string) => void
+  stderr: (s: string) => void
+  /** Environment for MEMGOSSIP_API, MEMGOSSIP_TOKEN, NO_COLOR (default `process.env`). */
+  env?: Record<string, string | undefined>
+  /** stdout is a terminal, so colour is allowed (default `process.stdout.isTTY`). */
+  isTTY?: boolean
+  /** Stops long-running commands (`watch`) as Ctrl-C would (default: SIGINT/SIGTERM). */
+  signal?: AbortSignal
+}
 
 export type Command = (argv: string[], io: Io) => Promise<number>
 
-/** The command table; each entry lives in cli/commands/. */
+/**
+ * The command table; each entry lives in cli/commands/. `agent` and `keygen`
+ * load libp2p and the daemon only when they run: importing them costs about a
+ * second, which every client command would otherwise pay.
+ */
 export const COMMANDS: Record<string, { run: Command, summary: string }> = {
-  agent: { run: runAgent, summary: 'run the agent on this host (the main job)' },
+  agent: { run: async (argv, io) => await (await import('./commands/agent.ts')).runAgent(argv, io), summary: 'run the agent on this host (the main job)' },
   keygen: {
     summary: 'print a new cluster key (memgossip keygen > cluster.key)',
     run: async (argv, io) => {
       if (argv.includes('--help')) { io.stdout('Usage: memgossip keygen > cluster.key\n\nPrint a new pre-shared cluster key. Copy it to every host (mode 0600).\n'); return 0 }
+      const { generateClusterKey } = await import('../agent/net/cluster-key.ts')
       io.stdout(new TextDecoder().decode(generateClusterKey()))
       return 0
     }
-  }
+  },
+  status,
+  fit: fitCommand,
+  reserve,
+  release,
+  reservations,
+  where,
+  watch,
+  rent,
+  evict,
+  simulate,
+  bench
 }
 
 export function usage (): string {
@@ -33,7 +64,8 @@ export function usage (): string {
 Commands:
 ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)}${c.summary}`).join('\n')}
 
-Every command takes --help; client commands take --json and --api URL.
+Every command takes --help; client commands take --json, --api URL (env MEMGOSSIP_API,
+default http://127.0.0.1:7647) and --token FILE (env MEMGOSSIP_TOKEN).
 Exit codes: 0 yes/success, 1 a clean no, 2 usage or input error, 3 agent unreachable.
 `
 }
@@ -56,14 +88,18 @@ export async function main (argv: string[], io: Io): Promise<number> {
       io.stderr(`memgossip ${name}: ${error.message}\n`)
       return 2
     }
+    if (error instanceof ClientError) {
+      io.stderr(`memgossip ${name}: ${error.message}\n`)
+      return error.exitCode
+    }
     throw error
   }
 }
 
-void AGENT_HELP
-
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli/main.ts')) {
-  main(process.argv.slice(2), { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) })
+  // `memgossip watch | head -3`: the reader went away; that is a normal end, not a crash.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => { if (error.code === 'EPIPE') process.exit(0); else throw error })
+  main(process.argv.slice(2), { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), env: process.env, isTTY: process.stdout.isTTY })
     .then(code => { process.exitCode = code })
     .catch((error: unknown) => {
       process.stderr.write(`memgossip: ${(error as Error).stack ?? String(error)}\n`)

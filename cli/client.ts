@@ -1,0 +1,238 @@
+/**
+ * A small HTTP client for one agent's API (DESIGN.md §8). It only moves JSON:
+ * every answer it returns is the agent's, unchanged. Failures become a
+ * {@link ClientError} carrying the CLI exit code they mean:
+ *
+ * - 3: no answer from the agent (connection refused, DNS, timeout, 5xx), with
+ *   the URL tried and how to start an agent;
+ * - 2: the request was refused as input (4xx `{ error, detail, field }`, 401
+ *   token required or wrong).
+ *
+ * Statuses a command treats as a clean answer (409 DoesNotFit, 404 for `where`)
+ * are passed in `accept` and returned like a 2xx.
+ */
+import { readFile } from 'node:fs/promises'
+
+/** Default API address: the agent's default `--api 127.0.0.1:7647`. */
+export const DEFAULT_API_URL = 'http://127.0.0.1:7647'
+/** Per-request timeout; `--ack peers:K` makes the agent wait up to 10 s, so stay above it. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 20_000
+
+export const EXIT_OK = 0
+export const EXIT_NO = 1
+export const EXIT_USAGE = 2
+export const EXIT_UNREACHABLE = 3
+
+/** A failure with the exit code it maps to; `message` is what the user reads. */
+export class ClientError extends Error {
+  override readonly name = 'ClientError'
+  constructor (readonly exitCode: 2 | 3, message: string, readonly body?: unknown) {
+    super(message)
+  }
+}
+
+export interface ClientInit {
+  /** Base URL, `http://host:port` (a bare `host:port` is accepted). */
+  api: string
+  /** Bearer token (the value, never printed). */
+  token?: string
+  timeoutMs?: number
+}
+
+export interface ApiAnswer<T = any> {
+  status: number
+  body: T
+}
+
+/** One server-sent event: its `event:` name and its `data:` parsed as JSON (or the raw text). */
+export interface SseEvent {
+  event: string
+  data: any
+}
+
+/** `127.0.0.1:7647` → `http://127.0.0.1:7647`; refuses what is not an http(s) URL. */
+export function normalizeApiUrl (text: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`
+  let url: URL
+  try {
+    url = new URL(withScheme)
+  } catch {
+    throw new ClientError(2, `--api: '${text}' is not a URL (e.g. http://127.0.0.1:7647)`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ClientError(2, `--api: '${text}' must be an http:// or https:// URL`)
+  return url.origin
+}
+
+/** Read a bearer token from a file; the error names the file, never its content. */
+export async function readTokenFile (path: string): Promise<string> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    throw new ClientError(2, `--token: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
+  }
+  const token = text.trim()
+  if (token === '') throw new ClientError(2, `--token: ${path} is empty`)
+  return token
+}
+
+export function unreachableHint (api: string): string {
+  return `Start an agent with 'npm start' (in the memgossip checkout) or 'memgossip agent', or point --api / MEMGOSSIP_API at a running one.`
+    + (api === DEFAULT_API_URL ? '' : ` (the default is ${DEFAULT_API_URL})`)
+}
+
+export class ApiClient {
+  readonly api: string
+  private readonly token?: string
+  private readonly timeoutMs: number
+
+  constructor (init: ClientInit) {
+    this.api = normalizeApiUrl(init.api)
+    this.token = init.token
+    this.timeoutMs = init.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  }
+
+  async get<T = any>(path: string, accept: number[] = []): Promise<ApiAnswer<T>> {
+    return await this.request<T>('GET', path, undefined, accept)
+  }
+
+  async post<T = any>(path: string, body: unknown, accept: number[] = []): Promise<ApiAnswer<T>> {
+    return await this.request<T>('POST', path, body, accept)
+  }
+
+  async delete<T = any>(path: string, accept: number[] = []): Promise<ApiAnswer<T>> {
+    return await this.request<T>('DELETE', path, undefined, accept)
+  }
+
+  /** One request; 2xx and the `accept`ed statuses resolve, everything else throws a ClientError. */
+  async request<T = any>(method: string, path: string, body: unknown, accept: number[] = []): Promise<ApiAnswer<T>> {
+    const url = this.api + path
+    let response: Response
+    let text: string
+    try {
+      response = await fetch(url, {
+        method,
+        headers: this.headers(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(this.timeoutMs)
+      })
+      text = await response.text()
+    } catch (error) {
+      throw this.unreachable(error)
+    }
+    let parsed: unknown = text
+    try { parsed = JSON.parse(text) } catch {}
+    if ((response.status >= 200 && response.status < 300) || accept.includes(response.status)) {
+      return { status: response.status, body: parsed as T }
+    }
+    throw this.refused(response.status, parsed)
+  }
+
+  /**
+   * Follow `GET /v1/events` (server-sent events) until `signal` aborts or the
+   * agent closes the stream. Yields each event with its `data:` parsed.
+   */
+  async * events (signal: AbortSignal): AsyncGenerator<SseEvent> {
+    if (signal.aborted) return
+    const url = this.api + '/v1/events'
+    // No overall timeout: the stream is meant to stay open. Only the connect is bounded.
+    const controller = new AbortController()
+    const onAbort = (): void => { controller.abort() }
+    signal.addEventListener('abort', onAbort, { once: true })
+    const connectTimer = setTimeout(() => { controller.abort(new DOMException('connect timeout', 'TimeoutError')) }, this.timeoutMs)
+    try {
+      let response: Response
+      try {
+        response = await fetch(url, { headers: this.headers({ accept: 'text/event-stream' }), signal: controller.signal })
+      } catch (error) {
+        if (signal.aborted) return
+        throw this.unreachable(error)
+      } finally {
+        clearTimeout(connectTimer)
+      }
+      if (response.status !== 200 || response.body === null) {
+        let parsed: unknown
+        try { parsed = JSON.parse(await response.text()) } catch {}
+        throw this.refused(response.status, parsed)
+      }
+      const parser = new SseParser()
+      const decoder = new TextDecoder()
+      try {
+        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+          for (const event of parser.push(decoder.decode(chunk, { stream: true }))) yield event
+        }
+      } catch (error) {
+        if (signal.aborted) return
+        throw this.unreachable(error)
+      }
+    } finally {
+      // Also runs when the consumer stops early: close the connection.
+      signal.removeEventListener('abort', onAbort)
+      controller.abort()
+    }
+  }
+
+  private headers (extra: Record<string, string>): Record<string, string> {
+    return this.token !== undefined ? { ...extra, authorization: `Bearer ${this.token}` } : extra
+  }
+
+  private unreachable (error: unknown): ClientError {
+    const e = error as Error & { cause?: { code?: string, message?: string } }
+    const why = e.name === 'TimeoutError' || e.name === 'AbortError'
+      ? `no answer within ${this.timeoutMs >= 1000 ? `${Math.round(this.timeoutMs / 1000)} s` : `${this.timeoutMs} ms`}`
+      : e.cause?.code ?? e.cause?.message ?? e.message
+    return new ClientError(3, `cannot reach the memgossip agent at ${this.api} (${why}). ${unreachableHint(this.api)}`)
+  }
+
+  private refused (status: number, body: unknown): ClientError {
+    const b = (typeof body === 'object' && body !== null ? body : {}) as { error?: string, detail?: string, field?: string }
+    if (status === 401) {
+      return new ClientError(2, `the agent at ${this.api} answered 401: token required/wrong (--token FILE or MEMGOSSIP_TOKEN)`, body)
+    }
+    const detail = b.detail ?? (typeof body === 'string' && body !== '' ? body.slice(0, 200) : `HTTP ${status}`)
+    const what = `${b.error ?? `HTTP ${status}`}${b.field !== undefined ? ` (${b.field})` : ''}`
+    if (status >= 400 && status < 500) return new ClientError(2, `${detail} [${what}]`, body)
+    // 5xx: the agent answered but could not serve (not joined yet, read-only, ack timeout).
+    return new ClientError(3, `the agent at ${this.api} could not serve the request: ${detail} [${what}]`, body)
+  }
+}
+
+/**
+ * Incremental parser of a `text/event-stream` (the subset the agent writes:
+ * `event:` and `data:` lines, blank line ends an event, `:` comments are
+ * keep-alives). Pure, so it is tested on its own.
+ */
+export class SseParser {
+  private buffer = ''
+  private event = ''
+  private data: string[] = []
+
+  push (text: string): SseEvent[] {
+    this.buffer += text
+    const out: SseEvent[] = []
+    let nl: number
+    while ((nl = this.buffer.search(/\r\n|\n|\r/)) >= 0) {
+      const line = this.buffer.slice(0, nl)
+      this.buffer = this.buffer.slice(nl + (this.buffer.startsWith('\r\n', nl) ? 2 : 1))
+      if (line === '') {
+        if (this.data.length > 0) {
+          const raw = this.data.join('\n')
+          let data: unknown = raw
+          try { data = JSON.parse(raw) } catch {}
+          out.push({ event: this.event === '' ? 'message' : this.event, data })
+        }
+        this.event = ''
+        this.data = []
+        continue
+      }
+      if (line.startsWith(':')) continue
+      const colon = line.indexOf(':')
+      const field = colon < 0 ? line : line.slice(0, colon)
+      let value = colon < 0 ? '' : line.slice(colon + 1)
+      if (value.startsWith(' ')) value = value.slice(1)
+      if (field === 'event') this.event = value
+      else if (field === 'data') this.data.push(value)
+    }
+    return out
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * `memgossip status`: the cluster as the asked peer sees it — one table of
+ * nodes (GET /v1/nodes) and a footer of cluster totals, pending reservations
+ * and active alerts (GET /v1/capacity, /v1/state, /v1/alerts).
+ */
+import { shortId } from '../../crdt/index.ts'
+import { formatAge, formatSize, jsonText, percent, table, type Paint } from '../format.ts'
+import { clientCommand } from './common.ts'
+
+interface NodeJson {
+  id: string
+  state: string
+  member: boolean
+  liveness: string
+  heartbeatAgeMs?: number
+  totalBytes: number
+  allocatableBytes: number
+  committedBytes: number
+  headroomBytes: number
+  availableBytes: number
+  reservations: number
+  deficitBytes: number
+}
+
+interface AlertJson { key: string, kind: string, node: string, message: string, setting: string }
+
+export const status = clientCommand({
+  name: 'status',
+  args: '',
+  summary: 'the cluster as this peer sees it: nodes, memory, liveness, alerts',
+  description: `One table of the cluster as the asked agent sees it: per node its total,
+allocatable, committed (and share of allocatable), available memory, state,
+liveness and heartbeat age; then cluster totals, pending (tentative)
+reservations and active alerts. Colour on a terminal; none when piped or with
+NO_COLOR set. Calls GET /v1/nodes, /v1/capacity, /v1/state and /v1/alerts.`,
+  examples: ['memgossip status', 'memgossip status --api http://127.0.0.1:7712 --json']
+}, async ({ client, json, color: c, out }) => {
+  const [nodes, capacity, state, alerts] = await Promise.all([
+    client.get<{ nodes: NodeJson[] }>('/v1/nodes'),
+    client.get('/v1/capacity'),
+    client.get('/v1/state'),
+    client.get<{ alerts: AlertJson[] }>('/v1/alerts')
+  ])
+  if (json) {
+    out(jsonText({ nodes: nodes.body.nodes, capacity: capacity.body, state: state.body, alerts: alerts.body.alerts }))
+    return 0
+  }
+  out(renderStatus(nodes.body.nodes, capacity.body, state.body, alerts.body.alerts, c))
+  return 0
+})
+
+export function renderStatus (nodes: NodeJson[], capacity: any, state: any, alerts: AlertJson[], c: Paint): string {
+  const high = new Set(alerts.filter(a => a.kind === 'NodeCommittedHigh').map(a => a.node))
+  const stateColor = (s: string): string => s === 'active' ? c.green(s) : s === 'draining' ? c.yellow(s) : c.red(s)
+  const liveColor = (s: string): string => s === 'alive' || s === 'self' ? c.green(s) : s === 'suspect' ? c.yellow(s) : c.red(s)
+  const rows = nodes.map(n => {
+    const share = percent(n.committedBytes, n.allocatableBytes)
+    return [
+      n.id === state.self ? c.bold(n.id) : n.id,
+      formatSize(n.totalBytes),
+      formatSize(n.allocatableBytes),
+      formatSize(n.committedBytes),
+      high.has(n.id) ? c.red(share) : share,
+      formatSize(n.availableBytes),
+      stateColor(n.state) + (n.member ? '' : c.dim(' (not a member)')),
+      liveColor(n.liveness),
+      n.liveness === 'self' ? '-' : formatAge(n.heartbeatAgeMs)
+    ]
+  })
+  const lines: string[] = []
+  lines.push(table(['NODE', 'TOTAL', 'ALLOCATABLE', 'COMMITTED', '%', 'AVAILABLE', 'STATE', 'LIVENESS', 'HEARTBEAT'], rows, { right: [1, 2, 3, 4, 5, 8], header: c.bold }).trimEnd())
+  lines.push('')
+  lines.push(`cluster '${String(state.cluster)}' as seen by ${shortId(String(state.self))}: ${String(capacity.members)} member(s), ${(state.peers as string[]).length} peer(s) connected${state.joined === true ? '' : c.yellow(' (this agent has not joined yet)')}`)
+  lines.push(`totals: total ${formatSize(capacity.totalBytes)}, allocatable ${formatSize(capacity.allocatableBytes)}, committed ${formatSize(capacity.committedBytes)} (${percent(capacity.committedBytes, capacity.allocatableBytes)}), headroom ${formatSize(capacity.headroomBytes)}, available ${formatSize(capacity.availableBytes)}`)
+  const counts = Object.entries(capacity.counts as Record<string, number>).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ')
+  const pending = capacity.pending as number
+  lines.push(`reservations: ${counts === '' ? 'none' : counts}; ${pending > 0 ? c.yellow(`${pending} pending (tentative)`) : '0 pending (tentative)'}`)
+  if (state.readOnly !== undefined) lines.push(c.red(`read-only: ${String(state.readOnly)}`))
+  if (alerts.length === 0) lines.push('alerts: none')
+  else {
+    lines.push(c.red(`alerts (${alerts.length}):`))
+    for (const a of alerts) lines.push(`  ${c.red(a.kind)} ${a.message} (setting: ${a.setting})`)
+  }
+  return lines.join('\n') + '\n'
+}

@@ -1,0 +1,72 @@
+/**
+ * `memgossip watch`: live lines from the agent's event stream (GET /v1/events,
+ * server-sent events): verdict changes, alerts raised and cleared, peers,
+ * joins. Ctrl-C exits 0.
+ */
+import { shortId } from '../../crdt/index.ts'
+import type { SseEvent } from '../client.ts'
+import type { Paint } from '../format.ts'
+import { clientCommand } from './common.ts'
+import { statusColor } from './print.ts'
+
+export const watch = clientCommand({
+  name: 'watch',
+  args: '',
+  summary: 'follow the event stream: verdicts, alerts, peers (Ctrl-C to stop)',
+  description: `Print the asked agent's events as they happen (GET /v1/events): verdict
+changes (status, final or tentative, reason), alerts raised and cleared, peers
+connecting and disconnecting, and this agent joining. The first line says
+which agent answered and its active alerts. --json prints one JSON object per
+line: the event's data with its name in 'type'. Ctrl-C exits 0; exit 3 when the
+agent cannot be reached or closes the stream.`,
+  examples: ['memgossip watch', 'memgossip watch --json | jq -c "select(.type == \\"alert\\")"']
+}, async ({ client, json, color, io, out, err }) => {
+  const controller = new AbortController()
+  const onSignal = (): void => { controller.abort() }
+  const external = io.signal
+  if (external !== undefined) {
+    if (external.aborted) return 0
+    external.addEventListener('abort', onSignal, { once: true })
+  } else {
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+  }
+  try {
+    for await (const event of client.events(controller.signal)) {
+      out(json ? JSON.stringify({ ...event.data, type: event.event }) + '\n' : renderEvent(event, color, new Date()))
+    }
+  } finally {
+    external?.removeEventListener('abort', onSignal)
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+  if (controller.signal.aborted) return 0
+  err(`memgossip watch: the agent at ${client.api} closed the event stream\n`)
+  return 3
+})
+
+/** One human line per event: local time, kind, what changed. */
+export function renderEvent (e: SseEvent, c: Paint, at: Date): string {
+  const time = c.dim(at.toTimeString().slice(0, 8))
+  const d = e.data ?? {}
+  const kind = e.event.padEnd(7)
+  switch (e.event) {
+    case 'hello':
+      return `${time}  ${kind}  agent ${String(d.self)}, ${(d.alerts as unknown[] | undefined)?.length ?? 0} active alert(s), verdicts digest ${String(d.verdictsDigest)}\n`
+    case 'verdict': {
+      const nodes = (d.nodes as string[] | undefined) ?? []
+      return `${time}  ${kind}  ${String(d.id)} ${statusColor(c, String(d.status))(String(d.status))} ${d.final === true ? 'final' : c.yellow('tentative')}${nodes.length > 0 ? ` on ${nodes.map(shortId).join(',')}` : ''}: ${String(d.reason)} [${String(d.code)}]\n`
+    }
+    case 'alert': {
+      const a = d.alert ?? {}
+      const raised = d.state === 'raised'
+      return `${time}  ${kind}  ${raised ? c.red('raised') : c.green('cleared')} ${String(a.kind)}: ${String(a.message)}${raised ? ` (setting: ${String(a.setting)})` : ''}\n`
+    }
+    case 'peer':
+      return `${time}  ${kind}  ${String(d.state)} ${String(d.peer)}\n`
+    case 'joined':
+      return `${time}  ${kind}  joined the cluster through ${String(d.sponsor)}\n`
+    default:
+      return `${time}  ${kind}  ${JSON.stringify(d)}\n`
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * The CLI's own pieces without an agent: the HTTP client's mapping of answers
+ * to exit codes (against a tiny local server), the SSE parser, tables, colour
+ * rules, durations and argument checks.
+ */
+import { existsSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parseSize } from '../../crdt/index.ts'
+import { ApiClient, ClientError, normalizeApiUrl, SseParser } from '../../cli/client.ts'
+import { formatAge, paint, percent, table, useColor, visibleLength } from '../../cli/format.ts'
+import { cli, REPO } from './procs.ts'
+import { lazyCommand } from '../../cli/commands/simulate.ts'
+import type { Io } from '../../cli/main.ts'
+
+let server: Server
+let base: string
+const seen: Array<{ method?: string, url?: string, auth?: string, body: string }> = []
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let body = ''
+    req.on('data', (d: Buffer) => { body += d.toString() })
+    req.on('end', () => {
+      seen.push({ method: req.method, url: req.url, auth: req.headers.authorization, body })
+      const reply = (status: number, json: unknown): void => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(json)) }
+      switch (req.url) {
+        case '/ok': return reply(200, { hello: 'world' })
+        case '/401': return reply(401, { error: 'Unauthorized', detail: 'missing or wrong bearer token' })
+        case '/400': return reply(400, { error: 'InvalidSize', detail: "unknown unit 'XB'", field: 'size' })
+        case '/409': return reply(409, { error: 'DoesNotFit', detail: 'does not fit' })
+        case '/503': return reply(503, { error: 'Unavailable', detail: 'agent has not joined the cluster yet' })
+        case '/hang': return // never answers
+        case '/v1/events':
+          res.writeHead(200, { 'content-type': 'text/event-stream' })
+          res.write('event: hello\ndata: {"self":"me"}\n\n: keep-alive\n\nevent: verdict\nda')
+          setTimeout(() => { res.write('ta: {"id":"x","status":"admitted"}\n\n'); res.end() }, 20)
+          return
+        case '/v1/nodes': return reply(401, { error: 'Unauthorized', detail: 'missing or wrong bearer token' })
+        default: return reply(404, { error: 'NotFound', detail: `no route ${req.method} ${req.url}` })
+      }
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+})
+afterAll(async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+
+async function failure (p: Promise<unknown>): Promise<ClientError> {
+  try {
+    await p
+  } catch (error) {
+    if (error instanceof ClientError) return error
+    throw error
+  }
+  throw new Error('expected a ClientError')
+}
+
+describe('ApiClient', () => {
+  it('returns 2xx and accepted statuses as they are, with the bearer token', async () => {
+    const client = new ApiClient({ api: base, token: 'tok-123' })
+    expect(await client.get('/ok')).toEqual({ status: 200, body: { hello: 'world' } })
+    expect(seen.at(-1)!.auth).toBe('Bearer tok-123')
+    expect((await client.post('/409', { a: 1 }, [409])).status).toBe(409)
+    expect(seen.at(-1)!.body).toBe('{"a":1}')
+  })
+
+  it.each([
+    ['/401', 2, /token required\/wrong \(--token FILE or MEMGOSSIP_TOKEN\)/],
+    ['/400', 2, /unknown unit 'XB' \[InvalidSize \(size\)\]/],
+    ['/409', 2, /does not fit \[DoesNotFit\]/],
+    ['/nothing', 2, /no route GET \/nothing \[NotFound\]/],
+    ['/503', 3, /could not serve the request: agent has not joined the cluster yet/]
+  ])('maps %s to exit %i', async (path, code, message) => {
+    const e = await failure(new ApiClient({ api: base }).get(path))
+    expect(e.exitCode).toBe(code)
+    expect(e.message).toMatch(message)
+  })
+
+  it('maps a refused connection and a hung agent to exit 3 naming the URL and how to start one', async () => {
+    const refused = await failure(new ApiClient({ api: 'http://127.0.0.1:9' }).get('/ok'))
+    expect(refused.exitCode).toBe(3)
+    expect(refused.message).toContain('cannot reach the memgossip agent at http://127.0.0.1:9')
+    expect(refused.message).toContain("'npm start'")
+    expect(refused.message).toContain("'memgossip agent'")
+    const hung = await failure(new ApiClient({ api: base, timeoutMs: 200 }).get('/hang'))
+    expect(hung.exitCode).toBe(3)
+    expect(hung.message).toContain('(no answer within 200 ms)')
+  })
+
+  it('normalizes the API address and refuses what is not a URL (exit 2)', () => {
+    expect(normalizeApiUrl('127.0.0.1:7647')).toBe('http://127.0.0.1:7647')
+    expect(normalizeApiUrl('http://127.0.0.1:7647/')).toBe('http://127.0.0.1:7647')
+    expect(() => normalizeApiUrl('not a url')).toThrow(ClientError)
+    expect(() => normalizeApiUrl('ftp://x:1')).toThrow(/http/)
+  })
+
+  it('follows the event stream across chunk boundaries, skipping keep-alives', async () => {
+    const events = []
+    for await (const e of new ApiClient({ api: base }).events(new AbortController().signal)) events.push(e)
+    expect(events).toEqual([
+      { event: 'hello', data: { self: 'me' } },
+      { event: 'verdict', data: { id: 'x', status: 'admitted' } }
+    ])
+  })
+})
+
+describe('SseParser', () => {
+  it('parses event/data lines, multi-line data, CRLF, comments, and non-JSON data', () => {
+    const p = new SseParser()
+    expect(p.push('event: a\r\ndata: {"n":1}\r\n\r\n: ping\n\ndata: plain\ndata: text\n')).toEqual([{ event: 'a', data: { n: 1 } }])
+    expect(p.push('\n')).toEqual([{ event: 'message', data: 'plain\ntext' }])
+  })
+})
+
+describe('format', () => {
+  it('aligns tables by visible width (colour codes take no room), numbers to the right', () => {
+    const c = paint(true)
+    const text = table(['NAME', 'SIZE'], [[c.green('a'), '1.00 GiB'], ['bbb', '512 B']], { right: [1] })
+    const plain = text.replace(/\x1b\[[0-9;]*m/g, '')
+    expect(plain).toBe('NAME      SIZE\na     1.00 GiB\nbbb      512 B\n')
+    expect(visibleLength(c.red('abc'))).toBe(3)
+  })
+
+  it('colours only a terminal, never with NO_COLOR', () => {
+    expect(useColor(true, {})).toBe(true)
+    expect(useColor(false, {})).toBe(false)
+    expect(useColor(true, { NO_COLOR: '1' })).toBe(false)
+    expect(useColor(true, { NO_COLOR: '' })).toBe(true)
+    expect(paint(false).red('x')).toBe('x')
+  })
+
+  it.each([[undefined, '-'], [0, '0ms'], [850, '850ms'], [4200, '4.2s'], [184_000, '3m04s'], [7_500_000, '2h05m']])('formatAge(%s) = %s', (ms, text) => {
+    expect(formatAge(ms)).toBe(text)
+  })
+
+  it('percent of a whole, - for an empty whole', () => {
+    expect(percent(1, 8)).toBe('12.5%')
+    expect(percent(1, 0)).toBe('-')
+  })
+})
+
+describe('arguments (exit 2 before any call)', () => {
+  const api = ['--api', 'http://127.0.0.1:9']
+  it.each([
+    [['fit', '12XB', ...api], (() => { try { parseSize('12XB') } catch (e) { return `SIZE: ${(e as Error).message}` } })()],
+    [['fit', '1.5KiB5', ...api], 'accepted:'],
+    [['fit', '512m', ...api], "lowercase 'm' is Kubernetes' milli"],
+    [['fit', ...api], 'missing SIZE'],
+    [['fit', '1GiB', '2GiB', ...api], "unexpected argument '2GiB'"],
+    [['fit', '1GiB', '--placement', 'somewhere', ...api], "--placement: unknown placement 'somewhere'"],
+    [['fit', '1GiB', '--bogus', ...api], 'unknown flag --bogus'],
+    [['reserve', 'x', '1GiB', '--priority', 'high', ...api], "--priority: 'high' is not an integer"],
+    [['reserve', 'x', '1GiB', '--label', 'novalue', ...api], "--label: 'novalue' is not k=v"],
+    [['reserve', 'x', '1GiB', '--timeout', '5s', ...api], '--timeout only applies with --wait-final'],
+    [['reserve', 'x', '1GiB', '--wait-final', '--timeout', '30', ...api], "--timeout: '30' is not a duration with a unit"],
+    [['rent', '--price-per-gib-hour', '-1', ...api], "--price-per-gib-hour: '-1' is not a non-negative number"],
+    [['status', '--api', 'not a url'], "--api: 'not a url' is not a URL"],
+    [['status', '--token', '/nonexistent/token', ...api], '--token: cannot read /nonexistent/token (ENOENT)'],
+    [['where', ...api], 'missing ID'],
+    [['nonsense'], "unknown command 'nonsense'"]
+  ])('%j', async (argv, message) => {
+    const r = await cli(argv as string[])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(message)
+    expect(r.stdout).toBe('')
+  })
+
+  it('401 from the agent is exit 2 and says how to give a token', async () => {
+    const r = await cli(['status', '--api', base])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('token required/wrong (--token FILE or MEMGOSSIP_TOKEN)')
+  })
+
+  it('simulate and bench load their modules on demand, and say so plainly when one is missing', async () => {
+    const io = (): { io: Io, err: () => string } => { let e = ''; return { io: { stdout: () => {}, stderr: (s) => { e += s } }, err: () => e } }
+    const missing = io()
+    expect(await lazyCommand('simulate', '../../simulations/no-such-module.ts', 'runSimulate', 'the simulation harness')([], missing.io)).toBe(2)
+    expect(missing.err()).toBe('memgossip simulate: the simulation harness is not available in this checkout (simulations/no-such-module.ts is missing)\n')
+    const wrong = io()
+    expect(await lazyCommand('bench', '../format.ts', 'runBench', 'the benchmark runner')([], wrong.io)).toBe(2)
+    expect(wrong.err()).toContain('does not export runBench()')
+    for (const [command, file] of [['simulate', 'simulations/cli.ts'], ['bench', 'simulations/bench/run.ts']]) {
+      if (existsSync(join(REPO, file))) continue // present: its own tests cover it
+      const r = await cli([command, '--help'])
+      expect(r.code).toBe(2)
+      expect(r.stderr).toContain(`(${file} is missing)`)
+    }
+  })
+})
