@@ -16,7 +16,7 @@
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
-  computeRent, entryKey, fit, formatSize, LedgerWriter, ledgerMaps, resolve, shortId,
+  computeRent, entryKey, fit, formatSize, LedgerWriter, ledgerMaps, MAX_ADDRS, resolve, shortId,
   type FitAnswer, type Placement, type RentBill, type Resolution, type Verdict, type NodeView
 } from '../crdt/index.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
@@ -66,8 +66,16 @@ export const DEFAULTS = {
    * anything legitimate it sent still arrives by anti-entropy sync.
    */
   gossipMessagesPerSecond: 200,
+  /** Connections kept to live members beyond the bootstrap peers (gossipsub wants a mesh of D = 8; a few suffice for anti-entropy). */
+  targetPeers: 6,
   gossipBytesPerSecond: 8 * 1024 * 1024
 } as const
+
+/** New connections opened per sync round to reach `targetPeers`. */
+const DIALS_PER_ROUND = 2
+
+/** A peer is synced with at most this often because of news from another (epidemic pull). */
+const SPREAD_COOLDOWN_MS = 500
 
 /** The ledger's own root types; an update that creates any other root is refused. */
 const LEDGER_ROOTS = new Set(['nodes', 'reservations', 'releases', 'capacity', 'membership'])
@@ -284,7 +292,7 @@ export class Agent extends EventEmitter {
     await this.sampleAndPublish(true)
 
     this.every(() => { void this.sampleAndPublish(false) }, this.init.sampleIntervalMs ?? DEFAULTS.sampleIntervalMs)
-    this.every(() => { void this.syncRandomPeer() }, this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs)
+    this.every(() => { void this.syncRandomPeer(); void this.keepConnected() }, this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs)
     this.every(() => { this.refresh(); void this.evictTheDead() }, 1000)
     this.every(() => { void this.maybeCompact() }, 30_000)
   }
@@ -572,7 +580,8 @@ export class Agent extends EventEmitter {
       availableBytes: sample.availableBytes,
       usedBytes: Math.max(0, sample.totalBytes - sample.availableBytes),
       labels: this.init.labels,
-      version: VERSION
+      version: VERSION,
+      addrs: this.network.addresses().slice(0, MAX_ADDRS)
     }, now)
     this.metrics.heartbeats++
     await this.durable().catch(() => {})
@@ -711,9 +720,11 @@ export class Agent extends EventEmitter {
         this.metrics.bytesOut += reply.length
         return reply
       }
-      case MSG_PUSH:
-        this.applyRemote(from, message.update)
+      case MSG_PUSH: {
+        const changesBefore = this.remoteChanges
+        if (this.applyRemote(from, message.update) && this.remoteChanges !== changesBefore) this.spreadNews(from)
         return encodeMessage({ type: MSG_ACK })
+      }
       default:
         this.drop(from, 'invalid', `unexpected request type 0x${message.type.toString(16)}`)
         return encodeMessage({ type: MSG_ERROR, reason: 'unexpected request type' })
@@ -739,7 +750,9 @@ export class Agent extends EventEmitter {
       const reply = decodeMessage(replyBytes)
       if (reply.type === MSG_ERROR) throw new WireError(`peer refused sync: ${reply.reason}`)
       if (reply.type !== MSG_SYNC_REPLY) throw new WireError(`unexpected reply type 0x${reply.type.toString(16)}`)
+      const changesBefore = this.remoteChanges
       if (!this.applyRemote(peer, reply.update)) return false
+      if (this.remoteChanges !== changesBefore) this.spreadNews(peer)
       this.notePeerClock(peer, reply.stateVector)
       if (this.failed === undefined) {
         await this.settled()
@@ -761,6 +774,58 @@ export class Agent extends EventEmitter {
       return false
     } finally {
       this.syncing.delete(peer)
+    }
+  }
+
+  /**
+   * Epidemic pull after a heal: a sync that brought news (a partition's worth of
+   * writes, which gossip never carried across the cut) is passed on at once by
+   * syncing with every other connected peer, instead of waiting for the
+   * periodic round. Each peer that learns something does the same; a sync that
+   * brings nothing triggers nothing, so the wave stops by itself. Per-peer
+   * cooldown keeps a busy cluster from syncing in circles.
+   */
+  private spreadNews (from: PeerIdStr): void {
+    if (this.stopped) return
+    const now = this.clock.now()
+    for (const peer of this.network.peers()) {
+      if (peer === from || this.syncing.has(peer)) continue
+      const last = this.lastSpreadAt.get(peer) ?? 0
+      if (now - last < SPREAD_COOLDOWN_MS) continue
+      this.lastSpreadAt.set(peer, now)
+      this.schedule(() => { void this.syncWith(peer) }, Math.floor(this.random() * 20))
+    }
+  }
+
+  private readonly lastSpreadAt = new Map<PeerIdStr, number>()
+
+  /**
+   * Keep `targetPeers` connections to live members, dialled by the addresses
+   * they publish in their heartbeats. Without it every agent stays connected
+   * only to its bootstrap peers: a star that one node's death, or a partition
+   * through it, cuts apart although every agent knows every member.
+   */
+  private async keepConnected (): Promise<void> {
+    const dial = this.network.dial
+    if (dial === undefined || this.stopped) return
+    const connected = new Set(this.network.peers())
+    const missing = DEFAULTS.targetPeers - connected.size
+    if (missing <= 0) return
+    const res = this.resolution()
+    const candidates = res.members.filter(id => id !== this.self && !connected.has(id) && this.liveness(id) !== 'dead' && (res.nodes.get(id)?.heartbeat?.addrs?.length ?? 0) > 0)
+    for (let i = candidates.length - 1; i > 0; i--) {
+      const j = Math.floor(this.random() * (i + 1));
+      [candidates[i], candidates[j]] = [candidates[j], candidates[i]]
+    }
+    for (const id of candidates.slice(0, Math.min(missing, DIALS_PER_ROUND))) {
+      for (const address of res.nodes.get(id)!.heartbeat!.addrs!) {
+        try {
+          await dial.call(this.network, address)
+          break
+        } catch {
+          // Another of its addresses may work (a host has several interfaces).
+        }
+      }
     }
   }
 

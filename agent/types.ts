@@ -48,6 +48,8 @@ export interface Network {
   peers: () => PeerIdStr[]
   /** Addresses other agents can bootstrap from (multiaddrs with `/p2p/<id>`). */
   addresses: () => string[]
+  /** Open a connection to a peer by one of its addresses (optional: keeps the mesh beyond bootstrap peers). */
+  dial?: (address: string, options?: { signal?: AbortSignal }) => Promise<void>
 }
 
 /** Time as the agent sees it (wall clock and timers), virtual in simulations. */

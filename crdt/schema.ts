@@ -51,6 +51,8 @@ export interface Heartbeat {
   state: NodeState
   labels: Record<string, string>
   version: string
+  /** Where peers can dial this node (multiaddrs with /p2p/), so the mesh does not hang on the bootstrap node. */
+  addrs?: string[]
 }
 
 export type Placement =
@@ -123,6 +125,8 @@ export const RESERVATION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/
 const MAX_LABELS = 32
 const MAX_LABEL_LENGTH = 256
 const MAX_SPREAD = 1024
+/** Addresses a heartbeat may carry. */
+export const MAX_ADDRS = 16
 
 // ---------------------------------------------------------------- validation
 
@@ -275,6 +279,10 @@ export function validateHeartbeat (value: unknown): Validated<Heartbeat> {
   if (typeof value.state !== 'string' || !NODE_STATES.has(value.state)) return fail('InvalidValue', `heartbeat state must be active, draining or left, got ${describe(value.state)}`)
   const labels = validateLabels(value.labels)
   if (labels === undefined) return fail('InvalidValue', 'heartbeat labels must be an object of short strings')
+  const addrs = value.addrs
+  if (addrs !== undefined && (!Array.isArray(addrs) || addrs.length > MAX_ADDRS || addrs.some(a => typeof a !== 'string' || a.length > MAX_LABEL_LENGTH))) {
+    return fail('InvalidValue', `heartbeat addrs must be at most ${MAX_ADDRS} multiaddr strings`)
+  }
   return { ok: true, value: { ...(value as unknown as Heartbeat), labels, version: typeof value.version === 'string' ? value.version : '' } }
 }
 

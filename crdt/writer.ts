@@ -20,6 +20,7 @@ export interface HeartbeatFigures {
   usedBytes: number
   labels?: Record<string, string>
   version?: string
+  addrs?: string[]
 }
 
 export interface ReservationRequest {
@@ -86,6 +87,7 @@ export class LedgerWriter {
       labels: figures.labels ?? {},
       version: figures.version ?? ''
     }
+    if (figures.addrs !== undefined) heartbeat.addrs = figures.addrs
     writeHeartbeat(this.doc, this.node, heartbeat, this.origin)
     return heartbeat
   }

@@ -74,6 +74,22 @@ describe('a five-agent cluster', () => {
   })
 })
 
+describe('the mesh beyond bootstrap peers', () => {
+  it('a cluster bootstrapped as a star survives the loss of its bootstrap node', async () => {
+    agents = await startCluster(5) // every agent bootstraps from agents[0] only
+    await waitFor('members', () => agents.every(a => a.daemon.agent.resolution().members.length === 5), 30_000)
+    // Agents dial members they learn of from the ledger until they hold a few connections.
+    await waitFor('a mesh, not a star', () => agents.slice(1).every(a => a.daemon.network.peers().length >= 3), 30_000)
+    const [hub, ...rest] = agents
+    await hub.daemon.stop()
+    agents = rest
+    const made = await api(rest[0], '/v1/reservations', { body: { id: 'after-hub-died', size: '1GiB' } })
+    expect(made.status).toBe(201)
+    await waitFor('reservation on every survivor', () => rest.every(a => a.daemon.agent.verdict('after-hub-died')?.status === 'admitted'), 20_000)
+    await stopAll([hub])
+  })
+})
+
 describe('one agent', () => {
   it('restarted from its data dir keeps its peer id and every acknowledged reservation', async () => {
     const first = await startAgent({ totalBytes: 64 * GiB })
