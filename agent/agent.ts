@@ -108,6 +108,8 @@ export interface AgentInit {
   labels?: Record<string, string>
   /** Bootstrap peers configured: when true the agent waits for a sponsor before joining. */
   expectsPeers?: boolean
+  /** Rent price per GiB-hour when a client does not ask for another (default 0). */
+  pricePerGiBHour?: number
   /** `--ack peers:K`: acknowledge reservations once K other peers hold them (default 0). */
   ackPeers?: number
   log?: (line: string) => void
@@ -363,7 +365,7 @@ export class Agent extends EventEmitter {
   }
 
   rent (options: { sinceMs?: number, pricePerGiBHour?: number } = {}): RentBill {
-    return computeRent(this.resolution(), { nowMs: this.clock.now(), ...options })
+    return computeRent(this.resolution(), { nowMs: this.clock.now(), sinceMs: options.sinceMs, pricePerGiBHour: options.pricePerGiBHour ?? this.init.pricePerGiBHour })
   }
 
   state (): { self: PeerIdStr, cluster: string, joined: boolean, readOnly?: string, members: string[], peers: string[], reservations: number, pending: number, verdictsDigest: string, watermark?: string, ledgerBytes: number, floorBytes: number, floorRule: string, allocatableBytes: number } {
@@ -415,8 +417,15 @@ export class Agent extends EventEmitter {
 
   async release (id: string): Promise<Verdict> {
     this.assertWritable()
-    const existing = this.resolution().verdicts.get(id)
+    const res = this.resolution()
+    const existing = res.verdicts.get(id)
     if (existing === undefined) throw new NotFoundError(`no reservation '${id}'`)
+    // This peer's own entry lost the id: its client means that one, not the
+    // winner another client reserved; releasing would end someone else's deploy.
+    const lost = res.conflicts.find(v => v.id === id && v.creator === this.self)
+    if (lost !== undefined && existing.creator !== this.self) {
+      throw new IdExistsError(`'${id}' reserved through this peer lost the id to ${shortId(existing.creator)} (IdTaken); it holds no memory, so there is nothing of yours to release. Release it through ${shortId(existing.creator)} to end that reservation.`)
+    }
     if (this.writer.release(id, this.clock.now())) await this.durableOrRollback('releases', entryKey(id, this.self))
     else await this.durable()
     return this.resolution().verdicts.get(id)!

@@ -49,6 +49,8 @@ export interface DaemonOptions {
   heartbeatIntervalMs?: number
   syncIntervalMs?: number
   ackPeers?: number
+  /** Rent price per GiB-hour (`--price-per-gib-hour`). */
+  pricePerGiBHour?: number
   labels?: Record<string, string>
   maxMessageBytes?: number
   /** A probe to use instead of the host's (tests, demos: `--fake-memory`). */
@@ -164,6 +166,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
     labels: options.labels,
     expectsPeers: (options.bootstrap?.length ?? 0) > 0,
     ackPeers: options.ackPeers,
+    pricePerGiBHour: options.pricePerGiBHour,
     evictAfterMs: options.evictAfterMs,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     syncIntervalMs: options.syncIntervalMs,

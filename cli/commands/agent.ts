@@ -23,6 +23,7 @@ export const AGENT_FLAGS: Record<string, FlagSpec> = {
   'sync-interval': { type: 'string', help: 'anti-entropy with one random peer this often (default 5s)' },
   ack: { type: 'string', help: "'local' (default) or 'peers:K': acknowledge once K peers hold a reservation" },
   label: { type: 'list', help: 'node label k=v, repeatable' },
+  'price-per-gib-hour': { type: 'string', help: 'rent price of one GiB held for one hour (default 0)' },
   transport: { type: 'string', help: "'tcp' (default) or 'memory'" },
   'local-cluster': { type: 'boolean', help: 'many agents on one host: loopback-friendly libp2p settings' },
   'fake-memory': { type: 'string', help: 'demo/test: pretend this host has TOTAL[:AVAILABLE] memory' },
@@ -89,6 +90,12 @@ export function agentOptionsFromArgs (argv: string[]): DaemonOptions {
     labels[l.slice(0, eq)] = l.slice(eq + 1)
   }
   if (Object.keys(labels).length > 0) options.labels = labels
+  const price = str('price-per-gib-hour')
+  if (price !== undefined) {
+    const value = Number(price)
+    if (price.trim() === '' || !Number.isFinite(value) || value < 0) throw new UsageError(`--price-per-gib-hour: '${price}' is not a non-negative number`)
+    options.pricePerGiBHour = value
+  }
   const fake = str('fake-memory')
   if (fake !== undefined) {
     const [total, available] = fake.split(':')

@@ -74,6 +74,32 @@ describe('a five-agent cluster', () => {
   })
 })
 
+describe('one id reserved on both sides of a partition', () => {
+  it('the loser sees IdTaken, and releasing through it cannot end the winner', async () => {
+    agents = await startCluster(2, { pricePerGiBHour: 2 })
+    await waitFor('members', () => agents.every(a => a.daemon.agent.resolution().members.length === 2))
+    const [a, b] = agents
+    await a.daemon.network.block([b.daemon.agent.self])
+    await b.daemon.network.block([a.daemon.agent.self])
+    await waitFor('cut', () => a.daemon.network.peers().length === 0 && b.daemon.network.peers().length === 0)
+    expect((await api(a, '/v1/reservations', { body: { id: 'same', size: '1GiB' } })).status).toBe(201)
+    await new Promise(resolve => setTimeout(resolve, 5)) // b's entry sorts later
+    expect((await api(b, '/v1/reservations', { body: { id: 'same', size: '2GiB' } })).status).toBe(201)
+    await a.daemon.network.unblock()
+    await b.daemon.network.unblock()
+    await waitFor('merged', () => converged(agents) && a.daemon.agent.resolution().conflicts.length === 1, 20_000)
+    const mine = await api(b, '/v1/reservations/same')
+    expect(mine.body).toMatchObject({ status: 'rejected', code: 'IdTaken', creator: b.daemon.agent.self })
+    const release = await api(b, '/v1/reservations/same', { method: 'DELETE' })
+    expect(release.status).toBe(409)
+    expect(release.body.detail).toMatch(/lost the id/)
+    expect(a.daemon.agent.verdict('same')).toMatchObject({ status: 'admitted', creator: a.daemon.agent.self })
+    // Rent is priced from the agent's config when the client names no price.
+    const rent = await api(a, '/v1/rent')
+    expect(rent.body.pricePerGiBHour).toBe(2)
+  })
+})
+
 describe('the mesh beyond bootstrap peers', () => {
   it('a cluster bootstrapped as a star survives the loss of its bootstrap node', async () => {
     agents = await startCluster(5) // every agent bootstraps from agents[0] only
