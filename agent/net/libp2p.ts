@@ -63,22 +63,21 @@ export const DEFAULT_REDIAL_INTERVAL_MS = 5_000
  * Gossipsub mesh degree, tuned for clusters of a few to ~100 hosts whose
  * messages are small batches of Yjs updates (tens to hundreds of bytes):
  *
- * - `D = 8` (spec default 6): in a cluster of up to 9 hosts every peer is in the
- *   mesh, so gossip is a plain flood, the most reliable and lowest-latency
- *   delivery; above that 8 mesh peers keep the diameter at about 2–3 hops for
- *   100 hosts. The duplicate traffic this costs is a few hundred bytes.
- * - `Dlo = 5` (default 4): graft again as soon as the mesh falls below 5, so a
- *   node that lost peers in a partition rebuilds a robust mesh at the next
- *   heartbeat rather than limping along on 4.
- * - `Dhi = 16` (default 12): a peer with at least Dhi mesh peers refuses new
- *   grafts and prunes down to D, and a pruned peer backs off for 60 s (STACK.md):
- *   a bootstrap node that everyone dials would keep newcomers out of its mesh for
- *   a minute. A high ceiling lets hubs of small clusters accept everybody.
+ * - `D = 4` (spec default 6): every mesh peer forwards each message, so a node
+ *   receives about D copies of each; at 10 hosts with D = 8 that was a flood
+ *   costing ~4x the payload in socket bytes (docs/benchmarks.md). With D = 4 the
+ *   diameter is still about 3 hops for 50 hosts, and latency had a wide margin
+ *   (p99 0.2x Serf's). Anti-entropy covers whatever gossip misses.
+ * - `Dlo = 3` (default 4): graft again when the mesh falls below 3.
+ * - `Dhi = 12` (default): above this a peer prunes down to D. A peer pruned by
+ *   a busy bootstrap node backs off from *that* mesh for 60 s (STACK.md), but
+ *   the agent keeps connections to other members (agent.keepConnected), so it
+ *   meshes elsewhere and still gets IHAVE gossip from the hub meanwhile.
  * - `Dout = 2` (default): must stay below Dlo and at most D/2.
  */
-const GOSSIP_D = 8
-const GOSSIP_DLO = 5
-const GOSSIP_DHI = 16
+const GOSSIP_D = 4
+const GOSSIP_DLO = 3
+const GOSSIP_DHI = 12
 const GOSSIP_DOUT = 2
 /**
  * Largest gossipsub RPC frame read from a peer. One frame may carry several
