@@ -465,7 +465,11 @@ export class Agent extends EventEmitter {
       // Durable first, then gossip (§7). Appends are queued in order by the store.
       const append = this.store !== undefined ? this.store.append(update, { durable: true }) : Promise.resolve()
       this.durableTail = this.durableTail.then(async () => await append).then(
-        () => { this.queueGossip(update) },
+        () => {
+          this.queueGossip(update)
+          // Local writes raise events as promptly as remote ones (watch, --wait-final).
+          this.scheduleRefresh()
+        },
         (error: unknown) => { this.fail(`durable append failed: ${(error as Error).message}`) }
       )
     } else if (origin === ORIGIN_REMOTE) {
