@@ -121,6 +121,16 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
     const url = new URL(req.url ?? '/', 'http://localhost')
     const path = url.pathname
     const method = req.method ?? 'GET'
+    // Browsers: a page on another site can make this machine's browser talk to a
+    // loopback API (DNS rebinding, or a cross-site form POST). Refuse a Host that
+    // is not this API's, an Origin that is not local, and non-JSON writes.
+    if (!hostAllowed(req.headers.host, host)) throw new HttpError(403, 'ForbiddenHost', `Host '${String(req.headers.host).slice(0, 80)}' is not this agent's address (DNS rebinding protection)`)
+    const origin = req.headers.origin
+    if (origin !== undefined && !originAllowed(origin, host)) throw new HttpError(403, 'ForbiddenOrigin', `requests from origin '${origin.slice(0, 80)}' are refused (cross-site protection)`)
+    if (method === 'POST' && !/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      req.resume()
+      throw new HttpError(415, 'UnsupportedMediaType', "send the body as JSON with 'Content-Type: application/json'")
+    }
     if (path === '/healthz' && method === 'GET') {
       const state = agent.state()
       send(res, state.readOnly === undefined ? 200 : 503, { ok: state.readOnly === undefined, self: state.self, joined: state.joined, readOnly: state.readOnly })
@@ -242,6 +252,30 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
 }
 
 // ------------------------------------------------------------ helpers
+
+const LOOPBACK_NAMES = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\]|::1)$/i
+
+function hostnameOf (hostHeader: string): string {
+  const m = /^(\[[^\]]*\]|[^:]*)(?::\d+)?$/.exec(hostHeader)
+  return (m?.[1] ?? hostHeader).toLowerCase()
+}
+
+/** Host must name this API: a loopback name, or the address it is bound to. */
+function hostAllowed (hostHeader: string | undefined, boundHost: string): boolean {
+  if (hostHeader === undefined) return true // HTTP/1.0 clients; browsers always send Host
+  const name = hostnameOf(hostHeader)
+  const bound = boundHost.toLowerCase()
+  if (bound === '0.0.0.0' || bound === '::' || bound === '') return true // any-address bind: a token is required then
+  return LOOPBACK_NAMES.test(name) || name === bound || name === `[${bound}]`
+}
+
+function originAllowed (origin: string, boundHost: string): boolean {
+  try {
+    return hostAllowed(new URL(origin).host, boundHost)
+  } catch {
+    return false
+  }
+}
 
 function sha256 (text: string): Buffer {
   return createHash('sha256').update(text).digest()

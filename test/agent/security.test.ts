@@ -264,3 +264,35 @@ describe('the cluster key', () => {
     }
   })
 })
+
+describe('browser attacks on a loopback API', () => {
+  it('refuses DNS rebinding (foreign Host), cross-site origins and non-JSON writes', async () => {
+    const { startAgent, stopAll } = await import('../helpers/cluster.ts')
+    const a = await startAgent()
+    try {
+      const url = a.daemon.api.url
+      const { request } = await import('node:http')
+      const raw = async (headers: Record<string, string>, body?: string, method = 'POST', path = '/v1/reservations'): Promise<{ status: number, body: any }> => await new Promise((resolve, reject) => {
+        const u = new URL(url)
+        const req = request({ host: u.hostname, port: u.port, method, path, headers }, res => {
+          let text = ''
+          res.on('data', (d: Buffer) => { text += d.toString() })
+          res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }) })
+        })
+        req.on('error', reject)
+        req.end(body)
+      })
+      const body = JSON.stringify({ id: 'csrf', size: '1GiB' })
+      expect(await raw({ host: 'evil.example:7647', 'content-type': 'application/json' }, body)).toMatchObject({ status: 403, body: { error: 'ForbiddenHost' } })
+      expect(await raw({ host: 'evil.example', 'content-type': 'application/json' }, undefined, 'GET', '/v1/state')).toMatchObject({ status: 403 })
+      expect(await raw({ origin: 'https://evil.example', 'content-type': 'application/json' }, body)).toMatchObject({ status: 403, body: { error: 'ForbiddenOrigin' } })
+      expect(await raw({ 'content-type': 'text/plain' }, body)).toMatchObject({ status: 415, body: { error: 'UnsupportedMediaType' } })
+      expect(a.daemon.agent.verdict('csrf')).toBeUndefined()
+      // The local CLI's requests (loopback Host, no Origin, JSON) still work.
+      expect((await raw({ 'content-type': 'application/json' }, body)).status).toBe(201)
+      expect((await raw({ origin: url, 'content-type': 'application/json' }, JSON.stringify({ size: '1GiB' }), 'POST', '/v1/fit')).status).toBe(200)
+    } finally {
+      await stopAll([a])
+    }
+  })
+})

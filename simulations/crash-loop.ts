@@ -1,0 +1,333 @@
+/**
+ * Crash loop (DESIGN.md §7: "a crash at any point (kill -9) loses nothing that
+ * was acknowledged; the persisted file is never left unreadable").
+ *
+ *   npx tsx simulations/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]
+ *
+ * Starts N agents as child processes (real libp2p over TCP on 127.0.0.1, real
+ * data dirs with fsync, `--fake-memory`), then K times: fires a burst of
+ * reservations at agent 1 (8 in flight), SIGKILLs it at a seeded random moment
+ * of the burst, and restarts it from its data dir. Every id answered 201 is
+ * recorded. At the end the cluster must converge (equal verdictsDigest on every
+ * agent) and every acknowledged id must be admitted on every agent.
+ *
+ * Prints progress on stderr and one JSON summary on stdout:
+ *   { kills, acknowledged, checked, lost, restartFailures, seed, ... }
+ * Exit code 1 when anything acknowledged was lost or a restart failed (the data
+ * dir did not load); a failing run is reproduced with its --seed.
+ *
+ * Agents are started as `node --import tsx cli/main.ts agent …` rather than
+ * `npx tsx …`: `tsx` and `npx` are wrapper processes, and a SIGKILL sent to a
+ * wrapper cannot be relayed, so it would not kill the agent.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { seededRandom } from './random.ts'
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+/** Reservations in flight at once during a burst. */
+const CONCURRENCY = 8
+/** How long an agent may take to write agent.json and answer /healthz. */
+const START_TIMEOUT_MS = 45_000
+/** How long the cluster may take to agree after the last restart. */
+const CONVERGE_TIMEOUT_MS = 45_000
+/** Each reservation is small against the fake 256 GiB hosts: admission never says no. */
+const RESERVATION_BYTES = 1024 * 1024
+
+export interface CrashLoopOptions {
+  kills: number
+  seed: number
+  nodes: number
+  keep?: boolean
+  log?: (line: string) => void
+}
+
+export interface CrashLoopSummary {
+  kills: number
+  acknowledged: number
+  /** (acknowledged ids) × (agents) lookups made at the end. */
+  checked: number
+  /** Acknowledged ids missing, or not admitted, on at least one agent. */
+  lost: number
+  restartFailures: number
+  seed: number
+  nodes: number
+  /** Requests sent to agent 1 (answered or cut by a kill). */
+  attempted: number
+  /** Requests cut by a kill (connection reset, refused): never acknowledged. */
+  cut: number
+  /** Restarts whose log reported a torn log tail cut away (expected after kill -9). */
+  tornTails: number
+  convergedMs: number
+  durationMs: number
+  lostIds: string[]
+}
+
+interface Child {
+  index: number
+  dataDir: string
+  process: ChildProcess
+  api: string
+  multiaddrs: string[]
+  stderr: string[]
+  exited: Promise<number | null>
+}
+
+class CrashLoopError extends Error {
+  override readonly name = 'CrashLoopError'
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+async function getJson (url: string, timeoutMs = 5000): Promise<{ status: number, body: any }> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
+  const text = await response.text()
+  let body: unknown = text
+  try { body = JSON.parse(text) } catch {}
+  return { status: response.status, body }
+}
+
+/** Start one agent; resolves once it wrote agent.json (its own pid) and /healthz answers 200. */
+async function startChild (index: number, dataDir: string, bootstrap: string[]): Promise<Child> {
+  // A stale agent.json from the killed run names a dead API: never read it.
+  await rm(join(dataDir, 'agent.json'), { force: true })
+  const args = [
+    '--import', 'tsx', join(REPO, 'cli', 'main.ts'), 'agent',
+    '--data-dir', dataDir,
+    '--listen', '/ip4/127.0.0.1/tcp/0',
+    '--api', '127.0.0.1:0',
+    '--local-cluster',
+    '--cluster', 'crash',
+    '--fake-memory', '256GiB',
+    '--heartbeat-interval', '1s'
+  ]
+  for (const b of bootstrap) args.push('--bootstrap', b)
+  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] })
+  const stderr: string[] = []
+  child.stderr!.setEncoding('utf8')
+  child.stderr!.on('data', (chunk: string) => {
+    for (const line of chunk.split('\n')) if (line !== '') stderr.push(line)
+    if (stderr.length > 2000) stderr.splice(0, stderr.length - 2000)
+  })
+  const exited = new Promise<number | null>(resolve => child.once('exit', (code) => resolve(code)))
+  let done = false
+  void exited.then(() => { done = true })
+  const deadline = Date.now() + START_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    if (done) throw new CrashLoopError(`agent ${index} exited during start (code ${child.exitCode}):\n  ${stderr.slice(-15).join('\n  ')}`)
+    try {
+      const info = JSON.parse(await readFile(join(dataDir, 'agent.json'), 'utf8')) as { api: string, multiaddrs: string[], pid: number }
+      if (info.pid === child.pid) {
+        const health = await getJson(`${info.api}/healthz`, 2000)
+        if (health.status === 200) return { index, dataDir, process: child, api: info.api, multiaddrs: info.multiaddrs, stderr, exited }
+      }
+    } catch {}
+    await sleep(100)
+  }
+  child.kill('SIGKILL')
+  throw new CrashLoopError(`agent ${index} did not start within ${START_TIMEOUT_MS} ms:\n  ${stderr.slice(-15).join('\n  ')}`)
+}
+
+async function stopChild (child: Child, signal: NodeJS.Signals): Promise<void> {
+  if (child.process.exitCode !== null || child.process.signalCode !== null) return
+  child.process.kill(signal)
+  const timeout = sleep(10_000).then(() => 'timeout' as const)
+  if (await Promise.race([child.exited, timeout]) === 'timeout') {
+    child.process.kill('SIGKILL')
+    await child.exited
+  }
+}
+
+/**
+ * Reservations at `api`, CONCURRENCY in flight, until `stop()` is true or the
+ * agent stops answering. Returns the ids answered 201 and how many were cut.
+ */
+async function burst (api: string, prefix: string, stop: () => boolean): Promise<{ acked: string[], attempted: number, cut: number, other: Map<number, number> }> {
+  const acked: string[] = []
+  const other = new Map<number, number>()
+  let attempted = 0
+  let cut = 0
+  let n = 0
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (!stop()) {
+      const id = `${prefix}-${n++}`
+      attempted++
+      try {
+        const response = await fetch(`${api}/v1/reservations`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ id, bytes: RESERVATION_BYTES, placement: 'any' }),
+          signal: AbortSignal.timeout(10_000)
+        })
+        await response.text()
+        if (response.status === 201) acked.push(id)
+        else other.set(response.status, (other.get(response.status) ?? 0) + 1)
+      } catch {
+        // Connection reset or refused: the kill landed. Not acknowledged.
+        cut++
+        return
+      }
+    }
+  }))
+  return { acked, attempted, cut, other }
+}
+
+async function digestsOf (children: Child[]): Promise<string[]> {
+  return await Promise.all(children.map(async c => {
+    try {
+      const r = await getJson(`${c.api}/v1/state`)
+      return r.status === 200 ? String(r.body.verdictsDigest) : `status ${r.status}`
+    } catch (error) {
+      return `unreachable: ${(error as Error).message}`
+    }
+  }))
+}
+
+export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoopSummary> {
+  const log = options.log ?? ((line: string) => { process.stderr.write(`${line}\n`) })
+  const random = seededRandom(options.seed)
+  const started = Date.now()
+  const base = await mkdtemp(join(tmpdir(), 'memgossip-crash-'))
+  const dirs = Array.from({ length: options.nodes }, (_, i) => join(base, `agent-${i + 1}`))
+  const children: Child[] = []
+  const acknowledged: string[] = []
+  let attempted = 0
+  let cut = 0
+  let restartFailures = 0
+  let tornTails = 0
+  let kills = 0
+  log(`crash-loop: seed ${options.seed} (replay: --seed ${options.seed}), ${options.nodes} agents, ${options.kills} kills, data under ${base}`)
+  try {
+    children.push(await startChild(1, dirs[0], []))
+    children.push(...await Promise.all(dirs.slice(1).map(async (dir, i) => await startChild(i + 2, dir, children[0].multiaddrs))))
+    // Writes on agent 1 need it joined; the others join through it.
+    const joinDeadline = Date.now() + START_TIMEOUT_MS
+    while ((await Promise.all(children.map(async c => (await getJson(`${c.api}/v1/state`)).body.joined === true))).includes(false)) {
+      if (Date.now() > joinDeadline) throw new CrashLoopError('agents did not all join within the start timeout')
+      await sleep(200)
+    }
+    log(`crash-loop: ${children.length} agents up and joined (${Date.now() - started} ms)`)
+
+    for (let round = 1; round <= options.kills; round++) {
+      const victim = children[0]
+      // Kill somewhere in the first 50–1500 ms of the burst: mid-append, mid-fsync, mid-reply.
+      const killAfterMs = 50 + Math.floor(random() * 1450)
+      let killed = false
+      const killer = sleep(killAfterMs).then(() => {
+        victim.process.kill('SIGKILL')
+        killed = true
+      })
+      const result = await burst(victim.api, `crash-${options.seed}-r${round}`, () => killed)
+      await killer
+      await victim.exited
+      kills++
+      attempted += result.attempted
+      cut += result.cut
+      acknowledged.push(...result.acked)
+      const others = [...result.other].map(([s, n]) => `${n}×${s}`).join(', ')
+      log(`crash-loop: kill ${round}/${options.kills} after ${killAfterMs} ms: ${result.acked.length} acknowledged, ${result.cut} cut${others !== '' ? `, other answers ${others}` : ''} (total acknowledged ${acknowledged.length})`)
+
+      // Restart from the same data dir, bootstrapping from the survivors (its port changes).
+      const peers = children.slice(1).flatMap(c => c.multiaddrs)
+      let restarted: Child | undefined
+      for (let attempt = 1; attempt <= 2 && restarted === undefined; attempt++) {
+        try {
+          restarted = await startChild(1, victim.dataDir, peers)
+        } catch (error) {
+          restartFailures++
+          log(`crash-loop: RESTART FAILED (attempt ${attempt}): ${(error as Error).message}`)
+        }
+      }
+      if (restarted === undefined) throw new CrashLoopError(`agent 1 could not be restarted from ${victim.dataDir} after kill ${round}`)
+      children[0] = restarted
+      if (restarted.stderr.some(l => /torn tail/.test(l))) tornTails++
+      const unreadable = restarted.stderr.filter(l => /unreadable record/.test(l))
+      if (unreadable.length > 0) log(`crash-loop: WARNING restart logged ${unreadable.length} unreadable record(s): ${unreadable[0]}`)
+    }
+
+    // Convergence: every agent holds the same verdicts.
+    const convergeStart = Date.now()
+    let digests = await digestsOf(children)
+    while (new Set(digests).size !== 1) {
+      if (Date.now() - convergeStart > CONVERGE_TIMEOUT_MS) {
+        log(`crash-loop: agents did not converge within ${CONVERGE_TIMEOUT_MS} ms: ${digests.join(' ')}`)
+        break
+      }
+      await sleep(250)
+      digests = await digestsOf(children)
+    }
+    const convergedMs = Date.now() - convergeStart
+    log(`crash-loop: ${new Set(digests).size === 1 ? `converged in ${convergedMs} ms` : 'NOT converged'}; checking ${acknowledged.length} acknowledged ids on ${children.length} agents`)
+
+    // Every acknowledged id, on every agent: present and admitted.
+    let checked = 0
+    const lostIds = new Set<string>()
+    for (const child of children) {
+      for (let i = 0; i < acknowledged.length; i += 16) {
+        await Promise.all(acknowledged.slice(i, i + 16).map(async id => {
+          checked++
+          const r = await getJson(`${child.api}/v1/reservations/${encodeURIComponent(id)}`).catch(() => ({ status: 0, body: undefined }))
+          if (r.status !== 200 || r.body?.status !== 'admitted') {
+            if (!lostIds.has(id)) log(`crash-loop: LOST ${id} on agent ${child.index}: ${r.status} ${JSON.stringify(r.body)?.slice(0, 200)}`)
+            lostIds.add(id)
+          }
+        }))
+      }
+    }
+    return {
+      kills,
+      acknowledged: acknowledged.length,
+      checked,
+      lost: lostIds.size,
+      restartFailures,
+      seed: options.seed,
+      nodes: options.nodes,
+      attempted,
+      cut,
+      tornTails,
+      convergedMs: new Set(digests).size === 1 ? convergedMs : -1,
+      durationMs: Date.now() - started,
+      lostIds: [...lostIds].slice(0, 50)
+    }
+  } finally {
+    await Promise.all(children.map(async c => { await stopChild(c, 'SIGTERM') }))
+    if (options.keep !== true) await rm(base, { recursive: true, force: true })
+    else log(`crash-loop: data kept in ${base}`)
+  }
+}
+
+function flag (argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+
+async function main (argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    process.stdout.write('Usage: npx tsx simulations/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]\n')
+    return 0
+  }
+  const kills = Number(flag(argv, 'kills') ?? 5)
+  const seed = Number(flag(argv, 'seed') ?? Date.now() % 2 ** 31)
+  const nodes = Number(flag(argv, 'nodes') ?? 3)
+  if (!Number.isSafeInteger(kills) || kills < 1 || !Number.isSafeInteger(seed) || !Number.isSafeInteger(nodes) || nodes < 2) {
+    process.stderr.write('crash-loop: --kills must be ≥ 1, --nodes ≥ 2, --seed an integer\n')
+    return 2
+  }
+  const summary = await runCrashLoop({ kills, seed, nodes, keep: argv.includes('--keep') })
+  process.stdout.write(JSON.stringify(summary) + '\n')
+  if (summary.lost > 0 || summary.restartFailures > 0) {
+    process.stderr.write(`crash-loop: FAILED (lost ${summary.lost}, restart failures ${summary.restartFailures}); replay with --seed ${summary.seed}\n`)
+    return 1
+  }
+  return 0
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then(code => { process.exitCode = code }, (error: unknown) => {
+    process.stderr.write(`crash-loop: ${(error as Error).stack ?? String(error)}\n`)
+    process.exitCode = 1
+  })
+}
