@@ -16,8 +16,9 @@
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
-  computeRent, entryKey, fit, formatSize, LedgerWriter, ledgerMaps, MAX_ADDRS, resolve, shortId,
-  type FitAnswer, type Placement, type RentBill, type Resolution, type Verdict, type NodeView
+  computeRent, entryKey, finishResolution, fit, formatSize, LedgerWriter, ledgerMaps, MAP_CAPACITY, MAP_MEMBERSHIP, MAP_NODES,
+  MAP_RELEASES, MAP_RESERVATIONS, MAX_ADDRS, readLedger, readMapRecord, replayLedger, shortId,
+  type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type Verdict, type NodeView
 } from '../crdt/index.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
 import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from './probe.ts'
@@ -199,7 +200,11 @@ export class Agent extends EventEmitter {
   private readonly timers: TimerHandle[] = []
   private readonly intervals: TimerHandle[] = []
   private cached?: Resolution
-  private dirty = true
+  private replayed?: Replayed
+  /** A decision map changed since the last replay (set by Yjs observers). */
+  private ledgerDirty = true
+  /** The heartbeat map changed since the last finish. */
+  private heartbeatsDirty = true
   /** Local updates not yet fsynced, and the promise of their durability. */
   private durableTail: Promise<void> = Promise.resolve()
   private pendingGossip: Uint8Array[] = []
@@ -228,6 +233,8 @@ export class Agent extends EventEmitter {
     this.random = init.random ?? Math.random
     this.log = init.log ?? ((line) => { process.stderr.write(`${line}\n`) })
     this.doc = new Y.Doc({ gc: true })
+    for (const name of [MAP_RESERVATIONS, MAP_RELEASES, MAP_CAPACITY, MAP_MEMBERSHIP]) this.doc.getMap(name).observe(() => { this.ledgerDirty = true })
+    this.doc.getMap(MAP_NODES).observe(() => { this.heartbeatsDirty = true })
     this.gate = new PublishGate({ heartbeatIntervalMs: init.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs })
     this.startedAtMs = this.clock.now()
   }
@@ -317,13 +324,21 @@ export class Agent extends EventEmitter {
 
   // ------------------------------------------------------------ reading
 
-  /** The current resolution; recomputed lazily after the document changed. */
+  /**
+   * The current resolution, recomputed lazily. Heartbeats (most updates) never
+   * change a decision, so they only re-run `finishResolution()` (finality and
+   * node figures); the full replay runs when a reservation, release, capacity
+   * or membership entry changed.
+   */
   resolution (): Resolution {
-    if (this.dirty || this.cached === undefined) {
-      this.cached = resolve(this.doc)
-      this.dirty = false
+    if (this.cached !== undefined && !this.ledgerDirty && !this.heartbeatsDirty) return this.cached
+    if (this.replayed === undefined || this.ledgerDirty) {
+      this.ledgerDirty = false
+      this.replayed = replayLedger(readLedger(this.doc))
       this.metrics.resolutions++
     }
+    this.heartbeatsDirty = false
+    this.cached = finishResolution(this.replayed, readMapRecord(this.doc, MAP_NODES))
     return this.cached
   }
 
@@ -459,7 +474,6 @@ export class Agent extends EventEmitter {
   // ------------------------------------------------------------ local writes
 
   private onDocUpdate (update: Uint8Array, origin: unknown): void {
-    this.invalidate()
     if (origin === ORIGIN_LOCAL) {
       this.metrics.updatesOut++
       // Durable first, then gossip (§7). Appends are queued in order by the store.
@@ -864,10 +878,6 @@ export class Agent extends EventEmitter {
   }
 
   // ------------------------------------------------------------ upkeep
-
-  private invalidate (): void {
-    this.dirty = true
-  }
 
   private scheduleRefresh (): void {
     if (this.refreshTimer !== undefined || this.stopped) return

@@ -158,7 +158,7 @@ const WINNER_LOOKBACK = 8
 /** The cut of an evicted node: its writes after `lastSeq` are ignored (§4.3). */
 interface Cut { lastSeq: number, hlc: HlcString, key: string }
 
-class Replay {
+export class Replay {
   readonly slots = new Map<NodeId, Slot>()
   readonly running = new Map<ReservationId, Running>()
   readonly pendingReleases = new Map<ReservationId, HlcString>()
@@ -461,6 +461,25 @@ function invalidVerdict (key: string, raw: unknown, code: InvalidCode, reason: s
 /** Resolve a document or a snapshot read from one. */
 export function resolve (input: Y.Doc | LedgerSnapshot): Resolution {
   const snapshot = isSnapshot(input) ? input : readLedger(input)
+  return finishResolution(replayLedger(snapshot), snapshot.nodes)
+}
+
+/** The decision part of a resolution: everything but heartbeats. */
+export interface Replayed {
+  verdicts: Map<ReservationId, Verdict>
+  conflicts: Verdict[]
+  all: Verdict[]
+  /** Opaque replay state (node slots) that {@link finishResolution} reads. */
+  replay: Replay
+  streams: Map<NodeId, { hlc?: HlcString, seq: number }>
+  issues: LedgerIssue[]
+  counts: Record<VerdictStatus, number>
+  latestHlc?: HlcString
+  digest: string
+}
+
+/** Replay the log (reservations, releases, capacity, membership); heartbeats are not read. */
+export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed {
   const issues: LedgerIssue[] = []
   const log: LogEvent[] = []
   /** Latest stamp and highest seq per writer, for finality. */
@@ -574,13 +593,46 @@ export function resolve (input: Y.Doc | LedgerSnapshot): Resolution {
   replay.finish()
   issues.push(...replay.issues)
 
+  const counts: Record<VerdictStatus, number> = { admitted: 0, rejected: 0, evicted: 0, released: 0, invalid: 0 }
+  const all = [...verdicts.values(), ...conflicts]
+  for (const verdict of all) counts[verdict.status]++
+  return {
+    verdicts,
+    conflicts,
+    all,
+    replay,
+    streams,
+    issues,
+    counts,
+    latestHlc: log.length > 0 ? log[log.length - 1].hlc : undefined,
+    digest: digestVerdicts(all)
+  }
+}
+
+/**
+ * Add what heartbeats decide — finality, node figures, liveness of streams — to
+ * a replay. Heartbeats never change a decision, so a peer that just heard a
+ * heartbeat runs only this (cheap) part; the replay runs when a reservation,
+ * release, capacity or membership entry changed.
+ */
+export function finishResolution (replayed: Replayed, nodesMap: Record<string, unknown>): Resolution {
+  const { replay, verdicts, conflicts, all } = replayed
+  const issues: LedgerIssue[] = [...replayed.issues]
+  const streams = new Map<NodeId, { hlc?: HlcString, seq: number }>()
+  for (const [id, s] of replayed.streams) streams.set(id, { ...s })
   // Heartbeats: display figures, and the latest point of each member's stream.
   const heartbeats = new Map<NodeId, Heartbeat>()
-  for (const [key, raw] of Object.entries(snapshot.nodes)) {
+  for (const [key, raw] of Object.entries(nodesMap)) {
     const v = validateHeartbeat(raw)
     if (!v.ok) { issues.push({ map: 'nodes', key, code: v.code, reason: v.reason }); continue }
     heartbeats.set(key, v.value)
-    if (!replay.isCut(key, v.value.seq)) advance(key, v.value.hlc, v.value.seq)
+    if (replay.isCut(key, v.value.seq)) continue
+    const stream = streams.get(key)
+    if (stream === undefined) streams.set(key, { hlc: v.value.hlc, seq: v.value.seq })
+    else {
+      if (stream.hlc === undefined || v.value.hlc > stream.hlc) stream.hlc = v.value.hlc
+      if (v.value.seq > stream.seq) stream.seq = v.value.seq
+    }
   }
 
   const nodes = buildNodeViews(replay, heartbeats, streams)
@@ -595,10 +647,9 @@ export function resolve (input: Y.Doc | LedgerSnapshot): Resolution {
   if (unheard) watermark = undefined
 
   let pending = 0
-  const counts: Record<VerdictStatus, number> = { admitted: 0, rejected: 0, evicted: 0, released: 0, invalid: 0 }
-  const all = [...verdicts.values(), ...conflicts]
   for (const verdict of all) {
-    counts[verdict.status]++
+    verdict.final = false
+    verdict.waitsFor = []
     if (verdict.hlc === undefined) continue
     // Final once every member's stream has reached t: their next writes sort after
     // it, and Yjs integrates each writer in order, so nothing before t is missing.
@@ -616,11 +667,11 @@ export function resolve (input: Y.Doc | LedgerSnapshot): Resolution {
     nodes,
     members,
     watermark,
-    latestHlc: log.length > 0 ? log[log.length - 1].hlc : undefined,
+    latestHlc: replayed.latestHlc,
     pending,
     issues,
-    counts,
-    digest: digestVerdicts(all)
+    counts: replayed.counts,
+    digest: replayed.digest
   }
 }
 

@@ -357,6 +357,11 @@ function mapToRecord (map: Y.Map<unknown>): Record<string, unknown> {
   return out
 }
 
+/** One map of the ledger as a plain (null-prototype) record. */
+export function readMapRecord (doc: Y.Doc, name: string): Record<string, unknown> {
+  return mapToRecord(doc.getMap(name))
+}
+
 /** Copy the ledger out of the document (the values are shared, not cloned: treat as read-only). */
 export function readLedger (doc: Y.Doc): LedgerSnapshot {
   const maps = ledgerMaps(doc)

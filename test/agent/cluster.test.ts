@@ -23,6 +23,15 @@ describe('a five-agent cluster', () => {
     await waitFor('web-1 everywhere', () => agents.every(a => a.daemon.agent.verdict('web-1')?.status === 'admitted'))
     await waitFor('web-1 final everywhere', () => agents.every(a => a.daemon.agent.verdict('web-1')?.final === true))
     expect(converged(agents)).toBe(true)
+    // At rest only heartbeats arrive: they advance finality but never re-run the replay.
+    const replays = agents.map(a => a.daemon.agent.metrics.resolutions)
+    const heard = agents.map(a => a.daemon.agent.metrics.updatesIn)
+    await new Promise(resolve => setTimeout(resolve, 2500))
+    for (const [i, a] of agents.entries()) {
+      a.daemon.agent.nodes()
+      expect(a.daemon.agent.metrics.updatesIn).toBeGreaterThan(heard[i])
+      expect(a.daemon.agent.metrics.resolutions).toBe(replays[i])
+    }
   })
 
   it('resolves the y/z race made on two different agents identically on all five', async () => {
