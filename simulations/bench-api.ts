@@ -1,0 +1,144 @@
+/**
+ * The simulation harness's benchmark entry points, called by the benchmark
+ * runner (simulations/bench/run.ts finds them by name) or directly:
+ *
+ *   npx tsx simulations/bench-api.ts virtual 1000     # benchVirtual
+ *   npx tsx simulations/bench-api.ts real 100 [tcp|memory]
+ *
+ * - `benchVirtual({ nodes })`: the `fleet` scenario on the virtual tier, plus a
+ *   formation-only run at half the size, so memory per peer can be modelled as
+ *   a + b·N (each replica holds every node's entries) and extrapolated to the
+ *   largest N that fits in 24 GiB.
+ * - `benchRealTier({ nodes })`: the `yz-race` scenario on real libp2p agents.
+ */
+import './../agent/shim.ts'
+import { resolve as resolvePath } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { runScenario, type RunReport } from './harness/run.ts'
+import { loadScenario, parseScenario } from './scenario/load.ts'
+
+const GiB = 1024 ** 3
+/** The memory budget the estimate is for (the machine the issue names). */
+export const MEMORY_BUDGET_BYTES = 24 * GiB
+
+export interface BenchVirtualResult {
+  convergenceP50Ms: number | null
+  convergenceP99Ms: number | null
+  convergenceAllMs: number | null
+  rssPeakBytes: number
+  rssPerPeerBytes: number
+  heapPerPeerBytes: number
+  nodes: number
+  passed: boolean
+  virtualMs: number
+  wallMs: number
+  formWallMs: number
+  /** Scenario ms per wall ms over the timeline. */
+  speed: number
+  /** Largest N whose heap (a + b·N per peer, fitted on this run and one at N/2) fits the budget. */
+  maxNodesEstimate: number | null
+  memoryModel: { basePerPeerBytes: number, perPeerPerNodeBytes: number, budgetBytes: number, fittedOn: number[] } | null
+  invariants: Array<{ name: string, passed: boolean }>
+  scenario: string
+  seed: number
+}
+
+/** The virtual-tier benchmark at `nodes` peers (default scenario `fleet`). */
+export async function benchVirtual (options: { nodes: number, seed?: number, scenario?: string, model?: boolean }): Promise<BenchVirtualResult> {
+  const seed = options.seed ?? 1
+  const scenario = await loadScenario(options.scenario ?? 'fleet')
+  const nodes = Math.max(options.nodes, scenario.minNodes)
+  // Formation-only run at half the size first (smaller heap to measure), for the memory model.
+  let half: RunReport | undefined
+  if (options.model !== false && nodes >= 40) half = await formOnly(Math.floor(nodes / 2), seed, scenario.agent.heartbeatMs)
+  const report = await runScenario(scenario, { tier: 'virtual', nodes, seed, measureHeap: true })
+  let model: BenchVirtualResult['memoryModel'] = null
+  let maxNodes: number | null = null
+  if (half !== undefined) {
+    const m1 = half.memory.heapPerPeerBytes
+    const m2 = report.memory.heapPerPeerBytes
+    const n1 = half.nodes
+    const n2 = report.nodes
+    const b = Math.max(0, (m2 - m1) / (n2 - n1))
+    const a = Math.max(0, m1 - b * n1)
+    model = { basePerPeerBytes: Math.round(a), perPeerPerNodeBytes: Math.round(b), budgetBytes: MEMORY_BUDGET_BYTES, fittedOn: [n1, n2] }
+    // Heap of N peers: N·(a + b·N) plus what the process needs besides (the baseline RSS).
+    const budget = MEMORY_BUDGET_BYTES - report.memory.baselineRssBytes
+    maxNodes = b > 0 ? Math.floor((-a + Math.sqrt(a * a + 4 * b * budget)) / (2 * b)) : Math.floor(budget / Math.max(1, a))
+  }
+  return {
+    convergenceP50Ms: report.convergence.peerP50Ms,
+    convergenceP99Ms: report.convergence.peerP99Ms,
+    convergenceAllMs: report.convergence.allAgreeAfterMs,
+    rssPeakBytes: report.memory.rssPeakBytes,
+    rssPerPeerBytes: report.memory.rssPerPeerBytes,
+    heapPerPeerBytes: report.memory.heapPerPeerBytes,
+    nodes: report.nodes,
+    passed: report.passed,
+    virtualMs: report.time.endMs,
+    wallMs: report.wall.totalMs,
+    formWallMs: report.wall.formMs,
+    speed: report.wall.speed,
+    maxNodesEstimate: maxNodes,
+    memoryModel: model,
+    invariants: report.invariants.map(i => ({ name: i.name, passed: i.passed })),
+    scenario: report.scenario,
+    seed
+  }
+}
+
+export interface BenchRealResult {
+  rssPerPeerBytes: number
+  rssPeakBytes: number
+  convergenceP50Ms: number | null
+  convergenceP99Ms: number | null
+  convergenceAllMs: number | null
+  formMs: number
+  nodes: number
+  transport: string
+  passed: boolean
+  wallMs: number
+  invariants: Array<{ name: string, passed: boolean }>
+}
+
+/** The real-tier benchmark at `nodes` libp2p agents (default scenario `yz-race`). */
+export async function benchRealTier (options: { nodes: number, seed?: number, transport?: 'tcp' | 'memory', scenario?: string }): Promise<BenchRealResult> {
+  const scenario = await loadScenario(options.scenario ?? 'yz-race')
+  const report = await runScenario(scenario, { tier: 'real', nodes: options.nodes, seed: options.seed ?? 1, transport: options.transport ?? 'tcp', measureHeap: true })
+  return {
+    rssPerPeerBytes: report.memory.rssPerPeerBytes,
+    rssPeakBytes: report.memory.rssPeakBytes,
+    convergenceP50Ms: report.convergence.peerP50Ms,
+    convergenceP99Ms: report.convergence.peerP99Ms,
+    convergenceAllMs: report.convergence.allAgreeAfterMs,
+    formMs: report.wall.formMs,
+    nodes: report.nodes,
+    transport: report.transport,
+    passed: report.passed,
+    wallMs: report.wall.totalMs,
+    invariants: report.invariants.map(i => ({ name: i.name, passed: i.passed }))
+  }
+}
+
+/** Form a cluster of `nodes` virtual peers, measure, stop: one point of the memory model. */
+async function formOnly (nodes: number, seed: number, heartbeatMs: number): Promise<RunReport> {
+  const scenario = parseScenario(JSON.stringify({
+    name: 'form-only',
+    nodes,
+    agent: { heartbeat: heartbeatMs, sync: heartbeatMs },
+    timeline: [],
+    settle: '1s',
+    hold: 0,
+    sample: '50ms'
+  }), '<bench form-only>')
+  return await runScenario(scenario, { tier: 'virtual', nodes, seed, measureHeap: true })
+}
+
+const invokedDirectly = process.argv[1] !== undefined && resolvePath(process.argv[1]) === fileURLToPath(import.meta.url)
+if (invokedDirectly) {
+  const [tier = 'virtual', n = '1000', transport] = process.argv.slice(2)
+  const result = tier === 'real'
+    ? await benchRealTier({ nodes: Number(n), transport: transport === 'memory' ? 'memory' : 'tcp' })
+    : await benchVirtual({ nodes: Number(n) })
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+}

@@ -1,0 +1,71 @@
+/**
+ * fit() at 1,000 nodes × 10,000 reservations, timed two ways per call: wall
+ * time (what runCrdtBench reports) and this thread's CPU time
+ * (`process.cpuUsage`), with the garbage collections that overlapped slow
+ * calls. On a machine shared with other work the wall-clock tail is mostly
+ * the process waiting for a core, not fit() computing; the CPU-time tail
+ * says what fit() itself costs.
+ */
+import { PerformanceObserver } from 'node:perf_hooks'
+import { fit, resolve } from '../../crdt/index.ts'
+import { buildLedger } from './crdt.ts'
+import { summarize, type Summary } from './stats.ts'
+
+const GiB = 1024 ** 3
+
+export interface FitCpuResult {
+  nodes: number
+  reservations: number
+  calls: number
+  wallMs: Summary
+  cpuMs: Summary
+  /** Calls slower than 1 ms of wall time, and how many of them overlapped a GC or used > 1 ms of CPU. */
+  slowCalls: number
+  slowWithGc: number
+  slowWithCpu: number
+  /** Slow calls with neither: the thread was waiting for a core. */
+  slowWaiting?: number
+  gcCount: number
+  gcMaxMs: number
+}
+
+export async function runFitCpu (options: { nodes?: number, reservations?: number, calls?: number } = {}): Promise<FitCpuResult> {
+  const nodes = options.nodes ?? 1000
+  const reservations = options.reservations ?? 10_000
+  const calls = options.calls ?? 4000
+  const res = resolve(buildLedger(nodes, reservations))
+  const gcs: Array<{ start: number, end: number }> = []
+  const observer = new PerformanceObserver(list => { for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration }) })
+  observer.observe({ entryTypes: ['gc'] })
+  const wall: number[] = []
+  const cpu: number[] = []
+  const starts: number[] = []
+  for (let i = 0; i < calls; i++) {
+    // The same mix as runCrdtBench: spread:3, all, any, any.
+    const placement = i % 4 === 0 ? { kind: 'spread' as const, count: 3 } : i % 4 === 1 ? { kind: 'all' as const } : { kind: 'any' as const }
+    const c0 = process.cpuUsage()
+    const t0 = performance.now()
+    fit(res, { bytes: (1 + (i % 8)) * GiB, placement })
+    wall.push(performance.now() - t0)
+    const c = process.cpuUsage(c0)
+    cpu.push((c.user + c.system) / 1000)
+    starts.push(t0)
+  }
+  // GC entries are delivered asynchronously.
+  await new Promise(resolve => setTimeout(resolve, 50))
+  observer.disconnect()
+  const slow = wall.map((w, i) => ({ w, c: cpu[i], s: starts[i] })).filter(x => x.w > 1)
+  return {
+    nodes,
+    reservations,
+    calls,
+    wallMs: summarize(wall),
+    cpuMs: summarize(cpu),
+    slowCalls: slow.length,
+    slowWithGc: slow.filter(x => gcs.some(g => g.start < x.s + x.w && g.end > x.s)).length,
+    slowWithCpu: slow.filter(x => x.c > 1).length,
+    slowWaiting: slow.filter(x => x.c <= 1 && !gcs.some(g => g.start < x.s + x.w && g.end > x.s)).length,
+    gcCount: gcs.length,
+    gcMaxMs: gcs.reduce((m, g) => Math.max(m, g.end - g.start), 0)
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * HTTP helpers for talking to agents: JSON requests over keep-alive
+ * connections (so a trial does not pay for a TCP handshake), Prometheus text
+ * scraping, and a server-sent-events reader that timestamps every event as it
+ * is read.
+ */
+import { Agent as HttpAgent, request, type IncomingMessage, type ClientRequest } from 'node:http'
+
+const keepAlive = new HttpAgent({ keepAlive: true, maxSockets: 16 })
+
+export async function httpJson (url: string, method = 'GET', body?: unknown, timeoutMs = 30_000): Promise<{ status: number, body: any }> {
+  try {
+    return await once(url, method, body, timeoutMs)
+  } catch (error) {
+    // A pooled connection the server closed as idle just as it was reused: the
+    // request never reached the server, so sending it again is safe (the
+    // retry Node's documentation recommends for keep-alive agents).
+    if ((error as { reusedSocket?: boolean }).reusedSocket === true) return await once(url, method, body, timeoutMs)
+    throw error
+  }
+}
+
+async function once (url: string, method: string, body: unknown, timeoutMs: number): Promise<{ status: number, body: any }> {
+  const payload = body === undefined ? undefined : JSON.stringify(body)
+  return await new Promise((resolve, reject) => {
+    const req = request(url, {
+      method,
+      agent: keepAlive,
+      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      timeout: timeoutMs
+    }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        let parsed: unknown = text
+        try { parsed = JSON.parse(text) } catch {}
+        resolve({ status: res.statusCode ?? 0, body: parsed })
+      })
+      res.on('error', reject)
+    })
+    req.on('timeout', () => { req.destroy(new Error(`${method} ${url} timed out after ${timeoutMs} ms`)) })
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      const stale = req.reusedSocket && (error.code === 'ECONNRESET' || error.message === 'socket hang up')
+      reject(Object.assign(error, { reusedSocket: stale }))
+    })
+    req.end(payload)
+  })
+}
+
+/** `GET /metrics` as `name{labels}` → value. */
+export async function scrapeMetrics (api: string): Promise<Map<string, number>> {
+  const { body } = await httpJson(`${api}/metrics`)
+  const out = new Map<string, number>()
+  for (const line of String(body).split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue
+    const space = line.lastIndexOf(' ')
+    out.set(line.slice(0, space), Number(line.slice(space + 1)))
+  }
+  return out
+}
+
+export function closeHttp (): void {
+  keepAlive.destroy()
+}
+
+/** One `GET /v1/events` stream; `onEvent` gets each event with the time it was read. */
+export class EventStream {
+  private req?: ClientRequest
+  private res?: IncomingMessage
+  private closed = false
+
+  private constructor (readonly url: string, private readonly onEvent: (type: string, data: any, at: number) => void) {}
+
+  static async open (api: string, onEvent: (type: string, data: any, at: number) => void, timeoutMs = 10_000): Promise<EventStream> {
+    const stream = new EventStream(`${api}/v1/events`, onEvent)
+    await stream.connect(timeoutMs)
+    return stream
+  }
+
+  private async connect (timeoutMs: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      // Its own connection (no pooling agent): it stays open for the whole run.
+      const req = request(this.url, { method: 'GET', headers: { accept: 'text/event-stream' } }, (res) => {
+        this.res = res
+        res.setEncoding('utf8')
+        let buffer = ''
+        let helloSeen = false
+        res.on('data', (chunk: string) => {
+          const at = performance.now()
+          buffer += chunk
+          let end: number
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end)
+            buffer = buffer.slice(end + 2)
+            let type = 'message'
+            const data: string[] = []
+            for (const line of block.split('\n')) {
+              if (line.startsWith('event: ')) type = line.slice(7)
+              else if (line.startsWith('data: ')) data.push(line.slice(6))
+            }
+            if (data.length === 0) continue
+            let parsed: unknown = data.join('\n')
+            try { parsed = JSON.parse(parsed as string) } catch {}
+            if (type === 'hello' && !helloSeen) { helloSeen = true; resolve() }
+            this.onEvent(type, parsed, at)
+          }
+        })
+        res.on('error', () => {})
+      })
+      const timer = setTimeout(() => { req.destroy(); reject(new Error(`no hello from ${this.url} within ${timeoutMs} ms`)) }, timeoutMs)
+      req.on('response', () => { clearTimeout(timer) })
+      req.on('error', (e) => { clearTimeout(timer); if (!this.closed) reject(e) })
+      req.end()
+      this.req = req
+    })
+  }
+
+  close (): void {
+    this.closed = true
+    this.res?.destroy()
+    this.req?.destroy()
+  }
+}

@@ -1,0 +1,327 @@
+/**
+ * Child processes of the benchmark: memgossip agents (`memgossip agent`, run
+ * the way the installed command runs it: node with the tsx loader), Serf
+ * agents, and one registry that stops every child and removes every temp dir
+ * when the run ends, fails, or is interrupted (SIGINT/SIGTERM).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createSocket, type Socket as UdpSocket } from 'node:dgram'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { SerfRpc } from './serf-rpc.ts'
+import { sleep } from './stats.ts'
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const CLUSTER = 'bench'
+/** Each benchmark agent pretends to have this much memory (`--fake-memory`). */
+export const FAKE_MEMORY = '64GiB'
+
+// ------------------------------------------------------------ registry
+
+/** Everything started by one run, stopped by `cleanup()` (idempotent). */
+export class Registry {
+  private readonly children = new Set<ChildProcess>()
+  private readonly dirs = new Set<string>()
+  private readonly closers = new Set<() => void | Promise<void>>()
+  private cleaning?: Promise<void>
+
+  track (child: ChildProcess): void {
+    this.children.add(child)
+    child.once('exit', () => { this.children.delete(child) })
+  }
+
+  async tempDir (prefix: string): Promise<string> {
+    // Short paths: the agent's data-dir lock is a Unix socket (≤ 100 bytes).
+    const dir = await mkdtemp(join(tmpdir(), prefix))
+    this.dirs.add(dir)
+    return dir
+  }
+
+  onCleanup (fn: () => void | Promise<void>): () => void {
+    this.closers.add(fn)
+    return () => { this.closers.delete(fn) }
+  }
+
+  get running (): number {
+    return this.children.size
+  }
+
+  async stopChild (child: ChildProcess, graceMs = 3000): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise<void>(resolve => { child.once('exit', () => resolve()) })
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, graceMs)
+    await exited
+    clearTimeout(timer)
+  }
+
+  async cleanup (): Promise<void> {
+    this.cleaning ??= (async () => {
+      for (const fn of [...this.closers]) {
+        try { await fn() } catch {}
+      }
+      await Promise.all([...this.children].map(async c => { await this.stopChild(c) }))
+      await Promise.all([...this.dirs].map(async d => { await rm(d, { recursive: true, force: true }).catch(() => {}) }))
+    })()
+    await this.cleaning
+  }
+}
+
+/** Keep the last lines of a stream, for error messages. */
+function tail (stream: NodeJS.ReadableStream, lines: string[], max = 30, onLine?: (line: string) => void): void {
+  const rl = createInterface({ input: stream, crlfDelay: Infinity })
+  rl.on('line', line => {
+    onLine?.(line)
+    lines.push(line)
+    if (lines.length > max) lines.shift()
+  })
+}
+
+/** A TCP port that was free a moment ago (also used for Serf's UDP, which binds the same number). */
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+// ------------------------------------------------------------ memgossip
+
+export interface MemgossipProc {
+  index: number
+  pid: number
+  peerId: string
+  api: string
+  apiPort: number
+  multiaddrs: string[]
+  dataDir: string
+  child: ChildProcess
+  log: string[]
+}
+
+export interface MemgossipStart {
+  registry: Registry
+  index: number
+  dataDir: string
+  bootstrap?: string[]
+  /** Extra `memgossip agent` flags (the benchmark passes none beyond the ones documented in run.ts). */
+  extraArgs?: string[]
+  /** Preload the gossip probe (simulations/bench/gossip-probe.ts) to count gossipsub receptions. */
+  probe?: boolean
+  /** Extra node flags placed before the loader (e.g. `--cpu-prof`). */
+  nodeArgs?: string[]
+  timeoutMs?: number
+}
+
+/**
+ * `memgossip agent --local-cluster --fake-memory 64GiB` on random loopback
+ * ports, run as `node --import tsx cli/main.ts agent …` (what `memgossip`
+ * runs; without npx, so the pid is the agent's). Resolves once it printed its
+ * `started` line.
+ */
+export async function startMemgossip (options: MemgossipStart): Promise<MemgossipProc> {
+  const args = [
+    ...(options.nodeArgs ?? []),
+    '--import', 'tsx',
+    ...(options.probe === true ? ['--import', join(REPO_ROOT, 'simulations/bench/gossip-probe.ts')] : []),
+    join(REPO_ROOT, 'cli/main.ts'), 'agent',
+    '--data-dir', options.dataDir,
+    '--listen', '/ip4/127.0.0.1/tcp/0',
+    '--api', '127.0.0.1:0',
+    '--local-cluster',
+    '--cluster', CLUSTER,
+    '--fake-memory', FAKE_MEMORY,
+    ...(options.bootstrap ?? []).flatMap(b => ['--bootstrap', b]),
+    ...(options.extraArgs ?? [])
+  ]
+  const child = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MEMGOSSIP_BENCH_PROBE: options.probe === true ? join(options.dataDir, 'gossip-probe.json') : '' }
+  })
+  options.registry.track(child)
+  const log: string[] = []
+  tail(child.stderr!, log)
+  const started = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`memgossip agent ${options.index} did not start within ${options.timeoutMs ?? 60_000} ms:\n${log.join('\n')}`)) }, options.timeoutMs ?? 60_000)
+    tail(child.stdout!, [], 5, line => {
+      try {
+        const event = JSON.parse(line) as Record<string, unknown>
+        if (event.event === 'started') { clearTimeout(timer); resolve(event) }
+      } catch {}
+    })
+    child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`memgossip agent ${options.index} exited (${code ?? signal}) before starting:\n${log.join('\n')}`)) })
+  })
+  const info = await started
+  const api = String(info.api)
+  return {
+    index: options.index,
+    pid: Number(info.pid),
+    peerId: String(info.peerId),
+    api,
+    apiPort: Number(new URL(api).port),
+    multiaddrs: info.multiaddrs as string[],
+    dataDir: options.dataDir,
+    child,
+    log
+  }
+}
+
+// ------------------------------------------------------------ Serf
+
+/** Whether `serf` is on PATH; installs it with apt-get when root and allowed. */
+export async function ensureSerf (options: { install: boolean, log: (line: string) => void }): Promise<{ path?: string, version?: string, note: string }> {
+  const find = (): string | undefined => (process.env.PATH ?? '').split(':').map(d => join(d, 'serf')).find(p => existsSync(p))
+  let path = find()
+  if (path === undefined && options.install && process.getuid?.() === 0) {
+    options.log('serf not found: installing it (apt-get install -y serf)…')
+    const code = await run('apt-get', ['install', '-y', 'serf'], options.log)
+    if (code !== 0) {
+      options.log('apt-get install failed; trying apt-get update first…')
+      await run('apt-get', ['update'], options.log)
+      await run('apt-get', ['install', '-y', 'serf'], options.log)
+    }
+    path = find()
+  }
+  if (path === undefined) {
+    return { note: process.getuid?.() === 0 || !options.install ? 'serf is not installed (not installing it in this mode): Serf comparison skipped' : 'serf is not installed and this run is not root (cannot apt-get install serf): Serf comparison skipped' }
+  }
+  let version = ''
+  await run(path, ['version'], line => { if (version === '') version = line.trim() })
+  return { path, version, note: `serf ${version} at ${path}` }
+}
+
+async function run (command: string, args: string[], onLine: (line: string) => void): Promise<number> {
+  return await new Promise(resolve => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+    tail(child.stdout!, [], 1, onLine)
+    tail(child.stderr!, [], 1, onLine)
+    child.once('error', () => resolve(127))
+    child.once('exit', code => resolve(code ?? 1))
+  })
+}
+
+export interface SerfProc {
+  index: number
+  name: string
+  pid: number
+  bind: string
+  rpcAddr: string
+  child: ChildProcess
+  rpc: SerfRpc
+  statsd: StatsdSink
+  log: string[]
+  /** Called for every log line the agent prints, with the time it was read. */
+  onLine?: (line: string, at: number) => void
+}
+
+/**
+ * A statsd receiver for one Serf agent (`statsd_addr` in its config): Serf's
+ * memberlist counts the bytes of every UDP packet it sends and receives and
+ * of every TCP push/pull it sends (`memberlist.udp.sent`, `.udp.received`,
+ * `.tcp.sent`); go-metrics' statsd sink sends one line per increment, so the
+ * number of lines is the number of packets.
+ */
+export class StatsdSink {
+  readonly totals = new Map<string, number>()
+  readonly counts = new Map<string, number>()
+  private constructor (readonly socket: UdpSocket, readonly port: number) {
+    socket.on('message', (msg) => {
+      for (const line of msg.toString('utf8').split('\n')) {
+        const m = /^([^:]+):([-\d.e+]+)\|c/.exec(line)
+        if (m === null) continue
+        const key = m[1].replace(/^serf-agent\./, '')
+        this.totals.set(key, (this.totals.get(key) ?? 0) + Number(m[2]))
+        this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
+      }
+    })
+  }
+
+  static async open (): Promise<StatsdSink> {
+    const socket = createSocket('udp4')
+    await new Promise<void>((resolve, reject) => { socket.once('error', reject); socket.bind(0, '127.0.0.1', () => resolve()) })
+    return new StatsdSink(socket, socket.address().port)
+  }
+
+  snapshot (): { totals: Record<string, number>, counts: Record<string, number> } {
+    return { totals: Object.fromEntries(this.totals), counts: Object.fromEntries(this.counts) }
+  }
+
+  close (): void {
+    try { this.socket.close() } catch {}
+  }
+}
+
+export interface SerfStart {
+  registry: Registry
+  serfPath: string
+  index: number
+  dir: string
+  join?: string
+  logLevel?: 'info' | 'err'
+  timeoutMs?: number
+}
+
+/**
+ * `serf agent` with its defaults (LAN profile, no snapshot, no encryption) on
+ * loopback ports, logging at `info` so the benchmark sees when an event or a
+ * member update arrives. Only what the benchmark needs is added: the node
+ * name, bind and RPC addresses, `-join`, and a `statsd_addr` to read its
+ * traffic counters.
+ */
+export async function startSerf (options: SerfStart): Promise<SerfProc> {
+  const bindPort = await freePort()
+  const rpcPort = await freePort()
+  const statsd = await StatsdSink.open()
+  const name = `serf${options.index}`
+  const config = join(options.dir, `${name}.json`)
+  await writeFile(config, JSON.stringify({ statsd_addr: `127.0.0.1:${statsd.port}` }))
+  const args = [
+    'agent',
+    `-node=${name}`,
+    `-bind=127.0.0.1:${bindPort}`,
+    `-rpc-addr=127.0.0.1:${rpcPort}`,
+    `-log-level=${options.logLevel ?? 'info'}`,
+    `-config-file=${config}`,
+    ...(options.join !== undefined ? [`-join=${options.join}`] : [])
+  ]
+  const child = spawn(options.serfPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  options.registry.track(child)
+  const log: string[] = []
+  const proc: Partial<SerfProc> = { index: options.index, name, bind: `127.0.0.1:${bindPort}`, rpcAddr: `127.0.0.1:${rpcPort}`, child, statsd, log }
+  tail(child.stderr!, log)
+  const running = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`serf agent ${name} did not start:\n${log.join('\n')}`)) }, options.timeoutMs ?? 20_000)
+    tail(child.stdout!, log, 30, line => {
+      const at = performance.now()
+      if (line.includes('Serf agent running!')) { clearTimeout(timer); resolve() }
+      proc.onLine?.(line, at)
+    })
+    child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`serf agent ${name} exited (${code ?? signal}):\n${log.join('\n')}`)) })
+  })
+  options.registry.onCleanup(() => { statsd.close() })
+  await running
+  proc.pid = child.pid!
+  // The RPC listener is up once the agent says it is running; retry briefly anyway.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      proc.rpc = await SerfRpc.connect(proc.rpcAddr!)
+      break
+    } catch (error) {
+      if (attempt >= 20) throw error
+      await sleep(100)
+    }
+  }
+  const rpc = proc.rpc
+  options.registry.onCleanup(() => { rpc.close() })
+  return proc as SerfProc
+}

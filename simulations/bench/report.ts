@@ -1,0 +1,322 @@
+/**
+ * Turning a benchmark run into docs/benchmarks.md, docs/bench-*.svg and the
+ * summary printed on stdout; and judging each target met or missed.
+ */
+import type { BenchResults, PropagationResult, TrafficResult } from './run.ts'
+import { fmt, percentile, type Summary } from './stats.ts'
+import { barChart } from './svg.ts'
+import type { TrafficWindow } from './clusters.ts'
+import { explainMissed } from './findings.ts'
+
+export type Target = BenchResults['targets'][number] & { id?: string }
+
+const MiB = 1024 ** 2
+const ms = (v: number | undefined): string => v === undefined || !Number.isFinite(v) ? '–' : v >= 1000 ? `${fmt(v / 1000)} s` : `${fmt(v)} ms`
+const pair = (s: Summary | undefined, f: (v: number) => string = ms): string => s === undefined || s.n === 0 ? '–' : `${f(s.p50)} / ${f(s.p99)}`
+const ratio = (s: Summary | undefined): string => s === undefined || s.n === 0 ? '–' : `${fmt(s.p50, 2)} / ${fmt(s.p99, 2)}`
+const bytes = (v: number | undefined): string => v === undefined || !Number.isFinite(v) ? '–' : v >= 10 * 1024 ? `${fmt(v / 1024)} KiB` : `${fmt(v)} B`
+const median = (xs: number[]): number => percentile(xs.filter(x => Number.isFinite(x)), 0.5)
+
+function largest<T extends { nodes: number }> (xs: T[]): T | undefined {
+  return [...xs].sort((a, b) => b.nodes - a.nodes)[0]
+}
+
+function trafficMedians (t: TrafficResult, kind: 'rest' | 'load'): { mgCpu: number, mgCpuHub: number, serfCpu: number, serfCpuHub: number, mgPayload: number, mgSocket: number, mgBusiest: number, mgWire: number, serfPayload: number, serfBusiest: number, serfWire: number, serfIo: number, ratioSocket: number, ratioWire: number, copies: number, applied: number, redundant: number, ihave: number, iwant: number, sync: number, published: number } {
+  const ws = t.windows.filter(w => w.kind === kind)
+  const m = (f: (w: TrafficWindow) => number | undefined): number => median(ws.map(w => f(w) ?? Number.NaN))
+  return {
+    mgPayload: m(w => w.memgossip.payloadBytesPerNodeSec),
+    mgCpu: m(w => w.memgossip.cpuPerNode),
+    mgCpuHub: m(w => w.memgossip.cpuHub),
+    serfCpu: m(w => w.serf?.cpuPerNode),
+    serfCpuHub: m(w => w.serf?.cpuHub),
+    mgSocket: m(w => w.memgossip.socketBytesPerNodeSec),
+    mgBusiest: m(w => w.memgossip.socketBytesBusiestNodeSec),
+    serfBusiest: m(w => w.serf?.payloadBytesBusiestNodeSec),
+    mgWire: m(w => w.memgossip.wireBytesPerNodeSec),
+    serfPayload: m(w => w.serf?.payloadBytesPerNodeSec),
+    serfWire: m(w => w.serf?.wireBytesPerNodeSec),
+    serfIo: m(w => w.serf?.procIoBytesPerNodeSec),
+    ratioSocket: m(w => w.ratioSocket),
+    ratioWire: m(w => w.ratioWire),
+    copies: m(w => w.memgossip.gossipCopiesPerNodePerMessage),
+    applied: m(w => w.memgossip.updatesAppliedPerNodePerMessage),
+    redundant: m(w => w.memgossip.redundantShare),
+    ihave: m(w => w.memgossip.ihavePerNodeSec),
+    iwant: m(w => w.memgossip.iwantPerNodeSec),
+    sync: m(w => w.memgossip.syncRoundsPerNodeSec),
+    published: ws.reduce((a, w) => a + w.memgossip.gossipMessagesPublished, 0)
+  }
+}
+
+export function evaluateTargets (r: BenchResults): Target[] {
+  const out: Target[] = []
+  const add = (id: string, name: string, target: string, value: string, met: boolean | undefined, note = ''): void => { out.push({ id, name, target, value, met, note }) }
+  for (const origin of ['seed', 'leaf'] as const) {
+    const p = largest(r.propagation.filter(x => x.origin === origin))
+    const label = origin === 'seed' ? 'change on node 0, the node every agent joined' : 'change on a leaf node'
+    if (p === undefined) add(`propagation-${origin}`, `propagation p99 (${label})`, '≤ Serf user event p99, same run, N = 50', 'not measured', undefined)
+    else if (p.memgossipFailed !== undefined) {
+      const ok = largest(r.propagation.filter(x => x.origin === origin && x.memgossipFailed === undefined && x.serfEvent !== undefined))
+      add(`propagation-${origin}`, `propagation p99 at N = ${p.nodes} (${label})`, '≤ Serf user event p99, same run, N = 50', `memgossip: no cluster of ${p.nodes} agents formed on this machine (see section 1); Serf ${ms(p.serfEvent?.p99)}`, false, ok !== undefined ? `at N = ${ok.nodes}: memgossip ${ms(ok.memgossip.p99)} vs Serf ${ms(ok.serfEvent?.p99)}` : '')
+    } else if (p.serfEvent === undefined) add(`propagation-${origin}`, `propagation p99 at N = ${p.nodes} (${label})`, '≤ Serf user event p99, same run, N = 50', `memgossip ${ms(p.memgossip.p99)}; Serf not run`, undefined, r.serf.note)
+    else {
+      const ok = Number.isFinite(p.memgossip.p99) && p.missed.memgossip === 0 && p.memgossip.p99 <= p.serfEvent.p99
+      add(`propagation-${origin}`, `propagation p99 at N = ${p.nodes} (${label})`, '≤ Serf user event p99, same run, N = 50', `memgossip ${ms(p.memgossip.p99)} vs Serf ${ms(p.serfEvent.p99)}${p.missed.memgossip > 0 ? ` (${p.missed.memgossip} memgossip trials timed out)` : ''}`, ok, p.nodes !== 50 ? `measured at N = ${p.nodes} (${r.mode} run)` : '')
+    }
+  }
+  const t = largest(r.traffic.filter(x => x.windows.some(w => Number.isFinite(w.memgossip.socketBytesPerNodeSec))))
+  if (t === undefined) add('bandwidth', 'bandwidth per node', '≤ Serf', 'not measured', undefined)
+  else {
+    const rest = trafficMedians(t, 'rest')
+    const load = trafficMedians(t, 'load')
+    if (!Number.isFinite(rest.serfPayload)) add('bandwidth', `bandwidth per node at N = ${t.nodes}`, '≤ Serf', `memgossip ${bytes(rest.mgSocket)}/s at rest, ${bytes(load.mgSocket)}/s under load; Serf not run`, undefined)
+    else add('bandwidth', `bandwidth per node at N = ${t.nodes} (socket bytes vs Serf's)`, '≤ Serf (ratio ≤ 1)', `at rest ${bytes(rest.mgSocket)}/s vs ${bytes(rest.serfPayload)}/s (×${fmt(rest.ratioSocket, 2)}); 1 change/s ${bytes(load.mgSocket)}/s vs ${bytes(load.serfPayload)}/s (×${fmt(load.ratioSocket, 2)})`, rest.ratioSocket <= 1 && load.ratioSocket <= 1)
+    const dup = load.copies - 1
+    add('duplicates', `duplicate deliveries per update at N = ${t.nodes}`, '≤ 3 per node', Number.isFinite(dup) ? `${fmt(dup, 2)} duplicates per node (${fmt(load.copies, 2)} copies received per node per gossip message)` : 'not measured', Number.isFinite(dup) ? dup <= 3 : undefined)
+  }
+  if (r.heal === undefined) add('heal', 'partition heal', '≤ 2 s after links return', 'not measured', undefined)
+  else add('heal', `partition heal, ${r.heal.nodes} agents, ${r.heal.trials.length} trials`, '≤ 2 s after links return (p99)', `median ${ms(r.heal.summary.p50)}, p99 ${ms(r.heal.summary.p99)}${r.heal.trials.some(x => !Number.isFinite(x.healMs)) ? ' (some trials did not converge within 30 s)' : ''}`, r.heal.summary.n === r.heal.trials.length && r.heal.summary.p99 <= 2000 && r.heal.trials.every(x => x.consistent))
+  const v1000 = r.virtual.runs.find(x => x.nodes === 1000)
+  if (!r.virtual.available) add('virtual', 'virtual tier convergence p99 at N = 1,000', '≤ 0.5 s virtual time', 'MISSING (benchVirtual not exported by the simulation harness)', undefined)
+  else if (v1000 === undefined || v1000.error !== undefined) add('virtual', 'virtual tier convergence p99 at N = 1,000', '≤ 0.5 s virtual time', v1000?.error !== undefined ? `no figure: benchVirtual ${v1000.error}` : 'not run', undefined)
+  else add('virtual', 'virtual tier convergence p99 at N = 1,000', '≤ 0.5 s virtual time', v1000.convergenceP99 !== undefined ? ms(v1000.convergenceP99) : 'no p99 field in the result', v1000.convergenceP99 !== undefined ? v1000.convergenceP99 <= 500 : undefined, 'assumes benchVirtual reports milliseconds of virtual time')
+  const fitBig = r.crdt?.fit.find(f => f.nodes === 1000)
+  add('fit', 'fit() p99 in process, 1,000 nodes × 10,000 reservations', '≤ 1 ms', fitBig !== undefined ? `${ms(fitBig.p99Ms)} wall (p50 ${ms(fitBig.p50Ms)}, ${fitBig.runs} calls)${r.fitCpu !== undefined ? `; CPU time per call p99 ${ms(r.fitCpu.cpuMs.p99)}` : ''}` : 'not measured', fitBig !== undefined ? fitBig.p99Ms <= 1 : undefined)
+  add('http', 'HTTP POST /v1/fit throughput, 10 connections', `≥ 5,000 requests/s on ${r.machine.cores} cores`, r.httpFit !== undefined ? `${fmt(r.httpFit.requestsPerSec)} requests/s, p99 ${ms(r.httpFit.latencyP99Ms)}` : 'not measured', r.httpFit !== undefined ? r.httpFit.requestsPerSec >= 5000 : undefined)
+  add('ledger', `ledger growth under heartbeats (${r.crdt?.heartbeats.heartbeats.toLocaleString('en-US') ?? '?'} from ${r.crdt?.heartbeats.nodes ?? '?'} nodes)`, '≤ 100 B per node', r.crdt !== undefined ? `${fmt(r.crdt.heartbeats.bytesPerNode)} B per node` : 'not measured', r.crdt !== undefined ? r.crdt.heartbeats.bytesPerNode <= 100 : undefined)
+  add('idle', 'RSS of an idle agent process', '≤ 80 MB', r.idle !== undefined ? `${fmt(r.idle.rssBytes / 1e6)} MB after ${fmt(r.idle.idleS)} s` : 'not measured', r.idle !== undefined ? r.idle.rssBytes <= 80e6 : undefined)
+  add('peer', `RSS per in-process peer at ${r.realTier?.nodes ?? 100} peers`, '≤ 15 MB', r.realTier?.rssPerPeerBytes !== undefined ? `${fmt(r.realTier.rssPerPeerBytes / 1e6)} MB` : 'not measured', r.realTier?.rssPerPeerBytes !== undefined ? r.realTier.rssPerPeerBytes <= 15e6 : undefined)
+  return out
+}
+
+const mark = (met: boolean | undefined): string => met === undefined ? 'n/a' : met ? 'met' : '**MISSED**'
+
+export function summaryTable (r: BenchResults): string {
+  const lines = [`memgossip benchmark (${r.mode} run, ${new Date(r.date).toISOString().slice(0, 16).replace('T', ' ')} UTC)`, '', '| target | goal | this run | |', '| --- | --- | --- | --- |']
+  for (const t of r.targets) lines.push(`| ${t.name} | ${t.target} | ${t.value} | ${mark(t.met)} |`)
+  if (r.propagation.length > 0) {
+    lines.push('', '| N | change on | memgossip p50 / p99 | Serf event p50 / p99 | ratio p50 / p99 | Serf tag p50 / p99 |', '| --- | --- | --- | --- | --- | --- |')
+    for (const p of r.propagation) lines.push(`| ${p.nodes} | ${p.origin} | ${pair(p.memgossip)} | ${pair(p.serfEvent)} | ${ratio(p.ratioEvent)} | ${pair(p.serfTag)} |`)
+  }
+  return lines.join('\n')
+}
+
+export function renderCharts (r: BenchResults): Record<string, string> {
+  const charts: Record<string, string> = {}
+  if (r.propagation.length > 0) {
+    const withSerf = r.propagation.some(p => p.serfEvent !== undefined)
+    charts['bench-propagation.svg'] = barChart({
+      title: 'Propagation: change on one node until every other node has it',
+      unit: 'ms',
+      log: true,
+      series: [
+        { name: 'memgossip reservation', color: '#2b6cb0' },
+        ...(withSerf ? [{ name: 'Serf user event', color: '#dd6b20' }, { name: 'Serf tag change', color: '#c69c3c' }] : [])
+      ],
+      groups: r.propagation.map(p => ({
+        label: `N = ${p.nodes}\n${p.origin === 'seed' ? 'on node 0' : 'on a leaf'}`,
+        values: [
+          { p50: p.memgossip.p50, p99: p.memgossip.p99 },
+          ...(withSerf ? [p.serfEvent !== undefined ? { p50: p.serfEvent.p50, p99: p.serfEvent.p99 } : undefined, p.serfTag !== undefined ? { p50: p.serfTag.p50, p99: p.serfTag.p99 } : undefined] : [])
+        ]
+      }))
+    })
+  }
+  if (r.traffic.length > 0) {
+    const withSerf = r.traffic.some(t => t.windows.some(w => w.serf !== undefined))
+    charts['bench-bandwidth.svg'] = barChart({
+      title: 'Traffic per node (sent + received)',
+      unit: 'bytes per second',
+      log: true,
+      series: [
+        { name: 'memgossip (TCP socket bytes)', color: '#2b6cb0' },
+        { name: 'memgossip (protocol payload)', color: '#90cdf4' },
+        ...(withSerf ? [{ name: 'Serf (memberlist UDP+TCP payload)', color: '#dd6b20' }] : [])
+      ],
+      groups: r.traffic.flatMap(t => (['rest', 'load'] as const).map(kind => {
+        const ws = t.windows.filter(w => w.kind === kind)
+        const s = (f: (w: TrafficWindow) => number | undefined): { p50: number, p99: number } => {
+          const xs = ws.map(w => f(w) ?? Number.NaN).filter(x => Number.isFinite(x))
+          return { p50: percentile(xs, 0.5), p99: percentile(xs, 0.99) }
+        }
+        return {
+          label: `N = ${t.nodes}\n${kind === 'rest' ? 'at rest' : '1 change/s'}`,
+          values: [s(w => w.memgossip.socketBytesPerNodeSec), s(w => w.memgossip.payloadBytesPerNodeSec), ...(withSerf ? [s(w => w.serf?.payloadBytesPerNodeSec)] : [])]
+        }
+      }))
+    })
+  }
+  if (r.heal !== undefined) {
+    charts['bench-heal.svg'] = barChart({
+      title: `Partition heal: ${r.heal.nodes} agents, time after links return`,
+      unit: 'ms',
+      series: [{ name: 'identical verdict digests', color: '#2b6cb0' }, { name: 'both reservations everywhere', color: '#90cdf4' }],
+      groups: r.heal.trials.map(t => ({ label: `trial ${t.trial + 1}`, values: [{ p50: t.healMs }, { p50: t.bothSeenMs }] })),
+      line: { value: 2000, label: 'target 2 s' }
+    })
+  }
+  return charts
+}
+
+function propagationTable (ps: PropagationResult[]): string[] {
+  const lines = [
+    '| N | change on | memgossip p50 / p99 | Serf user event p50 / p99 | memgossip ÷ Serf event, trial by trial, p50 / p99 | Serf tag change p50 / p99 | memgossip ÷ Serf tag p50 / p99 | Serf `member-update` handler event p50 / p99 | memgossip POST answered p50 / p99 | trials (timeouts mg / event / tag) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'
+  ]
+  for (const p of ps) {
+    lines.push(`| ${p.nodes} | ${p.origin === 'seed' ? 'node 0 (seed)' : `node ${p.originIndex} (leaf)`} | ${p.memgossipFailed !== undefined ? 'no cluster formed' : pair(p.memgossip)} | ${pair(p.serfEvent)} | ${ratio(p.ratioEvent)} | ${pair(p.serfTag)} | ${ratio(p.ratioTag)} | ${pair(p.serfTagAgent)} | ${pair(p.memgossipAck)} | ${p.trials.length} (${p.missed.memgossip} / ${p.missed.serfEvent} / ${p.missed.serfTag}) |`)
+  }
+  return lines
+}
+
+function trafficTables (ts: TrafficResult[]): string[] {
+  const lines = [
+    '| N | window | memgossip protocol payload | memgossip TCP socket bytes | memgossip est. on the wire | Serf memberlist payload | Serf est. on the wire | memgossip ÷ Serf (socket ÷ payload) | memgossip ÷ Serf (wire) | busiest node: memgossip / Serf |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'
+  ]
+  for (const t of ts) {
+    for (const kind of ['rest', 'load'] as const) {
+      const m = trafficMedians(t, kind)
+      lines.push(`| ${t.nodes} | ${kind === 'rest' ? 'at rest' : '1 change/s'} | ${bytes(m.mgPayload)}/s | ${bytes(m.mgSocket)}/s | ${bytes(m.mgWire)}/s | ${bytes(m.serfPayload)}/s | ${bytes(m.serfWire)}/s | ${fmt(m.ratioSocket, 2)} | ${fmt(m.ratioWire, 2)} | ${bytes(m.mgBusiest)}/s / ${bytes(m.serfBusiest)}/s |`)
+    }
+  }
+  lines.push('', 'Per node per second, sent + received, median over the windows.', '')
+  const cpu = (x: number): string => Number.isFinite(x) ? `${fmt(x * 100, 2)}%` : '–'
+  lines.push('CPU used by the agent processes over the same windows (CPU seconds per second, from /proc/<pid>/stat; 100% = one core):', '')
+  lines.push('| N | window | memgossip per agent (mean) | memgossip node 0 | Serf per agent (mean) | Serf node 0 | all memgossip agents together | all Serf agents together |', '| --- | --- | --- | --- | --- | --- | --- | --- |')
+  for (const t of ts) {
+    for (const kind of ['rest', 'load'] as const) {
+      const m = trafficMedians(t, kind)
+      lines.push(`| ${t.nodes} | ${kind === 'rest' ? 'at rest' : '1 change/s'} | ${cpu(m.mgCpu)} | ${cpu(m.mgCpuHub)} | ${cpu(m.serfCpu)} | ${cpu(m.serfCpuHub)} | ${Number.isFinite(m.mgCpu) ? `${fmt(m.mgCpu * t.nodes, 2)} cores` : '–'} | ${Number.isFinite(m.serfCpu) ? `${fmt(m.serfCpu * t.nodes, 2)} cores` : '–'} |`)
+    }
+  }
+  lines.push('')
+  lines.push('| N | window | gossip messages published | copies gossipsub received per node per message | duplicates per node per message | IHAVE / IWANT entries per node per s | ledger updates applied per node per message | of which brought nothing new | sync rounds per node per s |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+  for (const t of ts) {
+    for (const kind of ['rest', 'load'] as const) {
+      const m = trafficMedians(t, kind)
+      lines.push(`| ${t.nodes} | ${kind === 'rest' ? 'at rest' : '1 change/s'} | ${m.published} | ${fmt(m.copies, 3)} | ${fmt(m.copies - 1, 3)} | ${fmt(m.ihave, 3)} / ${fmt(m.iwant, 3)} | ${fmt(m.applied, 3)} | ${Number.isFinite(m.redundant) ? `${fmt(m.redundant * 100, 3)}%` : '–'} | ${fmt(m.sync, 3)} |`)
+    }
+  }
+  return lines
+}
+
+export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: string): string {
+  const L: string[] = []
+  const when = new Date(r.date).toISOString().slice(0, 16).replace('T', ' ')
+  L.push('# Benchmarks', '')
+  L.push(`Generated by \`npm run bench${r.mode === 'full' ? '' : ` -- --${r.mode}`}\` on ${when} UTC (${r.mode} run, ${fmt(r.durationS / 60)} min). Raw figures: [${jsonRel.split('/').pop()}](${jsonRel}).`, '')
+  L.push(`Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Linux ${r.machine.kernel}, Node ${r.machine.node}; ${r.serf.available ? `Serf ${r.serf.version ?? ''}` : 'no Serf'}. Load average (1/5/15 min) ${r.machine.loadBefore.join(' / ')} at the start, ${r.machine.loadAfter.join(' / ')} at the end.`, '')
+  if (r.mode !== 'full') L.push(`> This is a **${r.mode}** run: fewer sizes and trials than \`npm run bench\`; treat its figures as indicative.`, '')
+  L.push('Medians and p99 are nearest-rank over the trials (with 20 trials the p99 is the slowest trial). Ratios memgossip ÷ Serf are computed trial by trial — the two products ran back to back, alternating which went first — and then summarised.', '')
+
+  L.push('## Targets', '', '| target | goal | this run | |', '| --- | --- | --- | --- |')
+  for (const t of r.targets) L.push(`| ${t.name} | ${t.target} | ${t.value}${t.note !== '' ? ` (${t.note})` : ''} | ${mark(t.met)} |`)
+  L.push('')
+  const missed = r.targets.filter(t => t.met === false)
+  if (missed.length > 0) {
+    L.push('### Why the missed targets are missed', '')
+    for (const t of missed) L.push(...explainMissed(t.id ?? '', r), '')
+  }
+
+  L.push('## 1. Propagation', '')
+  L.push(`Separate processes on 127.0.0.1, every node joining node 0, for both products. memgossip: \`POST /v1/reservations\` (1 MiB, placement any) on one agent; arrival = the first \`verdict\` event for that id on each other agent's \`GET /v1/events\` stream, timestamped by the benchmark as read. Serf: a user event with a ${r.payloadBytes}-byte payload (the size of the gossip message one reservation becomes) sent over Serf's RPC with \`Coalesce: false\` (what \`serf event -coalesce=false\` sends; the RPC is used directly so the clock starts when the request is written, not after a CLI process started), arrival = \`Received event: user-event: <name>\` on each agent's stdout; and a tag change (\`serf tags -set\` over RPC), arrival = the serf library's \`EventMemberUpdate: <node>\` line (the member list has the new tags). The agent's own \`Received event: member-update\` (what an event handler would see) comes later by design — the agent coalesces member events (1 s quiet period, 3 s cap) — and is shown separately. Time = from the request being written until the last other node has it; a trial that has not arrived everywhere after 15 s (memgossip) / 10 s (Serf) counts as a timeout and is left out of the percentiles.`, '')
+  L.push(...propagationTable(r.propagation), '')
+  for (const f of r.sizeFailures ?? []) L.push(`**N = ${f.nodes}, ${f.product}: could not be measured on this machine.** ${f.reason.split('\n')[0]}`, '')
+  if (charts.includes('bench-propagation.svg')) L.push('![propagation](bench-propagation.svg)', '')
+
+  L.push('## 2. Bandwidth and 3. gossip amplification', '')
+  L.push('At each size, the memgossip and the Serf cluster were measured over the same windows of time: at rest, then with one change per second (the k-th change made on node k mod N: a reservation for memgossip, a user event of the same size for Serf).', '')
+  L.push(...trafficTables(r.traffic), '')
+  if (charts.includes('bench-bandwidth.svg')) L.push('![bandwidth](bench-bandwidth.svg)', '')
+  L.push('What each number counts:', '')
+  L.push('- **memgossip protocol payload**: the agent\'s own counters (`memgossip_bytes_in_total` + `memgossip_bytes_out_total` in `/metrics`): the bodies of gossip messages (Yjs updates) and of anti-entropy requests and replies. It leaves out everything libp2p adds.')
+  L.push('- **memgossip TCP socket bytes**: the kernel\'s `bytes_sent` + `bytes_received` of every TCP socket the agent process owns except its HTTP API port (`ss -tinp`), i.e. all libp2p traffic: Noise encryption, yamux framing, gossipsub data and control (IHAVE/IWANT/GRAFT/PRUNE), identify, ping and the sync protocol. This is the number compared with Serf.')
+  L.push('- **Serf memberlist payload**: Serf\'s own telemetry, sent to a statsd socket per agent: `memberlist.udp.sent` + `memberlist.udp.received` (every gossip/probe/ack packet, as handed to the socket) + 2 × `memberlist.tcp.sent` (push/pull state exchanges; memberlist counts TCP only when sending, and on a closed cluster every byte sent is received by a member). `/proc/<pid>/io` is not used: Go sends UDP with sendto()/recvfrom(), which rchar/wchar do not count (it shows only the TCP and log writes; kept in the JSON as `procIoBytesPerNodeSec`).')
+  L.push('- **on the wire (estimate)**: the above plus IPv4+TCP headers (52 B per segment, from `segs_out`/`segs_in`) for memgossip; plus 28 B per UDP packet and about 10 segments × 52 B per push/pull connection for Serf.')
+  L.push('- **Read the amplification figures with the topology in mind**: every node joined node 0 and memgossip dials nobody else, so a leaf has exactly one connection and gossipsub cannot hand it a second copy; only node 0 could receive duplicates. With several bootstrap peers per agent (a real mesh of degree up to D = 8) a node can receive up to one copy per mesh peer.')
+  L.push('- **gossip copies per node per message**: from a counting preload (`simulations/bench/gossip-probe.ts`, loaded only into the benchmark\'s agents) that counts every message gossipsub is handed by a peer, first copies and duplicates, divided by (messages published × (N − 1)). 1.0 means every node got each message exactly once; duplicates = copies − 1. gossipsub drops duplicates before the agent sees them; **ledger updates applied** counts what reached the agent (`memgossip_updates_in_total`, gossip and sync), and **brought nothing new** is `memgossip_redundant_updates_total` over it.')
+  L.push('')
+
+  L.push('## 4. Partition heal', '')
+  if (r.heal === undefined) L.push('Not run.', '')
+  else {
+    L.push(`${r.heal.nodes} agents in one process (real libp2p over TCP on 127.0.0.1, real data dirs with fsync, default timers; ${r.heal.topology}). Each trial: every node blocks the other half with the connection gater (\`network.block\`) and hangs up; one agent on each side reserves 40 GiB pinned to the same node (about 60.8 GiB allocatable, so only one can be admitted); after 1.5 s every node lifts its blocks at once (\`network.unblock\`, which redials); time until every agent's verdict digest is identical.`, '')
+    L.push('| trial | identical digests | both reservations on every agent | on the median agent | unblock calls returned | winner | verdicts consistent |', '| --- | --- | --- | --- | --- | --- | --- |')
+    for (const t of r.heal.trials) L.push(`| ${t.trial + 1} | ${ms(t.healMs)} | ${ms(t.bothSeenMs)} | ${ms(percentile(t.perNodeMs ?? [], 0.5))} | ${ms(t.unblockMs)} | ${t.winner} | ${t.consistent ? 'yes' : '**no**'} |`)
+    L.push('', `Median ${ms(r.heal.summary.p50)}, p99 ${ms(r.heal.summary.p99)}.`, '')
+    if (charts.includes('bench-heal.svg')) L.push('![heal](bench-heal.svg)', '')
+  }
+
+  L.push('## 5. Virtual tier', '')
+  if (!r.virtual.available) L.push(`> **MISSING — virtual tier figures.** ${r.virtual.note}`, '')
+  else {
+    L.push(`From \`benchVirtual\` (${r.virtual.file}), one process per size; convergence is in virtual time.`, '', '| N | convergence p50 | convergence p99 | peak RSS | RSS per peer | scenario invariants | largest N estimated to fit | wall time | |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    for (const v of r.virtual.runs) {
+      const res = (v.result ?? {}) as { rssPerPeerBytes?: number, passed?: boolean, maxNodesEstimate?: number | null }
+      L.push(`| ${v.nodes.toLocaleString('en-US')} | ${ms(v.convergenceP50)} | ${ms(v.convergenceP99)} | ${v.memoryBytes !== undefined ? `${fmt(v.memoryBytes / MiB)} MiB` : '–'} | ${typeof res.rssPerPeerBytes === 'number' ? `${fmt(res.rssPerPeerBytes / MiB)} MiB` : '–'} | ${res.passed === undefined ? '–' : res.passed ? 'passed' : '**failed**'} | ${typeof res.maxNodesEstimate === 'number' ? res.maxNodesEstimate.toLocaleString('en-US') : '–'} | ${ms(v.wallMs)} | ${v.error ?? ''} |`)
+    }
+    const ok = r.virtual.runs.filter(v => v.error === undefined)
+    if (ok.length > 0) L.push('', `Largest N run: ${Math.max(...ok.map(v => v.nodes)).toLocaleString('en-US')}. Full results in the JSON.`)
+    L.push('')
+  }
+
+  L.push('## 6. Answers', '')
+  if (r.crdt !== undefined) {
+    L.push('In process (`runCrdtBench`, simulations/bench/crdt.ts): `resolve()` rebuilds all verdicts from the ledger; `fit()` answers from a resolution.', '', '| ledger | resolve() p50 / p99 | fit() p50 / p99 | fit() calls |', '| --- | --- | --- | --- |')
+    for (let i = 0; i < r.crdt.fit.length; i++) {
+      const f = r.crdt.fit[i]
+      const rs = r.crdt.resolve[i]
+      L.push(`| ${f.nodes.toLocaleString('en-US')} nodes × ${f.reservations.toLocaleString('en-US')} reservations | ${ms(rs?.p50Ms)} / ${ms(rs?.p99Ms)} | ${ms(f.p50Ms)} / ${ms(f.p99Ms)} | ${f.runs} |`)
+    }
+    L.push('')
+    if (r.fitCpu !== undefined) {
+      const f = r.fitCpu
+      L.push(`The same fit() mix timed again with wall and CPU time per call (simulations/bench/fit-cpu.ts, ${f.calls.toLocaleString('en-US')} calls at ${f.nodes.toLocaleString('en-US')} × ${f.reservations.toLocaleString('en-US')}): wall p50 ${ms(f.wallMs.p50)}, p99 ${ms(f.wallMs.p99)}; CPU p50 ${ms(f.cpuMs.p50)}, p99 ${ms(f.cpuMs.p99)}. ${f.slowCalls} calls took over 1 ms of wall time: ${f.slowWithGc} of them overlapped a garbage collection (${f.gcCount} collections, longest ${ms(f.gcMaxMs)}), ${f.slowWithCpu} used over 1 ms of CPU (a collection's time is charged to the thread it pauses)${f.slowWaiting !== undefined ? `, and ${f.slowWaiting} neither — the thread was waiting for a core` : ''}.`, '')
+    }
+  }
+  if (r.httpFit !== undefined) {
+    const h = r.httpFit
+    L.push(`Over HTTP: autocannon (programmatic) against one agent in its own process (no peers, ${h.reservationsInLedger} reservations in its ledger), \`POST /v1/fit {"size":"1GiB","placement":"any"}\`, ${h.connections} connections, pipelining ${h.pipelining}, ${fmt(h.durationS)} s, on ${r.machine.cores} cores shared by autocannon and the agent.`, '')
+    L.push('| requests/s | latency p50 | p99 | max | 2xx | errors / non-2xx | agent CPU | agent RSS |', '| --- | --- | --- | --- | --- | --- | --- | --- |')
+    L.push(`| ${fmt(h.requestsPerSec)} | ${ms(h.latencyP50Ms)} | ${ms(h.latencyP99Ms)} | ${ms(h.latencyMaxMs)} | ${h.requests2xx.toLocaleString('en-US')} | ${h.errors} / ${h.non2xx} | ${fmt(h.agentCpuShare * 100)}% of a core | ${fmt(h.agentRssBytes / MiB)} MiB |`, '')
+    if (h.profile !== undefined) {
+      L.push('CPU profile of the agent under this load (`--profile`), self time:', '', '| function | where | share |', '| --- | --- | --- |')
+      for (const f of h.profile.functions.slice(0, 12)) L.push(`| ${f.name} | ${f.where} | ${fmt(f.share * 100)}% |`)
+      L.push('', `By package: ${h.profile.byPackage.map(p => `${p.pkg} ${fmt(p.share * 100)}%`).join(', ')}.`, '')
+    }
+  }
+
+  L.push('## 7. Ledger size', '')
+  if (r.crdt !== undefined) {
+    const hb = r.crdt.heartbeats
+    const ch = r.crdt.churn
+    L.push('| measure | value |', '| --- | --- |')
+    L.push(`| ${hb.heartbeats.toLocaleString('en-US')} heartbeats from ${hb.nodes} nodes: encoded ledger | ${bytes(hb.encodedBytes)} |`)
+    L.push(`| growth per node beyond one live heartbeat each | ${fmt(hb.bytesPerNode)} B |`)
+    L.push(`| time per heartbeat write | ${fmt(hb.usPerHeartbeat)} µs |`)
+    L.push(`| ${ch.reservations.toLocaleString('en-US')} reservations made and released: bytes kept per reservation | ${fmt(ch.bytesPerReservation)} B |`, '')
+  } else L.push('Not run.', '')
+
+  L.push('## 8. Memory', '')
+  L.push('| measure | value |', '| --- | --- |')
+  if (r.idle !== undefined) L.push(`| idle agent process (no peers, after ${fmt(r.idle.idleS)} s), VmRSS | ${fmt(r.idle.rssBytes / 1e6)} MB (${fmt(r.idle.rssBytes / MiB)} MiB): ${fmt(r.idle.rssAnonBytes / MiB)} MiB anonymous, ${fmt(r.idle.rssFileBytes / MiB)} MiB file-backed (the node binary and libraries), ${r.idle.threads} threads |`)
+  if (r.realTier !== undefined) {
+    const res = r.realTier.result as { baselineRssBytes?: number, rssBytes?: number, heapUsedPerPeerBytes?: number, connectionsPerPeer?: number } | undefined
+    if (r.realTierCheck?.rssPerPeerBytes !== undefined) L.push(`| RSS per in-process peer at ${r.realTierCheck.nodes} peers (${r.realTierCheck.source}) | ${fmt(r.realTierCheck.rssPerPeerBytes / 1e6)} MB |`)
+    L.push(`| RSS per in-process peer at ${r.realTier.nodes} peers (${r.realTier.source}) | ${r.realTier.rssPerPeerBytes !== undefined ? `${fmt(r.realTier.rssPerPeerBytes / 1e6)} MB` : '–'}${res?.baselineRssBytes !== undefined ? ` (process ${fmt(res.baselineRssBytes / MiB)} MiB with the code loaded and no agent, ${fmt((res.rssBytes ?? 0) / MiB)} MiB with ${r.realTier.nodes}; JS heap ${fmt((res.heapUsedPerPeerBytes ?? 0) / MiB)} MiB per peer; ${fmt(res.connectionsPerPeer ?? Number.NaN)} connections per peer on average)` : ''} |`)
+  }
+  L.push('')
+
+  L.push('## Settings', '')
+  for (const s of r.settings) L.push(`- ${s}`)
+  L.push('')
+  if (r.notes.length > 0) {
+    L.push('## Notes', '')
+    for (const n of r.notes) L.push(`- ${n}`)
+    L.push('')
+  }
+  L.push('Reproduce: `npm run bench` (about 20 minutes), `npm run bench -- --quick` (under 3 minutes), `npm run bench -- --help` for the flags. Serf is installed with `apt-get install -y serf` when it is missing and the run is root; otherwise the comparison is skipped and the report says so.', '')
+  return L.join('\n')
+}

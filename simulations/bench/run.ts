@@ -1,0 +1,615 @@
+/**
+ * `npm run bench [-- --quick | --smoke]`: memgossip against Serf on this
+ * machine, in the same run, and against its own targets (issue 6).
+ *
+ * What it runs (progress on stderr, a summary on stdout):
+ *  1. propagation at N = 10, 25, 50 separate agent processes per product on
+ *     127.0.0.1, every node joining node 0: a reservation on one agent until
+ *     every other agent's /v1/events stream announced its verdict, against a
+ *     Serf user event of the same size and a Serf tag change; trials
+ *     interleaved, the ratio taken trial by trial; the change made on node 0
+ *     (the seed every node joined) and on the last node (a leaf);
+ *  2. traffic per node per second at rest and under one change per second,
+ *     both clusters measured over the same windows;
+ *  3. gossip amplification in memgossip (copies of a message gossipsub
+ *     receives per node, from a counting preload, and ledger updates applied);
+ *  4. partition heal with 20 in-process agents;
+ *  5. the virtual tier, from the simulation harness's `benchVirtual`;
+ *  6. fit() in process (runCrdtBench) and POST /v1/fit under autocannon;
+ *  7. ledger size under 1,000,000 heartbeats and per reservation (runCrdtBench);
+ *  8. RSS of an idle agent process and per in-process peer.
+ *
+ * Settings changed from what users get, all on the benchmark's agents only:
+ * `--local-cluster` (many agents on one host: lets loopback peers past the
+ * per-host connection rate limit and turns off gossipsub's IP-colocation
+ * penalty, which otherwise empties the meshes of agents sharing 127.0.0.1),
+ * `--fake-memory 64GiB` (every agent would otherwise report this host's
+ * memory), `--cluster bench`, random loopback ports. Every timer (heartbeat
+ * 5 s, sync 5 s, gossip batch 5 ms) is the default. Serf runs with its
+ * defaults (LAN profile, no snapshot, no encryption) at log level info.
+ *
+ * Writes simulations/results/<date>[-quick|-smoke].json, docs/benchmarks.md
+ * and docs/bench-*.svg (smoke mode: only where --out/--docs point).
+ */
+import '../../agent/shim.ts'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { cpus, loadavg, release, totalmem } from 'node:os'
+import { join, relative, resolve as resolvePath } from 'node:path'
+import { spawn } from 'node:child_process'
+import { runCrdtBench, type CrdtBenchResult } from './crdt.ts'
+import { runHttpFit, type HttpFitResult } from './answers.ts'
+import { runFitCpu, type FitCpuResult } from './fit-cpu.ts'
+import { MemgossipCluster, reservationMessageBytes, SerfCluster, trafficSnapshot, trafficWindow, type TrafficWindow } from './clusters.ts'
+import { runHeal, type HealResult } from './heal.ts'
+import { closeHttp, httpJson } from './http.ts'
+import { procStatus, rssBytes } from './netstat.ts'
+import { ensureSerf, Registry, REPO_ROOT, startMemgossip } from './procs.ts'
+import { renderCharts, renderMarkdown, evaluateTargets, summaryTable } from './report.ts'
+import { pairedRatios, sleep, summarize, type Summary } from './stats.ts'
+import { findSimulationApi, pick } from './virtual.ts'
+
+export interface Io { stdout: (s: string) => void, stderr: (s: string) => void }
+
+export type Mode = 'full' | 'quick' | 'smoke'
+
+interface Plan {
+  sizes: number[]
+  trials: number
+  warmup: number
+  windows: number
+  windowS: number
+  healNodes: number
+  healTrials: number
+  fitS: number
+  fitReservations: number
+  idleS: number
+  rssPeers: number
+  virtualSizes: number[]
+  /** Stop growing the virtual tier once one run takes longer than this. */
+  virtualBudgetMs: number
+  /** Give up on one virtual-tier size after this long. */
+  virtualTimeoutMs: number
+  /** Give up on benchRealTier after this long (then measure RSS per peer ourselves). */
+  realTierTimeoutMs: number
+  mgTimeoutMs: number
+  serfTimeoutMs: number
+}
+
+const PLANS: Record<Mode, Plan> = {
+  full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, virtualSizes: [1000, 2000, 5000, 10_000], virtualBudgetMs: 120_000, virtualTimeoutMs: 150_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
+  quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 100, virtualSizes: [1000], virtualBudgetMs: 30_000, virtualTimeoutMs: 45_000, realTierTimeoutMs: 45_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
+  smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 0, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 }
+}
+
+export interface PropagationTrial {
+  trial: number
+  memgossipMs: number
+  memgossipAckMs: number
+  memgossipArrived: number
+  serfEventMs?: number
+  serfEventArrived?: number
+  serfTagMs?: number
+  serfTagArrived?: number
+  serfTagAgentMs?: number
+  expected: number
+}
+
+export interface PropagationResult {
+  nodes: number
+  origin: 'seed' | 'leaf'
+  originIndex: number
+  trials: PropagationTrial[]
+  memgossip: Summary
+  memgossipAck: Summary
+  serfEvent?: Summary
+  serfTag?: Summary
+  serfTagAgent?: Summary
+  ratioEvent?: Summary
+  ratioTag?: Summary
+  missed: { memgossip: number, serfEvent: number, serfTag: number }
+  /** Set when no memgossip cluster of this size could be formed (Serf was measured alone). */
+  memgossipFailed?: string
+}
+
+export interface TrafficResult {
+  nodes: number
+  windows: TrafficWindow[]
+}
+
+export interface VirtualRun { nodes: number, wallMs: number, result?: unknown, error?: string, convergenceP50?: number, convergenceP99?: number, memoryBytes?: number }
+
+export interface BenchResults {
+  version: 1
+  date: string
+  mode: Mode
+  durationS: number
+  machine: { cpu: string, cores: number, memoryGiB: number, kernel: string, node: string, loadBefore: number[], loadAfter: number[] }
+  serf: { available: boolean, version?: string, note: string }
+  settings: string[]
+  notes: string[]
+  payloadBytes: number
+  propagation: PropagationResult[]
+  traffic: TrafficResult[]
+  /** Sizes a product could not run at on this machine, and why. */
+  sizeFailures: Array<{ nodes: number, product: string, reason: string }>
+  heal?: HealResult & { summary: Summary, bothSeen: Summary, unblock: Summary }
+  virtual: { available: boolean, file?: string, runs: VirtualRun[], note: string }
+  realTier?: { source: string, nodes: number, rssPerPeerBytes?: number, result: unknown, error?: string }
+  /** The benchmark's own in-process measurement, when realTier came from the simulation harness. */
+  realTierCheck?: { source: string, nodes: number, rssPerPeerBytes?: number, result: unknown }
+  crdt?: Pick<CrdtBenchResult, 'resolve' | 'fit' | 'heartbeats' | 'churn'>
+  fitCpu?: FitCpuResult
+  httpFit?: HttpFitResult
+  idle?: { idleS: number, rssBytes: number, rssAnonBytes: number, rssFileBytes: number, threads: number }
+  targets: Array<{ id?: string, name: string, target: string, value: string, met: boolean | undefined, note: string }>
+}
+
+function parseArgs (argv: string[]): { mode: Mode, out?: string, docs?: string, serf: boolean, install: boolean, profile: boolean, skip: Set<string>, sizes?: number[], trials?: number } {
+  const flag = (name: string): string | undefined => {
+    const i = argv.indexOf(name)
+    if (i >= 0) return argv[i + 1]
+    const eq = argv.find(a => a.startsWith(`${name}=`))
+    return eq?.slice(name.length + 1)
+  }
+  const known = new Set(['--quick', '--smoke', '--out', '--docs', '--no-serf', '--no-install', '--profile', '--skip', '--sizes', '--trials', '--render', '--help'])
+  for (const a of argv) {
+    if (a.startsWith('--') && !known.has(a.split('=')[0])) throw new Error(`unknown flag ${a} (try --help)`)
+  }
+  const mode: Mode = argv.includes('--smoke') ? 'smoke' : argv.includes('--quick') ? 'quick' : 'full'
+  return {
+    mode,
+    out: flag('--out'),
+    docs: flag('--docs'),
+    serf: !argv.includes('--no-serf'),
+    install: !argv.includes('--no-install') && mode !== 'smoke',
+    profile: argv.includes('--profile'),
+    skip: new Set((flag('--skip') ?? '').split(',').filter(s => s !== '')),
+    sizes: flag('--sizes')?.split(',').map(Number),
+    trials: flag('--trials') !== undefined ? Number(flag('--trials')) : undefined
+  }
+}
+
+export const HELP = `Usage: npm run bench [-- FLAGS]
+
+memgossip against Serf (same machine, same run) and against its targets.
+Writes simulations/results/<date>.json, docs/benchmarks.md, docs/bench-*.svg.
+
+  --quick          reduced run (N = 10 only, fewer trials; under 3 minutes)
+  --smoke          harness check (N = 3, 2 trials; results only to --out/--docs)
+  --out DIR        results directory (default simulations/results)
+  --docs DIR       where benchmarks.md and the SVGs go (default docs; smoke: none)
+  --no-serf        skip the Serf comparison
+  --no-install     do not apt-get install serf when it is missing
+  --profile        CPU-profile the agent under the HTTP fit load (node --cpu-prof)
+  --sizes 10,25    cluster sizes for propagation and traffic
+  --trials N       trials per size and origin
+  --skip LIST      phases to skip: propagation,heal,fit,crdt,virtual,rss,idle
+  --render FILE    only rewrite benchmarks.md and the SVGs from a results JSON
+`
+
+export async function runBench (argv: string[], io: Io): Promise<number> {
+  if (argv.includes('--help')) { io.stdout(HELP); return 0 }
+  const renderIndex = argv.indexOf('--render')
+  if (renderIndex >= 0) return await renderOnly(argv[renderIndex + 1], argv.includes('--docs') ? argv[argv.indexOf('--docs') + 1] : undefined, io)
+  let args
+  try {
+    args = parseArgs(argv)
+  } catch (error) {
+    io.stderr(`bench: ${(error as Error).message}\n`)
+    return 2
+  }
+  const plan = { ...PLANS[args.mode] }
+  if (args.sizes !== undefined) plan.sizes = args.sizes
+  if (args.trials !== undefined) plan.trials = args.trials
+  const log = (line: string): void => { io.stderr(`[bench ${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`) }
+  const started = performance.now()
+  const registry = new Registry()
+  const onSignal = (signal: NodeJS.Signals): void => {
+    log(`${signal}: stopping every child process and removing temp dirs…`)
+    void registry.cleanup().then(() => { process.exit(signal === 'SIGINT' ? 130 : 143) })
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  const date = new Date()
+  const results: BenchResults = {
+    version: 1,
+    date: date.toISOString(),
+    mode: args.mode,
+    durationS: 0,
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: Math.round(totalmem() / 1024 ** 3), kernel: release(), node: process.version, loadBefore: loadavg().map(x => +x.toFixed(2)), loadAfter: [] },
+    serf: { available: false, note: '' },
+    settings: [
+      'memgossip agents: `memgossip agent --local-cluster --fake-memory 64GiB --cluster bench --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 [--bootstrap <node 0>]`, run as `node --import tsx cli/main.ts agent …`; every timer at its default (heartbeat 5 s, anti-entropy 5 s, gossip batch 5 ms, gossipsub D=8/Dlo=5/Dhi=16).',
+      '`--local-cluster` is the one networking setting changed: many agents share 127.0.0.1, so it lets loopback peers past libp2p\'s per-host inbound rate limit and turns off gossipsub\'s IP-colocation penalty (which otherwise scores every co-located peer negative and empties the meshes). Never set on a real network.',
+      'Serf agents: `serf agent -node serfI -bind 127.0.0.1:P -rpc-addr 127.0.0.1:R -log-level=info -config-file {statsd_addr} [-join <node 0>]`; LAN profile, no snapshot, no encryption, compression on (all defaults).',
+      'Same join topology for both: every node joins node 0.'
+    ],
+    notes: [],
+    payloadBytes: 0,
+    propagation: [],
+    traffic: [],
+    sizeFailures: [],
+    virtual: { available: false, runs: [], note: '' },
+    targets: []
+  }
+  const outDir = args.out !== undefined ? resolvePath(args.out) : join(REPO_ROOT, 'simulations/results')
+  const docsDir = args.docs !== undefined ? resolvePath(args.docs) : args.mode === 'smoke' ? undefined : join(REPO_ROOT, 'docs')
+  let exitCode = 0
+  /** A phase that fails is reported and the run goes on with the next one. */
+  const phase = async (name: string, fn: () => Promise<void>): Promise<void> => {
+    try {
+      await fn()
+    } catch (error) {
+      exitCode = 1
+      log(`${name} FAILED: ${(error as Error).stack ?? String(error)}`)
+      results.notes.push(`${name} failed: ${(error as Error).message.split('\n')[0]}`)
+    }
+  }
+  try {
+    log(`mode ${args.mode}: sizes ${plan.sizes.join(', ')}, ${plan.trials} trials per size and origin; ${results.machine.cores} cores, load ${results.machine.loadBefore.join(' ')}`)
+    if (results.machine.loadBefore[0] > results.machine.cores) results.notes.push(`The machine was busy when the run started (1-minute load ${results.machine.loadBefore[0]} on ${results.machine.cores} cores): absolute latencies include CPU contention from other processes; the interleaved memgossip/Serf ratios are less affected than the absolute figures.`)
+
+    // Serf: installed, or installable, or skipped (and said so).
+    if (args.serf) {
+      const serf = await ensureSerf({ install: args.install, log })
+      results.serf = { available: serf.path !== undefined, version: serf.version, note: serf.note }
+      log(serf.note)
+      if (serf.path === undefined) results.notes.push(serf.note)
+      ;(results.serf as { path?: string }).path = serf.path
+    } else {
+      results.serf = { available: false, note: 'Serf comparison skipped (--no-serf)' }
+      results.notes.push(results.serf.note)
+    }
+    const serfPath = (results.serf as { path?: string }).path
+
+    // 8a. An idle agent, started first so it has been idle the longest when read.
+    let idleSince = 0
+    const idleStart = args.skip.has('idle')
+      ? undefined
+      : (async () => {
+          const dir = await registry.tempDir('mgi-')
+          const proc = await startMemgossip({ registry, index: 0, dataDir: join(dir, 'idle') })
+          idleSince = performance.now()
+          log(`idle agent started (pid ${proc.pid}); its RSS is read after ≥ ${plan.idleS} s`)
+          return proc
+        })()
+    idleStart?.catch(() => {})
+
+    // 6, 7. The ledger core, in process (not in smoke mode: it only checks the harness).
+    if (args.skip.has('crdt') || args.mode === 'smoke') {
+      if (args.mode === 'smoke') results.notes.push('Smoke mode skips the in-process ledger benchmark (runCrdtBench) and the fit() CPU-time measurement.')
+    } else {
+      await sleep(2000) // let the idle agent finish starting before the CPU-bound ledger work
+      log('ledger core (runCrdtBench): resolve()/fit() at 100×1,000 and 1,000×10,000, heartbeats, churn…')
+      const crdt = withStdoutOnStderr(() => runCrdtBench({ quick: args.mode !== 'full', log }))
+      results.crdt = { resolve: crdt.resolve, fit: crdt.fit, heartbeats: crdt.heartbeats, churn: crdt.churn }
+      if (args.mode !== 'full') results.notes.push(`Ledger figures from runCrdtBench in quick mode: ${crdt.heartbeats.heartbeats.toLocaleString('en-US')} heartbeats (the full run does 1,000,000) and ${crdt.fit[0].runs} fit() calls per size.`)
+      log('fit() at 1,000 × 10,000 again, wall time and CPU time per call…')
+      results.fitCpu = await runFitCpu({ calls: args.mode === 'full' ? 4000 : 1000 })
+      log(`  wall p50 ${results.fitCpu.wallMs.p50.toFixed(3)} ms, p99 ${results.fitCpu.wallMs.p99.toFixed(3)} ms; CPU p50 ${results.fitCpu.cpuMs.p50.toFixed(3)} ms, p99 ${results.fitCpu.cpuMs.p99.toFixed(3)} ms; ${results.fitCpu.slowCalls} calls over 1 ms of wall time, ${results.fitCpu.slowWithCpu} of them over 1 ms of CPU, ${results.fitCpu.slowWithGc} overlapping a GC`)
+    }
+    const idle = await idleStart
+
+    // 1–3. Real clusters, memgossip and Serf side by side.
+    results.payloadBytes = reservationMessageBytes('p50-seed-000')
+    if (!args.skip.has('propagation')) {
+      for (const n of plan.sizes) {
+        await phase(`N = ${n} (propagation, traffic)`, async () => { await runSize(n, plan, results, registry, serfPath, log) })
+      }
+    }
+
+    // 4. Partition heal.
+    if (!args.skip.has('heal')) {
+      await phase('partition heal', async () => {
+        log(`partition heal: ${plan.healNodes} in-process agents, ${plan.healTrials} trials…`)
+        const heal = await runHeal(registry, { nodes: plan.healNodes, trials: plan.healTrials, log })
+        results.heal = { ...heal, summary: summarize(heal.trials.map(t => t.healMs)), bothSeen: summarize(heal.trials.map(t => t.bothSeenMs)), unblock: summarize(heal.trials.map(t => t.unblockMs)) }
+      })
+    }
+
+    // 6b. HTTP fit under autocannon.
+    if (!args.skip.has('fit')) {
+      await phase('HTTP fit', async () => {
+        log('HTTP POST /v1/fit under autocannon…')
+        const h = results.httpFit = await runHttpFit(registry, { durationS: plan.fitS, reservations: plan.fitReservations, profile: args.profile, log })
+        log(`  ${h.requestsPerSec.toFixed(0)} requests/s, p50 ${h.latencyP50Ms} ms, p99 ${h.latencyP99Ms} ms; agent CPU ${(h.agentCpuShare * 100).toFixed(0)}% of one core`)
+      })
+    }
+
+    // 5, 8b. The simulation harness's figures, when it exports them.
+    const sim = await findSimulationApi().catch((error: unknown) => { results.notes.push(`Could not load the simulation harness's bench API: ${(error as Error).message}`); return {} as Awaited<ReturnType<typeof findSimulationApi>> })
+    if (!args.skip.has('virtual')) await phase('virtual tier', async () => { await runVirtual(sim, plan, results, log) })
+    if (!args.skip.has('rss')) await phase('in-process RSS per peer', async () => { await runRealTierRss(sim, plan, results, log) })
+
+    // 8a. Idle RSS.
+    if (idle !== undefined) {
+      const wait = plan.idleS * 1000 - (performance.now() - idleSince)
+      if (wait > 0) { log(`waiting ${(wait / 1000).toFixed(0)} s more for the idle agent…`); await sleep(wait) }
+      const status = await procStatus(idle.pid)
+      const kb = (k: string): number => Number((status[k] ?? '0').split(' ')[0]) * 1024
+      results.idle = { idleS: (performance.now() - idleSince) / 1000, rssBytes: await rssBytes(idle.pid), rssAnonBytes: kb('RssAnon'), rssFileBytes: kb('RssFile'), threads: Number(status.Threads ?? 0) }
+      log(`idle agent after ${results.idle.idleS.toFixed(0)} s: RSS ${(results.idle.rssBytes / 1024 ** 2).toFixed(1)} MiB (anon ${(results.idle.rssAnonBytes / 1024 ** 2).toFixed(1)}, file ${(results.idle.rssFileBytes / 1024 ** 2).toFixed(1)})`)
+      await registry.stopChild(idle.child)
+    }
+  } catch (error) {
+    exitCode = 1
+    log(`FAILED: ${(error as Error).stack ?? String(error)}`)
+    results.notes.push(`The run failed before it finished: ${(error as Error).message.split('\n')[0]}`)
+  } finally {
+    await registry.cleanup()
+    closeHttp()
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+
+  results.durationS = (performance.now() - started) / 1000
+  results.machine.loadAfter = loadavg().map(x => +x.toFixed(2))
+  results.targets = evaluateTargets(results)
+  const stamp = date.toISOString().slice(0, 10)
+  await mkdir(outDir, { recursive: true })
+  const jsonPath = join(outDir, `${stamp}${args.mode === 'full' ? '' : `-${args.mode}`}.json`)
+  await writeFile(jsonPath, JSON.stringify(results, (_k, v) => typeof v === 'number' && !Number.isFinite(v) ? null : v, 2) + '\n')
+  const written = [jsonPath]
+  if (docsDir !== undefined) {
+    await mkdir(docsDir, { recursive: true })
+    const charts = renderCharts(results)
+    for (const [name, svg] of Object.entries(charts)) {
+      await writeFile(join(docsDir, name), svg)
+      written.push(join(docsDir, name))
+    }
+    const mdPath = join(docsDir, 'benchmarks.md')
+    await writeFile(mdPath, renderMarkdown(results, Object.keys(charts), relative(docsDir, jsonPath)))
+    written.push(mdPath)
+  }
+  io.stdout(summaryTable(results) + '\n')
+  io.stdout(`wrote ${written.map(p => relative(process.cwd(), p)).join(', ')} (${results.durationS.toFixed(0)} s)\n`)
+  return exitCode
+}
+
+/** Rewrite the report from a results file (after a wording change, without a 20-minute run). */
+async function renderOnly (file: string | undefined, docs: string | undefined, io: Io): Promise<number> {
+  if (file === undefined) { io.stderr('bench: --render needs a results JSON file\n'); return 2 }
+  const jsonPath = resolvePath(file)
+  // NaN was written as null; the report treats both as "no figure".
+  const results = JSON.parse(await readFile(jsonPath, 'utf8')) as BenchResults
+  results.targets = evaluateTargets(results)
+  const docsDir = docs !== undefined ? resolvePath(docs) : join(REPO_ROOT, 'docs')
+  await mkdir(docsDir, { recursive: true })
+  const charts = renderCharts(results)
+  for (const [name, svg] of Object.entries(charts)) await writeFile(join(docsDir, name), svg)
+  await writeFile(join(docsDir, 'benchmarks.md'), renderMarkdown(results, Object.keys(charts), relative(docsDir, jsonPath)))
+  io.stdout(summaryTable(results) + '\n')
+  io.stdout(`rewrote ${relative(process.cwd(), join(docsDir, 'benchmarks.md'))} and ${Object.keys(charts).length} charts from ${relative(process.cwd(), jsonPath)}\n`)
+  return 0
+}
+
+/** runCrdtBench prints progress to stdout; the benchmark keeps stdout for its summary. */
+function withStdoutOnStderr<T> (fn: () => T): T {
+  const original = process.stdout.write
+  process.stdout.write = ((chunk: any, ...rest: any[]) => (process.stderr.write as any)(chunk, ...rest)) as typeof process.stdout.write
+  try {
+    return fn()
+  } finally {
+    process.stdout.write = original
+  }
+}
+
+async function runSize (n: number, plan: Plan, results: BenchResults, registry: Registry, serfPath: string | undefined, log: (line: string) => void): Promise<void> {
+  log(`N = ${n}: starting ${serfPath !== undefined ? `${n} Serf agents and ` : ''}${n} memgossip agents…`)
+  const serf = serfPath !== undefined ? await SerfCluster.start(registry, serfPath, n, log) : undefined
+  let mg: MemgossipCluster | undefined
+  try {
+    mg = await MemgossipCluster.start(registry, n, log, { probe: true })
+  } catch (error) {
+    const reason = (error as Error).message
+    results.sizeFailures.push({ nodes: n, product: 'memgossip', reason })
+    log(`  memgossip: no cluster of ${n} agents on this machine: ${reason}`)
+    if (serf === undefined) throw error
+    log(`  going on with Serf alone at N = ${n}`)
+  }
+  try {
+    const payload = new Uint8Array(results.payloadBytes).fill(0x61)
+    const origins: Array<{ origin: 'seed' | 'leaf', index: number }> = [{ origin: 'seed', index: 0 }, { origin: 'leaf', index: n - 1 }]
+    log(`  warm-up (${plan.warmup} changes from each origin, not recorded)…`)
+    for (let w = 0; w < plan.warmup; w++) {
+      const seen: string[] = []
+      for (const o of origins) {
+        const m = mg !== undefined ? await mg.propagate(o.index, `warm-${n}-${o.origin}-${w}`, plan.mgTimeoutMs) : undefined
+        const e = serf !== undefined ? await serf.userEvent(o.index, `warm-${n}-${o.origin}-${w}`, payload, plan.serfTimeoutMs) : undefined
+        seen.push(`${o.origin}: ${m !== undefined ? `memgossip ${fmtMs(m.ms)} (${m.arrived}/${m.expected})` : ''}${e !== undefined ? `, serf ${fmtMs(e.ms)}` : ''}`)
+      }
+      log(`  warm-up ${w + 1}/${plan.warmup}: ${seen.join(' | ')}`)
+    }
+    await sleep(1000)
+    const byOrigin = new Map(origins.map(o => [o.origin, [] as PropagationTrial[]]))
+    for (let t = 0; t < plan.trials; t++) {
+      for (const o of origins) {
+        const id = `p${n}-${o.origin}-${String(t).padStart(3, '0')}`
+        const trial: Partial<PropagationTrial> = { trial: t, memgossipMs: Number.NaN, memgossipAckMs: Number.NaN, memgossipArrived: 0, expected: n - 1 }
+        const runMg = async (): Promise<void> => {
+          if (mg === undefined) return
+          const r = await mg.propagate(o.index, id, plan.mgTimeoutMs)
+          trial.memgossipMs = r.ms
+          trial.memgossipAckMs = r.ackMs
+          trial.memgossipArrived = r.arrived
+          trial.expected = r.expected
+        }
+        const runSerf = async (): Promise<void> => {
+          if (serf === undefined) return
+          const ev = await serf.userEvent(o.index, id, payload, plan.serfTimeoutMs)
+          trial.serfEventMs = ev.ms
+          trial.serfEventArrived = ev.arrived
+          await sleep(100)
+          const tag = await serf.tagChange(o.index, id, plan.serfTimeoutMs)
+          trial.serfTagMs = tag.library.ms
+          trial.serfTagArrived = tag.library.arrived
+          trial.serfTagAgentMs = tag.agent.ms
+        }
+        // Alternate which product goes first, so neither always runs right after the other.
+        if (t % 2 === 0) { await runMg(); await sleep(150); await runSerf() } else { await runSerf(); await sleep(150); await runMg() }
+        byOrigin.get(o.origin)!.push(trial as PropagationTrial)
+        await sleep(150)
+      }
+      const last = origins.map(o => byOrigin.get(o.origin)!.at(-1)!)
+      log(`  N=${n} trial ${t + 1}/${plan.trials}: ${last.map((x, i) => `${origins[i].origin}: memgossip ${fmtMs(x.memgossipMs)}${serf !== undefined ? `, serf event ${fmtMs(x.serfEventMs)}, tag ${fmtMs(x.serfTagMs)} (agent event ${fmtMs(x.serfTagAgentMs)})` : ''}`).join(' | ')}`)
+    }
+    for (const o of origins) {
+      const trials = byOrigin.get(o.origin)!
+      const mgMs = trials.map(t => t.memgossipMs)
+      const r: PropagationResult = {
+        nodes: n,
+        origin: o.origin,
+        originIndex: o.index,
+        trials,
+        memgossip: summarize(mgMs),
+        memgossipAck: summarize(trials.map(t => t.memgossipAckMs)),
+        missed: {
+          memgossip: mg === undefined ? trials.length : trials.filter(t => !Number.isFinite(t.memgossipMs)).length,
+          serfEvent: trials.filter(t => serf !== undefined && !Number.isFinite(t.serfEventMs ?? Number.NaN)).length,
+          serfTag: trials.filter(t => serf !== undefined && !Number.isFinite(t.serfTagMs ?? Number.NaN)).length
+        }
+      }
+      if (serf !== undefined) {
+        const ev = trials.map(t => t.serfEventMs ?? Number.NaN)
+        const tag = trials.map(t => t.serfTagMs ?? Number.NaN)
+        r.serfEvent = summarize(ev)
+        r.serfTag = summarize(tag)
+        r.serfTagAgent = summarize(trials.map(t => t.serfTagAgentMs ?? Number.NaN))
+        r.ratioEvent = summarize(pairedRatios(mgMs, ev).ratios)
+        r.ratioTag = summarize(pairedRatios(mgMs, tag).ratios)
+      }
+      if (mg === undefined) r.memgossipFailed = results.sizeFailures.find(f => f.nodes === n)?.reason
+      results.propagation.push(r)
+    }
+
+    // 2, 3. Traffic windows: both clusters measured over the same seconds.
+    const windowCount = mg === undefined ? 1 : plan.windows
+    log(`  traffic: ${windowCount} × (${plan.windowS} s at rest, ${plan.windowS} s with one change per second)${mg !== undefined && serf !== undefined ? ', both clusters at once' : ''}…`)
+    const windows: TrafficWindow[] = []
+    let change = 0
+    for (let w = 0; w < windowCount; w++) {
+      for (const kind of ['rest', 'load'] as const) {
+        const a = await trafficSnapshot(mg, serf)
+        let changes = 0
+        const pending: Array<Promise<unknown>> = []
+        const end = performance.now() + plan.windowS * 1000
+        while (performance.now() < end) {
+          const tickEnd = performance.now() + 1000
+          if (kind === 'load') {
+            const k = change++
+            const origin = k % n
+            if (mg !== undefined) pending.push(httpJson(`${mg.nodes[origin].api}/v1/reservations`, 'POST', { id: `t${n}-${String(k).padStart(5, '0')}`, size: '1MiB', placement: 'any' }).catch(() => undefined))
+            if (serf !== undefined) pending.push(serf.nodes[origin].rpc.event(`t${n}-${String(k).padStart(5, '0')}`, payload).catch(() => undefined))
+            changes++
+          }
+          await sleep(Math.max(0, Math.min(tickEnd, end) - performance.now()))
+        }
+        await Promise.all(pending)
+        const b = await trafficSnapshot(mg, serf)
+        const win = trafficWindow(kind, changes, a, b, mg, serf)
+        windows.push(win)
+        log(`  N=${n} ${kind} window ${w + 1}: memgossip ${win.memgossip.socketBytesPerNodeSec.toFixed(0)} B/node/s on its sockets (${win.memgossip.payloadBytesPerNodeSec.toFixed(0)} protocol payload), CPU ${(win.memgossip.cpuPerNode * 100).toFixed(1)}% per agent${win.serf !== undefined ? `; serf ${win.serf.payloadBytesPerNodeSec.toFixed(0)} B/node/s, CPU ${(win.serf.cpuPerNode * 100).toFixed(2)}% per agent (ratio ${win.ratioSocket!.toFixed(2)})` : ''}; gossip copies per node per message ${win.memgossip.gossipCopiesPerNodePerMessage.toFixed(2)}`)
+      }
+    }
+    results.traffic.push({ nodes: n, windows })
+  } finally {
+    await mg?.stop(registry)
+    await serf?.stop(registry)
+  }
+}
+
+function fmtMs (v: number | undefined): string {
+  return v === undefined || !Number.isFinite(v) ? 'timeout' : `${v.toFixed(0)} ms`
+}
+
+/** Run a script of this directory in a child process; resolves with the JSON of its last stdout line. */
+async function runChild (args: string[], timeoutMs: number, log: (line: string) => void): Promise<any> {
+  return await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', '--max-old-space-size=16384', '--import', 'tsx', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    let text = ''
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => { text += c.toString() })
+    child.stderr.on('data', (c: Buffer) => { err += c.toString(); if (err.length > 20_000) err = err.slice(-10_000) })
+    const timer = setTimeout(() => { log(`  ${args[0]} ${args.slice(1).join(' ')}: no result after ${timeoutMs / 1000} s, stopping it`); child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 5000).unref() }, timeoutMs)
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      const last = text.trim().split('\n').at(-1) ?? ''
+      if (code === 0 && last !== '') {
+        try { resolve(JSON.parse(last)); return } catch {}
+      }
+      reject(new Error(`${args.join(' ')} exited ${code ?? signal}: ${err.trim().split('\n').slice(-3).join(' | ').slice(0, 600)}`))
+    })
+  })
+}
+
+const num = (v: unknown): number | undefined => typeof v === 'number' && Number.isFinite(v) ? v : undefined
+
+async function runVirtual (sim: Awaited<ReturnType<typeof findSimulationApi>>, plan: Plan, results: BenchResults, log: (line: string) => void): Promise<void> {
+  if (sim.benchVirtual === undefined) {
+    results.virtual = { available: false, runs: [], note: 'MISSING: the simulation harness does not export benchVirtual({ nodes, seed }) yet (looked for it in every .ts file under simulations/ outside simulations/bench/). The virtual-tier figures (convergence p50/p99 at N = 1,000 and the largest N that fits, with its memory) are not in this run.' }
+    results.notes.push(results.virtual.note)
+    log(results.virtual.note)
+    return
+  }
+  results.virtual = { available: true, file: sim.file, runs: [], note: `benchVirtual from ${sim.file}, each size in a process of its own (simulations/bench/sim-child.ts)` }
+  if (plan.virtualSizes.length === 0) {
+    results.virtual.note = `benchVirtual found in ${sim.file}; not run in ${results.mode} mode`
+    results.notes.push(results.virtual.note)
+    return
+  }
+  for (const nodes of plan.virtualSizes) {
+    log(`virtual tier: benchVirtual({ nodes: ${nodes}, seed: 1 }) in a child process…`)
+    const t0 = performance.now()
+    try {
+      const { result } = await runChild(['simulations/bench/sim-child.ts', 'virtual', String(nodes), '1'], plan.virtualTimeoutMs, log)
+      const wallMs = performance.now() - t0
+      const run: VirtualRun = {
+        nodes,
+        wallMs,
+        result,
+        convergenceP50: num(result?.convergenceP50Ms) ?? pick(result, /conver/i, /p50|median/i),
+        convergenceP99: num(result?.convergenceP99Ms) ?? pick(result, /conver/i, /p99/i),
+        memoryBytes: num(result?.rssPeakBytes) ?? pick(result, /rss|heap|memory/i)
+      }
+      results.virtual.runs.push(run)
+      log(`  N=${nodes}: convergence p50 ${run.convergenceP50 ?? '?'} ms, p99 ${run.convergenceP99 ?? '?'} ms (virtual), peak RSS ${run.memoryBytes !== undefined ? (run.memoryBytes / 1024 ** 2).toFixed(0) : '?'} MiB, ${(wallMs / 1000).toFixed(1)} s wall${result?.passed === false ? ', scenario invariants FAILED' : ''}`)
+      if (wallMs > plan.virtualBudgetMs) { log(`  stopping here: that run took longer than the ${plan.virtualBudgetMs / 1000} s budget per size`); break }
+    } catch (error) {
+      const wallMs = performance.now() - t0
+      results.virtual.runs.push({ nodes, wallMs, error: wallMs >= plan.virtualTimeoutMs ? `no result within ${plan.virtualTimeoutMs / 1000} s (stopped)` : (error as Error).message.slice(0, 500) })
+      log(`  N=${nodes} failed: ${(error as Error).message.slice(0, 500)}`)
+      break
+    }
+  }
+}
+
+async function runRealTierRss (sim: Awaited<ReturnType<typeof findSimulationApi>>, plan: Plan, results: BenchResults, log: (line: string) => void): Promise<void> {
+  if (sim.benchRealTier !== undefined && plan.realTierTimeoutMs > 0) {
+    log(`real tier: benchRealTier({ nodes: ${plan.rssPeers} }) from ${sim.file}, in a child process (up to ${plan.realTierTimeoutMs / 1000} s)…`)
+    try {
+      const { result } = await runChild(['simulations/bench/sim-child.ts', 'real', String(plan.rssPeers), '1'], plan.realTierTimeoutMs, log)
+      results.realTier = { source: `benchRealTier (${sim.file})`, nodes: plan.rssPeers, rssPerPeerBytes: num(result?.rssPerPeerBytes) ?? pick(result, /rss|memory/i, /peer|node/i), result }
+      if (results.realTier.rssPerPeerBytes !== undefined) {
+        log(`  ${(results.realTier.rssPerPeerBytes / 1024 ** 2).toFixed(2)} MiB per peer`)
+        if (plan !== PLANS.full) return
+      } else log('  benchRealTier gave no RSS-per-peer figure; measuring it here as well')
+    } catch (error) {
+      log(`  benchRealTier failed (${(error as Error).message.slice(0, 300)}); measuring RSS per peer here instead`)
+      results.notes.push(`benchRealTier({ nodes: ${plan.rssPeers} }) did not give a result (${(error as Error).message.slice(0, 200)}); RSS per peer was measured by the benchmark's own in-process run instead.`)
+    }
+  }
+  log(`real tier: ${plan.rssPeers} in-process agents in a child process (simulations/bench/inproc-rss.ts), RSS before and after…`)
+  const result = await runChild(['simulations/bench/inproc-rss.ts', String(plan.rssPeers), String(plan.rssPeers >= 50 ? 10_000 : 500)], 300_000, log)
+    .catch((error: unknown) => { results.notes.push(`In-process RSS per peer failed: ${(error as Error).message.slice(0, 300)}`); return undefined }) as { rssPerPeerBytes: number } | undefined
+  if (result === undefined) return
+  const own = { source: 'measured by the benchmark (simulations/bench/inproc-rss.ts)', nodes: plan.rssPeers, rssPerPeerBytes: result.rssPerPeerBytes, result }
+  if (results.realTier?.rssPerPeerBytes !== undefined) results.realTierCheck = own
+  else results.realTier = own
+  log(`  ${(result.rssPerPeerBytes / 1024 ** 2).toFixed(2)} MiB per peer`)
+}
+
+if (process.argv[1] !== undefined && resolvePath(process.argv[1]) === resolvePath(new URL(import.meta.url).pathname)) {
+  runBench(process.argv.slice(2), { stdout: s => process.stdout.write(s), stderr: s => process.stderr.write(s) })
+    .then(code => { process.exit(code) })
+    .catch((error: unknown) => { process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`); process.exit(1) })
+}

@@ -1,0 +1,116 @@
+/**
+ * The virtual tier (DESIGN.md §9): every shipped scenario at 200 peers on the
+ * in-memory network and a virtual clock, and a seeded run reproduced exactly.
+ * A failure prints the summary and the seed that reproduces it.
+ */
+import { spawn } from 'node:child_process'
+import { availableParallelism } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { runScenario, type RunReport } from '../../simulations/harness/run.ts'
+import { formatSummary } from '../../simulations/harness/summary.ts'
+import { loadScenario } from '../../simulations/scenario/load.ts'
+
+const PEERS = 200
+const SEED = 20261121
+const REPO = fileURLToPath(new URL('../..', import.meta.url))
+const CLI = fileURLToPath(new URL('../../simulations/cli.ts', import.meta.url))
+
+function check (report: RunReport): void {
+  const why = `\n${formatSummary(report)}\nreproduce: memgossip simulate --scenario ${report.scenario} --tier virtual --nodes ${report.nodes} --seed ${report.seed}`
+  expect(report.passed, why).toBe(true)
+  // Identical digests on every running peer at the end.
+  expect(report.convergence.allAgreeAfterMs, why).not.toBeNull()
+  expect(report.disagreement.series.at(-1)?.[1], why).toBe(0)
+  expect(report.outcome.digest, why).not.toBeNull()
+  expect(report.overCommit.afterConvergence, why).toBe(0)
+  if (!report.finals.membershipChanges) expect(report.finals.changed, why).toBe(0)
+  expect(report.finals.tracked, why).toBeGreaterThan(0)
+  expect(report.errors.filter(e => /threw/.test(e)), why).toEqual([])
+}
+
+/**
+ * The 200-peer runs are CPU-bound and independent: each runs the real command
+ * (`simulations/cli.ts --json`) in its own process, two at a time, so both
+ * cores work and one run's heap does not slow the next.
+ */
+const SCENARIOS = ['fleet', 'churn', 'partition-heal-storm', 'replicated-all-placement', 'node-loss', 'yz-race']
+const PARALLEL = Math.max(1, Math.min(2, availableParallelism()))
+const runs = new Map<string, Promise<{ code: number, report: RunReport }>>()
+
+beforeAll(() => {
+  let next = 0
+  const waiting = new Map<string, { resolve: (r: { code: number, report: RunReport }) => void, reject: (e: unknown) => void }>()
+  for (const name of SCENARIOS) runs.set(name, new Promise((resolve, reject) => { waiting.set(name, { resolve, reject }) }))
+  const worker = async (): Promise<void> => {
+    while (next < SCENARIOS.length) {
+      const name = SCENARIOS[next++]
+      const settle = waiting.get(name)!
+      await simulateInChild(name).then(settle.resolve, settle.reject)
+    }
+  }
+  for (let i = 0; i < PARALLEL; i++) void worker()
+})
+
+describe(`every shipped scenario, virtual tier, ${PEERS} peers`, () => {
+  for (const name of SCENARIOS) {
+    it(name, async () => {
+      const { code, report } = await runs.get(name)!
+      check(report)
+      expect(code).toBe(0)
+      expect(report.nodes).toBe(PEERS)
+      if (name === 'yz-race') {
+        // DESIGN.md §4.1: each pair, written at one instant on two peers, has exactly one winner.
+        expect(report.writes.races.oneAdmitted).toBe(report.writes.races.pairs)
+        expect(report.writes.races.loserLostConcurrentConflict).toBe(report.writes.races.pairs)
+      }
+    }, 600_000)
+  }
+})
+
+async function simulateInChild (name: string): Promise<{ code: number, report: RunReport }> {
+  const args = ['--import', 'tsx', CLI, '--scenario', name, '--tier', 'virtual', '--nodes', String(PEERS), '--seed', String(SEED), '--json', '--no-svg']
+  return await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
+    child.on('error', reject)
+    child.on('close', (code) => {
+      try {
+        resolve({ code: code ?? -1, report: JSON.parse(out) as RunReport })
+      } catch {
+        reject(new Error(`simulate ${name} exited ${code} without a JSON report:\n${err.slice(-2000)}`))
+      }
+    })
+  })
+}
+
+/** The report minus what legitimately differs between two runs: wall time and memory. */
+function deterministic (report: RunReport): unknown {
+  const { wall: _wall, memory: _memory, ...rest } = report
+  return rest
+}
+
+describe('a seeded virtual run', () => {
+  it('is reproduced exactly, crashes and restarts from data dirs included', async () => {
+    const scenario = await loadScenario('churn')
+    const a = await runScenario(scenario, { tier: 'virtual', nodes: 24, seed: 7 })
+    const b = await runScenario(scenario, { tier: 'virtual', nodes: 24, seed: 7 })
+    check(a)
+    expect(JSON.stringify(deterministic(b))).toBe(JSON.stringify(deterministic(a)))
+    const c = await runScenario(scenario, { tier: 'virtual', nodes: 24, seed: 8 })
+    expect(c.outcome.digest).not.toBe(a.outcome.digest)
+  })
+
+  it('reaches the same verdicts with gossip coalescing off (every copy delivered alone)', async () => {
+    const scenario = await loadScenario('partition-heal-storm')
+    const on = await runScenario(scenario, { tier: 'virtual', nodes: 30, seed: 3 })
+    const off = await runScenario(scenario, { tier: 'virtual', nodes: 30, seed: 3, coalesce: false })
+    check(on)
+    check(off)
+    expect(off.tierStats.coalesce).toBe(false)
+    expect(off.outcome.verdicts).toEqual(on.outcome.verdicts)
+  })
+})
