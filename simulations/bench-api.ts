@@ -2,8 +2,8 @@
  * The simulation harness's benchmark entry points, called by the benchmark
  * runner (simulations/bench/run.ts finds them by name) or directly:
  *
- *   npx tsx simulations/bench-api.ts virtual 1000     # benchVirtual
- *   npx tsx simulations/bench-api.ts real 100 [tcp|memory]
+ *   npx tsx simulations/bench-api.ts virtual 1000 [--seed S] [--scenario NAME]
+ *   npx tsx simulations/bench-api.ts real 100 [--transport tcp|memory]
  *
  * - `benchVirtual({ nodes })`: the `fleet` scenario on the virtual tier, plus a
  *   formation-only run at half the size, so memory per peer can be modelled as
@@ -14,6 +14,7 @@
 import './../agent/shim.ts'
 import { resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { heapToRaise, runWithHeap } from './harness/heap.ts'
 import { runScenario, type RunReport } from './harness/run.ts'
 import { loadScenario, parseScenario } from './scenario/load.ts'
 
@@ -46,6 +47,8 @@ export interface BenchVirtualResult {
 /** The virtual-tier benchmark at `nodes` peers (default scenario `fleet`). */
 export async function benchVirtual (options: { nodes: number, seed?: number, scenario?: string, model?: boolean }): Promise<BenchVirtualResult> {
   const seed = options.seed ?? 1
+  const heap = heapToRaise('virtual', options.nodes)
+  if (heap !== undefined) return await inChild<BenchVirtualResult>(['virtual', String(options.nodes), '--seed', String(seed), ...(options.scenario !== undefined ? ['--scenario', options.scenario] : [])], heap)
   const scenario = await loadScenario(options.scenario ?? 'fleet')
   const nodes = Math.max(options.nodes, scenario.minNodes)
   // Formation-only run at half the size first (smaller heap to measure), for the memory model.
@@ -103,6 +106,8 @@ export interface BenchRealResult {
 
 /** The real-tier benchmark at `nodes` libp2p agents (default scenario `yz-race`). */
 export async function benchRealTier (options: { nodes: number, seed?: number, transport?: 'tcp' | 'memory', scenario?: string }): Promise<BenchRealResult> {
+  const heap = heapToRaise('real', options.nodes)
+  if (heap !== undefined) return await inChild<BenchRealResult>(['real', String(options.nodes), '--transport', options.transport ?? 'tcp', '--seed', String(options.seed ?? 1), ...(options.scenario !== undefined ? ['--scenario', options.scenario] : [])], heap)
   const scenario = await loadScenario(options.scenario ?? 'yz-race')
   const report = await runScenario(scenario, { tier: 'real', nodes: options.nodes, seed: options.seed ?? 1, transport: options.transport ?? 'tcp', measureHeap: true })
   return {
@@ -118,6 +123,15 @@ export async function benchRealTier (options: { nodes: number, seed?: number, tr
     wallMs: report.wall.totalMs,
     invariants: report.invariants.map(i => ({ name: i.name, passed: i.passed }))
   }
+}
+
+/** Run this file in a child process with a larger heap and return the JSON it prints. */
+async function inChild<T> (args: string[], heapBytes: number): Promise<T> {
+  let out = ''
+  let err = ''
+  const code = await runWithHeap(fileURLToPath(import.meta.url), args, heapBytes, { stdout: (s) => { out += s }, stderr: (s) => { err += s } })
+  if (code !== 0) throw new Error(`benchmark child exited ${code}: ${err.slice(-1500)}`)
+  return JSON.parse(out) as T
 }
 
 /** Form a cluster of `nodes` virtual peers, measure, stop: one point of the memory model. */
@@ -136,9 +150,12 @@ async function formOnly (nodes: number, seed: number, heartbeatMs: number): Prom
 
 const invokedDirectly = process.argv[1] !== undefined && resolvePath(process.argv[1]) === fileURLToPath(import.meta.url)
 if (invokedDirectly) {
-  const [tier = 'virtual', n = '1000', transport] = process.argv.slice(2)
+  const [tier = 'virtual', n = '1000', ...rest] = process.argv.slice(2)
+  const flag = (name: string): string | undefined => { const i = rest.indexOf(name); return i >= 0 ? rest[i + 1] : undefined }
+  const seed = flag('--seed') !== undefined ? Number(flag('--seed')) : undefined
+  const scenario = flag('--scenario')
   const result = tier === 'real'
-    ? await benchRealTier({ nodes: Number(n), transport: transport === 'memory' ? 'memory' : 'tcp' })
-    : await benchVirtual({ nodes: Number(n) })
+    ? await benchRealTier({ nodes: Number(n), transport: flag('--transport') === 'memory' ? 'memory' : 'tcp', seed, scenario })
+    : await benchVirtual({ nodes: Number(n), seed, scenario })
   process.stdout.write(JSON.stringify(result, null, 2) + '\n')
 }

@@ -12,6 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { HarnessError, ScenarioError, UsageError } from './errors.ts'
+import { heapToRaise, runWithHeap } from './harness/heap.ts'
 import { runScenario, type RunReport } from './harness/run.ts'
 import { formatProgress, formatSummary } from './harness/summary.ts'
 import { renderSvg } from './harness/svg.ts'
@@ -45,6 +46,8 @@ changed. Prints a summary (or JSON) and writes a convergence picture (SVG).
                          (default simulations/results/<scenario>-<tier>-<seed>.svg)
   --no-svg               do not write a picture
   --no-coalesce          virtual tier: deliver every gossip copy separately
+  --heartbeat MS         override the scenario's agent heartbeat interval
+  --sync MS              override the scenario's anti-entropy interval
   --list                 list the shipped scenarios
   -h, --help             this text
 
@@ -62,6 +65,8 @@ interface Args {
   svg?: string
   noSvg: boolean
   coalesce?: boolean
+  heartbeatMs?: number
+  syncMs?: number
   list: boolean
   help: boolean
 }
@@ -100,6 +105,8 @@ export function parseSimulateArgs (argv: string[]): Args {
       case '--json': args.json = true; break
       case '--no-svg': args.noSvg = true; break
       case '--no-coalesce': args.coalesce = false; break
+      case '--heartbeat': args.heartbeatMs = integer(flag, value(), 10, 3_600_000); break
+      case '--sync': args.syncMs = integer(flag, value(), 10, 3_600_000); break
       case '--list': args.list = true; break
       case '-h':
       case '--help': args.help = true; break
@@ -159,7 +166,14 @@ export async function runSimulate (argv: string[], io: Io): Promise<number> {
   }
   const seed = args.seed ?? Math.floor(Math.random() * 0x100000000)
   const nodes = args.nodes ?? scenario.nodes
-  const reproduce = `memgossip simulate --scenario ${args.scenario} --nodes ${nodes} --tier ${args.tier}${args.transport !== undefined ? ` --transport ${args.transport}` : ''} --seed ${seed}`
+  const heap = heapToRaise(args.tier, nodes)
+  if (heap !== undefined) {
+    // Too big for this process's heap limit: run it in a child with a larger one (same seed).
+    io.stderr(`memgossip simulate: ${nodes} ${args.tier} peers need more heap than this process may use; running with --max-old-space-size=${Math.round(heap / 1024 ** 2)}\n`)
+    const childArgs = argv.filter((a, i) => a !== '--seed' && argv[i - 1] !== '--seed' && !a.startsWith('--seed='))
+    return await runWithHeap(fileURLToPath(import.meta.url), [...childArgs, '--seed', String(seed)], heap, io)
+  }
+  const reproduce = `memgossip simulate --scenario ${args.scenario} --nodes ${nodes} --tier ${args.tier}${args.transport !== undefined ? ` --transport ${args.transport}` : ''}${args.heartbeatMs !== undefined ? ` --heartbeat ${args.heartbeatMs}` : ''}${args.syncMs !== undefined ? ` --sync ${args.syncMs}` : ''} --seed ${seed}`
   if (args.tier === 'real' && (args.transport ?? 'tcp') === 'tcp') {
     const warning = fdWarning(nodes)
     if (warning !== undefined) io.stderr(`memgossip simulate: ${warning}\n`)
@@ -175,6 +189,10 @@ export async function runSimulate (argv: string[], io: Io): Promise<number> {
       nodes,
       transport: args.transport,
       coalesce: args.coalesce,
+      agent: {
+        ...(args.heartbeatMs !== undefined ? { heartbeatMs: args.heartbeatMs } : {}),
+        ...(args.syncMs !== undefined ? { syncMs: args.syncMs } : {})
+      },
       onProgress: progress
         ? (p) => {
             const now = performance.now()

@@ -32,6 +32,8 @@ export interface RunOptions {
   transport?: 'tcp' | 'memory'
   /** Virtual tier: override the scenario's `network.coalesce`. */
   coalesce?: boolean
+  /** Override agent intervals of the scenario (after its per-tier overrides), e.g. slower heartbeats for 100 real peers. */
+  agent?: Partial<AgentSettings>
   /** Called at every sample (for a progress bar). */
   onProgress?: (progress: Progress) => void
   /** Agent and network log lines (default: kept, counted, the last few reported). */
@@ -197,7 +199,7 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
   const seed = options.seed >>> 0
   const plan = planTimeline(scenario, n, seed)
 
-  const agentSettings: AgentSettings = { ...scenario.agent, ...scenario.tierAgent[options.tier] }
+  const agentSettings: AgentSettings = { ...scenario.agent, ...scenario.tierAgent[options.tier], ...options.agent }
   const logLines: string[] = []
   let logCount = 0
   const log = options.onLog ?? ((node: number, line: string) => {
