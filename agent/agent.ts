@@ -77,6 +77,13 @@ const DIALS_PER_ROUND = 2
 
 /** A peer is synced with at most this often because of news from another (epidemic pull). */
 const SPREAD_COOLDOWN_MS = 500
+/**
+ * Heartbeats carry the node's multiaddrs only when they changed and on every
+ * twelfth beat (once a minute at the default interval): they are a third of a
+ * heartbeat's bytes, and every member receives every heartbeat. Peers remember
+ * the last addresses each member published.
+ */
+const ADDRS_EVERY_BEATS = 12
 
 /** The ledger's own root types; an update that creates any other root is refused. */
 const LEDGER_ROOTS = new Set(['nodes', 'reservations', 'releases', 'capacity', 'membership'])
@@ -236,7 +243,10 @@ export class Agent extends EventEmitter {
     this.log = init.log ?? ((line) => { process.stderr.write(`${line}\n`) })
     this.doc = new Y.Doc({ gc: true })
     for (const name of [MAP_RESERVATIONS, MAP_RELEASES, MAP_CAPACITY, MAP_MEMBERSHIP]) this.doc.getMap(name).observe(() => { this.ledgerDirty = true; this.ledgerChanges++ })
-    this.doc.getMap(MAP_NODES).observe(() => { this.heartbeatsDirty = true })
+    this.doc.getMap(MAP_NODES).observe((event) => {
+      this.heartbeatsDirty = true
+      this.rememberAddrs(event.keysChanged)
+    })
     this.gate = new PublishGate({ heartbeatIntervalMs: init.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs })
     this.startedAtMs = this.clock.now()
   }
@@ -610,7 +620,7 @@ export class Agent extends EventEmitter {
       usedBytes: Math.max(0, sample.totalBytes - sample.availableBytes),
       labels: this.init.labels,
       version: VERSION,
-      addrs: this.network.addresses().slice(0, MAX_ADDRS)
+      addrs: this.addrsForHeartbeat()
     }, now)
     this.metrics.heartbeats++
     await this.durable().catch(() => {})
@@ -830,6 +840,33 @@ export class Agent extends EventEmitter {
   }
 
   private readonly lastSpreadAt = new Map<PeerIdStr, number>()
+  /** The last multiaddrs each member published (heartbeats carry them only now and then). */
+  private readonly memberAddrs = new Map<PeerIdStr, string[]>()
+  /** What our last heartbeat with addresses carried, and the beats since. */
+  private publishedAddrs = ''
+  private beatsSinceAddrs = 0
+
+  private rememberAddrs (keys: Set<string>): void {
+    const nodes = this.doc.getMap(MAP_NODES)
+    for (const key of keys) {
+      if (key === this.self) continue
+      const value = nodes.get(key) as { addrs?: unknown } | undefined
+      const addrs = value?.addrs
+      if (Array.isArray(addrs) && addrs.length > 0 && addrs.length <= MAX_ADDRS && addrs.every(a => typeof a === 'string')) {
+        this.memberAddrs.set(key, addrs as string[])
+      }
+    }
+  }
+
+  /** This heartbeat's addrs field: the addresses when they changed or are due, else nothing. */
+  private addrsForHeartbeat (): string[] | undefined {
+    const addrs = this.network.addresses().slice(0, MAX_ADDRS)
+    const key = addrs.join(' ')
+    if (key === this.publishedAddrs && ++this.beatsSinceAddrs < ADDRS_EVERY_BEATS) return undefined
+    this.publishedAddrs = key
+    this.beatsSinceAddrs = 0
+    return addrs.length > 0 ? addrs : undefined
+  }
 
   /**
    * Keep `targetPeers` connections to live members, dialled by the addresses
@@ -844,13 +881,13 @@ export class Agent extends EventEmitter {
     const missing = DEFAULTS.targetPeers - connected.size
     if (missing <= 0) return
     const res = this.resolution()
-    const candidates = res.members.filter(id => id !== this.self && !connected.has(id) && this.liveness(id) !== 'dead' && (res.nodes.get(id)?.heartbeat?.addrs?.length ?? 0) > 0)
+    const candidates = res.members.filter(id => id !== this.self && !connected.has(id) && this.liveness(id) !== 'dead' && this.memberAddrs.has(id))
     for (let i = candidates.length - 1; i > 0; i--) {
       const j = Math.floor(this.random() * (i + 1));
       [candidates[i], candidates[j]] = [candidates[j], candidates[i]]
     }
     for (const id of candidates.slice(0, Math.min(missing, DIALS_PER_ROUND))) {
-      for (const address of res.nodes.get(id)!.heartbeat!.addrs!) {
+      for (const address of this.memberAddrs.get(id)!) {
         try {
           await dial.call(this.network, address)
           break

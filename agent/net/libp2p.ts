@@ -19,6 +19,7 @@
  * libp2p's event loop.
  */
 import '../shim.ts'
+import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, StrictSign, TopicValidatorResult } from '@libp2p/gossipsub'
@@ -79,6 +80,27 @@ const GOSSIP_D = 4
 const GOSSIP_DLO = 3
 const GOSSIP_DHI = 12
 const GOSSIP_DOUT = 2
+/**
+ * Gossipsub message ids: the first 12 bytes of SHA-256(author peer id, seqno).
+ * The default id is the author's public key and seqno concatenated (about
+ * 46 bytes), and ids travel in every IHAVE, IWANT and IDONTWANT entry; 12
+ * bytes cut gossipsub's control traffic about in half (docs/benchmarks.md). A
+ * collision (2^-96 per pair) would drop one message from gossip, which
+ * anti-entropy delivers anyway.
+ */
+function shortMessageId (msg: Message): Uint8Array {
+  if (msg.type !== 'signed') throw new Error('expected a signed message')
+  const hash = createHash('sha256')
+  hash.update(msg.from.toMultihash().bytes)
+  const seq = Buffer.alloc(8)
+  seq.writeBigUInt64BE(msg.sequenceNumber)
+  hash.update(seq)
+  return hash.digest().subarray(0, 12)
+}
+/** How often libp2p's connection monitor pings each connection. */
+const CONNECTION_PING_INTERVAL_MS = 30_000
+/** The mesh degree settings, for reports. */
+export const GOSSIP_DEGREE = `D=${GOSSIP_D}/Dlo=${GOSSIP_DLO}/Dhi=${GOSSIP_DHI}/Dout=${GOSSIP_DOUT}`
 /**
  * Largest gossipsub RPC frame read from a peer. One frame may carry several
  * messages (an IWANT answer) plus control data, so it is larger than one
@@ -369,6 +391,10 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       ...(this.clusterKey == null ? {} : { connectionProtector: preSharedKey({ psk: this.clusterKey }) }),
       peerDiscovery: this.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG })] : [],
       connectionGater,
+      // libp2p pings every connection (a new stream each time) to find dead
+      // ones; at its default 10 s that was ~10% of an idle agent's socket
+      // bytes. Members' liveness comes from heartbeats, not from these pings.
+      connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
       connectionManager: {
         maxParallelDials: this.maxConcurrentDials,
         dialTimeout: this.requestTimeoutMs,
@@ -398,7 +424,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           maxInboundDataLength: Math.max(GOSSIP_RPC_DEFAULT_BYTES, this.maxMessageBytes + GOSSIP_RPC_ENVELOPE_BYTES),
           // Every agent of a local cluster shares 127.0.0.1; the colocation
           // penalty would score them all negative and empty the meshes.
-          ...(this.localCluster ? { scoreParams: { IPColocationFactorWeight: 0 } } : {})
+          ...(this.localCluster ? { scoreParams: { IPColocationFactorWeight: 0 } } : {}),
+          msgIdFn: shortMessageId
         })
       }
     })
@@ -910,5 +937,11 @@ function isMalformedError (err: unknown): boolean {
 }
 
 function asError (err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err))
+  if (err instanceof Error) return err
+  // libp2p's streams reject with their close/abort Event (some carry the error).
+  if (typeof Event !== 'undefined' && err instanceof Event) {
+    const inner = (err as Event & { error?: unknown }).error
+    return inner instanceof Error ? inner : new Error(`the stream ended (${err.type} event)`)
+  }
+  return new Error(String(err))
 }

@@ -147,7 +147,7 @@ export class MemgossipCluster {
   }
 
   /** Ask every agent's gossip probe for its counters (SIGUSR2) and read them. */
-  async probes (): Promise<Array<{ received: number, published: number, ihave: number, iwant: number, rpcs: number } | undefined>> {
+  async probes (): Promise<Array<GossipProbe | undefined>> {
     const file = (n: MemgossipProc): string => join(n.dataDir, 'gossip-probe.json')
     const before = await Promise.all(this.nodes.map(async n => await readSeq(file(n))))
     for (const n of this.nodes) { try { process.kill(n.pid, 'SIGUSR2') } catch {} }
@@ -272,7 +272,7 @@ export interface TrafficSnapshot {
   at: number
   ss: SocketCounters[]
   mgMetrics?: Array<Map<string, number>>
-  mgProbes?: Array<{ received: number, published: number, ihave: number, iwant: number, rpcs: number } | undefined>
+  mgProbes?: Array<GossipProbe | undefined>
   serf?: Array<{ totals: Record<string, number>, counts: Record<string, number> }>
   serfIo?: Array<{ rchar: number, wchar: number }>
   mgCpu?: number[]
@@ -311,6 +311,9 @@ export interface TrafficWindow {
     gossipMessagesPublished: number
     ihavePerNodeSec: number
     iwantPerNodeSec: number
+    /** Bytes gossipsub sent per node per second in RPCs carrying messages (each copy counted), and in control-only RPCs (IHAVE/IWANT/GRAFT/PRUNE/IDONTWANT); before yamux/Noise framing. What a node sends, its peers receive: socket bytes (in + out) hold each twice. */
+    gossipMessageBytesSentPerNodeSec?: number
+    gossipControlBytesSentPerNodeSec?: number
     /** Ledger updates the agents applied from peers per node per published message (gossip + sync). */
     updatesAppliedPerNodePerMessage: number
     /** Share of applied updates that brought nothing new (memgossip_redundant_updates_total). */
@@ -340,6 +343,9 @@ export interface TrafficWindow {
   ratioWire?: number
 }
 
+/** Counters of simulations/bench/gossip-probe.ts in one agent. */
+export interface GossipProbe { received: number, published: number, ihave: number, iwant: number, rpcs: number, sentRpcs: number, sentMessageBytes: number, sentControlBytes: number }
+
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0)
 const metric = (m: Map<string, number> | undefined, key: string): number => m?.get(key) ?? 0
 
@@ -353,7 +359,7 @@ export function trafficWindow (kind: 'rest' | 'load', changes: number, a: Traffi
   const sockets = ssDelta(a.ss, b.ss, s => apiPorts.has(s.pid) && portOf(s.local) !== apiPorts.get(s.pid))
   const mgSocket = sum(mg.nodes.map(node => sockets.get(node.pid)?.bytes ?? 0))
   const mgSegs = sum(mg.nodes.map(node => sockets.get(node.pid)?.segs ?? 0))
-  const probeDelta = (key: 'received' | 'published' | 'ihave' | 'iwant'): number => sum(mg.nodes.map((_, i) => (b.mgProbes?.[i]?.[key] ?? 0) - (a.mgProbes?.[i]?.[key] ?? 0)))
+  const probeDelta = (key: keyof GossipProbe): number => sum(mg.nodes.map((_, i) => (b.mgProbes?.[i]?.[key] ?? 0) - (a.mgProbes?.[i]?.[key] ?? 0)))
   const published = probeDelta('published')
   const updatesIn = d('memgossip_updates_in_total')
   const window: TrafficWindow = {
@@ -369,6 +375,8 @@ export function trafficWindow (kind: 'rest' | 'load', changes: number, a: Traffi
       gossipMessagesPublished: published,
       ihavePerNodeSec: probeDelta('ihave') / n / seconds,
       iwantPerNodeSec: probeDelta('iwant') / n / seconds,
+      gossipMessageBytesSentPerNodeSec: probeDelta('sentMessageBytes') / n / seconds,
+      gossipControlBytesSentPerNodeSec: probeDelta('sentControlBytes') / n / seconds,
       updatesAppliedPerNodePerMessage: published > 0 && n > 1 ? updatesIn / (published * (n - 1)) : Number.NaN,
       redundantShare: updatesIn > 0 ? d('memgossip_redundant_updates_total') / updatesIn : Number.NaN,
       syncRoundsPerNodeSec: d('memgossip_sync_rounds_total') / n / seconds,

@@ -1,6 +1,7 @@
 /**
  * Child processes of the benchmark: memgossip agents (`memgossip agent`, run
- * the way the installed command runs it: node with the tsx loader), Serf
+ * the way `npm start` runs it: the compiled JavaScript in dist/ with
+ * `--max-semi-space-size=2`), Serf
  * agents, and one registry that stops every child and removes every temp dir
  * when the run ends, fails, or is interrupted (SIGINT/SIGTERM).
  */
@@ -122,18 +123,37 @@ export interface MemgossipStart {
   timeoutMs?: number
 }
 
+/** What `npm start` runs: the compiled agent with a small V8 young generation. */
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=2']
+const DIST = join(REPO_ROOT, 'dist')
+
+let built: Promise<void> | undefined
+/** Compile the sources to dist/ (`npm run build`), once per run, before any agent starts. */
+export async function buildAgent (): Promise<void> {
+  built ??= new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(REPO_ROOT, 'tsconfig.build.json')], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    child.once('error', reject)
+    child.once('exit', (code) => { code === 0 ? resolve() : reject(new Error(`npm run build failed (${code}):\n${out.slice(-2000)}`)) })
+  })
+  await built
+}
+
 /**
  * `memgossip agent --local-cluster --fake-memory 64GiB` on random loopback
- * ports, run as `node --import tsx cli/main.ts agent …` (what `memgossip`
- * runs; without npx, so the pid is the agent's). Resolves once it printed its
- * `started` line.
+ * ports, run as `node --max-semi-space-size=2 dist/cli/main.js agent …` (what
+ * `npm start` runs; without npm, so the pid is the agent's). Resolves once it
+ * printed its `started` line.
  */
 export async function startMemgossip (options: MemgossipStart): Promise<MemgossipProc> {
+  await buildAgent()
   const args = [
+    ...AGENT_NODE_FLAGS,
     ...(options.nodeArgs ?? []),
-    '--import', 'tsx',
-    ...(options.probe === true ? ['--import', join(REPO_ROOT, 'simulations/bench/gossip-probe.ts')] : []),
-    join(REPO_ROOT, 'cli/main.ts'), 'agent',
+    ...(options.probe === true ? ['--import', join(DIST, 'simulations/bench/gossip-probe.js')] : []),
+    join(DIST, 'cli/main.js'), 'agent',
     '--data-dir', options.dataDir,
     '--listen', '/ip4/127.0.0.1/tcp/0',
     '--api', '127.0.0.1:0',

@@ -43,6 +43,7 @@ import { MemgossipCluster, reservationMessageBytes, SerfCluster, trafficSnapshot
 import { runHeal, type HealResult } from './heal.ts'
 import { closeHttp, httpJson } from './http.ts'
 import { procStatus, rssBytes } from './netstat.ts'
+import { GOSSIP_DEGREE } from '../../agent/net/libp2p.ts'
 import { ensureSerf, Registry, REPO_ROOT, startMemgossip } from './procs.ts'
 import { renderCharts, renderMarkdown, evaluateTargets, summaryTable } from './report.ts'
 import { pairedRatios, sleep, summarize, type Summary } from './stats.ts'
@@ -219,7 +220,7 @@ export async function runBench (argv: string[], io: Io): Promise<number> {
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: Math.round(totalmem() / 1024 ** 3), kernel: release(), node: process.version, loadBefore: loadavg().map(x => +x.toFixed(2)), loadAfter: [] },
     serf: { available: false, note: '' },
     settings: [
-      'memgossip agents: `memgossip agent --local-cluster --fake-memory 64GiB --cluster bench --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 [--bootstrap <node 0>]`, run as `node --import tsx cli/main.ts agent …`; every timer at its default (heartbeat 5 s, anti-entropy 5 s, gossip batch 5 ms, gossipsub D=8/Dlo=5/Dhi=16).',
+      'memgossip agents: `memgossip agent --local-cluster --fake-memory 64GiB --cluster bench --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 [--bootstrap <node 0>]`, run as `npm start` runs it (`node --max-semi-space-size=2 dist/cli/main.js agent …`, compiled by `npm run build`); every timer and gossipsub setting at its default (heartbeat 5 s, anti-entropy 5 s, gossip batch 5 ms, gossipsub degree ' + GOSSIP_DEGREE + ').',
       '`--local-cluster` is the one networking setting changed: many agents share 127.0.0.1, so it lets loopback peers past libp2p\'s per-host inbound rate limit and turns off gossipsub\'s IP-colocation penalty (which otherwise scores every co-located peer negative and empties the meshes). Never set on a real network.',
       'Serf agents: `serf agent -node serfI -bind 127.0.0.1:P -rpc-addr 127.0.0.1:R -log-level=info -config-file {statsd_addr} [-join <node 0>]`; LAN profile, no snapshot, no encryption, compression on (all defaults).',
       'Same join topology for both: every node joins node 0.'
@@ -508,7 +509,7 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
         const b = await trafficSnapshot(mg, serf)
         const win = trafficWindow(kind, changes, a, b, mg, serf)
         windows.push(win)
-        log(`  N=${n} ${kind} window ${w + 1}: memgossip ${win.memgossip.socketBytesPerNodeSec.toFixed(0)} B/node/s on its sockets (${win.memgossip.payloadBytesPerNodeSec.toFixed(0)} protocol payload), CPU ${(win.memgossip.cpuPerNode * 100).toFixed(1)}% per agent${win.serf !== undefined ? `; serf ${win.serf.payloadBytesPerNodeSec.toFixed(0)} B/node/s, CPU ${(win.serf.cpuPerNode * 100).toFixed(2)}% per agent (ratio ${win.ratioSocket!.toFixed(2)})` : ''}; gossip copies per node per message ${win.memgossip.gossipCopiesPerNodePerMessage.toFixed(2)}`)
+        log(`  N=${n} ${kind} window ${w + 1}: memgossip ${win.memgossip.socketBytesPerNodeSec.toFixed(0)} B/node/s on its sockets (${win.memgossip.payloadBytesPerNodeSec.toFixed(0)} protocol payload), CPU ${(win.memgossip.cpuPerNode * 100).toFixed(1)}% per agent${win.serf !== undefined ? `; serf ${win.serf.payloadBytesPerNodeSec.toFixed(0)} B/node/s, CPU ${(win.serf.cpuPerNode * 100).toFixed(2)}% per agent (ratio ${win.ratioSocket!.toFixed(2)})` : ''}; gossip copies per node per message ${win.memgossip.gossipCopiesPerNodePerMessage.toFixed(2)}; gossipsub sent ${(win.memgossip.gossipMessageBytesSentPerNodeSec ?? 0).toFixed(0)} B/node/s in messages, ${(win.memgossip.gossipControlBytesSentPerNodeSec ?? 0).toFixed(0)} in control`)
       }
     }
     results.traffic.push({ nodes: n, windows })
