@@ -931,9 +931,14 @@ function isTooLongError (err: unknown): boolean {
 }
 
 /** lpStream: a bad length prefix, or a stream that ended inside a message. */
+/**
+ * A request whose length prefix is invalid. A stream that ends before the
+ * request is complete (UnexpectedEOFError) is not counted: that is a requester
+ * that gave up (its timeout, a restart) — seen at every start of a busy
+ * cluster, and not something a peer did wrong.
+ */
 function isMalformedError (err: unknown): boolean {
-  const name = (err as Error | undefined)?.name
-  return name === 'InvalidMessageLengthError' || name === 'UnexpectedEOFError'
+  return (err as Error | undefined)?.name === 'InvalidMessageLengthError'
 }
 
 function asError (err: unknown): Error {
