@@ -249,6 +249,28 @@ describe('finality (DESIGN.md §4.2)', () => {
     expect(res.pending).toBe(0)
   })
 
+  it('names, for every tentative verdict, exactly the members not heard past it, in id order', () => {
+    const ids = Array.from({ length: 12 }, (_, i) => nodeId(20 + i))
+    const l = new TestLedger(Object.fromEntries(ids.map(id => [id, 64 * GiB])))
+    // Writes and heartbeats interleaved, members heard at different points,
+    // two never after joining.
+    for (let i = 0; i < 12; i++) {
+      l.reserve(ids[0], `r${i}`, 1 * GiB)
+      for (const h of ids.filter((_, k) => k > 0 && k < 10 && (k * 7 + i) % 3 !== 0 && k <= i)) {
+        l.writer(h).heartbeat({ totalBytes: 1, floorBytes: 0, allocatableBytes: 1, availableBytes: 1, usedBytes: 0 }, l.tick())
+      }
+    }
+    const res = resolve(l.doc)
+    let tentative = 0
+    for (const v of res.verdicts.values()) {
+      const expected = res.members.filter(id => { const h = res.nodes.get(id)!.lastHlc; return h === undefined || h < v.hlc! })
+      expect(v.waitsFor, v.id).toEqual(v.final ? [] : expected)
+      expect(v.final, v.id).toBe(expected.length === 0)
+      if (!v.final) tentative++
+    }
+    expect(tentative).toBeGreaterThan(3)
+  })
+
   it('a member that left no longer holds finality back', () => {
     const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
     l.capacity(B, 0, 'left')
