@@ -75,6 +75,8 @@ export class Recorder {
   private readonly digestOf = new Map<string, { digest: string, changedAt: number }>()
   private readonly finals = new Map<string, Map<string, string>>()
   private readonly seen = new WeakMap<Agent, Resolution>()
+  /** Per node id, the verdict map of the resolution last scanned (a new one after every replay). */
+  private readonly scannedVerdicts = new Map<string, Map<string, Verdict>>()
   private last: [number, number, number] | undefined
 
   constructor (nodes: SimNode[]) {
@@ -172,8 +174,15 @@ export class Recorder {
       finals = new Map()
       this.finals.set(nodeId, finals)
     }
+    // The agent re-runs only the heartbeat part of a resolution when no
+    // decision map changed, and then hands back the same verdict map: no
+    // decision and no node's committed or allocatable memory changed since it
+    // was last scanned, so only verdicts that became final need a look.
+    const sameReplay = this.scannedVerdicts.get(nodeId) === res.verdicts
+    this.scannedVerdicts.set(nodeId, res.verdicts)
     const check = (v: Verdict): void => {
       if (!v.final) return
+      if (sameReplay && finals.has(v.key)) return
       const signature = `${v.decision} ${v.decisionCode} [${v.nodes.join(',')}]`
       const before = finals.get(v.key)
       if (before === undefined) {
@@ -187,6 +196,7 @@ export class Recorder {
     }
     for (const v of res.verdicts.values()) check(v)
     for (const v of res.conflicts) check(v)
+    if (sameReplay) return
     let over = 0
     for (const n of res.nodes.values()) if (n.committedBytes > n.allocatableBytes) over++
     if (over > this.maxOverCommitSeen) this.maxOverCommitSeen = over
