@@ -3,19 +3,21 @@
  * runner (simulations/bench/run.ts finds them by name) or directly:
  *
  *   npx tsx simulations/bench-api.ts virtual 1000 [--seed S] [--scenario NAME]
- *   npx tsx simulations/bench-api.ts real 100 [--transport tcp|memory]
+ *   npx tsx simulations/bench-api.ts real 100 [--transport tcp|memory] [--scenario NAME]
  *
  * - `benchVirtual({ nodes })`: the `fleet` scenario on the virtual tier, plus a
  *   formation-only run at half the size, so memory per peer can be modelled as
  *   a + b·N (each replica holds every node's entries) and extrapolated to the
  *   largest N that fits in 24 GiB.
- * - `benchRealTier({ nodes })`: the `yz-race` scenario on real libp2p agents.
+ * - `benchRealTier({ nodes })`: the `yz-race` scenario on real libp2p agents;
+ *   from `REAL_SCENARIO_MAX_NODES` peers on, only the cluster's formation, for
+ *   its memory (see `benchRealTier`).
  */
 import './../agent/shim.ts'
 import { resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { heapToRaise, runWithHeap } from './harness/heap.ts'
-import { runScenario, type RunReport } from './harness/run.ts'
+import { runScenario, type Progress, type RunReport } from './harness/run.ts'
 import { loadScenario, parseScenario } from './scenario/load.ts'
 
 const GiB = 1024 ** 3
@@ -54,7 +56,7 @@ export async function benchVirtual (options: { nodes: number, seed?: number, sce
   // Formation-only run at half the size first (smaller heap to measure), for the memory model.
   let half: RunReport | undefined
   if (options.model !== false && nodes >= 40) half = await formOnly(Math.floor(nodes / 2), seed, scenario.agent.heartbeatMs)
-  const report = await runScenario(scenario, { tier: 'virtual', nodes, seed, measureHeap: true })
+  const report = await runScenario(scenario, { tier: 'virtual', nodes, seed, measureHeap: true, onProgress: progressLine(`virtual ${nodes}`) })
   let model: BenchVirtualResult['memoryModel'] = null
   let maxNodes: number | null = null
   if (half !== undefined) {
@@ -90,8 +92,30 @@ export async function benchVirtual (options: { nodes: number, seed?: number, sce
   }
 }
 
+/**
+ * Largest real-tier run that plays a whole scenario. Beyond it `benchRealTier`
+ * only forms the cluster and measures its memory: a hundred libp2p agents
+ * share one event loop, and every gossip message costs each of them a
+ * signature check and, per mesh hop, a noise decryption. With the scenario's
+ * 1 s heartbeats, or even the agent's default 5 s, the loop saturated past
+ * about 50 agents on the 2-core development VM and 100 never finished
+ * forming (over 4 minutes); see `FORM_ONLY_INTERVAL_MS`.
+ */
+export const REAL_SCENARIO_MAX_NODES = 25
+/**
+ * Heartbeat and sync interval of the formation-only real-tier run: slow
+ * enough that 100 in-process agents form in about 35 s (memory transport).
+ * Memory per peer hardly depends on it (the ledger holds one heartbeat per
+ * node whatever the rate); the result reports the interval used.
+ */
+export const FORM_ONLY_INTERVAL_MS = 30_000
+
 export interface BenchRealResult {
+  /** `(RSS after the cluster formed − RSS before any agent) / nodes`, both after a full GC. */
   rssPerPeerBytes: number
+  baselineRssBytes: number
+  rssAfterFormBytes: number
+  heapPerPeerBytes: number
   rssPeakBytes: number
   convergenceP50Ms: number | null
   convergenceP99Ms: number | null
@@ -99,29 +123,71 @@ export interface BenchRealResult {
   formMs: number
   nodes: number
   transport: string
+  /** The scenario played, or `form-only` (formation only, heartbeats and syncs every `FORM_ONLY_INTERVAL_MS`). */
+  scenario: string
+  heartbeatMs: number
+  syncMs: number
   passed: boolean
   wallMs: number
   invariants: Array<{ name: string, passed: boolean }>
 }
 
-/** The real-tier benchmark at `nodes` libp2p agents (default scenario `yz-race`). */
+/**
+ * The real-tier benchmark at `nodes` libp2p agents in this process: the
+ * `yz-race` scenario (or `scenario`) over TCP. Beyond `REAL_SCENARIO_MAX_NODES`
+ * peers, and unless a scenario is named, it only forms the cluster — every
+ * agent a member everywhere, one digest — with heartbeats and syncs every
+ * `FORM_ONLY_INTERVAL_MS`, over libp2p's in-process memory transport (no
+ * sockets, still noise and yamux), and reports the memory that took. RSS per
+ * peer is measured right after formation in either case.
+ */
 export async function benchRealTier (options: { nodes: number, seed?: number, transport?: 'tcp' | 'memory', scenario?: string }): Promise<BenchRealResult> {
+  const formOnly = options.scenario === undefined && options.nodes > REAL_SCENARIO_MAX_NODES
+  const transport = options.transport ?? (formOnly ? 'memory' : 'tcp')
   const heap = heapToRaise('real', options.nodes)
-  if (heap !== undefined) return await inChild<BenchRealResult>(['real', String(options.nodes), '--transport', options.transport ?? 'tcp', '--seed', String(options.seed ?? 1), ...(options.scenario !== undefined ? ['--scenario', options.scenario] : [])], heap)
-  const scenario = await loadScenario(options.scenario ?? 'yz-race')
-  const report = await runScenario(scenario, { tier: 'real', nodes: options.nodes, seed: options.seed ?? 1, transport: options.transport ?? 'tcp', measureHeap: true })
+  if (heap !== undefined) return await inChild<BenchRealResult>(['real', String(options.nodes), '--transport', transport, '--seed', String(options.seed ?? 1), ...(options.scenario !== undefined ? ['--scenario', options.scenario] : [])], heap)
+  const scenario = formOnly
+    ? parseScenario(JSON.stringify({ name: 'form-only', nodes: options.nodes, agent: { heartbeat: FORM_ONLY_INTERVAL_MS, sync: FORM_ONLY_INTERVAL_MS }, timeline: [], settle: '1s', hold: 0 }), '<bench form-only>')
+    : await loadScenario(options.scenario ?? 'yz-race')
+  const report = await runScenario(scenario, { tier: 'real', nodes: options.nodes, seed: options.seed ?? 1, transport, measureHeap: true, onProgress: progressLine(`real ${options.nodes}`) })
   return {
     rssPerPeerBytes: report.memory.rssPerPeerBytes,
+    baselineRssBytes: report.memory.baselineRssBytes,
+    rssAfterFormBytes: report.memory.rssAfterFormBytes,
+    heapPerPeerBytes: report.memory.heapPerPeerBytes,
     rssPeakBytes: report.memory.rssPeakBytes,
-    convergenceP50Ms: report.convergence.peerP50Ms,
-    convergenceP99Ms: report.convergence.peerP99Ms,
-    convergenceAllMs: report.convergence.allAgreeAfterMs,
+    // A formation-only run has no write to converge after.
+    convergenceP50Ms: formOnly ? null : report.convergence.peerP50Ms,
+    convergenceP99Ms: formOnly ? null : report.convergence.peerP99Ms,
+    convergenceAllMs: formOnly ? null : report.convergence.allAgreeAfterMs,
     formMs: report.wall.formMs,
     nodes: report.nodes,
     transport: report.transport,
+    scenario: report.scenario,
+    heartbeatMs: report.settings.agent.heartbeatMs,
+    syncMs: report.settings.agent.syncMs,
     passed: report.passed,
     wallMs: report.wall.totalMs,
     invariants: report.invariants.map(i => ({ name: i.name, passed: i.passed }))
+  }
+}
+
+/** Interval of the progress lines on stderr. */
+const PROGRESS_EVERY_MS = 15_000
+
+/**
+ * A progress line on stderr every `PROGRESS_EVERY_MS` of wall time (phase,
+ * scenario time, disagreeing peers, RSS), so a run stopped by the benchmark's
+ * time limit says in its last lines how far it got.
+ */
+function progressLine (label: string): (p: Progress) => void {
+  const startedMs = performance.now()
+  let lastMs = startedMs
+  return (p) => {
+    const now = performance.now()
+    if (now - lastMs < PROGRESS_EVERY_MS) return
+    lastMs = now
+    process.stderr.write(`${label}: ${((now - startedMs) / 1000).toFixed(0)} s wall, ${p.phase} at ${Math.round(p.tMs)} ms of ${Math.round(p.endMs)}, ${p.disagree}/${p.running} disagree, RSS ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB\n`)
   }
 }
 
@@ -145,7 +211,7 @@ async function formOnly (nodes: number, seed: number, heartbeatMs: number): Prom
     hold: 0,
     sample: '50ms'
   }), '<bench form-only>')
-  return await runScenario(scenario, { tier: 'virtual', nodes, seed, measureHeap: true })
+  return await runScenario(scenario, { tier: 'virtual', nodes, seed, measureHeap: true, onProgress: progressLine(`form-only ${nodes}`) })
 }
 
 const invokedDirectly = process.argv[1] !== undefined && resolvePath(process.argv[1]) === fileURLToPath(import.meta.url)
@@ -155,7 +221,7 @@ if (invokedDirectly) {
   const seed = flag('--seed') !== undefined ? Number(flag('--seed')) : undefined
   const scenario = flag('--scenario')
   const result = tier === 'real'
-    ? await benchRealTier({ nodes: Number(n), transport: flag('--transport') === 'memory' ? 'memory' : 'tcp', seed, scenario })
+    ? await benchRealTier({ nodes: Number(n), transport: flag('--transport') === 'memory' ? 'memory' : flag('--transport') === 'tcp' ? 'tcp' : undefined, seed, scenario })
     : await benchVirtual({ nodes: Number(n), seed, scenario })
   process.stdout.write(JSON.stringify(result, null, 2) + '\n')
 }
