@@ -111,11 +111,13 @@ export const REAL_SCENARIO_MAX_NODES = 25
 export const FORM_ONLY_INTERVAL_MS = 30_000
 
 export interface BenchRealResult {
-  /** `(RSS after the cluster formed − RSS before any agent) / nodes`, both after a full GC. */
+  /** `(rssBytes − baselineRssBytes) / nodes`. */
   rssPerPeerBytes: number
+  /** RSS with the code loaded and no agent, after a full GC. */
   baselineRssBytes: number
-  rssAfterFormBytes: number
-  heapPerPeerBytes: number
+  /** RSS once the cluster formed, after a full GC. */
+  rssBytes: number
+  heapUsedPerPeerBytes: number
   rssPeakBytes: number
   convergenceP50Ms: number | null
   convergenceP99Ms: number | null
@@ -153,8 +155,8 @@ export async function benchRealTier (options: { nodes: number, seed?: number, tr
   return {
     rssPerPeerBytes: report.memory.rssPerPeerBytes,
     baselineRssBytes: report.memory.baselineRssBytes,
-    rssAfterFormBytes: report.memory.rssAfterFormBytes,
-    heapPerPeerBytes: report.memory.heapPerPeerBytes,
+    rssBytes: report.memory.rssAfterFormBytes,
+    heapUsedPerPeerBytes: report.memory.heapPerPeerBytes,
     rssPeakBytes: report.memory.rssPeakBytes,
     // A formation-only run has no write to converge after.
     convergenceP50Ms: formOnly ? null : report.convergence.peerP50Ms,
