@@ -20,6 +20,7 @@
  */
 import '../shim.ts'
 import { createHash } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, StrictSign, TopicValidatorResult } from '@libp2p/gossipsub'
@@ -346,6 +347,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private state: 'created' | 'started' | 'stopped' = 'created'
 
   constructor (init: Libp2pNetworkInit) {
+    // Every request, dial and served request in flight listens on this signal;
+    // more than Node's default of 10 at once is normal, not a leak.
+    setMaxListeners(Infinity, this.lifetime.signal)
     if (!CLUSTER_NAME.test(init.cluster)) {
       throw new NetworkConfigError(`cluster name must match ${String(CLUSTER_NAME)}`)
     }
@@ -868,6 +872,7 @@ interface BoundedSignal {
  */
 function boundedSignal (timeoutMs: number, sources: Array<AbortSignal | undefined>): BoundedSignal {
   const controller = new AbortController()
+  setMaxListeners(Infinity, controller.signal)
   let timedOut = false
   const timer = setTimeout(() => {
     timedOut = true

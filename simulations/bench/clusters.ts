@@ -58,6 +58,11 @@ async function waitUntil (what: string, predicate: () => Promise<boolean>, timeo
 
 interface Waiter { key: string, t0: number, need: Set<number>, arrivals: Map<number, number>, done: () => void }
 
+/** How long a cluster of n agent processes may take to form: 90 s, and 4 s per agent beyond that (one small host starts them all). */
+export function formationTimeoutMs (n: number): number {
+  return Math.max(90_000, n * 4000)
+}
+
 export class MemgossipCluster {
   readonly streams: EventStream[] = []
   private readonly waiters = new Set<Waiter>()
@@ -85,7 +90,7 @@ export class MemgossipCluster {
         const lagging = cluster.nodes.find((_, i) => counts[i] !== n)
         last = `members seen per agent: min ${Math.min(...counts)}, max ${Math.max(...counts)}; not joined: ${states.filter(s => s.joined !== true).length}; peers of node 0: ${Array.isArray(states[0]?.peers) ? states[0].peers.length : '?'}${lagging !== undefined ? `; agent ${lagging.index} (pid ${lagging.pid}) last logged:\n    ${lagging.log.slice(-6).join('\n    ')}` : ''}`
         return counts.every(c => c === n)
-      }, 90_000, 1000).catch((error: Error) => { throw new Error(`${error.message} (${last})`) })
+      }, formationTimeoutMs(n), n > 25 ? 2000 : 1000).catch((error: Error) => { throw new Error(`${error.message} (${last})`) })
       log(`  memgossip: ${n} agents joined, every one sees ${n} members (${(ms / 1000).toFixed(1)} s after the last start)`)
       for (const node of cluster.nodes) {
         cluster.streams.push(await EventStream.open(node.api, (type, data, at) => { if (type === 'verdict') cluster.onVerdict(node.index, String(data.id), at) }))

@@ -77,9 +77,9 @@ interface Plan {
 }
 
 const PLANS: Record<Mode, Plan> = {
-  full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, virtualSizes: [1000, 2000, 5000, 10_000], virtualBudgetMs: 120_000, virtualTimeoutMs: 150_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
-  quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 100, virtualSizes: [1000], virtualBudgetMs: 30_000, virtualTimeoutMs: 45_000, realTierTimeoutMs: 45_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
-  smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 0, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 }
+  full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, virtualSizes: [300, 500, 1000], virtualBudgetMs: 240_000, virtualTimeoutMs: 900_000, realTierTimeoutMs: 180_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
+  quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 25, virtualSizes: [100], virtualBudgetMs: 60_000, virtualTimeoutMs: 120_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
+  smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 60_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 }
 }
 
 export interface PropagationTrial {
@@ -137,7 +137,6 @@ export interface BenchResults {
   virtual: { available: boolean, file?: string, runs: VirtualRun[], note: string }
   realTier?: { source: string, nodes: number, rssPerPeerBytes?: number, result: unknown, error?: string }
   /** The benchmark's own in-process measurement, when realTier came from the simulation harness. */
-  realTierCheck?: { source: string, nodes: number, rssPerPeerBytes?: number, result: unknown }
   crdt?: Pick<CrdtBenchResult, 'resolve' | 'fit' | 'heartbeats' | 'churn'>
   fitCpu?: FitCpuResult
   httpFit?: HttpFitResult
@@ -585,28 +584,21 @@ async function runVirtual (sim: Awaited<ReturnType<typeof findSimulationApi>>, p
 }
 
 async function runRealTierRss (sim: Awaited<ReturnType<typeof findSimulationApi>>, plan: Plan, results: BenchResults, log: (line: string) => void): Promise<void> {
-  if (sim.benchRealTier !== undefined && plan.realTierTimeoutMs > 0) {
-    log(`real tier: benchRealTier({ nodes: ${plan.rssPeers} }) from ${sim.file}, in a child process (up to ${plan.realTierTimeoutMs / 1000} s)…`)
-    try {
-      const { result } = await runChild(['simulations/bench/sim-child.ts', 'real', String(plan.rssPeers), '1'], plan.realTierTimeoutMs, log)
-      results.realTier = { source: `benchRealTier (${sim.file})`, nodes: plan.rssPeers, rssPerPeerBytes: num(result?.rssPerPeerBytes) ?? pick(result, /rss|memory/i, /peer|node/i), result }
-      if (results.realTier.rssPerPeerBytes !== undefined) {
-        log(`  ${(results.realTier.rssPerPeerBytes / 1024 ** 2).toFixed(2)} MiB per peer`)
-        if (plan !== PLANS.full) return
-      } else log('  benchRealTier gave no RSS-per-peer figure; measuring it here as well')
-    } catch (error) {
-      log(`  benchRealTier failed (${(error as Error).message.slice(0, 300)}); measuring RSS per peer here instead`)
-      results.notes.push(`benchRealTier({ nodes: ${plan.rssPeers} }) did not give a result (${(error as Error).message.slice(0, 200)}); RSS per peer was measured by the benchmark's own in-process run instead.`)
-    }
+  if (plan.realTierTimeoutMs <= 0) return
+  if (sim.benchRealTier === undefined) {
+    results.notes.push('benchRealTier is not exported by the simulation harness: no RSS per in-process peer in this run.')
+    return
   }
-  log(`real tier: ${plan.rssPeers} in-process agents in a child process (simulations/bench/inproc-rss.ts), RSS before and after…`)
-  const result = await runChild(['simulations/bench/inproc-rss.ts', String(plan.rssPeers), String(plan.rssPeers >= 50 ? 10_000 : 500)], 300_000, log)
-    .catch((error: unknown) => { results.notes.push(`In-process RSS per peer failed: ${(error as Error).message.slice(0, 300)}`); return undefined }) as { rssPerPeerBytes: number } | undefined
-  if (result === undefined) return
-  const own = { source: 'measured by the benchmark (simulations/bench/inproc-rss.ts)', nodes: plan.rssPeers, rssPerPeerBytes: result.rssPerPeerBytes, result }
-  if (results.realTier?.rssPerPeerBytes !== undefined) results.realTierCheck = own
-  else results.realTier = own
-  log(`  ${(result.rssPerPeerBytes / 1024 ** 2).toFixed(2)} MiB per peer`)
+  log(`real tier: benchRealTier({ nodes: ${plan.rssPeers} }) from ${sim.file}, in a child process (up to ${plan.realTierTimeoutMs / 1000} s)…`)
+  try {
+    const { result } = await runChild(['simulations/bench/sim-child.ts', 'real', String(plan.rssPeers), '1'], plan.realTierTimeoutMs, log)
+    results.realTier = { source: `benchRealTier (${sim.file})`, nodes: plan.rssPeers, rssPerPeerBytes: num(result?.rssPerPeerBytes) ?? pick(result, /rss|memory/i, /peer|node/i), result }
+    if (results.realTier.rssPerPeerBytes !== undefined) log(`  ${(results.realTier.rssPerPeerBytes / 1024 ** 2).toFixed(2)} MiB per peer`)
+    else log('  benchRealTier gave no RSS-per-peer figure')
+  } catch (error) {
+    log(`  benchRealTier failed: ${(error as Error).message.slice(0, 300)}`)
+    results.notes.push(`benchRealTier({ nodes: ${plan.rssPeers} }) did not give a result: ${(error as Error).message.slice(0, 300)}`)
+  }
 }
 
 if (process.argv[1] !== undefined && resolvePath(process.argv[1]) === resolvePath(new URL(import.meta.url).pathname)) {
