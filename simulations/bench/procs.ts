@@ -299,6 +299,18 @@ export interface SerfStart {
  * traffic counters.
  */
 export async function startSerf (options: SerfStart): Promise<SerfProc> {
+  // freePort() finds a port free now; with 50 agents of each kind starting,
+  // another process can take it before Serf binds. Then pick again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startSerfOnce(options)
+    } catch (error) {
+      if (attempt >= 3 || !(error as Error).message.includes('address already in use')) throw error
+    }
+  }
+}
+
+async function startSerfOnce (options: SerfStart): Promise<SerfProc> {
   const bindPort = await freePort()
   const rpcPort = await freePort()
   const statsd = await StatsdSink.open()
