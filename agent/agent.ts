@@ -67,7 +67,7 @@ export const DEFAULTS = {
    * anything legitimate it sent still arrives by anti-entropy sync.
    */
   gossipMessagesPerSecond: 200,
-  /** Connections kept to live members beyond the bootstrap peers (a gossipsub mesh of D = 4 forms over them; a few suffice for anti-entropy). */
+  /** Connections kept to live members beyond the bootstrap peers (a gossipsub mesh of D = 3 forms over them; a few suffice for anti-entropy). */
   targetPeers: 6,
   gossipBytesPerSecond: 8 * 1024 * 1024
 } as const
