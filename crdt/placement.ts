@@ -100,15 +100,7 @@ export class HeadroomIndex {
 
   /** Index of the first node with headroom ≥ bytes (size when none). */
   lowerBound (bytes: number): number {
-    const rooms = this.rooms
-    let lo = 0
-    let hi = rooms.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if (rooms[mid] < bytes) lo = mid + 1
-      else hi = mid
-    }
-    return lo
+    return lowerBound(this.rooms, bytes)
   }
 
   private position (room: number, id: NodeId): number {
@@ -278,4 +270,16 @@ function placeIndexed (index: HeadroomIndex, bytes: number, placement: Exclude<P
       return { ok: true, nodes: all.sort(), reason: `admitted on all ${n} active nodes: ${need} each` }
     }
   }
+}
+
+/** Index of the first element of `sorted` (ascending) that is ≥ `value` (its length when none). */
+export function lowerBound<T extends number | string> (sorted: readonly T[], value: T): number {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (sorted[mid] < value) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }

@@ -13,7 +13,7 @@
 import type * as Y from 'yjs'
 import { fingerprint } from './digest.ts'
 import { compareHlc, type HlcString } from './hlc.ts'
-import { HeadroomIndex, place, shortId, type PlacementNode } from './placement.ts'
+import { HeadroomIndex, lowerBound, place, shortId, type PlacementNode } from './placement.ts'
 import {
   readLedger, splitEntryKey, validateCapacity, validateHeartbeat, validateMembership, validateRelease, validateReservation,
   type CapacityEvent, type EvictionRecord, type Heartbeat, type InvalidCode, type JoinRecord, type LedgerSnapshot,
@@ -701,14 +701,7 @@ function waitingMembers (members: NodeId[], nodes: Map<NodeId, NodeView>): (hlc:
   const byCount = new Map<number, NodeId[]>()
   return (hlc) => {
     // Heard members stamped before `hlc`: a binary search in the sorted stamps.
-    let lo = 0
-    let hi = heard.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if (heard[mid] < hlc) lo = mid + 1
-      else hi = mid
-    }
-    const k = unheard + lo
+    const k = unheard + lowerBound(heard, hlc)
     let list = byCount.get(k)
     if (list === undefined) {
       list = Object.freeze(members.filter((_, i) => rank[i] < k)) as NodeId[]
