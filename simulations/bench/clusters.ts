@@ -351,6 +351,20 @@ export interface TrafficWindow {
 /** Counters of simulations/bench/gossip-probe.ts in one agent. */
 export interface GossipProbe { received: number, published: number, ihave: number, iwant: number, rpcs: number, sentRpcs: number, sentMessageBytes: number, sentControlBytes: number }
 
+/**
+ * Whether a window's gossip-probe figures can be read: the preload writes its
+ * counters when asked (SIGUSR2), and an agent starved of CPU may write them
+ * after the benchmark read them — then copies fall below one per node per
+ * message, differences go negative, or gossipsub's own sends exceed the socket
+ * bytes. (Below one copy can also mean anti-entropy delivered the rest; either
+ * way the window says nothing about gossip amplification.)
+ */
+export function probeComplete (w: TrafficWindow): boolean {
+  const m = w.memgossip
+  const sent = 2 * ((m.gossipMessageBytesSentPerNodeSec ?? 0) + (m.gossipControlBytesSentPerNodeSec ?? 0))
+  return m.gossipCopiesPerNodePerMessage >= 1 && m.ihavePerNodeSec >= 0 && (m.gossipControlBytesSentPerNodeSec ?? 0) >= 0 && sent <= m.socketBytesPerNodeSec
+}
+
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0)
 const metric = (m: Map<string, number> | undefined, key: string): number => m?.get(key) ?? 0
 

@@ -6,6 +6,7 @@
  * in backticks-free prose come from the run itself, the rest are named as
  * measurements made while investigating (2026-11-21, this machine).
  */
+import { probeComplete } from './clusters.ts'
 import type { BenchResults } from './run.ts'
 import { fmt, percentile } from './stats.ts'
 
@@ -45,11 +46,7 @@ export function explainMissed (id: string, r: BenchResults): string[] {
       const floor = (n / 5) * 390 * 2
       // The breakdown comes from the counting preload; where starved agents wrote
       // their counters late it does not add up, so it is shown at the largest size where it does.
-      const consistent = [...r.traffic].sort((a, b) => b.nodes - a.nodes).find(x => {
-        const w = x.windows.filter(v => v.kind === 'rest')
-        const m = (f: (v: typeof w[number]) => number | undefined): number => percentile(w.map(v => f(v) ?? Number.NaN).filter(Number.isFinite), 0.5)
-        return m(v => v.memgossip.socketBytesPerNodeSec) >= 2 * (m(v => v.memgossip.gossipMessageBytesSentPerNodeSec) + m(v => v.memgossip.gossipControlBytesSentPerNodeSec)) && w.every(v => v.memgossip.gossipCopiesPerNodePerMessage >= 1)
-      })
+      const consistent = [...r.traffic].sort((a, b) => b.nodes - a.nodes).find(x => x.windows.filter(v => v.kind === 'rest').every(probeComplete))
       const cw = consistent?.windows.filter(v => v.kind === 'rest') ?? []
       const cm = (f: (v: typeof cw[number]) => number | undefined): number => percentile(cw.map(v => f(v) ?? Number.NaN).filter(Number.isFinite), 0.5)
       const breakdown = consistent === undefined

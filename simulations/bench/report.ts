@@ -5,7 +5,7 @@
 import type { BenchResults, PropagationResult, TrafficResult } from './run.ts'
 import { fmt, percentile, type Summary } from './stats.ts'
 import { barChart } from './svg.ts'
-import type { TrafficWindow } from './clusters.ts'
+import { probeComplete, type TrafficWindow } from './clusters.ts'
 import { explainMissed } from './findings.ts'
 
 export type Target = BenchResults['targets'][number] & { id?: string }
@@ -77,7 +77,7 @@ export function evaluateTargets (r: BenchResults): Target[] {
     // Duplicates need gossip to have reached every node: where it did not (fewer
     // than one copy per node per message: agents starved of CPU, the rest came
     // by anti-entropy), the size says nothing about amplification.
-    const reached = largest(r.traffic.filter(x => x.windows.length > 0 && x.windows.every(w => w.memgossip.gossipCopiesPerNodePerMessage >= 1)))
+    const reached = largest(r.traffic.filter(x => x.windows.length > 0 && x.windows.every(probeComplete)))
     const skipped = r.traffic.filter(x => x.nodes > (reached?.nodes ?? 0) && x.windows.some(w => Number.isFinite(w.memgossip.gossipCopiesPerNodePerMessage))).map(x => x.nodes)
     const copies = reached !== undefined ? trafficMedians(reached, 'load').copies : Number.NaN
     const dup = copies - 1
@@ -217,8 +217,7 @@ function trafficTables (ts: TrafficResult[]): string[] {
   for (const t of ts) {
     for (const kind of ['rest', 'load'] as const) {
       const m = trafficMedians(t, kind)
-      // Counters the benchmark read before a CPU-starved agent wrote them make a window's deltas meaningless.
-      if (!(m.copies >= 1) || m.ihave < 0 || m.gsControl < 0) {
+      if (!t.windows.filter(w => w.kind === kind).every(probeComplete)) {
         lines.push(`| ${t.nodes} | ${kind === 'rest' ? 'at rest' : '1 change/s'} | ${m.published} | counters incomplete | – | – | ${fmt(m.applied, 3)} | ${Number.isFinite(m.redundant) ? `${fmt(m.redundant * 100, 3)}%` : '–'} | ${fmt(m.sync, 3)} | – |`)
         continue
       }

@@ -22,6 +22,7 @@ import { createLibp2pNetwork, type Libp2pNetwork, type NetworkStats } from '../.
 import { createFakeProbe } from '../../agent/probe.ts'
 import { streamFor } from '../scenario/plan.ts'
 import type { NodeTraffic, SimNode, Tier, TierInit } from '../harness/types.ts'
+import { agentTimers } from '../scenario/schema.ts'
 
 export const REAL_CLUSTER = 'sim'
 /** Peers started at once; each dials `degree` others, so this keeps handshakes near STACK.md's 16. */
@@ -220,13 +221,7 @@ export class RealTier implements Tier {
       env: {},
       expectsPeers: index > 0,
       log: (line) => { this.init.log(index, line) },
-      sampleIntervalMs: settings.probeMs,
-      heartbeatIntervalMs: settings.heartbeatMs,
-      syncIntervalMs: settings.syncMs,
-      ...(settings.gossipBatchMs !== undefined ? { gossipBatchMs: settings.gossipBatchMs } : {}),
-      ...(settings.suspectAfterMs !== undefined ? { suspectAfterMs: settings.suspectAfterMs } : {}),
-      ...(settings.deadAfterMs !== undefined ? { deadAfterMs: settings.deadAfterMs } : {}),
-      ...(settings.evictAfterMs !== undefined ? { evictAfterMs: settings.evictAfterMs } : {})
+      ...agentTimers(settings)
     })
     node.state = 'running'
   }

@@ -25,6 +25,7 @@
  * Sizes use the product's strict size syntax (`512MiB`, `2GiB`, `2Gi`, bytes);
  * durations are milliseconds as a number or a string with `ms`, `s` or `m`.
  */
+import type { AgentInit } from '../../agent/agent.ts'
 import { ACCEPTED_SIZE_FORMS, parseSize } from '../../crdt/size.ts'
 import { ScenarioError } from '../errors.ts'
 import { childPath, positionOf, type JsonPath, type Position } from './json.ts'
@@ -65,6 +66,19 @@ export interface AgentSettings {
   suspectAfterMs?: number
   deadAfterMs?: number
   evictAfterMs?: number
+}
+
+/** The agent's timer options for these settings (both tiers start agents with them). */
+export function agentTimers (settings: AgentSettings): Pick<AgentInit, 'sampleIntervalMs' | 'heartbeatIntervalMs' | 'syncIntervalMs' | 'gossipBatchMs' | 'suspectAfterMs' | 'deadAfterMs' | 'evictAfterMs'> {
+  return {
+    sampleIntervalMs: settings.probeMs,
+    heartbeatIntervalMs: settings.heartbeatMs,
+    syncIntervalMs: settings.syncMs,
+    ...(settings.gossipBatchMs !== undefined ? { gossipBatchMs: settings.gossipBatchMs } : {}),
+    ...(settings.suspectAfterMs !== undefined ? { suspectAfterMs: settings.suspectAfterMs } : {}),
+    ...(settings.deadAfterMs !== undefined ? { deadAfterMs: settings.deadAfterMs } : {}),
+    ...(settings.evictAfterMs !== undefined ? { evictAfterMs: settings.evictAfterMs } : {})
+  }
 }
 
 export interface NetworkSettings {

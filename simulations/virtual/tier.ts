@@ -23,6 +23,7 @@ import { createFakeProbe } from '../../agent/probe.ts'
 import { streamFor } from '../scenario/plan.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
 import type { NodeTraffic, SimNode, Tier, TierInit } from '../harness/types.ts'
+import { agentTimers } from '../scenario/schema.ts'
 import type { NetworkSettings } from '../scenario/schema.ts'
 import { GossipCoalescer } from './coalesce.ts'
 import { Stepper, type SteppedClock } from './stepper.ts'
@@ -234,13 +235,7 @@ export class VirtualTier implements Tier {
       env: {},
       expectsPeers: index > 0,
       log: (line) => { this.init.log(index, line) },
-      sampleIntervalMs: settings.probeMs,
-      heartbeatIntervalMs: settings.heartbeatMs,
-      syncIntervalMs: settings.syncMs,
-      ...(settings.gossipBatchMs !== undefined ? { gossipBatchMs: settings.gossipBatchMs } : {}),
-      ...(settings.suspectAfterMs !== undefined ? { suspectAfterMs: settings.suspectAfterMs } : {}),
-      ...(settings.deadAfterMs !== undefined ? { deadAfterMs: settings.deadAfterMs } : {}),
-      ...(settings.evictAfterMs !== undefined ? { evictAfterMs: settings.evictAfterMs } : {})
+      ...agentTimers(settings)
     })
     node.state = 'running'
     await this.stepper.settle()

@@ -138,18 +138,8 @@ export async function runCli (argv: string[], options: { env?: Record<string, st
 }
 
 /** A TCP port nobody listens on right now (bound, then released). */
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
-}
+export { freePort } from '../../simulations/bench/procs.ts'
 
-/** True when nothing listens on 127.0.0.1:port and we may bind it. */
 export async function portIsFree (port: number): Promise<boolean> {
   return await new Promise(resolve => {
     const server = createServer()
