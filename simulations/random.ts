@@ -22,3 +22,14 @@ export function seededRandom (seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
+
+/** `count` distinct entries of `pool` drawn with `random` (all of them when the pool is small). */
+export function pickDistinct<T> (pool: T[], count: number, random: () => number): T[] {
+  const a = [...pool]
+  const n = Math.min(count, a.length)
+  for (let k = 0; k < n; k++) {
+    const j = k + Math.floor(random() * (a.length - k))
+    ;[a[k], a[j]] = [a[j], a[k]]
+  }
+  return a.slice(0, n)
+}

@@ -22,6 +22,7 @@ import { createLibp2pNetwork, type Libp2pNetwork, type NetworkStats } from '../.
 import { createFakeProbe } from '../../agent/probe.ts'
 import { streamFor } from '../scenario/plan.ts'
 import type { NodeTraffic, SimNode, Tier, TierInit } from '../harness/types.ts'
+import { pickDistinct as pick } from '../random.ts'
 import { agentTimers } from '../scenario/schema.ts'
 
 export const REAL_CLUSTER = 'sim'
@@ -242,14 +243,4 @@ async function sleep (ms: number): Promise<void> {
 async function waitFor (predicate: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs
   while (!predicate() && performance.now() < deadline) await sleep(25)
-}
-
-function pick<T> (pool: T[], count: number, random: () => number): T[] {
-  const a = [...pool]
-  const n = Math.min(count, a.length)
-  for (let k = 0; k < n; k++) {
-    const j = k + Math.floor(random() * (a.length - k))
-    ;[a[k], a[j]] = [a[j], a[k]]
-  }
-  return a.slice(0, n)
 }

@@ -23,6 +23,7 @@ import { createFakeProbe } from '../../agent/probe.ts'
 import { streamFor } from '../scenario/plan.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
 import type { NodeTraffic, SimNode, Tier, TierInit } from '../harness/types.ts'
+import { pickDistinct as pick } from '../random.ts'
 import { agentTimers } from '../scenario/schema.ts'
 import type { NetworkSettings } from '../scenario/schema.ts'
 import { GossipCoalescer } from './coalesce.ts'
@@ -273,15 +274,4 @@ function touchingIo<N extends Network> (network: N, stepper: Stepper): N {
     })
   }
   return network
-}
-
-/** `count` distinct entries of `pool` drawn with `random` (all of them when the pool is small). */
-function pick<T> (pool: T[], count: number, random: () => number): T[] {
-  const a = [...pool]
-  const n = Math.min(count, a.length)
-  for (let k = 0; k < n; k++) {
-    const j = k + Math.floor(random() * (a.length - k))
-    ;[a[k], a[j]] = [a[j], a[k]]
-  }
-  return a.slice(0, n)
 }
