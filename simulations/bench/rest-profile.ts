@@ -1,0 +1,60 @@
+/**
+ * Where an agent's CPU goes at rest in a cluster of N agent processes: starts
+ * N agents as the benchmark does (every one joining node 0), runs one of them
+ * under `node --cpu-prof`, lets the cluster sit idle, and prints that agent's
+ * CPU share over the idle window and its hottest functions and packages.
+ *
+ *   npx tsx simulations/bench/rest-profile.ts [--nodes 25] [--seconds 60] [--node 5]
+ *
+ * Only the profile's samples from the idle window are counted (the agent is
+ * stopped right after it); the CPU share printed is the same window's, from
+ * /proc/<pid>/stat.
+ */
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { MemgossipCluster } from './clusters.ts'
+import { cpuSeconds } from './netstat.ts'
+import { Registry } from './procs.ts'
+import { readProfileDir } from './profile.ts'
+import { sleep } from './stats.ts'
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '25' },
+    seconds: { type: 'string', default: '60' },
+    node: { type: 'string', default: '5' }
+  }
+})
+const n = Number(values.nodes)
+const seconds = Number(values.seconds)
+const profiled = Number(values.node)
+if (!Number.isInteger(n) || n < 2 || !Number.isFinite(seconds) || seconds <= 0 || !Number.isInteger(profiled) || profiled < 0 || profiled >= n) {
+  console.error('usage: rest-profile.ts [--nodes N ≥ 2] [--seconds S > 0] [--node K < N]')
+  process.exit(2)
+}
+
+const registry = new Registry()
+const log = (line: string): void => { console.log(line) }
+try {
+  const profileDir = join(await registry.tempDir('mgp-'), 'prof')
+  const cluster = await MemgossipCluster.start(registry, n, log, { nodeArgs: i => i === profiled ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] })
+  const pids = cluster.nodes.map(node => node.pid)
+  const c0 = await Promise.all(pids.map(cpuSeconds))
+  log(`idle for ${seconds} s…`)
+  await sleep(seconds * 1000)
+  const c1 = await Promise.all(pids.map(cpuSeconds))
+  const shares = c1.map((c, i) => (c - c0[i]) / seconds)
+  const sorted = [...shares].sort((a, b) => a - b)
+  log(`CPU at rest, N = ${n}: agent ${profiled} ${(shares[profiled] * 100).toFixed(2)}% of a core; median agent ${(sorted[Math.floor(n / 2)] * 100).toFixed(2)}%; all agents ${shares.reduce((a, b) => a + b, 0).toFixed(2)} cores`)
+  await cluster.stop(registry)
+  const summary = await readProfileDir(profileDir, 30, seconds * 1000)
+  if (summary === undefined) throw new Error(`no profile written to ${profileDir}`)
+  log(`profile of agent ${profiled} over the idle window (${(summary.totalMs / 1000).toFixed(1)} s sampled, ${(summary.idleShare * 100).toFixed(1)}% idle):`)
+  for (const p of summary.byPackage) log(`  ${(p.share * 100).toFixed(1).padStart(5)}%  ${p.pkg}`)
+  for (const f of summary.functions) {
+    log(`  ${(f.share * 100).toFixed(2).padStart(6)}%  ${f.name}  ${f.where}`)
+    for (const c of f.callers ?? []) log(`            ${(c.share * 100).toFixed(0).padStart(3)}% from ${c.name}  ${c.where}`)
+  }
+} finally {
+  await registry.cleanup()
+}
