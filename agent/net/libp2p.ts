@@ -83,7 +83,8 @@ export const DEFAULT_REDIAL_INTERVAL_MS = 5_000
  *   it meshes elsewhere and still gets IHAVE gossip from the hub meanwhile.
  * - `Dout = 1`: must stay below Dlo and at most D/2.
  */
-const GOSSIP_D = 3
+/** Gossipsub mesh degree; the virtual tier's default `paths` follows it (simulations/scenario/schema.ts). */
+export const GOSSIP_D = 3
 const GOSSIP_DLO = 2
 const GOSSIP_DHI = 5
 const GOSSIP_DOUT = 1

@@ -19,7 +19,13 @@
  * - Gossip is a flood: a publication reaches every peer of the sender's
  *   connected component (gossipsub relays), each copy after one latency draw
  *   regardless of hop count, each independently lost with `lossRate` and, if
- *   not lost, delivered twice with `duplicateRate`. A copy in flight is dropped
+ *   not lost, delivered twice with `duplicateRate`. With `meshPaths` = D > 1
+ *   the copy to each peer travels D paths, as in gossipsub, where a peer hears
+ *   each message from every one of its D mesh neighbours: it is lost only if
+ *   every path loses it, arrives after the fastest surviving path's latency,
+ *   and the slower copies are the duplicates gossipsub drops by message id
+ *   before the application sees them (counted in `meshDuplicatesIn`, never
+ *   delivered). A copy in flight is dropped
  *   if its receiver stopped or a partition separates it from the sender when
  *   it lands; a copy whose path merely lost a link is delivered (it was
  *   already relayed).
@@ -48,6 +54,8 @@ import type { Clock, Network, NetworkHandlers, PeerIdStr } from '../types.ts'
 export const DEFAULT_LATENCY_MS: Readonly<LatencyRange> = Object.freeze({ min: 1, max: 5 })
 /** Gossip copies lost by default: none, so tests opt in to loss. */
 export const DEFAULT_LOSS_RATE = 0
+/** Paths a gossip message takes to each peer by default: one, so `lossRate` is the loss per peer. */
+export const DEFAULT_MESH_PATHS = 1
 /** Gossip copies delivered twice by default: none. */
 export const DEFAULT_DUPLICATE_RATE = 0
 /** Same as the libp2p network's `DEFAULT_REQUEST_TIMEOUT_MS`, so timeouts play out alike. */
@@ -85,6 +93,12 @@ export interface MemoryNetworkHubInit {
   lossRate?: number
   /** Probability that a gossip copy that was not lost is delivered a second time. @default DEFAULT_DUPLICATE_RATE */
   duplicateRate?: number
+  /**
+   * Independent paths a gossip message takes to each peer (gossipsub's mesh
+   * degree), each lost with `lossRate` and with a latency of its own: the
+   * peer gets the fastest surviving copy. @default DEFAULT_MESH_PATHS
+   */
+  meshPaths?: number
   /** A request with no response after this much clock time fails. @default DEFAULT_REQUEST_TIMEOUT_MS */
   requestTimeoutMs?: number
   /** Largest gossip message, request or response; larger ones are refused and counted. @default DEFAULT_MAX_MESSAGE_BYTES */
@@ -114,6 +128,8 @@ export interface MemoryPeerStats {
   bytesOut: number
   /** Extra gossip copies delivered because of `duplicateRate`. */
   duplicatesIn: number
+  /** Gossip copies that arrived by a slower mesh path (`meshPaths` > 1) and were dropped as already seen, as gossipsub does. */
+  meshDuplicatesIn: number
   /** Requests delivered to `onRequest`. */
   requestsIn: number
   /** Requests sent. */
@@ -172,6 +188,7 @@ export class MemoryNetworkHub {
   private readonly latency: LatencyRange
   private readonly lossRate: number
   private readonly duplicateRate: number
+  private readonly meshPaths: number
   /** @internal */
   readonly requestTimeoutMs: number
   /** @internal */
@@ -202,6 +219,7 @@ export class MemoryNetworkHub {
     this.latency = { ...(init.latencyMs ?? DEFAULT_LATENCY_MS) }
     this.lossRate = init.lossRate ?? DEFAULT_LOSS_RATE
     this.duplicateRate = init.duplicateRate ?? DEFAULT_DUPLICATE_RATE
+    this.meshPaths = init.meshPaths ?? DEFAULT_MESH_PATHS
     this.requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
     this.maxMessageBytes = init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
     this.onTrace = init.onTrace
@@ -213,6 +231,7 @@ export class MemoryNetworkHub {
     }
     checkRate('lossRate', this.lossRate)
     checkRate('duplicateRate', this.duplicateRate)
+    if (!Number.isInteger(this.meshPaths) || this.meshPaths < 1) throw new NetworkConfigError(`meshPaths must be an integer >= 1, got ${this.meshPaths}`)
     if (!(this.requestTimeoutMs > 0)) throw new NetworkConfigError(`requestTimeoutMs must be positive, got ${this.requestTimeoutMs}`)
     if (!Number.isInteger(this.maxMessageBytes) || this.maxMessageBytes < 0) {
       throw new NetworkConfigError(`maxMessageBytes must be an integer >= 0, got ${this.maxMessageBytes}`)
@@ -397,11 +416,21 @@ export class MemoryNetworkHub {
     sender.bytesOut += data.byteLength
     for (const to of this.component(from)) {
       const target = this.nodes.get(to) as MemoryNetwork
-      if (this.lossRate > 0 && this.random() < this.lossRate) {
+      // The fastest of the paths that did not lose it; one path draws exactly
+      // what it always did (a loss draw, then a latency), so seeds replay.
+      let latency = Infinity
+      let arrived = 0
+      for (let path = 0; path < this.meshPaths; path++) {
+        if (this.lossRate > 0 && this.random() < this.lossRate) continue
+        arrived++
+        latency = Math.min(latency, this.drawLatency())
+      }
+      if (arrived === 0) {
         this.drop(from, to, 'gossip', 'loss', data.byteLength)
         continue
       }
-      this.sendGossip(from, target, data, false)
+      if (arrived > 1) this.count(to).meshDuplicatesIn += arrived - 1
+      this.sendGossip(from, target, data, false, latency)
       if (this.duplicateRate > 0 && this.random() < this.duplicateRate) this.sendGossip(from, target, data, true)
     }
   }
@@ -553,8 +582,8 @@ export class MemoryNetworkHub {
 
   // --- delivery --------------------------------------------------------------
 
-  private sendGossip (from: PeerIdStr, target: MemoryNetwork, data: Uint8Array, duplicate: boolean): void {
-    this.clock.setTimeout(() => { this.deliverGossip(from, target, data, duplicate) }, this.drawLatency())
+  private sendGossip (from: PeerIdStr, target: MemoryNetwork, data: Uint8Array, duplicate: boolean, latency = this.drawLatency()): void {
+    this.clock.setTimeout(() => { this.deliverGossip(from, target, data, duplicate) }, latency)
   }
 
   private deliverGossip (from: PeerIdStr, target: MemoryNetwork, data: Uint8Array, duplicate: boolean): void {
@@ -849,7 +878,7 @@ function sampleDistinct (count: number, n: number, random: () => number): number
 }
 
 function emptyStats (): MemoryPeerStats {
-  return { gossipIn: 0, gossipOut: 0, bytesIn: 0, bytesOut: 0, duplicatesIn: 0, requestsIn: 0, requestsOut: 0, dropped: 0 }
+  return { gossipIn: 0, gossipOut: 0, bytesIn: 0, bytesOut: 0, duplicatesIn: 0, meshDuplicatesIn: 0, requestsIn: 0, requestsOut: 0, dropped: 0 }
 }
 
 function getOrCreate<K, V> (map: Map<K, V>, key: K, create: () => V): V {

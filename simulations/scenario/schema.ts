@@ -87,6 +87,14 @@ export interface NetworkSettings {
   duplicate: number
   /** Links per node to earlier nodes (virtual tier), bootstrap peers per node (real tier). */
   degree: number
+  /**
+   * Virtual tier: paths a gossip message takes to each peer, each lost with
+   * `loss` on its own (the in-memory network's `meshPaths`). Defaults to the
+   * agent's gossipsub mesh degree D = 3: over libp2p a peer hears each message
+   * from every mesh neighbour (2.9 copies per message measured at 25 agents,
+   * docs/benchmarks.md). 1 makes `loss` the loss per peer.
+   */
+  paths: number
   /** Virtual tier: merge gossip landing on one agent in the same millisecond (simulations/virtual/coalesce.ts). */
   coalesce: boolean
 }
@@ -156,7 +164,7 @@ export interface Scenario {
 }
 
 export const DEFAULT_AGENT: AgentSettings = { heartbeatMs: 5000, syncMs: 5000, probeMs: 1000 }
-export const DEFAULT_NETWORK: NetworkSettings = { latencyMs: [1, 10], loss: 0, duplicate: 0, degree: 4, coalesce: true }
+export const DEFAULT_NETWORK: NetworkSettings = { latencyMs: [1, 10], loss: 0, duplicate: 0, degree: 4, paths: 3, coalesce: true }
 const DEFAULT_MEMORY = 16 * 1024 ** 3
 const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/{}-]{0,100}$/
@@ -381,7 +389,7 @@ class Validator {
   }
 
   networkSettings (value: unknown, path: string): NetworkSettings {
-    const o = this.object(value, path, ['latency', 'loss', 'duplicate', 'degree', 'coalesce'])
+    const o = this.object(value, path, ['latency', 'loss', 'duplicate', 'degree', 'paths', 'coalesce'])
     const out = { ...DEFAULT_NETWORK }
     if (o.latency !== undefined) {
       const lp = `${path}.latency`
@@ -397,6 +405,7 @@ class Validator {
     if (o.loss !== undefined) out.loss = this.number(o.loss, `${path}.loss`, 0, 0.99)
     if (o.duplicate !== undefined) out.duplicate = this.share(o.duplicate, `${path}.duplicate`)
     if (o.degree !== undefined) out.degree = this.integer(o.degree, `${path}.degree`, 1, 64)
+    if (o.paths !== undefined) out.paths = this.integer(o.paths, `${path}.paths`, 1, 16)
     if (o.coalesce !== undefined) out.coalesce = this.boolean(o.coalesce, `${path}.coalesce`)
     return out
   }

@@ -72,6 +72,7 @@ export class VirtualTier implements Tier {
       latencyMs: { min: net.latencyMs[0], max: net.latencyMs[1] },
       lossRate: net.loss,
       duplicateRate: net.duplicate,
+      meshPaths: net.paths,
       // An agent handler that throws is a bug the run must report, not hide.
       onHandlerError: (peer, handler, err) => { this.errors.push(`${handler} of ${peer} threw: ${(err as Error)?.stack ?? String(err)}`) }
     })

@@ -352,6 +352,45 @@ describe('MemoryNetworkHub', () => {
     expect(trace.filter(e => e.kind === 'gossip' && e.duplicate === true)).toHaveLength(totals.duplicatesIn)
   })
 
+  it.each([1, 2])('with meshPaths = 3 a copy is lost only when all three paths lose it, and comes by the fastest (seed %i)', async (seed) => {
+    const lossRate = 0.3
+    const { clock, hub, peers, trace } = await makeSim(seed, 21, { lossRate, meshPaths: 3, latencyMs: { min: 1, max: 30 } })
+    for (let i = 1; i < 21; i++) hub.connect('p0', `p${i}`)
+    await clock.advance(50)
+    const messages = 500
+    const sentAt: number[] = []
+    for (let m = 0; m < messages; m++) {
+      sentAt.push(clock.now())
+      await peers[0].network.publish(bytes(`m${m}`))
+      await clock.advance(1)
+    }
+    await clock.advance(100)
+    const copies = messages * 20
+    const lost = trace.filter(e => e.kind === 'drop' && e.reason === 'loss').length
+    const totals = hub.totals()
+    expect(lost + totals.gossipIn, `seed ${seed}`).toBe(copies)
+    // Lost on every path: 0.3³ = 2.7 % of 10,000 (σ ≈ 16); with one path it would be 30 %.
+    expect(Math.abs(lost - copies * lossRate ** 3), `seed ${seed}`).toBeLessThan(80)
+    // Each delivered copy came with 0–2 slower ones, dropped as seen: E = 3·0.7 − 1 = 1.1 more per
+    // message reaching a peer, given that at least one path got through (≈ 1.13 ± 0.01).
+    const perDelivered = totals.meshDuplicatesIn / totals.gossipIn
+    expect(perDelivered, `seed ${seed}`).toBeGreaterThan(1.05)
+    expect(perDelivered, `seed ${seed}`).toBeLessThan(1.2)
+    // The fastest of up to three draws from 1..30: its mean is well under the single draw's 15.5.
+    const delays = peers.slice(1).flatMap(p => p.received.gossip.map(g => g.atMs - sentAt[Number(g.text.slice(1))]))
+    const mean = delays.reduce((a, b) => a + b, 0) / delays.length
+    expect(mean, `seed ${seed}`).toBeLessThan(11)
+    expect(Math.min(...delays)).toBeGreaterThanOrEqual(1)
+    expect(Math.max(...delays)).toBeLessThanOrEqual(30)
+  })
+
+  it('refuses a meshPaths that is not a positive integer', () => {
+    const clock = new VirtualClock({ startMs: 0 })
+    for (const meshPaths of [0, 1.5, -1]) {
+      expect(() => new MemoryNetworkHub({ clock, random: seededRandom(1), meshPaths })).toThrow(/meshPaths must be an integer >= 1/)
+    }
+  })
+
   it('answers a request with the handler\'s response after two latencies', async () => {
     const { clock, hub, peers: [a] } = await makeSim(5, 2, { latencyMs: { min: 2, max: 2 } })
     hub.connect('p0', 'p1')

@@ -3,6 +3,7 @@
  * are refused with an error naming the JSON path and the line.
  */
 import { describe, expect, it } from 'vitest'
+import { GOSSIP_D } from '../../agent/net/libp2p.ts'
 import { ScenarioError } from '../../simulations/errors.ts'
 import { listScenarios, loadScenario, parseScenario } from '../../simulations/scenario/load.ts'
 import { selectNodes, streamFor } from '../../simulations/scenario/plan.ts'
@@ -44,6 +45,11 @@ describe('shipped scenarios', () => {
     expect(at(1000)[499]).toBe(499)
   })
 
+  it('gossip takes as many paths to each peer as the agent\'s gossipsub mesh degree, unless the file says otherwise', async () => {
+    expect(parseScenario(JSON.stringify(base()), 'a.json').network.paths).toBe(GOSSIP_D)
+    expect(parseScenario(JSON.stringify(base({ network: { paths: 1 } })), 'a.json').network.paths).toBe(1)
+  })
+
   it('random selectors are reproducible from the seed', async () => {
     const s = await loadScenario('fleet')
     const half = s.groups.get('half')!
@@ -64,6 +70,7 @@ describe('malformed scenarios are refused with the field and the line', () => {
     { name: 'a bad duration', doc: base({ timeline: [{ at: '1 hour', do: 'heal' }] }), path: 'timeline[0].at', message: /must be a duration/ },
     { name: 'a missing timeline', doc: { name: 'test' }, path: '', message: /missing required field 'timeline'/ },
     { name: 'a fraction out of order', doc: base({ groups: { a: { fraction: [0.5, 0.2] } } }), path: 'groups.a.fraction', message: /from must be below to/ },
+    { name: 'zero mesh paths', doc: base({ network: { paths: 0 } }), path: 'network.paths', message: /from 1 to 16/ },
     { name: 'a loss rate above 1', doc: base({ network: { loss: 2 } }), path: 'network.loss', message: /from 0 to 0\.99/ },
     { name: 'a race whose y + z fit together', doc: base({ timeline: [{ at: '1s', do: 'race', sides: ['all', 'all'], shares: [0.3, 0.3] }] }), path: 'timeline[0].shares', message: /must exceed the headroom/ },
     { name: 'membership changes not declared', doc: base({ timeline: [{ at: '1s', do: 'join', count: 2 }] }), path: 'timeline[0]', message: /membershipChanges/ },

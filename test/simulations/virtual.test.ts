@@ -104,6 +104,18 @@ describe('a seeded virtual run', () => {
     expect(c.outcome.digest).not.toBe(a.outcome.digest)
   })
 
+  it('gossip takes the scenario\'s mesh paths: with 3 a peer misses far fewer copies than with 1, and agrees all the same', async () => {
+    const scenario = await loadScenario('yz-race')
+    const lossy = (paths: number): typeof scenario => ({ ...scenario, network: { ...scenario.network, loss: 0.2, paths } })
+    const one = await runScenario(lossy(1), { tier: 'virtual', nodes: 30, seed: 5 })
+    const three = await runScenario(lossy(3), { tier: 'virtual', nodes: 30, seed: 5 })
+    check(one)
+    check(three)
+    // Per copy: 20 % lost on one path, 0.8 % (0.2³) on three; a few copies are cut by partitions either way.
+    expect(one.traffic.droppedPerPeer).toBeGreaterThan(5 * three.traffic.droppedPerPeer)
+    expect(three.outcome.verdicts).toEqual(one.outcome.verdicts)
+  })
+
   it('reaches the same verdicts with gossip coalescing off (every copy delivered alone)', async () => {
     const scenario = await loadScenario('partition-heal-storm')
     const on = await runScenario(scenario, { tier: 'virtual', nodes: 30, seed: 3 })
