@@ -77,6 +77,8 @@ const DIALS_PER_ROUND = 2
 
 /** A peer is synced with at most this often because of news from another (epidemic pull). */
 const SPREAD_COOLDOWN_MS = 500
+/** At most one gap pull per peer in this long (a gap stays until the sync fills it). */
+const GAP_PULL_COOLDOWN_MS = 1000
 /**
  * Heartbeats carry the node's multiaddrs only when they changed and on every
  * twelfth beat (once a minute at the default interval): they are a third of a
@@ -176,6 +178,8 @@ export interface AgentMetrics {
   droppedThrottled: number
   /** Peer updates that changed nothing here (already held): gossip amplification. */
   redundantUpdates: number
+  /** Syncs started at once because an update arrived with a gap before it (a missed gossip message). */
+  gapPulls: number
   resolutions: number
 }
 
@@ -190,7 +194,7 @@ const systemClock: Clock = {
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
   readonly doc: Y.Doc
-  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, resolutions: 0 }
+  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, resolutions: 0 }
   readonly network: Network
   floorBytes = 0
   floorRule = ''
@@ -686,6 +690,8 @@ export class Agent extends EventEmitter {
       }
     }
     const changesBefore = this.remoteChanges
+    const store = this.doc.store
+    const pendingBefore = { structs: store.pendingStructs?.update, dsBytes: store.pendingDs?.length ?? 0 }
     try {
       Y.applyUpdate(this.doc, update, ORIGIN_REMOTE)
       if (this.remoteChanges === changesBefore) this.metrics.redundantUpdates++
@@ -695,8 +701,35 @@ export class Agent extends EventEmitter {
     }
     this.metrics.updatesIn++
     this.scheduleRefresh()
+    // Yjs holds back what it cannot integrate yet: an update that came after one
+    // this peer never got (gossip is lossy). Pull the gap now rather than at the
+    // next periodic sync — when this update added to what is held back, so a
+    // gap nobody can fill does not turn every later update into a sync.
+    const structsHeld = store.pendingStructs !== null && store.pendingStructs.update !== pendingBefore.structs
+    const deletesHeld = (store.pendingDs?.length ?? 0) > pendingBefore.dsBytes
+    if (structsHeld || deletesHeld) this.pullGap(from)
     return true
   }
+
+  /**
+   * Sync at once with the peer that sent an update we could not fully apply:
+   * its author when connected (it holds its whole stream), else a connected
+   * peer at random. Once per peer per second; the periodic sync stays the
+   * backstop.
+   */
+  private pullGap (from: PeerIdStr): void {
+    if (this.stopped) return
+    const peers = this.network.peers()
+    if (peers.length === 0) return
+    const peer = peers.includes(from) ? from : peers[Math.floor(this.random() * peers.length)]
+    const now = this.clock.now()
+    if (this.syncing.has(peer) || now - (this.lastGapPullAt.get(peer) ?? -Infinity) < GAP_PULL_COOLDOWN_MS) return
+    this.lastGapPullAt.set(peer, now)
+    this.metrics.gapPulls++
+    this.schedule(() => { void this.syncWith(peer) }, 0)
+  }
+
+  private readonly lastGapPullAt = new Map<PeerIdStr, number>()
 
   private readonly buckets = new Map<PeerIdStr, { messages: number, bytes: number, atMs: number }>()
   /** Token bucket per peer (one second of burst), refilled by elapsed time. */
