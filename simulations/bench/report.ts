@@ -285,7 +285,7 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
       L.push(`| ${v.nodes.toLocaleString('en-US')} | ${ms(v.convergenceP50)} | ${ms(v.convergenceP99)} | ${v.memoryBytes !== undefined ? `${fmt(v.memoryBytes / MiB)} MiB` : '–'} | ${typeof res.rssPerPeerBytes === 'number' ? `${fmt(res.rssPerPeerBytes / MiB)} MiB` : '–'} | ${res.passed === undefined ? '–' : res.passed ? 'passed' : '**failed**'} | ${v.memoryBytes !== undefined ? Math.floor(v.nodes * Math.sqrt(0.85 * r.machine.memoryGiB * 1024 ** 3 / v.memoryBytes)).toLocaleString('en-US') : '–'} | ${ms(v.wallMs)} | ${v.error ?? ''} |`)
     }
     const ok = r.virtual.runs.filter(v => v.error === undefined)
-    if (ok.length > 0) L.push('', `Largest N run: ${Math.max(...ok.map(v => v.nodes)).toLocaleString('en-US')}. Memory grows as N² (every virtual peer holds a replica of the whole ledger), hence the estimate; a 1,000-peer run reached 16.4 GiB peak RSS before it was stopped after 31 min (docs/simulations.md). The \`fleet\` scenario runs its agents with heartbeats and anti-entropy every 10 s (the agent's default is 5 s). Full results in the JSON.`)
+    if (ok.length > 0) L.push('', `Largest N run: ${Math.max(...ok.map(v => v.nodes)).toLocaleString('en-US')}. Memory grows as N² (every virtual peer holds a replica of the whole ledger), hence the estimate. The \`fleet\` scenario runs its agents with heartbeats and anti-entropy every 10 s (the agent's default is 5 s) and loses 1 % of gossip copies per path; each peer's copy of a message travels 3 paths, as over gossipsub's mesh of degree 3 (docs/simulations.md, "Mesh paths"). Full results in the JSON.`)
     L.push('')
   }
 
@@ -343,6 +343,6 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
     for (const n of r.notes) L.push(`- ${n}`)
     L.push('')
   }
-  L.push('Reproduce: `npm run bench` (about 20 minutes), `npm run bench -- --quick` (under 3 minutes), `npm run bench -- --help` for the flags. Serf is installed with `apt-get install -y serf` when it is missing and the run is root; otherwise the comparison is skipped and the report says so.', '')
+  L.push('Reproduce: `npm run bench` (about 20 minutes, plus about 45 for the virtual tier at 1,000 peers; `--skip virtual` leaves it out), `npm run bench -- --quick` (under 3 minutes), `npm run bench -- --help` for the flags. Serf is installed with `apt-get install -y serf` when it is missing and the run is root; otherwise the comparison is skipped and the report says so.', '')
   return L.join('\n')
 }
