@@ -714,11 +714,13 @@ export class Agent extends EventEmitter {
   /**
    * Sync at once with the peer that sent an update we could not fully apply:
    * its author when connected (it holds its whole stream), else a connected
-   * peer at random. Once per peer per second; the periodic sync stays the
+   * peer at random. Once per peer per second, and not while another sync is
+   * running (after a heal or a restart those syncs bring the gap anyway; the
+   * writer's next update shows it again if not); the periodic sync stays the
    * backstop.
    */
   private pullGap (from: PeerIdStr): void {
-    if (this.stopped) return
+    if (this.stopped || this.syncing.size > 0) return
     const peers = this.network.peers()
     if (peers.length === 0) return
     const peer = peers.includes(from) ? from : peers[Math.floor(this.random() * peers.length)]
