@@ -343,6 +343,6 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
     for (const n of r.notes) L.push(`- ${n}`)
     L.push('')
   }
-  L.push('Reproduce: `npm run bench` (about 20 minutes, plus about 45 for the virtual tier at 1,000 peers; `--skip virtual` leaves it out), `npm run bench -- --quick` (under 3 minutes), `npm run bench -- --help` for the flags; `npx tsx simulations/bench/rest-profile.ts --nodes 25` CPU-profiles one idle agent of a cluster of separate agent processes. Serf is installed with `apt-get install -y serf` when it is missing and the run is root; otherwise the comparison is skipped and the report says so.', '')
+  L.push('Reproduce: `npm run bench` (about 20 minutes, plus up to 40 for the virtual tier: 300 and 500 peers, then 1,000 with a 30-minute limit; `--skip virtual` leaves it out), `npm run bench -- --quick` (under 3 minutes), `npm run bench -- --help` for the flags; `npx tsx simulations/bench/rest-profile.ts --nodes 25` CPU-profiles one idle agent of a cluster of separate agent processes. Serf is installed with `apt-get install -y serf` when it is missing and the run is root; otherwise the comparison is skipped and the report says so.', '')
   return L.join('\n')
 }
