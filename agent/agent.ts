@@ -725,7 +725,7 @@ export class Agent extends EventEmitter {
     if (peers.length === 0) return
     const peer = peers.includes(from) ? from : peers[Math.floor(this.random() * peers.length)]
     const now = this.clock.now()
-    if (this.syncing.has(peer) || now - (this.lastGapPullAt.get(peer) ?? -Infinity) < GAP_PULL_COOLDOWN_MS) return
+    if (now - (this.lastGapPullAt.get(peer) ?? -Infinity) < GAP_PULL_COOLDOWN_MS) return
     this.lastGapPullAt.set(peer, now)
     this.metrics.gapPulls++
     this.schedule(() => { void this.syncWith(peer) }, 0)

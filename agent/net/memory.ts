@@ -25,10 +25,9 @@
  *   every path loses it, arrives after the fastest surviving path's latency,
  *   and the slower copies are the duplicates gossipsub drops by message id
  *   before the application sees them (counted in `meshDuplicatesIn`, never
- *   delivered). A copy in flight is dropped
- *   if its receiver stopped or a partition separates it from the sender when
- *   it lands; a copy whose path merely lost a link is delivered (it was
- *   already relayed).
+ *   delivered). A copy in flight is dropped if its receiver stopped or a
+ *   partition separates it from the sender when it lands; a copy whose path
+ *   merely lost a link is delivered (it was already relayed).
  * - Requests go to a directly connected peer only (no dial on demand, unlike
  *   libp2p). The request and the response each take one latency; closing the
  *   connection fails the request when the requester learns of the close.
