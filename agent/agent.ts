@@ -784,7 +784,11 @@ export class Agent extends EventEmitter {
       case MSG_SYNC_REQUEST: {
         let update: Uint8Array
         try {
-          update = Y.encodeStateAsUpdate(this.doc, message.stateVector)
+          // Nothing to send when the peer holds every entry we hold (most
+          // periodic syncs): an update would carry the whole delete set anyway.
+          update = lacksEntries(this.doc, Y.decodeStateVector(message.stateVector))
+            ? Y.encodeStateAsUpdate(this.doc, message.stateVector)
+            : EMPTY_UPDATE
           this.notePeerClock(from, message.stateVector)
         } catch {
           this.drop(from, 'invalid', 'malformed state vector')
@@ -828,15 +832,13 @@ export class Agent extends EventEmitter {
       // arrive by gossip every few seconds; relaying them made every periodic
       // sync at rest start a wave (35 KiB/s per node at 25 agents in the bench).
       const changesBefore = this.ledgerChanges
-      if (!this.applyRemote(peer, reply.update)) return false
+      if (reply.update.length > EMPTY_UPDATE.length && !this.applyRemote(peer, reply.update)) return false
       if (this.ledgerChanges !== changesBefore) this.spreadNews(peer)
       this.notePeerClock(peer, reply.stateVector)
       if (this.failed === undefined) {
         await this.settled()
-        const missing = Y.encodeStateAsUpdate(this.doc, reply.stateVector)
-        // An empty update is 2 bytes (no structs, empty delete set).
-        if (missing.length > 2) {
-          const push = encodeMessage({ type: MSG_PUSH, update: missing })
+        if (lacksEntries(this.doc, Y.decodeStateVector(reply.stateVector))) {
+          const push = encodeMessage({ type: MSG_PUSH, update: Y.encodeStateAsUpdate(this.doc, reply.stateVector) })
           this.metrics.bytesOut += push.length
           const ack = decodeMessage(await this.network.request(peer, push))
           if (ack.type === MSG_ACK) this.peerClocks.set(peer, this.doc.store.clients.has(this.doc.clientID) ? Y.getState(this.doc.store, this.doc.clientID) : 0)
@@ -1100,4 +1102,23 @@ export class Agent extends EventEmitter {
     // Yjs client ids are uint32; 0 is avoided only for readability in dumps.
     return 1 + Math.floor(this.random() * 0xfffffffe)
   }
+}
+
+/** A Yjs update with no entries and an empty delete set. */
+const EMPTY_UPDATE = new Uint8Array([0, 0])
+
+/**
+ * Whether a peer whose state vector is `theirs` lacks any entry of `doc`.
+ * Deletes need no check of their own: in the ledger every delete is made by
+ * the transaction that sets a new value on the same key (a heartbeat replacing
+ * the last one), and an update carries a transaction's entries and deletes
+ * together; so a peer holding every entry holds every delete. (The one other
+ * delete, the rollback of a write that could not be made durable, leaves the
+ * agent read-only: it serves and pushes nothing after that.)
+ */
+function lacksEntries (doc: Y.Doc, theirs: Map<number, number>): boolean {
+  for (const client of doc.store.clients.keys()) {
+    if (Y.getState(doc.store, client) > (theirs.get(client) ?? 0)) return true
+  }
+  return false
 }
