@@ -38,21 +38,22 @@ const SCENARIOS = ['fleet', 'churn', 'partition-heal-storm', 'replicated-all-pla
 const PARALLEL = Math.max(1, Math.min(2, availableParallelism()))
 const runs = new Map<string, Promise<{ code: number, report: RunReport }>>()
 
-beforeAll(() => {
-  let next = 0
-  const waiting = new Map<string, { resolve: (r: { code: number, report: RunReport }) => void, reject: (e: unknown) => void }>()
-  for (const name of SCENARIOS) runs.set(name, new Promise((resolve, reject) => { waiting.set(name, { resolve, reject }) }))
-  const worker = async (): Promise<void> => {
-    while (next < SCENARIOS.length) {
-      const name = SCENARIOS[next++]
-      const settle = waiting.get(name)!
-      await simulateInChild(name).then(settle.resolve, settle.reject)
-    }
-  }
-  for (let i = 0; i < PARALLEL; i++) void worker()
-})
-
 describe(`every shipped scenario, virtual tier, ${PEERS} peers`, () => {
+  // In this describe, so a run filtered to other tests (-t) starts none of them.
+  beforeAll(() => {
+    let next = 0
+    const waiting = new Map<string, { resolve: (r: { code: number, report: RunReport }) => void, reject: (e: unknown) => void }>()
+    for (const name of SCENARIOS) runs.set(name, new Promise((resolve, reject) => { waiting.set(name, { resolve, reject }) }))
+    const worker = async (): Promise<void> => {
+      while (next < SCENARIOS.length) {
+        const name = SCENARIOS[next++]
+        const settle = waiting.get(name)!
+        await simulateInChild(name).then(settle.resolve, settle.reject)
+      }
+    }
+    for (let i = 0; i < PARALLEL; i++) void worker()
+  })
+
   for (const name of SCENARIOS) {
     it(name, async () => {
       const { code, report } = await runs.get(name)!
