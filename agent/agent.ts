@@ -183,7 +183,8 @@ export interface AgentMetrics {
   resolutions: number
 }
 
-const systemClock: Clock = {
+/** Wall-clock time and Node's timers: the agent's clock unless a simulation passes its own. */
+export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
@@ -786,10 +787,9 @@ export class Agent extends EventEmitter {
         try {
           // Nothing to send when the peer holds every entry we hold (most
           // periodic syncs): an update would carry the whole delete set anyway.
-          update = lacksEntries(this.doc, Y.decodeStateVector(message.stateVector))
-            ? Y.encodeStateAsUpdate(this.doc, message.stateVector)
-            : EMPTY_UPDATE
-          this.notePeerClock(from, message.stateVector)
+          const theirs = Y.decodeStateVector(message.stateVector)
+          update = lacksEntries(this.doc, theirs) ? Y.encodeStateAsUpdate(this.doc, message.stateVector) : EMPTY_UPDATE
+          this.notePeerClock(from, theirs)
         } catch {
           this.drop(from, 'invalid', 'malformed state vector')
           return encodeMessage({ type: MSG_ERROR, reason: 'malformed state vector' })
@@ -810,8 +810,8 @@ export class Agent extends EventEmitter {
   }
 
   /** Remember how much of our own stream a peer holds (for `--ack peers:K`). */
-  private notePeerClock (peer: PeerIdStr, stateVector: Uint8Array): void {
-    const clock = Y.decodeStateVector(stateVector).get(this.doc.clientID) ?? 0
+  private notePeerClock (peer: PeerIdStr, stateVector: Map<number, number>): void {
+    const clock = stateVector.get(this.doc.clientID) ?? 0
     this.peerClocks.set(peer, Math.max(clock, this.peerClocks.get(peer) ?? 0))
   }
 
@@ -834,10 +834,11 @@ export class Agent extends EventEmitter {
       const changesBefore = this.ledgerChanges
       if (reply.update.length > EMPTY_UPDATE.length && !this.applyRemote(peer, reply.update)) return false
       if (this.ledgerChanges !== changesBefore) this.spreadNews(peer)
-      this.notePeerClock(peer, reply.stateVector)
+      const theirs = Y.decodeStateVector(reply.stateVector)
+      this.notePeerClock(peer, theirs)
       if (this.failed === undefined) {
         await this.settled()
-        if (lacksEntries(this.doc, Y.decodeStateVector(reply.stateVector))) {
+        if (lacksEntries(this.doc, theirs)) {
           const push = encodeMessage({ type: MSG_PUSH, update: Y.encodeStateAsUpdate(this.doc, reply.stateVector) })
           this.metrics.bytesOut += push.length
           const ack = decodeMessage(await this.network.request(peer, push))

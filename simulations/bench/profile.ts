@@ -37,10 +37,10 @@ export function hotFunctions (profile: CpuProfile, top = 15, lastMs?: number): P
     self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + (profile.timeDeltas[i] ?? 0))
   }
   const totals = new Map<string, { name: string, where: string, us: number, callers: Map<string, number> }>()
-  const describe = (node: ProfileNode): { name: string, where: string } => {
+  const describe = (node: ProfileNode): { name: string, where: string, file: string } => {
     const { functionName, url, lineNumber } = node.callFrame
     const file = url.replace(/^file:\/\//, '').replace(/^.*\/work\/main\//, '')
-    return { name: functionName === '' ? '(anonymous)' : functionName, where: file === '' ? '(native)' : `${file}:${lineNumber + 1}` }
+    return { name: functionName === '' ? '(anonymous)' : functionName, where: file === '' ? '(native)' : `${file}:${lineNumber + 1}`, file }
   }
   const packages = new Map<string, number>()
   let total = 0
@@ -49,12 +49,11 @@ export function hotFunctions (profile: CpuProfile, top = 15, lastMs?: number): P
     const node = byId.get(id)
     if (node === undefined) continue
     total += us
-    const { functionName, url, lineNumber } = node.callFrame
+    const { functionName, url } = node.callFrame
     if (functionName === '(idle)') idle += us
-    const file = url.replace(/^file:\/\//, '').replace(/^.*\/work\/main\//, '')
-    const where = file === '' ? '(native)' : `${file}:${lineNumber + 1}`
+    const { name, where, file } = describe(node)
     const key = `${functionName}|${where}`
-    const entry = totals.get(key) ?? { name: functionName === '' ? '(anonymous)' : functionName, where, us: 0, callers: new Map() }
+    const entry = totals.get(key) ?? { name, where, us: 0, callers: new Map() }
     entry.us += us
     if (url === '') {
       // The nearest JavaScript frame above a native one says who asked for it.

@@ -136,7 +136,6 @@ export interface BenchResults {
   heal?: HealResult & { summary: Summary, bothSeen: Summary, unblock: Summary }
   virtual: { available: boolean, file?: string, runs: VirtualRun[], note: string }
   realTier?: { source: string, nodes: number, rssPerPeerBytes?: number, result: unknown, error?: string }
-  /** The benchmark's own in-process measurement, when realTier came from the simulation harness. */
   crdt?: Pick<CrdtBenchResult, 'resolve' | 'fit' | 'heartbeats' | 'churn'>
   fitCpu?: FitCpuResult
   httpFit?: HttpFitResult

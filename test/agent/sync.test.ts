@@ -8,20 +8,14 @@
  * - a sync between peers that hold the same entries moves no update either way.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { Agent } from '../../agent/agent.ts'
+import { Agent, systemClock } from '../../agent/agent.ts'
 import { MemoryNetworkHub } from '../../agent/net/memory.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
-import type { Clock, Network, NetworkHandlers } from '../../agent/types.ts'
+import type { Network, NetworkHandlers } from '../../agent/types.ts'
+import { waitFor } from '../helpers/cluster.ts'
 
 const GiB = 1024 ** 3
 const TIMERS = { heartbeatIntervalMs: 60_000, syncIntervalMs: 60_000 }
-const realClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) },
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (h) => { clearInterval(h as NodeJS.Timeout) }
-}
 
 /** `inner`, except that gossip for which `drop` says yes never reaches the agent. */
 function lossy (inner: Network, drop: (from: string) => boolean): Network {
@@ -38,20 +32,14 @@ function lossy (inner: Network, drop: (from: string) => boolean): Network {
   })
 }
 
-async function until (what: string, ok: () => boolean, ms: number): Promise<number> {
-  const t0 = Date.now()
-  while (!ok()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-  return Date.now() - t0
-}
+/** Polls every 5 ms: the times measured here are tens of milliseconds. */
+const until = async (what: string, ok: () => boolean, ms: number): Promise<number> => await waitFor(what, ok, ms, 5)
 
 const started: Agent[] = []
 afterEach(async () => { await Promise.all(started.splice(0).map(async a => { await a.stop() })) })
 
 async function pair (drop: (from: string) => boolean = () => false): Promise<{ a: Agent, b: Agent }> {
-  const hub = new MemoryNetworkHub({ clock: realClock, random: Math.random, latencyMs: { min: 1, max: 3 } })
+  const hub = new MemoryNetworkHub({ clock: systemClock, random: Math.random, latencyMs: { min: 1, max: 3 } })
   const probe = (): ReturnType<typeof createFakeProbe> => createFakeProbe({ totalBytes: 64 * GiB, availableBytes: 60 * GiB })
   const a = await Agent.start({ network: hub.createNetwork('A'), probe: probe(), cluster: 't', env: {}, ...TIMERS, log: () => {} })
   started.push(a)

@@ -140,6 +140,7 @@ export async function runCli (argv: string[], options: { env?: Record<string, st
 /** A TCP port nobody listens on right now (bound, then released). */
 export { freePort } from '../../simulations/bench/procs.ts'
 
+/** True when nothing listens on 127.0.0.1:port and we may bind it. */
 export async function portIsFree (port: number): Promise<boolean> {
   return await new Promise(resolve => {
     const server = createServer()
