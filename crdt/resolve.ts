@@ -5,21 +5,23 @@
  * it, so a later event can add a new outcome (release, eviction) but never
  * rewrite an earlier decision.
  *
- * The log: joins, capacity events, evictions, releases and reservations, sorted
- * by (HLC, kind, key). The replay starts from an empty cluster. Nothing here
+ * The log: admissions, capacity events, evictions, releases and reservations,
+ * sorted by (HLC, kind, key); only writes of members count (crdt/views.ts).
+ * The replay starts from an empty cluster. Nothing here
  * reads a clock, the environment or randomness: two peers holding the same
  * document compute the same result, whatever order they received it in.
  */
 import type * as Y from 'yjs'
 import { fingerprint } from './digest.ts'
-import { compareHlc, type HlcString } from './hlc.ts'
+import { compareHlc, hlcWallMs, type HlcString } from './hlc.ts'
 import { HeadroomIndex, lowerBound, place, shortId, type PlacementNode } from './placement.ts'
 import {
-  readLedger, splitEntryKey, validateCapacity, validateHeartbeat, validateMembership, validateRelease, validateReservation,
-  type CapacityEvent, type EvictionRecord, type Heartbeat, type InvalidCode, type JoinRecord, type LedgerSnapshot,
-  type NodeId, type NodeState, type Placement, type Release, type Reservation, type ReservationId
+  entryKey, readLedger, splitEntryKey, validateCapacity, validateHeartbeat, validateMembership, validateRelease, validateReservation,
+  type AdmissionRequest, type AdmitRecord, type CapacityEvent, type Heartbeat, type InvalidCode, type LedgerSnapshot,
+  type MembershipRecord, type NodeId, type NodeState, type Placement, type Release, type Reservation, type ReservationId
 } from './schema.ts'
 import { formatSize } from './size.ts'
+import { computeMembership, viewAt, type Interval, type Membership, type MembershipIssue, type ProposalState, type StandingCode, type View } from './views.ts'
 
 export type VerdictStatus = 'admitted' | 'rejected' | 'evicted' | 'released' | 'invalid'
 export type Decision = 'admitted' | 'rejected' | 'invalid'
@@ -34,6 +36,8 @@ export type ReasonCode =
   | 'NodeNotActive'
   | 'NodeUndersized'
   | 'CreatorEvicted'
+  | 'CreatorNotMember'
+  | 'CreatorLeft'
   | 'IdTaken'
   | 'Released'
   | 'NodeEvicted'
@@ -69,18 +73,29 @@ export interface Verdict {
   labels: Record<string, string>
   /** Stamp of the release or eviction that ended it. */
   endedHlc?: HlcString
-  /** Final: nothing any member can still write changes the decision (§4.2). */
+  /** Final: nothing any member can still write changes the decision (docs/design.md "Finality"). */
   final: boolean
-  /** Members whose heartbeat has not yet passed this verdict's HLC. */
+  /** What a tentative verdict waits for: members' clocks, their confirmations, or an open view change. */
+  waitingOn?: 'clocks' | 'confirmations' | 'view-change'
+  /** Members it waits for (clocks not past it, or not yet confirmed past it). */
   waitsFor: NodeId[]
+  /** Epoch of the view in force at its stamp. */
+  view?: number
 }
 
 /** One node as the replay leaves it, merged with its latest heartbeat. */
 export interface NodeView extends PlacementNode {
-  /** Holds finality back: joined, not left, not evicted. */
+  /** In the current view: admitted, not left, not evicted. */
   member: boolean
+  /** Membership by the log: `member`, `left`, `evicted`, or `none` (never admitted). */
+  standing: 'member' | 'left' | 'evicted' | 'none'
+  /** Stamp of its (latest) admission. */
   joinedHlc?: HlcString
   sponsor?: NodeId
+  /** The cut of its eviction: its writes after this sequence number do not count. */
+  cutSeq?: number
+  /** Completeness line its latest beacon announced. */
+  seen?: HlcString
   /** Sum of the `all` reservations this node must carry (§4.5). */
   allNeedBytes: number
   /** Memory it lacks to carry them; 0 unless undersized. */
@@ -98,7 +113,7 @@ export interface NodeView extends PlacementNode {
 export interface LedgerIssue {
   map: 'nodes' | 'releases' | 'capacity' | 'membership'
   key: string
-  code: InvalidCode | 'CreatorEvicted' | 'NotJoined' | 'SponsorEvicted'
+  code: InvalidCode | StandingCode | MembershipIssue['code']
   reason: string
 }
 
@@ -108,9 +123,19 @@ export interface Resolution {
   /** Entries that lost their id to an earlier one (`IdTaken`), or invalid duplicates. */
   conflicts: Verdict[]
   nodes: Map<NodeId, NodeView>
-  /** Members that hold finality back, sorted. */
+  /** Members of the current view, sorted. */
   members: NodeId[]
-  /** Verdicts with an HLC at or below this are final; undefined when some member was never heard. */
+  /** The current view. */
+  view: View
+  /** Every view in log order (`views[v.view]` is the view a verdict was decided in). */
+  views: View[]
+  /** Eviction proposals: open ones (and what they wait for), done, void and refused. */
+  proposals: ProposalState[]
+  /** Open admission requests (the node is not a member). */
+  requests: AdmissionRequest[]
+  /** This peer's completeness line: it holds every member's writes stamped at or below it. */
+  seen?: HlcString
+  /** Verdicts of the current view with an HLC at or below this are final. */
   watermark?: HlcString
   /** Latest stamp in the log. */
   latestHlc?: HlcString
@@ -131,9 +156,9 @@ const KIND_RELEASE = 3
 const KIND_RESERVATION = 4
 
 type LogEvent =
-  | { kind: typeof KIND_JOIN, hlc: HlcString, key: string, record: JoinRecord }
+  | { kind: typeof KIND_JOIN, hlc: HlcString, key: string, record: AdmitRecord }
   | { kind: typeof KIND_CAPACITY, hlc: HlcString, key: string, event: CapacityEvent }
-  | { kind: typeof KIND_EVICT, hlc: HlcString, key: string, record: EvictionRecord }
+  | { kind: typeof KIND_EVICT, hlc: HlcString, key: string, nodes: NodeId[], forced: boolean }
   | { kind: typeof KIND_RELEASE, hlc: HlcString, key: string, release: Release }
   | { kind: typeof KIND_RESERVATION, hlc: HlcString, key: string, reservation: Reservation }
 
@@ -147,6 +172,7 @@ interface Slot extends PlacementNode {
 }
 
 interface Running {
+  key: string
   reservation: Reservation
   verdict: Verdict
   nodes: NodeId[]
@@ -155,52 +181,38 @@ interface Running {
 /** How far back, per node, to look for the reservation that took the memory. */
 const WINNER_LOOKBACK = 8
 
-/** The cut of an evicted node: its writes after `lastSeq` are ignored (§4.3). */
-interface Cut { lastSeq: number, hlc: HlcString, key: string }
-
 export class Replay {
   readonly slots = new Map<NodeId, Slot>()
   readonly running = new Map<ReservationId, Running>()
-  readonly pendingReleases = new Map<ReservationId, HlcString>()
+  /** Releases earlier in the log than the entry they end, by entry key. */
+  readonly pendingReleases = new Map<string, HlcString>()
   readonly issues: LedgerIssue[] = []
   /** Sum of the admitted `all` reservations, which every schedulable node carries. */
   allNeedBytes = 0
   private readonly index = new HeadroomIndex()
   private readonly lookup = (id: NodeId): Slot | undefined => this.slots.get(id)
 
-  constructor (private readonly cuts: Map<NodeId, Cut>) {}
-
-  isCut (writer: NodeId, seq: number): boolean {
-    const cut = this.cuts.get(writer)
-    return cut !== undefined && seq > cut.lastSeq
-  }
-
-  join (record: JoinRecord, key: string): void {
-    const sponsorCut = this.cuts.get(record.sponsor)
-    if (record.sponsor !== record.node && sponsorCut !== undefined && compareHlc(sponsorCut.hlc, record.hlc) < 0) {
-      this.issues.push({ map: 'membership', key, code: 'SponsorEvicted', reason: `join of ${shortId(record.node)} names sponsor ${shortId(record.sponsor)}, evicted before it` })
-      return
+  /** An admission: the node is a member from here, with the capacity its sponsor wrote. */
+  admit (record: AdmitRecord): void {
+    let slot = this.slots.get(record.node)
+    if (slot === undefined) {
+      slot = { id: record.node, state: 'unknown', allocatableBytes: 0, committedBytes: 0, undersized: false, charges: new Map(), recent: [] }
+      this.slots.set(record.node, slot)
+    } else {
+      // Coming back after a leave or an eviction: a new membership, nothing carried over.
+      slot.state = 'unknown'
+      slot.allocatableBytes = 0
+      slot.undersized = false
     }
-    if (this.slots.has(record.node)) return
-    // A member from its join, schedulable from its first capacity event: until
-    // then it has no memory to offer and must not fail an `all` placement.
-    this.slots.set(record.node, {
-      id: record.node,
-      state: 'unknown',
-      allocatableBytes: 0,
-      committedBytes: 0,
-      undersized: false,
-      charges: new Map(),
-      recent: [],
-      joinedHlc: record.hlc,
-      sponsor: record.sponsor
-    })
+    slot.joinedHlc = record.hlc
+    slot.sponsor = record.by
+    this.capacity({ node: record.node, allocatableBytes: record.allocatableBytes, state: 'active', hlc: record.hlc, seq: record.seq }, `admission of ${record.node}`)
   }
 
   capacity (event: CapacityEvent, key: string): void {
     const slot = this.slots.get(event.node)
     if (slot === undefined) {
-      this.issues.push({ map: 'capacity', key, code: 'NotJoined', reason: `capacity event of ${shortId(event.node)} before any join record` })
+      this.issues.push({ map: 'capacity', key, code: 'CreatorNotMember', reason: `capacity event of ${shortId(event.node)} before its admission` })
       return
     }
     if (slot.state === 'evicted') return
@@ -227,28 +239,30 @@ export class Replay {
     this.index.update(slot)
   }
 
-  evict (record: EvictionRecord): void {
-    const slot = this.slots.get(record.node)
+  evict (node: NodeId, hlc: HlcString): void {
+    const slot = this.slots.get(node)
     if (slot === undefined || slot.state === 'evicted') return
-    this.vacate(slot, 'NodeEvicted', record.hlc)
+    this.vacate(slot, 'NodeEvicted', hlc)
     slot.state = 'evicted'
     slot.allocatableBytes = 0
     slot.undersized = false
     this.index.update(slot)
   }
 
+  /** A release ends exactly the entry it names; one naming an entry that lost its id ends nothing. */
   release (release: Release): void {
+    const key = entryKey(release.id, release.creator)
     const run = this.running.get(release.id)
-    if (run === undefined) {
+    if (run === undefined || run.key !== key) {
       // A release earlier in the log than its reservation: the reservation is
       // released the moment it is admitted. Earliest release wins.
-      if (!this.pendingReleases.has(release.id)) this.pendingReleases.set(release.id, release.hlc)
+      if (!this.pendingReleases.has(key)) this.pendingReleases.set(key, release.hlc)
       return
     }
     this.end(run, 'released', 'Released', `released at ${release.hlc} by ${shortId(release.by)}`, release.hlc)
   }
 
-  reserve (reservation: Reservation, verdict: Verdict): void {
+  reserve (key: string, reservation: Reservation, verdict: Verdict): void {
     const result = place(this.slots.values(), this.lookup, reservation.bytes, reservation.placement, this.index)
     if (!result.ok) {
       const winner = this.findWinner(reservation, result.blocking)
@@ -264,11 +278,11 @@ export class Replay {
     }
     decide(verdict, 'admitted', 'Fits', result.reason)
     verdict.nodes = result.nodes
-    const run: Running = { reservation, verdict, nodes: [...result.nodes] }
+    const run: Running = { key, reservation, verdict, nodes: [...result.nodes] }
     this.running.set(reservation.id, run)
     for (const id of result.nodes) this.charge(this.slots.get(id)!, reservation)
     if (reservation.placement.kind === 'all') this.allNeedBytes += reservation.bytes
-    const releasedAt = this.pendingReleases.get(reservation.id)
+    const releasedAt = this.pendingReleases.get(key)
     if (releasedAt !== undefined) {
       this.end(run, 'released', 'Released', `released at ${releasedAt} (the release sorts before the reservation)`, reservation.hlc)
     }
@@ -458,10 +472,18 @@ function invalidVerdict (key: string, raw: unknown, code: InvalidCode, reason: s
   }
 }
 
+/** Who computes a resolution: finality is about what this peer holds (docs/design.md "Finality"). */
+export interface FinalityOptions {
+  /** The peer computing it. Its own stream is complete up to its clock. */
+  self?: NodeId
+  /** Its hybrid clock now: everything it writes later sorts after this. */
+  selfClock?: HlcString
+}
+
 /** Resolve a document or a snapshot read from one. */
-export function resolve (input: Y.Doc | LedgerSnapshot): Resolution {
+export function resolve (input: Y.Doc | LedgerSnapshot, options: FinalityOptions = {}): Resolution {
   const snapshot = isSnapshot(input) ? input : readLedger(input)
-  return finishResolution(replayLedger(snapshot), snapshot.nodes)
+  return finishResolution(replayLedger(snapshot), snapshot.nodes, options)
 }
 
 /** The decision part of a resolution: everything but heartbeats. */
@@ -471,6 +493,7 @@ export interface Replayed {
   all: Verdict[]
   /** Opaque replay state (node slots) that {@link finishResolution} reads. */
   replay: Replay
+  membership: Membership
   streams: Map<NodeId, { hlc?: HlcString, seq: number }>
   issues: LedgerIssue[]
   counts: Record<VerdictStatus, number>
@@ -478,11 +501,17 @@ export interface Replayed {
   digest: string
 }
 
+const STANDING_TEXT: Record<StandingCode, string> = {
+  CreatorNotMember: 'was not a member when it wrote this (not admitted yet, or never)',
+  CreatorLeft: 'had left the cluster when it wrote this',
+  CreatorEvicted: 'was evicted and this write came after the cut of its stream'
+}
+
 /** Replay the log (reservations, releases, capacity, membership); heartbeats are not read. */
 export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed {
   const issues: LedgerIssue[] = []
   const log: LogEvent[] = []
-  /** Latest stamp and highest seq per writer, for finality. */
+  /** Latest stamp and highest seq per writer: how far its stream has reached this peer. */
   const streams = new Map<NodeId, { hlc?: HlcString, seq: number }>()
   const advance = (node: NodeId, hlc: HlcString, seq: number): void => {
     const s = streams.get(node)
@@ -493,101 +522,104 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
     }
   }
 
-  // Membership first: evictions cut their targets' later writes wherever those sort.
-  const evictions: Array<{ key: string, record: EvictionRecord }> = []
+  const records: Array<{ key: string, record: MembershipRecord }> = []
   for (const [key, raw] of Object.entries(snapshot.membership)) {
     const v = validateMembership(key, raw)
     if (!v.ok) { issues.push({ map: 'membership', key, code: v.code, reason: v.reason }); continue }
-    const record = v.value
-    advance(record.kind === 'join' ? record.node : record.by, record.hlc, record.seq)
-    if (record.kind === 'join') log.push({ kind: KIND_JOIN, hlc: record.hlc, key, record })
-    else evictions.push({ key, record })
+    records.push({ key, record: v.value })
+    advance(v.value.kind === 'request' ? v.value.node : v.value.by, v.value.hlc, v.value.seq)
   }
-  const cuts = computeCuts(evictions)
-  for (const { key, record } of evictions) {
-    const cut = cuts.get(record.node)
-    if (cut?.key === key) log.push({ kind: KIND_EVICT, hlc: record.hlc, key, record })
-  }
-  const replay = new Replay(cuts)
-  for (const { key, record } of evictions) {
-    if (replay.isCut(record.by, record.seq)) issues.push({ map: 'membership', key, code: 'CreatorEvicted', reason: `eviction written by ${shortId(record.by)} after its own eviction` })
-  }
-  for (const event of log) {
-    if (event.kind === KIND_JOIN && replay.isCut(event.record.node, event.record.seq)) {
-      issues.push({ map: 'membership', key: event.key, code: 'CreatorEvicted', reason: 'join written after its node was evicted' })
-    }
-  }
-
+  const capacity: Array<{ key: string, event: CapacityEvent }> = []
   for (const [key, raw] of Object.entries(snapshot.capacity)) {
     const v = validateCapacity(key, raw)
     if (!v.ok) { issues.push({ map: 'capacity', key, code: v.code, reason: v.reason }); continue }
     advance(v.value.node, v.value.hlc, v.value.seq)
-    if (replay.isCut(v.value.node, v.value.seq)) {
-      issues.push({ map: 'capacity', key, code: 'CreatorEvicted', reason: 'capacity event written after its node was evicted' })
+    capacity.push({ key, event: v.value })
+  }
+  const membership = computeMembership(records, capacity.filter(c => c.event.state === 'left'))
+  for (const issue of membership.issues) issues.push({ map: 'membership', ...issue })
+  for (const effect of membership.effects) {
+    if (effect.kind === 'admit') log.push({ kind: KIND_JOIN, hlc: effect.hlc, key: effect.key, record: effect.record })
+    else log.push({ kind: KIND_EVICT, hlc: effect.hlc, key: effect.key, nodes: effect.nodes, forced: effect.forced })
+  }
+  const standing = membership.standing
+
+  for (const { key, event } of capacity) {
+    const code = standing(event.node, event.hlc, event.seq)
+    if (code !== undefined) {
+      issues.push({ map: 'capacity', key, code, reason: `capacity event ignored: ${shortId(event.node)} ${STANDING_TEXT[code]}` })
       continue
     }
-    log.push({ kind: KIND_CAPACITY, hlc: v.value.hlc, key, event: v.value })
+    log.push({ kind: KIND_CAPACITY, hlc: event.hlc, key, event })
   }
 
   for (const [key, raw] of Object.entries(snapshot.releases)) {
     const v = validateRelease(key, raw)
     if (!v.ok) { issues.push({ map: 'releases', key, code: v.code, reason: v.reason }); continue }
     advance(v.value.by, v.value.hlc, v.value.seq)
-    if (replay.isCut(v.value.by, v.value.seq)) {
-      issues.push({ map: 'releases', key, code: 'CreatorEvicted', reason: 'release written after its writer was evicted' })
+    const code = standing(v.value.by, v.value.hlc, v.value.seq)
+    if (code !== undefined) {
+      issues.push({ map: 'releases', key, code, reason: `release ignored: ${shortId(v.value.by)} ${STANDING_TEXT[code]}` })
       continue
     }
     log.push({ kind: KIND_RELEASE, hlc: v.value.hlc, key, release: v.value })
   }
 
-  // Reservations: the earliest valid entry owns each id; later ones lose it (IdTaken).
+  // Reservations: the earliest entry that counts owns each id; later ones lose
+  // it (IdTaken). An entry that does not count (its creator was not a member
+  // then) owns nothing: it is rejected with the reason, for good.
   const verdicts = new Map<ReservationId, Verdict>()
   const conflicts: Verdict[] = []
   const owners = new Map<ReservationId, { key: string, reservation: Reservation }>()
   const invalid: Verdict[] = []
-  const valid: Array<{ key: string, reservation: Reservation }> = []
+  const valid: Array<{ key: string, reservation: Reservation, code?: StandingCode }> = []
   for (const [key, raw] of Object.entries(snapshot.reservations)) {
     const v = validateReservation(key, raw)
     if (!v.ok) { invalid.push(invalidVerdict(key, raw, v.code, v.reason)); continue }
     const reservation = v.value
-    valid.push({ key, reservation })
     advance(reservation.creator, reservation.hlc, reservation.seq)
+    const code = standing(reservation.creator, reservation.hlc, reservation.seq)
+    valid.push({ key, reservation, code })
+    if (code !== undefined) continue
     const owner = owners.get(reservation.id)
     if (owner === undefined || compareHlc(reservation.hlc, owner.reservation.hlc) < 0) owners.set(reservation.id, { key, reservation })
   }
   const byKey = new Map<string, Verdict>()
-  for (const { key, reservation } of valid) {
+  const outsiders: Verdict[] = []
+  for (const { key, reservation, code } of valid) {
     const verdict = newVerdict(key, reservation)
     byKey.set(key, verdict)
-    if (owners.get(reservation.id)!.key === key) {
+    if (code !== undefined) {
+      decide(verdict, 'rejected', code, `rejected: creator ${shortId(reservation.creator)} ${STANDING_TEXT[code]}`)
+      outsiders.push(verdict)
+      continue
+    }
+    const owner = owners.get(reservation.id)!
+    if (owner.key === key) {
       verdicts.set(reservation.id, verdict)
-      if (replay.isCut(reservation.creator, reservation.seq)) {
-        decide(verdict, 'rejected', 'CreatorEvicted', `rejected: creator ${shortId(reservation.creator)} was evicted and this write came after its last sequence seen`)
-        continue
-      }
       log.push({ kind: KIND_RESERVATION, hlc: reservation.hlc, key, reservation })
     } else {
-      const owner = owners.get(reservation.id)!
       decide(verdict, 'rejected', 'IdTaken', `rejected: id '${reservation.id}' was taken by ${shortId(owner.reservation.creator)} earlier in the log (${owner.reservation.hlc})`)
       verdict.winner = reservation.id
       conflicts.push(verdict)
     }
   }
-  for (const verdict of invalid) {
+  // Entries that do not count and invalid ones own an id only when nothing else does (earliest stamp, then key).
+  outsiders.sort((a, b) => compareHlc(a.hlc!, b.hlc!) || (a.key < b.key ? -1 : 1))
+  for (const verdict of [...outsiders, ...invalid]) {
     if (verdicts.has(verdict.id)) conflicts.push(verdict)
     else verdicts.set(verdict.id, verdict)
   }
 
   log.sort((a, b) => compareHlc(a.hlc, b.hlc) || a.kind - b.kind || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  const replay = new Replay()
   for (const event of log) {
     switch (event.kind) {
-      case KIND_JOIN:
-        if (!replay.isCut(event.record.node, event.record.seq)) replay.join(event.record, event.key)
-        break
+      case KIND_JOIN: replay.admit(event.record); break
       case KIND_CAPACITY: replay.capacity(event.event, event.key); break
-      case KIND_EVICT: replay.evict(event.record); break
+      case KIND_EVICT: for (const node of event.nodes) replay.evict(node, event.hlc); break
       case KIND_RELEASE: replay.release(event.release); break
-      case KIND_RESERVATION: replay.reserve(event.reservation, byKey.get(event.key)!); break
+      case KIND_RESERVATION: replay.reserve(event.key, event.reservation, byKey.get(event.key)!); break
     }
   }
   replay.finish()
@@ -595,78 +627,153 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
 
   const counts: Record<VerdictStatus, number> = { admitted: 0, rejected: 0, evicted: 0, released: 0, invalid: 0 }
   const all = [...verdicts.values(), ...conflicts]
-  for (const verdict of all) counts[verdict.status]++
+  for (const verdict of all) {
+    counts[verdict.status]++
+    if (verdict.hlc !== undefined) verdict.view = viewAt(membership.views, verdict.hlc).epoch
+  }
+  let latestHlc: HlcString | undefined
+  for (const s of streams.values()) if (s.hlc !== undefined && (latestHlc === undefined || s.hlc > latestHlc)) latestHlc = s.hlc
   return {
     verdicts,
     conflicts,
     all,
     replay,
+    membership,
     streams,
     issues,
     counts,
-    latestHlc: log.length > 0 ? log[log.length - 1].hlc : undefined,
+    latestHlc,
     digest: digestVerdicts(all)
   }
 }
 
+/** Above every stamp: a stream that is complete (a node that left, or an evicted one held up to its cut). */
+const COMPLETE = '\uffff'
+
 /**
- * Add what heartbeats decide — finality, node figures, liveness of streams — to
- * a replay. Heartbeats never change a decision, so a peer that just heard a
- * heartbeat runs only this (cheap) part; the replay runs when a reservation,
- * release, capacity or membership entry changed.
+ * Add what beacons decide — finality, node figures — to a replay. Beacons
+ * (heartbeats) never change a decision, so a peer that just heard one runs
+ * only this (cheap) part; the replay runs when a ledger entry changed.
+ *
+ * A decision at stamp t is final at this peer when (docs/design.md "Finality"):
+ * 1. this peer holds every write that can sort before t: for every node that
+ *    was ever a member, its stream has reached t here (or is complete: it left,
+ *    or was evicted and is held up to its cut) — the peer's *completeness line*
+ *    is at or past t; and
+ * 2. a strict majority of the view in force at t has announced, in a beacon, a
+ *    completeness line at or past t. Any eviction needs every remaining member
+ *    of a strict majority to acknowledge it with the highest position it
+ *    holds, so at least one acknowledgement covers every write before t: no
+ *    cut can fall below a write this decision counted.
+ * While this peer holds an open eviction of E that it acknowledged, E's stream
+ * counts only up to the acknowledged position, so its line never runs ahead of
+ * what it promised the flush.
  */
-export function finishResolution (replayed: Replayed, nodesMap: Record<string, unknown>): Resolution {
-  const { replay, verdicts, conflicts, all } = replayed
+export function finishResolution (replayed: Replayed, nodesMap: Record<string, unknown>, options: FinalityOptions = {}): Resolution {
+  const { replay, verdicts, conflicts, all, membership } = replayed
   const issues: LedgerIssue[] = [...replayed.issues]
   const streams = new Map<NodeId, { hlc?: HlcString, seq: number }>()
   for (const [id, s] of replayed.streams) streams.set(id, { ...s })
-  // Heartbeats: display figures, and the latest point of each member's stream.
   const heartbeats = new Map<NodeId, Heartbeat>()
+  const announced = new Map<NodeId, HlcString>()
   for (const [key, raw] of Object.entries(nodesMap)) {
     const v = validateHeartbeat(raw)
     if (!v.ok) { issues.push({ map: 'nodes', key, code: v.code, reason: v.reason }); continue }
-    heartbeats.set(key, v.value)
-    if (replay.isCut(key, v.value.seq)) continue
+    const beat = v.value
+    heartbeats.set(key, beat)
     const stream = streams.get(key)
-    if (stream === undefined) streams.set(key, { hlc: v.value.hlc, seq: v.value.seq })
+    if (stream === undefined) streams.set(key, { hlc: beat.hlc, seq: beat.seq })
     else {
-      if (stream.hlc === undefined || v.value.hlc > stream.hlc) stream.hlc = v.value.hlc
-      if (v.value.seq > stream.seq) stream.seq = v.value.seq
+      if (stream.hlc === undefined || beat.hlc > stream.hlc) stream.hlc = beat.hlc
+      if (beat.seq > stream.seq) stream.seq = beat.seq
     }
+    if (beat.seen !== undefined && beat.hlc.endsWith(`:${key}`) && membership.standing(key, beat.hlc, beat.seq) === undefined) announced.set(key, beat.seen)
   }
 
-  const nodes = buildNodeViews(replay, heartbeats, streams)
-  const members = [...nodes.values()].filter(n => n.member).map(n => n.id).sort()
-  let watermark: HlcString | undefined
-  let unheard = false
-  for (const id of members) {
-    const hlc = nodes.get(id)!.lastHlc
-    if (hlc === undefined) { unheard = true; break }
-    if (watermark === undefined || hlc < watermark) watermark = hlc
+  // This peer's completeness line, node by node.
+  const { self, selfClock } = options
+  const capped = acknowledgedCaps(membership.proposals, self)
+  const reach = new Map<NodeId, HlcString>()
+  for (const [node, list] of membership.intervals) {
+    const last = list[list.length - 1]
+    const stream = streams.get(node)
+    let line: HlcString
+    if (last.end?.kind === 'left') line = COMPLETE
+    else if (last.end?.kind === 'evicted') line = (stream?.seq ?? 0) >= last.end.cut ? COMPLETE : (stream?.hlc ?? '')
+    else {
+      line = stream?.hlc ?? ''
+      if (node === self && selfClock !== undefined && selfClock > line) line = selfClock
+      // Not a member before its admission: nothing of it is missing below that.
+      if (last.admitHlc > line) line = last.admitHlc
+      const cap = capped.get(node)
+      if (cap !== undefined && cap < line) line = cap
+    }
+    reach.set(node, line)
   }
-  if (unheard) watermark = undefined
+  let seen: HlcString | undefined
+  for (const line of reach.values()) if (seen === undefined || line < seen) seen = line
+  if (seen === COMPLETE) seen = undefined
+  // Its own line counts as announced: it holds what it holds now.
+  if (self !== undefined && seen !== undefined && current(membership).members.includes(self)) announced.set(self, seen)
 
-  const waiting = waitingMembers(members, nodes)
+  // The majority line of each view: the (⌊n/2⌋+1)-th highest announced line.
+  const majorityLine = new Map<number, HlcString | undefined>()
+  const lineOf = (view: View): HlcString | undefined => {
+    if (majorityLine.has(view.epoch)) return majorityLine.get(view.epoch)
+    const lines = view.members.map(m => announced.get(m)).filter((h): h is HlcString => h !== undefined).sort().reverse()
+    const need = Math.floor(view.members.length / 2) + 1
+    const line = view.members.length > 0 && lines.length >= need ? lines[need - 1] : undefined
+    majorityLine.set(view.epoch, line)
+    return line
+  }
+
+  const openTargets = new Set<NodeId>()
+  for (const p of membership.proposals) if (p.status === 'open') for (const t of p.targets) openTargets.add(t)
+  const behind = rankBelow([...reach.entries()])
+  const unconfirmed = new Map<number, (hlc: HlcString) => NodeId[]>()
   let pending = 0
   for (const verdict of all) {
     verdict.final = false
     verdict.waitsFor = []
+    verdict.waitingOn = undefined
     if (verdict.hlc === undefined) continue
-    // Final once every member's stream has reached t: their next writes sort after
-    // it, and Yjs integrates each writer in order, so nothing before t is missing.
-    if (watermark !== undefined && verdict.hlc <= watermark) {
+    const t = verdict.hlc
+    const view = viewAt(membership.views, t)
+    const majority = lineOf(view)
+    if (seen !== undefined && t <= seen && majority !== undefined && t <= majority) {
       verdict.final = true
+      continue
+    }
+    if (verdict.status !== 'invalid') pending++
+    if (seen === undefined || t > seen) {
+      verdict.waitsFor = behind(t)
+      verdict.waitingOn = verdict.waitsFor.some(id => openTargets.has(id)) ? 'view-change' : 'clocks'
     } else {
-      verdict.waitsFor = waiting(verdict.hlc)
-      if (verdict.status !== 'invalid') pending++
+      let ranker = unconfirmed.get(view.epoch)
+      if (ranker === undefined) {
+        ranker = rankBelow(view.members.map(m => [m, announced.get(m) ?? '']))
+        unconfirmed.set(view.epoch, ranker)
+      }
+      verdict.waitsFor = ranker(t)
+      verdict.waitingOn = 'confirmations'
     }
   }
 
+  const now = current(membership)
+  const majority = lineOf(now)
+  const watermark = seen !== undefined && majority !== undefined ? (seen < majority ? seen : majority) : undefined
+  const nodes = buildNodeViews(replay, membership, heartbeats, streams, announced)
+  const members = [...now.members]
   return {
     verdicts,
     conflicts,
     nodes,
     members,
+    view: now,
+    views: membership.views,
+    proposals: membership.proposals,
+    requests: membership.requests.filter(r => !now.members.includes(r.node)),
+    seen,
     watermark,
     latestHlc: replayed.latestHlc,
     pending,
@@ -677,59 +784,78 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
 }
 
 /**
- * `waiting(t)`: the members (in id order) not yet heard past `t` — no stamp
- * yet, or a latest stamp before `t`. Members are ranked once by their latest
- * stamp, so the members waited for are always the first k of that ranking:
- * one answer per k, computed once and shared (frozen) by every verdict with
- * that k. Tentative verdicts are many right after a burst of writes, and
- * filtering every member for every one of them cost O(verdicts × members) per
- * resolution (600 × 1,000 per peer in a 1,000-peer simulation).
+ * The latest stamp of any node's stream at or below `maxWallMs`: what a node
+ * merges into its clock after an update. A stamp further ahead (a peer whose
+ * clock runs fast) is not merged, so it cannot drag this node's clock into
+ * the future; the peer is alerted instead (docs/design.md "Clocks").
  */
-function waitingMembers (members: NodeId[], nodes: Map<NodeId, NodeView>): (hlc: HlcString) => NodeId[] {
-  const stamps = members.map(id => nodes.get(id)!.lastHlc)
-  const unheard = stamps.filter(h => h === undefined).length
-  const heard = (stamps.filter(h => h !== undefined) as HlcString[]).sort()
-  // rank[i]: the position of member i when ordered by stamp, unheard first.
-  const order = members.map((_, i) => i).sort((a, b) => {
-    const ha = stamps[a]
-    const hb = stamps[b]
-    if (ha === undefined || hb === undefined) return ha === hb ? a - b : ha === undefined ? -1 : 1
-    return ha < hb ? -1 : ha > hb ? 1 : a - b
-  })
-  const rank = new Array<number>(members.length)
+export function latestWithin (res: Pick<Resolution, 'nodes'>, maxWallMs: number): HlcString | undefined {
+  let latest: HlcString | undefined
+  for (const node of res.nodes.values()) {
+    const h = node.lastHlc
+    if (h !== undefined && hlcWallMs(h) <= maxWallMs && (latest === undefined || h > latest)) latest = h
+  }
+  return latest
+}
+
+function current (membership: Membership): View {
+  return membership.views[membership.views.length - 1]
+}
+
+/** Open proposals this peer acknowledged (or made): each target's stream counts only up to the position it gave. */
+function acknowledgedCaps (proposals: ProposalState[], self: NodeId | undefined): Map<NodeId, HlcString> {
+  const caps = new Map<NodeId, HlcString>()
+  if (self === undefined) return caps
+  for (const p of proposals) {
+    if (p.status !== 'open') continue
+    const given = p.acks[self]
+    if (given === undefined) continue
+    for (const target of p.targets) {
+      const hlc = given[target]?.hlc ?? ''
+      const cap = caps.get(target)
+      if (cap === undefined || hlc < cap) caps.set(target, hlc)
+    }
+  }
+  return caps
+}
+
+/**
+ * `below(t)`: the nodes (in id order) whose line is before `t`. Nodes are
+ * ranked once by line, so the nodes below any `t` are always the first k of
+ * that ranking: one answer per k, computed once and shared (frozen) by every
+ * verdict with that k. Tentative verdicts are many right after a burst of
+ * writes, and filtering every member for every one of them cost
+ * O(verdicts × members) per resolution (600 × 1,000 per peer in a 1,000-peer
+ * simulation).
+ */
+function rankBelow (entries: Array<[NodeId, HlcString]>): (hlc: HlcString) => NodeId[] {
+  const sorted = [...entries].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+  const ids = sorted.map(e => e[0])
+  const lines = sorted.map(e => e[1])
+  const ordered = [...lines].sort()
+  const order = ids.map((_, i) => i).sort((a, b) => (lines[a] < lines[b] ? -1 : lines[a] > lines[b] ? 1 : a - b))
+  const rank = new Array<number>(ids.length)
   order.forEach((member, position) => { rank[member] = position })
   const byCount = new Map<number, NodeId[]>()
   return (hlc) => {
-    // Heard members stamped before `hlc`: a binary search in the sorted stamps.
-    const k = unheard + lowerBound(heard, hlc)
+    const k = lowerBound(ordered, hlc)
     let list = byCount.get(k)
     if (list === undefined) {
-      list = Object.freeze(members.filter((_, i) => rank[i] < k)) as NodeId[]
+      list = Object.freeze(ids.filter((_, i) => rank[i] < k)) as NodeId[]
       byCount.set(k, list)
     }
     return list
   }
 }
 
-/** Apply evictions in log order; an eviction written by an already-cut node is void. */
-function computeCuts (evictions: Array<{ key: string, record: EvictionRecord }>): Map<NodeId, Cut> {
-  const cuts = new Map<NodeId, Cut>()
-  const ordered = [...evictions].sort((a, b) => compareHlc(a.record.hlc, b.record.hlc) || (a.key < b.key ? -1 : 1))
-  for (const { key, record } of ordered) {
-    const writerCut = cuts.get(record.by)
-    if (writerCut !== undefined && record.seq > writerCut.lastSeq) continue
-    if (cuts.has(record.node)) continue
-    cuts.set(record.node, { lastSeq: record.lastSeq, hlc: record.hlc, key })
-  }
-  return cuts
-}
-
-function buildNodeViews (replay: Replay, heartbeats: Map<NodeId, Heartbeat>, streams: Map<NodeId, { hlc?: HlcString, seq: number }>): Map<NodeId, NodeView> {
+function buildNodeViews (replay: Replay, membership: Membership, heartbeats: Map<NodeId, Heartbeat>, streams: Map<NodeId, { hlc?: HlcString, seq: number }>, announced: Map<NodeId, HlcString>): Map<NodeId, NodeView> {
   const views = new Map<NodeId, NodeView>()
-  const ids = new Set<NodeId>([...replay.slots.keys(), ...heartbeats.keys()])
+  const ids = new Set<NodeId>([...replay.slots.keys(), ...heartbeats.keys(), ...membership.intervals.keys()])
   for (const id of [...ids].sort()) {
     const slot = replay.slots.get(id)
     const stream = streams.get(id)
+    const last: Interval | undefined = membership.intervals.get(id)?.at(-1)
+    const standing = last === undefined ? 'none' : last.end === undefined ? 'member' : last.end.kind
     const state = slot?.state ?? 'unknown'
     const allocatable = slot?.allocatableBytes ?? 0
     const committed = slot?.committedBytes ?? 0
@@ -741,9 +867,12 @@ function buildNodeViews (replay: Replay, heartbeats: Map<NodeId, Heartbeat>, str
       allocatableBytes: allocatable,
       committedBytes: committed,
       undersized,
-      member: slot !== undefined && state !== 'left' && state !== 'evicted',
-      joinedHlc: slot?.joinedHlc,
-      sponsor: slot?.sponsor,
+      member: standing === 'member',
+      standing,
+      joinedHlc: last?.admitHlc,
+      sponsor: last?.sponsor,
+      cutSeq: last?.end?.kind === 'evicted' ? last.end.cut : undefined,
+      seen: announced.get(id),
       allNeedBytes: allNeed,
       deficitBytes: undersized ? Math.max(0, allNeed - (allocatable - committed)) : 0,
       reservations: slot !== undefined ? [...slot.charges.keys()].sort() : [],

@@ -5,9 +5,15 @@
  * | -------------- | --------------------------- | ----------------- | -------------------- |
  * | `nodes`        | node id                     | that node only    | {@link Heartbeat}    |
  * | `reservations` | `<deployment id>@<creator>` | once, its creator | {@link Reservation}  |
- * | `releases`     | `<deployment id>@<by>`      | whoever releases  | {@link Release}      |
+ * | `releases`     | `<id>@<creator>@<by>`       | whoever releases  | {@link Release}      |
  * | `capacity`     | `<node id>/<seq>`           | that node only    | {@link CapacityEvent}|
- * | `membership`   | `join/<node>`, `evict/<node>/<by>` | joiner / evictor | {@link MembershipRecord} |
+ * | `membership`   | `<kind>/<writer>/<seq>`, `request/<node>` | the writer | {@link MembershipRecord} |
+ *
+ * Membership (docs/design.md "Membership as views"): a joiner writes a
+ * `request` naming a sponsor; the sponsor writes `admit` in its own stream; a
+ * member proposes an eviction (`propose`) and every other member writes an
+ * `ack` with the highest position it holds of each target's stream. Leave is a
+ * capacity event with state `left` in the leaver's own stream.
  *
  * Write discipline: every write is one `Y.Map.set` of one plain object in its own
  * transaction. A heartbeat overwrites the node's own key, so the document stays
@@ -26,6 +32,7 @@
 import * as Y from 'yjs'
 import { isHlc, type HlcString } from './hlc.ts'
 import { PlacementError } from './errors.ts'
+import { fingerprint } from './digest.ts'
 
 export type NodeId = string
 export type ReservationId = string
@@ -53,6 +60,12 @@ export interface Heartbeat {
   version: string
   /** Where peers can dial this node (multiaddrs with /p2p/), so the mesh does not hang on the bootstrap node. */
   addrs?: string[]
+  /**
+   * The writer's completeness line when it wrote this beacon: it held every
+   * member's writes stamped at or below it. A decision is final once a strict
+   * majority of its view has announced a line at or past it (docs/design.md).
+   */
+  seen?: HlcString
 }
 
 export type Placement =
@@ -73,8 +86,11 @@ export interface Reservation {
   labels: Record<string, string>
 }
 
+/** Ends exactly one reservation entry: `<id>@<creator>` (a release can never end another creator's entry of the same id). */
 export interface Release {
   id: ReservationId
+  /** Creator of the entry this release ends. */
+  creator: NodeId
   hlc: HlcString
   by: NodeId
   seq: number
@@ -89,26 +105,80 @@ export interface CapacityEvent {
   seq: number
 }
 
-export interface JoinRecord {
-  kind: 'join'
+/** A joiner asks `sponsor` to admit it, with the capacity it brings. Not a view change by itself. */
+export interface AdmissionRequest {
+  kind: 'request'
   node: NodeId
-  /** The member this node synced with before writing; itself for the first node of a cluster. */
   sponsor: NodeId
+  allocatableBytes: number
   hlc: HlcString
   seq: number
 }
 
-export interface EvictionRecord {
-  kind: 'evict'
+/**
+ * The sponsor admits `node` in its own stream: `node` is a member from this
+ * stamp, with this initial capacity; anything it wrote stamped before is
+ * ignored. The first node of a cluster admits itself (only into an empty view).
+ */
+export interface AdmitRecord {
+  kind: 'admit'
   node: NodeId
-  /** The last sequence number seen from `node`; its writes after this are ignored. */
-  lastSeq: number
+  by: NodeId
+  allocatableBytes: number
+  hlc: HlcString
+  seq: number
+}
+
+/** How far a member holds another node's stream: its highest sequence number and latest stamp. */
+export interface StreamPosition {
+  seq: number
+  hlc?: HlcString
+}
+
+/**
+ * Propose evicting `targets` from the view whose digest is `view`. The
+ * proposer's `positions` count as its own acknowledgement. `force` (operator
+ * only) takes effect at once without a majority: the record says so.
+ */
+export interface EvictionProposal {
+  kind: 'propose'
+  targets: NodeId[]
+  /** {@link viewDigest} of the view the proposal is for; void once the view changed. */
+  view: string
+  positions: Record<NodeId, StreamPosition>
+  force?: boolean
   by: NodeId
   hlc: HlcString
   seq: number
 }
 
-export type MembershipRecord = JoinRecord | EvictionRecord
+/** A member acknowledges a proposal with the highest position it holds of each target's stream. */
+export interface EvictionAck {
+  kind: 'ack'
+  /** Membership key of the proposal. */
+  proposal: string
+  positions: Record<NodeId, StreamPosition>
+  by: NodeId
+  hlc: HlcString
+  seq: number
+}
+
+export type MembershipRecord = AdmissionRequest | AdmitRecord | EvictionProposal | EvictionAck
+
+/** The node whose stream a membership record belongs to. */
+export function membershipWriter (record: MembershipRecord): NodeId {
+  return record.kind === 'request' ? record.node : record.by
+}
+
+/** Membership key of a record: `request/<node>`, else `<kind>/<writer>/<seq>` (one writer per key). */
+export function membershipKey (record: MembershipRecord): string {
+  return record.kind === 'request' ? `request/${record.node}` : `${record.kind}/${record.by}/${record.seq}`
+}
+
+/** The digest that names a view: its members, sorted. */
+export function viewDigest (members: Iterable<NodeId>): string {
+  return fingerprint([...members].sort().join(','))
+}
 
 /** Plain-object copy of the five maps; what `resolve()` reads. Values are untrusted. */
 export interface LedgerSnapshot {
@@ -187,6 +257,11 @@ export function entryKey (id: ReservationId, writer: NodeId): string {
   return `${id}@${writer}`
 }
 
+/** `<id>@<creator>@<by>`: the ledger key of a release of the entry `<id>@<creator>`. */
+export function releaseKey (id: ReservationId, creator: NodeId, by: NodeId): string {
+  return `${id}@${creator}@${by}`
+}
+
 /** Split an entry key; the id never contains `@`, so the first `@` separates. */
 export function splitEntryKey (key: string): { id: string, writer: string } {
   const at = key.indexOf('@')
@@ -232,13 +307,14 @@ function validateReservationUncached (key: string, value: unknown): Validated<Re
 
 export function validateRelease (key: string, value: unknown): Validated<Release> {
   if (!isObject(value)) return fail('InvalidValue', `release must be an object, got ${describe(value)}`)
-  if (typeof value.id !== 'string' || !RESERVATION_ID_PATTERN.test(value.id) || key !== entryKey(value.id, String(value.by))) {
+  if (!isNodeId(value.creator)) return fail('InvalidValue', `release must name the creator of the entry it ends, got ${describe(value.creator)}`)
+  if (typeof value.id !== 'string' || !RESERVATION_ID_PATTERN.test(value.id) || key !== releaseKey(value.id, value.creator, String(value.by))) {
     return fail('InvalidId', `release id ${describe(value.id)} does not match its key`)
   }
   if (!isHlc(value.hlc)) return fail('InvalidHlc', `release hlc is not a valid stamp: ${describe(value.hlc)}`)
   if (!isNodeId(value.by)) return fail('InvalidValue', `release 'by' must be a node id, got ${describe(value.by)}`)
   if (!isSeq(value.seq)) return fail('InvalidValue', `release seq must be a non-negative integer, got ${describe(value.seq)}`)
-  return { ok: true, value: { id: value.id, hlc: value.hlc, by: value.by, seq: value.seq } }
+  return { ok: true, value: { id: value.id, creator: value.creator, hlc: value.hlc, by: value.by, seq: value.seq } }
 }
 
 export function validateCapacity (key: string, value: unknown): Validated<CapacityEvent> {
@@ -251,22 +327,69 @@ export function validateCapacity (key: string, value: unknown): Validated<Capaci
   return { ok: true, value: { node: value.node, allocatableBytes: value.allocatableBytes, state: value.state as NodeState, hlc: value.hlc, seq: value.seq } }
 }
 
+const MAX_TARGETS = 1024
+
+function validatePositions (value: unknown): Record<NodeId, StreamPosition> | undefined {
+  if (!isObject(value)) return undefined
+  const entries = Object.entries(value)
+  if (entries.length > MAX_TARGETS) return undefined
+  const out: Record<NodeId, StreamPosition> = Object.create(null)
+  for (const [node, raw] of entries) {
+    if (!isNodeId(node) || !isObject(raw) || !isSeq(raw.seq) || (raw.hlc !== undefined && !isHlc(raw.hlc))) return undefined
+    out[node] = raw.hlc === undefined ? { seq: raw.seq } : { seq: raw.seq, hlc: raw.hlc }
+  }
+  return out
+}
+
+const MEMBERSHIP_KINDS: ReadonlySet<unknown> = new Set(['request', 'admit', 'propose', 'ack'])
+
 export function validateMembership (key: string, value: unknown): Validated<MembershipRecord> {
   if (!isObject(value)) return fail('InvalidValue', `membership record must be an object, got ${describe(value)}`)
-  if (!isNodeId(value.node)) return fail('InvalidValue', `membership node must be a node id, got ${describe(value.node)}`)
+  if (!MEMBERSHIP_KINDS.has(value.kind)) return fail('InvalidValue', `unknown membership kind ${describe(value.kind)} (expected request, admit, propose or ack)`)
   if (!isHlc(value.hlc)) return fail('InvalidHlc', `membership hlc is not a valid stamp: ${describe(value.hlc)}`)
   if (!isSeq(value.seq)) return fail('InvalidValue', `membership seq must be a non-negative integer, got ${describe(value.seq)}`)
-  if (value.kind === 'join') {
-    if (!isNodeId(value.sponsor)) return fail('InvalidValue', `join sponsor must be a node id, got ${describe(value.sponsor)}`)
-    if (key !== `join/${value.node}`) return fail('InvalidId', `join key ${JSON.stringify(key)} does not match its node`)
-    return { ok: true, value: { kind: 'join', node: value.node, sponsor: value.sponsor, hlc: value.hlc, seq: value.seq } }
+  const { hlc, seq } = value
+  let record: MembershipRecord
+  switch (value.kind) {
+    case 'request':
+      if (!isNodeId(value.node) || !isNodeId(value.sponsor)) return fail('InvalidValue', 'admission request needs node and sponsor ids')
+      if (!isByteCount(value.allocatableBytes)) return fail('InvalidSize', `admission request allocatableBytes must be a non-negative integer, got ${describe(value.allocatableBytes)}`)
+      record = { kind: 'request', node: value.node, sponsor: value.sponsor, allocatableBytes: value.allocatableBytes, hlc, seq }
+      break
+    case 'admit':
+      if (!isNodeId(value.node) || !isNodeId(value.by)) return fail('InvalidValue', 'admission needs node and by ids')
+      if (!isByteCount(value.allocatableBytes)) return fail('InvalidSize', `admission allocatableBytes must be a non-negative integer, got ${describe(value.allocatableBytes)}`)
+      record = { kind: 'admit', node: value.node, by: value.by, allocatableBytes: value.allocatableBytes, hlc, seq }
+      break
+    case 'propose': {
+      if (!isNodeId(value.by)) return fail('InvalidValue', `proposal 'by' must be a node id, got ${describe(value.by)}`)
+      const targets = value.targets
+      if (!Array.isArray(targets) || targets.length === 0 || targets.length > MAX_TARGETS || !targets.every(isNodeId) || new Set(targets).size !== targets.length) {
+        return fail('InvalidValue', 'eviction proposal needs 1..1024 distinct target node ids')
+      }
+      if (typeof value.view !== 'string' || value.view.length > 64) return fail('InvalidValue', 'eviction proposal needs a view digest')
+      const positions = validatePositions(value.positions)
+      if (positions === undefined) return fail('InvalidValue', 'eviction proposal positions must map node ids to { seq, hlc }')
+      if (value.force !== undefined && typeof value.force !== 'boolean') return fail('InvalidValue', 'eviction proposal force must be a boolean')
+      record = { kind: 'propose', targets: [...targets].sort(), view: value.view, positions, by: value.by, hlc, seq }
+      if (value.force === true) record.force = true
+      break
+    }
+    case 'ack': {
+      if (!isNodeId(value.by)) return fail('InvalidValue', `ack 'by' must be a node id, got ${describe(value.by)}`)
+      if (typeof value.proposal !== 'string' || value.proposal.length > 3 * MAX_ID_LENGTH) return fail('InvalidValue', 'ack must name a proposal key')
+      const positions = validatePositions(value.positions)
+      if (positions === undefined) return fail('InvalidValue', 'ack positions must map node ids to { seq, hlc }')
+      record = { kind: 'ack', proposal: value.proposal, positions, by: value.by, hlc, seq }
+      break
+    }
+    default:
+      return fail('InvalidValue', `unknown membership kind ${describe(value.kind)}`)
   }
-  if (value.kind === 'evict') {
-    if (!isSeq(value.lastSeq)) return fail('InvalidValue', `eviction lastSeq must be a non-negative integer, got ${describe(value.lastSeq)}`)
-    if (!isNodeId(value.by) || key !== `evict/${value.node}/${value.by}`) return fail('InvalidId', `eviction key ${JSON.stringify(key)} does not match node/by`)
-    return { ok: true, value: { kind: 'evict', node: value.node, lastSeq: value.lastSeq, by: value.by, hlc: value.hlc, seq: value.seq } }
-  }
-  return fail('InvalidValue', `unknown membership kind ${describe(value.kind)}`)
+  if (key !== membershipKey(record)) return fail('InvalidId', `membership key ${JSON.stringify(key)} does not match its record (expected ${JSON.stringify(membershipKey(record))})`)
+  const writer = membershipWriter(record)
+  if (!hlc.endsWith(`:${writer}`)) return fail('InvalidHlc', `membership stamp ${describe(hlc)} is not its writer's`)
+  return { ok: true, value: record }
 }
 
 export function validateHeartbeat (value: unknown): Validated<Heartbeat> {
@@ -283,6 +406,7 @@ export function validateHeartbeat (value: unknown): Validated<Heartbeat> {
   if (addrs !== undefined && (!Array.isArray(addrs) || addrs.length > MAX_ADDRS || addrs.some(a => typeof a !== 'string' || a.length > MAX_LABEL_LENGTH))) {
     return fail('InvalidValue', `heartbeat addrs must be at most ${MAX_ADDRS} multiaddr strings`)
   }
+  if (value.seen !== undefined && !isHlc(value.seen)) return fail('InvalidHlc', `heartbeat seen is not a valid stamp: ${describe(value.seen)}`)
   return { ok: true, value: { ...(value as unknown as Heartbeat), labels, version: typeof value.version === 'string' ? value.version : '' } }
 }
 
@@ -388,17 +512,13 @@ export function writeReservation (doc: Y.Doc, reservation: Reservation, origin?:
 }
 
 export function writeRelease (doc: Y.Doc, release: Release, origin?: unknown): void {
-  setOne(doc, MAP_RELEASES, entryKey(release.id, release.by), release, origin)
+  setOne(doc, MAP_RELEASES, releaseKey(release.id, release.creator, release.by), release, origin)
 }
 
 export function writeCapacity (doc: Y.Doc, event: CapacityEvent, origin?: unknown): void {
   setOne(doc, MAP_CAPACITY, `${event.node}/${event.seq}`, event, origin)
 }
 
-export function writeJoin (doc: Y.Doc, record: Omit<JoinRecord, 'kind'>, origin?: unknown): void {
-  setOne(doc, MAP_MEMBERSHIP, `join/${record.node}`, { kind: 'join', ...record }, origin)
-}
-
-export function writeEviction (doc: Y.Doc, record: Omit<EvictionRecord, 'kind'>, origin?: unknown): void {
-  setOne(doc, MAP_MEMBERSHIP, `evict/${record.node}/${record.by}`, { kind: 'evict', ...record }, origin)
+export function writeMembership (doc: Y.Doc, record: MembershipRecord, origin?: unknown): void {
+  setOne(doc, MAP_MEMBERSHIP, membershipKey(record), record, origin)
 }

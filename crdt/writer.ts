@@ -8,8 +8,9 @@ import type * as Y from 'yjs'
 import { DuplicateReservationError } from './errors.ts'
 import { HybridClock, type HlcString } from './hlc.ts'
 import {
-  entryKey, ledgerMaps, writeCapacity, writeEviction, writeHeartbeat, writeJoin, writeRelease, writeReservation,
-  type Heartbeat, type NodeId, type NodeState, type Placement, type Reservation, type ReservationId
+  entryKey, ledgerMaps, membershipKey, releaseKey, writeCapacity, writeHeartbeat, writeMembership, writeRelease, writeReservation,
+  type EvictionAck, type EvictionProposal, type Heartbeat, type NodeId, type NodeState, type Placement, type Reservation,
+  type ReservationId, type StreamPosition
 } from './schema.ts'
 
 export interface HeartbeatFigures {
@@ -64,8 +65,37 @@ export class LedgerWriter {
     this.clock.receive(hlc, wallMs)
   }
 
-  join (sponsor: NodeId, wallMs: number): void {
-    writeJoin(this.doc, { node: this.node, sponsor, hlc: this.clock.now(wallMs), seq: ++this.seq }, this.origin)
+  /** Ask `sponsor` to admit this node with `allocatableBytes` (replaces an earlier request). */
+  requestAdmission (sponsor: NodeId, allocatableBytes: number, wallMs: number): void {
+    writeMembership(this.doc, { kind: 'request', node: this.node, sponsor, allocatableBytes, hlc: this.clock.now(wallMs), seq: ++this.seq }, this.origin)
+  }
+
+  /** Admit `node` (this node as its sponsor; itself only into an empty view) with its initial capacity. Returns the record's key. */
+  admit (node: NodeId, allocatableBytes: number, wallMs: number): string {
+    const record = { kind: 'admit' as const, node, by: this.node, allocatableBytes, hlc: this.clock.now(wallMs), seq: ++this.seq }
+    writeMembership(this.doc, record, this.origin)
+    return membershipKey(record)
+  }
+
+  /** Propose evicting `targets` from the view named by `view`; `positions` is what this node holds of their streams. Returns the proposal's key. */
+  proposeEviction (targets: NodeId[], view: string, positions: Record<NodeId, StreamPosition>, wallMs: number, force = false): string {
+    const record: EvictionProposal = { kind: 'propose', targets: [...targets].sort(), view, positions, by: this.node, hlc: this.clock.now(wallMs), seq: ++this.seq }
+    if (force) record.force = true
+    writeMembership(this.doc, record, this.origin)
+    return membershipKey(record)
+  }
+
+  /**
+   * Acknowledge a proposal with the highest position this node holds of each
+   * target's stream. The acknowledgement is caused by the proposal, so it is
+   * stamped after it whatever this node's wall clock says (an acknowledgement
+   * that sorted before its proposal would count for nothing).
+   */
+  ackEviction (proposal: { key: string, hlc: HlcString }, positions: Record<NodeId, StreamPosition>, wallMs: number): string {
+    this.clock.receive(proposal.hlc, wallMs)
+    const record: EvictionAck = { kind: 'ack', proposal: proposal.key, positions, by: this.node, hlc: this.clock.now(wallMs), seq: ++this.seq }
+    writeMembership(this.doc, record, this.origin)
+    return membershipKey(record)
   }
 
   /** A change of allocatable memory or state (join, shrink, grow, drain, leave). */
@@ -74,7 +104,8 @@ export class LedgerWriter {
     writeCapacity(this.doc, { node: this.node, allocatableBytes, state, hlc: this.clock.now(wallMs), seq: ++this.seq }, this.origin)
   }
 
-  heartbeat (figures: HeartbeatFigures, wallMs: number): Heartbeat {
+  /** Write this node's beacon; `seen` is its completeness line (what it announces for finality). */
+  heartbeat (figures: HeartbeatFigures, wallMs: number, seen?: HlcString): Heartbeat {
     const heartbeat: Heartbeat = {
       totalBytes: figures.totalBytes,
       floorBytes: figures.floorBytes,
@@ -88,6 +119,7 @@ export class LedgerWriter {
       version: figures.version ?? ''
     }
     if (figures.addrs !== undefined) heartbeat.addrs = figures.addrs
+    if (seen !== undefined) heartbeat.seen = seen
     writeHeartbeat(this.doc, this.node, heartbeat, this.origin)
     return heartbeat
   }
@@ -113,15 +145,14 @@ export class LedgerWriter {
     return reservation
   }
 
-  /** Release `id`; releasing again is a no-op (the first release keeps its place in the log). Returns false then. */
-  release (id: ReservationId, wallMs: number): boolean {
-    if (ledgerMaps(this.doc).releases.has(entryKey(id, this.node))) return false
-    writeRelease(this.doc, { id, hlc: this.clock.now(wallMs), by: this.node, seq: ++this.seq }, this.origin)
+  /**
+   * Release the entry `<id>@<creator>`; releasing it again is a no-op (the first
+   * release keeps its place in the log). Returns false then.
+   */
+  release (id: ReservationId, creator: NodeId, wallMs: number): boolean {
+    if (ledgerMaps(this.doc).releases.has(releaseKey(id, creator, this.node))) return false
+    writeRelease(this.doc, { id, creator, hlc: this.clock.now(wallMs), by: this.node, seq: ++this.seq }, this.origin)
     return true
-  }
-
-  evict (node: NodeId, lastSeq: number, wallMs: number): void {
-    writeEviction(this.doc, { node, lastSeq, by: this.node, hlc: this.clock.now(wallMs), seq: ++this.seq }, this.origin)
   }
 }
 
@@ -142,7 +173,7 @@ function scanOwnWrites (doc: Y.Doc, node: NodeId): { latestHlc?: HlcString, late
   for (const v of maps.capacity.values()) consider(v, (v as { node?: unknown } | null)?.node)
   for (const v of maps.membership.values()) {
     const r = v as { kind?: unknown, node?: unknown, by?: unknown } | null
-    consider(v, r?.kind === 'evict' ? r.by : r?.node)
+    consider(v, r?.kind === 'request' ? r.node : r?.by)
   }
   return { latestHlc, latestSeq }
 }

@@ -1,5 +1,5 @@
 import * as Y from 'yjs'
-import { LedgerWriter, type Placement } from '../../crdt/index.ts'
+import { LedgerWriter, resolve, viewDigest, type NodeId, type Placement, type StreamPosition } from '../../crdt/index.ts'
 
 export const MiB = 1024 ** 2
 export const GiB = 1024 ** 3
@@ -17,7 +17,10 @@ export class TestLedger {
   /** Wall clock for the next write; every write advances it by 1 ms. */
   wallMs = 1_000_000
 
-  /** Join nodes (the first sponsors itself, the rest name it) with allocatable bytes. */
+  /** Creator of the first entry written for each id (what `release` ends by default). */
+  readonly creators = new Map<string, string>()
+
+  /** Admit nodes with allocatable bytes (the first admits itself, the first admits the rest). */
   constructor (nodes: Record<string, number> = {}) {
     for (const [id, bytes] of Object.entries(nodes)) this.join(id, bytes)
   }
@@ -37,26 +40,53 @@ export class TestLedger {
 
   join (id: string, allocatableBytes: number, sponsor?: string): void {
     const first = this.writers.size === 0 ? id : [...this.writers.keys()][0]
-    this.writer(id).join(sponsor ?? first, this.tick())
-    this.writer(id).capacity(allocatableBytes, 'active', this.tick())
+    this.writer(id)
+    this.writer(sponsor ?? first).admit(id, allocatableBytes, this.tick())
   }
 
   reserve (by: string, id: string, bytes: number, placement: Placement = { kind: 'any' }, priority = 0): void {
     this.writer(by).reserve({ id, bytes, placement, priority }, this.tick())
+    if (!this.creators.has(id)) this.creators.set(id, by)
   }
 
-  release (by: string, id: string): void {
-    this.writer(by).release(id, this.tick())
+  release (by: string, id: string, creator = this.creators.get(id) ?? by): void {
+    this.writer(by).release(id, creator, this.tick())
+  }
+
+  /** What `by` holds of each node's stream (for eviction proposals and acknowledgements). */
+  positions (nodes: NodeId[]): Record<NodeId, StreamPosition> {
+    const res = resolve(this.doc)
+    return Object.fromEntries(nodes.map(n => [n, { seq: res.nodes.get(n)?.lastSeq ?? 0, hlc: res.nodes.get(n)?.lastHlc }]))
+  }
+
+  /** `by` proposes evicting `targets` from the current view; returns the proposal key. */
+  propose (by: string, targets: NodeId[], force = false): string {
+    return this.writer(by).proposeEviction(targets, viewDigest(resolve(this.doc).members), this.positions(targets), this.tick(), force)
+  }
+
+  ack (by: string, proposal: string, targets: NodeId[]): void {
+    const p = resolve(this.doc).proposals.find(x => x.key === proposal)
+    if (p === undefined) throw new Error(`no proposal ${proposal}`)
+    this.writer(by).ackEviction(p, this.positions(targets), this.tick())
+  }
+
+  /** One beacon from `id`, announcing its completeness line. */
+  beacon (id: string): void {
+    const w = this.writer(id)
+    const seen = resolve(this.doc, { self: id, selfClock: w.clock.peek() }).seen
+    w.heartbeat({ totalBytes: 0, floorBytes: 0, allocatableBytes: 0, availableBytes: 0, usedBytes: 0 }, this.tick(), seen)
   }
 
   capacity (id: string, bytes: number, state: 'active' | 'draining' | 'left' = 'active'): void {
     this.writer(id).capacity(bytes, state, this.tick())
   }
 
-  /** Every writer heartbeats now, which makes everything before final. */
+  /**
+   * Two rounds of beacons from every writer: the first moves every clock past
+   * what was written, the second announces that everyone saw it — which makes
+   * everything before final.
+   */
   heartbeatAll (): void {
-    for (const w of this.writers.values()) {
-      w.heartbeat({ totalBytes: 0, floorBytes: 0, allocatableBytes: 0, availableBytes: 0, usedBytes: 0 }, this.tick())
-    }
+    for (let round = 0; round < 2; round++) for (const id of this.writers.keys()) this.beacon(id)
   }
 }

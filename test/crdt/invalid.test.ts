@@ -68,8 +68,8 @@ describe('malformed entries injected straight into the Y.Doc', () => {
     const l = new TestLedger({ [A]: 8 * GiB })
     l.reserve(A, 'once', GiB)
     expect(() => l.reserve(A, 'once', 2 * GiB)).toThrow(DuplicateReservationError)
-    expect(l.writer(A).release('once', l.tick())).toBe(true)
-    expect(l.writer(A).release('once', l.tick())).toBe(false)
+    expect(l.writer(A).release('once', A, l.tick())).toBe(true)
+    expect(l.writer(A).release('once', A, l.tick())).toBe(false)
   })
 })
 

@@ -6,7 +6,10 @@
  * exchange) so that every replica has everything.
  */
 import * as Y from 'yjs'
-import { LedgerWriter, resolve, type Resolution } from '../../crdt/index.ts'
+import { latestWithin, LedgerWriter, resolve, type Resolution } from '../../crdt/index.ts'
+
+/** Remote stamps further ahead of a peer's wall clock than this do not drag its clock (as in the agent). */
+const MAX_DRAG_MS = 60_000
 
 export interface InFlight { from: number, update: Uint8Array }
 
@@ -51,6 +54,18 @@ export class YDocNetwork {
     const message = reachable[pick % reachable.length]
     if (!keep) this.inbox[to].splice(this.inbox[to].indexOf(message), 1)
     Y.applyUpdate(this.docs[to], message.update, 'remote')
+    this.observe(to)
+  }
+
+  /** A peer merges the latest stamp it holds into its clock, as the agent does after every update (unless far ahead). */
+  observe (i: number): void {
+    const latest = latestWithin(resolve(this.docs[i]), this.wall[i] + MAX_DRAG_MS)
+    if (latest !== undefined) this.writers[i].observe(latest, this.wall[i])
+  }
+
+  /** Peer `i`'s resolution, with finality as that peer computes it (its own stream complete up to its clock). */
+  resolveAt (i: number): Resolution {
+    return resolve(this.docs[i], { self: this.ids[i], selfClock: this.writers[i].clock.peek() })
   }
 
   drop (to: number, pick: number): void {
@@ -66,6 +81,8 @@ export class YDocNetwork {
     const toA = Y.encodeStateAsUpdate(db, Y.encodeStateVector(da))
     Y.applyUpdate(db, toB, 'remote')
     Y.applyUpdate(da, toA, 'remote')
+    this.observe(a)
+    this.observe(b)
   }
 
   heal (): void {
@@ -81,7 +98,7 @@ export class YDocNetwork {
   }
 
   resolveAll (): Resolution[] {
-    return this.docs.map(d => resolve(d))
+    return this.docs.map((_, i) => this.resolveAt(i))
   }
 }
 
