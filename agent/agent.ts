@@ -16,9 +16,9 @@
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
-  computeRent, entryKey, finishResolution, fit, formatSize, LedgerWriter, ledgerMaps, MAP_CAPACITY, MAP_MEMBERSHIP, MAP_NODES,
-  MAP_RELEASES, MAP_RESERVATIONS, MAX_ADDRS, readLedger, readMapRecord, replayLedger, shortId,
-  type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type Verdict, type NodeView
+  computeRent, entryKey, finishResolution, fit, formatSize, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
+  MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, MAX_ADDRS, readLedger, readMapRecord, releaseKey, replayLedger, shortId,
+  type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
 } from '../crdt/index.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
 import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from './probe.ts'
@@ -50,6 +50,16 @@ export const DEFAULTS = {
   maxUpdateEntries: 200_000,
   /** Remote stamps further ahead of our wall clock than this do not drag our clock. */
   maxClockSkewMs: 60_000,
+  /**
+   * Clock offset tolerated (CockroachDB's default): a host whose clock is
+   * behind the cluster's by more refuses writes rather than stamp them in the
+   * past, and a peer ahead by more is alerted (docs/design.md "Clocks").
+   */
+  maxClockOffsetMs: 500,
+  /** Batch delay of an on-demand beacon: a new entry is confirmed about two such round trips after it is written. */
+  beaconDelayMs: 20,
+  /** A joiner asks its sponsor again after this long without an admission. */
+  admissionRetryMs: 3000,
   /** Compact the data file once the log holds this many bytes. */
   compactAfterBytes: 8 * 1024 * 1024,
   /** Warn clients when a placement leaves a node above this share committed. */
@@ -133,6 +143,8 @@ export interface AgentInit {
   maxUpdateBytes?: number
   maxUpdateEntries?: number
   ackTimeoutMs?: number
+  maxClockOffsetMs?: number
+  beaconDelayMs?: number
 }
 
 export interface ReserveRequest {
@@ -152,7 +164,7 @@ export interface NodeStatus extends NodeView {
 export interface Alert {
   /** Stable identity, e.g. `pressure/<node>`. */
   key: string
-  kind: 'MemoryPressure' | 'NodeCommittedHigh' | 'UnaccountedUsage' | 'NodeUndersized' | 'StorageFailed'
+  kind: 'MemoryPressure' | 'NodeCommittedHigh' | 'UnaccountedUsage' | 'NodeUndersized' | 'StorageFailed' | 'ClockSkew' | 'IdentityConflict' | 'NotAMember' | 'EvictionBlocked'
   node: PeerIdStr
   message: string
   /** The setting an operator would change. */
@@ -164,6 +176,7 @@ export type AgentEvent =
   | { type: 'alert', state: 'raised' | 'cleared', alert: Alert }
   | { type: 'peer', state: 'connected' | 'disconnected', peer: PeerIdStr }
   | { type: 'joined', sponsor: PeerIdStr }
+  | { type: 'membership', state: 'admitted' | 'left' | 'evicted', node: PeerIdStr, by?: PeerIdStr }
 
 export interface AgentMetrics {
   updatesIn: number
@@ -181,6 +194,13 @@ export interface AgentMetrics {
   /** Syncs started at once because an update arrived with a gap before it (a missed gossip message). */
   gapPulls: number
   resolutions: number
+  /** Beacons written because an entry was not confirmed yet (not on the timer). */
+  beaconsOnDemand: number
+  /** Admissions this node wrote as a sponsor. */
+  admissions: number
+  /** Eviction proposals and acknowledgements this node wrote. */
+  evictionProposals: number
+  evictionAcks: number
 }
 
 /** Wall-clock time and Node's timers: the agent's clock unless a simulation passes its own. */
@@ -195,7 +215,7 @@ export const systemClock: Clock = {
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
   readonly doc: Y.Doc
-  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, resolutions: 0 }
+  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, resolutions: 0, beaconsOnDemand: 0, admissions: 0, evictionProposals: 0, evictionAcks: 0 }
   readonly network: Network
   floorBytes = 0
   floorRule = ''
@@ -225,8 +245,26 @@ export class Agent extends EventEmitter {
   private gossipTimer?: TimerHandle
   private refreshTimer?: TimerHandle
   private failed?: string
+  /** Set when Yjs re-assigned our client id: another process writes under this identity; this one never writes again. */
+  private identityLost?: string
+  private clientId = 0
   private stopped = false
-  private joined = false
+  /** Membership as last reported (admitted / no longer a member), for the transitions. */
+  private wasMember = false
+  /** This host's clock behind the cluster's (median over live members), in ms; 0 when not behind. */
+  private clockBehindMs = 0
+  /** Per peer: the largest (stamp wall − our wall) seen in the last window: how far ahead its clock is, at least. */
+  private readonly peerOffsets = new Map<PeerIdStr, { sampleMs: number, atMs: number }>()
+  private lastRequestAt = -Infinity
+  private lastRequestSponsor?: PeerIdStr
+  /** Admission requests this node admitted as a sponsor (`<node>/<seq>`). */
+  private readonly admitted = new Set<string>()
+  /** Proposals this node acknowledged (or declined to, logged once). */
+  private readonly acknowledged = new Set<string>()
+  private lastBeaconHlc = ''
+  private lastAnnouncedSeen = ''
+  private beaconTimer?: TimerHandle
+  private cachedClock = ''
   private readonly lastHeard = new Map<PeerIdStr, { hlc?: string, atMs: number }>()
   private readonly peerClocks = new Map<PeerIdStr, number>()
   private previousVerdicts = new Map<string, string>()
@@ -292,8 +330,9 @@ export class Agent extends EventEmitter {
       }
     }
     this.doc.clientID = clientId ?? this.randomClientId()
+    this.clientId = this.doc.clientID
     this.writer = new LedgerWriter(this.doc, this.self, ORIGIN_LOCAL)
-    this.joined = this.resolution().nodes.get(this.self)?.joinedHlc !== undefined
+    this.wasMember = this.joined
     this.doc.on('update', (update: Uint8Array, origin: unknown) => this.onDocUpdate(update, origin))
 
     const sample = await this.init.probe.sample()
@@ -313,7 +352,7 @@ export class Agent extends EventEmitter {
       onPeerDisconnected: (peer) => { this.emit('event', { type: 'peer', state: 'disconnected', peer } satisfies AgentEvent) }
     })
 
-    if (!this.joined && this.init.expectsPeers !== true) await this.joinAs(this.self)
+    if (!this.joined && this.init.expectsPeers !== true && this.resolution().view.epoch === 0) await this.found()
     else if (this.joined) await this.publishCapacityIfChanged()
     await this.sampleAndPublish(true)
 
@@ -331,6 +370,7 @@ export class Agent extends EventEmitter {
     for (const t of this.intervals) this.clock.clearInterval(t)
     if (this.gossipTimer !== undefined) this.clock.clearTimeout(this.gossipTimer)
     if (this.refreshTimer !== undefined) this.clock.clearTimeout(this.refreshTimer)
+    if (this.beaconTimer !== undefined) this.clock.clearTimeout(this.beaconTimer)
     await this.durableTail.catch(() => {})
     await this.network.stop().catch(() => {})
     await this.store?.flush().catch(() => {})
@@ -341,6 +381,11 @@ export class Agent extends EventEmitter {
 
   // ------------------------------------------------------------ reading
 
+  /** A member of the current view, by the log. */
+  private get joined (): boolean {
+    return this.resolution().members.includes(this.self)
+  }
+
   /**
    * The current resolution, recomputed lazily. Heartbeats (most updates) never
    * change a decision, so they only re-run `finishResolution()` (finality and
@@ -348,14 +393,17 @@ export class Agent extends EventEmitter {
    * or membership entry changed.
    */
   resolution (): Resolution {
-    if (this.cached !== undefined && !this.ledgerDirty && !this.heartbeatsDirty) return this.cached
+    // Finality depends on this node's own clock too (its stream is complete up to it).
+    const clockNow = this.writer?.clock.peek() ?? ''
+    if (this.cached !== undefined && !this.ledgerDirty && !this.heartbeatsDirty && clockNow === this.cachedClock) return this.cached
     if (this.replayed === undefined || this.ledgerDirty) {
       this.ledgerDirty = false
       this.replayed = replayLedger(readLedger(this.doc))
       this.metrics.resolutions++
     }
     this.heartbeatsDirty = false
-    this.cached = finishResolution(this.replayed, readMapRecord(this.doc, MAP_NODES))
+    this.cachedClock = clockNow
+    this.cached = finishResolution(this.replayed, readMapRecord(this.doc, MAP_NODES), { self: this.self, selfClock: clockNow === '' ? undefined : clockNow })
     return this.cached
   }
 
@@ -400,14 +448,31 @@ export class Agent extends EventEmitter {
     return computeRent(this.resolution(), { nowMs: this.clock.now(), sinceMs: options.sinceMs, pricePerGiBHour: options.pricePerGiBHour ?? this.init.pricePerGiBHour })
   }
 
-  state (): { self: PeerIdStr, cluster: string, joined: boolean, readOnly?: string, members: string[], peers: string[], reservations: number, pending: number, verdictsDigest: string, watermark?: string, ledgerBytes: number, floorBytes: number, floorRule: string, allocatableBytes: number } {
+  state (): AgentState {
     const res = this.resolution()
+    const own = res.nodes.get(this.self)
     return {
       self: this.self,
       cluster: this.init.cluster,
       joined: this.joined,
-      readOnly: this.failed,
+      standing: own?.standing ?? 'none',
+      readOnly: this.failed ?? this.identityLost,
+      writesRefused: this.writeRefusal(),
       members: res.members,
+      view: { epoch: res.view.epoch, members: [...res.view.members], digest: res.view.digest, since: res.view.hlc || undefined, cause: res.view.cause },
+      viewChanges: res.proposals.filter(p => p.status === 'open').map(p => ({
+        proposal: p.key,
+        kind: p.force ? 'forced eviction' : 'eviction',
+        targets: p.targets,
+        by: p.by,
+        since: p.hlc,
+        acknowledged: p.acked,
+        waitingFor: p.waitingFor,
+        majorityOf: p.viewMembers.length
+      })),
+      admissionRequests: res.requests.map(r => ({ node: r.node, sponsor: r.sponsor, since: r.hlc })),
+      clock: { behindMs: this.clockBehindMs, maxOffsetMs: this.maxOffsetMs(), peersAheadMs: Object.fromEntries(this.peersAhead()) },
+      seen: res.seen,
       peers: this.network.peers(),
       reservations: res.verdicts.size,
       pending: res.pending,
@@ -447,6 +512,10 @@ export class Agent extends EventEmitter {
     return { written: true, verdict: this.verdict(request.id), answer, ackedPeers }
   }
 
+  /**
+   * Release the reservation that owns `id`. A release names the exact entry it
+   * ends (`<id>@<creator>`), so it can never end another creator's entry.
+   */
   async release (id: string): Promise<Verdict> {
     this.assertWritable()
     const res = this.resolution()
@@ -458,21 +527,45 @@ export class Agent extends EventEmitter {
     if (lost !== undefined && existing.creator !== this.self) {
       throw new IdExistsError(`'${id}' reserved through this peer lost the id to ${shortId(existing.creator)} (IdTaken); it holds no memory, so there is nothing of yours to release. Release it through ${shortId(existing.creator)} to end that reservation.`)
     }
-    if (this.writer.release(id, this.clock.now())) await this.durableOrRollback('releases', entryKey(id, this.self))
+    if (this.writer.release(id, existing.creator, this.clock.now())) await this.durableOrRollback('releases', releaseKey(id, existing.creator, this.self))
     else await this.durable()
     return this.resolution().verdicts.get(id)!
   }
 
-  /** Operator eviction (`memgossip evict NODE`), with the last sequence seen from it. */
-  async evict (node: PeerIdStr): Promise<{ node: PeerIdStr, lastSeq: number }> {
+  /**
+   * Operator eviction (`memgossip evict NODE`): a proposal like the one the
+   * silence timeout writes, through the same flush — it takes effect once
+   * every other member acknowledged it and they are a strict majority. With
+   * `force` it takes effect at once (a cluster of two, or an even split): the
+   * record says it was forced, and the operator accepts that a decision made
+   * on the evicted node's unseen writes may change.
+   */
+  async evict (node: PeerIdStr, options: { force?: boolean } = {}): Promise<EvictionAnswer> {
     this.assertWritable()
-    const view = this.resolution().nodes.get(node)
-    if (view === undefined || !view.member) throw new NotFoundError(`no member '${node}'`)
+    const res = this.resolution()
+    if (!res.members.includes(this.self)) throw new UnavailableError('this agent is not a member of the current view, so it cannot propose a view change')
+    if (!res.members.includes(node)) throw new NotFoundError(`no member '${node}' in the current view (members: ${res.members.map(shortId).join(', ')})`)
     if (node === this.self) throw new BadRequestError('node', 'an agent cannot evict itself; stop it and evict it from another peer')
-    this.writer.evict(node, view.lastSeq, this.clock.now())
-    await this.durableOrRollback('membership', `evict/${node}/${this.self}`)
-    this.log(`evicted ${node} at its seq ${view.lastSeq} (operator)`)
-    return { node, lastSeq: view.lastSeq }
+    const force = options.force === true
+    const key = this.writer.proposeEviction([node], res.view.digest, positionsOf(res, [node]), this.clock.now(), { force, manual: true })
+    await this.durableOrRollback('membership', key)
+    this.metrics.evictionProposals++
+    const after = this.resolution()
+    const proposal = after.proposals.find(p => p.key === key)
+    const remaining = res.members.filter(m => m !== node)
+    this.log(`${force ? 'forced eviction' : 'proposed evicting'} ${node} (operator, proposal ${key})`)
+    return {
+      node,
+      proposal: key,
+      force,
+      status: proposal?.status ?? 'open',
+      waitingFor: proposal?.waitingFor ?? [],
+      detail: force
+        ? `forced: ${shortId(node)} is evicted at once; its writes after position ${proposal?.positions[node]?.seq ?? 0} no longer count. Decisions that rested on its writes this peer had not seen may change — the operator accepted that risk.`
+        : 2 * remaining.length <= res.members.length
+          ? `proposed, but the ${remaining.length} other member(s) are not a strict majority of ${res.members.length}: it cannot take effect (use --force to accept the risk)`
+          : `proposed: it takes effect once every other member (${remaining.length}) has acknowledged it with what it holds of ${shortId(node)}'s writes`
+    }
   }
 
   /** Mark this node draining (no new placements; its reservations are evicted, §4.4). */
@@ -484,8 +577,38 @@ export class Agent extends EventEmitter {
 
   private assertWritable (): void {
     if (this.stopped) throw new UnavailableError('agent is stopping')
-    if (this.failed !== undefined) throw new UnavailableError(`agent is read-only: ${this.failed}`)
-    if (!this.joined) throw new UnavailableError('agent has not joined the cluster yet (waiting to sync with a bootstrap peer)')
+    const refusal = this.writeRefusal()
+    if (refusal !== undefined) throw new UnavailableError(refusal)
+    if (!this.joined) throw new UnavailableError('agent is not a member of the cluster (waiting for a sponsor to admit it; see memgossip status)')
+  }
+
+  /** Why this agent writes nothing now (disk, identity, clock), or undefined. */
+  private writeRefusal (): string | undefined {
+    if (this.failed !== undefined) return `agent is read-only: ${this.failed}`
+    if (this.identityLost !== undefined) return `agent refuses to write: ${this.identityLost}`
+    if (this.clockBehindMs > this.maxOffsetMs()) {
+      return `this host's clock is ${formatMs(this.clockBehindMs)} behind the cluster's (more than the maximum offset of ${formatMs(this.maxOffsetMs())}): writes are refused so that none is stamped in the past; fix the clock (NTP), then retry`
+    }
+    return undefined
+  }
+
+  private maxOffsetMs (): number {
+    return this.init.maxClockOffsetMs ?? DEFAULTS.maxClockOffsetMs
+  }
+
+  /** Members whose clocks run ahead of the cluster's median by more than the maximum offset. */
+  private peersAhead (): Array<[PeerIdStr, number]> {
+    const median = this.medianOffset()
+    const out: Array<[PeerIdStr, number]> = []
+    for (const [peer, o] of this.peerOffsets) if (o.sampleMs - median > this.maxOffsetMs()) out.push([peer, Math.round(o.sampleMs - median)])
+    return out
+  }
+
+  private medianOffset (): number {
+    const members = new Set(this.cached?.members ?? [])
+    const samples = [...this.peerOffsets.entries()].filter(([peer]) => members.has(peer) && this.liveness(peer) === 'alive').map(([, o]) => o.sampleMs).sort((a, b) => a - b)
+    if (samples.length === 0) return 0
+    return samples[Math.floor(samples.length / 2)]
   }
 
   // ------------------------------------------------------------ local writes
@@ -567,19 +690,116 @@ export class Agent extends EventEmitter {
     }, this.init.gossipBatchMs ?? DEFAULTS.gossipBatchMs)
   }
 
-  private async joinAs (sponsor: PeerIdStr): Promise<void> {
-    if (this.joined || this.failed !== undefined) return
-    this.joined = true
-    const now = this.clock.now()
-    this.writer.join(sponsor, now)
-    this.writer.capacity(this.allocatableBytes, 'active', now)
+  /** The first node of a cluster (no bootstrap peers, an empty ledger) admits itself. */
+  private async found (): Promise<void> {
+    if (this.joined || this.writeRefusal() !== undefined) return
+    this.writer.admit(this.self, this.allocatableBytes, this.clock.now())
     try {
       await this.durable()
     } catch {
       return
     }
-    this.log(sponsor === this.self ? `joined as the first member of cluster '${this.init.cluster}'` : `joined cluster '${this.init.cluster}' through ${sponsor}`)
-    this.emit('event', { type: 'joined', sponsor } satisfies AgentEvent)
+    this.wasMember = true
+    this.log(`founded cluster '${this.init.cluster}' as its first member`)
+    this.emit('event', { type: 'joined', sponsor: this.self } satisfies AgentEvent)
+  }
+
+  /**
+   * Not a member: ask a connected member to sponsor this node (docs/design.md
+   * "Admission"). Asked again after `admissionRetryMs`, or at once through
+   * another sponsor when the first is no longer connected. Never while this
+   * host's clock is behind the cluster's: the request would be stamped in the
+   * past, and a member with a clock far behind would hold finality back.
+   */
+  private maybeRequestAdmission (res: Resolution): void {
+    if (this.joined || this.stopped || this.writeRefusal() !== undefined) return
+    if (res.view.epoch === 0 && this.init.expectsPeers !== true) return
+    const connected = this.network.peers()
+    const sponsors = connected.filter(p => res.members.includes(p)).sort()
+    if (sponsors.length === 0) return
+    const now = this.clock.now()
+    const sameSponsor = this.lastRequestSponsor !== undefined && sponsors.includes(this.lastRequestSponsor)
+    if (sameSponsor && now - this.lastRequestAt < DEFAULTS.admissionRetryMs) return
+    const sponsor = sameSponsor && now - this.lastRequestAt < 4 * DEFAULTS.admissionRetryMs ? this.lastRequestSponsor! : sponsors[Math.floor(this.random() * sponsors.length)]
+    this.lastRequestAt = now
+    this.lastRequestSponsor = sponsor
+    this.writer.requestAdmission(sponsor, this.allocatableBytes, now)
+    this.log(`asked ${shortId(sponsor)} to admit this node into cluster '${this.init.cluster}'`)
+    void this.durable().catch(() => {})
+  }
+
+  /** As a sponsor: admit every node that asked this one (once per request), with the capacity it asked for. */
+  private admitRequests (res: Resolution): void {
+    if (!this.joined || this.writeRefusal() !== undefined) return
+    const now = this.clock.now()
+    for (const request of res.requests) {
+      if (request.sponsor !== this.self) continue
+      const key = `${request.node}/${request.seq}`
+      if (this.admitted.has(key)) continue
+      this.admitted.add(key)
+      if (hlcWallMs(request.hlc) > now + (DEFAULTS.maxClockSkewMs)) {
+        this.log(`not admitting ${request.node}: its request is stamped ${formatMs(hlcWallMs(request.hlc) - now)} ahead of this host's clock`)
+        continue
+      }
+      this.writer.admit(request.node, request.allocatableBytes, now)
+      this.metrics.admissions++
+      this.log(`admitted ${request.node} into cluster '${this.init.cluster}' with ${formatSize(request.allocatableBytes)} allocatable (sponsor)`)
+      void this.durable().catch(() => {})
+    }
+  }
+
+  /**
+   * Acknowledge every open eviction proposal of the current view with the
+   * highest position this node holds of each target's stream: the flush that
+   * makes the cut safe (docs/design.md "Eviction"). A proposal from a silence
+   * timeout is acknowledged once this node has not heard the targets for
+   * half the timeout either, so a member that still hears a target blocks
+   * its eviction; an operator's proposal is acknowledged at once.
+   */
+  private acknowledgeProposals (res: Resolution): void {
+    if (!this.joined || this.writeRefusal() !== undefined) return
+    const now = this.clock.now()
+    const evictAfter = this.init.evictAfterMs ?? DEFAULTS.evictAfterMs
+    for (const p of res.proposals) {
+      if (p.status !== 'open' || this.acknowledged.has(p.key) || p.acks[this.self] !== undefined) continue
+      if (p.targets.includes(this.self) || !p.viewMembers.includes(this.self)) continue
+      if (!p.manual && p.targets.some(t => this.heartbeatAge(t) < evictAfter / 2)) continue
+      this.acknowledged.add(p.key)
+      if (hlcWallMs(p.hlc) > now + DEFAULTS.maxClockSkewMs) {
+        this.log(`not acknowledging ${p.key}: stamped ${formatMs(hlcWallMs(p.hlc) - now)} ahead of this host's clock`)
+        continue
+      }
+      this.writer.ackEviction(p, positionsOf(res, p.targets), now)
+      this.metrics.evictionAcks++
+      this.log(`acknowledged the eviction of ${p.targets.map(shortId).join(', ')} proposed by ${shortId(p.by)} (holding ${p.targets.map(t => `${shortId(t)}@${res.nodes.get(t)?.lastSeq ?? 0}`).join(', ')})`)
+      void this.durable().catch(() => {})
+    }
+  }
+
+  /**
+   * On-demand beacons (docs/design.md "Finality"): when an entry exists that
+   * this node's last beacon did not pass, or its completeness line moved past
+   * a verdict that waits for confirmations, write a beacon after a short
+   * batch delay instead of waiting for the heartbeat timer. Beacons are not
+   * ledger entries, so they never trigger beacons by themselves.
+   */
+  private maybeBeacon (res: Resolution): void {
+    if (!this.joined || res.pending === 0 || this.beaconTimer !== undefined || this.writeRefusal() !== undefined) return
+    const now = this.clock.now()
+    const latest = res.latestHlc
+    let due = latest !== undefined && latest > this.lastBeaconHlc && hlcWallMs(latest) <= now + DEFAULTS.maxClockSkewMs
+    if (!due && res.seen !== undefined && res.seen > this.lastAnnouncedSeen) {
+      for (const v of [...res.verdicts.values(), ...res.conflicts]) {
+        if (!v.final && v.waitingOn === 'confirmations' && v.hlc !== undefined && v.hlc <= res.seen && v.hlc > this.lastAnnouncedSeen) { due = true; break }
+      }
+    }
+    if (!due) return
+    this.beaconTimer = this.clock.setTimeout(() => {
+      this.beaconTimer = undefined
+      if (this.stopped || this.lastSample === undefined) return
+      this.metrics.beaconsOnDemand++
+      this.writeHeartbeat(this.lastSample, this.allocatableBytes)
+    }, this.init.beaconDelayMs ?? DEFAULTS.beaconDelayMs)
   }
 
   private computeAllocatable (sample: MemorySample): number {
@@ -588,7 +808,7 @@ export class Agent extends EventEmitter {
 
   /** A capacity event when allocatable moved (rare: config, cgroup limit). */
   private async publishCapacityIfChanged (): Promise<void> {
-    if (!this.joined || this.failed !== undefined) return
+    if (!this.joined || this.writeRefusal() !== undefined) return
     const view = this.resolution().nodes.get(this.self)
     if (view !== undefined && view.state !== 'unknown' && view.allocatableBytes === this.allocatableBytes && view.state !== 'evicted') return
     if (view?.state === 'evicted') return
@@ -598,7 +818,7 @@ export class Agent extends EventEmitter {
   }
 
   private async sampleAndPublish (force: boolean): Promise<void> {
-    if (this.stopped || this.failed !== undefined) return
+    if (this.stopped || this.failed !== undefined || this.identityLost !== undefined) return
     let sample: MemorySample
     try {
       sample = await this.init.probe.sample()
@@ -617,7 +837,15 @@ export class Agent extends EventEmitter {
     const now = this.clock.now()
     if (!force && !this.gate.shouldPublish(figures, now)) return
     this.gate.published(figures, now)
-    this.writer.heartbeat({
+    this.writeHeartbeat(sample, allocatable)
+    await this.durable().catch(() => {})
+  }
+
+  /** A heartbeat: the node's figures, and its beacon — its clock and the completeness line it announces. */
+  private writeHeartbeat (sample: MemorySample, allocatable: number): void {
+    if (this.identityLost !== undefined || this.failed !== undefined) return
+    const seen = this.resolution().seen
+    const beat = this.writer.heartbeat({
       totalBytes: sample.totalBytes,
       floorBytes: this.floorBytes,
       allocatableBytes: allocatable,
@@ -626,9 +854,10 @@ export class Agent extends EventEmitter {
       labels: this.init.labels,
       version: VERSION,
       addrs: this.addrsForHeartbeat()
-    }, now)
+    }, this.clock.now(), this.joined ? seen : undefined)
+    this.lastBeaconHlc = beat.hlc
+    if (beat.seen !== undefined) this.lastAnnouncedSeen = beat.seen
     this.metrics.heartbeats++
-    await this.durable().catch(() => {})
   }
 
   // ------------------------------------------------------------ remote input
@@ -699,6 +928,15 @@ export class Agent extends EventEmitter {
     } catch (error) {
       this.drop(from, 'invalid', `update failed to apply (${(error as Error).message})`)
       return false
+    }
+    // Yjs silently takes a new client id when an update carries structs of
+    // ours: another process writes under this node's identity (a data dir
+    // cloned to a second host, or restored from a backup). Writing on under a
+    // second id would split this node's stream; refuse to write at all.
+    if (this.doc.clientID !== this.clientId && this.identityLost === undefined) {
+      this.identityLost = `a peer (${shortId(from)}) sent writes under this node's own Yjs client id ${this.clientId}: another process is writing as ${shortId(this.self)} (a copied or restored data dir). This agent no longer writes; give the other host its own data dir`
+      this.log(`ERROR ${this.identityLost}`)
+      this.raise({ key: `identity/${this.self}`, kind: 'IdentityConflict', node: this.self, message: this.identityLost, setting: '--data-dir' })
     }
     this.metrics.updatesIn++
     this.scheduleRefresh()
@@ -846,7 +1084,7 @@ export class Agent extends EventEmitter {
         }
       }
       this.metrics.syncRounds++
-      if (!this.joined && this.init.expectsPeers === true && this.resolution().nodes.get(peer)?.member === true) await this.joinAs(peer)
+      if (!this.joined) this.maybeRequestAdmission(this.resolution())
       return true
     } catch (error) {
       this.metrics.syncFailures++
@@ -970,10 +1208,17 @@ export class Agent extends EventEmitter {
   /** Recompute, observe remote clocks, track liveness, and emit what changed. */
   refresh (): void {
     if (this.stopped) return
-    const res = this.resolution()
     const now = this.clock.now()
-    if (res.latestHlc !== undefined && Number(res.latestHlc.slice(0, 15)) <= now + DEFAULTS.maxClockSkewMs) this.writer.observe(res.latestHlc, now)
+    // Merge the latest stamp held into our clock — but not one far ahead (a
+    // fast clock must not drag this node into its future; it is alerted).
+    const latest = latestWithin(this.resolution(), now + DEFAULTS.maxClockSkewMs)
+    if (latest !== undefined) this.writer.observe(latest, now)
+    const res = this.resolution()
     this.trackLiveness(res)
+    this.trackMembership(res)
+    this.admitRequests(res)
+    this.acknowledgeProposals(res)
+    this.maybeBeacon(res)
     const next = new Map<string, string>()
     for (const v of [...res.verdicts.values(), ...res.conflicts]) {
       const sig = `${v.status}|${v.final ? 1 : 0}|${v.code}`
@@ -984,9 +1229,25 @@ export class Agent extends EventEmitter {
     }
     this.previousVerdicts = next
     this.updateAlerts(res)
-    if (!this.joined && this.init.expectsPeers === true && this.network.peers().length > 0) {
-      const sponsor = this.network.peers().find(p => res.nodes.get(p)?.member === true)
-      if (sponsor !== undefined) void this.joinAs(sponsor)
+    this.maybeRequestAdmission(res)
+  }
+
+  /** Follow this node's own membership by the log: admitted, or no longer a member (evicted, left). */
+  private trackMembership (res: Resolution): void {
+    const member = res.members.includes(this.self)
+    if (member === this.wasMember) return
+    this.wasMember = member
+    const own = res.nodes.get(this.self)
+    if (member) {
+      this.log(`admitted into cluster '${this.init.cluster}' by ${own?.sponsor ?? '?'} (view ${res.view.epoch}: ${res.members.length} members)`)
+      this.emit('event', { type: 'joined', sponsor: own?.sponsor ?? this.self } satisfies AgentEvent)
+      this.emit('event', { type: 'membership', state: 'admitted', node: this.self, by: own?.sponsor } satisfies AgentEvent)
+      void this.publishCapacityIfChanged()
+    } else {
+      const standing = own?.standing === 'evicted' ? 'evicted' : 'left'
+      this.log(`no longer a member of cluster '${this.init.cluster}': ${standing}${own?.cutSeq !== undefined ? ` (writes after position ${own.cutSeq} do not count)` : ''}; asking to be admitted again`)
+      this.emit('event', { type: 'membership', state: standing, node: this.self } satisfies AgentEvent)
+      this.lastRequestAt = -Infinity
     }
   }
 
@@ -994,33 +1255,63 @@ export class Agent extends EventEmitter {
     const now = this.clock.now()
     for (const node of res.nodes.values()) {
       const heard = this.lastHeard.get(node.id)
-      if (heard === undefined) this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: node.lastHlc !== undefined ? Math.min(now, Math.max(this.startedAtMs, Number(node.lastHlc.slice(0, 15)))) : this.startedAtMs })
-      else if (node.lastHlc !== undefined && node.lastHlc !== heard.hlc) this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: now })
+      if (heard === undefined) this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: node.lastHlc !== undefined ? Math.min(now, Math.max(this.startedAtMs, hlcWallMs(node.lastHlc))) : this.startedAtMs })
+      else if (node.lastHlc !== undefined && node.lastHlc !== heard.hlc) {
+        this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: now })
+        if (node.id !== this.self) this.sampleOffset(node.id, hlcWallMs(node.lastHlc) - now)
+      }
     }
+    this.clockBehindMs = Math.max(0, this.medianOffset())
   }
 
   /**
-   * Evict members silent for `evictAfterMs` (§4.3). The live member with the
-   * smallest id does it, so a healthy cluster writes one record, not one per
-   * peer; the others step in after a second grace period if it does not.
+   * A fresh stamp from `peer` at our wall time: its clock is at least this far
+   * ahead of ours (delivery delay only makes the sample smaller). The largest
+   * sample of the last 30 s is kept, so an old stamp arriving by sync does
+   * not hide a skew.
+   */
+  private sampleOffset (peer: PeerIdStr, sampleMs: number): void {
+    const now = this.clock.now()
+    const previous = this.peerOffsets.get(peer)
+    if (previous === undefined || sampleMs > previous.sampleMs || now - previous.atMs > 30_000) this.peerOffsets.set(peer, { sampleMs, atMs: now })
+  }
+
+  /**
+   * Propose evicting the members silent for `evictAfterMs` (docs/design.md
+   * "Eviction"): one proposal for all of them, for the current view. The live
+   * member with the smallest id proposes, so a healthy cluster writes one
+   * proposal, not one per peer; the others step in after a second grace
+   * period if it does not. Nothing is proposed while this side is not a
+   * strict majority (it could never take effect: a minority never evicts the
+   * majority), nor again while this node's proposal for the same set is open.
    */
   private async evictTheDead (): Promise<void> {
-    if (!this.joined || this.failed !== undefined || this.stopped) return
+    if (!this.joined || this.writeRefusal() !== undefined || this.stopped) return
     const evictAfter = this.init.evictAfterMs ?? DEFAULTS.evictAfterMs
     const res = this.resolution()
-    const alive = res.members.filter(id => id === this.self || this.liveness(id) === 'alive')
-    for (const id of res.members) {
-      if (id === this.self) continue
-      const age = this.heartbeatAge(id)
-      if (age < evictAfter) continue
-      const designated = alive[0] === this.self
-      if (!designated && age < 2 * evictAfter) continue
-      const view = res.nodes.get(id)!
-      this.writer.evict(id, view.lastSeq, this.clock.now())
-      this.log(`evicted ${id}: silent for ${Math.round(age / 1000)} s (--evict-after ${Math.round(evictAfter / 1000)} s), last seq ${view.lastSeq}`)
-      await this.durable().catch(() => {})
+    const silent = res.members.filter(id => id !== this.self && this.heartbeatAge(id) >= evictAfter)
+    if (silent.length === 0) {
+      this.evictionBlocked = undefined
+      return
     }
+    const reachable = res.members.filter(id => !silent.includes(id))
+    const designated = reachable.filter(id => id === this.self || this.liveness(id) === 'alive').sort()[0] === this.self
+    if (!designated && silent.some(id => this.heartbeatAge(id) < 2 * evictAfter)) return
+    if (2 * reachable.length <= res.members.length) {
+      this.evictionBlocked = `${silent.length} of ${res.members.length} members silent for ${formatMs(evictAfter)} or more, but the ${reachable.length} reachable are not a strict majority: no eviction can take effect from this side; finality waits for them to return (or an operator forces it: memgossip evict --force NODE)`
+      return
+    }
+    this.evictionBlocked = undefined
+    const key = silent.join(',')
+    if (res.proposals.some(p => p.status === 'open' && p.by === this.self && p.targets.join(',') === key)) return
+    const proposal = this.writer.proposeEviction(silent, res.view.digest, positionsOf(res, silent), this.clock.now())
+    this.metrics.evictionProposals++
+    this.log(`proposed evicting ${silent.join(', ')}: silent for ${formatMs(Math.min(...silent.map(id => this.heartbeatAge(id))))} or more (--evict-after ${formatMs(evictAfter)}); proposal ${proposal}`)
+    await this.durable().catch(() => {})
   }
+
+  /** Why the silent members cannot be evicted from this side, while that holds (an alert). */
+  private evictionBlocked?: string
 
   private updateAlerts (res: Resolution): void {
     const next = new Map<string, Alert>()
@@ -1047,6 +1338,18 @@ export class Agent extends EventEmitter {
       }
     }
     if (this.failed !== undefined) add({ key: `storage/${this.self}`, kind: 'StorageFailed', node: this.self, message: `data dir cannot be written: ${this.failed}`, setting: '--data-dir' })
+    if (this.identityLost !== undefined) add({ key: `identity/${this.self}`, kind: 'IdentityConflict', node: this.self, message: this.identityLost, setting: '--data-dir (give each host its own; a restored copy needs a new identity)' })
+    if (this.clockBehindMs > this.maxOffsetMs()) {
+      add({ key: `clock/${this.self}`, kind: 'ClockSkew', node: this.self, message: `this host's clock is ${formatMs(this.clockBehindMs)} behind the cluster's (median of the members' stamps; maximum offset ${formatMs(this.maxOffsetMs())}): writes refused${this.joined ? '' : ', admission not requested'}`, setting: 'NTP / chrony on this host, or --max-clock-offset' })
+    }
+    for (const [peer, aheadMs] of this.peersAhead()) {
+      add({ key: `clock/${peer}`, kind: 'ClockSkew', node: peer, message: `member ${shortId(peer)}'s clock runs at least ${formatMs(aheadMs)} ahead of the cluster's (maximum offset ${formatMs(this.maxOffsetMs())}): its writes sort late and finality waits for the others' clocks to pass them`, setting: `NTP / chrony on ${shortId(peer)}` })
+    }
+    if (!this.joined && res.view.epoch > 0) {
+      const own = res.nodes.get(this.self)
+      add({ key: `member/${this.self}`, kind: 'NotAMember', node: this.self, message: own?.standing === 'evicted' ? `this node was evicted from the view (writes after position ${own.cutSeq ?? 0} do not count); it asks to be admitted again` : `this node is not a member yet: waiting for a sponsor to admit it`, setting: '--bootstrap' })
+    }
+    if (this.evictionBlocked !== undefined) add({ key: `eviction/${this.self}`, kind: 'EvictionBlocked', node: this.self, message: this.evictionBlocked, setting: '--evict-after / memgossip evict --force' })
     for (const [key, alert] of next) {
       const previous = this.activeAlerts.get(key)
       if (previous === undefined || previous.message !== alert.message) this.raise(alert, previous !== undefined)
@@ -1122,4 +1425,60 @@ function lacksEntries (doc: Y.Doc, theirs: Map<number, number>): boolean {
     if (Y.getState(doc.store, client) > (theirs.get(client) ?? 0)) return true
   }
   return false
+}
+
+/** Milliseconds for people: `850 ms`, `4.2 s`, `5.0 min`. */
+function formatMs (ms: number): string {
+  const abs = Math.abs(ms)
+  if (abs < 1000) return `${Math.round(ms)} ms`
+  if (abs < 120_000) return `${(ms / 1000).toFixed(1)} s`
+  return `${(ms / 60_000).toFixed(1)} min`
+}
+
+/** What this peer holds of each node's stream: its highest sequence number and latest stamp. */
+function positionsOf (res: Resolution, nodes: PeerIdStr[]): Record<PeerIdStr, StreamPosition> {
+  const out: Record<PeerIdStr, StreamPosition> = {}
+  for (const node of nodes) {
+    const view = res.nodes.get(node)
+    out[node] = view?.lastHlc !== undefined ? { seq: view.lastSeq, hlc: view.lastHlc } : { seq: view?.lastSeq ?? 0 }
+  }
+  return out
+}
+
+export interface EvictionAnswer {
+  node: PeerIdStr
+  proposal: string
+  force: boolean
+  status: 'open' | 'done' | 'void' | 'refused'
+  waitingFor: PeerIdStr[]
+  detail: string
+}
+
+/** `GET /v1/state`: this agent, its view and what is changing in it. */
+export interface AgentState {
+  self: PeerIdStr
+  cluster: string
+  /** A member of the current view. */
+  joined: boolean
+  standing: NodeView['standing']
+  readOnly?: string
+  /** Why writes are refused now (disk, identity, clock), if they are. */
+  writesRefused?: string
+  members: string[]
+  view: { epoch: number, members: string[], digest: string, since?: string, cause: string }
+  /** Open view changes and what each waits for. */
+  viewChanges: Array<{ proposal: string, kind: string, targets: string[], by: string, since: string, acknowledged: string[], waitingFor: string[], majorityOf: number }>
+  admissionRequests: Array<{ node: string, sponsor: string, since: string }>
+  clock: { behindMs: number, maxOffsetMs: number, peersAheadMs: Record<string, number> }
+  /** This peer's completeness line. */
+  seen?: string
+  peers: string[]
+  reservations: number
+  pending: number
+  verdictsDigest: string
+  watermark?: string
+  ledgerBytes: number
+  floorBytes: number
+  floorRule: string
+  allocatableBytes: number
 }

@@ -70,7 +70,9 @@ export function verdictJson (v: Verdict): Record<string, unknown> {
     id: v.id,
     status: v.status,
     final: v.final,
+    waitingOn: v.waitingOn,
     waitsFor: v.waitsFor,
+    view: v.view,
     code: v.code,
     reason: v.reason,
     decision: v.decision,
@@ -159,7 +161,9 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
     if (path === '/v1/evict' && method === 'POST') {
       const body = await readJson(req, maxBody)
       if (typeof body.node !== 'string' || body.node === '') throw new HttpError(400, 'InvalidNode', "'node' must be a node id", 'node')
-      return send(res, 200, await agent.evict(body.node))
+      if (body.force !== undefined && typeof body.force !== 'boolean') throw new HttpError(400, 'InvalidForce', "'force' must be true or false", 'force')
+      const answer = await agent.evict(body.node, { force: body.force === true })
+      return send(res, answer.status === 'done' ? 200 : 202, answer)
     }
     if (path === '/v1/reservations' && method === 'GET') {
       const node = url.searchParams.get('node')

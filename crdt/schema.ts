@@ -147,6 +147,8 @@ export interface EvictionProposal {
   view: string
   positions: Record<NodeId, StreamPosition>
   force?: boolean
+  /** Proposed by an operator (`memgossip evict`), not by a silence timeout: members acknowledge it whatever their own timers say. */
+  manual?: boolean
   by: NodeId
   hlc: HlcString
   seq: number
@@ -371,8 +373,10 @@ export function validateMembership (key: string, value: unknown): Validated<Memb
       const positions = validatePositions(value.positions)
       if (positions === undefined) return fail('InvalidValue', 'eviction proposal positions must map node ids to { seq, hlc }')
       if (value.force !== undefined && typeof value.force !== 'boolean') return fail('InvalidValue', 'eviction proposal force must be a boolean')
+      if (value.manual !== undefined && typeof value.manual !== 'boolean') return fail('InvalidValue', 'eviction proposal manual must be a boolean')
       record = { kind: 'propose', targets: [...targets].sort(), view: value.view, positions, by: value.by, hlc, seq }
       if (value.force === true) record.force = true
+      if (value.manual === true) record.manual = true
       break
     }
     case 'ack': {

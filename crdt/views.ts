@@ -60,6 +60,8 @@ export interface ProposalState {
   hlc: HlcString
   targets: NodeId[]
   force: boolean
+  /** Proposed by an operator, not by a silence timeout. */
+  manual: boolean
   status: ProposalStatus
   /** Why void or refused. */
   reason?: string
@@ -274,6 +276,7 @@ function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResu
         hlc: record.hlc,
         targets: record.targets,
         force: record.force === true,
+        manual: record.manual === true,
         status: 'open',
         viewMembers: [...view.members],
         acked: [],

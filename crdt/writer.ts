@@ -60,9 +60,9 @@ export class LedgerWriter {
     return this.seq
   }
 
-  /** Merge a stamp seen in a peer's write so our next write sorts after it. */
+  /** Merge a stamp seen in a peer's write so our next write sorts after it (a no-op when the clock is already past it). */
   observe (hlc: HlcString, wallMs: number): void {
-    this.clock.receive(hlc, wallMs)
+    if (hlc > this.clock.peek()) this.clock.receive(hlc, wallMs)
   }
 
   /** Ask `sponsor` to admit this node with `allocatableBytes` (replaces an earlier request). */
@@ -78,9 +78,10 @@ export class LedgerWriter {
   }
 
   /** Propose evicting `targets` from the view named by `view`; `positions` is what this node holds of their streams. Returns the proposal's key. */
-  proposeEviction (targets: NodeId[], view: string, positions: Record<NodeId, StreamPosition>, wallMs: number, force = false): string {
+  proposeEviction (targets: NodeId[], view: string, positions: Record<NodeId, StreamPosition>, wallMs: number, options: { force?: boolean, manual?: boolean } = {}): string {
     const record: EvictionProposal = { kind: 'propose', targets: [...targets].sort(), view, positions, by: this.node, hlc: this.clock.now(wallMs), seq: ++this.seq }
-    if (force) record.force = true
+    if (options.force === true) record.force = true
+    if (options.manual === true) record.manual = true
     writeMembership(this.doc, record, this.origin)
     return membershipKey(record)
   }

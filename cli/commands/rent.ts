@@ -77,16 +77,28 @@ duration back from now (1h, 30m, 7d).`,
 export const evict = clientCommand({
   name: 'evict',
   args: 'NODE',
-  summary: 'evict member NODE now (its later writes are ignored by every peer)',
-  description: `Write an eviction record for member NODE (POST /v1/evict), as the agent does by
-itself after --evict-after of silence. The record carries the last sequence
-number seen from NODE; its later writes are ignored by resolve() on every
-peer, and its reservations are evicted. Use it for a host that is gone for
-good. An agent cannot evict itself: ask another peer.`,
-  examples: ['memgossip evict 12D3KooWAbc... --api http://127.0.0.1:7711']
-}, async ({ client, json, positionals, out }) => {
+  flags: {
+    force: { type: 'boolean', help: 'take effect at once, without a majority (a cluster of two, an even split); decisions resting on NODE\'s unseen writes may change' }
+  },
+  summary: 'propose evicting member NODE (takes effect once the other members acknowledge it)',
+  description: `Propose evicting member NODE from the current view (POST /v1/evict), through the
+same flush the agent uses after --evict-after of silence: every other member
+acknowledges it with the highest position it holds of NODE's writes, and it
+takes effect once all of them have and they are a strict majority of the
+view. NODE's writes after the highest acknowledged position are rejected
+(CreatorEvicted) on every peer and its reservations are evicted; a final
+verdict never changes. A minority can never evict the majority. --force takes
+effect at once (the record says so): for a cluster of two or an even split,
+when the operator accepts that a decision resting on NODE's unseen writes may
+change. An agent cannot evict itself: ask another peer.`,
+  examples: ['memgossip evict 12D3KooWAbc... --api http://127.0.0.1:7711', 'memgossip evict --force 12D3KooWAbc...']
+}, async ({ client, json, positionals, flags, out }) => {
   const node = positionals[0]
-  const { body } = await client.post<{ node: string, lastSeq: number }>('/v1/evict', { node })
-  out(json ? jsonText(body) : `evicted ${body.node} at its sequence number ${body.lastSeq}: its later writes are ignored by every peer\n`)
+  const { body } = await client.post<{ node: string, proposal: string, force: boolean, status: string, waitingFor: string[], detail: string }>('/v1/evict', { node, force: flags.force === true })
+  if (json) out(jsonText(body))
+  else {
+    const waiting = body.status === 'open' && body.waitingFor.length > 0 ? ` (waiting for ${body.waitingFor.length}: ${body.waitingFor.map(shortId).join(', ')})` : ''
+    out(`${body.detail}${waiting}\nproposal ${body.proposal}: ${body.status}; follow it with: memgossip status\n`)
+  }
   return 0
 })

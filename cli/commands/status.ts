@@ -70,7 +70,13 @@ export function renderStatus (nodes: NodeJson[], capacity: any, state: any, aler
   const lines: string[] = []
   lines.push(table(['NODE', 'TOTAL', 'ALLOCATABLE', 'COMMITTED', '%', 'AVAILABLE', 'STATE', 'LIVENESS', 'HEARTBEAT'], rows, { right: [1, 2, 3, 4, 5, 8], header: c.bold }).trimEnd())
   lines.push('')
-  lines.push(`cluster '${String(state.cluster)}' as seen by ${shortId(String(state.self))}: ${String(capacity.members)} member(s), ${(state.peers as string[]).length} peer(s) connected${state.joined === true ? '' : c.yellow(' (this agent has not joined yet)')}`)
+  lines.push(`cluster '${String(state.cluster)}' as seen by ${shortId(String(state.self))}: ${String(capacity.members)} member(s), ${(state.peers as string[]).length} peer(s) connected${state.joined === true ? '' : c.yellow(` (this agent is not a member: ${String(state.standing ?? 'none')})`)}`)
+  if (state.view !== undefined) lines.push(`view ${String(state.view.epoch)}: ${(state.view.members as string[]).length} member(s), since ${String(state.view.cause)}`)
+  for (const change of (state.viewChanges ?? []) as Array<{ kind: string, targets: string[], by: string, acknowledged: string[], waitingFor: string[], majorityOf: number }>) {
+    lines.push(c.yellow(`open view change: ${change.kind} of ${change.targets.map(shortId).join(', ')} proposed by ${shortId(change.by)}; acknowledged by ${change.acknowledged.length} of the ${change.majorityOf - change.targets.length} other member(s), waiting for ${change.waitingFor.length > 0 ? change.waitingFor.map(shortId).join(', ') : 'nobody'}`))
+  }
+  for (const request of (state.admissionRequests ?? []) as Array<{ node: string, sponsor: string }>) lines.push(c.dim(`admission requested: ${shortId(request.node)} asks ${shortId(request.sponsor)}`))
+  if (state.writesRefused !== undefined && state.readOnly === undefined) lines.push(c.red(`writes refused: ${String(state.writesRefused)}`))
   lines.push(`totals: total ${formatSize(capacity.totalBytes)}, allocatable ${formatSize(capacity.allocatableBytes)}, committed ${formatSize(capacity.committedBytes)} (${percent(capacity.committedBytes, capacity.allocatableBytes)}), headroom ${formatSize(capacity.headroomBytes)}, available ${formatSize(capacity.availableBytes)}`)
   const counts = Object.entries(capacity.counts as Record<string, number>).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ')
   const pending = capacity.pending as number

@@ -29,8 +29,7 @@ export function reservationMessageBytes (id: string): number {
   const self = '12D3KooWBenchPayloadSizeProbe0000000000000000000000'
   const writer = new LedgerWriter(doc, self)
   const now = Date.now()
-  writer.join(self, now)
-  writer.capacity(60 * 1024 ** 3, 'active', now)
+  writer.admit(self, 60 * 1024 ** 3, now)
   let update: Uint8Array | undefined
   doc.on('update', (u: Uint8Array) => { update = u })
   writer.reserve({ id, bytes: 1024 ** 2, placement: { kind: 'any' } }, now + 1)

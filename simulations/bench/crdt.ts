@@ -35,16 +35,13 @@ export function buildLedger (nodes: number, reservations: number): Y.Doc {
   const ids = Array.from({ length: nodes }, (_, i) => `12D3KooWbench${String(i).padStart(5, '0')}`)
   const writers = ids.map(id => new LedgerWriter(doc, id))
   let wall = 1_700_000_000_000
-  writers.forEach((w, i) => {
-    w.join(ids[0], ++wall)
-    w.capacity((16 + (i % 48)) * GiB, 'active', ++wall)
-  })
+  writers.forEach((_, i) => { writers[0].admit(ids[i], (16 + (i % 48)) * GiB, ++wall) })
   for (let r = 0; r < reservations; r++) {
     const w = writers[r % nodes]
     const kind = r % 50 === 0 ? 'spread' : r % 7 === 0 ? 'node' : 'any'
     const placement = kind === 'node' ? { kind: 'node' as const, node: ids[(r * 31) % nodes] } : kind === 'spread' ? { kind: 'spread' as const, count: 3 } : { kind: 'any' as const }
     w.reserve({ id: `dep-${r}`, bytes: (64 + (r * 37) % 2048) * MiB, placement, priority: r % 3 }, ++wall)
-    if (r % 10 === 9) w.release(`dep-${r - 5}`, ++wall)
+    if (r % 10 === 9) w.release(`dep-${r - 5}`, ids[(r - 5) % nodes], ++wall)
   }
   for (const w of writers) w.heartbeat({ totalBytes: 64 * GiB, floorBytes: GiB, allocatableBytes: 32 * GiB, availableBytes: 40 * GiB, usedBytes: 24 * GiB }, ++wall)
   return doc
@@ -122,12 +119,11 @@ export function runCrdtBench (options: { quick?: boolean, log?: (line: string) =
     const doc = new Y.Doc()
     const w = new LedgerWriter(doc, '12D3KooWchurn')
     let wall = 1_700_000_000_000
-    w.join(w.node, ++wall)
-    w.capacity(64 * GiB, 'active', ++wall)
+    w.admit(w.node, 64 * GiB, ++wall)
     const before = Y.encodeStateAsUpdate(doc).length
     for (let i = 0; i < churn; i++) {
       w.reserve({ id: `deploy-${i}`, bytes: GiB, placement: { kind: 'any' } }, ++wall)
-      w.release(`deploy-${i}`, ++wall)
+      w.release(`deploy-${i}`, w.node, ++wall)
     }
     const encodedBytes = Y.encodeStateAsUpdate(doc).length
     result.churn = { reservations: churn, encodedBytes, bytesPerReservation: (encodedBytes - before) / churn }

@@ -109,8 +109,7 @@ describe('gossip payloads into a running agent', () => {
   it('truncated valid updates are never applied halfway', () => {
     const source = new Y.Doc()
     const w = new LedgerWriter(source, '12D3KooWwriter')
-    w.join('12D3KooWwriter', 1)
-    w.capacity(8 * GiB, 'active', 2)
+    w.admit('12D3KooWwriter', 8 * GiB, 1)
     for (let i = 0; i < 20; i++) w.reserve({ id: `t-${i}`, bytes: GiB / 4, placement: { kind: 'any' } }, 3 + i)
     const full = Y.encodeStateAsUpdate(source)
     fc.assert(fc.property(fc.integer({ min: 1, max: full.length - 1 }), (cut) => {

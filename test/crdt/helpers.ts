@@ -61,7 +61,7 @@ export class TestLedger {
 
   /** `by` proposes evicting `targets` from the current view; returns the proposal key. */
   propose (by: string, targets: NodeId[], force = false): string {
-    return this.writer(by).proposeEviction(targets, viewDigest(resolve(this.doc).members), this.positions(targets), this.tick(), force)
+    return this.writer(by).proposeEviction(targets, viewDigest(resolve(this.doc).members), this.positions(targets), this.tick(), { force })
   }
 
   ack (by: string, proposal: string, targets: NodeId[]): void {
