@@ -784,23 +784,36 @@ export class Agent extends EventEmitter {
    * ledger entries, so they never trigger beacons by themselves.
    */
   private maybeBeacon (res: Resolution): void {
-    if (!this.joined || res.pending === 0 || this.beaconTimer !== undefined || this.writeRefusal() !== undefined) return
-    const now = this.clock.now()
-    const latest = res.latestHlc
-    let due = latest !== undefined && latest > this.lastBeaconHlc && hlcWallMs(latest) <= now + DEFAULTS.maxClockSkewMs
-    if (!due && res.seen !== undefined && res.seen > this.lastAnnouncedSeen) {
-      for (const v of [...res.verdicts.values(), ...res.conflicts]) {
-        if (!v.final && v.waitingOn === 'confirmations' && v.hlc !== undefined && v.hlc <= res.seen && v.hlc > this.lastAnnouncedSeen) { due = true; break }
-      }
-    }
-    if (!due) return
+    if (this.beaconTimer !== undefined || !this.beaconDue(res)) return
+    // Jittered, and checked again when it fires: a member whose confirmation
+    // is no longer needed by then (a majority announced first) stays quiet.
+    const delay = (this.init.beaconDelayMs ?? DEFAULTS.beaconDelayMs) * (1 + 2 * this.random())
     this.beaconTimer = this.clock.setTimeout(() => {
       this.beaconTimer = undefined
-      if (this.stopped || this.lastSample === undefined) return
+      if (this.stopped || this.lastSample === undefined || !this.beaconDue(this.resolution())) return
       this.metrics.beaconsOnDemand++
       this.writeHeartbeat(this.lastSample, this.allocatableBytes)
-    }, this.init.beaconDelayMs ?? DEFAULTS.beaconDelayMs)
+    }, delay)
   }
+
+  /** An entry this node's last beacon did not pass, or a verdict its line now confirms. */
+  private beaconDue (res: Resolution): boolean {
+    if (!this.joined || res.pending === 0 || this.writeRefusal() !== undefined) return false
+    const now = this.clock.now()
+    const latest = res.latestHlc
+    if (latest !== undefined && latest > this.lastBeaconHlc && hlcWallMs(latest) <= now + DEFAULTS.maxClockSkewMs) {
+      // Only for an entry still waiting on clocks (not one already confirmed), or an open view change.
+      for (const v of [...res.verdicts.values(), ...res.conflicts]) if (!v.final && v.hlc !== undefined && v.hlc > this.lastBeaconHlc && v.waitingOn === 'clocks') return true
+      if (res.proposals.some(p => p.status === 'open' && p.hlc > this.lastBeaconHlc)) return true
+    }
+    if (res.seen !== undefined && res.seen > this.lastAnnouncedSeen) {
+      for (const v of [...res.verdicts.values(), ...res.conflicts]) {
+        if (!v.final && v.waitingOn === 'confirmations' && v.hlc !== undefined && v.hlc <= res.seen && v.hlc > this.lastAnnouncedSeen) return true
+      }
+    }
+    return false
+  }
+
 
   private computeAllocatable (sample: MemorySample): number {
     return computeAllocatable({ totalBytes: sample.totalBytes, floorBytes: this.floorBytes, systemReservedBytes: this.init.systemReservedBytes ?? 0, capBytes: this.init.allocatableCapBytes })

@@ -714,7 +714,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   for (const line of reach.values()) if (seen === undefined || line < seen) seen = line
   if (seen === COMPLETE) seen = undefined
   // Its own line counts as announced: it holds what it holds now.
-  if (self !== undefined && seen !== undefined && current(membership).members.includes(self)) announced.set(self, seen)
+  if (self !== undefined && seen !== undefined && current(membership).has(self)) announced.set(self, seen)
 
   // The majority line of each view: the (⌊n/2⌋+1)-th highest announced line.
   const majorityLine = new Map<number, HlcString | undefined>()
@@ -772,7 +772,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
     view: now,
     views: membership.views,
     proposals: membership.proposals,
-    requests: membership.requests.filter(r => !now.members.includes(r.node)),
+    requests: membership.requests.filter(r => !now.has(r.node)),
     seen,
     watermark,
     latestHlc: replayed.latestHlc,

@@ -177,9 +177,51 @@ export function membershipKey (record: MembershipRecord): string {
   return record.kind === 'request' ? `request/${record.node}` : `${record.kind}/${record.by}/${record.seq}`
 }
 
-/** The digest that names a view: its members, sorted. */
+/**
+ * The digest that names a view: an order-independent sum of its members'
+ * fingerprints (four 32-bit lanes) and their count, so a replay keeps it up
+ * to date in O(1) per admission or removal instead of hashing the whole
+ * member list at every view change.
+ */
 export function viewDigest (members: Iterable<NodeId>): string {
-  return fingerprint([...members].sort().join(','))
+  const digest = new ViewDigest()
+  for (const m of members) digest.add(m)
+  return digest.value()
+}
+
+const laneCache = new Map<string, Uint32Array>()
+
+function lanesOf (node: NodeId): Uint32Array {
+  let lanes = laneCache.get(node)
+  if (lanes === undefined) {
+    const hex = fingerprint(node)
+    lanes = new Uint32Array([0, 8, 16, 24].map(i => parseInt(hex.slice(i, i + 8), 16)))
+    if (laneCache.size > 100_000) laneCache.clear()
+    laneCache.set(node, lanes)
+  }
+  return lanes
+}
+
+/** A view digest kept up to date as members come and go. */
+export class ViewDigest {
+  private readonly sum = new Uint32Array(4)
+  private count = 0
+
+  add (node: NodeId): void {
+    const lanes = lanesOf(node)
+    for (let i = 0; i < 4; i++) this.sum[i] = (this.sum[i] + lanes[i]) >>> 0
+    this.count++
+  }
+
+  remove (node: NodeId): void {
+    const lanes = lanesOf(node)
+    for (let i = 0; i < 4; i++) this.sum[i] = (this.sum[i] - lanes[i]) >>> 0
+    this.count--
+  }
+
+  value (): string {
+    return `${this.count}-${[...this.sum].map(h => h.toString(16).padStart(8, '0')).join('')}`
+  }
 }
 
 /** Plain-object copy of the five maps; what `resolve()` reads. Values are untrusted. */
@@ -344,8 +386,19 @@ function validatePositions (value: unknown): Record<NodeId, StreamPosition> | un
 }
 
 const MEMBERSHIP_KINDS: ReadonlySet<unknown> = new Set(['request', 'admit', 'propose', 'ack'])
+/** Membership records are write-once too: validated once per value object (see {@link validateReservation}). */
+const membershipCache = new WeakMap<object, { key: string, result: Validated<MembershipRecord> }>()
 
 export function validateMembership (key: string, value: unknown): Validated<MembershipRecord> {
+  if (typeof value !== 'object' || value === null) return validateMembershipUncached(key, value)
+  const cached = membershipCache.get(value)
+  if (cached !== undefined && cached.key === key) return cached.result
+  const result = validateMembershipUncached(key, value)
+  membershipCache.set(value, { key, result })
+  return result
+}
+
+function validateMembershipUncached (key: string, value: unknown): Validated<MembershipRecord> {
   if (!isObject(value)) return fail('InvalidValue', `membership record must be an object, got ${describe(value)}`)
   if (!MEMBERSHIP_KINDS.has(value.kind)) return fail('InvalidValue', `unknown membership kind ${describe(value.kind)} (expected request, admit, propose or ack)`)
   if (!isHlc(value.hlc)) return fail('InvalidHlc', `membership hlc is not a valid stamp: ${describe(value.hlc)}`)

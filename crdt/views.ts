@@ -25,7 +25,7 @@
  */
 import { compareHlc, type HlcString } from './hlc.ts'
 import {
-  viewDigest, type AdmissionRequest, type AdmitRecord, type CapacityEvent, type EvictionAck, type EvictionProposal,
+  ViewDigest, type AdmissionRequest, type AdmitRecord, type CapacityEvent, type EvictionAck, type EvictionProposal,
   type MembershipRecord, type NodeId, type StreamPosition
 } from './schema.ts'
 
@@ -35,6 +35,9 @@ export type StandingCode = 'CreatorNotMember' | 'CreatorLeft' | 'CreatorEvicted'
 /** One stretch of membership of a node: from its admission to its leave or eviction. */
 export interface Interval {
   node: NodeId
+  /** Epoch of the view its admission made, and of the view its end made. */
+  admitEpoch: number
+  endEpoch?: number
   admitHlc: HlcString
   admitKey: string
   sponsor: NodeId
@@ -42,14 +45,43 @@ export interface Interval {
   end?: { kind: 'left', hlc: HlcString } | { kind: 'evicted', hlc: HlcString, cut: number, proposal: string, forced: boolean }
 }
 
-/** A view: the members from `hlc` on, until the next view. */
-export interface View {
-  epoch: number
-  /** Stamp of the change that made it ('' for the empty view before the first admission). */
-  hlc: HlcString
-  members: readonly NodeId[]
-  digest: string
-  cause: string
+/**
+ * A view: the members from `hlc` on, until the next view. Members are listed
+ * on first use (a replay makes one view per admission; most are never asked
+ * for their members, and listing every one would cost O(N²) per replay).
+ */
+export class View {
+  private list?: readonly NodeId[]
+
+  constructor (
+    readonly epoch: number,
+    /** Stamp of the change that made it ('' for the empty view before the first admission). */
+    readonly hlc: HlcString,
+    readonly digest: string,
+    readonly size: number,
+    readonly cause: string,
+    private readonly intervals: Map<NodeId, Interval[]>
+  ) {}
+
+  /** Its members, sorted. */
+  get members (): readonly NodeId[] {
+    if (this.list === undefined) {
+      const out: NodeId[] = []
+      for (const [node, list] of this.intervals) {
+        if (list.some(i => i.admitEpoch <= this.epoch && (i.endEpoch === undefined || i.endEpoch > this.epoch))) out.push(node)
+      }
+      this.list = Object.freeze(out.sort())
+    }
+    return this.list
+  }
+
+  has (node: NodeId): boolean {
+    return this.intervals.get(node)?.some(i => i.admitEpoch <= this.epoch && (i.endEpoch === undefined || i.endEpoch > this.epoch)) === true
+  }
+
+  toJSON (): object {
+    return { epoch: this.epoch, hlc: this.hlc, digest: this.digest, size: this.size, cause: this.cause, members: this.members }
+  }
 }
 
 export type ProposalStatus = 'open' | 'done' | 'void' | 'refused'
@@ -151,6 +183,10 @@ interface Open {
   record: EvictionProposal
   digest: string
   acks: Map<NodeId, Record<NodeId, StreamPosition>>
+  /** Members of the view outside the targets: whose acknowledgements it needs. */
+  remaining: Set<NodeId>
+  /** How many of them have acknowledged. */
+  ackedCount: number
 }
 
 interface PassResult {
@@ -165,8 +201,9 @@ interface PassResult {
 
 function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResult {
   const members = new Set<NodeId>()
+  const digest = new ViewDigest()
   const intervals = new Map<NodeId, Interval[]>()
-  const views: View[] = [{ epoch: 0, hlc: '', members: [], digest: viewDigest([]), cause: 'empty' }]
+  const views: View[] = [new View(0, '', digest.value(), 0, 'empty', intervals)]
   const proposals: ProposalState[] = []
   const open = new Map<string, Open>()
   const effects: MembershipEffect[] = []
@@ -175,9 +212,10 @@ function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResu
   const standing = (node: NodeId, hlc: HlcString, seq: number): StandingCode | undefined => standingIn(intervals.get(node), hlc, seq, previousCuts)
   const current = (): View => views[views.length - 1]
   const newView = (hlc: HlcString, cause: string): void => {
-    const list = Object.freeze([...members].sort())
-    views.push({ epoch: views.length, hlc, members: list, digest: viewDigest(list), cause })
+    views.push(new View(views.length, hlc, digest.value(), members.size, cause, intervals))
   }
+  const join = (node: NodeId): void => { members.add(node); digest.add(node) }
+  const part = (node: NodeId): void => { members.delete(node); digest.remove(node) }
   const lastInterval = (node: NodeId): Interval | undefined => {
     const list = intervals.get(node)
     return list?.[list.length - 1]
@@ -189,8 +227,9 @@ function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResu
       const cut = o.state.positions[node]?.seq ?? 0
       const interval = lastInterval(node)!
       interval.end = { kind: 'evicted', hlc, cut, proposal: o.state.key, forced }
+      interval.endEpoch = views.length
       cuts.set(interval.admitKey, cut)
-      members.delete(node)
+      part(node)
     }
     o.state.status = 'done'
     o.state.effectiveHlc = hlc
@@ -204,18 +243,24 @@ function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResu
   const absorb = (o: Open, by: NodeId, positions: Record<NodeId, StreamPosition>): void => {
     o.acks.set(by, positions)
     o.state.acks[by] = positions
+    if (o.remaining.has(by)) o.ackedCount++
     for (const target of o.record.targets) {
       const p = positions[target]
       const best = o.state.positions[target]
       if (p !== undefined && (best === undefined || p.seq > best.seq)) o.state.positions[target] = p
     }
-    const remaining = o.state.viewMembers.filter(m => !o.record.targets.includes(m))
+  }
+
+  /** Who acknowledged and who it waits for, listed once its outcome is known (acks come one by one; listing each time cost O(N²)). */
+  const list = (o: Open): void => {
+    const remaining = [...o.remaining].sort()
     o.state.acked = remaining.filter(m => o.acks.has(m))
     o.state.waitingFor = remaining.filter(m => !o.acks.has(m))
   }
 
   const complete = (o: Open, hlc: HlcString): void => {
-    if (o.state.waitingFor.length > 0) return
+    if (o.ackedCount < o.remaining.size) return
+    list(o)
     // A strict majority of the old view must remain: a minority side of a
     // partition can never evict the majority, and a 2 | 2 split evicts nobody.
     if (2 * o.state.acked.length <= o.state.viewMembers.length) {
@@ -231,8 +276,10 @@ function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResu
     if (e.order === ORDER.leave) {
       const { event } = e
       if (standing(event.node, event.hlc, event.seq) !== undefined || !members.has(event.node)) continue
-      members.delete(event.node)
-      lastInterval(event.node)!.end = { kind: 'left', hlc: event.hlc }
+      part(event.node)
+      const interval = lastInterval(event.node)!
+      interval.end = { kind: 'left', hlc: event.hlc }
+      interval.endEpoch = views.length
       newView(event.hlc, `leave of ${event.node}`)
       continue
     }
@@ -254,9 +301,9 @@ function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResu
         issues.push({ key: e.key, code: 'AlreadyMember', reason: `${record.node} was already a member` })
         continue
       }
-      members.add(record.node)
+      join(record.node)
       const list = intervals.get(record.node) ?? []
-      list.push({ node: record.node, admitHlc: record.hlc, admitKey: e.key, sponsor: record.by, allocatableBytes: record.allocatableBytes })
+      list.push({ node: record.node, admitEpoch: views.length, admitHlc: record.hlc, admitKey: e.key, sponsor: record.by, allocatableBytes: record.allocatableBytes })
       intervals.set(record.node, list)
       effects.push({ kind: 'admit', hlc: record.hlc, key: e.key, record })
       newView(record.hlc, `admission of ${record.node} by ${record.by}`)
@@ -278,7 +325,7 @@ function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResu
         force: record.force === true,
         manual: record.manual === true,
         status: 'open',
-        viewMembers: [...view.members],
+        viewMembers: [...members].sort(),
         acked: [],
         waitingFor: [],
         positions: {},
@@ -294,7 +341,8 @@ function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResu
       if (record.targets.includes(record.by)) { refuse('a member cannot propose its own eviction (leave instead)'); continue }
       const outside = record.targets.filter(t => !members.has(t))
       if (outside.length > 0) { refuse(`targets not in the view: ${outside.join(', ')}`); continue }
-      const o: Open = { state, record, digest: view.digest, acks: new Map() }
+      const targets = new Set(record.targets)
+      const o: Open = { state, record, digest: view.digest, acks: new Map(), remaining: new Set(state.viewMembers.filter(m => !targets.has(m))), ackedCount: 0 }
       absorb(o, record.by, record.positions)
       if (state.force) { evict(record.hlc, o, true); continue }
       open.set(e.key, o)
@@ -308,13 +356,15 @@ function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResu
       o.state.status = 'void'
       o.state.reason = 'the view changed before it completed'
       open.delete(o.state.key)
+      list(o)
       continue
     }
-    if (o.record.targets.includes(record.by) || !o.state.viewMembers.includes(record.by) || o.acks.has(record.by)) continue
+    if (!o.remaining.has(record.by) || o.acks.has(record.by)) continue
     absorb(o, record.by, record.positions)
     complete(o, record.hlc)
   }
   for (const o of open.values()) {
+    list(o)
     if (o.digest !== current().digest) {
       o.state.status = 'void'
       o.state.reason = 'the view changed before it completed'

@@ -26,7 +26,11 @@ export interface VerdictJson {
   id: string
   status: string
   final: boolean
+  /** What a tentative verdict waits for: members' clocks, their confirmations, or an open view change. */
+  waitingOn?: 'clocks' | 'confirmations' | 'view-change'
   waitsFor: string[]
+  /** Epoch of the view it was decided in. */
+  view?: number
   code: string
   reason: string
   decision: string
@@ -52,9 +56,16 @@ export function statusColor (c: Paint, status: string): (s: string) => string {
   }
 }
 
-export function finality (c: Paint, final: boolean, waitsFor: string[]): string {
+const WAITING_ON: Record<string, string> = {
+  clocks: "members' clocks",
+  confirmations: 'confirmations from a majority',
+  'view-change': 'an open view change'
+}
+
+export function finality (c: Paint, final: boolean, waitsFor: string[], waitingOn?: string): string {
   if (final) return c.green('final')
-  return c.yellow(`tentative, waits for ${waitsFor.length} member(s)${waitsFor.length > 0 ? `: ${waitsFor.join(', ')}` : ''}`)
+  const on = waitingOn !== undefined ? ` on ${WAITING_ON[waitingOn] ?? waitingOn}` : ''
+  return c.yellow(`tentative, waits${on}: ${waitsFor.length} member(s)${waitsFor.length > 0 ? ` (${waitsFor.join(', ')})` : ''}`)
 }
 
 /** The dry-run plan: verdict, where, headroom before → after, histogram, the per-node table, warnings, finality. */
@@ -98,7 +109,7 @@ export function renderVerdict (v: VerdictJson, c: Paint): string {
   if (v.winner !== undefined) lines.push(`  winner: ${v.winner}`)
   const labels = Object.entries(v.labels ?? {}).map(([k, val]) => `${k}=${val}`).join(',')
   lines.push(`  size ${formatSize(v.bytes)}, placement ${v.placement ?? '?'}, priority ${v.priority}, creator ${v.creator}${labels !== '' ? `, labels ${labels}` : ''}`)
-  lines.push(`  verdict: ${finality(c, v.final, v.waitsFor)}`)
+  lines.push(`  verdict: ${finality(c, v.final, v.waitsFor, v.waitingOn)}`)
   return lines.join('\n') + '\n'
 }
 

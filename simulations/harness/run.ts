@@ -118,7 +118,6 @@ export interface RunReport {
     tracked: number
     changed: number
     /** Whether the scenario changes membership (then changed finals are counted, not failed). */
-    membershipChanges: boolean
     list: ChangedFinal[]
   }
   writes: {
@@ -316,10 +315,10 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
     })
     invariants.push({
       name: 'final verdicts never change',
-      passed: timelineRecorder.changedFinalsCount === 0 || scenario.expect.membershipChanges,
+      passed: timelineRecorder.changedFinalsCount === 0,
       detail: timelineRecorder.changedFinalsCount === 0
         ? `${timelineRecorder.finalsTracked} final decisions tracked, none changed`
-        : `${timelineRecorder.changedFinalsCount} final decisions changed${scenario.expect.membershipChanges ? ' (allowed: the scenario changes membership; listed in the report)' : ''}, e.g. ${timelineRecorder.changedFinals[0].id} on ${timelineRecorder.changedFinals[0].node}: ${timelineRecorder.changedFinals[0].before} → ${timelineRecorder.changedFinals[0].after}`
+        : `${timelineRecorder.changedFinalsCount} final decisions changed (listed in the report), e.g. ${timelineRecorder.changedFinals[0].id} on ${timelineRecorder.changedFinals[0].node}: ${timelineRecorder.changedFinals[0].before} → ${timelineRecorder.changedFinals[0].after}`
     })
     if (scenario.expect.finalAtEnd) {
       invariants.push({
@@ -375,7 +374,7 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
       partitions: timelineRecorder.partitions,
       events: timelineRecorder.markers,
       overCommit: { afterConvergence: overs.length, maxSeenDuringRun: timelineRecorder.maxOverCommitSeen, details: overs.slice(0, 20) },
-      finals: { tracked: timelineRecorder.finalsTracked, changed: timelineRecorder.changedFinalsCount, membershipChanges: scenario.expect.membershipChanges, list: timelineRecorder.changedFinals },
+      finals: { tracked: timelineRecorder.finalsTracked, changed: timelineRecorder.changedFinalsCount, list: timelineRecorder.changedFinals },
       writes,
       outcome: {
         digest: majority ?? null,

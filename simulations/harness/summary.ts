@@ -28,7 +28,7 @@ export function formatSummary (r: RunReport, files: { svg?: string, report?: str
     ['  per peer', `p50 ${ms(c.peerP50Ms)} · p99 ${ms(c.peerP99Ms)} · max ${ms(c.peerMaxMs)} (sampled every ${ms(c.resolutionMs)})`],
     ['disagreement', `at most ${r.disagreement.maxPeers} peer${r.disagreement.maxPeers === 1 ? '' : 's'} off the majority digest`],
     ['over-commitment', `${r.overCommit.afterConvergence} after convergence (largest in any one view during the run: ${r.overCommit.maxSeenDuringRun})`],
-    ['final verdicts', `${r.finals.tracked} tracked, ${r.finals.changed} changed${r.finals.changed > 0 && r.finals.membershipChanges ? ' (membership changed: listed in the JSON report)' : ''}`],
+    ['final verdicts', `${r.finals.tracked} tracked, ${r.finals.changed} changed${r.finals.changed > 0 ? ' (listed in the JSON report)' : ''}`],
     ['writes', `reservations ${r.writes.reservations.written}/${r.writes.reservations.attempted} written (${r.writes.reservations.refusedNoFit} did not fit, ${r.writes.reservations.failed} failed); releases ${r.writes.releases.written}/${r.writes.releases.attempted}`]
   ]
   const races = r.writes.races

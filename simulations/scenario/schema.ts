@@ -156,7 +156,7 @@ export interface Scenario {
   sampleMs?: number
   /** Warm-up limit: the cluster must form (everyone a member everywhere) within this. */
   formMs: number
-  expect: { membershipChanges: boolean, finalAtEnd: boolean }
+  expect: { finalAtEnd: boolean }
   /** Where the scenario came from (a file path, or `<name>` for inline). */
   source: string
   /** Line of a JSON path in the source, for messages raised after validation (at plan time). */
@@ -337,18 +337,14 @@ class Validator {
     const holdMs = top.hold === undefined ? 2000 : this.duration(top.hold, 'hold', 0)
     const sampleMs = top.sample === undefined ? undefined : this.duration(top.sample, 'sample', 1)
     const formMs = top.form === undefined ? 120_000 : this.duration(top.form, 'form', 1)
-    let expect = { membershipChanges: false, finalAtEnd: false }
+    let expect = { finalAtEnd: false }
     if (top.expect !== undefined) {
+      // `membershipChanges` is still accepted and means nothing: since
+      // membership became views, a final verdict never changes, joins and
+      // evictions included (docs/design.md "Finality").
       const e = this.object(top.expect, 'expect', ['membershipChanges', 'finalAtEnd'])
-      expect = {
-        membershipChanges: e.membershipChanges === undefined ? false : this.boolean(e.membershipChanges, 'expect.membershipChanges'),
-        finalAtEnd: e.finalAtEnd === undefined ? false : this.boolean(e.finalAtEnd, 'expect.finalAtEnd')
-      }
-    }
-    const changesMembership = timeline.some(e => e.do === 'evict' || e.do === 'join')
-    if (changesMembership && !expect.membershipChanges) {
-      const at = timeline.find(e => e.do === 'evict' || e.do === 'join')!
-      this.fail(at.path, `'${at.do}' changes membership: set "expect": { "membershipChanges": true } so overturned decisions are counted and listed rather than failing the run (DESIGN.md §4.3)`)
+      if (e.membershipChanges !== undefined) this.boolean(e.membershipChanges, 'expect.membershipChanges')
+      expect = { finalAtEnd: e.finalAtEnd === undefined ? false : this.boolean(e.finalAtEnd, 'expect.finalAtEnd') }
     }
 
     const positions = this.positions

@@ -16,7 +16,7 @@ function check (report: RunReport): void {
   expect(report.convergence.allAgreeAfterMs, why).not.toBeNull()
   expect(report.disagreement.series.at(-1)?.[1], why).toBe(0)
   expect(report.overCommit.afterConvergence, why).toBe(0)
-  if (!report.finals.membershipChanges) expect(report.finals.changed, why).toBe(0)
+  expect(report.finals.changed, why).toBe(0)
   expect(report.finals.tracked, why).toBeGreaterThan(0)
 }
 

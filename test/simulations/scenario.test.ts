@@ -73,7 +73,6 @@ describe('malformed scenarios are refused with the field and the line', () => {
     { name: 'zero mesh paths', doc: base({ network: { paths: 0 } }), path: 'network.paths', message: /from 1 to 16/ },
     { name: 'a loss rate above 1', doc: base({ network: { loss: 2 } }), path: 'network.loss', message: /from 0 to 0\.99/ },
     { name: 'a race whose y + z fit together', doc: base({ timeline: [{ at: '1s', do: 'race', sides: ['all', 'all'], shares: [0.3, 0.3] }] }), path: 'timeline[0].shares', message: /must exceed the headroom/ },
-    { name: 'membership changes not declared', doc: base({ timeline: [{ at: '1s', do: 'join', count: 2 }] }), path: 'timeline[0]', message: /membershipChanges/ },
     { name: 'groups referring to each other in a cycle', doc: base({ groups: { a: ['b'], b: ['a'] } }), path: 'groups.a', message: /cycle/ },
     { name: 'a bad placement', doc: base({ timeline: [{ at: '1s', do: 'reserve', from: 'all', id: 'x', size: '1GiB', placement: 'everywhere' }] }), path: 'timeline[0].placement', message: /placement must be/ }
   ]

@@ -24,7 +24,7 @@ function check (report: RunReport): void {
   expect(report.disagreement.series.at(-1)?.[1], why).toBe(0)
   expect(report.outcome.digest, why).not.toBeNull()
   expect(report.overCommit.afterConvergence, why).toBe(0)
-  if (!report.finals.membershipChanges) expect(report.finals.changed, why).toBe(0)
+  expect(report.finals.changed, why).toBe(0)
   expect(report.finals.tracked, why).toBeGreaterThan(0)
   expect(report.errors.filter(e => /threw/.test(e)), why).toEqual([])
 }
