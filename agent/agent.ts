@@ -259,6 +259,8 @@ export class Agent extends EventEmitter {
   private lastRequestSponsor?: PeerIdStr
   /** Admission requests this node admitted as a sponsor (`<node>/<seq>`). */
   private readonly admitted = new Set<string>()
+  /** Joiners refused for their clock (logged once each). */
+  private readonly refusedJoiners = new Set<PeerIdStr>()
   /** Proposals this node acknowledged (or declined to, logged once). */
   private readonly acknowledged = new Set<string>()
   private lastBeaconHlc = ''
@@ -568,6 +570,22 @@ export class Agent extends EventEmitter {
     }
   }
 
+  /**
+   * Leave the cluster for good (docs/design.md "Leave"): a capacity event with
+   * state `left` in this node's own stream; its reservations are evicted and
+   * its later writes do not count. It does not ask to be admitted again;
+   * coming back is a new admission (restart it with a bootstrap peer).
+   */
+  async leave (): Promise<void> {
+    this.assertWritable()
+    this.leftOnPurpose = true
+    this.writer.capacity(0, 'left', this.clock.now())
+    await this.durable()
+    this.log(`left cluster '${this.init.cluster}'`)
+  }
+
+  private leftOnPurpose = false
+
   /** Mark this node draining (no new placements; its reservations are evicted, §4.4). */
   async drain (): Promise<void> {
     this.assertWritable()
@@ -712,11 +730,14 @@ export class Agent extends EventEmitter {
    * past, and a member with a clock far behind would hold finality back.
    */
   private maybeRequestAdmission (res: Resolution): void {
-    if (this.joined || this.stopped || this.writeRefusal() !== undefined) return
+    if (this.joined || this.stopped || this.leftOnPurpose || this.writeRefusal() !== undefined) return
     if (res.view.epoch === 0 && this.init.expectsPeers !== true) return
     const connected = this.network.peers()
     const sponsors = connected.filter(p => res.members.includes(p)).sort()
     if (sponsors.length === 0) return
+    // Not before this host's clock has been compared with a member's stamp:
+    // a joiner whose clock is far behind must not become a member.
+    if (!sponsors.some(p => this.peerOffsets.has(p))) return
     const now = this.clock.now()
     const sameSponsor = this.lastRequestSponsor !== undefined && sponsors.includes(this.lastRequestSponsor)
     if (sameSponsor && now - this.lastRequestAt < DEFAULTS.admissionRetryMs) return
@@ -737,8 +758,15 @@ export class Agent extends EventEmitter {
       const key = `${request.node}/${request.seq}`
       if (this.admitted.has(key)) continue
       this.admitted.add(key)
-      if (hlcWallMs(request.hlc) > now + (DEFAULTS.maxClockSkewMs)) {
-        this.log(`not admitting ${request.node}: its request is stamped ${formatMs(hlcWallMs(request.hlc) - now)} ahead of this host's clock`)
+      // A request stamped far off this host's clock comes from a host whose
+      // clock is wrong (or a stale request): admitted, it would hold finality
+      // back (behind) or have its writes sort minutes late (ahead).
+      const offset = hlcWallMs(request.hlc) - now
+      if (Math.abs(offset) > DEFAULTS.maxClockSkewMs) {
+        if (!this.refusedJoiners.has(request.node)) {
+          this.refusedJoiners.add(request.node)
+          this.log(`not admitting ${request.node}: its request is stamped ${formatMs(Math.abs(offset))} ${offset > 0 ? 'ahead of' : 'behind'} this host's clock (more than ${formatMs(DEFAULTS.maxClockSkewMs)}); fix its clock (NTP), it asks again (logged once)`)
+        }
         continue
       }
       this.writer.admit(request.node, request.allocatableBytes, now)
@@ -1258,7 +1286,7 @@ export class Agent extends EventEmitter {
       void this.publishCapacityIfChanged()
     } else {
       const standing = own?.standing === 'evicted' ? 'evicted' : 'left'
-      this.log(`no longer a member of cluster '${this.init.cluster}': ${standing}${own?.cutSeq !== undefined ? ` (writes after position ${own.cutSeq} do not count)` : ''}; asking to be admitted again`)
+      this.log(`no longer a member of cluster '${this.init.cluster}': ${standing}${own?.cutSeq !== undefined ? ` (writes after position ${own.cutSeq} do not count)` : ''}${this.leftOnPurpose ? '' : '; asking to be admitted again'}`)
       this.emit('event', { type: 'membership', state: standing, node: this.self } satisfies AgentEvent)
       this.lastRequestAt = -Infinity
     }
@@ -1268,8 +1296,11 @@ export class Agent extends EventEmitter {
     const now = this.clock.now()
     for (const node of res.nodes.values()) {
       const heard = this.lastHeard.get(node.id)
-      if (heard === undefined) this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: node.lastHlc !== undefined ? Math.min(now, Math.max(this.startedAtMs, hlcWallMs(node.lastHlc))) : this.startedAtMs })
-      else if (node.lastHlc !== undefined && node.lastHlc !== heard.hlc) {
+      if (heard === undefined) {
+        this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: node.lastHlc !== undefined ? Math.min(now, Math.max(this.startedAtMs, hlcWallMs(node.lastHlc))) : this.startedAtMs })
+        // A first stamp may be old (history brought by a sync): it can only show a peer behind, never hide one ahead.
+        if (node.id !== this.self && node.lastHlc !== undefined) this.sampleOffset(node.id, hlcWallMs(node.lastHlc) - now)
+      } else if (node.lastHlc !== undefined && node.lastHlc !== heard.hlc) {
         this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: now })
         if (node.id !== this.self) this.sampleOffset(node.id, hlcWallMs(node.lastHlc) - now)
       }

@@ -46,6 +46,8 @@ export interface DaemonOptions {
   systemReservedBytes?: number
   floor?: string
   evictAfterMs?: number
+  /** Clock offset tolerated before this agent refuses writes (`--max-clock-offset`, default 500 ms). */
+  maxClockOffsetMs?: number
   heartbeatIntervalMs?: number
   syncIntervalMs?: number
   ackPeers?: number
@@ -168,6 +170,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
     ackPeers: options.ackPeers,
     pricePerGiBHour: options.pricePerGiBHour,
     evictAfterMs: options.evictAfterMs,
+    maxClockOffsetMs: options.maxClockOffsetMs,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     syncIntervalMs: options.syncIntervalMs,
     maxUpdateBytes: options.maxMessageBytes ?? DEFAULTS.maxUpdateBytes,

@@ -18,7 +18,8 @@ export const AGENT_FLAGS: Record<string, FlagSpec> = {
   allocatable: { type: 'string', help: 'cap on allocatable memory, e.g. 48GiB' },
   'system-reserved': { type: 'string', help: 'memory kept for the system, out of allocatable, e.g. 2GiB' },
   floor: { type: 'string', help: 'memory that must stay free (size or N%); env MEMGOSSIP_MINMEM_* wins' },
-  'evict-after': { type: 'string', help: 'evict members silent this long (default 10m)' },
+  'evict-after': { type: 'string', help: 'propose evicting members silent this long (default 10m); a strict majority must acknowledge' },
+  'max-clock-offset': { type: 'string', help: 'refuse writes while this host\'s clock is behind the cluster\'s by more (default 500ms)' },
   'heartbeat-interval': { type: 'string', help: 'publish at least this often (default 5s)' },
   'sync-interval': { type: 'string', help: 'anti-entropy with one random peer this often (default 5s)' },
   ack: { type: 'string', help: "'local' (default) or 'peers:K': acknowledge once K peers hold a reservation" },
@@ -70,6 +71,7 @@ export function agentOptionsFromArgs (argv: string[]): DaemonOptions {
   if (str('allocatable') !== undefined) options.allocatableCapBytes = sizeFlag(str('allocatable')!, '--allocatable')
   if (str('system-reserved') !== undefined) options.systemReservedBytes = sizeFlag(str('system-reserved')!, '--system-reserved')
   if (str('evict-after') !== undefined) options.evictAfterMs = parseDuration(str('evict-after')!, '--evict-after')
+  if (str('max-clock-offset') !== undefined) options.maxClockOffsetMs = parseDuration(str('max-clock-offset')!, '--max-clock-offset')
   if (str('heartbeat-interval') !== undefined) options.heartbeatIntervalMs = parseDuration(str('heartbeat-interval')!, '--heartbeat-interval')
   if (str('sync-interval') !== undefined) options.syncIntervalMs = parseDuration(str('sync-interval')!, '--sync-interval')
   const ack = str('ack')

@@ -298,6 +298,14 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
     const finalRes = running.find(x => x.agent!.resolution().digest === majority)?.agent!.resolution()
     const overs = overCommitted(tier.nodes)
     const pendingAtEnd = pendingVerdicts(tier.nodes)
+    if (pendingAtEnd > 0 && process.env.MEMGOSSIP_DEBUG_PENDING !== undefined) {
+      for (const node of tier.nodes) {
+        if (node.state !== 'running' || node.agent === undefined) continue
+        const res = node.agent.resolution()
+        const stuck = [...res.verdicts.values(), ...res.conflicts].filter(v => !v.final && v.status !== 'invalid').slice(0, 3)
+        for (const v of stuck) console.error(`pending on ${node.index}: ${v.key} ${v.status}/${v.code} view ${v.view} waits on ${v.waitingOn} ${v.waitsFor.join(',')}; members ${res.members.length}; seen ${res.seen}; t ${v.hlc}`)
+      }
+    }
     scoreRaces(races, finalRes, writes)
 
     const invariants: Invariant[] = []
@@ -453,6 +461,7 @@ function planTimeline (scenario: Scenario, n: number, seed: number): TimelinePla
         if (event.by !== undefined) some('by', event.by)
         break
       case 'drain': some('nodes', event.nodes); break
+      case 'leave': some('nodes', event.nodes); break
       case 'join': space.total += joinCount(event, n); break
       case 'release':
       case 'heal':
@@ -604,8 +613,8 @@ async function applyEvent (ctx: EventContext, event: ScenarioEvent): Promise<voi
     case 'join': {
       const count = joinCount(event, ctx.initial)
       const sizes = Array.from({ length: count }, (_, k) => event.memoryBytes ?? scenario.memoryBytes[(tier.nodes.length + k) % scenario.memoryBytes.length])
-      await tier.addNodes(sizes)
-      mark('write', `join ${count}`)
+      await tier.addNodes(sizes, undefined, event.clockSkewMs)
+      mark('write', `join ${count}${event.clockSkewMs !== undefined ? ` (clocks ${event.clockSkewMs > 0 ? '+' : ''}${event.clockSkewMs} ms off)` : ''}`)
       return
     }
     case 'evict': {
@@ -633,6 +642,18 @@ async function applyEvent (ctx: EventContext, event: ScenarioEvent): Promise<voi
         }
       }
       mark('write', `drain ${nodes.length}`)
+      return
+    }
+    case 'leave': {
+      const nodes = select('nodes', event.nodes).filter(x => x.state === 'running')
+      for (const node of nodes) {
+        try {
+          await node.agent?.leave()
+        } catch (error) {
+          fail(ctx, `leave node ${node.index}: ${(error as Error).message}`)
+        }
+      }
+      mark('write', `leave ${nodes.length}`)
     }
   }
 }

@@ -23,6 +23,8 @@ export interface SimNode {
   dataDir?: string
   /** Starts so far (1 + restarts). */
   incarnations: number
+  /** Its wall clock runs this far off the others' (a joiner with a bad clock). */
+  clockSkewMs?: number
 }
 
 /** Network counters of one node since it was first started, across incarnations. Bytes are payload bytes. */
@@ -64,7 +66,7 @@ export interface Tier {
    * one waits for a sponsor (`expectsPeers`). `withDataDir` lists indices that
    * need a data directory (virtual tier: the ones a scenario crashes).
    */
-  addNodes: (memoryBytes: number[], withDataDir?: (index: number) => boolean) => Promise<SimNode[]>
+  addNodes: (memoryBytes: number[], withDataDir?: (index: number) => boolean, clockSkewMs?: number) => Promise<SimNode[]>
   /**
    * Let the cluster run until scenario time `tMs`, calling `tick` at every
    * sample period (`sampleMs`); a tick that returns true ends the wait early.

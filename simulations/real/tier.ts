@@ -16,13 +16,14 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Agent } from '../../agent/agent.ts'
+import { Agent, systemClock } from '../../agent/agent.ts'
 import { loadOrCreatePeerKey, peerIdFromKey } from '../../agent/net/identity.ts'
 import { createLibp2pNetwork, type Libp2pNetwork, type NetworkStats } from '../../agent/net/libp2p.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import { streamFor } from '../scenario/plan.ts'
 import type { NodeTraffic, SimNode, Tier, TierInit } from '../harness/types.ts'
 import { pickDistinct as pick } from '../random.ts'
+import { skewedClock } from '../harness/skew.ts'
 import { agentTimers } from '../scenario/schema.ts'
 
 export const REAL_CLUSTER = 'sim'
@@ -71,7 +72,7 @@ export class RealTier implements Tier {
     this.nextSampleMs = this.originMs
   }
 
-  async addNodes (memoryBytes: number[]): Promise<SimNode[]> {
+  async addNodes (memoryBytes: number[], _withDataDir?: (index: number) => boolean, clockSkewMs?: number): Promise<SimNode[]> {
     const added: RealNode[] = []
     const first = this.nodes.length
     // The founder alone, then small batches.
@@ -89,7 +90,8 @@ export class RealTier implements Tier {
           state: 'crashed',
           dataDir,
           incarnations: 0,
-          earlier: emptyStats()
+          earlier: emptyStats(),
+          clockSkewMs
         }
         this.nodes.push(node)
         created.push(node)
@@ -221,6 +223,7 @@ export class RealTier implements Tier {
       fsync: false,
       env: {},
       expectsPeers: index > 0,
+      ...(node.clockSkewMs !== undefined ? { clock: skewedClock(systemClock, node.clockSkewMs) } : {}),
       log: (line) => { this.init.log(index, line) },
       ...agentTimers(settings)
     })

@@ -114,9 +114,10 @@ export type ScenarioEvent = EventBase & (
   | { do: 'heal' }
   | { do: 'crash', nodes: Selector }
   | { do: 'restart', nodes: Selector }
-  | { do: 'join', count?: number, share?: number, memoryBytes?: number }
+  | { do: 'join', count?: number, share?: number, memoryBytes?: number, clockSkewMs?: number }
   | { do: 'evict', nodes: Selector, by?: Selector }
   | { do: 'drain', nodes: Selector }
+  | { do: 'leave', nodes: Selector }
 )
 
 export type EventKind = ScenarioEvent['do']
@@ -515,9 +516,10 @@ class Validator {
       heal: [],
       crash: ['nodes'],
       restart: ['nodes'],
-      join: ['count', 'memory'],
+      join: ['count', 'memory', 'clock'],
       evict: ['nodes', 'by'],
-      drain: ['nodes']
+      drain: ['nodes'],
+      leave: ['nodes']
     }
     const kind = this.string(this.required(peek!, 'do', path), `${path}.do`)
     if (!(kind in kinds)) {
@@ -601,16 +603,25 @@ class Validator {
       case 'crash': return { ...base, do: 'crash', nodes: sel('nodes') }
       case 'restart': return { ...base, do: 'restart', nodes: sel('nodes') }
       case 'drain': return { ...base, do: 'drain', nodes: sel('nodes') }
+      case 'leave': return { ...base, do: 'leave', nodes: sel('nodes') }
       case 'evict': return { ...base, do: 'evict', nodes: sel('nodes'), by: o.by === undefined ? undefined : sel('by') }
       case 'join': {
         const c = this.required(o, 'count', path)
         const memoryBytes = o.memory === undefined ? undefined : this.size(o.memory, p('memory'))
+        // `clock`: the joiners' wall clocks run this far off ("-5m" behind, "+2m" ahead).
+        let clockSkewMs: number | undefined
+        if (o.clock !== undefined) {
+          const text = this.string(o.clock, p('clock'))
+          const m = /^([+-])(.+)$/.exec(text)
+          if (m === null) this.fail(p('clock'), `must be a signed duration such as "-5m" or "+30s", got ${describe(text)}`)
+          clockSkewMs = (m![1] === '-' ? -1 : 1) * this.duration(m![2], p('clock'))
+        }
         if (typeof c === 'string' && /^\d+(\.\d+)?%$/.test(c)) {
           const share = Number(c.slice(0, -1)) / 100
           if (!(share > 0 && share <= 10)) this.fail(p('count'), `must be above 0% and at most 1000% of the initial nodes, got ${describe(c)}`)
-          return { ...base, do: 'join', share, memoryBytes }
+          return { ...base, do: 'join', share, memoryBytes, clockSkewMs }
         }
-        return { ...base, do: 'join', count: this.integer(c, p('count'), 1, MAX_NODES), memoryBytes }
+        return { ...base, do: 'join', count: this.integer(c, p('count'), 1, MAX_NODES), memoryBytes, clockSkewMs }
       }
     }
   }

@@ -24,6 +24,7 @@ import { streamFor } from '../scenario/plan.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
 import type { NodeTraffic, SimNode, Tier, TierInit } from '../harness/types.ts'
 import { pickDistinct as pick } from '../random.ts'
+import { skewedClock } from '../harness/skew.ts'
 import { agentTimers, type NetworkSettings } from '../scenario/schema.ts'
 import { GossipCoalescer } from './coalesce.ts'
 import { Stepper, type SteppedClock } from './stepper.ts'
@@ -92,7 +93,7 @@ export class VirtualTier implements Tier {
     this.nextSampleMs = this.originMs
   }
 
-  async addNodes (memoryBytes: number[], withDataDir: (index: number) => boolean = () => false): Promise<SimNode[]> {
+  async addNodes (memoryBytes: number[], withDataDir: (index: number) => boolean = () => false, clockSkewMs?: number): Promise<SimNode[]> {
     const added: VirtualNode[] = []
     for (const totalBytes of memoryBytes) {
       const index = this.nodes.length
@@ -101,7 +102,8 @@ export class VirtualTier implements Tier {
         id: this.newId(),
         probe: createFakeProbe({ totalBytes, availableBytes: totalBytes }),
         state: 'crashed',
-        incarnations: 0
+        incarnations: 0,
+        clockSkewMs
       }
       if (withDataDir(index)) {
         node.dataDir = await mkdtemp(join(tmpdir(), 'memgossip-sim-'))
@@ -231,7 +233,7 @@ export class VirtualTier implements Tier {
       cluster: SIM_CLUSTER,
       dataDir: node.dataDir,
       fsync: false,
-      clock,
+      clock: node.clockSkewMs !== undefined ? skewedClock(clock, node.clockSkewMs) : clock,
       random: streamFor(this.init.seed, `agent-${index}-${node.incarnations}`),
       env: {},
       expectsPeers: index > 0,

@@ -40,14 +40,16 @@ export function killGroup (pid: number | undefined, signal: NodeJS.Signals = 'SI
 /**
  * Start `npx tsx cli/main.ts agent` with the test defaults and `extra` flags;
  * resolves once `<data-dir>/agent.json` appears (the API is then listening).
+ * `env` adds to (or overrides) this process's environment for the child, e.g.
+ * `LD_PRELOAD`/`FAKETIME` to run it under libfaketime.
  */
-export async function startChildAgent (extra: string[] = [], options: { dataDir?: string, fakeMemory?: string, cluster?: string } = {}): Promise<ChildAgent> {
+export async function startChildAgent (extra: string[] = [], options: { dataDir?: string, fakeMemory?: string, cluster?: string, env?: Record<string, string> } = {}): Promise<ChildAgent> {
   const dataDir = options.dataDir ?? await tempDir('memgossip-agent-')
   const log = `${dataDir}.log`
   const args = ['tsx', 'cli/main.ts', 'agent', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0',
     '--local-cluster', '--cluster', options.cluster ?? 'test', '--fake-memory', options.fakeMemory ?? '8GiB', '--heartbeat-interval', '1s', ...extra]
   const out = createWriteStream(log)
-  const proc = spawn('npx', args, { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+  const proc = spawn('npx', args, { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...options.env } })
   proc.stdout!.pipe(out)
   proc.stderr!.pipe(out)
   const exited = new Promise<number | null>(resolve => proc.once('exit', (code) => resolve(code)))
