@@ -337,7 +337,12 @@ function signalNumber (signal: NodeJS.Signals): number {
 }
 
 function peakText (usage: CgroupUsage): string {
-  return usage.peakBytes !== undefined ? `peak ${formatSize(usage.peakBytes)}` : 'peak not reported by this kernel'
+  return usage.peakBytes !== undefined ? `peak ${formatSize(usage.peakBytes)}` : 'peak unknown (not reported by this kernel)'
+}
+
+/** `peak 12.00 MiB of 64.00 MiB`, or the limit alone when the kernel reports no peak. */
+function peakOf (usage: CgroupUsage, limit: string): string {
+  return usage.peakBytes !== undefined ? `peak ${formatSize(usage.peakBytes)} of ${limit}` : `limit ${limit}, peak not reported by this kernel`
 }
 
 /**
@@ -357,9 +362,11 @@ export function report (id: string, limitBytes: number, outcome: Outcome, usage:
     const bystander = outcome.signal === 'SIGKILL'
       ? ' If the kernel\'s OOM killer sent it, the host or a parent cgroup ran out of memory: this reservation was a bystander.'
       : ''
-    return `memgossip run: the command was ${how} while within its limit (${peakText(usage)} of ${limit}, no OOM kill inside its cgroup; exit ${code}).${bystander}\n`
+    return `memgossip run: the command was ${how} while within its limit (${peakOf(usage, limit)}, no OOM kill inside its cgroup; exit ${code}).${bystander}\n`
   }
-  return `memgossip run: the command ${how}; ${peakText(usage)} of ${limit} reserved\n`
+  return usage.peakBytes !== undefined
+    ? `memgossip run: the command ${how}; peak ${formatSize(usage.peakBytes)} of ${limit} reserved\n`
+    : `memgossip run: the command ${how}; ${limit} reserved (this kernel reports no peak)\n`
 }
 
 function reportJson (id: string, input: RunInput, outcome: Outcome, usage: CgroupUsage, code: number): Record<string, unknown> {
