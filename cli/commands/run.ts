@@ -211,6 +211,10 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
       return 1
     }
 
+    if (interrupt.signal !== undefined) {
+      err(`memgossip run: ${interrupt.signal} before the command started; it did not run\n`)
+      return 128 + signalNumber(interrupt.signal)
+    }
     await cgroup.setLimits({ maxBytes: input.bytes, minBytes: input.minBytes })
     if (!json) {
       err(`memgossip run: '${id}' ${verdict.final ? 'admitted (final)' : 'admitted (tentative)'}: ${formatSize(input.bytes)}` +
@@ -283,8 +287,12 @@ class Interrupt {
     }
   }
 
+  /** From now on pass signals to `pid`; one that came while it was starting is passed at once. */
   forwardTo (pid: number | undefined): void {
     this.pid = pid
+    if (pid !== undefined && this.signal !== undefined) {
+      try { process.kill(pid, this.signal) } catch {}
+    }
   }
 
   dispose (): void {
