@@ -5,11 +5,12 @@
  * process may create children in (root, or a delegated scope); where none can
  * be made the cgroup tests are skipped with a message saying why.
  */
+import { spawnSync } from 'node:child_process'
 import { access } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CgroupError, cgroupName, detectCgroupController } from '../../agent/cgroup.ts'
-import { getJson, runCli, spawnCli, startChildAgent, stopAgents, waitFor, type ChildAgent } from '../cli/procs.ts'
+import { getJson, REPO, runCli, spawnCli, startChildAgent, stopAgents, waitFor, type ChildAgent } from '../cli/procs.ts'
 
 /** Can this process make a memory cgroup? Undefined when it can, else why not. */
 async function whyNoCgroups (): Promise<string | undefined> {
@@ -89,6 +90,34 @@ describe.skipIf(noCgroups !== undefined)('memgossip run with real cgroups', () =
     expect(r.stderr).toMatch(/killed by SIGTERM while within its limit \(peak .* of 64\.00 MiB, no OOM kill inside its cgroup/)
     expect(r.stderr).not.toContain('offender')
     expect((await verdictOf('e2e-sig')).status).toBe('released')
+  })
+
+  it.skipIf(process.getuid?.() !== 0 || spawnSync('runuser', ['--help']).error !== undefined)(
+    'refuses, as a user without a delegated cgroup, with PermissionDenied and the fix, exit 2, writing nothing', async () => {
+      const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, '--import', 'tsx', 'cli/main.ts',
+        'run', 'e2e-nobody', '64MiB', '--api', agent.api, '--', 'true'], { cwd: REPO, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } })
+      expect(r.status, r.stderr).toBe(2)
+      expect(r.stderr).toMatch(/cannot run 'e2e-nobody' under a memory limit \[PermissionDenied\]: .*not root.*systemd-run --user --scope -p Delegate=yes/)
+      expect((await verdictOf('e2e-nobody')).error).toBe('NotFound')
+    })
+
+  it('when the agent goes away while the command runs: the command finishes, the release is retried and the message says what to do', async () => {
+    const lonely = await startChildAgent()
+    try {
+      const { proc, done } = spawnCli(['run', 'e2e-orphan', '64MiB', '--tentative-ok', '--api', lonely.api, '--', 'sh', '-c', 'echo started; sleep 2; echo finished'])
+      let out = ''
+      proc.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+      await waitFor('the command to start', () => out.includes('started'), 30_000)
+      await lonely.stop()
+      const r = await done
+      expect(r.code, r.stderr).toBe(0)
+      expect(out).toContain('finished')
+      expect(r.stderr).toContain('retrying the release of')
+      expect(r.stderr).toMatch(/could not release 'e2e-orphan': the agent at .* did not answer after 4 attempts; its memory stays booked until you run 'memgossip release e2e-orphan'/)
+      expect(await gone(path.join(cgroupParent!, cgroupName('e2e-orphan')))).toBe(true)
+    } finally {
+      await stopAgents([lonely])
+    }
   })
 
   it('refuses a reservation that does not fit with the fit answer and exit 1, writing nothing', async () => {
