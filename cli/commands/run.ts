@@ -198,7 +198,7 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
         return 128 + signalNumber(interrupt.signal)
       }
       if (!verdict.final) {
-        err(`${renderVerdict(verdict, color)}memgossip run: not final after ${Math.round(input.timeoutMs / 1000)}s (waits for ${verdict.waitsFor.join(', ')}); released, the command did not run\n`)
+        err(`${renderVerdict(verdict, color)}memgossip run: not final after ${Math.round(input.timeoutMs / 1000)}s (waits for ${verdict.waitsFor.join(', ')}); releasing it, the command did not run\n`)
         return 1
       }
     }
