@@ -2,8 +2,9 @@
  * Measuring memory and turning a measurement into what reservations may use
  * (DESIGN.md §5).
  *
- * - {@link createSystemProbe}: cgroup v2 when the agent runs in a limited cgroup,
- *   else `/proc/meminfo`, else `os.totalmem()` / `os.freemem()`.
+ * - {@link createSystemProbe}: the cgroup (v2, or the v1 memory controller) when
+ *   the agent runs in a limited one, else `/proc/meminfo`, else
+ *   `os.totalmem()` / `os.freemem()`.
  * - {@link createFakeProbe}: a probe that tests and simulations drive by hand.
  * - {@link resolveFloor}, {@link computeAllocatable}: pure rules, no I/O.
  * - {@link PublishGate}: "publish on change, not on every tick", time passed in.
@@ -19,7 +20,7 @@ const KIB = 1024
 
 /** Where procfs is mounted. */
 export const DEFAULT_PROC_ROOT = '/proc'
-/** Where the cgroup v2 unified hierarchy is mounted. */
+/** Where the cgroup v2 unified hierarchy is mounted; the v1 memory controller is at `<root>/memory`. */
 export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup'
 
 /** Default floor: this share of total memory is kept free… */
@@ -68,7 +69,7 @@ export class ConfigError extends Error {
 export interface SystemProbeInit {
   /** Root of procfs; default {@link DEFAULT_PROC_ROOT}. Tests point it at fixture files. */
   procRoot?: string
-  /** Root of the cgroup v2 hierarchy; default {@link DEFAULT_CGROUP_ROOT}. */
+  /** Root of the cgroup v2 hierarchy (v1 memory controller at `<cgroupRoot>/memory`); default {@link DEFAULT_CGROUP_ROOT}. */
   cgroupRoot?: string
 }
 
@@ -76,8 +77,9 @@ export interface SystemProbeInit {
  * The probe of the host the agent runs on.
  *
  * On Linux (or whenever a root is injected): if the process sits in a cgroup v2
- * whose `memory.max` (or an ancestor's) is a number below the host's `MemTotal`,
- * total is that limit and available is `limit − memory.current`, never more than
+ * whose `memory.max` (or an ancestor's), or in a cgroup v1 memory cgroup whose
+ * `memory.limit_in_bytes` (or an ancestor's), is a number below the host's
+ * `MemTotal`, total is that limit and available is `limit − usage`, never more than
  * `MemAvailable` (a cgroup cannot use memory the host does not have). Otherwise
  * `/proc/meminfo` `MemTotal` / `MemAvailable`. Elsewhere, or when nothing is
  * readable, `os.totalmem()` / `os.freemem()`. Each sample re-reads the files, so
@@ -157,38 +159,66 @@ async function readMeminfo (procRoot: string): Promise<{ totalBytes: number, ava
 }
 
 /**
- * The tightest cgroup v2 memory limit over the process's cgroup and its
- * ancestors: a limit set on a parent slice binds the child too, and the child's
- * own `memory.max` then reads `max`. Undefined when no level has a numeric limit.
+ * v1 reports "no limit" as the largest page-aligned counter (9223372036854771712
+ * on x86-64); a value this large limits nothing.
+ */
+const V1_UNLIMITED_AT = 2 ** 62
+
+/**
+ * The tightest memory limit over the process's cgroup and its ancestors, in
+ * cgroup v2 (`memory.max` / `memory.current`) and in the cgroup v1 memory
+ * controller (`memory.limit_in_bytes` / `memory.usage_in_bytes` under
+ * `<cgroupRoot>/memory`, as hybrid hosts mount it): a limit set on a parent
+ * binds the child too, and the child's own file then reads `max` (v2) or the
+ * "unlimited" number (v1). Undefined when no level has a numeric limit.
  */
 async function readCgroupLimit (procRoot: string, cgroupRoot: string): Promise<{ limitBytes: number, headroomBytes: number } | undefined> {
   const membership = await readOptional(path.join(procRoot, 'self', 'cgroup'))
   if (membership === undefined) return undefined
-  // cgroup v2 is the `0::<path>` line; v1 controllers have other lines (ignored).
-  const line = membership.split('\n').find((l) => l.startsWith('0::'))
-  if (line === undefined) return undefined
-  let dir = path.posix.normalize('/' + line.slice(3).trim())
-
   let best: { limitBytes: number, headroomBytes: number } | undefined
+  const tighter = (level: { limitBytes: number, headroomBytes: number }): void => {
+    best = best === undefined
+      ? level
+      : { limitBytes: Math.min(best.limitBytes, level.limitBytes), headroomBytes: Math.min(best.headroomBytes, level.headroomBytes) }
+  }
+  for (const line of membership.split('\n')) {
+    const match = /^(\d+):([^:]*):(.*)$/.exec(line.trim())
+    if (match === null) continue
+    const [, hierarchy, controllers, cgroupPath] = match
+    // v2 is the `0::<path>` line; in v1 only the memory controller's line matters.
+    if (hierarchy === '0' && controllers === '') {
+      await walkUp(path.join(cgroupRoot), cgroupPath, 'memory.max', 'memory.current', tighter)
+    } else if (controllers.split(',').includes('memory')) {
+      await walkUp(path.join(cgroupRoot, 'memory'), cgroupPath, 'memory.limit_in_bytes', 'memory.usage_in_bytes', tighter)
+    }
+  }
+  return best
+}
+
+/** Each level from `cgroupPath` up to the root of `mount` with a numeric limit and usage. */
+async function walkUp (
+  mount: string,
+  cgroupPath: string,
+  limitFile: string,
+  usageFile: string,
+  found: (level: { limitBytes: number, headroomBytes: number }) => void
+): Promise<void> {
+  let dir = path.posix.normalize('/' + cgroupPath.trim())
   for (;;) {
-    const level = path.join(cgroupRoot, dir)
-    const max = (await readOptional(path.join(level, 'memory.max')))?.trim()
-    if (max !== undefined && /^\d+$/.test(max)) {
+    const level = path.join(mount, dir)
+    const max = (await readOptional(path.join(level, limitFile)))?.trim()
+    if (max !== undefined && /^\d+$/.test(max) && Number(max) < V1_UNLIMITED_AT) {
       const limitBytes = Number(max)
-      const current = (await readOptional(path.join(level, 'memory.current')))?.trim()
+      const current = (await readOptional(path.join(level, usageFile)))?.trim()
       // A limit without a usage figure cannot give a headroom: skip the level
       // rather than guess (meminfo or another level still answers).
       if (current !== undefined && /^\d+$/.test(current)) {
-        const headroomBytes = Math.max(0, limitBytes - Number(current))
-        best = best === undefined
-          ? { limitBytes, headroomBytes }
-          : { limitBytes: Math.min(best.limitBytes, limitBytes), headroomBytes: Math.min(best.headroomBytes, headroomBytes) }
+        found({ limitBytes, headroomBytes: Math.max(0, limitBytes - Number(current)) })
       }
     }
     if (dir === '/') break
     dir = path.posix.dirname(dir)
   }
-  return best
 }
 
 async function readOptional (file: string): Promise<string | undefined> {

@@ -12,6 +12,7 @@ import { fitCommand } from './commands/fit.ts'
 import { rent, evict } from './commands/rent.ts'
 import { release, reserve } from './commands/reserve.ts'
 import { reservations, where } from './commands/reservations.ts'
+import { run } from './commands/run.ts'
 import { bench, simulate } from './commands/simulate.ts'
 import { status } from './commands/status.ts'
 import { watch } from './commands/watch.ts'
@@ -49,6 +50,7 @@ export const COMMANDS: Record<string, { run: Command, summary: string }> = {
   fit: fitCommand,
   reserve,
   release,
+  run,
   reservations,
   where,
   watch,
