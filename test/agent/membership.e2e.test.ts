@@ -158,6 +158,7 @@ describe('a 2 | 3 partition held past --evict-after', () => {
     // Every poll, on every agent: record each verdict the first time any agent holds it final,
     // and flag any later decision that differs from it, on any agent that holds it final or
     // that held it final before.
+    const t0 = Date.now()
     const finals = new Map<string, { id: string, decision: Decision, seenOn: string, atMs: number }>()
     const finalOn = new Set<string>() // `${agent}|${key}`
     const violations = new Map<string, number>() // what → first seen, ms after monitoring started
@@ -168,7 +169,6 @@ describe('a 2 | 3 partition held past --evict-after', () => {
     let healed = false
     let threeViewAt: number | undefined // first poll at which every 3-side agent listed exactly the 3 side
     let polls = 0
-    const t0 = Date.now()
     const poll = (): void => {
       polls++
       if (partitioned && threeViewAt === undefined && agents.slice(2).every(a => JSON.stringify([...a.daemon.agent.resolution().members].sort()) === JSON.stringify(ids(agents.slice(2)).sort()))) threeViewAt = Date.now()
