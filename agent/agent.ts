@@ -815,7 +815,7 @@ export class Agent extends EventEmitter {
     if (this.beaconTimer !== undefined || !this.beaconDue(res)) return
     // Jittered, and checked again when it fires: a member whose confirmation
     // is no longer needed by then (a majority announced first) stays quiet.
-    const delay = (this.init.beaconDelayMs ?? DEFAULTS.beaconDelayMs) * (1 + 2 * this.random())
+    const delay = Math.round((this.init.beaconDelayMs ?? DEFAULTS.beaconDelayMs) * (1 + 2 * this.random()))
     this.beaconTimer = this.clock.setTimeout(() => {
       this.beaconTimer = undefined
       if (this.stopped || this.lastSample === undefined || !this.beaconDue(this.resolution())) return

@@ -64,8 +64,9 @@ export class HybridClock {
     if (last !== undefined) this.observe(decodeHlc(last))
   }
 
-  /** Stamp a local event at wall time `wallMs`. */
+  /** Stamp a local event at wall time `wallMs` (whole milliseconds: a fraction is dropped). */
   now (wallMs: number): HlcString {
+    wallMs = Math.floor(wallMs)
     if (wallMs > this.wallMs) {
       this.wallMs = wallMs
       this.counter = 0
@@ -77,6 +78,7 @@ export class HybridClock {
 
   /** Merge a remote stamp; returns the stamp of the receive event. */
   receive (remote: HlcString, wallMs: number): HlcString {
+    wallMs = Math.floor(wallMs)
     const r = decodeHlc(remote)
     const wall = Math.max(this.wallMs, r.wallMs, wallMs)
     if (wall === this.wallMs && wall === r.wallMs) {

@@ -712,7 +712,8 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   }
   let seen: HlcString | undefined
   for (const line of reach.values()) if (seen === undefined || line < seen) seen = line
-  if (seen === COMPLETE) seen = undefined
+  // Nothing complete (a member never heard: line '') or everything (no member left): no line to announce.
+  if (seen === COMPLETE || seen === '') seen = undefined
   // Its own line counts as announced: it holds what it holds now.
   if (self !== undefined && seen !== undefined && current(membership).has(self)) announced.set(self, seen)
 

@@ -6,7 +6,7 @@
  */
 import type * as Y from 'yjs'
 import { DuplicateReservationError } from './errors.ts'
-import { HybridClock, type HlcString } from './hlc.ts'
+import { HybridClock, isHlc, type HlcString } from './hlc.ts'
 import {
   entryKey, ledgerMaps, membershipKey, releaseKey, writeCapacity, writeHeartbeat, writeMembership, writeRelease, writeReservation,
   type EvictionAck, type EvictionProposal, type Heartbeat, type NodeId, type NodeState, type Placement, type Reservation,
@@ -120,7 +120,7 @@ export class LedgerWriter {
       version: figures.version ?? ''
     }
     if (figures.addrs !== undefined) heartbeat.addrs = figures.addrs
-    if (seen !== undefined) heartbeat.seen = seen
+    if (seen !== undefined && isHlc(seen)) heartbeat.seen = seen
     writeHeartbeat(this.doc, this.node, heartbeat, this.origin)
     return heartbeat
   }

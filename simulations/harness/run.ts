@@ -298,12 +298,14 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
     const finalRes = running.find(x => x.agent!.resolution().digest === majority)?.agent!.resolution()
     const overs = overCommitted(tier.nodes)
     const pendingAtEnd = pendingVerdicts(tier.nodes)
+    // MEMGOSSIP_DEBUG_PENDING=1: say what the verdicts still tentative at the end wait for.
     if (pendingAtEnd > 0 && process.env.MEMGOSSIP_DEBUG_PENDING !== undefined) {
       for (const node of tier.nodes) {
         if (node.state !== 'running' || node.agent === undefined) continue
         const res = node.agent.resolution()
-        const stuck = [...res.verdicts.values(), ...res.conflicts].filter(v => !v.final && v.status !== 'invalid').slice(0, 3)
-        for (const v of stuck) console.error(`pending on ${node.index}: ${v.key} ${v.status}/${v.code} view ${v.view} waits on ${v.waitingOn} ${v.waitsFor.join(',')}; members ${res.members.length}; seen ${res.seen}; t ${v.hlc}`)
+        for (const v of [...res.verdicts.values(), ...res.conflicts].filter(x => !x.final && x.status !== 'invalid').slice(0, 3)) {
+          process.stderr.write(`tentative on node ${node.index}: ${v.key} (${v.status}, view ${v.view ?? '?'}) waits on ${v.waitingOn ?? '?'}: ${v.waitsFor.join(', ')}\n`)
+        }
       }
     }
     scoreRaces(races, finalRes, writes)

@@ -61,4 +61,12 @@ describe('HybridClock', () => {
     const clock = new HybridClock('a', encodeHlc({ wallMs: 7, counter: 999_999, node: 'a' }))
     expect(decodeHlc(clock.now(7))).toEqual({ wallMs: 8, counter: 0, node: 'a' })
   })
+
+  it('stamps whole milliseconds whatever fraction the wall clock carries (a stamp stays valid)', () => {
+    const clock = new HybridClock('a')
+    const stamp = clock.now(1_700_000_035_045.421)
+    expect(isHlc(stamp)).toBe(true)
+    expect(decodeHlc(stamp).wallMs).toBe(1_700_000_035_045)
+    expect(isHlc(clock.receive(encodeHlc({ wallMs: 5, counter: 0, node: 'b' }), 1_700_000_035_046.9))).toBe(true)
+  })
 })

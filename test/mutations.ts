@@ -1,0 +1,84 @@
+/**
+ * Mutation check of the core's tests: break the resolution and finality code
+ * on purpose, one deliberate bug at a time, run the crdt suites, and list
+ * which tests caught it. Every mutation must be caught. The source is
+ * restored after each run (and on Ctrl-C).
+ *
+ *   npx tsx test/mutations.ts [--runs 100] [--only name,name]
+ *
+ * Prints a markdown table (mutation, caught or not, the first failing tests)
+ * and exits 1 when a mutation survived.
+ */
+import { spawnSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+
+const REPO = resolve(import.meta.dirname, '..')
+
+interface Mutation { name: string, file: string, from: string, to: string }
+
+export const MUTATIONS: Mutation[] = [
+  { name: 'tie-break order reversed (best fit prefers the larger node id)', file: 'crdt/placement.ts', from: '(r === room && sorted[mid].id < id)', to: '(r === room && sorted[mid].id > id)' },
+  { name: 'log sorted by wall time only (sort key without counter and node)', file: 'crdt/resolve.ts', from: 'log.sort((a, b) => compareHlc(a.hlc, b.hlc) || a.kind - b.kind', to: 'log.sort((a, b) => (hlcWallMs(a.hlc) - hlcWallMs(b.hlc)) || a.kind - b.kind' },
+  { name: 'best fit reversed (worst fit: the most headroom)', file: 'crdt/placement.ts', from: 'const best = index.at(first)', to: 'const best = index.at(n - 1)' },
+  { name: 'eviction order reversed (highest priority evicted first)', file: 'crdt/resolve.ts', from: '.sort((a, b) => a.priority - b.priority || compareHlc(b.hlc, a.hlc)', to: '.sort((a, b) => b.priority - a.priority || compareHlc(b.hlc, a.hlc)' },
+  { name: 'exact fit refused', file: 'crdt/placement.ts', from: 'const first = index.lowerBound(bytes)', to: 'const first = index.lowerBound(bytes + 1)' },
+  { name: 'finality one confirmation early (half the view instead of a strict majority)', file: 'crdt/resolve.ts', from: 'const need = Math.floor(view.members.length / 2) + 1', to: 'const need = Math.max(1, Math.floor(view.members.length / 2))' },
+  { name: 'finality one tick early (a line one counter short counts as past t)', file: 'crdt/resolve.ts', from: 'if (seen !== undefined && t <= seen && majority !== undefined && t <= majority) {', to: 'if (seen !== undefined && t <= bump(seen) && majority !== undefined && t <= bump(majority)) {' },
+  { name: 'finality on every clock alone (no majority announcement)', file: 'crdt/resolve.ts', from: 'if (seen !== undefined && t <= seen && majority !== undefined && t <= majority) {', to: 'if (seen !== undefined && t <= seen) {' },
+  { name: 'a stale proposal completes (the latest eviction wins over a view change)', file: 'crdt/views.ts', from: '    if (o.digest !== current().digest) {\n      o.state.status = \'void\'\n      o.state.reason = \'the view changed before it completed\'\n      open.delete(o.state.key)\n      list(o)\n      continue\n    }', to: '' },
+  { name: 'cut below an acknowledgement (the least position acknowledged)', file: 'crdt/views.ts', from: 'p.seq > best.seq', to: 'p.seq < best.seq' },
+  { name: 'a minority completes an eviction (no strict majority needed)', file: 'crdt/views.ts', from: 'if (2 * o.state.acked.length <= o.state.viewMembers.length) {', to: 'if (o.state.acked.length === 0) {' },
+  { name: 'an open eviction does not cap the acknowledged stream', file: 'crdt/resolve.ts', from: 'if (cap !== undefined && cap < line) line = cap', to: 'void cap' },
+  { name: 'a joiner\'s writes before its admission count', file: 'crdt/views.ts', from: 'if (interval.admitHlc >= hlc) continue', to: 'if (interval.admitHlc >= hlc && i > 0) continue' },
+  { name: 'a release ends the id whatever entry it names', file: 'crdt/resolve.ts', from: 'if (run === undefined || run.key !== key) {', to: 'if (run === undefined) {' }
+]
+
+/** For the "one tick early" mutation: the stamp one counter after `hlc`. */
+const BUMP = `
+function bump (hlc: string): string {
+  const counter = Number(hlc.slice(16, 22)) + 1
+  return hlc.slice(0, 16) + String(counter).padStart(6, '0') + hlc.slice(22)
+}
+`
+
+function main (): number {
+  const { values } = parseArgs({ options: { runs: { type: 'string', default: '100' }, only: { type: 'string' } }, strict: true })
+  const only = values.only?.split(',')
+  const chosen = MUTATIONS.filter((m, i) => only === undefined || only.includes(String(i + 1)) || only.some(o => m.name.includes(o)))
+  const rows: string[] = ['| # | mutation | caught | by (first failing tests) |', '| --- | --- | --- | --- |']
+  let survived = 0
+  for (const [i, m] of chosen.entries()) {
+    const path = resolve(REPO, m.file)
+    const original = readFileSync(path, 'utf8')
+    const count = original.split(m.from).length - 1
+    if (count !== 1) throw new Error(`mutation '${m.name}': expected the text once in ${m.file}, found it ${count} times`)
+    let mutated = original.replace(m.from, m.to)
+    if (m.to.includes('bump(')) mutated += BUMP
+    const restore = (): void => { writeFileSync(path, original) }
+    process.once('SIGINT', () => { restore(); process.exit(130) })
+    writeFileSync(path, mutated)
+    process.stderr.write(`[${i + 1}/${chosen.length}] ${m.name}… `)
+    let failing: string[] = []
+    try {
+      const run = spawnSync('npx', ['vitest', 'run', 'test/crdt', '--reporter=verbose'], {
+        cwd: REPO,
+        encoding: 'utf8',
+        env: { ...process.env, NO_COLOR: '1', MEMGOSSIP_PROPERTY_RUNS: values.runs },
+        maxBuffer: 64 * 1024 * 1024
+      })
+      failing = (run.stdout + run.stderr).split('\n').filter(l => /^\s+×/.test(l)).map(l => l.replace(/^\s+×\s*/, '').replace(/\s+\d+ms$/, '').trim())
+      if (run.status !== 0 && failing.length === 0) failing = ['(the suite failed to run: compile error)']
+    } finally {
+      restore()
+    }
+    process.stderr.write(failing.length > 0 ? `caught by ${failing.length}\n` : 'SURVIVED\n')
+    if (failing.length === 0) survived++
+    rows.push(`| ${MUTATIONS.indexOf(m) + 1} | ${m.name} | ${failing.length > 0 ? 'yes' : '**no**'} | ${failing.slice(0, 3).map(f => f.replace(/\|/g, '\\|')).join('; ')}${failing.length > 3 ? `; … (${failing.length} in all)` : ''} |`)
+  }
+  process.stdout.write(`${rows.join('\n')}\n`)
+  return survived > 0 ? 1 : 0
+}
+
+process.exitCode = main()
