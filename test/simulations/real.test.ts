@@ -26,7 +26,8 @@ const SIZES: Record<string, number> = {
   'node-loss': 5,
   churn: 5,
   'replicated-all-placement': 4,
-  fleet: 10
+  fleet: 10,
+  'membership-storm': 6
 }
 
 describe('every shipped scenario, real tier (libp2p over TCP on 127.0.0.1)', () => {

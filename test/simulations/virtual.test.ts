@@ -34,7 +34,7 @@ function check (report: RunReport): void {
  * (`simulations/cli.ts --json`) in its own process, two at a time, so both
  * cores work and one run's heap does not slow the next.
  */
-const SCENARIOS = ['fleet', 'churn', 'partition-heal-storm', 'replicated-all-placement', 'node-loss', 'yz-race']
+const SCENARIOS = ['fleet', 'churn', 'partition-heal-storm', 'replicated-all-placement', 'node-loss', 'yz-race', 'membership-storm']
 const PARALLEL = Math.max(1, Math.min(2, availableParallelism()))
 const runs = new Map<string, Promise<{ code: number, report: RunReport }>>()
 
