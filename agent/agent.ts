@@ -1,17 +1,18 @@
 /**
- * The agent: the shell around the ledger core (DESIGN.md §5–§8). It measures
- * this host's memory, writes heartbeats and capacity events, carries the
- * ledger between peers (gossip as the fast path, anti-entropy sync to heal),
- * keeps it on disk, tracks liveness and evicts the long dead, and answers
- * clients. Every decision is made by `crdt/`; this file moves bytes and time.
+ * The agent: the shell around the ledger core (docs/design.md "Agent"). It
+ * measures this host's memory, writes heartbeats and capacity events, carries
+ * the ledger between peers (gossip as the fast path, anti-entropy sync to
+ * heal), keeps it on disk, tracks liveness and evicts the long dead, and
+ * answers clients. Every decision is made by `crdt/`; this file moves bytes and
+ * time.
  *
- * Write order (§7): a local change is appended and fsynced before it is
- * published, served to a syncing peer, or acknowledged. A restarted agent
- * therefore reuses its Yjs client id without reusing a clock a peer has seen.
- * When a durable append fails (disk full), the agent turns read-only: it keeps
- * answering from what it holds but neither writes nor shares its own stream
- * until it is restarted, because its in-memory stream now holds a write the
- * disk does not.
+ * Write order (docs/design.md "Durability"): a local change is appended and
+ * fsynced before it is published, served to a syncing peer, or acknowledged. A
+ * restarted agent therefore reuses its Yjs client id without reusing a clock a
+ * peer has seen. When a durable append fails (disk full), the agent turns
+ * read-only: it keeps answering from what it holds but neither writes nor
+ * shares its own stream until it is restarted, because its in-memory stream now
+ * holds a write the disk does not.
  */
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
@@ -30,11 +31,11 @@ export const VERSION = '0.1.0'
 
 /** Defaults, each with the reason it is what it is. */
 export const DEFAULTS = {
-  /** Probe memory every second; publish only on change (§5). */
+  /** Probe memory every second; publish only on change (docs/design.md "Measuring memory"). */
   sampleIntervalMs: 1000,
-  /** Publish at least this often so liveness and finality advance (§5). */
+  /** Publish at least this often so liveness and finality advance (docs/design.md "Measuring memory"). */
   heartbeatIntervalMs: 5000,
-  /** Batch local writes this long so a burst is one gossip message (§6). */
+  /** Batch local writes this long so a burst is one gossip message (docs/design.md "Network"). */
   gossipBatchMs: 5,
   /** Anti-entropy with one random peer this often; gossip is lossy. */
   syncIntervalMs: 5000,
@@ -42,7 +43,7 @@ export const DEFAULTS = {
   suspectAfterMs: 15_000,
   /** Six missed heartbeats: dead (still a member until evicted). */
   deadAfterMs: 30_000,
-  /** Silent this long: write an eviction record (§4.3). */
+  /** Silent this long: write an eviction record (docs/design.md "Membership as views"). */
   evictAfterMs: 10 * 60_000,
   /** Largest Yjs update accepted from a peer in one message. */
   maxUpdateBytes: 16 * 1024 * 1024,
@@ -409,7 +410,7 @@ export class Agent extends EventEmitter {
     return this.cached
   }
 
-  /** Liveness of a member by this peer's own timers (never used by resolution, §4.3). */
+  /** Liveness of a member by this peer's own timers (never used by resolution, docs/design.md "Network"). */
   liveness (node: PeerIdStr): Liveness {
     if (node === this.self) return 'self'
     const age = this.heartbeatAge(node)
@@ -571,10 +572,11 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * Leave the cluster for good (docs/design.md "Leave"): a capacity event with
-   * state `left` in this node's own stream; its reservations are evicted and
-   * its later writes do not count. It does not ask to be admitted again;
-   * coming back is a new admission (restart it with a bootstrap peer).
+   * Leave the cluster for good (docs/design.md "Membership as views"): a
+   * capacity event with state `left` in this node's own stream; its
+   * reservations are evicted and its later writes do not count. It does not ask
+   * to be admitted again; coming back is a new admission (restart it with a
+   * bootstrap peer).
    */
   async leave (): Promise<void> {
     this.assertWritable()
@@ -586,7 +588,7 @@ export class Agent extends EventEmitter {
 
   private leftOnPurpose = false
 
-  /** Mark this node draining (no new placements; its reservations are evicted, §4.4). */
+  /** Mark this node draining (no new placements; its reservations are evicted, docs/design.md "Capacity loss"). */
   async drain (): Promise<void> {
     this.assertWritable()
     this.writer.capacity(this.allocatableBytes, 'draining', this.clock.now())
@@ -634,7 +636,8 @@ export class Agent extends EventEmitter {
   private onDocUpdate (update: Uint8Array, origin: unknown): void {
     if (origin === ORIGIN_LOCAL) {
       this.metrics.updatesOut++
-      // Durable first, then gossip (§7). Appends are queued in order by the store.
+      // Durable first, then gossip (docs/design.md "Durability"). Appends are
+      // queued in order by the store.
       const append = this.store !== undefined ? this.store.append(update, { durable: true }) : Promise.resolve()
       this.durableTail = this.durableTail.then(async () => await append).then(
         () => {
@@ -779,9 +782,9 @@ export class Agent extends EventEmitter {
   /**
    * Acknowledge every open eviction proposal of the current view with the
    * highest position this node holds of each target's stream: the flush that
-   * makes the cut safe (docs/design.md "Eviction"). A proposal from a silence
-   * timeout is acknowledged once this node has not heard the targets for
-   * half the timeout either, so a member that still hears a target blocks
+   * makes the cut safe (docs/design.md "Membership as views"). A proposal from
+   * a silence timeout is acknowledged once this node has not heard the targets
+   * for half the timeout either, so a member that still hears a target blocks
    * its eviction; an operator's proposal is acknowledged at once.
    */
   private acknowledgeProposals (res: Resolution): void {
@@ -1057,7 +1060,7 @@ export class Agent extends EventEmitter {
       this.drop(from, 'invalid', (error as Error).message)
       return encodeMessage({ type: MSG_ERROR, reason: 'malformed request' })
     }
-    // Never serve our own stream beyond what is durable (§7).
+    // Never serve our own stream beyond what is durable (docs/design.md "Durability").
     await this.settled()
     if (this.failed !== undefined) return encodeMessage({ type: MSG_ERROR, reason: 'peer is read-only' })
     switch (message.type) {

@@ -1,9 +1,9 @@
 /**
- * The HTTP JSON API of one agent (DESIGN.md §8). Loopback by default; a bearer
- * token is required for any other bind (checked by the daemon) and, when set,
- * for every route but `/healthz`. Bad input gets a 4xx with `{ error, detail }`
- * naming the field, bodies over the limit get 413, and nothing is half-written:
- * every check runs before the single ledger write.
+ * The HTTP JSON API of one agent (docs/design.md "Interfaces"). Loopback by
+ * default; a bearer token is required for any other bind (checked by the
+ * daemon) and, when set, for every route but `/healthz`. Bad input gets a 4xx
+ * with `{ error, detail }` naming the field, bodies over the limit get 413, and
+ * nothing is half-written: every check runs before the single ledger write.
  *
  * Routes: GET /healthz, /v1/state, /v1/nodes, /v1/capacity, /v1/alerts,
  * /v1/reservations[/:id], /v1/rent, /v1/events (SSE), /metrics; POST /v1/fit,

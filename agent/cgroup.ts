@@ -1,7 +1,7 @@
 /**
- * A memory cgroup per reservation (DESIGN.md §10): create it, set its limits,
- * put a process in it, read what it used, remove it. Two backends, chosen by
- * detection:
+ * A memory cgroup per reservation (docs/design.md "Enforcement"): create it,
+ * set its limits, put a process in it, read what it used, remove it. Two
+ * backends, chosen by detection:
  *
  * - cgroup v2 (unified): `memory.max` = limit, `memory.min` (or `memory.low`
  *   where the kernel has no `memory.min`) = protected minimum, `memory.current`,

@@ -4,10 +4,10 @@
  * and its HTTP API. Tests start it in-process with a fake probe; the CLI starts
  * it from flags.
  *
- * Safe defaults (DESIGN.md §6, §8): without a cluster key the agent listens on
- * loopback only (like a protected mode) and says how to add a key; with one it
- * listens on all interfaces. The API binds loopback, and refuses any other bind
- * without a token.
+ * Safe defaults (docs/design.md "Network", "Interfaces"): without a cluster key
+ * the agent listens on loopback only (like a protected mode) and says how to
+ * add a key; with one it listens on all interfaces. The API binds loopback, and
+ * refuses any other bind without a token.
  */
 import './shim.ts'
 import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'

@@ -1,6 +1,6 @@
 /**
  * Measuring memory and turning a measurement into what reservations may use
- * (DESIGN.md §5).
+ * (docs/design.md "Measuring memory").
  *
  * - {@link createSystemProbe}: the cgroup (v2, or the v1 memory controller) when
  *   the agent runs in a limited one, else `/proc/meminfo`, else
@@ -32,10 +32,10 @@ export const DEFAULT_FLOOR_MIN_BYTES = 256 * MIB
 export const DEFAULT_PUBLISH_THRESHOLD_PCT_TOTAL = 1
 /** …or by more than this many bytes, whichever is larger. */
 export const DEFAULT_PUBLISH_THRESHOLD_MIN_BYTES = 32 * MIB
-/** Publish at least this often, so liveness and finality (§4.2) keep advancing. */
+/** Publish at least this often, so liveness and finality (docs/design.md "Finality") keep advancing. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 5000
 
-/** The floor environment variables, in precedence order (§5). */
+/** The floor environment variables, in precedence order (docs/design.md "Measuring memory"). */
 export const FLOOR_ENV = {
   free: 'MEMGOSSIP_MINMEM_FREE',
   pctTotal: 'MEMGOSSIP_MINMEM_PCT_TOTAL',
@@ -118,8 +118,9 @@ export interface FakeProbe extends MemoryProbe {
 }
 
 /**
- * A probe for tests and simulations (DESIGN.md §5, §9): returns what it was last
- * {@link FakeProbe.set set} to, with `source: 'fake'`.
+ * A probe for tests and simulations (docs/design.md "Measuring memory",
+ * "Simulation harness"): returns what it was last {@link FakeProbe.set set} to,
+ * with `source: 'fake'`.
  */
 export function createFakeProbe (initial: { totalBytes: number, availableBytes: number }): FakeProbe {
   let current = checkFakeFigures({ ...initial })
@@ -248,16 +249,18 @@ export interface FloorConfig {
 }
 
 /**
- * The floor rule of DESIGN.md §5; the first rule that is set wins:
- * `MEMGOSSIP_MINMEM_FREE` (a size), `MEMGOSSIP_MINMEM_PCT_TOTAL` (percent of
- * total), `MEMGOSSIP_MINMEM_PCT_FREE` (percent of available in `sample`), then
- * `config.floor`, then {@link DEFAULT_FLOOR_PCT_TOTAL}% of total but at least
- * {@link DEFAULT_FLOOR_MIN_BYTES}. A variable set to the empty string counts as
- * unset (`VAR= memgossip agent` is how shells unset for one command).
+ * The floor rule of docs/design.md "Measuring memory"; the first rule that is
+ * set wins: `MEMGOSSIP_MINMEM_FREE` (a size), `MEMGOSSIP_MINMEM_PCT_TOTAL`
+ * (percent of total), `MEMGOSSIP_MINMEM_PCT_FREE` (percent of available in
+ * `sample`), then `config.floor`, then {@link DEFAULT_FLOOR_PCT_TOTAL}% of
+ * total but at least {@link DEFAULT_FLOOR_MIN_BYTES}. A variable set to the
+ * empty string counts as unset (`VAR= memgossip agent` is how shells unset for
+ * one command).
  *
  * `MEMGOSSIP_MINMEM_PCT_FREE` depends on the moment: resolve the floor once at
  * start (and on config reload), not on every sample, or allocatable would follow
- * usage and every sample would become a capacity event (§3).
+ * usage and every sample would become a capacity event (docs/design.md
+ * "Measuring memory").
  *
  * @throws {ConfigError} naming the variable and the accepted forms.
  */
@@ -350,7 +353,7 @@ export interface AllocatableInput {
 }
 
 /**
- * What reservations may use on a node (DESIGN.md §3):
+ * What reservations may use on a node (docs/design.md "Measuring memory"):
  * `max(0, min(total − floor − systemReserved, cap))`, an integer.
  */
 export function computeAllocatable ({ totalBytes, floorBytes, systemReservedBytes = 0, capBytes }: AllocatableInput): number {
@@ -384,9 +387,10 @@ export interface PublishGateInit {
 }
 
 /**
- * "Publish on change, not on every tick" (DESIGN.md §5): the agent samples every
- * second and asks the gate whether this sample must go out. Pure: time is an
- * argument, the gate only remembers the last published figures and when.
+ * "Publish on change, not on every tick" (docs/design.md "Measuring memory"):
+ * the agent samples every second and asks the gate whether this sample must go
+ * out. Pure: time is an argument, the gate only remembers the last published
+ * figures and when.
  */
 export class PublishGate {
   private readonly thresholdBytes: number | undefined

@@ -1,7 +1,8 @@
 /**
- * The durable ledger of one data directory (DESIGN.md §7): the sequence of Yjs
- * updates that make up the local replica, persisted so a restarted agent resumes
- * where it was, and a reservation is acknowledged only once it is on disk.
+ * The durable ledger of one data directory (docs/design.md "Durability"): the
+ * sequence of Yjs updates that make up the local replica, persisted so a
+ * restarted agent resumes where it was, and a reservation is acknowledged only
+ * once it is on disk.
  *
  * Files in the data directory:
  *
@@ -53,8 +54,9 @@ const MAGIC_BYTES = 4
 const RECORD_HEADER_BYTES = 8
 /**
  * Largest log record accepted. A Yjs update is tens of bytes to a few KiB
- * (DESIGN.md §3, §6 limit what comes in far below this); a length above it can
- * only be a torn or damaged header, so it marks the end of the valid data.
+ * (the limits of docs/design.md "Network" keep what comes in far below this); a
+ * length above it can only be a torn or damaged header, so it marks the end of
+ * the valid data.
  */
 export const MAX_RECORD_BYTES = 64 * 1024 * 1024
 /** Largest snapshot payload accepted (the whole ledger state). */
@@ -278,10 +280,11 @@ export class LedgerStore {
   }
 
   /**
-   * Append one update. With `durable: true` (a local change, DESIGN.md §7) it
-   * resolves only once the record is fsynced; with `durable: false` (an update
-   * received from a peer, which peers can resend) once it is written, and it
-   * becomes durable with the next durable append, {@link flush} or {@link close}.
+   * Append one update. With `durable: true` (a local change,
+   * docs/design.md "Durability") it resolves only once the record is fsynced;
+   * with `durable: false` (an update received from a peer, which peers can
+   * resend) once it is written, and it becomes durable with the next durable
+   * append, {@link flush} or {@link close}.
    *
    * On a disk error the record is cut back out of the file (truncate to the last
    * good offset) and the promise rejects with a {@link StoreError} carrying the

@@ -1,9 +1,9 @@
 /**
- * The seams of the agent (DESIGN.md §9): everything the agent touches outside
- * its own memory — the network, the clock, randomness, the disk and the memory
- * probe — comes in through one of these small interfaces, so the same agent
- * code runs over real libp2p in production and over an in-memory network on a
- * virtual clock in the simulator.
+ * The seams of the agent (docs/design.md "Simulation harness"): everything the
+ * agent touches outside its own memory — the network, the clock, randomness,
+ * the disk and the memory probe — comes in through one of these small
+ * interfaces, so the same agent code runs over real libp2p in production and
+ * over an in-memory network on a virtual clock in the simulator.
  */
 
 /** A libp2p peer id string, e.g. `12D3KooW…`. It is also the node id in the ledger. */

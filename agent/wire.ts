@@ -1,6 +1,7 @@
 /**
  * The wire format between agents: gossip messages and the anti-entropy sync
- * exchange (DESIGN.md §6). Every message starts with a version-and-type byte.
+ * exchange (docs/design.md "Network"). Every message starts with a
+ * version-and-type byte.
  *
  *   gossip     0x01 | varuint len | Yjs update (a merged batch of local writes)
  *   sync-req   0x10 | varuint len | state vector of the requester

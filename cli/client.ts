@@ -1,7 +1,7 @@
 /**
- * A small HTTP client for one agent's API (DESIGN.md §8). It only moves JSON:
- * every answer it returns is the agent's, unchanged. Failures become a
- * {@link ClientError} carrying the CLI exit code they mean:
+ * A small HTTP client for one agent's API (docs/design.md "Interfaces"). It
+ * only moves JSON: every answer it returns is the agent's, unchanged. Failures
+ * become a {@link ClientError} carrying the CLI exit code they mean:
  *
  * - 3: no answer from the agent (connection refused, DNS, timeout, 5xx), with
  *   the URL tried and how to start an agent;

@@ -1,6 +1,7 @@
 /**
  * `memgossip`: one command for operators and deploy systems. It parses, calls
- * and prints; every decision is made in crdt/ or agent/ (DESIGN.md §8).
+ * and prints; every decision is made in crdt/ or agent/ (docs/design.md
+ * "Interfaces").
  *
  * Exit codes: 0 yes / success, 1 a clean no (does not fit, rejected),
  * 2 usage or input error, 3 cannot reach the agent.

@@ -3,7 +3,7 @@
  * the wording of `message`.
  */
 
-/** A size string that is not one of the accepted forms (DESIGN.md §8). */
+/** A size string that is not one of the accepted forms (docs/design.md "Interfaces"). */
 export class SizeError extends Error {
   override readonly name = 'SizeError'
   /** The text that was refused, as given. */

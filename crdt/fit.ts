@@ -1,10 +1,10 @@
 /**
- * `fit()`: the dry-run answer to "does a deploy of this size fit?" (DESIGN.md §8).
- * It runs the same placement rules as `resolve()` against the end of the log,
- * and reads like a plan: the verdict, the node it would land on, headroom before
- * and after, a Kubernetes-style histogram when it does not fit, the per-node
- * numbers behind it, warnings near the limits, and whether the picture it was
- * judged on is final yet.
+ * `fit()`: the dry-run answer to "does a deploy of this size fit?"
+ * (docs/design.md "Interfaces"). It runs the same placement rules as
+ * `resolve()` against the end of the log, and reads like a plan: the verdict,
+ * the node it would land on, headroom before and after, a Kubernetes-style
+ * histogram when it does not fit, the per-node numbers behind it, warnings near
+ * the limits, and whether the picture it was judged on is final yet.
  */
 import { headroom, nodeFitReason, place, shortId, type NodeFitReason, type PlacementCode } from './placement.ts'
 import { formatPlacement, type NodeId, type Placement } from './schema.ts'

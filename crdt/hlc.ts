@@ -1,7 +1,8 @@
 /**
  * Hybrid logical clock (Kulkarni et al., 2014). Stamps are totally ordered by
  * (wall ms, counter, node id) and never go backwards on one node, whatever its
- * wall clock does. Time is passed in: `crdt/` never reads a clock (DESIGN.md §2).
+ * wall clock does. Time is passed in: `crdt/` never reads a clock
+ * (docs/design.md "Layout").
  *
  * Encoded form, which sorts correctly as a plain string:
  *

@@ -1,7 +1,7 @@
 /**
  * The ledger core: the CRDT schema over Yjs, the hybrid logical clock, sizes,
  * and the pure functions every peer must compute identically — `resolve()`,
- * `fit()` and rent. No I/O, no timers, no randomness (DESIGN.md §2).
+ * `fit()` and rent. No I/O, no timers, no randomness (docs/design.md "Layout").
  */
 export * from './errors.ts'
 export * from './size.ts'

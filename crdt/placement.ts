@@ -14,7 +14,7 @@ export interface PlacementNode {
   state: 'active' | 'draining' | 'left' | 'evicted' | 'unknown'
   allocatableBytes: number
   committedBytes: number
-  /** Below what the admitted `all` reservations need (DESIGN.md §4.5). */
+  /** Below what the admitted `all` reservations need (docs/design.md "Undersized nodes"). */
   undersized: boolean
 }
 

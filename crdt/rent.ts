@@ -1,8 +1,8 @@
 /**
- * Rent (DESIGN.md §8): every reservation accrues byte-seconds from admission to
- * release or eviction, by HLC wall time, on every node it runs on. Computed from
- * the ledger alone (and a `nowMs` passed in for what still runs), so every peer
- * bills the same.
+ * Rent (docs/design.md "Rent"): every reservation accrues byte-seconds from
+ * admission to release or eviction, by HLC wall time, on every node it runs on.
+ * Computed from the ledger alone (and a `nowMs` passed in for what still runs),
+ * so every peer bills the same.
  */
 import { hlcWallMs } from './hlc.ts'
 import type { Resolution, VerdictStatus } from './resolve.ts'

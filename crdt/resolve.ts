@@ -1,9 +1,9 @@
 /**
  * `resolve()`: the replicated state in, one verdict per reservation out
- * (DESIGN.md §4). A deterministic replay of one totally ordered log, like Bayou
- * replaying tentative writes: every decision depends only on the events before
- * it, so a later event can add a new outcome (release, eviction) but never
- * rewrite an earlier decision.
+ * (docs/design.md "Resolution"). A deterministic replay of one totally ordered
+ * log, like Bayou replaying tentative writes: every decision depends only on
+ * the events before it, so a later event can add a new outcome (release,
+ * eviction) but never rewrite an earlier decision.
  *
  * The log: admissions, capacity events, evictions, releases and reservations,
  * sorted by (HLC, kind, key); only writes of members count (crdt/views.ts).
@@ -96,7 +96,7 @@ export interface NodeView extends PlacementNode {
   cutSeq?: number
   /** Completeness line its latest beacon announced. */
   seen?: HlcString
-  /** Sum of the `all` reservations this node must carry (§4.5). */
+  /** Sum of the `all` reservations this node must carry (docs/design.md "Undersized nodes"). */
   allNeedBytes: number
   /** Memory it lacks to carry them; 0 unless undersized. */
   deficitBytes: number
@@ -228,8 +228,9 @@ export class Replay {
     slot.state = 'active'
     slot.allocatableBytes = event.allocatableBytes
     if (wasCarrying && event.allocatableBytes < this.allNeedBytes) {
-      // §4.5: shrinking below the `all` deploys does not evict them; the node is
-      // marked undersized (add memory or be evicted) and stops carrying them here.
+      // docs/design.md "Undersized nodes": shrinking below the `all` deploys
+      // does not evict them; the node is marked undersized (add memory or be
+      // evicted) and stops carrying them here.
       this.dropAllCharges(slot)
       slot.undersized = true
     }
@@ -352,7 +353,7 @@ export class Replay {
     }
   }
 
-  /** Capacity loss (§4.4): evict what no longer fits, lowest priority first, then latest HLC first. */
+  /** docs/design.md "Capacity loss": evict what no longer fits, lowest priority first, then latest HLC first. */
   private shrinkToFit (slot: Slot, hlc: HlcString): void {
     if (slot.committedBytes <= slot.allocatableBytes) return
     const victims = [...slot.charges.values()]
@@ -391,7 +392,8 @@ export class Replay {
    * The reservation that took the memory: the latest admitted one, from another
    * creator, whose absence would have let this one fit on a blocking node. The
    * API only writes what fits in the creator's view, so such a loss means the
-   * creator had not seen the winner: a concurrent conflict (§4.1).
+   * creator had not seen the winner: a concurrent conflict
+   * (docs/design.md "The y/z race").
    */
   private findWinner (reservation: Reservation, blocking: NodeId[]): { reservation: Reservation, node: NodeId, room: number } | undefined {
     let candidates: Slot[]

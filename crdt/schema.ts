@@ -1,5 +1,5 @@
 /**
- * The replicated state: one Y.Doc per cluster (DESIGN.md §3).
+ * The replicated state: one Y.Doc per cluster (docs/design.md "State").
  *
  * | map            | key                         | writer            | value                |
  * | -------------- | --------------------------- | ----------------- | -------------------- |
@@ -19,9 +19,9 @@
  * transaction. A heartbeat overwrites the node's own key, so the document stays
  * flat under heartbeats (measured in the crdt benchmark).
  *
- * No key has two writers. DESIGN.md §3 keys reservations by deployment id and
- * lets Yjs keep one of two concurrent writes (by client id); that choice can
- * replace a reservation after its verdict was final, so here both writes are
+ * No key has two writers. Keyed by deployment id alone (the first design), two
+ * concurrent reservations of one id would leave Yjs to keep one (by client id),
+ * which can replace a reservation after its verdict was final; so here both are
  * kept under `<id>@<creator>` and `resolve()` gives the id to the earlier HLC —
  * the later one is `rejected: IdTaken`, on every peer (docs/decisions.md).
  *

@@ -1,6 +1,7 @@
 /**
- * Sizes in and out (DESIGN.md §8). Strict on purpose: users of Nomad ("MB" that
- * is really MiB) and Ray (GiB printed as "GB") were bitten by loose units.
+ * Sizes in and out (docs/design.md "Interfaces"). Strict on purpose: users of
+ * Nomad ("MB" that is really MiB) and Ray (GiB printed as "GB") were bitten by
+ * loose units.
  *
  * Accepted: IEC `512KiB` `512MiB` `2GiB` `1TiB` `1PiB`; Kubernetes binary `512Ki`
  * `512Mi` `2Gi` `1Ti` `1Pi`; SI decimal `1.5kB` `1.5MB` `1.5GB` `1TB` `1PB` and the

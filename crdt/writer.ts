@@ -1,8 +1,8 @@
 /**
  * One node's stream of writes into the ledger. It owns the node's HLC and its
  * sequence number, so every write sorts after everything this node wrote or saw
- * before (the finality rule, DESIGN.md §4.2, depends on that). Wall time is
- * passed into each call: `crdt/` never reads a clock.
+ * before (the finality rule, docs/design.md "Finality", depends on that). Wall
+ * time is passed into each call: `crdt/` never reads a clock.
  */
 import type * as Y from 'yjs'
 import { DuplicateReservationError } from './errors.ts'

@@ -1,7 +1,7 @@
 /**
  * `memgossip simulate`: run a scenario on many agents in one process and report
- * whether they agree (DESIGN.md §9). Registered by cli/main.ts; also runnable
- * as `npx tsx simulations/cli.ts …`.
+ * whether they agree (docs/design.md "Simulation harness"). Registered by
+ * cli/main.ts; also runnable as `npx tsx simulations/cli.ts …`.
  *
  * Exit codes: 0 the run's invariants held, 1 one failed (or the cluster never
  * formed) — the seed to reproduce it is printed — 2 usage or scenario errors.

@@ -1,6 +1,7 @@
 /**
- * Crash loop (DESIGN.md §7: "a crash at any point (kill -9) loses nothing that
- * was acknowledged; the persisted file is never left unreadable").
+ * Crash loop (docs/design.md "Durability": a crash at any point, kill -9, loses
+ * nothing that was acknowledged, and the persisted file is never left
+ * unreadable).
  *
  *   npx tsx simulations/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]
  *

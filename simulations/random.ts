@@ -1,7 +1,8 @@
 /**
- * Seeded randomness for simulations (DESIGN.md §9): every random choice of a
- * virtual run — latencies, losses, topology — comes from one of these, so the
- * same seed gives the same run and a failing run is reproduced from its seed.
+ * Seeded randomness for simulations (docs/design.md "Simulation harness"):
+ * every random choice of a virtual run — latencies, losses, topology — comes
+ * from one of these, so the same seed gives the same run and a failing run is
+ * reproduced from its seed.
  */
 
 /**

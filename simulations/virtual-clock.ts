@@ -1,8 +1,8 @@
 /**
- * A virtual clock for the simulator's virtual tier (DESIGN.md §9): the agent's
- * `Clock` (agent/types.ts) over simulated time, so a thousand agents run in one
- * process, seeded and reproducible, and a minute of cluster time costs only the
- * work done in it.
+ * A virtual clock for the simulator's virtual tier
+ * (docs/design.md "Simulation harness"): the agent's `Clock` (agent/types.ts)
+ * over simulated time, so a thousand agents run in one process, seeded and
+ * reproducible, and a minute of cluster time costs only the work done in it.
  *
  * Time only moves when the harness says so (`advance`, `runUntil`,
  * `runUntilIdle`). Timers sit in a min-heap ordered by due time, ties broken by

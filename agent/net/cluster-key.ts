@@ -1,6 +1,6 @@
 /**
- * The cluster key: a libp2p private-network pre-shared key (DESIGN.md §6,
- * "Cluster boundary"). A host without it cannot even finish a connection
+ * The cluster key: a libp2p private-network pre-shared key
+ * (docs/design.md "Network"). A host without it cannot even finish a connection
  * handshake with a cluster member.
  *
  * File format, the standard swarm key shared with go-libp2p and IPFS:

@@ -33,7 +33,7 @@ export class ClusterKeyError extends Error {
 /**
  * The peer key file in the data directory exists but cannot be used (corrupt,
  * not Ed25519, unreadable). The agent must not silently replace it: that would
- * give the node a new identity (DESIGN.md §7).
+ * give the node a new identity (docs/design.md "Durability").
  */
 export class PeerKeyError extends Error {
   static readonly NAME = 'PeerKeyError'

@@ -1,7 +1,8 @@
 /**
  * The node's identity: an Ed25519 key kept in the data directory so a node keeps
  * its peer id (which is also its node id in the ledger) across restarts
- * (DESIGN.md §6 "Cluster boundary", §7). A lost data dir means a new identity.
+ * (docs/design.md "Network", "Durability"). A lost data dir means a new
+ * identity.
  *
  * The key file holds the libp2p protobuf encoding of the private key (the same
  * encoding `privateKeyToProtobuf` produces), readable by its owner only.

@@ -1,5 +1,6 @@
 /**
- * The production `Network` (agent/types.ts) over libp2p (DESIGN.md §6):
+ * The production `Network` (agent/types.ts) over libp2p
+ * (docs/design.md "Network"):
  *
  * - gossip: gossipsub on one topic per cluster, `/memgossip/<cluster>/ledger/1`,
  *   messages signed by their author (StrictSign);
@@ -50,7 +51,7 @@ import type { Connection, ConnectionGater, Libp2p, PeerId, PeerInfo, PrivateKey,
 import type { Ping } from '@libp2p/ping'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-/** Default TCP listen address: loopback only, so nothing is exposed unless asked (DESIGN.md §8 port). */
+/** Default TCP listen address: loopback only, so nothing is exposed unless asked (docs/design.md "Network"). */
 export const DEFAULT_LISTEN_TCP: readonly string[] = ['/ip4/127.0.0.1/tcp/7646']
 /** Largest gossip message, request or response accepted or sent: 1 MiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
@@ -424,7 +425,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           globalSignaturePolicy: StrictSign,
           emitSelf: false,
           // Publishing before the mesh forms must not throw; what is lost there
-          // is recovered by anti-entropy (STACK.md, DESIGN.md §6).
+          // is recovered by anti-entropy (STACK.md, docs/design.md "Network").
           allowPublishToZeroTopicPeers: true,
           fallbackToFloodsub: false,
           allowedTopics: [this.topic],

@@ -1,8 +1,9 @@
 /**
  * The simulator's `Network` (agent/types.ts): an in-memory medium shared by
- * every agent of a virtual run (DESIGN.md §9), the counterpart of
- * memberlist's mock transport and of the Yjs test connector. The agent code is
- * the same as in production; only this transport and the clock differ.
+ * every agent of a virtual run (docs/design.md "Simulation harness"), the
+ * counterpart of memberlist's mock transport and of the Yjs test connector. The
+ * agent code is the same as in production; only this transport and the clock
+ * differ.
  *
  * Model:
  * - Topology. The hub remembers the *links* the harness asked for

@@ -2,7 +2,7 @@
  * `memgossip reserve ID SIZE` (POST /v1/reservations) and `memgossip release
  * ID` (DELETE /v1/reservations/:id). With `--wait-final`, reserve follows the
  * event stream (GET /v1/events) and polls GET /v1/reservations/:id until the
- * agent says the verdict is final (DESIGN.md §4.2).
+ * agent says the verdict is final (docs/design.md "Finality").
  */
 import { UsageError } from '../args.ts'
 import type { ApiClient } from '../client.ts'
@@ -25,8 +25,8 @@ reason and histogram are printed, exit 1). Otherwise the verdict is printed:
 admitted (exit 0) or rejected (exit 1), final or tentative.
 
 --wait-final follows the event stream until the verdict is final (every member
-has passed the reservation, DESIGN.md §4.2) and prints that; on timeout it
-exits 1 and names the members it still waits for.
+has passed the reservation, docs/design.md "Finality") and prints that; on
+timeout it exits 1 and names the members it still waits for.
 
 ID: 1-128 of letters, digits and . _ : / - (starting with a letter or digit).
 SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.`,

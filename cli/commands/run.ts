@@ -1,8 +1,8 @@
 /**
- * `memgossip run ID SIZE [--min SIZE] -- CMD [ARGS…]` (DESIGN.md §10): reserve
- * SIZE on this node, wait until the verdict is final (unless --tentative-ok),
- * run CMD in a memory cgroup of its own whose hard limit is the reservation,
- * release when it exits, and exit with its exit code.
+ * `memgossip run ID SIZE [--min SIZE] -- CMD [ARGS…]` (docs/design.md
+ * "Enforcement"): reserve SIZE on this node, wait until the verdict is final
+ * (unless --tentative-ok), run CMD in a memory cgroup of its own whose hard
+ * limit is the reservation, release when it exits, and exit with its exit code.
  *
  * The order is chosen so that a refusal writes nothing: arguments, the command's
  * executable and the cgroup are all checked before the reservation is written.

@@ -1,5 +1,6 @@
 /**
- * Ledger-core benchmark (issue: the ledger core; DESIGN.md §3–§4):
+ * Ledger-core benchmark (issue: the ledger core; docs/design.md "State",
+ * "Resolution", "Ledger size"):
  * - `resolve()` at 100 nodes × 1,000 reservations and 1,000 × 10,000;
  * - `fit()` p50/p99 at the same sizes;
  * - encoded ledger size after 1,000,000 heartbeats from 100 nodes, and bytes

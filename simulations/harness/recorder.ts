@@ -1,6 +1,7 @@
 /**
- * What the harness measures while a scenario plays (DESIGN.md §9), sampled at
- * a fixed period of scenario time:
+ * What the harness measures while a scenario plays
+ * (docs/design.md "Simulation harness"), sampled at a fixed period of scenario
+ * time:
  *
  * - how many running peers disagree: those not holding the majority verdict
  *   digest (`agent.resolution().digest`);

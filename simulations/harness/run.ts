@@ -1,6 +1,7 @@
 /**
- * Plays a scenario on a tier and measures it (DESIGN.md §9). Tier-independent:
- * the same timeline drives real libp2p agents and virtual ones.
+ * Plays a scenario on a tier and measures it
+ * (docs/design.md "Simulation harness"). Tier-independent: the same timeline
+ * drives real libp2p agents and virtual ones.
  *
  * A run:
  * 1. checks the timeline against the node count (every selector resolves)
@@ -124,10 +125,10 @@ export interface RunReport {
     reservations: { attempted: number, written: number, refusedNoFit: number, failed: number }
     releases: { attempted: number, written: number, failed: number }
     /**
-     * y/z pairs (DESIGN.md §4.1). `bothAdmitted` is not an error in itself: it
-     * means both fit in the merged log (e.g. an 'any' deploy the writer saw on
-     * the target was placed elsewhere once both sides' writes were replayed);
-     * safety is the over-commitment check.
+     * y/z pairs (docs/design.md "The y/z race"). `bothAdmitted` is not an error
+     * in itself: it means both fit in the merged log (e.g. an 'any' deploy the
+     * writer saw on the target was placed elsewhere once both sides' writes
+     * were replayed); safety is the over-commitment check.
      */
     races: { pairs: number, bothWritten: number, oneAdmitted: number, bothRejected: number, bothAdmitted: number, loserLostConcurrentConflict: number }
     failures: string[]

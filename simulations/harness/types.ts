@@ -1,7 +1,7 @@
 /**
- * The two tiers of the harness (DESIGN.md §9) behind one interface, so a
- * scenario plays the same way over real libp2p and over the in-memory network
- * on a virtual clock. Both run the same `Agent`.
+ * The two tiers of the harness (docs/design.md "Simulation harness") behind one
+ * interface, so a scenario plays the same way over real libp2p and over the
+ * in-memory network on a virtual clock. Both run the same `Agent`.
  */
 import type { Agent } from '../../agent/agent.ts'
 import type { FakeProbe } from '../../agent/probe.ts'

@@ -1,10 +1,11 @@
 /**
- * The real tier (DESIGN.md §9): N production agents in this process, each with
- * its own libp2p node (TCP on 127.0.0.1, or libp2p's in-process memory
- * transport), its own data directory (fsync off) and a fake memory probe.
- * Partitions cut through libp2p itself — every node's connection gater refuses
- * the other side and open connections are closed (`network.block`), and
- * `unblock` heals — so what is measured is the product's own recovery.
+ * The real tier (docs/design.md "Simulation harness"): N production agents in
+ * this process, each with its own libp2p node (TCP on 127.0.0.1, or libp2p's
+ * in-process memory transport), its own data directory (fsync off) and a fake
+ * memory probe. Partitions cut through libp2p itself — every node's connection
+ * gater refuses the other side and open connections are closed
+ * (`network.block`), and `unblock` heals — so what is measured is the product's
+ * own recovery.
  *
  * Running many peers in one process (STACK.md): `localCluster` settings
  * (loopback allowed past the inbound rate limit, no IP-colocation penalty),

@@ -1,8 +1,8 @@
 /**
- * Scenario files (DESIGN.md §9: "scenarios are data files so users write their
- * own"): the format, and a hand-written validator that names the JSON path and
- * the line of the first thing wrong. The format is described for users in
- * docs/simulations.md; in short:
+ * Scenario files (docs/design.md "Simulation harness": scenarios are data files
+ * so users write their own): the format, and a hand-written validator that
+ * names the JSON path and the line of the first thing wrong. The format is
+ * described for users in docs/simulations.md; in short:
  *
  * ```json
  * {

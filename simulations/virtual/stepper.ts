@@ -1,7 +1,7 @@
 /**
  * Drives a `VirtualClock` one instant at a time so that a virtual run is
  * reproducible even when some agents write to a real data directory
- * (DESIGN.md §9: crashes and restarts need one).
+ * (docs/design.md "Simulation harness": crashes and restarts need one).
  *
  * The clock's own async runners yield one event-loop turn after each timer;
  * real file I/O started by a timer completes whenever the thread pool gets to

@@ -1,8 +1,9 @@
 /**
- * The virtual tier (DESIGN.md §9): the production `Agent`, unchanged, on the
- * in-memory network (agent/net/memory.ts) and a virtual clock driven by the
- * stepper, with every random choice drawn from streams of the run's seed. A
- * thousand agents fit in one process and the same seed replays the same run.
+ * The virtual tier (docs/design.md "Simulation harness"): the production
+ * `Agent`, unchanged, on the in-memory network (agent/net/memory.ts) and a
+ * virtual clock driven by the stepper, with every random choice drawn from
+ * streams of the run's seed. A thousand agents fit in one process and the same
+ * seed replays the same run.
  *
  * - Node ids are `sim…` strings drawn from the seed (no key pairs needed).
  * - Topology: each node links to `degree` random earlier nodes (a joiner: to

@@ -1,8 +1,9 @@
 /**
- * The HTTP API of one in-process agent (DESIGN.md §8): every endpoint's bad
- * input gets the documented 4xx with `{ error, detail }` naming the field and
- * nothing written; the positive shapes; and a disk failure that turns the
- * agent read-only. Real agent, real libp2p, real data dir; fake memory probe.
+ * The HTTP API of one in-process agent (docs/design.md "Interfaces"): every
+ * endpoint's bad input gets the documented 4xx with `{ error, detail }` naming
+ * the field and nothing written; the positive shapes; and a disk failure that
+ * turns the agent read-only. Real agent, real libp2p, real data dir; fake
+ * memory probe.
  */
 import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -462,7 +463,7 @@ describe('a disk-write failure on an eviction', () => {
   })
 })
 
-describe('durable before shared (§7)', () => {
+describe('durable before shared (docs/design.md "Durability")', () => {
   // A sync reply must never carry a local write that is not yet fsynced: after
   // a kill -9 the restarted agent would reuse that write's Yjs clock for a
   // different write, and the peer holding the first one would never converge.

@@ -3,11 +3,11 @@
  * them (`npx tsx cli/main.ts agent …`), real libp2p over TCP on 127.0.0.1,
  * real data dirs and HTTP; only the memory is fake (`--fake-memory`).
  *
- * The kill -9 test holds DESIGN.md §7 to its word: a reservation acknowledged
- * with a 201 was fsynced first, so SIGKILL at any moment of a burst loses none
- * of them, the restarted agent keeps its peer id, and its peers end up with the
- * same verdicts. The kill moment is drawn from a seeded generator; a failure
- * prints the seed (replay: MEMGOSSIP_E2E_SEED=<seed>).
+ * The kill -9 test holds docs/design.md "Durability" to its word: a reservation
+ * acknowledged with a 201 was fsynced first, so SIGKILL at any moment of a
+ * burst loses none of them, the restarted agent keeps its peer id, and its
+ * peers end up with the same verdicts. The kill moment is drawn from a seeded
+ * generator; a failure prints the seed (replay: MEMGOSSIP_E2E_SEED=<seed>).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'

@@ -1,7 +1,7 @@
 /**
- * The virtual tier's seams (DESIGN.md §9): the virtual clock and the in-memory
- * network. Random tests print their seed on failure (`seed N` in the test name
- * or message) so a failing run can be replayed.
+ * The virtual tier's seams (docs/design.md "Simulation harness"): the virtual
+ * clock and the in-memory network. Random tests print their seed on failure
+ * (`seed N` in the test name or message) so a failing run can be replayed.
  */
 import { describe, expect, it } from 'vitest'
 import {

@@ -96,7 +96,7 @@ async function connect (from: TestNode, to: TestNode): Promise<void> {
 /**
  * Publish from `from` until `to` has a message whose text starts with `prefix`:
  * the first publications may go nowhere while the mesh forms (gossip is lossy by
- * design, DESIGN.md §6).
+ * design, docs/design.md "Network").
  */
 async function gossipUntilReceived (from: TestNode, to: TestNode, prefix: string): Promise<void> {
   let n = 0

@@ -1,5 +1,5 @@
 /**
- * Security defaults (DESIGN.md §6 "Cluster boundary", §8): the API refuses a
+ * Security defaults (docs/design.md "Network", "Interfaces"): the API refuses a
  * non-loopback bind without a bearer token and then requires it everywhere
  * but /healthz; the token and the cluster key never reach the log; libp2p
  * refuses to listen beyond loopback without a cluster key; the data dir and

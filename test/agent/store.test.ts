@@ -220,7 +220,7 @@ describe('LedgerStore snapshot and compaction', () => {
       for (; appended < captured.length; appended++) await store.append(captured[appended], { durable })
     }
     for (let i = 0; i < 300; i++) {
-      // Heartbeats overwrite one key; reservations add keys (DESIGN.md §3).
+      // Heartbeats overwrite one key; reservations add keys (docs/design.md "Ledger size").
       nodes.set('self', { availableBytes: 1000 + i, seq: i })
       if (i % 10 === 0) reservations.set(`dep-${i}`, { bytes: i * 1024, placement: { kind: 'any' } })
       await appendNew(i % 10 === 0)

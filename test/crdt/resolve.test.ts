@@ -14,7 +14,7 @@ function verdict (ledger: TestLedger, id: string): Verdict {
   return v
 }
 
-describe('the y/z race (DESIGN.md §4.1)', () => {
+describe('the y/z race (docs/design.md "The y/z race")', () => {
   it('resolves identically on both sides once they merge, naming the winner', () => {
     // Node A has 4 GiB allocatable; both peers start from the same state.
     const base = new TestLedger({ [A]: 4 * GiB, [B]: 0 })
@@ -128,7 +128,7 @@ describe('the log decides, never the present', () => {
   })
 })
 
-describe('capacity loss (DESIGN.md §4.4)', () => {
+describe('capacity loss (docs/design.md "Capacity loss")', () => {
   it('evicts lowest priority first, then latest HLC first, until it fits', () => {
     const l = new TestLedger({ [A]: 10 * GiB })
     l.reserve(A, 'hi-old', 2 * GiB, { kind: 'node', node: A }, 5)
@@ -161,7 +161,7 @@ describe('capacity loss (DESIGN.md §4.4)', () => {
   })
 })
 
-describe('`all` placement and small nodes (DESIGN.md §4.5)', () => {
+describe('`all` placement and small nodes (docs/design.md "Undersized nodes")', () => {
   it('a node that joins below the `all` need is undersized, not a cause of eviction', () => {
     const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
     l.reserve(A, 'chain', 3 * GiB, { kind: 'all' })

@@ -1,8 +1,8 @@
 /**
- * kill -9 loses nothing acknowledged (DESIGN.md §7): three SIGKILLs of a real
- * agent process in the middle of a reservation burst, restarts from its data
- * dir, then every 201 must be admitted on every agent. The seed is printed;
- * replay with MEMGOSSIP_CRASH_SEED=<seed>.
+ * kill -9 loses nothing acknowledged (docs/design.md "Durability"): three
+ * SIGKILLs of a real agent process in the middle of a reservation burst,
+ * restarts from its data dir, then every 201 must be admitted on every agent.
+ * The seed is printed; replay with MEMGOSSIP_CRASH_SEED=<seed>.
  */
 import { describe, expect, it } from 'vitest'
 import { runCrashLoop } from '../../simulations/crash-loop.ts'

@@ -1,9 +1,10 @@
 /**
- * A really full disk (DESIGN.md §7): the data dir on a 2 MiB tmpfs, reservations
- * until a write fails. The failing write gets 503 with a clear detail, the agent
- * turns read-only (/healthz 503) but keeps answering reads, and after a restart
- * from a copy of the data dir on a bigger disk every earlier 201 is there and
- * every file loads. Needs root (mount); skipped with the reason otherwise.
+ * A really full disk (docs/design.md "Durability"): the data dir on a 2 MiB
+ * tmpfs, reservations until a write fails. The failing write gets 503 with a
+ * clear detail, the agent turns read-only (/healthz 503) but keeps answering
+ * reads, and after a restart from a copy of the data dir on a bigger disk every
+ * earlier 201 is there and every file loads. Needs root (mount); skipped with
+ * the reason otherwise.
  */
 import { execFileSync } from 'node:child_process'
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'

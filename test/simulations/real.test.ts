@@ -1,7 +1,8 @@
 /**
- * The real tier (DESIGN.md §9): every shipped scenario on a handful of
- * production agents with real libp2p over TCP on 127.0.0.1 (one over libp2p's
- * memory transport), partitions cut through libp2p's connection gater.
+ * The real tier (docs/design.md "Simulation harness"): every shipped scenario
+ * on a handful of production agents with real libp2p over TCP on 127.0.0.1 (one
+ * over libp2p's memory transport), partitions cut through libp2p's connection
+ * gater.
  */
 import { describe, expect, it } from 'vitest'
 import { runScenario, type RunReport } from '../../simulations/harness/run.ts'

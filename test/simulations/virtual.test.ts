@@ -1,7 +1,8 @@
 /**
- * The virtual tier (DESIGN.md §9): every shipped scenario at 200 peers on the
- * in-memory network and a virtual clock, and a seeded run reproduced exactly.
- * A failure prints the summary and the seed that reproduces it.
+ * The virtual tier (docs/design.md "Simulation harness"): every shipped
+ * scenario at 200 peers on the in-memory network and a virtual clock, and a
+ * seeded run reproduced exactly. A failure prints the summary and the seed that
+ * reproduces it.
  */
 import { spawn } from 'node:child_process'
 import { availableParallelism } from 'node:os'
@@ -61,7 +62,8 @@ describe(`every shipped scenario, virtual tier, ${PEERS} peers`, () => {
       expect(code).toBe(0)
       expect(report.nodes).toBe(PEERS)
       if (name === 'yz-race') {
-        // DESIGN.md §4.1: each pair, written at one instant on two peers, has exactly one winner.
+        // docs/design.md "The y/z race": each pair, written at one instant on
+        // two peers, has exactly one winner.
         expect(report.writes.races.oneAdmitted).toBe(report.writes.races.pairs)
         expect(report.writes.races.loserLostConcurrentConflict).toBe(report.writes.races.pairs)
       }
