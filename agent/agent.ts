@@ -1287,6 +1287,8 @@ export class Agent extends EventEmitter {
       this.emit('event', { type: 'joined', sponsor: own?.sponsor ?? this.self } satisfies AgentEvent)
       this.emit('event', { type: 'membership', state: 'admitted', node: this.self, by: own?.sponsor } satisfies AgentEvent)
       void this.publishCapacityIfChanged()
+      // Its figures reach every member with the news of its admission, not at the next heartbeat.
+      void this.sampleAndPublish(true)
     } else {
       const standing = own?.standing === 'evicted' ? 'evicted' : 'left'
       this.log(`no longer a member of cluster '${this.init.cluster}': ${standing}${own?.cutSeq !== undefined ? ` (writes after position ${own.cutSeq} do not count)` : ''}${this.leftOnPurpose ? '' : '; asking to be admitted again'}`)

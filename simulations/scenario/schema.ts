@@ -66,10 +66,12 @@ export interface AgentSettings {
   suspectAfterMs?: number
   deadAfterMs?: number
   evictAfterMs?: number
+  /** Batch delay of on-demand beacons (agent default 20 ms). */
+  beaconDelayMs?: number
 }
 
 /** The agent's timer options for these settings (both tiers start agents with them). */
-export function agentTimers (settings: AgentSettings): Pick<AgentInit, 'sampleIntervalMs' | 'heartbeatIntervalMs' | 'syncIntervalMs' | 'gossipBatchMs' | 'suspectAfterMs' | 'deadAfterMs' | 'evictAfterMs'> {
+export function agentTimers (settings: AgentSettings): Pick<AgentInit, 'sampleIntervalMs' | 'heartbeatIntervalMs' | 'syncIntervalMs' | 'gossipBatchMs' | 'suspectAfterMs' | 'deadAfterMs' | 'evictAfterMs' | 'beaconDelayMs'> {
   return {
     sampleIntervalMs: settings.probeMs,
     heartbeatIntervalMs: settings.heartbeatMs,
@@ -77,7 +79,8 @@ export function agentTimers (settings: AgentSettings): Pick<AgentInit, 'sampleIn
     ...(settings.gossipBatchMs !== undefined ? { gossipBatchMs: settings.gossipBatchMs } : {}),
     ...(settings.suspectAfterMs !== undefined ? { suspectAfterMs: settings.suspectAfterMs } : {}),
     ...(settings.deadAfterMs !== undefined ? { deadAfterMs: settings.deadAfterMs } : {}),
-    ...(settings.evictAfterMs !== undefined ? { evictAfterMs: settings.evictAfterMs } : {})
+    ...(settings.evictAfterMs !== undefined ? { evictAfterMs: settings.evictAfterMs } : {}),
+    ...(settings.beaconDelayMs !== undefined ? { beaconDelayMs: settings.beaconDelayMs } : {})
   }
 }
 
@@ -373,7 +376,7 @@ class Validator {
   }
 
   agentSettings (value: unknown, path: string): Partial<AgentSettings> {
-    const o = this.object(value, path, ['heartbeat', 'sync', 'probe', 'gossipBatch', 'suspectAfter', 'deadAfter', 'evictAfter'])
+    const o = this.object(value, path, ['heartbeat', 'sync', 'probe', 'gossipBatch', 'suspectAfter', 'deadAfter', 'evictAfter', 'beaconDelay'])
     const out: Partial<AgentSettings> = {}
     if (o.heartbeat !== undefined) out.heartbeatMs = this.duration(o.heartbeat, `${path}.heartbeat`, 10)
     if (o.sync !== undefined) out.syncMs = this.duration(o.sync, `${path}.sync`, 10)
@@ -382,6 +385,7 @@ class Validator {
     if (o.suspectAfter !== undefined) out.suspectAfterMs = this.duration(o.suspectAfter, `${path}.suspectAfter`, 1)
     if (o.deadAfter !== undefined) out.deadAfterMs = this.duration(o.deadAfter, `${path}.deadAfter`, 1)
     if (o.evictAfter !== undefined) out.evictAfterMs = this.duration(o.evictAfter, `${path}.evictAfter`, 1)
+    if (o.beaconDelay !== undefined) out.beaconDelayMs = this.duration(o.beaconDelay, `${path}.beaconDelay`, 1)
     return out
   }
 

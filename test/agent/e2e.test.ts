@@ -163,6 +163,11 @@ describe('three agents as child processes', () => {
     const ms = await waitFor('three members and one digest', async () => await converged(agents))
     console.log(`three agents converged ${ms} ms after start`)
     const peerIds = agents.map(a => a.info.peerId)
+    // A member's figures travel in its heartbeat, which may reach a peer just after its admission does.
+    await waitFor('every node\'s figures on every agent', async () => {
+      const bodies = await Promise.all(agents.map(async a => (await get(a, '/v1/nodes')).body))
+      return bodies.every(b => b.nodes.every((n: any) => n.totalBytes > 0))
+    }, 10_000)
     for (const a of agents) {
       const { body } = await get(a, '/v1/nodes')
       expect(body.nodes.map((n: any) => n.id).sort()).toEqual([...peerIds].sort())
