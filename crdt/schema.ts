@@ -317,16 +317,19 @@ export function splitEntryKey (key: string): { id: string, writer: string } {
  * on every read, and entries are write-once, so a replica that resolves after
  * every update validates each entry once instead of every time.
  */
-const reservationCache = new WeakMap<object, { key: string, result: Validated<Reservation> }>()
-
-export function validateReservation (key: string, value: unknown): Validated<Reservation> {
-  if (typeof value !== 'object' || value === null) return validateReservationUncached(key, value)
-  const cached = reservationCache.get(value)
-  if (cached !== undefined && cached.key === key) return cached.result
-  const result = validateReservationUncached(key, value)
-  reservationCache.set(value, { key, result })
-  return result
+function cachedByValue<T> (validate: (key: string, value: unknown) => Validated<T>): (key: string, value: unknown) => Validated<T> {
+  const cache = new WeakMap<object, { key: string, result: Validated<T> }>()
+  return (key, value) => {
+    if (typeof value !== 'object' || value === null) return validate(key, value)
+    const cached = cache.get(value)
+    if (cached !== undefined && cached.key === key) return cached.result
+    const result = validate(key, value)
+    cache.set(value, { key, result })
+    return result
+  }
 }
+
+export const validateReservation = cachedByValue(validateReservationUncached)
 
 function validateReservationUncached (key: string, value: unknown): Validated<Reservation> {
   if (!isObject(value)) return fail('InvalidValue', `reservation must be an object, got ${describe(value)}`)
@@ -386,17 +389,9 @@ function validatePositions (value: unknown): Record<NodeId, StreamPosition> | un
 }
 
 const MEMBERSHIP_KINDS: ReadonlySet<unknown> = new Set(['request', 'admit', 'propose', 'ack'])
-/** Membership records are write-once too: validated once per value object (see {@link validateReservation}). */
-const membershipCache = new WeakMap<object, { key: string, result: Validated<MembershipRecord> }>()
 
-export function validateMembership (key: string, value: unknown): Validated<MembershipRecord> {
-  if (typeof value !== 'object' || value === null) return validateMembershipUncached(key, value)
-  const cached = membershipCache.get(value)
-  if (cached !== undefined && cached.key === key) return cached.result
-  const result = validateMembershipUncached(key, value)
-  membershipCache.set(value, { key, result })
-  return result
-}
+/** Membership records are write-once too: validated once per value object. */
+export const validateMembership = cachedByValue(validateMembershipUncached)
 
 function validateMembershipUncached (key: string, value: unknown): Validated<MembershipRecord> {
   if (!isObject(value)) return fail('InvalidValue', `membership record must be an object, got ${describe(value)}`)
