@@ -43,6 +43,10 @@ function bump (hlc: string): string {
 }
 `
 
+/** The source to put back if the run is interrupted mid-mutation. */
+let pendingRestore: (() => void) | undefined
+process.on('SIGINT', () => { pendingRestore?.(); process.exit(130) })
+
 function main (): number {
   const { values } = parseArgs({ options: { runs: { type: 'string', default: '100' }, only: { type: 'string' } }, strict: true })
   const only = values.only?.split(',')
@@ -57,7 +61,7 @@ function main (): number {
     let mutated = original.replace(m.from, m.to)
     if (m.to.includes('bump(')) mutated += BUMP
     const restore = (): void => { writeFileSync(path, original) }
-    process.once('SIGINT', () => { restore(); process.exit(130) })
+    pendingRestore = restore
     writeFileSync(path, mutated)
     process.stderr.write(`[${i + 1}/${chosen.length}] ${m.name}… `)
     let failing: string[] = []
@@ -72,6 +76,7 @@ function main (): number {
       if (run.status !== 0 && failing.length === 0) failing = ['(the suite failed to run: compile error)']
     } finally {
       restore()
+      pendingRestore = undefined
     }
     process.stderr.write(failing.length > 0 ? `caught by ${failing.length}\n` : 'SURVIVED\n')
     if (failing.length === 0) survived++

@@ -106,6 +106,16 @@ describe('admission by a sponsor', () => {
       expect(res.nodes.get(C)).toMatchObject({ member: true, sponsor: A, allocatableBytes: 16 * GiB })
       expect(res.issues.some(i => i.map === 'capacity' && i.code === 'CreatorNotMember')).toBe(true)
     }
+    // A member now, but its clock still 5 minutes slow: what it writes is stamped
+    // before its own admission and does not count (it would sort before final decisions).
+    c.writer.reserve({ id: 'from-the-past', bytes: 1 * GiB, placement: { kind: 'node', node: C } }, c.tick())
+    sync(a, b, c)
+    settle(a, b, c)
+    for (const r of [a, b, c]) {
+      // Stamped even before the cluster's first admission (view 0), it stays tentative — and rejected, whatever comes.
+      expect(verdict(r.res(), 'from-the-past')).toMatchObject({ status: 'rejected', code: 'CreatorNotMember', view: 0 })
+      expectUnchanged(before, r.res())
+    }
   })
 
   it('writes of a node whose admission is void (its sponsor was not a member) are rejected, never admitted', () => {

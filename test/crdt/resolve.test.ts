@@ -196,6 +196,21 @@ describe('`all` placement and small nodes (docs/design.md "Undersized nodes")', 
   })
 })
 
+describe('the log order is the clocks\' order', () => {
+  it('a write causally after another in the same millisecond is decided after it (the counter orders them, not the key)', () => {
+    const l = new TestLedger({ [A]: 4 * GiB, [B]: 0 })
+    const wall = l.wallMs + 10
+    // B writes first; A has seen B's stamp and writes in the same wall millisecond: its counter is higher.
+    l.writer(B).reserve({ id: 'z-first', bytes: 3 * GiB, placement: { kind: 'node', node: A } }, wall)
+    l.writer(A).observe(resolve(l.doc).latestHlc!, wall)
+    l.writer(A).reserve({ id: 'a-second', bytes: 3 * GiB, placement: { kind: 'node', node: A } }, wall)
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('z-first')!.hlc! < res.verdicts.get('a-second')!.hlc!).toBe(true)
+    expect(res.verdicts.get('z-first')).toMatchObject({ status: 'admitted' })
+    expect(res.verdicts.get('a-second')).toMatchObject({ status: 'rejected' })
+  })
+})
+
 describe('ids', () => {
   it('two concurrent creators of one id: the earlier HLC keeps it, the other sees IdTaken', () => {
     const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
