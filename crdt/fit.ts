@@ -8,7 +8,9 @@
  */
 import { headroom, nodeFitReason, place, shortId, type NodeFitReason, type PlacementCode } from './placement.ts'
 import { formatPlacement, type NodeId, type Placement } from './schema.ts'
-import type { Resolution } from './resolve.ts'
+import type { Resolution, Verdict } from './resolve.ts'
+
+type WaitingOn = NonNullable<Verdict['waitingOn']>
 import { formatSize } from './size.ts'
 
 /** Warn when a placement leaves a node above this share committed. */
@@ -53,7 +55,9 @@ export interface FitAnswer {
   warnings: string[]
   /** True when every verdict the answer was judged on is final. */
   final: boolean
-  /** Members whose heartbeat has not reached the latest entry of the log. */
+  /** When tentative: what the latest tentative verdict waits on (members' clocks, their confirmations, an open view change). */
+  waitingOn?: WaitingOn
+  /** The members the latest tentative verdict waits for. */
   waitsFor: NodeId[]
 }
 
@@ -92,13 +96,18 @@ export function fit (resolution: Resolution, request: FitRequest, options: FitOp
     }
     if (options.staleNodes?.has(row.node) === true) warnings.push(`node ${shortId(row.node)} has not been heard from lately`)
   }
-  const latest = resolution.latestHlc
-  const waitsFor = latest === undefined
-    ? []
-    : resolution.members.filter(id => { const h = resolution.nodes.get(id)?.lastHlc; return h === undefined || h < latest })
+  // The answer is final when nothing before it can still change: no verdict is
+  // tentative. It waits on what the latest tentative verdict waits on.
+  let latestPending: { hlc: string, waitingOn?: WaitingOn, waitsFor: NodeId[] } | undefined
+  for (const v of resolution.verdicts.values()) {
+    if (!v.final && v.status !== 'invalid' && v.hlc !== undefined && (latestPending === undefined || v.hlc > latestPending.hlc)) latestPending = { hlc: v.hlc, waitingOn: v.waitingOn, waitsFor: v.waitsFor }
+  }
+  const waitsFor = latestPending?.waitsFor ?? []
+  const waitingOn = latestPending?.waitingOn
   const final = resolution.pending === 0 && resolution.watermark !== undefined
   if (!final) {
-    warnings.push(`tentative: ${resolution.pending} verdict(s) not final yet; waiting for ${waitsFor.length} member(s)${waitsFor.length > 0 ? ` (${waitsFor.slice(0, 3).map(shortId).join(', ')}${waitsFor.length > 3 ? ', …' : ''})` : ''}`)
+    const on = waitingOn === 'view-change' ? 'an open view change' : waitingOn === 'confirmations' ? 'confirmations from a majority' : "members' clocks"
+    warnings.push(`tentative: ${resolution.pending} verdict(s) not final yet; waiting on ${on}: ${waitsFor.length} member(s)${waitsFor.length > 0 ? ` (${waitsFor.slice(0, 3).map(shortId).join(', ')}${waitsFor.length > 3 ? ', …' : ''})` : ''}`)
   }
 
   return {
@@ -113,6 +122,7 @@ export function fit (resolution: Resolution, request: FitRequest, options: FitOp
     perNode,
     warnings,
     final,
+    waitingOn: final ? undefined : waitingOn ?? 'clocks',
     waitsFor
   }
 }

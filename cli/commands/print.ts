@@ -18,6 +18,7 @@ export interface FitAnswerJson {
   perNode: Array<{ node: string, state: string, allocatableBytes: number, committedBytes: number, headroomBytes: number, fit: string, chosen: boolean, headroomAfterBytes?: number }>
   warnings: string[]
   final: boolean
+  waitingOn?: string
   waitsFor: string[]
 }
 
@@ -82,7 +83,7 @@ export function renderFit (a: FitAnswerJson, c: Paint): string {
   lines.push(renderFitTable(a, c).trimEnd())
   lines.push('')
   for (const w of a.warnings) lines.push(c.yellow(`warning: ${w}`))
-  lines.push(`answer: ${finality(c, a.final, a.waitsFor)}`)
+  lines.push(`answer: ${finality(c, a.final, a.waitsFor, a.waitingOn)}`)
   return lines.join('\n') + '\n'
 }
 

@@ -49,8 +49,12 @@ describe('fit(): the dry-run plan', () => {
     l.heartbeatAll()
     l.reserve(A, 'x', 1 * GiB)
     const answer = fit(resolve(l.doc), { bytes: 1 * GiB, placement: { kind: 'all' } })
-    expect(answer).toMatchObject({ fits: true, final: false, waitsFor: [B], nodes: [A, B] })
-    expect(answer.warnings.some(w => w.startsWith('tentative: 1 verdict(s) not final yet; waiting for 1 member(s)'))).toBe(true)
+    expect(answer).toMatchObject({ fits: true, final: false, waitingOn: 'clocks', waitsFor: [B], nodes: [A, B] })
+    expect(answer.warnings.some(w => w.startsWith("tentative: 1 verdict(s) not final yet; waiting on members' clocks: 1 member(s)"))).toBe(true)
+    // B's clock passes it; then it waits for a majority to confirm it.
+    l.beacon(B)
+    const later = fit(resolve(l.doc), { bytes: 1 * GiB, placement: { kind: 'all' } })
+    expect(later).toMatchObject({ final: false, waitingOn: 'confirmations' })
   })
 
   it('agrees with resolve(): what fit() admits, the next write admits on the same node', () => {
