@@ -827,23 +827,30 @@ export class Agent extends EventEmitter {
     }, delay)
   }
 
-  /** An entry this node's last beacon did not pass, or a verdict its line now confirms. */
+  /**
+   * An entry still waiting on clocks that this node's last beacon did not
+   * pass; or an entry its completeness line now covers that its last
+   * announcement did not — final here or not, since the other peers count this
+   * node's announcement, not its own view.
+   */
   private beaconDue (res: Resolution): boolean {
-    if (!this.joined || res.pending === 0 || this.writeRefusal() !== undefined) return false
+    if (!this.joined || this.writeRefusal() !== undefined) return false
     const now = this.clock.now()
     const latest = res.latestHlc
-    if (latest !== undefined && latest > this.lastBeaconHlc && hlcWallMs(latest) <= now + DEFAULTS.maxClockSkewMs) {
-      // Only for an entry still waiting on clocks (not one already confirmed), or an open view change.
-      for (const v of [...res.verdicts.values(), ...res.conflicts]) if (!v.final && v.hlc !== undefined && v.hlc > this.lastBeaconHlc && v.waitingOn === 'clocks') return true
+    if (res.pending > 0 && latest !== undefined && latest > this.lastBeaconHlc && hlcWallMs(latest) <= now + DEFAULTS.maxClockSkewMs) {
+      for (const v of res.verdicts.values()) if (!v.final && v.hlc !== undefined && v.hlc > this.lastBeaconHlc && v.waitingOn === 'clocks') return true
+      for (const v of res.conflicts) if (!v.final && v.hlc !== undefined && v.hlc > this.lastBeaconHlc && v.waitingOn === 'clocks') return true
       if (res.proposals.some(p => p.status === 'open' && p.hlc > this.lastBeaconHlc)) return true
     }
-    if (res.seen !== undefined && res.seen > this.lastAnnouncedSeen) {
-      for (const v of [...res.verdicts.values(), ...res.conflicts]) {
-        if (!v.final && v.waitingOn === 'confirmations' && v.hlc !== undefined && v.hlc <= res.seen && v.hlc > this.lastAnnouncedSeen) return true
-      }
+    const seen = res.seen
+    if (seen !== undefined && seen > this.lastAnnouncedSeen) {
+      const covers = (hlc: string | undefined): boolean => hlc !== undefined && hlc > this.lastAnnouncedSeen && hlc <= seen
+      for (const v of res.verdicts.values()) if (covers(v.hlc)) return true
+      for (const v of res.conflicts) if (covers(v.hlc)) return true
     }
     return false
   }
+
 
 
   private computeAllocatable (sample: MemorySample): number {

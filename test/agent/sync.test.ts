@@ -57,6 +57,15 @@ describe('anti-entropy', () => {
     await a.reserve({ id: 'r1', bytes: GiB, placement: { kind: 'any' } })
     await until('B to hold r1', () => b.verdict('r1') !== undefined, 5000)
     await until('the same digest', () => a.resolution().digest === b.resolution().digest, 5000)
+    // Quiet first: the beacons that make r1 final are updates too (docs/design.md "Finality").
+    await until('r1 final on both', () => a.verdict('r1')?.final === true && b.verdict('r1')?.final === true, 5000)
+    let last = -1
+    await until('no update for 200 ms', () => {
+      const now = a.metrics.updatesIn + b.metrics.updatesIn
+      if (now !== last) { last = now; return false }
+      return true
+    }, 5000).catch(() => {})
+    await new Promise(resolve => setTimeout(resolve, 200))
     const before = { aIn: a.metrics.updatesIn, bIn: b.metrics.updatesIn, aBytesIn: a.metrics.bytesIn, rounds: a.metrics.syncRounds }
     expect(await a.syncWith('B')).toBe(true)
     expect(a.metrics.syncRounds).toBe(before.rounds + 1)
