@@ -834,7 +834,8 @@ export class Agent extends EventEmitter {
    * node's announcement, not its own view.
    */
   private beaconDue (res: Resolution): boolean {
-    if (!this.joined || this.writeRefusal() !== undefined) return false
+    // Beacons are for the others: with no peer connected there is nobody to tell (the timer still beats).
+    if (!this.joined || this.writeRefusal() !== undefined || this.network.peers().length === 0) return false
     const now = this.clock.now()
     const latest = res.latestHlc
     if (res.pending > 0 && latest !== undefined && latest > this.lastBeaconHlc && hlcWallMs(latest) <= now + DEFAULTS.maxClockSkewMs) {

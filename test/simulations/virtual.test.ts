@@ -1,7 +1,8 @@
 /**
  * The virtual tier (docs/design.md "Simulation harness"): every shipped
  * scenario on the in-memory network and a virtual clock — membership-storm at
- * 200 peers, the others at 100 (on-demand beacons make every write cost two
+ * 200 peers, the others at 64 (MEMGOSSIP_VIRTUAL_PEERS=200 runs them all at
+ * 200, about 11 minutes on 2 cores; on-demand beacons make every write cost two
  * rounds of messages from every member, O(N²) per write in one process; the
  * clock channel of the scale issue removes that) — and a seeded run
  * reproduced exactly. A failure prints the summary and the seed that
@@ -17,7 +18,7 @@ import { loadScenario } from '../../simulations/scenario/load.ts'
 
 /** Peers per scenario run; `membership-storm` is the one run at 200 in CI. */
 const PEERS: Record<string, number> = { 'membership-storm': 200 }
-const DEFAULT_PEERS = Number(process.env.MEMGOSSIP_VIRTUAL_PEERS ?? 100)
+const DEFAULT_PEERS = Number(process.env.MEMGOSSIP_VIRTUAL_PEERS ?? 64)
 const peersOf = (name: string): number => PEERS[name] ?? DEFAULT_PEERS
 const SEED = 20261121
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
