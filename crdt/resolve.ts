@@ -732,7 +732,9 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
 
   const openTargets = new Set<NodeId>()
   for (const p of membership.proposals) if (p.status === 'open') for (const t of p.targets) openTargets.add(t)
-  const behind = rankBelow([...reach.entries()])
+  // Ranked on first use: most resolutions have no tentative verdict at all.
+  let behindRanked: ((hlc: HlcString) => NodeId[]) | undefined
+  const behind = (hlc: HlcString): NodeId[] => (behindRanked ??= rankBelow([...reach.entries()]))(hlc)
   const unconfirmed = new Map<number, (hlc: HlcString) => NodeId[]>()
   let pending = 0
   for (const verdict of all) {

@@ -112,6 +112,13 @@ export function sizeArg (text: string, what = 'SIZE'): number {
   }
 }
 
+/** `--priority N`: an integer, or undefined when not given. */
+export function priorityArg (text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new UsageError(`--priority: '${text}' is not an integer`)
+  return Number(text)
+}
+
 export function placementArg (text: string | undefined): Placement | undefined {
   if (text === undefined) return undefined
   try {

@@ -7,7 +7,7 @@
 import { UsageError } from '../args.ts'
 import type { ApiClient } from '../client.ts'
 import { jsonText } from '../format.ts'
-import { clientCommand, durationArg, idPath, PLACEMENT_FLAG, placementArg, sizeArg } from './common.ts'
+import { clientCommand, durationArg, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg } from './common.ts'
 import { renderFit, renderVerdict, type FitAnswerJson, type VerdictJson } from './print.ts'
 
 /** How long `--wait-final` waits by default: several heartbeat intervals (default 5 s). */
@@ -46,12 +46,7 @@ SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.`,
   sizeArg(size)
   const placement = flags.placement as string | undefined
   placementArg(placement)
-  let priority: number | undefined
-  if (flags.priority !== undefined) {
-    const text = flags.priority as string
-    if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new UsageError(`--priority: '${text}' is not an integer`)
-    priority = Number(text)
-  }
+  const priority = priorityArg(flags.priority as string | undefined)
   let labels: Record<string, string> | undefined
   for (const l of (flags.label as string[] | undefined) ?? []) {
     const eq = l.indexOf('=')

@@ -20,7 +20,7 @@ import { formatSize, RESERVATION_ID_PATTERN } from '../../crdt/index.ts'
 import { UsageError } from '../args.ts'
 import { ClientError, type ApiClient } from '../client.ts'
 import type { Command } from '../main.ts'
-import { clientCommand, durationArg, helpText, idPath, PLACEMENT_FLAG, placementArg, sizeArg, type Context } from './common.ts'
+import { clientCommand, durationArg, helpText, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg, type Context } from './common.ts'
 import { renderFit, renderVerdict, type FitAnswerJson, type VerdictJson } from './print.ts'
 
 /** How long to wait for a final verdict by default (as `reserve --wait-final`). */
@@ -121,12 +121,7 @@ async function checkInput (ctx: Context, command: string[]): Promise<RunInput> {
   }
   const placement = flags.placement as string | undefined
   placementArg(placement)
-  let priority: number | undefined
-  if (flags.priority !== undefined) {
-    const text = flags.priority as string
-    if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new UsageError(`--priority: '${text}' is not an integer`)
-    priority = Number(text)
-  }
+  const priority = priorityArg(flags.priority as string | undefined)
   const tentativeOk = flags['tentative-ok'] === true
   if (flags.timeout !== undefined && tentativeOk) throw new UsageError('--timeout is the wait for a final verdict; it does not apply with --tentative-ok')
   const timeoutMs = flags.timeout !== undefined ? durationArg(flags.timeout as string, '--timeout') : DEFAULT_RUN_WAIT_MS
