@@ -17,15 +17,16 @@
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
-  computeRent, entryKey, finishResolution, fit, formatSize, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
+  computeRent, encodeHlc, entryKey, finishResolution, fit, formatSize, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
   MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, MAX_ADDRS, readLedger, readMapRecord, releaseKey, replayLedger, shortId,
   type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
 } from '../crdt/index.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
 import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from './probe.ts'
+import { ClockChannel, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle } from './types.ts'
-import { decodeMessage, encodeMessage, MSG_ACK, MSG_ERROR, MSG_GOSSIP, MSG_PUSH, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError } from './wire.ts'
+import { decodeMessage, encodeMessage, MSG_ACK, MSG_BEACON, MSG_ERROR, MSG_GOSSIP, MSG_PUSH, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError } from './wire.ts'
 
 export const VERSION = '0.1.0'
 
@@ -33,8 +34,20 @@ export const VERSION = '0.1.0'
 export const DEFAULTS = {
   /** Probe memory every second; publish only on change (docs/design.md "Measuring memory"). */
   sampleIntervalMs: 1000,
-  /** Publish at least this often so liveness and finality advance (docs/design.md "Measuring memory"). */
+  /** A slow beacon at least this often while nothing is written, so peers hear this node (docs/design.md "Clock channel"). */
   heartbeatIntervalMs: 5000,
+  /**
+   * Write the node record when a figure moves past the publish threshold, and
+   * otherwise only this often (docs/design.md "Measuring memory"): figures
+   * that drift within the threshold still show, at almost no cost.
+   */
+  recordRefreshMs: 10 * 60_000,
+  /**
+   * A restart never stamps below what this node's beacons carried: the data
+   * dir holds a clock lease this far ahead, renewed before a beacon would pass
+   * it (docs/design.md "Clock channel").
+   */
+  clockLeaseMs: 10_000,
   /** Batch local writes this long so a burst is one gossip message (docs/design.md "Network"). */
   gossipBatchMs: 5,
   /** Anti-entropy with one random peer this often; gossip is lossy. */
@@ -146,6 +159,8 @@ export interface AgentInit {
   ackTimeoutMs?: number
   maxClockOffsetMs?: number
   beaconDelayMs?: number
+  recordRefreshMs?: number
+  clockLeaseMs?: number
 }
 
 export interface ReserveRequest {
@@ -179,7 +194,7 @@ export type AgentEvent =
   | { type: 'joined', sponsor: PeerIdStr }
   | { type: 'membership', state: 'admitted' | 'left' | 'evicted', node: PeerIdStr, by?: PeerIdStr }
 
-export interface AgentMetrics {
+export interface AgentMetrics extends BeaconCounters {
   updatesIn: number
   updatesOut: number
   bytesIn: number
@@ -195,8 +210,6 @@ export interface AgentMetrics {
   /** Syncs started at once because an update arrived with a gap before it (a missed gossip message). */
   gapPulls: number
   resolutions: number
-  /** Beacons written because an entry was not confirmed yet (not on the timer). */
-  beaconsOnDemand: number
   /** Admissions this node wrote as a sponsor. */
   admissions: number
   /** Eviction proposals and acknowledgements this node wrote. */
@@ -216,7 +229,7 @@ export const systemClock: Clock = {
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
   readonly doc: Y.Doc
-  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, resolutions: 0, beaconsOnDemand: 0, admissions: 0, evictionProposals: 0, evictionAcks: 0 }
+  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, resolutions: 0, ...emptyBeaconCounters(), admissions: 0, evictionProposals: 0, evictionAcks: 0 }
   readonly network: Network
   floorBytes = 0
   floorRule = ''
@@ -237,7 +250,7 @@ export class Agent extends EventEmitter {
   /** A decision map changed since the last replay (set by Yjs observers). */
   private ledgerDirty = true
   /** The heartbeat map changed since the last finish. */
-  private heartbeatsDirty = true
+  private finalityDirty = true
   /** Changes to the decision maps (not heartbeats): what epidemic pull passes on. */
   private ledgerChanges = 0
   /** Local updates not yet fsynced, and the promise of their durability. */
@@ -264,9 +277,10 @@ export class Agent extends EventEmitter {
   private readonly refusedJoiners = new Set<PeerIdStr>()
   /** Proposals this node acknowledged (or declined to, logged once). */
   private readonly acknowledged = new Set<string>()
-  private lastBeaconHlc = ''
-  private lastAnnouncedSeen = ''
-  private beaconTimer?: TimerHandle
+  private beaconChannel!: ClockChannel
+  /** Wall ms up to which a restart may not stamp (persisted in the data dir's meta). */
+  private leaseMs = 0
+  private leaseTail: Promise<void> = Promise.resolve()
   private cachedClock = ''
   private readonly lastHeard = new Map<PeerIdStr, { hlc?: string, atMs: number }>()
   private readonly peerClocks = new Map<PeerIdStr, number>()
@@ -290,10 +304,10 @@ export class Agent extends EventEmitter {
     this.doc = new Y.Doc({ gc: true })
     for (const name of [MAP_RESERVATIONS, MAP_RELEASES, MAP_CAPACITY, MAP_MEMBERSHIP]) this.doc.getMap(name).observe(() => { this.ledgerDirty = true; this.ledgerChanges++ })
     this.doc.getMap(MAP_NODES).observe((event) => {
-      this.heartbeatsDirty = true
+      this.finalityDirty = true
       this.rememberAddrs(event.keysChanged)
     })
-    this.gate = new PublishGate({ heartbeatIntervalMs: init.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs })
+    this.gate = new PublishGate({ heartbeatIntervalMs: init.recordRefreshMs ?? DEFAULTS.recordRefreshMs })
     this.startedAtMs = this.clock.now()
   }
 
@@ -310,11 +324,12 @@ export class Agent extends EventEmitter {
     if (dataDir !== undefined) {
       const opened = await LedgerStore.open(dataDir, { fsync: this.init.fsync ?? true, logger: (m) => this.log(`store: ${m}`) })
       this.store = opened.store
-      const meta = await readMeta<{ clientId?: number, peerId?: string }>(dataDir)
+      const meta = await readMeta<{ clientId?: number, peerId?: string, clockLeaseMs?: number }>(dataDir)
       if (meta?.peerId !== undefined && meta.peerId !== this.self) {
         throw new UnavailableError(`data dir ${dataDir} belongs to peer ${meta.peerId}, not ${this.self}`)
       }
       clientId = meta?.clientId
+      if (typeof meta?.clockLeaseMs === 'number' && Number.isSafeInteger(meta.clockLeaseMs)) this.leaseMs = meta.clockLeaseMs
       // Restore under a throwaway client id: Yjs re-rolls its own id when a
       // non-local transaction adds structs of that id, which is exactly what
       // replaying our own history would look like.
@@ -335,6 +350,28 @@ export class Agent extends EventEmitter {
     this.doc.clientID = clientId ?? this.randomClientId()
     this.clientId = this.doc.clientID
     this.writer = new LedgerWriter(this.doc, this.self, ORIGIN_LOCAL)
+    // Beacons are not in the ledger: the lease is what keeps a restarted
+    // clock past every stamp they carried.
+    if (this.leaseMs > 0) this.writer.observe(encodeHlc({ wallMs: this.leaseMs, counter: 0, node: this.self }), this.clock.now())
+    this.beaconChannel = new ClockChannel({
+      self: this.self,
+      clock: this.clock,
+      random: this.random,
+      stamp: (wallMs, seen) => this.writer.beacon(wallMs, seen),
+      lease: async (wallMs) => await this.holdLease(wallMs),
+      publish: async (bytes) => { this.metrics.bytesOut += bytes.length; await this.network.publish(bytes) },
+      resolution: () => this.resolution(),
+      canBeacon: () => this.joined && this.writeRefusal() === undefined && this.network.peers().length > 0,
+      changed: () => { this.finalityDirty = true; this.scheduleRefresh() },
+      heard: (node, hlc) => this.heard(node, hlc),
+      heldSeq: (node) => this.resolution().nodes.get(node)?.lastSeq ?? 0,
+      log: this.log,
+      counters: this.metrics
+    }, {
+      delayMs: this.init.beaconDelayMs ?? DEFAULTS.beaconDelayMs,
+      intervalMs: this.init.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
+      maxAheadMs: DEFAULTS.maxClockSkewMs
+    })
     this.wasMember = this.joined
     this.doc.on('update', (update: Uint8Array, origin: unknown) => this.onDocUpdate(update, origin))
 
@@ -361,7 +398,7 @@ export class Agent extends EventEmitter {
 
     this.every(() => { void this.sampleAndPublish(false) }, this.init.sampleIntervalMs ?? DEFAULTS.sampleIntervalMs)
     this.every(() => { void this.syncRandomPeer(); void this.keepConnected() }, this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs)
-    this.every(() => { this.refresh(); void this.evictTheDead() }, 1000)
+    this.every(() => { this.refresh(); this.beaconChannel.tick(); void this.evictTheDead() }, 1000)
     this.every(() => { void this.maybeCompact() }, 30_000)
   }
 
@@ -373,7 +410,7 @@ export class Agent extends EventEmitter {
     for (const t of this.intervals) this.clock.clearInterval(t)
     if (this.gossipTimer !== undefined) this.clock.clearTimeout(this.gossipTimer)
     if (this.refreshTimer !== undefined) this.clock.clearTimeout(this.refreshTimer)
-    if (this.beaconTimer !== undefined) this.clock.clearTimeout(this.beaconTimer)
+    this.beaconChannel?.stop()
     await this.durableTail.catch(() => {})
     await this.network.stop().catch(() => {})
     await this.store?.flush().catch(() => {})
@@ -398,15 +435,15 @@ export class Agent extends EventEmitter {
   resolution (): Resolution {
     // Finality depends on this node's own clock too (its stream is complete up to it).
     const clockNow = this.writer?.clock.peek() ?? ''
-    if (this.cached !== undefined && !this.ledgerDirty && !this.heartbeatsDirty && clockNow === this.cachedClock) return this.cached
+    if (this.cached !== undefined && !this.ledgerDirty && !this.finalityDirty && clockNow === this.cachedClock) return this.cached
     if (this.replayed === undefined || this.ledgerDirty) {
       this.ledgerDirty = false
       this.replayed = replayLedger(readLedger(this.doc))
       this.metrics.resolutions++
     }
-    this.heartbeatsDirty = false
+    this.finalityDirty = false
     this.cachedClock = clockNow
-    this.cached = finishResolution(this.replayed, readMapRecord(this.doc, MAP_NODES), { self: this.self, selfClock: clockNow === '' ? undefined : clockNow })
+    this.cached = finishResolution(this.replayed, readMapRecord(this.doc, MAP_NODES), { self: this.self, selfClock: clockNow === '' ? undefined : clockNow, beacons: this.beaconChannel?.beacons })
     return this.cached
   }
 
@@ -807,53 +844,6 @@ export class Agent extends EventEmitter {
     }
   }
 
-  /**
-   * On-demand beacons (docs/design.md "Finality"): when an entry exists that
-   * this node's last beacon did not pass, or its completeness line moved past
-   * a verdict that waits for confirmations, write a beacon after a short
-   * batch delay instead of waiting for the heartbeat timer. Beacons are not
-   * ledger entries, so they never trigger beacons by themselves.
-   */
-  private maybeBeacon (res: Resolution): void {
-    if (this.beaconTimer !== undefined || !this.beaconDue(res)) return
-    // Jittered, and checked again when it fires: a member whose confirmation
-    // is no longer needed by then (a majority announced first) stays quiet.
-    const delay = Math.round((this.init.beaconDelayMs ?? DEFAULTS.beaconDelayMs) * (1 + 2 * this.random()))
-    this.beaconTimer = this.clock.setTimeout(() => {
-      this.beaconTimer = undefined
-      if (this.stopped || this.lastSample === undefined || !this.beaconDue(this.resolution())) return
-      this.metrics.beaconsOnDemand++
-      this.writeHeartbeat(this.lastSample, this.allocatableBytes)
-    }, delay)
-  }
-
-  /**
-   * An entry still waiting on clocks that this node's last beacon did not
-   * pass; or an entry its completeness line now covers that its last
-   * announcement did not — final here or not, since the other peers count this
-   * node's announcement, not its own view.
-   */
-  private beaconDue (res: Resolution): boolean {
-    // Beacons are for the others: with no peer connected there is nobody to tell (the timer still beats).
-    if (!this.joined || this.writeRefusal() !== undefined || this.network.peers().length === 0) return false
-    const now = this.clock.now()
-    const latest = res.latestHlc
-    if (res.pending > 0 && latest !== undefined && latest > this.lastBeaconHlc && hlcWallMs(latest) <= now + DEFAULTS.maxClockSkewMs) {
-      for (const v of res.verdicts.values()) if (!v.final && v.hlc !== undefined && v.hlc > this.lastBeaconHlc && v.waitingOn === 'clocks') return true
-      for (const v of res.conflicts) if (!v.final && v.hlc !== undefined && v.hlc > this.lastBeaconHlc && v.waitingOn === 'clocks') return true
-      if (res.proposals.some(p => p.status === 'open' && p.hlc > this.lastBeaconHlc)) return true
-    }
-    const seen = res.seen
-    if (seen !== undefined && seen > this.lastAnnouncedSeen) {
-      const covers = (hlc: string | undefined): boolean => hlc !== undefined && hlc > this.lastAnnouncedSeen && hlc <= seen
-      for (const v of res.verdicts.values()) if (covers(v.hlc)) return true
-      for (const v of res.conflicts) if (covers(v.hlc)) return true
-    }
-    return false
-  }
-
-
-
   private computeAllocatable (sample: MemorySample): number {
     return computeAllocatable({ totalBytes: sample.totalBytes, floorBytes: this.floorBytes, systemReservedBytes: this.init.systemReservedBytes ?? 0, capBytes: this.init.allocatableCapBytes })
   }
@@ -893,11 +883,10 @@ export class Agent extends EventEmitter {
     await this.durable().catch(() => {})
   }
 
-  /** A heartbeat: the node's figures, and its beacon — its clock and the completeness line it announces. */
+  /** The node record: its figures, written when one moves (finality and liveness travel on the clock channel). */
   private writeHeartbeat (sample: MemorySample, allocatable: number): void {
     if (this.identityLost !== undefined || this.failed !== undefined) return
-    const seen = this.resolution().seen
-    const beat = this.writer.heartbeat({
+    this.writer.heartbeat({
       totalBytes: sample.totalBytes,
       floorBytes: this.floorBytes,
       allocatableBytes: allocatable,
@@ -906,9 +895,7 @@ export class Agent extends EventEmitter {
       labels: this.init.labels,
       version: VERSION,
       addrs: this.addrsForHeartbeat()
-    }, this.clock.now(), this.joined ? seen : undefined)
-    this.lastBeaconHlc = beat.hlc
-    if (beat.seen !== undefined) this.lastAnnouncedSeen = beat.seen
+    }, this.clock.now())
     this.metrics.heartbeats++
   }
 
@@ -932,6 +919,11 @@ export class Agent extends EventEmitter {
       message = decodeMessage(data)
     } catch (error) {
       this.drop(from, 'invalid', (error as Error).message)
+      return
+    }
+    if (message.type === MSG_BEACON) {
+      const view = this.resolution().view
+      this.beaconChannel.receive(from, message.beacon, (node) => view.has(node))
       return
     }
     if (message.type !== MSG_GOSSIP) {
@@ -1270,7 +1262,8 @@ export class Agent extends EventEmitter {
     this.trackMembership(res)
     this.admitRequests(res)
     this.acknowledgeProposals(res)
-    this.maybeBeacon(res)
+    this.beaconChannel.prune((node) => res.view.has(node))
+    this.beaconChannel.maybeBeacon(res)
     const next = new Map<string, string>()
     for (const v of [...res.verdicts.values(), ...res.conflicts]) {
       const sig = `${v.status}|${v.final ? 1 : 0}|${v.code}`
@@ -1319,6 +1312,31 @@ export class Agent extends EventEmitter {
       }
     }
     this.clockBehindMs = Math.max(0, this.medianOffset())
+  }
+
+  /** A member's beacon arrived now: it is alive, and its stamp is a fresh clock sample. */
+  private heard (node: PeerIdStr, hlc: string): void {
+    const now = this.clock.now()
+    this.lastHeard.set(node, { hlc: this.lastHeard.get(node)?.hlc, atMs: now })
+    this.sampleOffset(node, hlcWallMs(hlc) - now)
+  }
+
+  /**
+   * Hold a clock lease past `wallMs` before a beacon stamped there leaves this
+   * node: the data dir records a wall time a restarted clock starts beyond, so
+   * no stamp a peer saw in a beacon is reused. Renewed a lease period ahead,
+   * so at most one small fsync per period.
+   */
+  private async holdLease (wallMs: number): Promise<void> {
+    const dataDir = this.init.dataDir
+    if (dataDir === undefined || wallMs < this.leaseMs) return
+    this.leaseTail = this.leaseTail.catch(() => {}).then(async () => {
+      if (wallMs < this.leaseMs) return
+      const leaseMs = wallMs + (this.init.clockLeaseMs ?? DEFAULTS.clockLeaseMs)
+      await writeMeta(dataDir, { clientId: this.clientId, peerId: this.self, clockLeaseMs: leaseMs })
+      this.leaseMs = leaseMs
+    })
+    await this.leaseTail
   }
 
   /**
@@ -1497,7 +1515,8 @@ function positionsOf (res: Resolution, nodes: PeerIdStr[]): Record<PeerIdStr, St
   const out: Record<PeerIdStr, StreamPosition> = {}
   for (const node of nodes) {
     const view = res.nodes.get(node)
-    out[node] = view?.lastHlc !== undefined ? { seq: view.lastSeq, hlc: view.lastHlc } : { seq: view?.lastSeq ?? 0 }
+    // Its clock as far as this peer holds its stream, beacons included: its line here is capped at it while the eviction is open.
+    out[node] = view?.heldTo !== undefined ? { seq: view.lastSeq, hlc: view.heldTo } : { seq: view?.lastSeq ?? 0 }
   }
   return out
 }

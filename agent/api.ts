@@ -456,7 +456,14 @@ function metricsText (agent: Agent, requests: { total: number, errors4xx: number
   }
   metric('memgossip_peers', 'gauge', 'Peers with an open connection.', state.peers.length)
   metric('memgossip_members', 'gauge', 'Cluster members holding finality.', state.members.length)
-  metric('memgossip_heartbeats_total', 'counter', 'Heartbeats written by this agent.', m.heartbeats)
+  metric('memgossip_heartbeats_total', 'counter', 'Node records (figures) written by this agent.', m.heartbeats)
+  metric('memgossip_beacons_sent_total', 'counter', 'Clock-channel beacons published by this agent.', m.beaconsSent)
+  metric('memgossip_beacons_on_demand_total', 'counter', 'Beacons published because an entry waited for them (not on the timer).', m.beaconsOnDemand)
+  metric('memgossip_beacons_accepted_total', 'counter', 'Beacons accepted from members.', m.beaconsAccepted)
+  metric('memgossip_beacons_ahead_total', 'counter', 'Accepted beacons stamped more than the skew bound ahead of this host\'s clock.', m.beaconsAhead)
+  for (const [reason, value] of [['forged', m.beaconsForged], ['stranger', m.beaconsStranger], ['invalid', m.beaconsInvalid], ['replayed', m.beaconsReplayed]] as const) {
+    metric('memgossip_beacons_dropped_total', 'counter', 'Beacons dropped, by reason.', value, `{reason="${reason}"}`)
+  }
   metric('memgossip_updates_in_total', 'counter', 'Ledger updates applied from peers.', m.updatesIn)
   metric('memgossip_updates_out_total', 'counter', 'Local ledger updates written.', m.updatesOut)
   metric('memgossip_bytes_in_total', 'counter', 'Protocol bytes received (gossip and sync).', m.bytesIn)

@@ -48,7 +48,10 @@ export interface DaemonOptions {
   evictAfterMs?: number
   /** Clock offset tolerated before this agent refuses writes (`--max-clock-offset`, default 500 ms). */
   maxClockOffsetMs?: number
+  /** Slow beacon interval (liveness while nothing is written). */
   heartbeatIntervalMs?: number
+  /** Node record refresh when no figure moved (default 10 min). */
+  recordRefreshMs?: number
   syncIntervalMs?: number
   ackPeers?: number
   /** Rent price per GiB-hour (`--price-per-gib-hour`). */
@@ -172,6 +175,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
     evictAfterMs: options.evictAfterMs,
     maxClockOffsetMs: options.maxClockOffsetMs,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
+    recordRefreshMs: options.recordRefreshMs,
     syncIntervalMs: options.syncIntervalMs,
     maxUpdateBytes: options.maxMessageBytes ?? DEFAULTS.maxUpdateBytes,
     log

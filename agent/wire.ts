@@ -4,6 +4,8 @@
  * version-and-type byte.
  *
  *   gossip     0x01 | varuint len | Yjs update (a merged batch of local writes)
+ *   beacon     0x02 | varstring node | varuint wall ms | varuint counter
+ *                   | varuint seq | varstring seen ('' when none)
  *   sync-req   0x10 | varuint len | state vector of the requester
  *   sync-reply 0x11 | varuint len | Yjs update the requester lacks
  *                   | varuint len | state vector of the responder
@@ -21,6 +23,7 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 
 export const MSG_GOSSIP = 0x01
+export const MSG_BEACON = 0x02
 export const MSG_SYNC_REQUEST = 0x10
 export const MSG_SYNC_REPLY = 0x11
 export const MSG_PUSH = 0x12
@@ -33,11 +36,26 @@ export class WireError extends Error {
 
 export type WireMessage =
   | { type: typeof MSG_GOSSIP, update: Uint8Array }
+  | { type: typeof MSG_BEACON, beacon: WireBeacon }
   | { type: typeof MSG_SYNC_REQUEST, stateVector: Uint8Array }
   | { type: typeof MSG_SYNC_REPLY, update: Uint8Array, stateVector: Uint8Array }
   | { type: typeof MSG_PUSH, update: Uint8Array }
   | { type: typeof MSG_ACK }
   | { type: typeof MSG_ERROR, reason: string }
+
+/**
+ * A beacon as it travels (docs/design.md "Clock channel"): the member's stamp
+ * split into its parts (the stamp's node is the member), its stream position
+ * and its completeness line. The member names itself so that a beacon
+ * published by anyone else can be told apart and dropped.
+ */
+export interface WireBeacon {
+  node: string
+  wallMs: number
+  counter: number
+  seq: number
+  seen?: string
+}
 
 export function encodeMessage (message: WireMessage): Uint8Array {
   const encoder = encoding.createEncoder()
@@ -46,6 +64,13 @@ export function encodeMessage (message: WireMessage): Uint8Array {
     case MSG_GOSSIP:
     case MSG_PUSH:
       encoding.writeVarUint8Array(encoder, message.update)
+      break
+    case MSG_BEACON:
+      encoding.writeVarString(encoder, message.beacon.node)
+      encoding.writeVarUint(encoder, message.beacon.wallMs)
+      encoding.writeVarUint(encoder, message.beacon.counter)
+      encoding.writeVarUint(encoder, message.beacon.seq)
+      encoding.writeVarString(encoder, message.beacon.seen ?? '')
       break
     case MSG_SYNC_REQUEST:
       encoding.writeVarUint8Array(encoder, message.stateVector)
@@ -77,6 +102,15 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
     switch (type) {
       case MSG_GOSSIP: message = { type, update: readBytes() }; break
       case MSG_PUSH: message = { type, update: readBytes() }; break
+      case MSG_BEACON: {
+        const node = decoding.readVarString(decoder)
+        const wallMs = decoding.readVarUint(decoder)
+        const counter = decoding.readVarUint(decoder)
+        const seq = decoding.readVarUint(decoder)
+        const seen = decoding.readVarString(decoder)
+        message = { type, beacon: seen === '' ? { node, wallMs, counter, seq } : { node, wallMs, counter, seq, seen } }
+        break
+      }
       case MSG_SYNC_REQUEST: message = { type, stateVector: readBytes() }; break
       case MSG_SYNC_REPLY: message = { type, update: readBytes(), stateVector: readBytes() }; break
       case MSG_ACK: message = { type }; break

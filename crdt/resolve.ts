@@ -17,7 +17,7 @@ import { compareHlc, hlcWallMs, type HlcString } from './hlc.ts'
 import { HeadroomIndex, lowerBound, place, shortId, type PlacementNode } from './placement.ts'
 import {
   entryKey, readLedger, splitEntryKey, validateCapacity, validateHeartbeat, validateMembership, validateRelease, validateReservation,
-  type AdmissionRequest, type AdmitRecord, type CapacityEvent, type Heartbeat, type InvalidCode, type LedgerSnapshot,
+  type AdmissionRequest, type Beacon, type AdmitRecord, type CapacityEvent, type Heartbeat, type InvalidCode, type LedgerSnapshot,
   type MembershipRecord, type NodeId, type NodeState, type Placement, type Release, type Reservation, type ReservationId
 } from './schema.ts'
 import { formatSize } from './size.ts'
@@ -107,6 +107,12 @@ export interface NodeView extends PlacementNode {
   lastHlc?: HlcString
   /** Highest sequence number seen from this node. */
   lastSeq: number
+  /**
+   * How far this peer holds the node's stream by its clock: its latest write,
+   * or a later beacon whose position this peer holds (it will write nothing
+   * at or below that). What an eviction acknowledgement gives for it.
+   */
+  heldTo?: HlcString
 }
 
 /** An entry other than a reservation that resolution refused or ignored. */
@@ -480,7 +486,15 @@ export interface FinalityOptions {
   self?: NodeId
   /** Its hybrid clock now: everything it writes later sorts after this. */
   selfClock?: HlcString
+  /**
+   * Beacons this peer holds from each member (the clock channel; not ledger
+   * entries). A member's clock counts up to the latest beacon whose position
+   * this peer's copy of its stream has reached, and its announcement is the
+   * latest line any of them carried.
+   */
+  beacons?: ReadonlyMap<NodeId, readonly Beacon[]>
 }
+
 
 /** Resolve a document or a snapshot read from one. */
 export function resolve (input: Y.Doc | LedgerSnapshot, options: FinalityOptions = {}): Resolution {
@@ -691,6 +705,17 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
     }
     if (beat.seen !== undefined && beat.hlc.endsWith(`:${key}`) && membership.standing(key, beat.hlc, beat.seq) === undefined) announced.set(key, beat.seen)
   }
+  // Beacons: a member's clock counts once this peer holds its stream up to the
+  // beacon's position; its announcement counts while its writes would.
+  const beaconLines = new Map<NodeId, HlcString>()
+  for (const [node, list] of options.beacons ?? []) {
+    const held = streams.get(node)?.seq ?? 0
+    for (const beacon of list) {
+      if (!beacon.hlc.endsWith(`:${node}`) || membership.standing(node, beacon.hlc, beacon.seq) !== undefined) continue
+      if (held >= beacon.seq && beacon.hlc > (beaconLines.get(node) ?? '')) beaconLines.set(node, beacon.hlc)
+      if (beacon.seen !== undefined && beacon.seen > (announced.get(node) ?? '')) announced.set(node, beacon.seen)
+    }
+  }
 
   // This peer's completeness line, node by node.
   const { self, selfClock } = options
@@ -704,6 +729,8 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
     else if (last.end?.kind === 'evicted') line = (stream?.seq ?? 0) >= last.end.cut ? COMPLETE : (stream?.hlc ?? '')
     else {
       line = stream?.hlc ?? ''
+      const beaconLine = beaconLines.get(node)
+      if (beaconLine !== undefined && beaconLine > line) line = beaconLine
       if (node === self && selfClock !== undefined && selfClock > line) line = selfClock
       // Not a member before its admission: nothing of it is missing below that.
       if (last.admitHlc > line) line = last.admitHlc
@@ -768,6 +795,10 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   const majority = lineOf(now)
   const watermark = seen !== undefined && majority !== undefined ? (seen < majority ? seen : majority) : undefined
   const nodes = buildNodeViews(replay, membership, heartbeats, streams, announced)
+  for (const [node, line] of beaconLines) {
+    const view = nodes.get(node)
+    if (view !== undefined && (view.heldTo === undefined || line > view.heldTo)) view.heldTo = line
+  }
   const members = [...now.members]
   return {
     verdicts,
@@ -883,7 +914,8 @@ function buildNodeViews (replay: Replay, membership: Membership, heartbeats: Map
       reservations: slot !== undefined ? [...slot.charges.keys()].sort() : [],
       heartbeat: heartbeats.get(id),
       lastHlc: stream?.hlc,
-      lastSeq: stream?.seq ?? 0
+      lastSeq: stream?.seq ?? 0,
+      heldTo: stream?.hlc
     })
   }
   return views

@@ -129,6 +129,21 @@ export interface AdmitRecord {
   seq: number
 }
 
+/**
+ * A member's beacon on the clock channel (docs/design.md "Clock channel"). It
+ * is not a ledger entry: it says where the member's stream stands, so that a
+ * peer holding that much of the stream knows it holds every write the member
+ * will ever stamp at or below `hlc`.
+ */
+export interface Beacon {
+  /** A stamp of the member's clock: it never stamps a write at or below it, even after a restart. */
+  hlc: HlcString
+  /** The member's stream position then: every write it stamped at or below `hlc` is at or below `seq`. */
+  seq: number
+  /** The member's completeness line then: what it announces for finality. */
+  seen?: HlcString
+}
+
 /** How far a member holds another node's stream: its highest sequence number and latest stamp. */
 export interface StreamPosition {
   seq: number

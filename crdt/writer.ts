@@ -9,7 +9,7 @@ import { DuplicateReservationError } from './errors.ts'
 import { HybridClock, isHlc, type HlcString } from './hlc.ts'
 import {
   entryKey, ledgerMaps, membershipKey, releaseKey, writeCapacity, writeHeartbeat, writeMembership, writeRelease, writeReservation,
-  type EvictionAck, type EvictionProposal, type Heartbeat, type NodeId, type NodeState, type Placement, type Reservation,
+  type Beacon, type EvictionAck, type EvictionProposal, type Heartbeat, type NodeId, type NodeState, type Placement, type Reservation,
   type ReservationId, type StreamPosition
 } from './schema.ts'
 
@@ -103,6 +103,17 @@ export class LedgerWriter {
   capacity (allocatableBytes: number, state: NodeState, wallMs: number): void {
     this.state = state
     writeCapacity(this.doc, { node: this.node, allocatableBytes, state, hlc: this.clock.now(wallMs), seq: ++this.seq }, this.origin)
+  }
+
+  /**
+   * A beacon for the clock channel (docs/design.md "Clock channel"): a fresh
+   * stamp and this stream's position, written nowhere. Every later write
+   * sorts after the stamp; the caller keeps that true across a restart.
+   */
+  beacon (wallMs: number, seen?: HlcString): Beacon {
+    const beacon: Beacon = { hlc: this.clock.now(wallMs), seq: this.seq }
+    if (seen !== undefined && isHlc(seen)) beacon.seen = seen
+    return beacon
   }
 
   /** Write this node's beacon; `seen` is its completeness line (what it announces for finality). */

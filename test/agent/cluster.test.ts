@@ -124,18 +124,18 @@ describe('the mesh beyond bootstrap peers', () => {
     await stopAll([hub])
   })
 
-  it('heartbeats carry addresses only when they changed or once every twelve beats', async () => {
-    agents = await startCluster(2, { heartbeatIntervalMs: 250 })
+  it('node records carry addresses only when they changed or once every twelve records', async () => {
+    agents = await startCluster(2, { recordRefreshMs: 250 })
     const [a, b] = agents
     await waitFor('members', () => b.daemon.agent.resolution().members.length === 2, 20_000)
-    // Every heartbeat of `a` that reaches `b` (every 250 ms here): with or without addrs.
+    // Every node record of `a` that reaches `b` (refreshed every 250 ms here): with or without addrs.
     const seen: boolean[] = []
     b.daemon.agent.doc.getMap('nodes').observe((event) => {
       if (!event.keysChanged.has(a.daemon.info.peerId)) return
       const value = b.daemon.agent.doc.getMap('nodes').get(a.daemon.info.peerId) as { addrs?: string[] }
       seen.push(value.addrs !== undefined)
     })
-    await waitFor('13 heartbeats of a seen by b', () => seen.length >= 13, 30_000)
+    await waitFor('13 node records of a seen by b', () => seen.length >= 13, 30_000)
     const withAddrs = seen.filter(Boolean).length
     expect(withAddrs).toBeGreaterThanOrEqual(1)
     expect(withAddrs).toBeLessThanOrEqual(2)

@@ -1,0 +1,271 @@
+/**
+ * The clock channel (docs/design.md "Clock channel"): beacons beside the
+ * ledger, not in it. A beacon is a member's clock stamp, its stream position
+ * and its completeness line; a peer that holds the member's stream up to that
+ * position knows it holds everything the member will ever stamp at or below
+ * the stamp, and the line is the member's announcement for finality.
+ *
+ * A member beacons
+ * - on demand, a jittered 20–60 ms after it holds an entry its last beacon
+ *   did not pass, or when its line moved past an entry its last announcement
+ *   did not cover — so a write is final about two mesh round trips after it is
+ *   written;
+ * - on a slow timer, so its peers hear it while nothing is written (liveness).
+ *
+ * Incoming beacons are checked before they count: named by the member that
+ * published them (else `forged`), from a member of the current view (else
+ * `stranger`), well formed with a line no later than their own stamp (else
+ * `invalid`), and newer than the member's last one (else `replayed`). None
+ * of them can make a decision final early: a beacon counts only once this
+ * peer holds the member's stream up to its position, and what it promises —
+ * no write of the member at or below its stamp — holds however far ahead that
+ * stamp is (a member's clock never goes back). A stamp far ahead of this
+ * host's clock is counted (`beaconsAhead`) and feeds the clock-offset alert.
+ */
+import { encodeHlc, hlcWallMs, isHlc, shortId, type Beacon, type HlcString, type NodeId, type Resolution } from '../crdt/index.ts'
+import type { Clock, PeerIdStr, TimerHandle } from './types.ts'
+import { encodeMessage, MSG_BEACON, type WireBeacon } from './wire.ts'
+
+/** Why an incoming beacon did not count. */
+export type BeaconDrop = 'forged' | 'stranger' | 'invalid' | 'replayed'
+
+/** The channel's counters (flat, so they sit among the agent's metrics). */
+export interface BeaconCounters {
+  /** Beacons this node published: all, and those sent because an entry waited (not on the timer). */
+  beaconsSent: number
+  beaconsOnDemand: number
+  /** Beacons accepted from members. */
+  beaconsAccepted: number
+  /** Accepted, stamped further ahead of this host's clock than `maxAheadMs` (a clock offset; alerted). */
+  beaconsAhead: number
+  /** Dropped, by reason. */
+  beaconsForged: number
+  beaconsStranger: number
+  beaconsInvalid: number
+  beaconsReplayed: number
+}
+
+export function emptyBeaconCounters (): BeaconCounters {
+  return { beaconsSent: 0, beaconsOnDemand: 0, beaconsAccepted: 0, beaconsAhead: 0, beaconsForged: 0, beaconsStranger: 0, beaconsInvalid: 0, beaconsReplayed: 0 }
+}
+
+const DROP_COUNTER = { forged: 'beaconsForged', stranger: 'beaconsStranger', invalid: 'beaconsInvalid', replayed: 'beaconsReplayed' } as const
+
+export interface ClockChannelDeps {
+  self: PeerIdStr
+  clock: Clock
+  random: () => number
+  /** Stamp a beacon: ticks this node's clock, so every later write sorts after it. */
+  stamp: (wallMs: number, seen?: HlcString) => Beacon
+  /** Make sure a restart never stamps at or below `wallMs` (a durable clock lease); resolves once it holds. */
+  lease: (wallMs: number) => Promise<void>
+  publish: (bytes: Uint8Array) => Promise<void>
+  /** The current resolution, computed with this channel's beacons. */
+  resolution: () => Resolution
+  /** This node may beacon now: a member, writing, with a peer to tell. */
+  canBeacon: () => boolean
+  /** How far this peer holds `node`'s stream (its highest sequence number). */
+  heldSeq: (node: NodeId) => number
+  /** A beacon was accepted or sent: finality may have moved. */
+  changed: () => void
+  /** `node` was heard now, its clock at `hlc` (liveness and clock offsets). */
+  heard: (node: PeerIdStr, hlc: HlcString) => void
+  log: (line: string) => void
+  /** Where to count (the agent's metrics). */
+  counters: BeaconCounters
+}
+
+export interface ClockChannelSettings {
+  /** Batch delay of an on-demand beacon (jittered to 1–3×). */
+  delayMs: number
+  /** Slow beacon: at least this often while joined. */
+  intervalMs: number
+  /** A beacon stamped further ahead of this host's clock than this is counted as ahead. */
+  maxAheadMs: number
+}
+
+/** Beacons held per member while its newest are not covered yet. */
+const MAX_HELD = 8
+/** The largest counter an encoded stamp holds (crdt/hlc.ts). */
+const COUNTER_MAX = 999_999
+/** The largest wall time an encoded stamp holds (15 digits). */
+const WALL_MAX = 10 ** 15 - 1
+
+export class ClockChannel {
+  /**
+   * Per member, its beacons in stream order (position and stamp both rising),
+   * newest last. A beacon counts here only once this peer holds the member's
+   * stream up to its position, so the newest one may not count yet; the older
+   * ones keep counting meanwhile, or a final verdict would turn tentative.
+   */
+  private readonly held = new Map<NodeId, Beacon[]>()
+  private lastBeaconHlc = ''
+  private lastAnnouncedSeen = ''
+  private lastSentAtMs = -Infinity
+  private timer?: TimerHandle
+  private sending = false
+  private stopped = false
+  private readonly loggedDrops = new Set<string>()
+
+  private readonly counters: BeaconCounters
+
+  constructor (private readonly deps: ClockChannelDeps, private readonly settings: ClockChannelSettings) {
+    this.counters = deps.counters
+  }
+
+  /** The beacons held of each member, for `resolve()`. */
+  get beacons (): ReadonlyMap<NodeId, readonly Beacon[]> {
+    return this.held
+  }
+
+  stop (): void {
+    this.stopped = true
+    if (this.timer !== undefined) this.deps.clock.clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  /** A beacon from the gossip topic, published by `from`. */
+  receive (from: PeerIdStr, wire: WireBeacon, isMember: (node: NodeId) => boolean): boolean {
+    if (wire.node !== from) return this.drop(from, 'forged', `beacon names ${shortId(wire.node)} but was published by ${shortId(from)}`)
+    if (!isMember(from)) return this.drop(from, 'stranger', `beacon from ${shortId(from)}, not a member of the current view`)
+    if (!Number.isSafeInteger(wire.wallMs) || wire.wallMs > WALL_MAX || wire.counter > COUNTER_MAX || !Number.isSafeInteger(wire.seq)) {
+      return this.drop(from, 'invalid', `beacon from ${shortId(from)} has a stamp or position out of range (wall ${wire.wallMs}, counter ${wire.counter}, seq ${wire.seq})`)
+    }
+    if (wire.seen !== undefined && !isHlc(wire.seen)) return this.drop(from, 'invalid', `beacon from ${shortId(from)} announces a malformed line ${JSON.stringify(String(wire.seen).slice(0, 80))}`)
+    const stamped = encodeHlc({ wallMs: wire.wallMs, counter: wire.counter, node: from })
+    if (wire.seen !== undefined && wire.seen > stamped) return this.drop(from, 'invalid', `beacon from ${shortId(from)} announces a line (${wire.seen}) past its own clock (${stamped})`)
+    const list = this.held.get(from)
+    const previous = list?.[list.length - 1]
+    if (previous !== undefined && (stamped <= previous.hlc || wire.seq < previous.seq)) {
+      return this.drop(from, 'replayed', `beacon from ${shortId(from)} at ${stamped} (position ${wire.seq}) is not newer than its last one (${previous.hlc}, position ${previous.seq})`)
+    }
+    this.deps.heard(from, stamped)
+    // A stamp far ahead of this host's clock is still the member's promise
+    // (its clock never goes back): it counts. It is counted here, and the
+    // offset sample raises ClockSkew on whichever side is off.
+    if (wire.wallMs > this.deps.clock.now() + this.settings.maxAheadMs) this.counters.beaconsAhead++
+    const beacon: Beacon = wire.seen === undefined ? { hlc: stamped, seq: wire.seq } : { hlc: stamped, seq: wire.seq, seen: wire.seen }
+    this.keep(from, beacon)
+    this.counters.beaconsAccepted++
+    this.deps.changed()
+    return true
+  }
+
+  /** Forget members no longer in the view (their beacons count for nothing). */
+  prune (isMember: (node: NodeId) => boolean): void {
+    for (const node of this.held.keys()) if (!isMember(node)) this.held.delete(node)
+  }
+
+  /**
+   * Add a member's newest beacon. It carries the highest line the member ever
+   * announced (an announcement stays true). Older beacons are kept only while
+   * they may be the newest one this peer's copy of the stream covers: those
+   * at or below a covered one go, and at most {@link MAX_HELD} stay (dropping
+   * one can only make this peer wait longer, never decide early).
+   */
+  private keep (node: NodeId, beacon: Beacon): void {
+    const list = this.held.get(node) ?? []
+    const previous = list[list.length - 1]
+    if (previous?.seen !== undefined && (beacon.seen === undefined || beacon.seen < previous.seen)) beacon.seen = previous.seen
+    while (list.length > 0 && list[list.length - 1].seq >= beacon.seq) list.pop()
+    list.push(beacon)
+    const streamAt = this.deps.heldSeq(node)
+    let covered = -1
+    for (let i = 0; i < list.length; i++) if (list[i].seq <= streamAt) covered = i
+    if (covered > 0) list.splice(0, covered)
+    if (list.length > MAX_HELD) list.splice(1, list.length - MAX_HELD)
+    this.held.set(node, list)
+  }
+
+  /** The slow beacon: called every second; sends when the interval passed. */
+  tick (): void {
+    if (this.stopped || this.timer !== undefined) return
+    if (this.deps.clock.now() - this.lastSentAtMs < this.settings.intervalMs) return
+    if (!this.deps.canBeacon()) return
+    void this.send(false)
+  }
+
+  /**
+   * On demand (docs/design.md "Finality"): an entry exists that this node's
+   * last beacon did not pass, or its line moved past an entry its last
+   * announcement did not cover. Jittered, and checked again when it fires: a
+   * member whose beacon is no longer needed by then stays quiet.
+   */
+  maybeBeacon (res: Resolution): void {
+    if (this.stopped || this.timer !== undefined || !this.due(res)) return
+    const delay = Math.round(this.settings.delayMs * (1 + 2 * this.deps.random()))
+    this.timer = this.deps.clock.setTimeout(() => {
+      this.timer = undefined
+      if (this.stopped || !this.due(this.deps.resolution())) return
+      void this.send(true)
+    }, delay)
+  }
+
+  /**
+   * An entry still waiting on clocks that this node's last beacon did not
+   * pass; or an entry its completeness line now covers that its last
+   * announcement did not — final here or not, since the other peers count this
+   * node's announcement, not its own view.
+   */
+  due (res: Resolution): boolean {
+    if (!this.deps.canBeacon()) return false
+    const now = this.deps.clock.now()
+    const latest = res.latestHlc
+    const last = this.lastBeaconHlc
+    if (res.pending > 0 && latest !== undefined && latest > last && hlcWallMs(latest) <= now + this.settings.maxAheadMs) {
+      for (const v of res.verdicts.values()) if (!v.final && v.hlc !== undefined && v.hlc > last && v.waitingOn === 'clocks') return true
+      for (const v of res.conflicts) if (!v.final && v.hlc !== undefined && v.hlc > last && v.waitingOn === 'clocks') return true
+      if (res.proposals.some(p => p.status === 'open' && p.hlc > last)) return true
+    }
+    const seen = res.seen
+    const announced = this.lastAnnouncedSeen
+    if (seen !== undefined && seen > announced) {
+      const covers = (hlc: string | undefined): boolean => hlc !== undefined && hlc > announced && hlc <= seen
+      for (const v of res.verdicts.values()) if (covers(v.hlc)) return true
+      for (const v of res.conflicts) if (covers(v.hlc)) return true
+    }
+    return false
+  }
+
+  private async send (onDemand: boolean): Promise<void> {
+    if (this.sending) return
+    this.sending = true
+    try {
+      const now = this.deps.clock.now()
+      const seen = this.deps.resolution().seen
+      const beacon = this.deps.stamp(now, seen)
+      this.lastSentAtMs = now
+      this.lastBeaconHlc = beacon.hlc
+      if (beacon.seen !== undefined) this.lastAnnouncedSeen = beacon.seen
+      this.deps.changed()
+      await this.deps.lease(hlcWallMs(beacon.hlc))
+      if (this.stopped) return
+      const wire: WireBeacon = { node: this.deps.self, wallMs: hlcWallMs(beacon.hlc), counter: counterOf(beacon.hlc), seq: beacon.seq }
+      if (beacon.seen !== undefined) wire.seen = beacon.seen
+      this.counters.beaconsSent++
+      if (onDemand) this.counters.beaconsOnDemand++
+      await this.deps.publish(encodeMessage({ type: MSG_BEACON, beacon: wire }))
+    } catch (error) {
+      this.deps.log(`beacon not sent: ${(error as Error).message}`)
+    } finally {
+      this.sending = false
+    }
+    // Something may have become due while this one was on its way.
+    if (!this.stopped) this.maybeBeacon(this.deps.resolution())
+  }
+
+  private drop (from: PeerIdStr, why: BeaconDrop, reason: string): false {
+    this.counters[DROP_COUNTER[why]]++
+    const key = `${why}|${from}`
+    if (!this.loggedDrops.has(key)) {
+      if (this.loggedDrops.size >= 1000) this.loggedDrops.clear()
+      this.loggedDrops.add(key)
+      this.deps.log(`dropped ${why} beacon: ${reason}`)
+    }
+    return false
+  }
+}
+
+function counterOf (hlc: HlcString): number {
+  return Number(hlc.slice(16, 22))
+}
