@@ -17,7 +17,7 @@
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
-  computeRent, encodeHlc, entryKey, finishResolution, fit, formatSize, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
+  computeRent, entryKey, finishResolution, fit, formatSize, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
   MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, MAX_ADDRS, readLedger, readMapRecord, releaseKey, replayLedger, shortId,
   type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
 } from '../crdt/index.ts'
@@ -44,10 +44,11 @@ export const DEFAULTS = {
   recordRefreshMs: 10 * 60_000,
   /**
    * A restart never stamps below what this node's beacons carried: the data
-   * dir holds a clock lease this far ahead, renewed before a beacon would pass
-   * it (docs/design.md "Clock channel").
+   * dir holds a clock lease this far past the latest beacon, renewed (one
+   * small fsync) when a beacon would pass it, and a restarted agent writes
+   * nothing until its wall clock has passed it (docs/design.md "Clock channel").
    */
-  clockLeaseMs: 10_000,
+  clockLeaseMs: 1_000,
   /** Batch local writes this long so a burst is one gossip message (docs/design.md "Network"). */
   gossipBatchMs: 5,
   /** Anti-entropy with one random peer this often; gossip is lossy. */
@@ -112,6 +113,8 @@ const GAP_PULL_COOLDOWN_MS = 1000
 const ADDRS_EVERY_BEATS = 12
 
 /** The ledger's own root types; an update that creates any other root is refused. */
+/** A beacon is about 100 bytes (a node id, a stamp, a position, a line); anything much larger is not one. */
+const MAX_BEACON_BYTES = 512
 const LEDGER_ROOTS = new Set(['nodes', 'reservations', 'releases', 'capacity', 'membership'])
 const ORIGIN_LOCAL = Symbol('memgossip-local')
 const ORIGIN_REMOTE = Symbol('memgossip-remote')
@@ -280,6 +283,8 @@ export class Agent extends EventEmitter {
   private beaconChannel!: ClockChannel
   /** Wall ms up to which a restart may not stamp (persisted in the data dir's meta). */
   private leaseMs = 0
+  /** The lease found at start: no write until the wall clock passes it. */
+  private restartLeaseMs = 0
   private leaseTail: Promise<void> = Promise.resolve()
   private cachedClock = ''
   private readonly lastHeard = new Map<PeerIdStr, { hlc?: string, atMs: number }>()
@@ -350,9 +355,12 @@ export class Agent extends EventEmitter {
     this.doc.clientID = clientId ?? this.randomClientId()
     this.clientId = this.doc.clientID
     this.writer = new LedgerWriter(this.doc, this.self, ORIGIN_LOCAL)
-    // Beacons are not in the ledger: the lease is what keeps a restarted
-    // clock past every stamp they carried.
-    if (this.leaseMs > 0) this.writer.observe(encodeHlc({ wallMs: this.leaseMs, counter: 0, node: this.self }), this.clock.now())
+    // Beacons are not in the ledger: a restarted agent writes nothing (and
+    // sends no beacon) until its wall clock passes the lease its last run
+    // held, so no stamp lands at or below one a peer holds in a beacon. It
+    // waits rather than jumping its clock ahead: a clock that jumped would
+    // drag the cluster's stamps ahead of the wall clocks.
+    this.restartLeaseMs = this.leaseMs
     this.beaconChannel = new ClockChannel({
       self: this.self,
       clock: this.clock,
@@ -643,10 +651,17 @@ export class Agent extends EventEmitter {
   private writeRefusal (): string | undefined {
     if (this.failed !== undefined) return `agent is read-only: ${this.failed}`
     if (this.identityLost !== undefined) return `agent refuses to write: ${this.identityLost}`
+    const lease = this.leaseWaitMs()
+    if (lease > 0) return `restarted ${formatMs(lease)} before the clock lease of its last beacons ends: writes wait until this host's clock passes it, so that none is stamped below a beacon peers already hold`
     if (this.clockBehindMs > this.maxOffsetMs()) {
       return `this host's clock is ${formatMs(this.clockBehindMs)} behind the cluster's (more than the maximum offset of ${formatMs(this.maxOffsetMs())}): writes are refused so that none is stamped in the past; fix the clock (NTP), then retry`
     }
     return undefined
+  }
+
+  /** How long until the wall clock passes the lease a previous run held (0 once it has). */
+  private leaseWaitMs (): number {
+    return Math.max(0, this.restartLeaseMs - this.clock.now())
   }
 
   private maxOffsetMs (): number {
@@ -877,6 +892,7 @@ export class Agent extends EventEmitter {
     }
     const figures = { totalBytes: sample.totalBytes, availableBytes: sample.availableBytes, allocatableBytes: allocatable }
     const now = this.clock.now()
+    if (this.leaseWaitMs() > 0) return
     if (!force && !this.gate.shouldPublish(figures, now)) return
     this.gate.published(figures, now)
     this.writeHeartbeat(sample, allocatable)
@@ -885,7 +901,7 @@ export class Agent extends EventEmitter {
 
   /** The node record: its figures, written when one moves (finality and liveness travel on the clock channel). */
   private writeHeartbeat (sample: MemorySample, allocatable: number): void {
-    if (this.identityLost !== undefined || this.failed !== undefined) return
+    if (this.identityLost !== undefined || this.failed !== undefined || this.leaseWaitMs() > 0) return
     this.writer.heartbeat({
       totalBytes: sample.totalBytes,
       floorBytes: this.floorBytes,
@@ -912,6 +928,10 @@ export class Agent extends EventEmitter {
     if (!this.admitGossip(from, data.length)) {
       this.metrics.droppedThrottled++
       this.drop(from, 'throttled', `peer exceeds ${DEFAULTS.gossipMessagesPerSecond} messages or ${formatSize(DEFAULTS.gossipBytesPerSecond)} per second`)
+      return
+    }
+    if (data[0] === MSG_BEACON && data.length > MAX_BEACON_BYTES) {
+      this.drop(from, 'oversized', `beacon of ${data.length} bytes exceeds ${MAX_BEACON_BYTES}`)
       return
     }
     let message

@@ -6,14 +6,23 @@
  *   gossip     0x01 | varuint len | Yjs update (a merged batch of local writes)
  *   beacon     0x02 | varstring node | varuint wall ms | varuint counter
  *                   | varuint seq | varstring seen ('' when none)
+ *   suspect    0x03 | varstring suspector | varstring target | varuint wall ms | varuint counter
  *   sync-req   0x10 | varuint len | state vector of the requester
  *   sync-reply 0x11 | varuint len | Yjs update the requester lacks
  *                   | varuint len | state vector of the responder
  *   push       0x12 | varuint len | Yjs update the responder lacks
  *   ack        0x13
+ *   ping       0x14
+ *   ping-req   0x15 | varstring target
+ *   pong       0x16 | varuint wall ms of the responder
+ *   pull       0x17 | varuint n | n × varstring node
+ *   beacons    0x18 | varuint n | n × beacon body (as in 0x02)
  *   error      0x1f | varstring reason
  *
- * One exchange is two request/response round trips over the network's
+ * The failure detector probes with ping → pong and ping-req → pong (or
+ * error); a peer missing beacons pulls them with pull → beacons.
+ *
+ * One sync exchange is two request/response round trips over the network's
  * `request()`: sync-req → sync-reply, then push → ack when the responder lacks
  * something. Decoding is strict: unknown type, short buffer, trailing bytes or a
  * length beyond the buffer throw {@link WireError}; nothing is applied from a
@@ -24,10 +33,18 @@ import * as encoding from 'lib0/encoding'
 
 export const MSG_GOSSIP = 0x01
 export const MSG_BEACON = 0x02
+export const MSG_SUSPECT = 0x03
 export const MSG_SYNC_REQUEST = 0x10
 export const MSG_SYNC_REPLY = 0x11
 export const MSG_PUSH = 0x12
 export const MSG_ACK = 0x13
+export const MSG_PING = 0x14
+export const MSG_PING_REQ = 0x15
+export const MSG_PONG = 0x16
+export const MSG_PULL = 0x17
+export const MSG_BEACONS = 0x18
+/** Most node ids in one pull, and beacons in one answer. */
+export const MAX_PULL = 256
 export const MSG_ERROR = 0x1f
 
 export class WireError extends Error {
@@ -37,6 +54,12 @@ export class WireError extends Error {
 export type WireMessage =
   | { type: typeof MSG_GOSSIP, update: Uint8Array }
   | { type: typeof MSG_BEACON, beacon: WireBeacon }
+  | { type: typeof MSG_SUSPECT, suspector: string, target: string, wallMs: number, counter: number }
+  | { type: typeof MSG_PING }
+  | { type: typeof MSG_PING_REQ, target: string }
+  | { type: typeof MSG_PONG, wallMs: number }
+  | { type: typeof MSG_PULL, nodes: string[] }
+  | { type: typeof MSG_BEACONS, beacons: WireBeacon[] }
   | { type: typeof MSG_SYNC_REQUEST, stateVector: Uint8Array }
   | { type: typeof MSG_SYNC_REPLY, update: Uint8Array, stateVector: Uint8Array }
   | { type: typeof MSG_PUSH, update: Uint8Array }
@@ -66,11 +89,29 @@ export function encodeMessage (message: WireMessage): Uint8Array {
       encoding.writeVarUint8Array(encoder, message.update)
       break
     case MSG_BEACON:
-      encoding.writeVarString(encoder, message.beacon.node)
-      encoding.writeVarUint(encoder, message.beacon.wallMs)
-      encoding.writeVarUint(encoder, message.beacon.counter)
-      encoding.writeVarUint(encoder, message.beacon.seq)
-      encoding.writeVarString(encoder, message.beacon.seen ?? '')
+      writeBeacon(encoder, message.beacon)
+      break
+    case MSG_SUSPECT:
+      encoding.writeVarString(encoder, message.suspector)
+      encoding.writeVarString(encoder, message.target)
+      encoding.writeVarUint(encoder, message.wallMs)
+      encoding.writeVarUint(encoder, message.counter)
+      break
+    case MSG_PING:
+      break
+    case MSG_PING_REQ:
+      encoding.writeVarString(encoder, message.target)
+      break
+    case MSG_PONG:
+      encoding.writeVarUint(encoder, message.wallMs)
+      break
+    case MSG_PULL:
+      encoding.writeVarUint(encoder, message.nodes.length)
+      for (const node of message.nodes) encoding.writeVarString(encoder, node)
+      break
+    case MSG_BEACONS:
+      encoding.writeVarUint(encoder, message.beacons.length)
+      for (const beacon of message.beacons) writeBeacon(encoder, beacon)
       break
     case MSG_SYNC_REQUEST:
       encoding.writeVarUint8Array(encoder, message.stateVector)
@@ -102,13 +143,23 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
     switch (type) {
       case MSG_GOSSIP: message = { type, update: readBytes() }; break
       case MSG_PUSH: message = { type, update: readBytes() }; break
-      case MSG_BEACON: {
-        const node = decoding.readVarString(decoder)
-        const wallMs = decoding.readVarUint(decoder)
-        const counter = decoding.readVarUint(decoder)
-        const seq = decoding.readVarUint(decoder)
-        const seen = decoding.readVarString(decoder)
-        message = { type, beacon: seen === '' ? { node, wallMs, counter, seq } : { node, wallMs, counter, seq, seen } }
+      case MSG_BEACON: message = { type, beacon: readBeacon(decoder) }; break
+      case MSG_SUSPECT: message = { type, suspector: decoding.readVarString(decoder), target: decoding.readVarString(decoder), wallMs: decoding.readVarUint(decoder), counter: decoding.readVarUint(decoder) }; break
+      case MSG_PING: message = { type }; break
+      case MSG_PING_REQ: message = { type, target: decoding.readVarString(decoder) }; break
+      case MSG_PONG: message = { type, wallMs: decoding.readVarUint(decoder) }; break
+      case MSG_PULL: {
+        const n = readCount(decoder)
+        const nodes: string[] = []
+        for (let i = 0; i < n; i++) nodes.push(decoding.readVarString(decoder))
+        message = { type, nodes }
+        break
+      }
+      case MSG_BEACONS: {
+        const n = readCount(decoder)
+        const beacons: WireBeacon[] = []
+        for (let i = 0; i < n; i++) beacons.push(readBeacon(decoder))
+        message = { type, beacons }
         break
       }
       case MSG_SYNC_REQUEST: message = { type, stateVector: readBytes() }; break
@@ -123,4 +174,27 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
   }
   if (decoder.pos !== bytes.length) throw new WireError(`${bytes.length - decoder.pos} trailing bytes after the message`)
   return message
+}
+
+function writeBeacon (encoder: encoding.Encoder, beacon: WireBeacon): void {
+  encoding.writeVarString(encoder, beacon.node)
+  encoding.writeVarUint(encoder, beacon.wallMs)
+  encoding.writeVarUint(encoder, beacon.counter)
+  encoding.writeVarUint(encoder, beacon.seq)
+  encoding.writeVarString(encoder, beacon.seen ?? '')
+}
+
+function readBeacon (decoder: decoding.Decoder): WireBeacon {
+  const node = decoding.readVarString(decoder)
+  const wallMs = decoding.readVarUint(decoder)
+  const counter = decoding.readVarUint(decoder)
+  const seq = decoding.readVarUint(decoder)
+  const seen = decoding.readVarString(decoder)
+  return seen === '' ? { node, wallMs, counter, seq } : { node, wallMs, counter, seq, seen }
+}
+
+function readCount (decoder: decoding.Decoder): number {
+  const n = decoding.readVarUint(decoder)
+  if (n > MAX_PULL) throw new WireError(`${n} entries exceed the limit of ${MAX_PULL}`)
+  return n
 }

@@ -32,6 +32,8 @@ export const MUTATIONS: Mutation[] = [
   { name: 'a minority completes an eviction (no strict majority needed)', file: 'crdt/views.ts', from: 'if (2 * o.state.acked.length <= o.state.viewMembers.length) {', to: 'if (o.state.acked.length === 0) {' },
   { name: 'an open eviction does not cap the acknowledged stream', file: 'crdt/resolve.ts', from: 'if (cap !== undefined && cap < line) line = cap', to: 'void cap' },
   { name: 'a joiner\'s writes before its admission count', file: 'crdt/views.ts', from: 'if (interval.admitHlc >= hlc) continue', to: 'if (interval.admitHlc >= hlc && i > 0) continue' },
+  { name: 'a beacon counts before its position is held (clock channel)', file: 'crdt/resolve.ts', from: 'if (held >= beacon.seq && beacon.hlc', to: 'if (beacon.hlc' },
+  { name: 'a beacon counts under any name (clock channel)', file: 'crdt/resolve.ts', from: 'if (!beacon.hlc.endsWith(`:${node}`) || membership', to: 'if (membership' },
   { name: 'a release ends the id whatever entry it names', file: 'crdt/resolve.ts', from: 'if (run === undefined || run.key !== key) {', to: 'if (run === undefined) {' }
 ]
 

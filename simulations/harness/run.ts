@@ -307,6 +307,8 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
         for (const v of [...res.verdicts.values(), ...res.conflicts].filter(x => !x.final && x.status !== 'invalid').slice(0, 3)) {
           process.stderr.write(`tentative on node ${node.index}: ${v.key} (${v.status}, view ${v.view ?? '?'}) waits on ${v.waitingOn ?? '?'}: ${v.waitsFor.join(', ')}\n`)
         }
+        const m = node.agent.metrics
+        process.stderr.write(`  node ${node.index} beacons: sent ${m.beaconsSent} (on demand ${m.beaconsOnDemand}), accepted ${m.beaconsAccepted}, forged ${m.beaconsForged}, stranger ${m.beaconsStranger}, invalid ${m.beaconsInvalid}, replayed ${m.beaconsReplayed}, ahead ${m.beaconsAhead}; dropped ${m.droppedInvalid} invalid, ${m.droppedThrottled} throttled, ${m.droppedOversized} oversized\n`)
       }
     }
     scoreRaces(races, finalRes, writes)

@@ -27,8 +27,7 @@ import type { Network, NetworkHandlers, PeerIdStr } from '../../agent/types.ts'
 interface Pending {
   handlers: NetworkHandlers
   isLive: () => boolean
-  from: PeerIdStr
-  messages: Uint8Array[]
+  messages: Array<{ from: PeerIdStr, data: Uint8Array }>
 }
 
 /** Buffers gossip per receiving network until `flush()` (called after each instant). */
@@ -68,7 +67,7 @@ export class GossipCoalescer {
       if (!batch.isLive()) continue
       for (const message of merge(batch.messages)) {
         this.delivered++
-        batch.handlers.onGossip(batch.from, message)
+        batch.handlers.onGossip(message.from, message.data)
       }
     }
   }
@@ -77,23 +76,31 @@ export class GossipCoalescer {
     this.received++
     let batch = this.pending.get(key)
     if (batch === undefined) {
-      batch = { handlers, isLive, from, messages: [] }
+      batch = { handlers, isLive, messages: [] }
       this.pending.set(key, batch)
     }
-    batch.messages.push(data)
+    batch.messages.push({ from, data })
   }
 }
 
-/** Merge the well-formed gossip messages into one; anything else passes through as it is. */
-function merge (messages: Uint8Array[]): Uint8Array[] {
+/**
+ * Merge the well-formed ledger updates into one (attributed to the first
+ * sender: a ledger update carries its writers inside); anything else — a
+ * beacon, a suspicion, a malformed message — passes through as it is, from its
+ * own sender, since the agent checks who published those.
+ */
+function merge (messages: Array<{ from: PeerIdStr, data: Uint8Array }>): Array<{ from: PeerIdStr, data: Uint8Array }> {
   if (messages.length === 1) return messages
   const updates: Uint8Array[] = []
-  const other: Uint8Array[] = []
+  let first: PeerIdStr | undefined
+  const other: Array<{ from: PeerIdStr, data: Uint8Array }> = []
   for (const message of messages) {
     try {
-      const decoded = decodeMessage(message)
-      if (decoded.type === MSG_GOSSIP) updates.push(decoded.update)
-      else other.push(message)
+      const decoded = decodeMessage(message.data)
+      if (decoded.type === MSG_GOSSIP) {
+        updates.push(decoded.update)
+        first ??= message.from
+      } else other.push(message)
     } catch {
       other.push(message)
     }
@@ -106,5 +113,5 @@ function merge (messages: Uint8Array[]): Uint8Array[] {
     // A malformed update must reach the agent on its own, to be refused and counted there.
     return messages
   }
-  return [encodeMessage({ type: MSG_GOSSIP, update: merged }), ...other]
+  return [{ from: first!, data: encodeMessage({ type: MSG_GOSSIP, update: merged }) }, ...other]
 }

@@ -12,18 +12,19 @@ import { Agent, systemClock } from '../../agent/agent.ts'
 import { MemoryNetworkHub } from '../../agent/net/memory.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
+import { MSG_GOSSIP } from '../../agent/wire.ts'
 import { waitFor } from '../helpers/cluster.ts'
 
 const GiB = 1024 ** 3
 const TIMERS = { heartbeatIntervalMs: 60_000, syncIntervalMs: 60_000 }
 
-/** `inner`, except that gossip for which `drop` says yes never reaches the agent. */
+/** `inner`, except that ledger gossip for which `drop` says yes never reaches the agent (beacons always do). */
 function lossy (inner: Network, drop: (from: string) => boolean): Network {
   return new Proxy(inner, {
     get (target, key) {
       if (key === 'start') {
         return async (handlers: NetworkHandlers) => {
-          await target.start({ ...handlers, onGossip: (from, data) => { if (!drop(from)) handlers.onGossip(from, data) } })
+          await target.start({ ...handlers, onGossip: (from, data) => { if (data[0] !== MSG_GOSSIP || !drop(from)) handlers.onGossip(from, data) } })
         }
       }
       const value = Reflect.get(target, key, target) as unknown

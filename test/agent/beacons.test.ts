@@ -1,0 +1,173 @@
+/**
+ * The clock channel's input (docs/design.md "Clock channel"): a real agent
+ * with a real data dir and real HTTP; the transport is a stand-in so the test
+ * can play two members and a stranger and hand the agent exactly the bytes a
+ * peer's gossip would. Bad beacons are dropped, counted in /metrics, and never
+ * make a verdict final.
+ */
+import { readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as Y from 'yjs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Agent } from '../../agent/agent.ts'
+import { startApi, type ApiServer } from '../../agent/api.ts'
+import { createFakeProbe } from '../../agent/probe.ts'
+import type { Network, NetworkHandlers } from '../../agent/types.ts'
+import { decodeMessage, encodeMessage, MSG_BEACON, MSG_GOSSIP, WireError, type WireBeacon } from '../../agent/wire.ts'
+import { hlcWallMs, LedgerWriter } from '../../crdt/index.ts'
+import { tempDir } from '../helpers/cluster.ts'
+
+const GiB = 1024 ** 3
+const A = '12D3KooWbeaconmemberA000000000000000000000000000'
+const B = '12D3KooWbeaconmemberB000000000000000000000000000'
+const STRANGER = '12D3KooWbeaconstranger0000000000000000000000000'
+
+class PeerStandIn implements Network {
+  readonly self = '12D3KooWbeaconvictim00000000000000000000000000'
+  handlers!: NetworkHandlers
+  readonly published: Uint8Array[] = []
+  async start (handlers: NetworkHandlers): Promise<void> { this.handlers = handlers }
+  async stop (): Promise<void> {}
+  async publish (data: Uint8Array): Promise<void> { this.published.push(data) }
+  async request (): Promise<Uint8Array> { throw new Error('no sync in this test') }
+  peers (): string[] { return [A, B] }
+  addresses (): string[] { return [] }
+}
+
+let agent: Agent
+let net: PeerStandIn
+let dir: string
+let api: ApiServer
+/** Member A's side of the ledger: it founded the cluster and admitted B and the agent. */
+const docA = new Y.Doc()
+const writerA = new LedgerWriter(docA, A)
+
+const gossip = (from: string, bytes: Uint8Array): void => { net.handlers.onGossip(from, bytes) }
+const beacon = (from: string, b: WireBeacon): void => { gossip(from, encodeMessage({ type: MSG_BEACON, beacon: b })) }
+const sendLedger = (): void => { gossip(A, encodeMessage({ type: MSG_GOSSIP, update: Y.encodeStateAsUpdate(docA) })) }
+const verdict = (id: string): { final: boolean, waitingOn?: string, waitsFor: string[] } => {
+  agent.refresh()
+  const v = agent.resolution().verdicts.get(id)
+  if (v === undefined) throw new Error(`no verdict for ${id}`)
+  return v
+}
+const stampParts = (hlc: string): { wallMs: number, counter: number } => ({ wallMs: hlcWallMs(hlc), counter: Number(hlc.slice(16, 22)) })
+async function metric (name: string): Promise<number> {
+  const text = await (await fetch(`${api.url}/metrics`)).text()
+  const line = text.split('\n').find(l => l.startsWith(`${name} `))
+  if (line === undefined) throw new Error(`no metric ${name} in /metrics`)
+  return Number(line.split(' ')[1])
+}
+
+beforeAll(async () => {
+  dir = await tempDir()
+  net = new PeerStandIn()
+  agent = await Agent.start({ network: net, probe: createFakeProbe({ totalBytes: 64 * GiB, availableBytes: 64 * GiB }), cluster: 'beacons', dataDir: dir, fsync: false, expectsPeers: true, log: () => {} })
+  api = await startApi({ agent, listen: '127.0.0.1:0' })
+  const now = Date.now()
+  writerA.admit(A, 8 * GiB, now)
+  writerA.admit(B, 8 * GiB, now)
+  writerA.admit(net.self, 8 * GiB, now)
+  writerA.reserve({ id: 'r1', bytes: GiB, placement: { kind: 'node', node: A } }, now)
+  sendLedger()
+})
+afterAll(async () => {
+  await api.close()
+  await agent.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('beacons from the gossip topic', () => {
+  it("waits for B's clock: B wrote nothing, so only B's beacon can show it is past r1", () => {
+    expect(agent.resolution().members).toContain(net.self)
+    expect(verdict('r1')).toMatchObject({ final: false, waitingOn: 'clocks', waitsFor: [B] })
+  })
+
+  it('drops forged, stranger, malformed, oversized and self-contradicting beacons, counts each, and r1 stays tentative', async () => {
+    const r1 = agent.resolution().verdicts.get('r1')!.hlc!
+    const later = { wallMs: hlcWallMs(r1) + 5, counter: 0, seq: 0 }
+    const laterLine = `${String(later.wallMs).padStart(15, '0')}:000000:${A}`
+    const before = { forged: await metric('memgossip_beacons_dropped_total{reason="forged"}'), invalid: await metric('memgossip_dropped_total{reason="invalid"}'), oversized: await metric('memgossip_dropped_total{reason="oversized"}') }
+    // Published by A but naming B.
+    beacon(A, { node: B, ...later, seen: laterLine })
+    // Not a member.
+    beacon(STRANGER, { node: STRANGER, ...later, seen: laterLine })
+    // Truncated.
+    const whole = encodeMessage({ type: MSG_BEACON, beacon: { node: B, ...later } })
+    gossip(B, whole.subarray(0, whole.length - 3))
+    expect(() => decodeMessage(whole.subarray(0, whole.length - 3))).toThrow(WireError)
+    // Oversized: a beacon is tens of bytes.
+    beacon(B, { node: B, ...later, seen: `${laterLine}${'x'.repeat(2048)}` })
+    // A line past its own clock, and a malformed line.
+    beacon(B, { node: B, ...later, seen: `${String(later.wallMs + 1000).padStart(15, '0')}:000000:${A}` })
+    beacon(B, { node: B, ...later, seen: 'not a stamp' })
+    expect(verdict('r1').final).toBe(false)
+    expect(await metric('memgossip_beacons_dropped_total{reason="forged"}')).toBe(before.forged + 1)
+    expect(await metric('memgossip_beacons_dropped_total{reason="stranger"}')).toBe(1)
+    expect(await metric('memgossip_beacons_dropped_total{reason="invalid"}')).toBe(2)
+    expect(await metric('memgossip_dropped_total{reason="invalid"}')).toBe(before.invalid + 1)
+    expect(await metric('memgossip_dropped_total{reason="oversized"}')).toBe(before.oversized + 1)
+    expect(await metric('memgossip_beacons_accepted_total')).toBe(0)
+  })
+
+  it("B's beacon past r1 makes r1 final; the same beacon again is a replay and is dropped", async () => {
+    const r1 = agent.resolution().verdicts.get('r1')!.hlc!
+    const wallMs = hlcWallMs(r1) + 10
+    const b: WireBeacon = { node: B, wallMs, counter: 0, seq: 0, seen: r1 }
+    beacon(B, b)
+    expect(verdict('r1').final).toBe(true)
+    expect(await metric('memgossip_beacons_accepted_total')).toBe(1)
+    beacon(B, b)
+    expect(await metric('memgossip_beacons_dropped_total{reason="replayed"}')).toBe(1)
+  })
+
+  it('a beacon a year ahead whose position is not held counts as ahead and makes nothing final', async () => {
+    writerA.reserve({ id: 'r2', bytes: GiB, placement: { kind: 'node', node: A } }, Date.now())
+    sendLedger()
+    expect(verdict('r2').final).toBe(false)
+    // B's clock a year ahead, at a position of B's stream this agent does not hold (B wrote nothing it holds).
+    const farMs = Date.now() + 365 * 86_400_000
+    const farLine = `${String(farMs).padStart(15, '0')}:000000:${B}`
+    beacon(B, { node: B, wallMs: farMs, counter: 0, seq: 7, seen: farLine })
+    expect(await metric('memgossip_beacons_ahead_total')).toBe(1)
+    expect(verdict('r2')).toMatchObject({ final: false })
+    expect(verdict('r2').waitsFor).toContain(B)
+    expect(verdict('r1').final).toBe(true)
+  })
+
+  it('the agent publishes its own beacons on the clock channel, and holds a clock lease in its data dir first', async () => {
+    const deadline = Date.now() + 10_000
+    while (net.published.every(m => m[0] !== MSG_BEACON) && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+    const own = net.published.map(m => decodeMessage(m)).find(m => m.type === MSG_BEACON)
+    expect(own?.type).toBe(MSG_BEACON)
+    if (own?.type !== MSG_BEACON) return
+    expect(own.beacon.node).toBe(net.self)
+    const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as { clockLeaseMs?: number }
+    expect(meta.clockLeaseMs).toBeGreaterThan(own.beacon.wallMs)
+    expect(stampParts(agent.resolution().nodes.get(net.self)?.lastHlc ?? '000000000000000:000000:x').wallMs).toBeLessThanOrEqual(own.beacon.wallMs)
+  })
+})
+
+describe('a restart and the clock lease', () => {
+  it('a restarted agent writes nothing until its clock passes the lease of its last beacons, then stamps above them', async () => {
+    const own = net.published.map(m => decodeMessage(m)).filter(m => m.type === MSG_BEACON).at(-1)
+    if (own?.type !== MSG_BEACON) throw new Error('the agent published no beacon')
+    const lastBeacon = `${String(own.beacon.wallMs).padStart(15, '0')}:${String(own.beacon.counter).padStart(6, '0')}:${net.self}`
+    const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as { clockLeaseMs: number }
+    await api.close()
+    await agent.stop()
+    net = new PeerStandIn()
+    agent = await Agent.start({ network: net, probe: createFakeProbe({ totalBytes: 64 * GiB, availableBytes: 64 * GiB }), cluster: 'beacons', dataDir: dir, fsync: false, expectsPeers: true, log: () => {} })
+    api = await startApi({ agent, listen: '127.0.0.1:0' })
+    const startedAt = Date.now()
+    if (startedAt < meta.clockLeaseMs) {
+      await expect(agent.reserve({ id: 'too-soon', bytes: GiB, placement: { kind: 'any' } })).rejects.toThrow(/clock lease/)
+    }
+    while (Date.now() <= meta.clockLeaseMs) await new Promise(resolve => setTimeout(resolve, 20))
+    const answer = await agent.reserve({ id: 'after-restart', bytes: GiB, placement: { kind: 'any' } })
+    expect(answer.written).toBe(true)
+    const stamp = agent.resolution().verdicts.get('after-restart')!.hlc!
+    expect(stamp > lastBeacon).toBe(true)
+    console.log(`clock lease: restarted ${meta.clockLeaseMs - startedAt} ms before the lease ended; first write stamped ${stamp.slice(0, 22)} after the last beacon ${lastBeacon.slice(0, 22)}`)
+  })
+})

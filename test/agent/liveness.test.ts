@@ -1,0 +1,142 @@
+/**
+ * The failure detector (agent/liveness.ts) on a virtual clock: who it probes,
+ * when it suspects, when it declares dead, how a suspicion is refuted, and
+ * how a slow node keeps from accusing healthy ones (Lifeguard's local health).
+ * The network is a table of who answers; the detector is the real one.
+ */
+import { describe, expect, it } from 'vitest'
+import { emptyLivenessCounters, FailureDetector, FAILURE_DETECTOR_DEFAULTS, type FailureDetectorDeps } from '../../agent/liveness.ts'
+import { encodeHlc } from '../../crdt/index.ts'
+import { VirtualClock } from '../../simulations/virtual-clock.ts'
+
+const SELF = 'node-self'
+const peers = ['node-a', 'node-b', 'node-c', 'node-d', 'node-e']
+
+interface Setup {
+  fd: FailureDetector
+  clock: VirtualClock
+  down: Set<string>
+  announced: Array<{ target: string, stamp: string }>
+  refuted: string[]
+  pings: string[]
+  /** Answer after this long (ms): a slow network or a starved peer. */
+  delayMs: { value: number }
+}
+
+function setup (members = [SELF, ...peers]): Setup {
+  const clock = new VirtualClock({ startMs: 1_000_000 })
+  const down = new Set<string>()
+  const announced: Setup['announced'] = []
+  const refuted: string[] = []
+  const pings: string[] = []
+  const delayMs = { value: 5 }
+  const answer = async (peer: string, timeoutMs: number): Promise<boolean> => await new Promise(resolve => {
+    clock.setTimeout(() => resolve(!down.has(peer) && delayMs.value <= timeoutMs), Math.min(delayMs.value, timeoutMs))
+  })
+  let seed = 42
+  const deps: FailureDetectorDeps = {
+    self: SELF,
+    clock,
+    random: () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647 },
+    members: () => members,
+    neighbours: () => members.filter(m => m !== SELF),
+    stamp: () => encodeHlc({ wallMs: clock.now(), counter: 0, node: SELF }),
+    ping: async (peer, timeoutMs) => { pings.push(peer); return await answer(peer, timeoutMs) },
+    // The helper answers within its own timeout either way ("no" when the target is down) — unless this node hears everything late.
+    pingVia: async (_via, target, timeoutMs) => await new Promise(resolve => {
+      clock.setTimeout(() => resolve(delayMs.value > 2 * timeoutMs ? 'none' : down.has(target) ? 'nack' : 'ack'), Math.min(delayMs.value, 2 * timeoutMs))
+    }),
+    announce: (target, stamp) => { announced.push({ target, stamp }) },
+    refute: (stamp) => { refuted.push(stamp) },
+    changed: () => {},
+    log: () => {},
+    counters: emptyLivenessCounters()
+  }
+  const fd = new FailureDetector(deps)
+  return { fd, clock, down, announced, refuted, pings, delayMs }
+}
+
+/** Run the detector's one-second ticks for `ms` of virtual time. */
+async function run (s: Setup, ms: number): Promise<void> {
+  const until = s.clock.now() + ms
+  while (s.clock.now() < until) {
+    s.fd.tick()
+    await s.clock.advance(FAILURE_DETECTOR_DEFAULTS.probeIntervalMs)
+  }
+}
+
+describe('failure detector', () => {
+  it('probes one neighbour per interval, each in turn: the cost per node does not grow with the cluster', async () => {
+    const s = setup()
+    await run(s, 10_000)
+    expect(s.pings.length).toBe(10)
+    // Every neighbour probed twice in two rounds of five.
+    for (const p of peers) expect(s.pings.filter(x => x === p).length).toBe(2)
+    for (const p of peers) expect(s.fd.state(p)).toBe('alive')
+  })
+
+  it('suspects a peer that answers neither directly nor through others, and declares it dead after the suspicion timeout', async () => {
+    const s = setup()
+    s.down.add('node-c')
+    s.fd.disconnected('node-c')
+    await run(s, 1_000)
+    expect(s.fd.state('node-c')).toBe('suspect')
+    expect(s.announced.map(a => a.target)).toEqual(['node-c'])
+    const { min, max } = s.fd.suspicionTimeouts(6)
+    // Alone, the suspicion waits the longest timeout.
+    await run(s, min + 1_000)
+    expect(s.fd.state('node-c')).toBe('suspect')
+    // Three other members confirm it: the shortest timeout applies.
+    for (const by of ['node-a', 'node-b', 'node-d']) s.fd.suspected(by, 'node-c', encodeHlc({ wallMs: s.clock.now(), counter: 0, node: by }))
+    await run(s, 1_000)
+    expect(s.fd.state('node-c')).toBe('dead')
+    expect(max).toBe(min * FAILURE_DETECTOR_DEFAULTS.suspicionMaxMult)
+    expect(s.fd.silentForMs('node-c')).toBeGreaterThanOrEqual(min)
+  })
+
+  it('with no confirmation a suspect is dead at the longest timeout, not before', async () => {
+    const s = setup()
+    s.down.add('node-c')
+    s.fd.disconnected('node-c')
+    await run(s, 1_000)
+    const { max } = s.fd.suspicionTimeouts(6)
+    await run(s, max - 2_000)
+    expect(s.fd.state('node-c')).toBe('suspect')
+    await run(s, 3_000)
+    expect(s.fd.state('node-c')).toBe('dead')
+  })
+
+  it('a proof of life stamped after the suspicion refutes it; one stamped before does not', async () => {
+    const s = setup()
+    const stamp = encodeHlc({ wallMs: s.clock.now(), counter: 5, node: 'node-a' })
+    s.fd.suspected('node-a', 'node-b', stamp)
+    expect(s.fd.state('node-b')).toBe('suspect')
+    s.fd.heard('node-b', encodeHlc({ wallMs: s.clock.now() - 1, counter: 0, node: 'node-b' }))
+    expect(s.fd.state('node-b')).toBe('suspect')
+    s.fd.heard('node-b', encodeHlc({ wallMs: s.clock.now(), counter: 6, node: 'node-b' }))
+    expect(s.fd.state('node-b')).toBe('alive')
+    // A suspicion older than what this node heard is ignored.
+    s.fd.suspected('node-a', 'node-b', stamp)
+    expect(s.fd.state('node-b')).toBe('alive')
+  })
+
+  it('a suspicion of this node is refuted at once, and counts against its own health', () => {
+    const s = setup()
+    const stamp = encodeHlc({ wallMs: s.clock.now(), counter: 0, node: 'node-a' })
+    s.fd.suspected('node-a', SELF, stamp)
+    expect(s.refuted).toEqual([stamp])
+    expect(s.fd.localHealth).toBe(1)
+  })
+
+  it('a slow node (answers arrive after its probe timeout) grows its timeout instead of condemning healthy peers (Lifeguard)', async () => {
+    const s = setup()
+    // Everything this node hears arrives 1.2 s late: its event loop is starved.
+    s.delayMs.value = 1_200
+    await run(s, 30_000)
+    // Early probes time out, but others still answer for the target, so the
+    // trouble is counted here; with the multiplier up, answers arrive in time.
+    expect(s.fd.localHealth).toBeGreaterThan(0)
+    for (const p of peers) expect(s.fd.state(p)).toBe('alive')
+    expect(s.announced).toEqual([])
+  })
+})
