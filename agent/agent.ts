@@ -17,7 +17,7 @@
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
-  computeRent, entryKey, finishResolution, fit, formatSize, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
+  computeRent, encodeHlc, entryKey, isHlc, finishResolution, fit, formatSize, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
   MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, MAX_ADDRS, readLedger, readMapRecord, releaseKey, replayLedger, shortId,
   type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
 } from '../crdt/index.ts'
@@ -26,7 +26,11 @@ import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from 
 import { ClockChannel, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle } from './types.ts'
-import { decodeMessage, encodeMessage, MSG_ACK, MSG_BEACON, MSG_ERROR, MSG_GOSSIP, MSG_PUSH, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError } from './wire.ts'
+import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
+import {
+  decodeMessage, encodeMessage, MAX_PULL, MSG_ACK, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
+  MSG_SUSPECT, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError
+} from './wire.ts'
 
 export const VERSION = '0.1.0'
 
@@ -34,8 +38,16 @@ export const VERSION = '0.1.0'
 export const DEFAULTS = {
   /** Probe memory every second; publish only on change (docs/design.md "Measuring memory"). */
   sampleIntervalMs: 1000,
-  /** A slow beacon at least this often while nothing is written, so peers hear this node (docs/design.md "Clock channel"). */
-  heartbeatIntervalMs: 5000,
+  /**
+   * A slow beacon this often while nothing is written; 0 (the default) sends
+   * none: liveness comes from the failure detector, whose cost does not grow
+   * with the cluster (docs/design.md "Liveness").
+   */
+  heartbeatIntervalMs: 0,
+  /** Probe one connected member this often (docs/design.md "Liveness"). */
+  probeIntervalMs: FAILURE_DETECTOR_DEFAULTS.probeIntervalMs,
+  /** A verdict waiting this long for a member's beacon pulls it from a peer (a gossip message may be lost). */
+  beaconPullAfterMs: 1000,
   /**
    * Write the node record when a figure moves past the publish threshold, and
    * otherwise only this often (docs/design.md "Measuring memory"): figures
@@ -53,10 +65,6 @@ export const DEFAULTS = {
   gossipBatchMs: 5,
   /** Anti-entropy with one random peer this often; gossip is lossy. */
   syncIntervalMs: 5000,
-  /** Three missed heartbeats: suspect. */
-  suspectAfterMs: 15_000,
-  /** Six missed heartbeats: dead (still a member until evicted). */
-  deadAfterMs: 30_000,
   /** Silent this long: write an eviction record (docs/design.md "Membership as views"). */
   evictAfterMs: 10 * 60_000,
   /** Largest Yjs update accepted from a peer in one message. */
@@ -122,7 +130,7 @@ const ORIGIN_RESTORE = Symbol('memgossip-restore')
 /** Takes a refused (not durable) local write back out of memory; never persisted or shared. */
 const ORIGIN_ROLLBACK = Symbol('memgossip-rollback')
 
-export type Liveness = 'alive' | 'suspect' | 'dead' | 'self'
+export type { Liveness } from './liveness.ts'
 
 export interface AgentInit {
   network: Network
@@ -154,8 +162,8 @@ export interface AgentInit {
   heartbeatIntervalMs?: number
   gossipBatchMs?: number
   syncIntervalMs?: number
-  suspectAfterMs?: number
-  deadAfterMs?: number
+  probeIntervalMs?: number
+  beaconPullAfterMs?: number
   evictAfterMs?: number
   maxUpdateBytes?: number
   maxUpdateEntries?: number
@@ -196,8 +204,12 @@ export type AgentEvent =
   | { type: 'peer', state: 'connected' | 'disconnected', peer: PeerIdStr }
   | { type: 'joined', sponsor: PeerIdStr }
   | { type: 'membership', state: 'admitted' | 'left' | 'evicted', node: PeerIdStr, by?: PeerIdStr }
+  | { type: 'liveness', node: PeerIdStr, state: Liveness }
 
-export interface AgentMetrics extends BeaconCounters {
+export interface AgentMetrics extends BeaconCounters, LivenessCounters {
+  /** Beacon pulls: asked, and suspicions dropped as forged or from a non-member. */
+  beaconPulls: number
+  suspicionsDropped: number
   updatesIn: number
   updatesOut: number
   bytesIn: number
@@ -232,7 +244,7 @@ export const systemClock: Clock = {
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
   readonly doc: Y.Doc
-  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, resolutions: 0, ...emptyBeaconCounters(), admissions: 0, evictionProposals: 0, evictionAcks: 0 }
+  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, resolutions: 0, ...emptyBeaconCounters(), ...emptyLivenessCounters(), beaconPulls: 0, suspicionsDropped: 0, admissions: 0, evictionProposals: 0, evictionAcks: 0 }
   readonly network: Network
   floorBytes = 0
   floorRule = ''
@@ -281,6 +293,8 @@ export class Agent extends EventEmitter {
   /** Proposals this node acknowledged (or declined to, logged once). */
   private readonly acknowledged = new Set<string>()
   private beaconChannel!: ClockChannel
+  private detector!: FailureDetector
+  private lastPullAtMs = -Infinity
   /** Wall ms up to which a restart may not stamp (persisted in the data dir's meta). */
   private leaseMs = 0
   /** The lease found at start: no write until the wall clock passes it. */
@@ -380,6 +394,25 @@ export class Agent extends EventEmitter {
       intervalMs: this.init.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
       maxAheadMs: DEFAULTS.maxClockSkewMs
     })
+    const probeIntervalMs = this.init.probeIntervalMs ?? DEFAULTS.probeIntervalMs
+    this.detector = new FailureDetector({
+      self: this.self,
+      clock: this.clock,
+      random: this.random,
+      members: () => this.resolution().members,
+      neighbours: () => this.network.peers(),
+      stamp: () => encodeHlc({ wallMs: this.clock.now(), counter: 0, node: this.self }),
+      ping: async (peer, timeoutMs, suspicion) => await this.ping(peer, timeoutMs, suspicion),
+      pingVia: async (via, target, timeoutMs) => await this.pingVia(via, target, timeoutMs),
+      announce: (target, stamp) => { void this.announceSuspicion(target, stamp) },
+      refute: (stamp) => { this.refute(stamp) },
+      changed: (node, state) => {
+        this.emit('event', { type: 'liveness', node, state } satisfies AgentEvent)
+        this.scheduleRefresh()
+      },
+      log: this.log,
+      counters: this.metrics
+    }, { ...FAILURE_DETECTOR_DEFAULTS, probeIntervalMs, probeTimeoutMs: Math.min(FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs, probeIntervalMs / 2) })
     this.wasMember = this.joined
     this.doc.on('update', (update: Uint8Array, origin: unknown) => this.onDocUpdate(update, origin))
 
@@ -397,7 +430,10 @@ export class Agent extends EventEmitter {
         this.emit('event', { type: 'peer', state: 'connected', peer } satisfies AgentEvent)
         this.schedule(() => { void this.syncWith(peer) }, 10 + Math.floor(this.random() * 40))
       },
-      onPeerDisconnected: (peer) => { this.emit('event', { type: 'peer', state: 'disconnected', peer } satisfies AgentEvent) }
+      onPeerDisconnected: (peer) => {
+        this.detector.disconnected(peer)
+        this.emit('event', { type: 'peer', state: 'disconnected', peer } satisfies AgentEvent)
+      }
     })
 
     if (!this.joined && this.init.expectsPeers !== true && this.resolution().view.epoch === 0) await this.found()
@@ -407,6 +443,7 @@ export class Agent extends EventEmitter {
     this.every(() => { void this.sampleAndPublish(false) }, this.init.sampleIntervalMs ?? DEFAULTS.sampleIntervalMs)
     this.every(() => { void this.syncRandomPeer(); void this.keepConnected() }, this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs)
     this.every(() => { this.refresh(); this.beaconChannel.tick(); void this.evictTheDead() }, 1000)
+    this.every(() => { this.detector.tick() }, probeIntervalMs)
     this.every(() => { void this.maybeCompact() }, 30_000)
   }
 
@@ -455,24 +492,20 @@ export class Agent extends EventEmitter {
     return this.cached
   }
 
-  /** Liveness of a member by this peer's own timers (never used by resolution, docs/design.md "Network"). */
+  /** Liveness of a member by this peer's failure detector (never used by resolution, docs/design.md "Liveness"). */
   liveness (node: PeerIdStr): Liveness {
-    if (node === this.self) return 'self'
-    const age = this.heartbeatAge(node)
-    if (age < (this.init.suspectAfterMs ?? DEFAULTS.suspectAfterMs)) return 'alive'
-    if (age < (this.init.deadAfterMs ?? DEFAULTS.deadAfterMs)) return 'suspect'
-    return 'dead'
+    return this.detector.state(node)
   }
 
-  private heartbeatAge (node: PeerIdStr): number {
-    const heard = this.lastHeard.get(node)
-    return this.clock.now() - (heard?.atMs ?? this.startedAtMs)
+  /** How long a member has been suspected here (0 while alive): what evictions wait on. */
+  private silentForMs (node: PeerIdStr): number {
+    return this.detector.silentForMs(node)
   }
 
   nodes (): NodeStatus[] {
     const res = this.resolution()
     this.trackLiveness(res)
-    return [...res.nodes.values()].map(n => ({ ...n, liveness: this.liveness(n.id), heartbeatAgeMs: n.id === this.self ? 0 : this.heartbeatAge(n.id) }))
+    return [...res.nodes.values()].map(n => ({ ...n, liveness: this.liveness(n.id), heartbeatAgeMs: n.id === this.self ? 0 : this.clock.now() - this.detector.heardAtMs(n.id) }))
   }
 
   staleNodes (): Set<PeerIdStr> {
@@ -845,8 +878,10 @@ export class Agent extends EventEmitter {
     const evictAfter = this.init.evictAfterMs ?? DEFAULTS.evictAfterMs
     for (const p of res.proposals) {
       if (p.status !== 'open' || this.acknowledged.has(p.key) || p.acks[this.self] !== undefined) continue
+      // Past its deadline an acknowledgement no longer counts (crdt/views.ts PROPOSAL_TTL_MS).
+      if (hlcWallMs(p.deadline) < now) continue
       if (p.targets.includes(this.self) || !p.viewMembers.includes(this.self)) continue
-      if (!p.manual && p.targets.some(t => this.heartbeatAge(t) < evictAfter / 2)) continue
+      if (!p.manual && p.targets.some(t => this.silentForMs(t) < evictAfter / 2)) continue
       this.acknowledged.add(p.key)
       if (hlcWallMs(p.hlc) > now + DEFAULTS.maxClockSkewMs) {
         this.log(`not acknowledging ${p.key}: stamped ${formatMs(hlcWallMs(p.hlc) - now)} ahead of this host's clock`)
@@ -944,6 +979,10 @@ export class Agent extends EventEmitter {
     if (message.type === MSG_BEACON) {
       const view = this.resolution().view
       this.beaconChannel.receive(from, message.beacon, (node) => view.has(node))
+      return
+    }
+    if (message.type === MSG_SUSPECT) {
+      this.onSuspicion(from, message)
       return
     }
     if (message.type !== MSG_GOSSIP) {
@@ -1080,6 +1119,22 @@ export class Agent extends EventEmitter {
       this.drop(from, 'invalid', (error as Error).message)
       return encodeMessage({ type: MSG_ERROR, reason: 'malformed request' })
     }
+    this.detector.heard(from)
+    switch (message.type) {
+      case MSG_PING:
+        // A ping that says this node is suspected: refute it (the ping's sender is the suspector's buddy).
+        if (message.suspicion !== undefined && isHlc(message.suspicion)) this.detector.suspected(from, this.self, message.suspicion)
+        return encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) })
+      case MSG_PING_REQ: {
+        const acked = message.target !== this.self && await this.ping(message.target, FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs)
+        return acked ? encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) }) : encodeMessage({ type: MSG_ERROR, reason: 'no answer' })
+      }
+      case MSG_PULL: {
+        const reply = encodeMessage({ type: MSG_BEACONS, beacons: await this.beaconChannel.answerPull(message.nodes) })
+        this.metrics.bytesOut += reply.length
+        return reply
+      }
+    }
     // Never serve our own stream beyond what is durable (docs/design.md "Durability").
     await this.settled()
     if (this.failed !== undefined) return encodeMessage({ type: MSG_ERROR, reason: 'peer is read-only' })
@@ -1109,6 +1164,97 @@ export class Agent extends EventEmitter {
         this.drop(from, 'invalid', `unexpected request type 0x${message.type.toString(16)}`)
         return encodeMessage({ type: MSG_ERROR, reason: 'unexpected request type' })
     }
+  }
+
+  // ------------------------------------------------------------ liveness and the clock channel
+
+  /** One probe of the failure detector: ping → pong; the pong's wall time is a clock sample. */
+  private async ping (peer: PeerIdStr, timeoutMs: number, suspicion?: string): Promise<boolean> {
+    const reply = await this.probeRequest(peer, encodeMessage(suspicion === undefined ? { type: MSG_PING } : { type: MSG_PING, suspicion }), timeoutMs)
+    if (reply?.type !== MSG_PONG) return false
+    this.detector.heard(peer)
+    // Half the round trip is the most the answer can be late; a sample may only show a peer behind, never hide one ahead.
+    this.sampleOffset(peer, reply.wallMs - this.clock.now())
+    return true
+  }
+
+  /** Ask `via` to ping `target` for this node (SWIM's ping-req). */
+  private async pingVia (via: PeerIdStr, target: PeerIdStr, timeoutMs: number): Promise<IndirectAnswer> {
+    const reply = await this.probeRequest(via, encodeMessage({ type: MSG_PING_REQ, target }), 2 * timeoutMs + FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs)
+    if (reply === undefined) return 'none'
+    return reply.type === MSG_PONG ? 'ack' : 'nack'
+  }
+
+  private async probeRequest (peer: PeerIdStr, request: Uint8Array, timeoutMs: number): Promise<ReturnType<typeof decodeMessage> | undefined> {
+    if (this.stopped) return undefined
+    const controller = new AbortController()
+    const timer = this.clock.setTimeout(() => { controller.abort(new Error(`no answer within ${timeoutMs} ms`)) }, timeoutMs)
+    try {
+      this.metrics.bytesOut += request.length
+      const reply = await this.network.request(peer, request, { signal: controller.signal })
+      this.metrics.bytesIn += reply.length
+      return decodeMessage(reply)
+    } catch {
+      return undefined
+    } finally {
+      this.clock.clearTimeout(timer)
+    }
+  }
+
+  /** Publish this node's suspicion of `target` to every member. */
+  private async announceSuspicion (target: PeerIdStr, stamp: string): Promise<void> {
+    const bytes = encodeMessage({ type: MSG_SUSPECT, suspector: this.self, target, wallMs: hlcWallMs(stamp), counter: Number(stamp.slice(16, 22)) })
+    this.metrics.bytesOut += bytes.length
+    await this.network.publish(bytes).catch(() => {})
+  }
+
+  private onSuspicion (from: PeerIdStr, message: { suspector: string, target: string, wallMs: number, counter: number }): void {
+    const members = this.resolution().view
+    if (message.suspector !== from || !members.has(from) || !members.has(message.target) || message.counter > 999_999 || !Number.isSafeInteger(message.wallMs)) {
+      this.metrics.suspicionsDropped++
+      this.drop(from, 'invalid', message.suspector !== from ? `suspicion names ${shortId(message.suspector)} but was published by ${shortId(from)}` : 'suspicion from or of a non-member')
+      return
+    }
+    this.detector.suspected(from, message.target, encodeHlc({ wallMs: message.wallMs, counter: message.counter, node: from }))
+  }
+
+  /** Someone suspects this node: a beacon stamped after the suspicion proves it alive. */
+  private refute (stamp: string): void {
+    const now = this.clock.now()
+    if (hlcWallMs(stamp) <= now + DEFAULTS.maxClockSkewMs) this.writer.observe(stamp, now)
+    this.beaconChannel.sendNow()
+  }
+
+  /**
+   * A verdict has waited `beaconPullAfterMs` for members' beacons (a gossip
+   * message can be lost, and beacons are not in the ledger, so anti-entropy
+   * does not bring them): ask one peer — one of those members when connected
+   * — for the latest beacon it holds of each. At most once a second.
+   */
+  private maybePullBeacons (res: Resolution): void {
+    const now = this.clock.now()
+    if (res.pending === 0 || now - this.lastPullAtMs < 1000 || this.stopped) return
+    const after = this.init.beaconPullAfterMs ?? DEFAULTS.beaconPullAfterMs
+    const wanted = new Set<PeerIdStr>()
+    for (const v of [...res.verdicts.values(), ...res.conflicts]) {
+      if (v.final || v.hlc === undefined || (v.waitingOn !== 'clocks' && v.waitingOn !== 'confirmations')) continue
+      if (now - hlcWallMs(v.hlc) < after) continue
+      for (const node of v.waitsFor) if (node !== this.self) wanted.add(node)
+      if (wanted.size >= MAX_PULL) break
+    }
+    if (wanted.size === 0) return
+    const peers = this.network.peers()
+    if (peers.length === 0) return
+    this.lastPullAtMs = now
+    const direct = peers.filter(p => wanted.has(p))
+    const from = direct.length > 0 ? direct[Math.floor(this.random() * direct.length)] : peers[Math.floor(this.random() * peers.length)]
+    this.metrics.beaconPulls++
+    void (async () => {
+      const reply = await this.probeRequest(from, encodeMessage({ type: MSG_PULL, nodes: [...wanted].slice(0, MAX_PULL) }), 2000)
+      if (reply?.type !== MSG_BEACONS || this.stopped) return
+      const view = this.resolution().view
+      for (const beacon of reply.beacons) this.beaconChannel.receive(from, beacon, (node) => view.has(node), { relayed: beacon.node !== from })
+    })()
   }
 
   /** Remember how much of our own stream a peer holds (for `--ack peers:K`). */
@@ -1282,8 +1428,10 @@ export class Agent extends EventEmitter {
     this.trackMembership(res)
     this.admitRequests(res)
     this.acknowledgeProposals(res)
-    this.beaconChannel.prune((node) => res.view.has(node))
+    this.beaconChannel.prune((node) => res.nodes.get(node)?.standing !== undefined && res.nodes.get(node)?.standing !== 'none')
     this.beaconChannel.maybeBeacon(res)
+    this.detector.prune()
+    this.maybePullBeacons(res)
     const next = new Map<string, string>()
     for (const v of [...res.verdicts.values(), ...res.conflicts]) {
       const sig = `${v.status}|${v.final ? 1 : 0}|${v.code}`
@@ -1328,7 +1476,10 @@ export class Agent extends EventEmitter {
         if (node.id !== this.self && node.lastHlc !== undefined) this.sampleOffset(node.id, hlcWallMs(node.lastHlc) - now)
       } else if (node.lastHlc !== undefined && node.lastHlc !== heard.hlc) {
         this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: now })
-        if (node.id !== this.self) this.sampleOffset(node.id, hlcWallMs(node.lastHlc) - now)
+        if (node.id !== this.self) {
+          this.sampleOffset(node.id, hlcWallMs(node.lastHlc) - now)
+          this.detector.heard(node.id, node.lastHlc)
+        }
       }
     }
     this.clockBehindMs = Math.max(0, this.medianOffset())
@@ -1339,6 +1490,7 @@ export class Agent extends EventEmitter {
     const now = this.clock.now()
     this.lastHeard.set(node, { hlc: this.lastHeard.get(node)?.hlc, atMs: now })
     this.sampleOffset(node, hlcWallMs(hlc) - now)
+    this.detector.heard(node, hlc)
   }
 
   /**
@@ -1384,24 +1536,25 @@ export class Agent extends EventEmitter {
     if (!this.joined || this.writeRefusal() !== undefined || this.stopped) return
     const evictAfter = this.init.evictAfterMs ?? DEFAULTS.evictAfterMs
     const res = this.resolution()
-    const silent = res.members.filter(id => id !== this.self && this.heartbeatAge(id) >= evictAfter)
+    const silent = res.members.filter(id => id !== this.self && this.silentForMs(id) >= evictAfter)
     if (silent.length === 0) {
       this.evictionBlocked = undefined
       return
     }
     const reachable = res.members.filter(id => !silent.includes(id))
     const designated = reachable.filter(id => id === this.self || this.liveness(id) === 'alive').sort()[0] === this.self
-    if (!designated && silent.some(id => this.heartbeatAge(id) < 2 * evictAfter)) return
+    if (!designated && silent.some(id => this.silentForMs(id) < 2 * evictAfter)) return
     if (2 * reachable.length <= res.members.length) {
       this.evictionBlocked = `${silent.length} of ${res.members.length} members silent for ${formatMs(evictAfter)} or more, but the ${reachable.length} reachable are not a strict majority: no eviction can take effect from this side; finality waits for them to return (or an operator forces it: memgossip evict --force NODE)`
       return
     }
     this.evictionBlocked = undefined
     const key = silent.join(',')
-    if (res.proposals.some(p => p.status === 'open' && p.by === this.self && p.targets.join(',') === key)) return
+    // One open proposal of ours for these targets at a time; one past its deadline can no longer take effect.
+    if (res.proposals.some(p => p.status === 'open' && p.by === this.self && p.targets.join(',') === key && hlcWallMs(p.deadline) >= this.clock.now())) return
     const proposal = this.writer.proposeEviction(silent, res.view.digest, positionsOf(res, silent), this.clock.now())
     this.metrics.evictionProposals++
-    this.log(`proposed evicting ${silent.join(', ')}: silent for ${formatMs(Math.min(...silent.map(id => this.heartbeatAge(id))))} or more (--evict-after ${formatMs(evictAfter)}); proposal ${proposal}`)
+    this.log(`proposed evicting ${silent.join(', ')}: suspected for ${formatMs(Math.min(...silent.map(id => this.silentForMs(id))))} or more (--evict-after ${formatMs(evictAfter)}); proposal ${proposal}`)
     await this.durable().catch(() => {})
   }
 

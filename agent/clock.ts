@@ -98,12 +98,17 @@ export class ClockChannel {
    * stream up to its position, so the newest one may not count yet; the older
    * ones keep counting meanwhile, or a final verdict would turn tentative.
    */
+  private readonly coverage = new Map<NodeId, Beacon[]>()
+  /** Per member, the beacons whose lines count as its announcements: higher lines at higher positions. */
+  private readonly announcing = new Map<NodeId, Beacon[]>()
+  /** What `resolve()` gets: the announcing beacons, then the coverage list. */
   private readonly held = new Map<NodeId, Beacon[]>()
   private lastBeaconHlc = ''
   private lastAnnouncedSeen = ''
   private lastSentAtMs = -Infinity
   private timer?: TimerHandle
   private sending = false
+  private again = false
   private stopped = false
   private readonly loggedDrops = new Set<string>()
 
@@ -125,61 +130,124 @@ export class ClockChannel {
   }
 
   /** A beacon from the gossip topic, published by `from`. */
-  receive (from: PeerIdStr, wire: WireBeacon, isMember: (node: NodeId) => boolean): boolean {
-    if (wire.node !== from) return this.drop(from, 'forged', `beacon names ${shortId(wire.node)} but was published by ${shortId(from)}`)
-    if (!isMember(from)) return this.drop(from, 'stranger', `beacon from ${shortId(from)}, not a member of the current view`)
+  receive (from: PeerIdStr, wire: WireBeacon, isMember: (node: NodeId) => boolean, options: { relayed?: boolean } = {}): boolean {
+    // A relayed beacon (a pull's answer) comes from a member that holds it; a
+    // published one must come from the member it names.
+    if (options.relayed !== true && wire.node !== from) return this.drop(from, 'forged', `beacon names ${shortId(wire.node)} but was published by ${shortId(from)}`)
+    if (!isMember(from) || !isMember(wire.node)) return this.drop(from, 'stranger', `beacon of ${shortId(wire.node)} from ${shortId(from)}: not a member of the current view`)
+    if (options.relayed === true && this.newest(wire.node) !== undefined && encodeHlc({ wallMs: wire.wallMs, counter: Math.min(wire.counter, COUNTER_MAX), node: wire.node }) <= this.newest(wire.node)!.hlc) return false
     if (!Number.isSafeInteger(wire.wallMs) || wire.wallMs > WALL_MAX || wire.counter > COUNTER_MAX || !Number.isSafeInteger(wire.seq)) {
       return this.drop(from, 'invalid', `beacon from ${shortId(from)} has a stamp or position out of range (wall ${wire.wallMs}, counter ${wire.counter}, seq ${wire.seq})`)
     }
     if (wire.seen !== undefined && !isHlc(wire.seen)) return this.drop(from, 'invalid', `beacon from ${shortId(from)} announces a malformed line ${JSON.stringify(String(wire.seen).slice(0, 80))}`)
-    const stamped = encodeHlc({ wallMs: wire.wallMs, counter: wire.counter, node: from })
+    const node = wire.node
+    const stamped = encodeHlc({ wallMs: wire.wallMs, counter: wire.counter, node })
     if (wire.seen !== undefined && wire.seen > stamped) return this.drop(from, 'invalid', `beacon from ${shortId(from)} announces a line (${wire.seen}) past its own clock (${stamped})`)
-    const list = this.held.get(from)
-    const previous = list?.[list.length - 1]
+    const previous = this.newest(node)
     if (previous !== undefined && (stamped <= previous.hlc || wire.seq < previous.seq)) {
       return this.drop(from, 'replayed', `beacon from ${shortId(from)} at ${stamped} (position ${wire.seq}) is not newer than its last one (${previous.hlc}, position ${previous.seq})`)
     }
-    this.deps.heard(from, stamped)
+    this.deps.heard(node, stamped)
     // A stamp far ahead of this host's clock is still the member's promise
     // (its clock never goes back): it counts. It is counted here, and the
     // offset sample raises ClockSkew on whichever side is off.
     if (wire.wallMs > this.deps.clock.now() + this.settings.maxAheadMs) this.counters.beaconsAhead++
     const beacon: Beacon = wire.seen === undefined ? { hlc: stamped, seq: wire.seq } : { hlc: stamped, seq: wire.seq, seen: wire.seen }
-    this.keep(from, beacon)
+    this.keep(node, beacon)
     this.counters.beaconsAccepted++
     this.deps.changed()
     return true
   }
 
-  /** Forget members no longer in the view (their beacons count for nothing). */
-  prune (isMember: (node: NodeId) => boolean): void {
-    for (const node of this.held.keys()) if (!isMember(node)) this.held.delete(node)
+  private newest (node: NodeId): Beacon | undefined {
+    const list = this.coverage.get(node)
+    return list?.[list.length - 1]
+  }
+
+  /** Send a beacon now (a refutation of a suspicion of this node). */
+  sendNow (): void {
+    if (this.stopped || !this.deps.canBeacon()) return
+    if (this.sending) {
+      this.again = true
+      return
+    }
+    void this.send(false)
   }
 
   /**
-   * Add a member's newest beacon. It carries the highest line the member ever
-   * announced (an announcement stays true). Older beacons are kept only while
-   * they may be the newest one this peer's copy of the stream covers: those
-   * at or below a covered one go, and at most {@link MAX_HELD} stay (dropping
-   * one can only make this peer wait longer, never decide early).
+   * Answer a pull: a fresh beacon of this node if asked, and the newest held
+   * of each other node asked for (relayed: the asker trusts this member to
+   * pass them on as it got them).
+   */
+  async answerPull (nodes: readonly NodeId[]): Promise<WireBeacon[]> {
+    const out: WireBeacon[] = []
+    for (const node of new Set(nodes)) {
+      if (node === this.deps.self) {
+        if (!this.deps.canBeacon()) continue
+        const now = this.deps.clock.now()
+        const beacon = this.deps.stamp(now, this.deps.resolution().seen)
+        await this.deps.lease(hlcWallMs(beacon.hlc))
+        out.push(toWire(this.deps.self, beacon))
+        continue
+      }
+      const beacon = this.newest(node)
+      if (beacon !== undefined) out.push(toWire(node, beacon))
+    }
+    return out
+  }
+
+  /**
+   * Forget nodes that were never members. A member that left or was evicted
+   * keeps its beacons: what it announced while a member still counts for the
+   * views it was in (a final verdict must not turn tentative because its
+   * confirmer left).
+   */
+  prune (wasMember: (node: NodeId) => boolean): void {
+    for (const node of this.held.keys()) {
+      if (wasMember(node)) continue
+      this.held.delete(node)
+      this.coverage.delete(node)
+      this.announcing.delete(node)
+    }
+  }
+
+  /**
+   * Add a member's newest beacon. Older beacons are kept only while they may
+   * be the newest one this peer's copy of the stream covers: those at or
+   * below a covered one go, and at most {@link MAX_HELD} stay (dropping one
+   * can only make this peer wait longer, never decide early). The beacons
+   * that carried the member's rising lines are kept too, as they came: an
+   * announcement stays true, and whether it counts (the member's standing at
+   * that stamp and position: a cut makes every beacon past it not count) is
+   * for `resolve()` to say.
    */
   private keep (node: NodeId, beacon: Beacon): void {
-    const list = this.held.get(node) ?? []
-    const previous = list[list.length - 1]
-    if (previous?.seen !== undefined && (beacon.seen === undefined || beacon.seen < previous.seen)) beacon.seen = previous.seen
+    const list = (this.coverage.get(node) ?? []).slice()
     while (list.length > 0 && list[list.length - 1].seq >= beacon.seq) list.pop()
     list.push(beacon)
-    const streamAt = this.deps.heldSeq(node)
+    const streamAt = node === this.deps.self ? Infinity : this.deps.heldSeq(node)
     let covered = -1
     for (let i = 0; i < list.length; i++) if (list[i].seq <= streamAt) covered = i
     if (covered > 0) list.splice(0, covered)
     if (list.length > MAX_HELD) list.splice(1, list.length - MAX_HELD)
-    this.held.set(node, list)
+    this.coverage.set(node, list)
+    // Announcements: the frontier of (position, line) — a later beacon
+    // replaces an earlier one only with a higher line at the same position,
+    // because a cut may make every beacon past some position not count.
+    const frontier = (this.announcing.get(node) ?? []).slice()
+    const last = frontier[frontier.length - 1]
+    if (beacon.seen !== undefined && (last?.seen === undefined || beacon.seen > last.seen)) {
+      if (last !== undefined && last.seq === beacon.seq) frontier.pop()
+      frontier.push(beacon)
+      if (frontier.length > MAX_HELD) frontier.splice(0, frontier.length - MAX_HELD)
+      this.announcing.set(node, frontier)
+    }
+    this.held.set(node, [...frontier.filter(b => !list.includes(b)), ...list])
   }
 
   /** The slow beacon: called every second; sends when the interval passed. */
   tick (): void {
-    if (this.stopped || this.timer !== undefined) return
+    if (this.stopped || this.timer !== undefined || this.settings.intervalMs <= 0) return
     if (this.deps.clock.now() - this.lastSentAtMs < this.settings.intervalMs) return
     if (!this.deps.canBeacon()) return
     void this.send(false)
@@ -237,11 +305,11 @@ export class ClockChannel {
       this.lastSentAtMs = now
       this.lastBeaconHlc = beacon.hlc
       if (beacon.seen !== undefined) this.lastAnnouncedSeen = beacon.seen
+      this.keep(this.deps.self, beacon)
       this.deps.changed()
       await this.deps.lease(hlcWallMs(beacon.hlc))
       if (this.stopped) return
-      const wire: WireBeacon = { node: this.deps.self, wallMs: hlcWallMs(beacon.hlc), counter: counterOf(beacon.hlc), seq: beacon.seq }
-      if (beacon.seen !== undefined) wire.seen = beacon.seen
+      const wire = toWire(this.deps.self, beacon)
       this.counters.beaconsSent++
       if (onDemand) this.counters.beaconsOnDemand++
       await this.deps.publish(encodeMessage({ type: MSG_BEACON, beacon: wire }))
@@ -249,6 +317,11 @@ export class ClockChannel {
       this.deps.log(`beacon not sent: ${(error as Error).message}`)
     } finally {
       this.sending = false
+    }
+    if (this.again && !this.stopped) {
+      this.again = false
+      void this.send(false)
+      return
     }
     // Something may have become due while this one was on its way.
     if (!this.stopped) this.maybeBeacon(this.deps.resolution())
@@ -268,4 +341,10 @@ export class ClockChannel {
 
 function counterOf (hlc: HlcString): number {
   return Number(hlc.slice(16, 22))
+}
+
+function toWire (node: NodeId, beacon: Beacon): WireBeacon {
+  const wire: WireBeacon = { node, wallMs: hlcWallMs(beacon.hlc), counter: counterOf(beacon.hlc), seq: beacon.seq }
+  if (beacon.seen !== undefined) wire.seen = beacon.seen
+  return wire
 }

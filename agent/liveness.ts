@@ -13,8 +13,10 @@
  *   closes its sockets).
  * - **Suspicion, refutation, death.** A suspicion names a stamp of the
  *   suspector's clock. A peer that heard from the target after that stamp (a
- *   beacon, a ledger write, an answered probe) ignores it; the target, hearing
- *   it, refutes with a fresh beacon stamped after it. Otherwise the target is
+ *   beacon, a ledger write, an answered probe) ignores it; a peer connected to
+ *   the target probes it next, and its ping tells the target it is suspected
+ *   (Lifeguard's buddy system); the target, hearing it either way, refutes
+ *   with a fresh beacon stamped after it. Otherwise the target is
  *   dead once the suspicion timeout passes: `suspicionMult × max(1, log10 N)`
  *   probe intervals when `confirmations` independent members suspect it,
  *   longer (up to `suspicionMaxMult` times that) while fewer do (Lifeguard's
@@ -58,8 +60,11 @@ export interface FailureDetectorDeps {
   neighbours: () => readonly PeerIdStr[]
   /** A stamp of this node's clock now (names a suspicion). */
   stamp: () => HlcString
-  /** Ping `peer` directly; true on an answer within `timeoutMs`. */
-  ping: (peer: PeerIdStr, timeoutMs: number) => Promise<boolean>
+  /**
+   * Ping `peer` directly; true on an answer within `timeoutMs`. `suspicion`
+   * tells a suspected peer so, so that it refutes it (Lifeguard's buddy system).
+   */
+  ping: (peer: PeerIdStr, timeoutMs: number, suspicion?: HlcString) => Promise<boolean>
   /**
    * Ask `via` to ping `target`: `ack` when it got an answer, `nack` when it
    * says it got none, `none` when `via` itself did not answer in time.
@@ -120,11 +125,8 @@ export class FailureDetector {
   /** Lifeguard's local health multiplier: 0 when this node keeps up. */
   private health = 0
   private readonly urgent = new Set<PeerIdStr>()
-  private readonly startedAtMs: number
 
-  constructor (private readonly deps: FailureDetectorDeps, private readonly settings: FailureDetectorSettings = FAILURE_DETECTOR_DEFAULTS) {
-    this.startedAtMs = deps.clock.now()
-  }
+  constructor (private readonly deps: FailureDetectorDeps, private readonly settings: FailureDetectorSettings = FAILURE_DETECTOR_DEFAULTS) {}
 
   /** The local health multiplier (0 to maxHealth), for status and metrics. */
   get localHealth (): number {
@@ -180,6 +182,9 @@ export class FailureDetector {
     const m = this.member(target)
     if (m.heardHlc > stamp) return
     this.suspect(target, m, suspector, stamp)
+    // Probe it ourselves next: an independent confirmation if it is gone,
+    // and news for it (it refutes) if it is not.
+    if (this.deps.neighbours().includes(target)) this.urgent.add(target)
   }
 
   /** A connection closed: probe that peer at the next tick rather than in its turn. */
@@ -248,7 +253,8 @@ export class FailureDetector {
   private async probe (target: PeerIdStr): Promise<void> {
     const timeoutMs = this.settings.probeTimeoutMs * (1 + this.health)
     this.deps.counters.probes++
-    if (await this.deps.ping(target, timeoutMs).catch(() => false)) {
+    const known = this.member(target)
+    if (await this.deps.ping(target, timeoutMs, known.state !== 'alive' ? known.suspicion : undefined).catch(() => false)) {
       this.health = Math.max(0, this.health - 1)
       this.heard(target)
       return
@@ -298,8 +304,10 @@ export class FailureDetector {
   private member (node: PeerIdStr): Member {
     let m = this.known.get(node)
     if (m === undefined) {
-      // Newly known: alive, as if heard at start (a peer's first news is not a proof of death).
-      m = { state: 'alive', sinceMs: this.startedAtMs, heardHlc: encodeHlc({ wallMs: 0, counter: 0, node }), heardAtMs: this.deps.clock.now(), suspectors: new Set() }
+      // Newly known (or known again: re-admitted): alive as of now, so a
+      // suspicion stamped before — one delivered late — does not count.
+      const now = this.deps.clock.now()
+      m = { state: 'alive', sinceMs: now, heardHlc: encodeHlc({ wallMs: Math.max(0, now - 1), counter: 0, node: this.deps.self }), heardAtMs: now, suspectors: new Set() }
       this.known.set(node, m)
     }
     return m

@@ -12,7 +12,7 @@
  *                   | varuint len | state vector of the responder
  *   push       0x12 | varuint len | Yjs update the responder lacks
  *   ack        0x13
- *   ping       0x14
+ *   ping       0x14 | varstring suspicion stamp ('' when the target is not suspected)
  *   ping-req   0x15 | varstring target
  *   pong       0x16 | varuint wall ms of the responder
  *   pull       0x17 | varuint n | n × varstring node
@@ -55,7 +55,7 @@ export type WireMessage =
   | { type: typeof MSG_GOSSIP, update: Uint8Array }
   | { type: typeof MSG_BEACON, beacon: WireBeacon }
   | { type: typeof MSG_SUSPECT, suspector: string, target: string, wallMs: number, counter: number }
-  | { type: typeof MSG_PING }
+  | { type: typeof MSG_PING, suspicion?: string }
   | { type: typeof MSG_PING_REQ, target: string }
   | { type: typeof MSG_PONG, wallMs: number }
   | { type: typeof MSG_PULL, nodes: string[] }
@@ -98,6 +98,7 @@ export function encodeMessage (message: WireMessage): Uint8Array {
       encoding.writeVarUint(encoder, message.counter)
       break
     case MSG_PING:
+      encoding.writeVarString(encoder, message.suspicion ?? '')
       break
     case MSG_PING_REQ:
       encoding.writeVarString(encoder, message.target)
@@ -145,7 +146,11 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
       case MSG_PUSH: message = { type, update: readBytes() }; break
       case MSG_BEACON: message = { type, beacon: readBeacon(decoder) }; break
       case MSG_SUSPECT: message = { type, suspector: decoding.readVarString(decoder), target: decoding.readVarString(decoder), wallMs: decoding.readVarUint(decoder), counter: decoding.readVarUint(decoder) }; break
-      case MSG_PING: message = { type }; break
+      case MSG_PING: {
+        const suspicion = decoding.readVarString(decoder)
+        message = suspicion === '' ? { type } : { type, suspicion }
+        break
+      }
       case MSG_PING_REQ: message = { type, target: decoding.readVarString(decoder) }; break
       case MSG_PONG: message = { type, wallMs: decoding.readVarUint(decoder) }; break
       case MSG_PULL: {

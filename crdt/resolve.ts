@@ -719,8 +719,8 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
 
   // This peer's completeness line, node by node.
   const { self, selfClock } = options
-  const capped = acknowledgedCaps(membership.proposals, self)
   const reach = new Map<NodeId, HlcString>()
+  const open = new Set<NodeId>()
   for (const [node, list] of membership.intervals) {
     const last = list[list.length - 1]
     const stream = streams.get(node)
@@ -734,17 +734,26 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
       if (node === self && selfClock !== undefined && selfClock > line) line = selfClock
       // Not a member before its admission: nothing of it is missing below that.
       if (last.admitHlc > line) line = last.admitHlc
-      const cap = capped.get(node)
-      if (cap !== undefined && cap < line) line = cap
+      open.add(node)
     }
     reach.set(node, line)
+  }
+  // Open evictions this peer acknowledged cap their targets' lines at what it
+  // acknowledged — until it holds every other member's stream past the
+  // proposal's deadline: then no acknowledgement can still arrive in time,
+  // and the proposal can never take effect.
+  for (const [target, cap] of acknowledgedCaps(membership.proposals, self, (p) => linePast(reach, p.targets, p.deadline))) {
+    if (!open.has(target) || cap >= (reach.get(target) ?? '')) continue
+    // Never below its admission: nothing it stamped before counts anyway.
+    const admitted = membership.intervals.get(target)!.at(-1)!.admitHlc
+    reach.set(target, cap > admitted ? cap : admitted)
   }
   let seen: HlcString | undefined
   for (const line of reach.values()) if (seen === undefined || line < seen) seen = line
   // Nothing complete (a member never heard: line '') or everything (no member left): no line to announce.
   if (seen === COMPLETE || seen === '') seen = undefined
   // Its own line counts as announced: it holds what it holds now.
-  if (self !== undefined && seen !== undefined && current(membership).has(self)) announced.set(self, seen)
+  if (self !== undefined && seen !== undefined && current(membership).has(self) && seen > (announced.get(self) ?? '')) announced.set(self, seen)
 
   // The majority line of each view: the (⌊n/2⌋+1)-th highest announced line.
   const majorityLine = new Map<number, HlcString | undefined>()
@@ -758,7 +767,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   }
 
   const openTargets = new Set<NodeId>()
-  for (const p of membership.proposals) if (p.status === 'open') for (const t of p.targets) openTargets.add(t)
+  for (const p of membership.proposals) if (p.status === 'open' && !linePast(reach, p.targets, p.deadline)) for (const t of p.targets) openTargets.add(t)
   // Ranked on first use: most resolutions have no tentative verdict at all.
   let behindRanked: ((hlc: HlcString) => NodeId[]) | undefined
   const behind = (hlc: HlcString): NodeId[] => (behindRanked ??= rankBelow([...reach.entries()]))(hlc)
@@ -839,13 +848,13 @@ function current (membership: Membership): View {
 }
 
 /** Open proposals this peer acknowledged (or made): each target's stream counts only up to the position it gave. */
-function acknowledgedCaps (proposals: ProposalState[], self: NodeId | undefined): Map<NodeId, HlcString> {
+function acknowledgedCaps (proposals: ProposalState[], self: NodeId | undefined, expired: (p: ProposalState) => boolean): Map<NodeId, HlcString> {
   const caps = new Map<NodeId, HlcString>()
   if (self === undefined) return caps
   for (const p of proposals) {
     if (p.status !== 'open') continue
     const given = p.acks[self]
-    if (given === undefined) continue
+    if (given === undefined || expired(p)) continue
     for (const target of p.targets) {
       const hlc = given[target]?.hlc ?? ''
       const cap = caps.get(target)
@@ -853,6 +862,12 @@ function acknowledgedCaps (proposals: ProposalState[], self: NodeId | undefined)
     }
   }
   return caps
+}
+
+/** This peer holds every node's stream but the targets' past `hlc`. */
+function linePast (reach: Map<NodeId, HlcString>, targets: NodeId[], hlc: HlcString): boolean {
+  for (const [node, line] of reach) if (!targets.includes(node) && line < hlc) return false
+  return true
 }
 
 /**

@@ -23,7 +23,7 @@
  * pass's cuts until they no longer move (in practice twice; bounded, and
  * deterministic either way since every peer runs the same passes).
  */
-import { compareHlc, type HlcString } from './hlc.ts'
+import { compareHlc, hlcWallMs, type HlcString } from './hlc.ts'
 import {
   ViewDigest, type AdmissionRequest, type AdmitRecord, type CapacityEvent, type EvictionAck, type EvictionProposal,
   type MembershipRecord, type NodeId, type StreamPosition
@@ -86,6 +86,22 @@ export class View {
 
 export type ProposalStatus = 'open' | 'done' | 'void' | 'refused'
 
+/**
+ * An eviction takes effect only when every acknowledgement it needs is
+ * stamped within this long of the proposal (docs/design.md "Membership as
+ * views"). Later ones do not count, so a proposal that a member never
+ * acknowledges (it still hears the target) cannot stay open for ever: once a
+ * peer holds every member's stream past the deadline it knows the outcome,
+ * and stops holding its own line back for it. A protocol constant: every
+ * peer must use the same one.
+ */
+export const PROPOSAL_TTL_MS = 20_000
+
+/** The stamp past which a proposal stamped `hlc` takes no acknowledgement (above every stamp of that millisecond). */
+export function proposalDeadline (hlc: HlcString): HlcString {
+  return `${String(hlcWallMs(hlc) + PROPOSAL_TTL_MS).padStart(15, '0')}:999999:\uffff`
+}
+
 export interface ProposalState {
   key: string
   by: NodeId
@@ -109,6 +125,8 @@ export interface ProposalState {
   acks: Record<NodeId, Record<NodeId, StreamPosition>>
   /** Stamp at which it took effect. */
   effectiveHlc?: HlcString
+  /** Acknowledgements stamped after this do not count ({@link PROPOSAL_TTL_MS}). */
+  deadline: HlcString
 }
 
 export type MembershipEffect =
@@ -329,7 +347,8 @@ function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResu
         acked: [],
         waitingFor: [],
         positions: {},
-        acks: {}
+        acks: {},
+        deadline: proposalDeadline(record.hlc)
       }
       proposals.push(state)
       const refuse = (reason: string): void => {
@@ -360,6 +379,7 @@ function pass (events: PassEvent[], previousCuts: Map<string, number>): PassResu
       continue
     }
     if (!o.remaining.has(record.by) || o.acks.has(record.by)) continue
+    if (record.hlc > o.state.deadline) continue
     absorb(o, record.by, record.positions)
     complete(o, record.hlc)
   }

@@ -63,22 +63,21 @@ export interface AgentSettings {
   /** How often the agent samples its (fake) memory probe. */
   probeMs: number
   gossipBatchMs?: number
-  suspectAfterMs?: number
-  deadAfterMs?: number
+  /** Failure detector: probe one connected member this often (agent default 1 s). */
+  failureProbeMs?: number
   evictAfterMs?: number
   /** Batch delay of on-demand beacons (agent default 20 ms). */
   beaconDelayMs?: number
 }
 
 /** The agent's timer options for these settings (both tiers start agents with them). */
-export function agentTimers (settings: AgentSettings): Pick<AgentInit, 'sampleIntervalMs' | 'heartbeatIntervalMs' | 'syncIntervalMs' | 'gossipBatchMs' | 'suspectAfterMs' | 'deadAfterMs' | 'evictAfterMs' | 'beaconDelayMs'> {
+export function agentTimers (settings: AgentSettings): Pick<AgentInit, 'sampleIntervalMs' | 'heartbeatIntervalMs' | 'syncIntervalMs' | 'gossipBatchMs' | 'probeIntervalMs' | 'evictAfterMs' | 'beaconDelayMs'> {
   return {
     sampleIntervalMs: settings.probeMs,
     heartbeatIntervalMs: settings.heartbeatMs,
     syncIntervalMs: settings.syncMs,
     ...(settings.gossipBatchMs !== undefined ? { gossipBatchMs: settings.gossipBatchMs } : {}),
-    ...(settings.suspectAfterMs !== undefined ? { suspectAfterMs: settings.suspectAfterMs } : {}),
-    ...(settings.deadAfterMs !== undefined ? { deadAfterMs: settings.deadAfterMs } : {}),
+    ...(settings.failureProbeMs !== undefined ? { probeIntervalMs: settings.failureProbeMs } : {}),
     ...(settings.evictAfterMs !== undefined ? { evictAfterMs: settings.evictAfterMs } : {}),
     ...(settings.beaconDelayMs !== undefined ? { beaconDelayMs: settings.beaconDelayMs } : {})
   }
@@ -376,14 +375,13 @@ class Validator {
   }
 
   agentSettings (value: unknown, path: string): Partial<AgentSettings> {
-    const o = this.object(value, path, ['heartbeat', 'sync', 'probe', 'gossipBatch', 'suspectAfter', 'deadAfter', 'evictAfter', 'beaconDelay'])
+    const o = this.object(value, path, ['heartbeat', 'sync', 'probe', 'gossipBatch', 'failureProbe', 'evictAfter', 'beaconDelay'])
     const out: Partial<AgentSettings> = {}
     if (o.heartbeat !== undefined) out.heartbeatMs = this.duration(o.heartbeat, `${path}.heartbeat`, 10)
     if (o.sync !== undefined) out.syncMs = this.duration(o.sync, `${path}.sync`, 10)
     if (o.probe !== undefined) out.probeMs = this.duration(o.probe, `${path}.probe`, 10)
     if (o.gossipBatch !== undefined) out.gossipBatchMs = this.duration(o.gossipBatch, `${path}.gossipBatch`, 1)
-    if (o.suspectAfter !== undefined) out.suspectAfterMs = this.duration(o.suspectAfter, `${path}.suspectAfter`, 1)
-    if (o.deadAfter !== undefined) out.deadAfterMs = this.duration(o.deadAfter, `${path}.deadAfter`, 1)
+    if (o.failureProbe !== undefined) out.failureProbeMs = this.duration(o.failureProbe, `${path}.failureProbe`, 10)
     if (o.evictAfter !== undefined) out.evictAfterMs = this.duration(o.evictAfter, `${path}.evictAfter`, 1)
     if (o.beaconDelay !== undefined) out.beaconDelayMs = this.duration(o.beaconDelay, `${path}.beaconDelay`, 1)
     return out

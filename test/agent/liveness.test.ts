@@ -19,6 +19,8 @@ interface Setup {
   announced: Array<{ target: string, stamp: string }>
   refuted: string[]
   pings: string[]
+  /** Suspicion stamps carried by pings, by target. */
+  told: Map<string, string>
   /** Answer after this long (ms): a slow network or a starved peer. */
   delayMs: { value: number }
 }
@@ -29,6 +31,7 @@ function setup (members = [SELF, ...peers]): Setup {
   const announced: Setup['announced'] = []
   const refuted: string[] = []
   const pings: string[] = []
+  const told = new Map<string, string>()
   const delayMs = { value: 5 }
   const answer = async (peer: string, timeoutMs: number): Promise<boolean> => await new Promise(resolve => {
     clock.setTimeout(() => resolve(!down.has(peer) && delayMs.value <= timeoutMs), Math.min(delayMs.value, timeoutMs))
@@ -41,7 +44,11 @@ function setup (members = [SELF, ...peers]): Setup {
     members: () => members,
     neighbours: () => members.filter(m => m !== SELF),
     stamp: () => encodeHlc({ wallMs: clock.now(), counter: 0, node: SELF }),
-    ping: async (peer, timeoutMs) => { pings.push(peer); return await answer(peer, timeoutMs) },
+    ping: async (peer, timeoutMs, suspicion) => {
+      pings.push(peer)
+      if (suspicion !== undefined) told.set(peer, suspicion)
+      return await answer(peer, timeoutMs)
+    },
     // The helper answers within its own timeout either way ("no" when the target is down) — unless this node hears everything late.
     pingVia: async (_via, target, timeoutMs) => await new Promise(resolve => {
       clock.setTimeout(() => resolve(delayMs.value > 2 * timeoutMs ? 'none' : down.has(target) ? 'nack' : 'ack'), Math.min(delayMs.value, 2 * timeoutMs))
@@ -53,7 +60,7 @@ function setup (members = [SELF, ...peers]): Setup {
     counters: emptyLivenessCounters()
   }
   const fd = new FailureDetector(deps)
-  return { fd, clock, down, announced, refuted, pings, delayMs }
+  return { fd, clock, down, announced, refuted, pings, told, delayMs }
 }
 
 /** Run the detector's one-second ticks for `ms` of virtual time. */
@@ -118,6 +125,17 @@ describe('failure detector', () => {
     // A suspicion older than what this node heard is ignored.
     s.fd.suspected('node-a', 'node-b', stamp)
     expect(s.fd.state('node-b')).toBe('alive')
+  })
+
+  it("a suspicion of a neighbour is checked at the next probe, and the ping tells the target (Lifeguard's buddy system)", async () => {
+    const s = setup()
+    const stamp = encodeHlc({ wallMs: s.clock.now(), counter: 0, node: 'node-a' })
+    s.fd.suspected('node-a', 'node-d', stamp)
+    await run(s, 1_000)
+    expect(s.pings).toEqual(['node-d'])
+    expect(s.told.get('node-d')).toBe(stamp)
+    // It answered: alive here, whatever node-a thinks.
+    expect(s.fd.state('node-d')).toBe('alive')
   })
 
   it('a suspicion of this node is refuted at once, and counts against its own health', () => {

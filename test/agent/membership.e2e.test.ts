@@ -286,6 +286,12 @@ describe('a 2 | 3 partition held past --evict-after', () => {
           else if (v.final !== true) mismatches.push(`${name(a)} ${key}: not final at the end (waitingOn ${v.waitingOn}, waitsFor ${JSON.stringify(v.waitsFor)})`)
         }
       }
+      if (mismatches.length > 0) {
+        for (const a of agents) {
+          const res = a.daemon.agent.resolution()
+          console.log(`${name(a)} at the end: view ${res.view.epoch} [${res.members.map(m => m.slice(-6)).join(',')}]; proposals ${JSON.stringify(res.proposals.filter(p => p.status === 'open').map(p => ({ by: p.by.slice(-6), targets: p.targets.map(t => t.slice(-6)), acked: p.acked.map(x => x.slice(-6)), waitingFor: p.waitingFor.map(x => x.slice(-6)), manual: p.manual })))}; liveness ${res.members.map(m => `${m.slice(-6)}:${a.daemon.agent.liveness(m)}`).join(' ')}`)
+        }
+      }
       expect(mismatches).toEqual([])
       for (const id of [...before, ...bIds]) expect([...finals.values()].some(f => f.id === id), `${id} was final somewhere`).toBe(true)
       // The 2 side's partition-time writes lie beyond its cut.

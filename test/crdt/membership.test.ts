@@ -6,7 +6,7 @@
  */
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
-import { LedgerWriter, resolve, viewDigest, type Resolution, type StreamPosition, type Verdict } from '../../crdt/index.ts'
+import { LedgerWriter, PROPOSAL_TTL_MS, resolve, viewDigest, type Resolution, type StreamPosition, type Verdict } from '../../crdt/index.ts'
 import { GiB, TestLedger, nodeId } from './helpers.ts'
 
 const A = nodeId(1)
@@ -236,6 +236,32 @@ describe('eviction as a flush', () => {
     settle(a, b, c)
     expect(b.res().members).toEqual([A, B, C])
     expect(verdict(b.res(), 'after-ack')).toMatchObject({ final: true, decision: 'admitted', status: 'evicted' })
+  })
+
+  it('a proposal a member never acknowledges expires: past its deadline the acknowledgers finalize again, and a late acknowledgement cuts nothing', () => {
+    const [a, b, c, d] = cluster([A, B, C, D])
+    settle(a, b, c, d)
+    const proposal = a.writer.proposeEviction([D], viewDigest(a.res().members), a.positions([D]), a.tick())
+    sync(a, b, c, d)
+    b.writer.ackEviction(b.res().proposals.find(x => x.key === proposal)!, b.positions([D]), b.tick())
+    // C still hears D and never acknowledges; D writes on.
+    d.writer.reserve({ id: 'on-d', bytes: 1 * GiB, placement: { kind: 'node', node: D } }, d.tick())
+    sync(a, b, c, d)
+    settle(a, b, c, d)
+    expect(verdict(b.res(), 'on-d')).toMatchObject({ final: false, waitingOn: 'view-change' })
+    // Everyone's clock passes the deadline (PROPOSAL_TTL_MS after the proposal) and says so.
+    for (const r of [a, b, c, d]) r.wallMs += PROPOSAL_TTL_MS + 1000
+    settle(a, b, c, d)
+    for (const r of [a, b, c, d]) expect(verdict(r.res(), 'on-d'), r.id).toMatchObject({ final: true, status: 'admitted' })
+    const before = finals(b.res())
+    // C's acknowledgement, stamped after the deadline, does not count.
+    c.writer.ackEviction(c.res().proposals.find(x => x.key === proposal)!, c.positions([D]), c.tick())
+    sync(a, b, c, d)
+    settle(a, b, c, d)
+    for (const r of [a, b, c, d]) {
+      expect(r.res().members).toEqual([A, B, C, D])
+      expectUnchanged(before, r.res())
+    }
   })
 
   it('a 2 | 3 partition: the 3 side evicts the 2 side and keeps deciding finally; the 2 side evicts nobody and finalizes nothing new', () => {
