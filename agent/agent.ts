@@ -386,7 +386,7 @@ export class Agent extends EventEmitter {
       canBeacon: () => this.joined && this.writeRefusal() === undefined && this.network.peers().length > 0,
       changed: () => { this.finalityDirty = true; this.scheduleRefresh() },
       heard: (node, hlc) => this.heard(node, hlc),
-      heldSeq: (node) => this.resolution().nodes.get(node)?.lastSeq ?? 0,
+      heldSeq: (node) => this.lastResolution().nodes.get(node)?.lastSeq ?? 0,
       log: this.log,
       counters: this.metrics
     }, {
@@ -490,6 +490,16 @@ export class Agent extends EventEmitter {
     this.cachedClock = clockNow
     this.cached = finishResolution(this.replayed, readMapRecord(this.doc, MAP_NODES), { self: this.self, selfClock: clockNow === '' ? undefined : clockNow, beacons: this.beaconChannel?.beacons })
     return this.cached
+  }
+
+  /**
+   * The resolution last computed, even if beacons arrived since: what the
+   * input checks of the clock channel read. A beacon marks finality dirty, so
+   * calling `resolution()` per beacon would recompute finality per beacon —
+   * O(N) beacons × O(N) each per round. The refresh recomputes it once.
+   */
+  private lastResolution (): Resolution {
+    return this.ledgerDirty || this.cached === undefined ? this.resolution() : this.cached
   }
 
   /** Liveness of a member by this peer's failure detector (never used by resolution, docs/design.md "Liveness"). */
@@ -977,7 +987,7 @@ export class Agent extends EventEmitter {
       return
     }
     if (message.type === MSG_BEACON) {
-      const view = this.resolution().view
+      const view = this.lastResolution().view
       this.beaconChannel.receive(from, message.beacon, (node) => view.has(node))
       return
     }
@@ -1209,7 +1219,7 @@ export class Agent extends EventEmitter {
   }
 
   private onSuspicion (from: PeerIdStr, message: { suspector: string, target: string, wallMs: number, counter: number }): void {
-    const members = this.resolution().view
+    const members = this.lastResolution().view
     if (message.suspector !== from || !members.has(from) || !members.has(message.target) || message.counter > 999_999 || !Number.isSafeInteger(message.wallMs)) {
       this.metrics.suspicionsDropped++
       this.drop(from, 'invalid', message.suspector !== from ? `suspicion names ${shortId(message.suspector)} but was published by ${shortId(from)}` : 'suspicion from or of a non-member')
@@ -1252,7 +1262,7 @@ export class Agent extends EventEmitter {
     void (async () => {
       const reply = await this.probeRequest(from, encodeMessage({ type: MSG_PULL, nodes: [...wanted].slice(0, MAX_PULL) }), 2000)
       if (reply?.type !== MSG_BEACONS || this.stopped) return
-      const view = this.resolution().view
+      const view = this.lastResolution().view
       for (const beacon of reply.beacons) this.beaconChannel.receive(from, beacon, (node) => view.has(node), { relayed: beacon.node !== from })
     })()
   }

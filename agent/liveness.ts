@@ -125,6 +125,7 @@ export class FailureDetector {
   /** Lifeguard's local health multiplier: 0 when this node keeps up. */
   private health = 0
   private readonly urgent = new Set<PeerIdStr>()
+  private readonly lost = new Set<PeerIdStr>()
 
   constructor (private readonly deps: FailureDetectorDeps, private readonly settings: FailureDetectorSettings = FAILURE_DETECTOR_DEFAULTS) {}
 
@@ -187,9 +188,16 @@ export class FailureDetector {
     if (this.deps.neighbours().includes(target)) this.urgent.add(target)
   }
 
-  /** A connection closed: probe that peer at the next tick rather than in its turn. */
+  /**
+   * A connection closed: probe that peer at the next tick rather than in its
+   * turn, and keep probing it (dialling) while it is a member nobody here is
+   * connected to, until it answers or is suspected — else a member whose
+   * connections all closed would never be probed again.
+   */
   disconnected (peer: PeerIdStr): void {
-    if (peer !== this.deps.self) this.urgent.add(peer)
+    if (peer === this.deps.self) return
+    this.urgent.add(peer)
+    this.lost.add(peer)
   }
 
   /** Forget nodes no longer members. */
@@ -227,7 +235,12 @@ export class FailureDetector {
   private async probeOne (): Promise<void> {
     if (this.probing) return
     const members = new Set(this.deps.members())
-    const neighbours = this.deps.neighbours().filter(p => members.has(p) && p !== this.deps.self)
+    const connected = this.deps.neighbours()
+    for (const p of this.lost) {
+      // Back on a connection, gone from the view, or suspected already (the suspicion runs its course).
+      if (connected.includes(p) || !members.has(p) || this.member(p).state !== 'alive') this.lost.delete(p)
+    }
+    const neighbours = [...new Set([...connected, ...this.lost])].filter(p => members.has(p) && p !== this.deps.self)
     if (neighbours.length === 0) return
     let target: PeerIdStr | undefined
     for (const p of this.urgent) {

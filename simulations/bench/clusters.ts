@@ -55,7 +55,7 @@ async function waitUntil (what: string, predicate: () => Promise<boolean>, timeo
 
 // ------------------------------------------------------------ memgossip cluster
 
-interface Waiter { key: string, t0: number, need: Set<number>, arrivals: Map<number, number>, done: () => void }
+interface Waiter { key: string, t0: number, need: Set<number>, arrivals: Map<number, number>, done: () => void, all: Set<number>, finals: Map<number, number>, finalDone: () => void }
 
 /** How long a cluster of n agent processes may take to form: 90 s, and 4 s per agent beyond that (one small host starts them all). */
 export function formationTimeoutMs (n: number): number {
@@ -65,6 +65,8 @@ export function formationTimeoutMs (n: number): number {
 export class MemgossipCluster {
   readonly streams: EventStream[] = []
   private readonly waiters = new Set<Waiter>()
+  /** Every liveness change the agents reported: who judged, whom, what, when (performance.now()). */
+  readonly liveness: Array<{ by: number, node: string, state: string, at: number }> = []
 
   private constructor (readonly nodes: MemgossipProc[], private readonly log: Log) {}
 
@@ -92,7 +94,10 @@ export class MemgossipCluster {
       }, formationTimeoutMs(n), n > 25 ? 2000 : 1000).catch((error: Error) => { throw new Error(`${error.message} (${last})`) })
       log(`  memgossip: ${n} agents joined, every one sees ${n} members (${(ms / 1000).toFixed(1)} s after the last start)`)
       for (const node of cluster.nodes) {
-        cluster.streams.push(await EventStream.open(node.api, (type, data, at) => { if (type === 'verdict') cluster.onVerdict(node.index, String(data.id), at) }))
+        cluster.streams.push(await EventStream.open(node.api, (type, data, at) => {
+          if (type === 'verdict') cluster.onVerdict(node.index, String(data.id), at, data.final === true)
+          else if (type === 'liveness') cluster.liveness.push({ by: node.index, node: String(data.node), state: String(data.state), at })
+        }))
       }
       return cluster
     } catch (error) {
@@ -111,9 +116,14 @@ export class MemgossipCluster {
     }
   }
 
-  private onVerdict (node: number, id: string, at: number): void {
+  private onVerdict (node: number, id: string, at: number, final: boolean): void {
     for (const w of this.waiters) {
-      if (w.key !== id || w.arrivals.has(node) || at < w.t0) continue
+      if (w.key !== id || at < w.t0) continue
+      if (final && !w.finals.has(node)) {
+        w.finals.set(node, at)
+        if ([...w.all].every(i => w.finals.has(i))) w.finalDone()
+      }
+      if (w.arrivals.has(node)) continue
       w.arrivals.set(node, at)
       if ([...w.need].every(i => w.arrivals.has(i))) w.done()
     }
@@ -124,12 +134,14 @@ export class MemgossipCluster {
    * stream announced its verdict. Returns ms from the POST being sent to the
    * last arrival (NaN on timeout), and the POST's own round trip.
    */
-  async propagate (origin: number, id: string, timeoutMs: number): Promise<{ ms: number, ackMs: number, arrived: number, expected: number, perNode: number[] }> {
+  async propagate (origin: number, id: string, timeoutMs: number): Promise<{ ms: number, ackMs: number, finalMs: number, arrived: number, expected: number, perNode: number[] }> {
     const need = new Set(this.nodes.map(n => n.index).filter(i => i !== origin))
     let done!: () => void
+    let finalDone!: () => void
     const finished = new Promise<void>(resolve => { done = resolve })
+    const allFinal = new Promise<void>(resolve => { finalDone = resolve })
     const t0 = performance.now()
-    const waiter: Waiter = { key: id, t0, need, arrivals: new Map(), done }
+    const waiter: Waiter = { key: id, t0, need, arrivals: new Map(), done, all: new Set(this.nodes.map(n => n.index)), finals: new Map(), finalDone }
     this.waiters.add(waiter)
     try {
       const res = await httpJson(`${this.nodes[origin].api}/v1/reservations`, 'POST', { id, size: '1MiB', placement: 'any' })
@@ -140,7 +152,13 @@ export class MemgossipCluster {
       clearTimeout(timer)
       const perNode = [...waiter.arrivals.values()].map(t => t - t0)
       const complete = [...need].every(i => waiter.arrivals.has(i))
-      return { ms: complete ? Math.max(...perNode, 0) : Number.NaN, ackMs, arrived: waiter.arrivals.size, expected: need.size, perNode }
+      // Final on every peer, the origin included (a verdict is final about two mesh round trips after it arrives).
+      const left = Math.max(0, timeoutMs - (performance.now() - t0))
+      await Promise.race([allFinal, new Promise<void>(resolve => { timer = setTimeout(resolve, left) })])
+      clearTimeout(timer)
+      const finals = [...waiter.finals.values()].map(t => t - t0)
+      const finalMs = waiter.finals.size === waiter.all.size ? Math.max(...finals, 0) : Number.NaN
+      return { ms: complete ? Math.max(...perNode, 0) : Number.NaN, ackMs, finalMs, arrived: waiter.arrivals.size, expected: need.size, perNode }
     } finally {
       this.waiters.delete(waiter)
     }

@@ -67,6 +67,14 @@ export function evaluateTargets (r: BenchResults): Target[] {
       add(`propagation-${origin}`, `propagation p99 at N = ${p.nodes} (${label})`, '≤ Serf user event p99, same run, N = 50', `memgossip ${ms(p.memgossip.p99)} vs Serf ${ms(p.serfEvent.p99)}${p.missed.memgossip > 0 ? ` (${p.missed.memgossip} memgossip trials timed out)` : ''}`, ok, p.nodes !== 50 ? `measured at N = ${p.nodes} (${r.mode} run)` : '')
     }
   }
+  for (const p of r.propagation.filter(x => x.origin === 'leaf' && x.memgossipFinal !== undefined)) {
+    const f = p.memgossipFinal!
+    const goal = p.nodes <= 25 ? '≤ 250 ms p99 at N = 25 processes' : '≤ 250 ms p99 (N = 25 target; reported)'
+    add(`final-${p.nodes}`, `reservation → final on every agent, N = ${p.nodes} processes`, goal, `p50 ${ms(f.p50)}, p99 ${ms(f.p99)} over ${f.n} trials`, p.nodes === 25 ? f.n > 0 && f.p99 <= 250 : undefined)
+  }
+  for (const l of r.liveness ?? []) {
+    add(`liveness-${l.nodes}`, `failure detection, N = ${l.nodes} processes (one agent killed with SIGKILL)`, 'suspected ≤ 5 s, dead ≤ 15 s on every survivor; 0 false suspicions', `suspected by every survivor after ${ms(l.suspectAllMs)} (first ${ms(l.suspectFirstMs)}), dead after ${ms(l.deadAllMs)} (first ${ms(l.deadFirstMs)}); ${l.falseSuspicions} suspicions in ${fmt(l.windowS)} s of traffic windows`, l.nodes === 50 ? l.suspectAllMs <= 5000 && l.deadAllMs <= 15000 && l.falseSuspicions === 0 : undefined)
+  }
   const t = largest(r.traffic.filter(x => x.windows.some(w => Number.isFinite(w.memgossip.socketBytesPerNodeSec))))
   if (t === undefined) add('bandwidth', 'bandwidth per node', '≤ Serf', 'not measured', undefined)
   else {
@@ -183,11 +191,11 @@ export function renderCharts (r: BenchResults): Record<string, string> {
 
 function propagationTable (ps: PropagationResult[]): string[] {
   const lines = [
-    '| N | change on | memgossip p50 / p99 | Serf user event p50 / p99 | memgossip ÷ Serf event, trial by trial, p50 / p99 | Serf tag change p50 / p99 | memgossip ÷ Serf tag p50 / p99 | Serf `member-update` handler event p50 / p99 | memgossip POST answered p50 / p99 | trials (timeouts mg / event / tag) |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'
+    '| N | change on | memgossip p50 / p99 | Serf user event p50 / p99 | memgossip ÷ Serf event, trial by trial, p50 / p99 | Serf tag change p50 / p99 | memgossip ÷ Serf tag p50 / p99 | Serf `member-update` handler event p50 / p99 | memgossip POST answered p50 / p99 | memgossip final on every agent p50 / p99 | trials (timeouts mg / event / tag) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'
   ]
   for (const p of ps) {
-    lines.push(`| ${p.nodes} | ${p.origin === 'seed' ? 'node 0 (seed)' : `node ${p.originIndex} (leaf)`} | ${p.memgossipFailed !== undefined ? 'no cluster formed' : pair(p.memgossip)} | ${pair(p.serfEvent)} | ${ratio(p.ratioEvent)} | ${pair(p.serfTag)} | ${ratio(p.ratioTag)} | ${pair(p.serfTagAgent)} | ${pair(p.memgossipAck)} | ${p.trials.length} (${p.missed.memgossip} / ${p.missed.serfEvent} / ${p.missed.serfTag}) |`)
+    lines.push(`| ${p.nodes} | ${p.origin === 'seed' ? 'node 0 (seed)' : `node ${p.originIndex} (leaf)`} | ${p.memgossipFailed !== undefined ? 'no cluster formed' : pair(p.memgossip)} | ${pair(p.serfEvent)} | ${ratio(p.ratioEvent)} | ${pair(p.serfTag)} | ${ratio(p.ratioTag)} | ${pair(p.serfTagAgent)} | ${pair(p.memgossipAck)} | ${p.memgossipFinal !== undefined ? pair(p.memgossipFinal) : '—'} | ${p.trials.length} (${p.missed.memgossip} / ${p.missed.serfEvent} / ${p.missed.serfTag}) |`)
   }
   return lines
 }

@@ -86,6 +86,8 @@ export interface PropagationTrial {
   trial: number
   memgossipMs: number
   memgossipAckMs: number
+  /** From the POST to the verdict being final on every agent, the origin included. */
+  memgossipFinalMs?: number
   memgossipArrived: number
   serfEventMs?: number
   serfEventArrived?: number
@@ -95,6 +97,19 @@ export interface PropagationTrial {
   expected: number
 }
 
+export interface LivenessResult {
+  nodes: number
+  /** Suspicions reported while every agent was running (the traffic windows). */
+  falseSuspicions: number
+  windowS: number
+  /** After SIGKILL of one agent: ms until the first / every survivor suspected it, and until the first / every survivor held it dead. */
+  suspectFirstMs: number
+  suspectAllMs: number
+  deadFirstMs: number
+  deadAllMs: number
+  survivors: number
+}
+
 export interface PropagationResult {
   nodes: number
   origin: 'seed' | 'leaf'
@@ -102,6 +117,7 @@ export interface PropagationResult {
   trials: PropagationTrial[]
   memgossip: Summary
   memgossipAck: Summary
+  memgossipFinal?: Summary
   serfEvent?: Summary
   serfTag?: Summary
   serfTagAgent?: Summary
@@ -131,6 +147,8 @@ export interface BenchResults {
   payloadBytes: number
   propagation: PropagationResult[]
   traffic: TrafficResult[]
+  /** Failure detection at each size: false suspicions during the traffic windows, then one agent killed. */
+  liveness?: LivenessResult[]
   /** Sizes a product could not run at on this machine, and why. */
   sizeFailures: Array<{ nodes: number, product: string, reason: string }>
   heal?: HealResult & { summary: Summary, bothSeen: Summary, unblock: Summary }
@@ -227,6 +245,7 @@ export async function runBench (argv: string[], io: Io): Promise<number> {
     payloadBytes: 0,
     propagation: [],
     traffic: [],
+    liveness: [],
     sizeFailures: [],
     virtual: { available: false, runs: [], note: '' },
     targets: []
@@ -430,6 +449,7 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
           const r = await mg.propagate(o.index, id, plan.mgTimeoutMs)
           trial.memgossipMs = r.ms
           trial.memgossipAckMs = r.ackMs
+          trial.memgossipFinalMs = r.finalMs
           trial.memgossipArrived = r.arrived
           trial.expected = r.expected
         }
@@ -462,6 +482,7 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
         trials,
         memgossip: summarize(mgMs),
         memgossipAck: summarize(trials.map(t => t.memgossipAckMs)),
+        memgossipFinal: summarize(trials.map(t => t.memgossipFinalMs ?? Number.NaN)),
         missed: {
           memgossip: mg === undefined ? trials.length : trials.filter(t => !Number.isFinite(t.memgossipMs)).length,
           serfEvent: trials.filter(t => serf !== undefined && !Number.isFinite(t.serfEventMs ?? Number.NaN)).length,
@@ -511,6 +532,39 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
       }
     }
     results.traffic.push({ nodes: n, windows })
+
+    // 4. Liveness: no suspicion while everyone ran; then kill one agent and time its detection.
+    if (mg !== undefined) {
+      const windowS = windowCount * 2 * plan.windowS
+      const falseSuspicions = mg.liveness.filter(l => l.state === 'suspect').length
+      const victim = mg.nodes[n - 1]
+      const victimId = String((await httpJson(`${victim.api}/v1/state`)).body.self ?? '')
+      const from = mg.liveness.length
+      const t0 = performance.now()
+      process.kill(victim.pid, 'SIGKILL')
+      const survivors = mg.nodes.length - 1
+      const firstAt = (state: string): number[] => {
+        const by = new Map<number, number>()
+        for (const l of mg!.liveness.slice(from)) if (l.node === victimId && l.state === state && !by.has(l.by)) by.set(l.by, l.at - t0)
+        return [...by.values()]
+      }
+      const deadline = t0 + 60_000
+      while (performance.now() < deadline && firstAt('dead').length < survivors) await sleep(200)
+      const suspects = firstAt('suspect')
+      const deads = firstAt('dead')
+      const result: LivenessResult = {
+        nodes: n,
+        falseSuspicions,
+        windowS,
+        survivors,
+        suspectFirstMs: suspects.length > 0 ? Math.min(...suspects) : Number.NaN,
+        suspectAllMs: suspects.length === survivors ? Math.max(...suspects) : Number.NaN,
+        deadFirstMs: deads.length > 0 ? Math.min(...deads) : Number.NaN,
+        deadAllMs: deads.length === survivors ? Math.max(...deads) : Number.NaN
+      }
+      results.liveness!.push(result)
+      log(`  N=${n} liveness: ${falseSuspicions} suspicions during ${windowS} s of traffic windows; agent ${n - 1} killed: suspected after ${fmtMs(result.suspectFirstMs)} (by all ${suspects.length}/${survivors}: ${fmtMs(result.suspectAllMs)}), dead after ${fmtMs(result.deadFirstMs)} (by all ${deads.length}/${survivors}: ${fmtMs(result.deadAllMs)})`)
+    }
   } finally {
     await mg?.stop(registry)
     await serf?.stop(registry)

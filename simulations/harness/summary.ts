@@ -10,7 +10,7 @@ export function formatSummary (r: RunReport, files: { svg?: string, report?: str
   const a = r.settings.agent
   const head = `memgossip simulate — ${r.scenario} (${r.tier} tier, ${r.transport}, ${r.nodes} peers${r.nodesTotal !== r.nodes ? ` + ${r.nodesTotal - r.nodes} joined` : ''}, seed ${r.seed})`
   lines.push(`${head}   ${r.passed ? 'PASS' : 'FAIL'}`)
-  let settings = `  agents: heartbeat ${ms(a.heartbeatMs)}, sync ${ms(a.syncMs)}, probe ${ms(a.probeMs)}${a.evictAfterMs !== undefined ? `, evict after ${ms(a.evictAfterMs)}` : ''}`
+  let settings = `  agents: ${a.heartbeatMs > 0 ? `slow beacons every ${ms(a.heartbeatMs)}` : "no slow beacons (failure detector)"}, sync ${ms(a.syncMs)}, probe ${ms(a.probeMs)}${a.evictAfterMs !== undefined ? `, evict after ${ms(a.evictAfterMs)}` : ''}`
   if (r.settings.network !== undefined) {
     const n = r.settings.network
     settings += ` · network: latency ${n.latencyMs[0]}–${n.latencyMs[1]} ms, loss ${pct(n.loss)}, duplicates ${pct(n.duplicate)}, degree ${n.degree}${n.coalesce ? ', gossip coalesced per ms' : ''}`

@@ -166,7 +166,7 @@ export interface Scenario {
   lineOf: (path: string) => number | undefined
 }
 
-export const DEFAULT_AGENT: AgentSettings = { heartbeatMs: 5000, syncMs: 5000, probeMs: 1000 }
+export const DEFAULT_AGENT: AgentSettings = { heartbeatMs: 0, syncMs: 5000, probeMs: 1000 }
 export const DEFAULT_NETWORK: NetworkSettings = { latencyMs: [1, 10], loss: 0, duplicate: 0, degree: 4, paths: 3, coalesce: true }
 const DEFAULT_MEMORY = 16 * 1024 ** 3
 const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/
@@ -377,7 +377,7 @@ class Validator {
   agentSettings (value: unknown, path: string): Partial<AgentSettings> {
     const o = this.object(value, path, ['heartbeat', 'sync', 'probe', 'gossipBatch', 'failureProbe', 'evictAfter', 'beaconDelay'])
     const out: Partial<AgentSettings> = {}
-    if (o.heartbeat !== undefined) out.heartbeatMs = this.duration(o.heartbeat, `${path}.heartbeat`, 10)
+    if (o.heartbeat !== undefined) out.heartbeatMs = this.duration(o.heartbeat, `${path}.heartbeat`, 0)
     if (o.sync !== undefined) out.syncMs = this.duration(o.sync, `${path}.sync`, 10)
     if (o.probe !== undefined) out.probeMs = this.duration(o.probe, `${path}.probe`, 10)
     if (o.gossipBatch !== undefined) out.gossipBatchMs = this.duration(o.gossipBatch, `${path}.gossipBatch`, 1)

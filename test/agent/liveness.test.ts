@@ -25,7 +25,7 @@ interface Setup {
   delayMs: { value: number }
 }
 
-function setup (members = [SELF, ...peers]): Setup {
+function setup (members = [SELF, ...peers], neighbours: () => string[] = () => members.filter(m => m !== SELF)): Setup {
   const clock = new VirtualClock({ startMs: 1_000_000 })
   const down = new Set<string>()
   const announced: Setup['announced'] = []
@@ -42,7 +42,7 @@ function setup (members = [SELF, ...peers]): Setup {
     clock,
     random: () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647 },
     members: () => members,
-    neighbours: () => members.filter(m => m !== SELF),
+    neighbours,
     stamp: () => encodeHlc({ wallMs: clock.now(), counter: 0, node: SELF }),
     ping: async (peer, timeoutMs, suspicion) => {
       pings.push(peer)
@@ -99,6 +99,23 @@ describe('failure detector', () => {
     expect(s.fd.state('node-c')).toBe('dead')
     expect(max).toBe(min * FAILURE_DETECTOR_DEFAULTS.suspicionMaxMult)
     expect(s.fd.silentForMs('node-c')).toBeGreaterThanOrEqual(min)
+  })
+
+  it('keeps probing a member whose connection closed until it is suspected, even when the first probes get no answer at all', async () => {
+    const members = [SELF, ...peers]
+    let connected = members.filter(m => m !== SELF)
+    const s = setup(members, () => connected)
+    // This node is slow at first: nobody answers in time, so it suspects nobody.
+    s.delayMs.value = 5_000
+    s.down.add('node-e')
+    connected = connected.filter(p => p !== 'node-e')
+    s.fd.disconnected('node-e')
+    await run(s, 3_000)
+    expect(s.fd.state('node-e')).toBe('alive')
+    // It recovers; node-e is still not connected, yet it is probed again and suspected.
+    s.delayMs.value = 5
+    await run(s, 8_000)
+    expect(s.fd.state('node-e')).toBe('suspect')
   })
 
   it('with no confirmation a suspect is dead at the longest timeout, not before', async () => {

@@ -108,7 +108,7 @@ describe('status', () => {
 
 describe('fit', () => {
   it('gives the same answer from each of the three agents', async () => {
-    const perPeer = ['warnings', 'final', 'waitsFor']
+    const perPeer = ['warnings', 'final', 'waitsFor', 'waitingOn']
     for (const [size, placement] of [['3GiB', 'any'], ['9GiB', 'any'], ['2Gi', 'all'], ['7GiB', 'spread:2'], ['1GB', `node:${id(B)}`]]) {
       const answers = await Promise.all([A, B, C].map(async a => await json(['fit', size, '--placement', placement, ...at(a)])))
       const strip = (b: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(b).filter(([k]) => !perPeer.includes(k)))
