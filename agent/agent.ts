@@ -23,7 +23,9 @@ import {
 } from '../crdt/index.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
 import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from './probe.ts'
+import { AlertSink, computeAlerts, formatMs, type Alert } from './alerts.ts'
 import { ClockChannel, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
+import { ADMISSION_RETRY_MS, MembershipDuties, positionsOf } from './membership.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle } from './types.ts'
 import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
@@ -82,7 +84,7 @@ export const DEFAULTS = {
   /** Batch delay of an on-demand beacon: a new entry is confirmed about two such round trips after it is written. */
   beaconDelayMs: 20,
   /** A joiner asks its sponsor again after this long without an admission. */
-  admissionRetryMs: 3000,
+  admissionRetryMs: ADMISSION_RETRY_MS,
   /** Compact the data file once the log holds this many bytes. */
   compactAfterBytes: 8 * 1024 * 1024,
   /** Warn clients when a placement leaves a node above this share committed. */
@@ -188,15 +190,7 @@ export interface NodeStatus extends NodeView {
   heartbeatAgeMs?: number
 }
 
-export interface Alert {
-  /** Stable identity, e.g. `pressure/<node>`. */
-  key: string
-  kind: 'MemoryPressure' | 'NodeCommittedHigh' | 'UnaccountedUsage' | 'NodeUndersized' | 'StorageFailed' | 'ClockSkew' | 'IdentityConflict' | 'NotAMember' | 'EvictionBlocked'
-  node: PeerIdStr
-  message: string
-  /** The setting an operator would change. */
-  setting: string
-}
+export type { Alert } from './alerts.ts'
 
 export type AgentEvent =
   | { type: 'verdict', id: string, status: Verdict['status'], final: boolean, code: string, reason: string, nodes: string[] }
@@ -284,14 +278,7 @@ export class Agent extends EventEmitter {
   private clockBehindMs = 0
   /** Per peer: the largest (stamp wall − our wall) seen in the last window: how far ahead its clock is, at least. */
   private readonly peerOffsets = new Map<PeerIdStr, { sampleMs: number, atMs: number }>()
-  private lastRequestAt = -Infinity
-  private lastRequestSponsor?: PeerIdStr
-  /** Admission requests this node admitted as a sponsor (`<node>/<seq>`). */
-  private readonly admitted = new Set<string>()
-  /** Joiners refused for their clock (logged once each). */
-  private readonly refusedJoiners = new Set<PeerIdStr>()
-  /** Proposals this node acknowledged (or declined to, logged once). */
-  private readonly acknowledged = new Set<string>()
+  private membership!: MembershipDuties
   private beaconChannel!: ClockChannel
   private detector!: FailureDetector
   private lastPullAtMs = -Infinity
@@ -304,8 +291,7 @@ export class Agent extends EventEmitter {
   private readonly lastHeard = new Map<PeerIdStr, { hlc?: string, atMs: number }>()
   private readonly peerClocks = new Map<PeerIdStr, number>()
   private previousVerdicts = new Map<string, string>()
-  private activeAlerts = new Map<string, Alert>()
-  private readonly alertLoggedAt = new Map<string, number>()
+  private readonly alertSink: AlertSink
   private readonly startedAtMs: number
   private syncing = new Set<PeerIdStr>()
   /** Remote transactions that changed the document (Yjs emits no update for a no-op). */
@@ -325,6 +311,12 @@ export class Agent extends EventEmitter {
     this.doc.getMap(MAP_NODES).observe((event) => {
       this.finalityDirty = true
       this.rememberAddrs(event.keysChanged)
+    })
+    this.alertSink = new AlertSink({
+      clock: this.clock,
+      log: this.log,
+      emit: (state, alert) => { this.emit('event', { type: 'alert', state, alert } satisfies AgentEvent) },
+      logIntervalMs: DEFAULTS.alertLogIntervalMs
     })
     this.gate = new PublishGate({ heartbeatIntervalMs: init.recordRefreshMs ?? DEFAULTS.recordRefreshMs })
     this.startedAtMs = this.clock.now()
@@ -394,6 +386,29 @@ export class Agent extends EventEmitter {
       intervalMs: this.init.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
       maxAheadMs: DEFAULTS.maxClockSkewMs
     })
+    this.membership = new MembershipDuties({
+      self: this.self,
+      cluster: this.init.cluster,
+      clock: this.clock,
+      random: this.random,
+      log: this.log,
+      writer: () => this.writer,
+      resolution: () => this.resolution(),
+      durable: async () => { await this.durable() },
+      writable: () => this.writeRefusal() === undefined,
+      joined: () => this.joined,
+      stopped: () => this.stopped,
+      leftOnPurpose: () => this.leftOnPurpose,
+      expectsPeers: this.init.expectsPeers === true,
+      connected: () => this.network.peers(),
+      clockSampled: (peer) => this.peerOffsets.has(peer),
+      allocatableBytes: () => this.allocatableBytes,
+      liveness: (node) => this.liveness(node),
+      silentForMs: (node) => this.silentForMs(node),
+      evictAfterMs: this.init.evictAfterMs ?? DEFAULTS.evictAfterMs,
+      maxClockSkewMs: DEFAULTS.maxClockSkewMs,
+      counters: this.metrics
+    })
     const probeIntervalMs = this.init.probeIntervalMs ?? DEFAULTS.probeIntervalMs
     this.detector = new FailureDetector({
       self: this.self,
@@ -412,7 +427,7 @@ export class Agent extends EventEmitter {
       },
       log: this.log,
       counters: this.metrics
-    }, { ...FAILURE_DETECTOR_DEFAULTS, probeIntervalMs, probeTimeoutMs: Math.min(FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs, probeIntervalMs / 2) })
+    }, { ...FAILURE_DETECTOR_DEFAULTS, probeIntervalMs, probeTimeoutMs: Math.min(FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs, probeIntervalMs) })
     this.wasMember = this.joined
     this.doc.on('update', (update: Uint8Array, origin: unknown) => this.onDocUpdate(update, origin))
 
@@ -442,7 +457,7 @@ export class Agent extends EventEmitter {
 
     this.every(() => { void this.sampleAndPublish(false) }, this.init.sampleIntervalMs ?? DEFAULTS.sampleIntervalMs)
     this.every(() => { void this.syncRandomPeer(); void this.keepConnected() }, this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs)
-    this.every(() => { this.refresh(); this.beaconChannel.tick(); void this.evictTheDead() }, 1000)
+    this.every(() => { this.refresh(); this.beaconChannel.tick(); void this.membership.evictTheDead() }, 1000)
     this.every(() => { this.detector.tick() }, probeIntervalMs)
     this.every(() => { void this.maybeCompact() }, 30_000)
   }
@@ -577,7 +592,7 @@ export class Agent extends EventEmitter {
   }
 
   alerts (): Alert[] {
-    return [...this.activeAlerts.values()]
+    return this.alertSink.list()
   }
 
   // ------------------------------------------------------------ writing
@@ -789,7 +804,7 @@ export class Agent extends EventEmitter {
     if (this.failed !== undefined) return
     this.failed = reason
     this.log(`ERROR ${reason}; this agent is now read-only until restarted (free disk space, then restart it)`)
-    this.raise({ key: `storage/${this.self}`, kind: 'StorageFailed', node: this.self, message: `data dir cannot be written: ${reason}`, setting: '--data-dir (free space or fix permissions, then restart)' })
+    this.alertSink.raise({ key: `storage/${this.self}`, kind: 'StorageFailed', node: this.self, message: `data dir cannot be written: ${reason}`, setting: '--data-dir (free space or fix permissions, then restart)' })
   }
 
   private queueGossip (update: Uint8Array): void {
@@ -818,90 +833,6 @@ export class Agent extends EventEmitter {
     this.wasMember = true
     this.log(`founded cluster '${this.init.cluster}' as its first member`)
     this.emit('event', { type: 'joined', sponsor: this.self } satisfies AgentEvent)
-  }
-
-  /**
-   * Not a member: ask a connected member to sponsor this node (docs/design.md
-   * "Admission"). Asked again after `admissionRetryMs`, or at once through
-   * another sponsor when the first is no longer connected. Never while this
-   * host's clock is behind the cluster's: the request would be stamped in the
-   * past, and a member with a clock far behind would hold finality back.
-   */
-  private maybeRequestAdmission (res: Resolution): void {
-    if (this.joined || this.stopped || this.leftOnPurpose || this.writeRefusal() !== undefined) return
-    if (res.view.epoch === 0 && this.init.expectsPeers !== true) return
-    const connected = this.network.peers()
-    const sponsors = connected.filter(p => res.members.includes(p)).sort()
-    if (sponsors.length === 0) return
-    // Not before this host's clock has been compared with a member's stamp:
-    // a joiner whose clock is far behind must not become a member.
-    if (!sponsors.some(p => this.peerOffsets.has(p))) return
-    const now = this.clock.now()
-    const sameSponsor = this.lastRequestSponsor !== undefined && sponsors.includes(this.lastRequestSponsor)
-    if (sameSponsor && now - this.lastRequestAt < DEFAULTS.admissionRetryMs) return
-    const sponsor = sameSponsor && now - this.lastRequestAt < 4 * DEFAULTS.admissionRetryMs ? this.lastRequestSponsor! : sponsors[Math.floor(this.random() * sponsors.length)]
-    this.lastRequestAt = now
-    this.lastRequestSponsor = sponsor
-    this.writer.requestAdmission(sponsor, this.allocatableBytes, now)
-    this.log(`asked ${shortId(sponsor)} to admit this node into cluster '${this.init.cluster}'`)
-    void this.durable().catch(() => {})
-  }
-
-  /** As a sponsor: admit every node that asked this one (once per request), with the capacity it asked for. */
-  private admitRequests (res: Resolution): void {
-    if (!this.joined || this.writeRefusal() !== undefined) return
-    const now = this.clock.now()
-    for (const request of res.requests) {
-      if (request.sponsor !== this.self) continue
-      const key = `${request.node}/${request.seq}`
-      if (this.admitted.has(key)) continue
-      this.admitted.add(key)
-      // A request stamped far off this host's clock comes from a host whose
-      // clock is wrong (or a stale request): admitted, it would hold finality
-      // back (behind) or have its writes sort minutes late (ahead).
-      const offset = hlcWallMs(request.hlc) - now
-      if (Math.abs(offset) > DEFAULTS.maxClockSkewMs) {
-        if (!this.refusedJoiners.has(request.node)) {
-          this.refusedJoiners.add(request.node)
-          this.log(`not admitting ${request.node}: its request is stamped ${formatMs(Math.abs(offset))} ${offset > 0 ? 'ahead of' : 'behind'} this host's clock (more than ${formatMs(DEFAULTS.maxClockSkewMs)}); fix its clock (NTP), it asks again (logged once)`)
-        }
-        continue
-      }
-      this.writer.admit(request.node, request.allocatableBytes, now)
-      this.metrics.admissions++
-      this.log(`admitted ${request.node} into cluster '${this.init.cluster}' with ${formatSize(request.allocatableBytes)} allocatable (sponsor)`)
-      void this.durable().catch(() => {})
-    }
-  }
-
-  /**
-   * Acknowledge every open eviction proposal of the current view with the
-   * highest position this node holds of each target's stream: the flush that
-   * makes the cut safe (docs/design.md "Membership as views"). A proposal from
-   * a silence timeout is acknowledged once this node has not heard the targets
-   * for half the timeout either, so a member that still hears a target blocks
-   * its eviction; an operator's proposal is acknowledged at once.
-   */
-  private acknowledgeProposals (res: Resolution): void {
-    if (!this.joined || this.writeRefusal() !== undefined) return
-    const now = this.clock.now()
-    const evictAfter = this.init.evictAfterMs ?? DEFAULTS.evictAfterMs
-    for (const p of res.proposals) {
-      if (p.status !== 'open' || this.acknowledged.has(p.key) || p.acks[this.self] !== undefined) continue
-      // Past its deadline an acknowledgement no longer counts (crdt/views.ts PROPOSAL_TTL_MS).
-      if (hlcWallMs(p.deadline) < now) continue
-      if (p.targets.includes(this.self) || !p.viewMembers.includes(this.self)) continue
-      if (!p.manual && p.targets.some(t => this.silentForMs(t) < evictAfter / 2)) continue
-      this.acknowledged.add(p.key)
-      if (hlcWallMs(p.hlc) > now + DEFAULTS.maxClockSkewMs) {
-        this.log(`not acknowledging ${p.key}: stamped ${formatMs(hlcWallMs(p.hlc) - now)} ahead of this host's clock`)
-        continue
-      }
-      this.writer.ackEviction(p, positionsOf(res, p.targets), now)
-      this.metrics.evictionAcks++
-      this.log(`acknowledged the eviction of ${p.targets.map(shortId).join(', ')} proposed by ${shortId(p.by)} (holding ${p.targets.map(t => `${shortId(t)}@${res.nodes.get(t)?.lastSeq ?? 0}`).join(', ')})`)
-      void this.durable().catch(() => {})
-    }
   }
 
   private computeAllocatable (sample: MemorySample): number {
@@ -1049,7 +980,7 @@ export class Agent extends EventEmitter {
     if (this.doc.clientID !== this.clientId && this.identityLost === undefined) {
       this.identityLost = `a peer (${shortId(from)}) sent writes under this node's own Yjs client id ${this.clientId}: another process is writing as ${shortId(this.self)} (a copied or restored data dir). This agent no longer writes; give the other host its own data dir`
       this.log(`ERROR ${this.identityLost}`)
-      this.raise({ key: `identity/${this.self}`, kind: 'IdentityConflict', node: this.self, message: this.identityLost, setting: '--data-dir' })
+      this.alertSink.raise({ key: `identity/${this.self}`, kind: 'IdentityConflict', node: this.self, message: this.identityLost, setting: '--data-dir' })
     }
     this.metrics.updatesIn++
     this.scheduleRefresh()
@@ -1304,7 +1235,7 @@ export class Agent extends EventEmitter {
         }
       }
       this.metrics.syncRounds++
-      if (!this.joined) this.maybeRequestAdmission(this.resolution())
+      if (!this.joined) this.membership.requestAdmission(this.resolution())
       return true
     } catch (error) {
       this.metrics.syncFailures++
@@ -1436,8 +1367,8 @@ export class Agent extends EventEmitter {
     const res = this.resolution()
     this.trackLiveness(res)
     this.trackMembership(res)
-    this.admitRequests(res)
-    this.acknowledgeProposals(res)
+    this.membership.admitRequests(res)
+    this.membership.acknowledgeProposals(res)
     this.beaconChannel.prune((node) => res.nodes.get(node)?.standing !== undefined && res.nodes.get(node)?.standing !== 'none')
     this.beaconChannel.maybeBeacon(res)
     this.detector.prune()
@@ -1452,7 +1383,7 @@ export class Agent extends EventEmitter {
     }
     this.previousVerdicts = next
     this.updateAlerts(res)
-    this.maybeRequestAdmission(res)
+    this.membership.requestAdmission(res)
   }
 
   /** Follow this node's own membership by the log: admitted, or no longer a member (evicted, left). */
@@ -1472,7 +1403,7 @@ export class Agent extends EventEmitter {
       const standing = own?.standing === 'evicted' ? 'evicted' : 'left'
       this.log(`no longer a member of cluster '${this.init.cluster}': ${standing}${own?.cutSeq !== undefined ? ` (writes after position ${own.cutSeq} do not count)` : ''}${this.leftOnPurpose ? '' : '; asking to be admitted again'}`)
       this.emit('event', { type: 'membership', state: standing, node: this.self } satisfies AgentEvent)
-      this.lastRequestAt = -Infinity
+      this.membership.askAgainNow()
     }
   }
 
@@ -1533,104 +1464,23 @@ export class Agent extends EventEmitter {
     if (previous === undefined || sampleMs > previous.sampleMs || now - previous.atMs > 30_000) this.peerOffsets.set(peer, { sampleMs, atMs: now })
   }
 
-  /**
-   * Propose evicting the members silent for `evictAfterMs` (docs/design.md
-   * "Eviction"): one proposal for all of them, for the current view. The live
-   * member with the smallest id proposes, so a healthy cluster writes one
-   * proposal, not one per peer; the others step in after a second grace
-   * period if it does not. Nothing is proposed while this side is not a
-   * strict majority (it could never take effect: a minority never evicts the
-   * majority), nor again while this node's proposal for the same set is open.
-   */
-  private async evictTheDead (): Promise<void> {
-    if (!this.joined || this.writeRefusal() !== undefined || this.stopped) return
-    const evictAfter = this.init.evictAfterMs ?? DEFAULTS.evictAfterMs
-    const res = this.resolution()
-    const silent = res.members.filter(id => id !== this.self && this.silentForMs(id) >= evictAfter)
-    if (silent.length === 0) {
-      this.evictionBlocked = undefined
-      return
-    }
-    const reachable = res.members.filter(id => !silent.includes(id))
-    const designated = reachable.filter(id => id === this.self || this.liveness(id) === 'alive').sort()[0] === this.self
-    if (!designated && silent.some(id => this.silentForMs(id) < 2 * evictAfter)) return
-    if (2 * reachable.length <= res.members.length) {
-      this.evictionBlocked = `${silent.length} of ${res.members.length} members silent for ${formatMs(evictAfter)} or more, but the ${reachable.length} reachable are not a strict majority: no eviction can take effect from this side; finality waits for them to return (or an operator forces it: memgossip evict --force NODE)`
-      return
-    }
-    this.evictionBlocked = undefined
-    const key = silent.join(',')
-    // One open proposal of ours for these targets at a time; one past its deadline can no longer take effect.
-    if (res.proposals.some(p => p.status === 'open' && p.by === this.self && p.targets.join(',') === key && hlcWallMs(p.deadline) >= this.clock.now())) return
-    const proposal = this.writer.proposeEviction(silent, res.view.digest, positionsOf(res, silent), this.clock.now())
-    this.metrics.evictionProposals++
-    this.log(`proposed evicting ${silent.join(', ')}: suspected for ${formatMs(Math.min(...silent.map(id => this.silentForMs(id))))} or more (--evict-after ${formatMs(evictAfter)}); proposal ${proposal}`)
-    await this.durable().catch(() => {})
-  }
-
-  /** Why the silent members cannot be evicted from this side, while that holds (an alert). */
-  private evictionBlocked?: string
-
   private updateAlerts (res: Resolution): void {
-    const next = new Map<string, Alert>()
-    const add = (alert: Alert): void => { next.set(alert.key, alert) }
-    const sample = this.lastSample
-    const own = res.nodes.get(this.self)
-    if (sample !== undefined && sample.availableBytes < this.floorBytes) {
-      add({ key: `pressure/${this.self}`, kind: 'MemoryPressure', node: this.self, message: `memory pressure on ${shortId(this.self)}: ${formatSize(sample.availableBytes)} available, under the floor of ${formatSize(this.floorBytes)} (${this.floorRule})`, setting: 'MEMGOSSIP_MINMEM_FREE / --floor' })
-    }
-    if (sample !== undefined && own !== undefined) {
-      const used = sample.totalBytes - sample.availableBytes
-      const unaccounted = used - own.committedBytes - (this.init.systemReservedBytes ?? 0) - this.floorBytes
-      if (unaccounted > Math.max(this.floorBytes, sample.totalBytes * 0.05)) {
-        add({ key: `unaccounted/${this.self}`, kind: 'UnaccountedUsage', node: this.self, message: `${formatSize(unaccounted)} in use on ${shortId(this.self)} outside any reservation (used ${formatSize(used)}, committed ${formatSize(own.committedBytes)})`, setting: '--system-reserved' })
-      }
-    }
-    for (const node of res.nodes.values()) {
-      if (!node.member) continue
-      if (node.allocatableBytes > 0 && node.committedBytes / node.allocatableBytes > DEFAULTS.alertCommittedRatio) {
-        add({ key: `committed/${node.id}`, kind: 'NodeCommittedHigh', node: node.id, message: `node ${shortId(node.id)} is ${((node.committedBytes / node.allocatableBytes) * 100).toFixed(1)}% committed (${formatSize(node.committedBytes)} of ${formatSize(node.allocatableBytes)})`, setting: '--allocatable / add memory' })
-      }
-      if (node.undersized) {
-        add({ key: `undersized/${node.id}`, kind: 'NodeUndersized', node: node.id, message: `node ${shortId(node.id)} has ${formatSize(node.allocatableBytes)} allocatable, the network needs ${formatSize(node.allNeedBytes)}: add memory or it will be evicted`, setting: '--allocatable / add memory' })
-      }
-    }
-    if (this.failed !== undefined) add({ key: `storage/${this.self}`, kind: 'StorageFailed', node: this.self, message: `data dir cannot be written: ${this.failed}`, setting: '--data-dir' })
-    if (this.identityLost !== undefined) add({ key: `identity/${this.self}`, kind: 'IdentityConflict', node: this.self, message: this.identityLost, setting: '--data-dir (give each host its own; a restored copy needs a new identity)' })
-    if (this.clockBehindMs > this.maxOffsetMs()) {
-      add({ key: `clock/${this.self}`, kind: 'ClockSkew', node: this.self, message: `this host's clock is ${formatMs(this.clockBehindMs)} behind the cluster's (median of the members' stamps; maximum offset ${formatMs(this.maxOffsetMs())}): writes refused${this.joined ? '' : ', admission not requested'}`, setting: 'NTP / chrony on this host, or --max-clock-offset' })
-    }
-    for (const [peer, aheadMs] of this.peersAhead()) {
-      add({ key: `clock/${peer}`, kind: 'ClockSkew', node: peer, message: `member ${shortId(peer)}'s clock runs at least ${formatMs(aheadMs)} ahead of the cluster's (maximum offset ${formatMs(this.maxOffsetMs())}): its writes sort late and finality waits for the others' clocks to pass them`, setting: `NTP / chrony on ${shortId(peer)}` })
-    }
-    if (!this.joined && res.view.epoch > 0) {
-      const own = res.nodes.get(this.self)
-      add({ key: `member/${this.self}`, kind: 'NotAMember', node: this.self, message: own?.standing === 'evicted' ? `this node was evicted from the view (writes after position ${own.cutSeq ?? 0} do not count); it asks to be admitted again` : `this node is not a member yet: waiting for a sponsor to admit it`, setting: '--bootstrap' })
-    }
-    if (this.evictionBlocked !== undefined) add({ key: `eviction/${this.self}`, kind: 'EvictionBlocked', node: this.self, message: this.evictionBlocked, setting: '--evict-after / memgossip evict --force' })
-    for (const [key, alert] of next) {
-      const previous = this.activeAlerts.get(key)
-      if (previous === undefined || previous.message !== alert.message) this.raise(alert, previous !== undefined)
-    }
-    for (const [key, alert] of this.activeAlerts) {
-      if (!next.has(key)) {
-        this.emit('event', { type: 'alert', state: 'cleared', alert } satisfies AgentEvent)
-        this.log(`alert cleared: ${alert.message}`)
-      }
-    }
-    this.activeAlerts = next
-  }
-
-  private raise (alert: Alert, update = false): void {
-    this.activeAlerts.set(alert.key, alert)
-    this.emit('event', { type: 'alert', state: 'raised', alert } satisfies AgentEvent)
-    const now = this.clock.now()
-    const last = this.alertLoggedAt.get(alert.key)
-    // Rate-limited: a figure that wobbles must not flood the log.
-    if (last === undefined || (!update && now - last > DEFAULTS.alertLogIntervalMs) || now - last > DEFAULTS.alertLogIntervalMs) {
-      this.alertLoggedAt.set(alert.key, now)
-      this.log(`ALERT ${alert.kind}: ${alert.message} (setting: ${alert.setting})`)
-    }
+    this.alertSink.update(computeAlerts({
+      self: this.self,
+      res,
+      sample: this.lastSample,
+      floorBytes: this.floorBytes,
+      floorRule: this.floorRule,
+      systemReservedBytes: this.init.systemReservedBytes ?? 0,
+      committedRatio: DEFAULTS.alertCommittedRatio,
+      failed: this.failed,
+      identityLost: this.identityLost,
+      clockBehindMs: this.clockBehindMs,
+      maxOffsetMs: this.maxOffsetMs(),
+      peersAhead: this.peersAhead(),
+      joined: this.joined,
+      evictionBlocked: this.membership.blocked
+    }))
   }
 
   private async maybeCompact (): Promise<void> {
@@ -1683,25 +1533,6 @@ function lacksEntries (doc: Y.Doc, theirs: Map<number, number>): boolean {
     if (Y.getState(doc.store, client) > (theirs.get(client) ?? 0)) return true
   }
   return false
-}
-
-/** Milliseconds for people: `850 ms`, `4.2 s`, `5.0 min`. */
-function formatMs (ms: number): string {
-  const abs = Math.abs(ms)
-  if (abs < 1000) return `${Math.round(ms)} ms`
-  if (abs < 120_000) return `${(ms / 1000).toFixed(1)} s`
-  return `${(ms / 60_000).toFixed(1)} min`
-}
-
-/** What this peer holds of each node's stream: its highest sequence number and latest stamp. */
-function positionsOf (res: Resolution, nodes: PeerIdStr[]): Record<PeerIdStr, StreamPosition> {
-  const out: Record<PeerIdStr, StreamPosition> = {}
-  for (const node of nodes) {
-    const view = res.nodes.get(node)
-    // Its clock as far as this peer holds its stream, beacons included: its line here is capped at it while the eviction is open.
-    out[node] = view?.heldTo !== undefined ? { seq: view.lastSeq, hlc: view.heldTo } : { seq: view?.lastSeq ?? 0 }
-  }
-  return out
 }
 
 export interface EvictionAnswer {

@@ -22,8 +22,8 @@
  *   longer (up to `suspicionMaxMult` times that) while fewer do (Lifeguard's
  *   dynamic suspicion timeout).
  * - **Local health.** A node that misses acks, hears no answer from the
- *   members it asked, or has to refute a suspicion of itself is probably the
- *   slow one (CPU-starved, its event loop late): its
+ *   members it asked, finds its own timer late (a starved event loop), or has
+ *   to refute a suspicion of itself is probably the slow one (CPU-starved, its event loop late): its
  *   local health multiplier rises, and its probe timeout grows with it, so it
  *   does not accuse healthy peers of its own slowness (Lifeguard's LHM).
  *
@@ -97,7 +97,7 @@ export interface FailureDetectorSettings {
 
 export const FAILURE_DETECTOR_DEFAULTS: FailureDetectorSettings = {
   probeIntervalMs: 1000,
-  probeTimeoutMs: 500,
+  probeTimeoutMs: 1000,
   indirectProbes: 3,
   suspicionMult: 4,
   suspicionMaxMult: 6,
@@ -125,6 +125,8 @@ export class FailureDetector {
   /** Lifeguard's local health multiplier: 0 when this node keeps up. */
   private health = 0
   private readonly urgent = new Set<PeerIdStr>()
+  private lastTickAtMs?: number
+  private laggedAtMs = -Infinity
   private readonly lost = new Set<PeerIdStr>()
 
   constructor (private readonly deps: FailureDetectorDeps, private readonly settings: FailureDetectorSettings = FAILURE_DETECTOR_DEFAULTS) {}
@@ -209,6 +211,13 @@ export class FailureDetector {
   /** Every probe interval: time suspicions out, and probe one neighbour. */
   tick (): void {
     const now = this.deps.clock.now()
+    // A tick that comes late means this node's event loop is starved: it is
+    // the slow one, and its timeouts say more about itself than its peers.
+    if (this.lastTickAtMs !== undefined && now - this.lastTickAtMs > 2 * this.settings.probeIntervalMs) {
+      this.health = Math.min(this.settings.maxHealth, this.health + 1)
+      this.laggedAtMs = now
+    }
+    this.lastTickAtMs = now
     const members = this.deps.members()
     const timeout = this.suspicionTimeouts(members.length)
     for (const [node, m] of this.known) {
@@ -264,6 +273,7 @@ export class FailureDetector {
   }
 
   private async probe (target: PeerIdStr): Promise<void> {
+    const startedAtMs = this.deps.clock.now()
     const timeoutMs = this.settings.probeTimeoutMs * (1 + this.health)
     this.deps.counters.probes++
     const known = this.member(target)
@@ -289,6 +299,13 @@ export class FailureDetector {
         this.health = Math.min(this.settings.maxHealth, this.health + 1)
         return
       }
+    }
+    // Starved while it probed (a late tick, or the probe took far longer than
+    // its timeouts allow): the silence may be this node's own; suspect nobody.
+    const elapsedMs = this.deps.clock.now() - startedAtMs
+    if (this.laggedAtMs >= startedAtMs || elapsedMs > 4 * timeoutMs + this.settings.probeIntervalMs) {
+      this.health = Math.min(this.settings.maxHealth, this.health + 1)
+      return
     }
     // Suspect it, or confirm another member's suspicion: independent
     // confirmations shorten the timeout, so each suspector says so once.

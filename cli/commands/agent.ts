@@ -20,7 +20,7 @@ export const AGENT_FLAGS: Record<string, FlagSpec> = {
   floor: { type: 'string', help: 'memory that must stay free (size or N%); env MEMGOSSIP_MINMEM_* wins' },
   'evict-after': { type: 'string', help: 'propose evicting members silent this long (default 10m); a strict majority must acknowledge' },
   'max-clock-offset': { type: 'string', help: 'refuse writes while this host\'s clock is behind the cluster\'s by more (default 500ms)' },
-  'heartbeat-interval': { type: 'string', help: 'publish at least this often (default 5s)' },
+  'heartbeat-interval': { type: 'string', help: 'also send a slow beacon this often (default off: liveness comes from the failure detector)' },
   'sync-interval': { type: 'string', help: 'anti-entropy with one random peer this often (default 5s)' },
   ack: { type: 'string', help: "'local' (default) or 'peers:K': acknowledge once K peers hold a reservation" },
   label: { type: 'list', help: 'node label k=v, repeatable' },

@@ -101,6 +101,22 @@ describe('failure detector', () => {
     expect(s.fd.silentForMs('node-c')).toBeGreaterThanOrEqual(min)
   })
 
+  it('a node whose own timer runs late suspects nobody for that round: the silence may be its own', async () => {
+    const s = setup()
+    s.down.add('node-c')
+    s.fd.tick()
+    // The next tick comes 3 s late (a starved event loop), then the probe of node-c fails.
+    await s.clock.advance(3_000)
+    s.fd.disconnected('node-c')
+    s.fd.tick()
+    await s.clock.advance(5_000)
+    expect(s.fd.state('node-c')).toBe('alive')
+    expect(s.fd.localHealth).toBeGreaterThan(0)
+    // On time again: now it suspects.
+    await run(s, 6_000)
+    expect(s.fd.state('node-c')).toBe('suspect')
+  })
+
   it('keeps probing a member whose connection closed until it is suspected, even when the first probes get no answer at all', async () => {
     const members = [SELF, ...peers]
     let connected = members.filter(m => m !== SELF)
@@ -163,10 +179,10 @@ describe('failure detector', () => {
     expect(s.fd.localHealth).toBe(1)
   })
 
-  it('a slow node (answers arrive after its probe timeout) grows its timeout instead of condemning healthy peers (Lifeguard)', async () => {
+  it('a slow node (answers arrive after its probe timeout, even the helpers\' answers) grows its timeout instead of condemning healthy peers (Lifeguard)', async () => {
     const s = setup()
-    // Everything this node hears arrives 1.2 s late: its event loop is starved.
-    s.delayMs.value = 1_200
+    // Everything this node hears arrives 2.5 s late: its event loop is starved.
+    s.delayMs.value = 2_500
     await run(s, 30_000)
     // Early probes time out, but others still answer for the target, so the
     // trouble is counted here; with the multiplier up, answers arrive in time.

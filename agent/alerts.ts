@@ -1,0 +1,136 @@
+/**
+ * Alerts (docs/design.md "Measuring memory", "Clocks", "Membership as views"):
+ * what an operator should look at, each with its numbers and the setting to
+ * change. `computeAlerts()` is a pure function of what the agent knows; the
+ * sink turns its result into raised and cleared events and a log that a
+ * figure wobbling around a threshold cannot flood.
+ */
+import { formatSize, shortId, type NodeId, type Resolution } from '../crdt/index.ts'
+import type { Clock, MemorySample, PeerIdStr } from './types.ts'
+
+export interface Alert {
+  /** Stable identity, e.g. `pressure/<node>`. */
+  key: string
+  kind: 'MemoryPressure' | 'NodeCommittedHigh' | 'UnaccountedUsage' | 'NodeUndersized' | 'StorageFailed' | 'ClockSkew' | 'IdentityConflict' | 'NotAMember' | 'EvictionBlocked'
+  node: PeerIdStr
+  message: string
+  /** The setting an operator would change. */
+  setting: string
+}
+
+/** Everything the alerts are computed from. */
+export interface AlertInputs {
+  self: NodeId
+  res: Resolution
+  sample?: MemorySample
+  floorBytes: number
+  floorRule: string
+  systemReservedBytes: number
+  /** Alert when a node is committed above this share of its allocatable memory. */
+  committedRatio: number
+  /** Why the data dir cannot be written, if it cannot. */
+  failed?: string
+  identityLost?: string
+  clockBehindMs: number
+  maxOffsetMs: number
+  /** Members whose clocks run ahead of the cluster's by more than the maximum offset, and by how much. */
+  peersAhead: Array<[PeerIdStr, number]>
+  joined: boolean
+  evictionBlocked?: string
+}
+
+export function computeAlerts (i: AlertInputs): Map<string, Alert> {
+  const next = new Map<string, Alert>()
+  const add = (alert: Alert): void => { next.set(alert.key, alert) }
+  const { self, res, sample } = i
+  const own = res.nodes.get(self)
+  if (sample !== undefined && sample.availableBytes < i.floorBytes) {
+    add({ key: `pressure/${self}`, kind: 'MemoryPressure', node: self, message: `memory pressure on ${shortId(self)}: ${formatSize(sample.availableBytes)} available, under the floor of ${formatSize(i.floorBytes)} (${i.floorRule})`, setting: 'MEMGOSSIP_MINMEM_FREE / --floor' })
+  }
+  if (sample !== undefined && own !== undefined) {
+    const used = sample.totalBytes - sample.availableBytes
+    const unaccounted = used - own.committedBytes - i.systemReservedBytes - i.floorBytes
+    if (unaccounted > Math.max(i.floorBytes, sample.totalBytes * 0.05)) {
+      add({ key: `unaccounted/${self}`, kind: 'UnaccountedUsage', node: self, message: `${formatSize(unaccounted)} in use on ${shortId(self)} outside any reservation (used ${formatSize(used)}, committed ${formatSize(own.committedBytes)})`, setting: '--system-reserved' })
+    }
+  }
+  for (const node of res.nodes.values()) {
+    if (!node.member) continue
+    if (node.allocatableBytes > 0 && node.committedBytes / node.allocatableBytes > i.committedRatio) {
+      add({ key: `committed/${node.id}`, kind: 'NodeCommittedHigh', node: node.id, message: `node ${shortId(node.id)} is ${((node.committedBytes / node.allocatableBytes) * 100).toFixed(1)}% committed (${formatSize(node.committedBytes)} of ${formatSize(node.allocatableBytes)})`, setting: '--allocatable / add memory' })
+    }
+    if (node.undersized) {
+      add({ key: `undersized/${node.id}`, kind: 'NodeUndersized', node: node.id, message: `node ${shortId(node.id)} has ${formatSize(node.allocatableBytes)} allocatable, the network needs ${formatSize(node.allNeedBytes)}: add memory or it will be evicted`, setting: '--allocatable / add memory' })
+    }
+  }
+  if (i.failed !== undefined) add({ key: `storage/${self}`, kind: 'StorageFailed', node: self, message: `data dir cannot be written: ${i.failed}`, setting: '--data-dir' })
+  if (i.identityLost !== undefined) add({ key: `identity/${self}`, kind: 'IdentityConflict', node: self, message: i.identityLost, setting: '--data-dir (give each host its own; a restored copy needs a new identity)' })
+  if (i.clockBehindMs > i.maxOffsetMs) {
+    add({ key: `clock/${self}`, kind: 'ClockSkew', node: self, message: `this host's clock is ${formatMs(i.clockBehindMs)} behind the cluster's (median of the members' stamps; maximum offset ${formatMs(i.maxOffsetMs)}): writes refused${i.joined ? '' : ', admission not requested'}`, setting: 'NTP / chrony on this host, or --max-clock-offset' })
+  }
+  for (const [peer, aheadMs] of i.peersAhead) {
+    add({ key: `clock/${peer}`, kind: 'ClockSkew', node: peer, message: `member ${shortId(peer)}'s clock runs at least ${formatMs(aheadMs)} ahead of the cluster's (maximum offset ${formatMs(i.maxOffsetMs)}): its writes sort late and finality waits for the others' clocks to pass them`, setting: `NTP / chrony on ${shortId(peer)}` })
+  }
+  if (!i.joined && res.view.epoch > 0) {
+    add({ key: `member/${self}`, kind: 'NotAMember', node: self, message: own?.standing === 'evicted' ? `this node was evicted from the view (writes after position ${own.cutSeq ?? 0} do not count); it asks to be admitted again` : 'this node is not a member yet: waiting for a sponsor to admit it', setting: '--bootstrap' })
+  }
+  if (i.evictionBlocked !== undefined) add({ key: `eviction/${self}`, kind: 'EvictionBlocked', node: self, message: i.evictionBlocked, setting: '--evict-after / memgossip evict --force' })
+  return next
+}
+
+export interface AlertSinkDeps {
+  clock: Clock
+  log: (line: string) => void
+  /** An alert was raised (or raised again with new figures) or cleared. */
+  emit: (state: 'raised' | 'cleared', alert: Alert) => void
+  /** Log an unchanged alert again at most this often. */
+  logIntervalMs: number
+}
+
+/** The alerts in force: raises what is new or changed, clears what is gone, logs at a bounded rate. */
+export class AlertSink {
+  private active = new Map<string, Alert>()
+  private readonly loggedAt = new Map<string, number>()
+
+  constructor (private readonly deps: AlertSinkDeps) {}
+
+  list (): Alert[] {
+    return [...this.active.values()]
+  }
+
+  /** Replace the alerts in force with `next`. */
+  update (next: Map<string, Alert>): void {
+    for (const [key, alert] of next) {
+      const previous = this.active.get(key)
+      if (previous === undefined || previous.message !== alert.message) this.raise(alert)
+    }
+    for (const [key, alert] of this.active) {
+      if (!next.has(key)) {
+        this.deps.emit('cleared', alert)
+        this.deps.log(`alert cleared: ${alert.message}`)
+      }
+    }
+    this.active = new Map(next)
+  }
+
+  /** Raise one alert now (a failure found outside the periodic update). */
+  raise (alert: Alert): void {
+    this.active.set(alert.key, alert)
+    this.deps.emit('raised', alert)
+    const now = this.deps.clock.now()
+    const last = this.loggedAt.get(alert.key)
+    // Rate-limited: a figure that wobbles must not flood the log.
+    if (last === undefined || now - last > this.deps.logIntervalMs) {
+      if (this.loggedAt.size >= 10_000) this.loggedAt.clear()
+      this.loggedAt.set(alert.key, now)
+      this.deps.log(`ALERT ${alert.kind}: ${alert.message} (setting: ${alert.setting})`)
+    }
+  }
+}
+
+export function formatMs (ms: number): string {
+  const abs = Math.abs(ms)
+  if (abs < 1000) return `${Math.round(ms)} ms`
+  if (abs < 120_000) return `${(ms / 1000).toFixed(1)} s`
+  return `${(ms / 60_000).toFixed(1)} min`
+}
