@@ -31,7 +31,7 @@ import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle 
 import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
   decodeMessage, encodeMessage, MAX_PULL, MSG_ACK, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
-  MSG_SUSPECT, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError
+  MSG_SUSPECT, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, tagNames, WireError
 } from './wire.ts'
 
 export const VERSION = '0.1.0'
@@ -919,7 +919,9 @@ export class Agent extends EventEmitter {
     }
     if (message.type === MSG_BEACON) {
       const view = this.lastResolution().view
-      this.beaconChannel.receive(from, message.beacon, (node) => view.has(node))
+      // A published beacon names its member by a tag of its id: it must be its author's.
+      const node = tagNames(message.beacon.tag, from) ? from : `(not ${shortId(from)})`
+      this.beaconChannel.receive(from, { ...message.beacon, node }, (id) => view.has(id))
       return
     }
     if (message.type === MSG_SUSPECT) {

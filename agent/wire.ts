@@ -4,8 +4,8 @@
  * version-and-type byte.
  *
  *   gossip     0x01 | varuint len | Yjs update (a merged batch of local writes)
- *   beacon     0x02 | varstring node | varuint wall ms | varuint counter
- *                   | varuint seq | varstring seen ('' when none)
+ *   beacon     0x02 | 8-byte node tag | varuint wall ms | varuint counter
+ *                   | varuint seq | varuint seen wall ms (0: none) | varuint seen counter
  *   suspect    0x03 | varstring suspector | varstring target | varuint wall ms | varuint counter
  *   sync-req   0x10 | varuint len | state vector of the requester
  *   sync-reply 0x11 | varuint len | Yjs update the requester lacks
@@ -16,7 +16,7 @@
  *   ping-req   0x15 | varstring target
  *   pong       0x16 | varuint wall ms of the responder
  *   pull       0x17 | varuint n | n × varstring node
- *   beacons    0x18 | varuint n | n × beacon body (as in 0x02)
+ *   beacons    0x18 | varuint n | n × (varstring node | the rest as in 0x02)
  *   error      0x1f | varstring reason
  *
  * The failure detector probes with ping → pong and ping-req → pong (or
@@ -28,8 +28,10 @@
  * length beyond the buffer throw {@link WireError}; nothing is applied from a
  * message that does not decode whole.
  */
+import { createHash } from 'node:crypto'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
+import { decodeHlc, isHlc } from '../crdt/hlc.ts'
 
 export const MSG_GOSSIP = 0x01
 export const MSG_BEACON = 0x02
@@ -78,6 +80,24 @@ export interface WireBeacon {
   counter: number
   seq: number
   seen?: string
+  /**
+   * Decoded from a published beacon (0x02): the first 8 bytes of SHA-256 of
+   * the member's id, which travels instead of the 52-character id (its
+   * author is the signed gossip author); `node` is then ''.
+   */
+  tag?: Uint8Array
+}
+
+/** The tag a published beacon names its member by. */
+export function nodeTag (node: string): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(node).digest().subarray(0, 8))
+}
+
+/** Does `tag` name `node`? */
+export function tagNames (tag: Uint8Array | undefined, node: string): boolean {
+  if (tag === undefined || tag.length !== 8) return false
+  const expected = nodeTag(node)
+  return expected.every((b, i) => b === tag[i])
 }
 
 export function encodeMessage (message: WireMessage): Uint8Array {
@@ -89,7 +109,8 @@ export function encodeMessage (message: WireMessage): Uint8Array {
       encoding.writeVarUint8Array(encoder, message.update)
       break
     case MSG_BEACON:
-      writeBeacon(encoder, message.beacon)
+      encoding.writeUint8Array(encoder, nodeTag(message.beacon.node))
+      writeBeaconBody(encoder, message.beacon)
       break
     case MSG_SUSPECT:
       encoding.writeVarString(encoder, message.suspector)
@@ -112,7 +133,10 @@ export function encodeMessage (message: WireMessage): Uint8Array {
       break
     case MSG_BEACONS:
       encoding.writeVarUint(encoder, message.beacons.length)
-      for (const beacon of message.beacons) writeBeacon(encoder, beacon)
+      for (const beacon of message.beacons) {
+        encoding.writeVarString(encoder, beacon.node)
+        writeBeaconBody(encoder, beacon)
+      }
       break
     case MSG_SYNC_REQUEST:
       encoding.writeVarUint8Array(encoder, message.stateVector)
@@ -144,7 +168,12 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
     switch (type) {
       case MSG_GOSSIP: message = { type, update: readBytes() }; break
       case MSG_PUSH: message = { type, update: readBytes() }; break
-      case MSG_BEACON: message = { type, beacon: readBeacon(decoder) }; break
+      case MSG_BEACON: {
+        if (bytes.length - decoder.pos < 8) throw new WireError('beacon shorter than its node tag')
+        const tag = decoding.readUint8Array(decoder, 8).slice()
+        message = { type, beacon: { ...readBeaconBody(decoder, ''), tag } }
+        break
+      }
       case MSG_SUSPECT: message = { type, suspector: decoding.readVarString(decoder), target: decoding.readVarString(decoder), wallMs: decoding.readVarUint(decoder), counter: decoding.readVarUint(decoder) }; break
       case MSG_PING: {
         const suspicion = decoding.readVarString(decoder)
@@ -163,7 +192,7 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
       case MSG_BEACONS: {
         const n = readCount(decoder)
         const beacons: WireBeacon[] = []
-        for (let i = 0; i < n; i++) beacons.push(readBeacon(decoder))
+        for (let i = 0; i < n; i++) beacons.push(readBeaconBody(decoder, decoding.readVarString(decoder)))
         message = { type, beacons }
         break
       }
@@ -181,22 +210,33 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
   return message
 }
 
-function writeBeacon (encoder: encoding.Encoder, beacon: WireBeacon): void {
-  encoding.writeVarString(encoder, beacon.node)
+/**
+ * Stamp, position and line. The line travels as its wall time and counter
+ * only, and comes back with the lowest node part ('!'): a line one node id
+ * lower is a weaker announcement, so it can only make a peer wait, and it
+ * saves most of a beacon's bytes.
+ */
+function writeBeaconBody (encoder: encoding.Encoder, beacon: WireBeacon): void {
   encoding.writeVarUint(encoder, beacon.wallMs)
   encoding.writeVarUint(encoder, beacon.counter)
   encoding.writeVarUint(encoder, beacon.seq)
-  encoding.writeVarString(encoder, beacon.seen ?? '')
+  const seen = beacon.seen !== undefined && isHlc(beacon.seen) ? decodeHlc(beacon.seen) : undefined
+  encoding.writeVarUint(encoder, seen?.wallMs ?? 0)
+  encoding.writeVarUint(encoder, seen?.counter ?? 0)
 }
 
-function readBeacon (decoder: decoding.Decoder): WireBeacon {
-  const node = decoding.readVarString(decoder)
+function readBeaconBody (decoder: decoding.Decoder, node: string): WireBeacon {
   const wallMs = decoding.readVarUint(decoder)
   const counter = decoding.readVarUint(decoder)
   const seq = decoding.readVarUint(decoder)
-  const seen = decoding.readVarString(decoder)
-  return seen === '' ? { node, wallMs, counter, seq } : { node, wallMs, counter, seq, seen }
+  const seenWall = decoding.readVarUint(decoder)
+  const seenCounter = decoding.readVarUint(decoder)
+  if (seenWall === 0) return { node, wallMs, counter, seq }
+  return { node, wallMs, counter, seq, seen: `${String(seenWall).padStart(15, '0')}:${String(seenCounter).padStart(6, '0')}:${LOWEST_NODE}` }
 }
+
+/** Sorts below every node id: a line decoded without its node part. */
+const LOWEST_NODE = '!'
 
 function readCount (decoder: decoding.Decoder): number {
   const n = decoding.readVarUint(decoder)

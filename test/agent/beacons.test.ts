@@ -13,7 +13,7 @@ import { Agent } from '../../agent/agent.ts'
 import { startApi, type ApiServer } from '../../agent/api.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
-import { decodeMessage, encodeMessage, MSG_BEACON, MSG_GOSSIP, WireError, type WireBeacon } from '../../agent/wire.ts'
+import { decodeMessage, encodeMessage, MSG_BEACON, MSG_BEACONS, MSG_GOSSIP, tagNames, WireError, type WireBeacon } from '../../agent/wire.ts'
 import { hlcWallMs, LedgerWriter } from '../../crdt/index.ts'
 import { tempDir } from '../helpers/cluster.ts'
 
@@ -97,10 +97,10 @@ describe('beacons from the gossip topic', () => {
     gossip(B, whole.subarray(0, whole.length - 3))
     expect(() => decodeMessage(whole.subarray(0, whole.length - 3))).toThrow(WireError)
     // Oversized: a beacon is tens of bytes.
-    beacon(B, { node: B, ...later, seen: `${laterLine}${'x'.repeat(2048)}` })
-    // A line past its own clock, and a malformed line.
+    gossip(B, new Uint8Array([...encodeMessage({ type: MSG_BEACON, beacon: { node: B, ...later, seen: laterLine } }), ...new Uint8Array(600)]))
+    // A line past its own clock, and a stamp out of range.
     beacon(B, { node: B, ...later, seen: `${String(later.wallMs + 1000).padStart(15, '0')}:000000:${A}` })
-    beacon(B, { node: B, ...later, seen: 'not a stamp' })
+    beacon(B, { node: B, ...later, counter: 5_000_000 })
     expect(verdict('r1').final).toBe(false)
     expect(await metric('memgossip_beacons_dropped_total{reason="forged"}')).toBe(before.forged + 1)
     expect(await metric('memgossip_beacons_dropped_total{reason="stranger"}')).toBe(1)
@@ -113,7 +113,8 @@ describe('beacons from the gossip topic', () => {
   it("B's beacon past r1 makes r1 final; the same beacon again is a replay and is dropped", async () => {
     const r1 = agent.resolution().verdicts.get('r1')!.hlc!
     const wallMs = hlcWallMs(r1) + 10
-    const b: WireBeacon = { node: B, wallMs, counter: 0, seq: 0, seen: r1 }
+    // B's line past r1 (a line travels as wall time and counter only, so one exactly at r1 would read as just below it).
+    const b: WireBeacon = { node: B, wallMs, counter: 0, seq: 0, seen: `${String(wallMs - 5).padStart(15, '0')}:000000:${B}` }
     beacon(B, b)
     expect(verdict('r1').final).toBe(true)
     expect(await metric('memgossip_beacons_accepted_total')).toBe(1)
@@ -141,7 +142,9 @@ describe('beacons from the gossip topic', () => {
     const own = net.published.map(m => decodeMessage(m)).find(m => m.type === MSG_BEACON)
     expect(own?.type).toBe(MSG_BEACON)
     if (own?.type !== MSG_BEACON) return
-    expect(own.beacon.node).toBe(net.self)
+    // It names this agent by a tag of its id (the gossip author is the id itself).
+    expect(tagNames(own.beacon.tag, net.self)).toBe(true)
+    expect(tagNames(own.beacon.tag, A)).toBe(false)
     const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as { clockLeaseMs?: number }
     expect(meta.clockLeaseMs).toBeGreaterThan(own.beacon.wallMs)
     expect(stampParts(agent.resolution().nodes.get(net.self)?.lastHlc ?? '000000000000000:000000:x').wallMs).toBeLessThanOrEqual(own.beacon.wallMs)
@@ -169,5 +172,27 @@ describe('a restart and the clock lease', () => {
     const stamp = agent.resolution().verdicts.get('after-restart')!.hlc!
     expect(stamp > lastBeacon).toBe(true)
     console.log(`clock lease: restarted ${meta.clockLeaseMs - startedAt} ms before the lease ended; first write stamped ${stamp.slice(0, 22)} after the last beacon ${lastBeacon.slice(0, 22)}`)
+  })
+})
+
+describe('beacons on the wire', () => {
+  it('a published beacon names its member by a tag and carries its line as wall time and counter (read back just below the exact line)', () => {
+    const line = `001796530406378:000007:${A}`
+    const bytes = encodeMessage({ type: MSG_BEACON, beacon: { node: A, wallMs: 1796530406400, counter: 3, seq: 42, seen: line } })
+    expect(bytes.length).toBeLessThan(40)
+    const back = decodeMessage(bytes)
+    if (back.type !== MSG_BEACON) throw new Error('not a beacon')
+    expect(back.beacon).toMatchObject({ node: '', wallMs: 1796530406400, counter: 3, seq: 42 })
+    expect(tagNames(back.beacon.tag, A)).toBe(true)
+    expect(back.beacon.seen! < line).toBe(true)
+    expect(back.beacon.seen! > `001796530406378:000006:${'z'.repeat(52)}`).toBe(true)
+    for (let cut = 1; cut < bytes.length; cut++) expect(() => decodeMessage(bytes.subarray(0, cut)), `cut at ${cut}`).toThrow(WireError)
+  })
+
+  it('a pull answer carries whole node ids (relayed beacons name whom they are of)', () => {
+    const bytes = encodeMessage({ type: MSG_BEACONS, beacons: [{ node: A, wallMs: 5, counter: 0, seq: 1 }, { node: B, wallMs: 6, counter: 1, seq: 2 }] })
+    const back = decodeMessage(bytes)
+    if (back.type !== MSG_BEACONS) throw new Error('not beacons')
+    expect(back.beacons.map(b => [b.node, b.seq])).toEqual([[A, 1], [B, 2]])
   })
 })
