@@ -101,3 +101,15 @@ describe('rent', () => {
     expect(second).toEqual(first)
   })
 })
+
+describe('a fit answer on a quiet cluster', () => {
+  it('is final when nothing is pending and this peer holds a completeness line, though no member announced one (no beacons at rest)', () => {
+    const l = new TestLedger({ [nodeId(1)]: 8 * GiB, [nodeId(2)]: 8 * GiB, [nodeId(3)]: 8 * GiB })
+    const res = resolve(l.doc, { self: nodeId(1), selfClock: `${String(l.wallMs + 10).padStart(15, '0')}:000000:${nodeId(1)}` })
+    expect(res.watermark).toBeUndefined()
+    expect(res.pending).toBe(0)
+    expect(fit(res, { bytes: GiB, placement: { kind: 'any' } })).toMatchObject({ fits: true, final: true })
+    // A peer that holds nothing of the cluster cannot vouch for an answer.
+    expect(fit(resolve(new TestLedger().doc), { bytes: GiB, placement: { kind: 'any' } }).final).toBe(false)
+  })
+})
