@@ -17,7 +17,7 @@
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
-  computeRent, encodeHlc, entryKey, isHlc, finishResolution, fit, formatSize, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
+  computeRent, decodeHlc, encodeHlc, entryKey, isHlc, stampInRange, finishResolution, fit, formatSize, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
   MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, MAX_ADDRS, readLedger, readMapRecord, releaseKey, replayLedger, shortId,
   type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
 } from '../crdt/index.ts'
@@ -25,13 +25,13 @@ import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, Unavail
 import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from './probe.ts'
 import { AlertSink, computeAlerts, formatMs, type Alert } from './alerts.ts'
 import { ClockChannel, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
-import { ADMISSION_RETRY_MS, MembershipDuties, positionsOf } from './membership.ts'
+import { MembershipDuties, positionsOf } from './membership.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle } from './types.ts'
 import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
   decodeMessage, encodeMessage, MAX_PULL, MSG_ACK, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
-  MSG_SUSPECT, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, tagNames, WireError
+  MSG_SUSPECT, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError
 } from './wire.ts'
 
 export const VERSION = '0.1.0'
@@ -83,8 +83,6 @@ export const DEFAULTS = {
   maxClockOffsetMs: 500,
   /** Batch delay of an on-demand beacon: a new entry is confirmed about two such round trips after it is written. */
   beaconDelayMs: 20,
-  /** A joiner asks its sponsor again after this long without an admission. */
-  admissionRetryMs: ADMISSION_RETRY_MS,
   /** Compact the data file once the log holds this many bytes. */
   compactAfterBytes: 8 * 1024 * 1024,
   /** Warn clients when a placement leaves a node above this share committed. */
@@ -288,11 +286,11 @@ export class Agent extends EventEmitter {
   private restartLeaseMs = 0
   private leaseTail: Promise<void> = Promise.resolve()
   private cachedClock = ''
-  private readonly lastHeard = new Map<PeerIdStr, { hlc?: string, atMs: number }>()
+  /** The latest stamp of each node's stream already taken as a clock sample and a proof of life. */
+  private readonly lastStamps = new Map<PeerIdStr, string | undefined>()
   private readonly peerClocks = new Map<PeerIdStr, number>()
   private previousVerdicts = new Map<string, string>()
   private readonly alertSink: AlertSink
-  private readonly startedAtMs: number
   private syncing = new Set<PeerIdStr>()
   /** Remote transactions that changed the document (Yjs emits no update for a no-op). */
   private remoteChanges = 0
@@ -319,7 +317,6 @@ export class Agent extends EventEmitter {
       logIntervalMs: DEFAULTS.alertLogIntervalMs
     })
     this.gate = new PublishGate({ heartbeatIntervalMs: init.recordRefreshMs ?? DEFAULTS.recordRefreshMs })
-    this.startedAtMs = this.clock.now()
   }
 
   /** Open the data dir, restore the ledger, start the network and the timers. */
@@ -919,9 +916,7 @@ export class Agent extends EventEmitter {
     }
     if (message.type === MSG_BEACON) {
       const view = this.lastResolution().view
-      // A published beacon names its member by a tag of its id: it must be its author's.
-      const node = tagNames(message.beacon.tag, from) ? from : `(not ${shortId(from)})`
-      this.beaconChannel.receive(from, { ...message.beacon, node }, (id) => view.has(id))
+      this.beaconChannel.receive(from, message.beacon, (node) => view.has(node))
       return
     }
     if (message.type === MSG_SUSPECT) {
@@ -1146,14 +1141,15 @@ export class Agent extends EventEmitter {
 
   /** Publish this node's suspicion of `target` to every member. */
   private async announceSuspicion (target: PeerIdStr, stamp: string): Promise<void> {
-    const bytes = encodeMessage({ type: MSG_SUSPECT, suspector: this.self, target, wallMs: hlcWallMs(stamp), counter: Number(stamp.slice(16, 22)) })
+    const { wallMs, counter } = decodeHlc(stamp)
+    const bytes = encodeMessage({ type: MSG_SUSPECT, suspector: this.self, target, wallMs, counter })
     this.metrics.bytesOut += bytes.length
     await this.network.publish(bytes).catch(() => {})
   }
 
   private onSuspicion (from: PeerIdStr, message: { suspector: string, target: string, wallMs: number, counter: number }): void {
     const members = this.lastResolution().view
-    if (message.suspector !== from || !members.has(from) || !members.has(message.target) || message.counter > 999_999 || !Number.isSafeInteger(message.wallMs)) {
+    if (message.suspector !== from || !members.has(from) || !members.has(message.target) || !stampInRange(message.wallMs, message.counter)) {
       this.metrics.suspicionsDropped++
       this.drop(from, 'invalid', message.suspector !== from ? `suspicion names ${shortId(message.suspector)} but was published by ${shortId(from)}` : 'suspicion from or of a non-member')
       return
@@ -1196,7 +1192,7 @@ export class Agent extends EventEmitter {
       const reply = await this.probeRequest(from, encodeMessage({ type: MSG_PULL, nodes: [...wanted].slice(0, MAX_PULL) }), 2000)
       if (reply?.type !== MSG_BEACONS || this.stopped) return
       const view = this.lastResolution().view
-      for (const beacon of reply.beacons) this.beaconChannel.receive(from, beacon, (node) => view.has(node), { relayed: beacon.node !== from })
+      for (const beacon of reply.beacons) this.beaconChannel.receive(from, beacon, (node) => view.has(node), { pulled: true })
     })()
   }
 
@@ -1412,13 +1408,13 @@ export class Agent extends EventEmitter {
   private trackLiveness (res: Resolution): void {
     const now = this.clock.now()
     for (const node of res.nodes.values()) {
-      const heard = this.lastHeard.get(node.id)
-      if (heard === undefined) {
-        this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: node.lastHlc !== undefined ? Math.min(now, Math.max(this.startedAtMs, hlcWallMs(node.lastHlc))) : this.startedAtMs })
+      const known = this.lastStamps.has(node.id)
+      if (!known) {
+        this.lastStamps.set(node.id, node.lastHlc)
         // A first stamp may be old (history brought by a sync): it can only show a peer behind, never hide one ahead.
         if (node.id !== this.self && node.lastHlc !== undefined) this.sampleOffset(node.id, hlcWallMs(node.lastHlc) - now)
-      } else if (node.lastHlc !== undefined && node.lastHlc !== heard.hlc) {
-        this.lastHeard.set(node.id, { hlc: node.lastHlc, atMs: now })
+      } else if (node.lastHlc !== undefined && node.lastHlc !== this.lastStamps.get(node.id)) {
+        this.lastStamps.set(node.id, node.lastHlc)
         if (node.id !== this.self) {
           this.sampleOffset(node.id, hlcWallMs(node.lastHlc) - now)
           this.detector.heard(node.id, node.lastHlc)
@@ -1430,9 +1426,7 @@ export class Agent extends EventEmitter {
 
   /** A member's beacon arrived now: it is alive, and its stamp is a fresh clock sample. */
   private heard (node: PeerIdStr, hlc: string): void {
-    const now = this.clock.now()
-    this.lastHeard.set(node, { hlc: this.lastHeard.get(node)?.hlc, atMs: now })
-    this.sampleOffset(node, hlcWallMs(hlc) - now)
+    this.sampleOffset(node, hlcWallMs(hlc) - this.clock.now())
     this.detector.heard(node, hlc)
   }
 

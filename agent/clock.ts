@@ -22,9 +22,9 @@
  * stamp is (a member's clock never goes back). A stamp far ahead of this
  * host's clock is counted (`beaconsAhead`) and feeds the clock-offset alert.
  */
-import { encodeHlc, hlcWallMs, isHlc, shortId, type Beacon, type HlcString, type NodeId, type Resolution } from '../crdt/index.ts'
+import { decodeHlc, encodeHlc, hlcWallMs, isHlc, shortId, stampInRange, type Beacon, type HlcString, type NodeId, type Resolution } from '../crdt/index.ts'
 import type { Clock, PeerIdStr, TimerHandle } from './types.ts'
-import { encodeMessage, MSG_BEACON, type WireBeacon } from './wire.ts'
+import { encodeMessage, MSG_BEACON, tagNames, type WireBeacon } from './wire.ts'
 
 /** Why an incoming beacon did not count. */
 export type BeaconDrop = 'forged' | 'stranger' | 'invalid' | 'replayed'
@@ -86,10 +86,6 @@ export interface ClockChannelSettings {
 
 /** Beacons held per member while its newest are not covered yet. */
 const MAX_HELD = 8
-/** The largest counter an encoded stamp holds (crdt/hlc.ts). */
-const COUNTER_MAX = 999_999
-/** The largest wall time an encoded stamp holds (15 digits). */
-const WALL_MAX = 10 ** 15 - 1
 
 export class ClockChannel {
   /**
@@ -130,21 +126,25 @@ export class ClockChannel {
   }
 
   /** A beacon from the gossip topic, published by `from`. */
-  receive (from: PeerIdStr, wire: WireBeacon, isMember: (node: NodeId) => boolean, options: { relayed?: boolean } = {}): boolean {
-    // A relayed beacon (a pull's answer) comes from a member that holds it; a
-    // published one must come from the member it names.
-    if (options.relayed !== true && wire.node !== from) return this.drop(from, 'forged', `beacon names ${shortId(wire.node)} but was published by ${shortId(from)}`)
+  receive (from: PeerIdStr, wire: WireBeacon, isMember: (node: NodeId) => boolean, options: { pulled?: boolean } = {}): boolean {
+    // A pulled beacon (a pull's answer, the answering member's own or one it
+    // relays) names whom it is of; a published one names its member by a tag,
+    // which must be its author's (wire.ts nodeTag).
+    if (options.pulled !== true) {
+      if (!tagNames(wire.tag, from)) return this.drop(from, 'forged', `beacon published by ${shortId(from)} names another member`)
+      wire = { ...wire, node: from }
+    }
     if (!isMember(from) || !isMember(wire.node)) return this.drop(from, 'stranger', `beacon of ${shortId(wire.node)} from ${shortId(from)}: not a member of the current view`)
-    if (options.relayed === true && this.newest(wire.node) !== undefined && encodeHlc({ wallMs: wire.wallMs, counter: Math.min(wire.counter, COUNTER_MAX), node: wire.node }) <= this.newest(wire.node)!.hlc) return false
-    if (!Number.isSafeInteger(wire.wallMs) || wire.wallMs > WALL_MAX || wire.counter > COUNTER_MAX || !Number.isSafeInteger(wire.seq)) {
+    if (!stampInRange(wire.wallMs, wire.counter) || !Number.isSafeInteger(wire.seq) || wire.seq < 0) {
       return this.drop(from, 'invalid', `beacon from ${shortId(from)} has a stamp or position out of range (wall ${wire.wallMs}, counter ${wire.counter}, seq ${wire.seq})`)
     }
-    if (wire.seen !== undefined && !isHlc(wire.seen)) return this.drop(from, 'invalid', `beacon from ${shortId(from)} announces a malformed line ${JSON.stringify(String(wire.seen).slice(0, 80))}`)
     const node = wire.node
     const stamped = encodeHlc({ wallMs: wire.wallMs, counter: wire.counter, node })
     if (wire.seen !== undefined && wire.seen > stamped) return this.drop(from, 'invalid', `beacon from ${shortId(from)} announces a line (${wire.seen}) past its own clock (${stamped})`)
     const previous = this.newest(node)
     if (previous !== undefined && (stamped <= previous.hlc || wire.seq < previous.seq)) {
+      // A pull's answer may hold what gossip already brought: not a replay.
+      if (options.pulled === true) return false
       return this.drop(from, 'replayed', `beacon from ${shortId(from)} at ${stamped} (position ${wire.seq}) is not newer than its last one (${previous.hlc}, position ${previous.seq})`)
     }
     this.deps.heard(node, stamped)
@@ -184,8 +184,7 @@ export class ClockChannel {
     for (const node of new Set(nodes)) {
       if (node === this.deps.self) {
         if (!this.deps.canBeacon()) continue
-        const now = this.deps.clock.now()
-        const beacon = this.deps.stamp(now, this.deps.resolution().seen)
+        const beacon = this.ownBeacon()
         await this.deps.lease(hlcWallMs(beacon.hlc))
         out.push(toWire(this.deps.self, beacon))
         continue
@@ -295,18 +294,26 @@ export class ClockChannel {
     return false
   }
 
+  /**
+   * A fresh beacon of this node, kept as its own announcement; the caller
+   * holds the clock lease past it before it leaves. Only a published one
+   * counts as telling everyone (`send`): a pull's answer reaches one peer.
+   */
+  private ownBeacon (): Beacon {
+    const beacon = this.deps.stamp(this.deps.clock.now(), this.deps.resolution().seen)
+    this.keep(this.deps.self, beacon)
+    this.deps.changed()
+    return beacon
+  }
+
   private async send (onDemand: boolean): Promise<void> {
     if (this.sending) return
     this.sending = true
     try {
-      const now = this.deps.clock.now()
-      const seen = this.deps.resolution().seen
-      const beacon = this.deps.stamp(now, seen)
-      this.lastSentAtMs = now
+      const beacon = this.ownBeacon()
+      this.lastSentAtMs = this.deps.clock.now()
       this.lastBeaconHlc = beacon.hlc
       if (beacon.seen !== undefined) this.lastAnnouncedSeen = beacon.seen
-      this.keep(this.deps.self, beacon)
-      this.deps.changed()
       await this.deps.lease(hlcWallMs(beacon.hlc))
       if (this.stopped) return
       const wire = toWire(this.deps.self, beacon)
@@ -339,12 +346,9 @@ export class ClockChannel {
   }
 }
 
-function counterOf (hlc: HlcString): number {
-  return Number(hlc.slice(16, 22))
-}
-
 function toWire (node: NodeId, beacon: Beacon): WireBeacon {
-  const wire: WireBeacon = { node, wallMs: hlcWallMs(beacon.hlc), counter: counterOf(beacon.hlc), seq: beacon.seq }
+  const { wallMs, counter } = decodeHlc(beacon.hlc)
+  const wire: WireBeacon = { node, wallMs, counter, seq: beacon.seq }
   if (beacon.seen !== undefined) wire.seen = beacon.seen
   return wire
 }

@@ -70,7 +70,7 @@ export class MembershipDuties {
    */
   requestAdmission (res: Resolution): void {
     if (this.deps.joined() || this.deps.stopped() || this.deps.leftOnPurpose() || !this.deps.writable()) return
-    if (res.view.epoch === 0 && this.deps.expectsPeers !== true) return
+    if (res.view.epoch === 0 && !this.deps.expectsPeers) return
     const connected = this.deps.connected()
     const sponsors = connected.filter(p => res.members.includes(p)).sort()
     if (sponsors.length === 0) return

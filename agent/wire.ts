@@ -31,7 +31,7 @@
 import { createHash } from 'node:crypto'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
-import { decodeHlc, isHlc } from '../crdt/hlc.ts'
+import { decodeHlc, encodeHlc, isHlc, stampInRange } from '../crdt/hlc.ts'
 
 export const MSG_GOSSIP = 0x01
 export const MSG_BEACON = 0x02
@@ -128,15 +128,13 @@ export function encodeMessage (message: WireMessage): Uint8Array {
       encoding.writeVarUint(encoder, message.wallMs)
       break
     case MSG_PULL:
-      encoding.writeVarUint(encoder, message.nodes.length)
-      for (const node of message.nodes) encoding.writeVarString(encoder, node)
+      writeList(encoder, message.nodes, node => { encoding.writeVarString(encoder, node) })
       break
     case MSG_BEACONS:
-      encoding.writeVarUint(encoder, message.beacons.length)
-      for (const beacon of message.beacons) {
+      writeList(encoder, message.beacons, beacon => {
         encoding.writeVarString(encoder, beacon.node)
         writeBeaconBody(encoder, beacon)
-      }
+      })
       break
     case MSG_SYNC_REQUEST:
       encoding.writeVarUint8Array(encoder, message.stateVector)
@@ -182,20 +180,8 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
       }
       case MSG_PING_REQ: message = { type, target: decoding.readVarString(decoder) }; break
       case MSG_PONG: message = { type, wallMs: decoding.readVarUint(decoder) }; break
-      case MSG_PULL: {
-        const n = readCount(decoder)
-        const nodes: string[] = []
-        for (let i = 0; i < n; i++) nodes.push(decoding.readVarString(decoder))
-        message = { type, nodes }
-        break
-      }
-      case MSG_BEACONS: {
-        const n = readCount(decoder)
-        const beacons: WireBeacon[] = []
-        for (let i = 0; i < n; i++) beacons.push(readBeaconBody(decoder, decoding.readVarString(decoder)))
-        message = { type, beacons }
-        break
-      }
+      case MSG_PULL: message = { type, nodes: readList(decoder, () => decoding.readVarString(decoder)) }; break
+      case MSG_BEACONS: message = { type, beacons: readList(decoder, () => readBeaconBody(decoder, decoding.readVarString(decoder))) }; break
       case MSG_SYNC_REQUEST: message = { type, stateVector: readBytes() }; break
       case MSG_SYNC_REPLY: message = { type, update: readBytes(), stateVector: readBytes() }; break
       case MSG_ACK: message = { type }; break
@@ -232,14 +218,23 @@ function readBeaconBody (decoder: decoding.Decoder, node: string): WireBeacon {
   const seenWall = decoding.readVarUint(decoder)
   const seenCounter = decoding.readVarUint(decoder)
   if (seenWall === 0) return { node, wallMs, counter, seq }
-  return { node, wallMs, counter, seq, seen: `${String(seenWall).padStart(15, '0')}:${String(seenCounter).padStart(6, '0')}:${LOWEST_NODE}` }
+  if (!stampInRange(seenWall, seenCounter)) throw new WireError(`beacon line out of range (wall ${seenWall}, counter ${seenCounter})`)
+  return { node, wallMs, counter, seq, seen: encodeHlc({ wallMs: seenWall, counter: seenCounter, node: LOWEST_NODE }) }
 }
 
 /** Sorts below every node id: a line decoded without its node part. */
 const LOWEST_NODE = '!'
 
-function readCount (decoder: decoding.Decoder): number {
+/** A count, then the items (at most {@link MAX_PULL}). */
+function writeList<T> (encoder: encoding.Encoder, items: readonly T[], write: (item: T) => void): void {
+  encoding.writeVarUint(encoder, items.length)
+  for (const item of items) write(item)
+}
+
+function readList<T> (decoder: decoding.Decoder, read: () => T): T[] {
   const n = decoding.readVarUint(decoder)
   if (n > MAX_PULL) throw new WireError(`${n} entries exceed the limit of ${MAX_PULL}`)
-  return n
+  const items: T[] = []
+  for (let i = 0; i < n; i++) items.push(read())
+  return items
 }

@@ -106,8 +106,9 @@ export function fit (resolution: Resolution, request: FitRequest, options: FitOp
   const waitingOn = latestPending?.waitingOn
   // A peer that holds no completeness line at all (a joiner with nothing yet)
   // cannot vouch for anything. A quiet cluster announces no line (beacons go
-  // out only for new entries), so a line held here is enough when nothing is pending.
-  const final = resolution.pending === 0 && (resolution.watermark !== undefined || resolution.seen !== undefined)
+  // out only for new entries), so a line held here is enough when nothing is
+  // pending (the watermark, where there is one, is at most this line).
+  const final = resolution.pending === 0 && resolution.seen !== undefined
   if (!final) {
     const on = waitingOn === 'view-change' ? 'an open view change' : waitingOn === 'confirmations' ? 'confirmations from a majority' : "members' clocks"
     warnings.push(`tentative: ${resolution.pending} verdict(s) not final yet; waiting on ${on}: ${waitsFor.length} member(s)${waitsFor.length > 0 ? ` (${waitsFor.slice(0, 3).map(shortId).join(', ')}${waitsFor.length > 3 ? ', …' : ''})` : ''}`)

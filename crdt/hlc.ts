@@ -25,6 +25,15 @@ const COUNTER_DIGITS = 6
 const COUNTER_MAX = 10 ** COUNTER_DIGITS - 1
 const HLC_PATTERN = /^(\d{15}):(\d{6}):(.+)$/
 
+/**
+ * True when a wall time and counter fit an encoded stamp (15 and 6 digits):
+ * what a stamp that travels as its parts (a beacon, a suspicion) is checked
+ * against before it is rebuilt with {@link encodeHlc}.
+ */
+export function stampInRange (wallMs: number, counter: number): boolean {
+  return Number.isSafeInteger(wallMs) && wallMs >= 0 && wallMs < 10 ** WALL_DIGITS && Number.isSafeInteger(counter) && counter >= 0 && counter <= COUNTER_MAX
+}
+
 export function encodeHlc (hlc: Hlc): HlcString {
   return `${String(hlc.wallMs).padStart(WALL_DIGITS, '0')}:${String(hlc.counter).padStart(COUNTER_DIGITS, '0')}:${hlc.node}`
 }

@@ -742,7 +742,8 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   // acknowledged — until it holds every other member's stream past the
   // proposal's deadline: then no acknowledgement can still arrive in time,
   // and the proposal can never take effect.
-  for (const [target, cap] of acknowledgedCaps(membership.proposals, self, (p) => linePast(reach, p.targets, p.deadline))) {
+  const live = membership.proposals.filter(p => p.status === 'open' && !linePast(reach, p.targets, p.deadline))
+  for (const [target, cap] of acknowledgedCaps(live, self)) {
     if (!open.has(target) || cap >= (reach.get(target) ?? '')) continue
     // Never below its admission: nothing it stamped before counts anyway.
     const admitted = membership.intervals.get(target)!.at(-1)!.admitHlc
@@ -767,7 +768,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   }
 
   const openTargets = new Set<NodeId>()
-  for (const p of membership.proposals) if (p.status === 'open' && !linePast(reach, p.targets, p.deadline)) for (const t of p.targets) openTargets.add(t)
+  for (const p of live) for (const t of p.targets) openTargets.add(t)
   // Ranked on first use: most resolutions have no tentative verdict at all.
   let behindRanked: ((hlc: HlcString) => NodeId[]) | undefined
   const behind = (hlc: HlcString): NodeId[] => (behindRanked ??= rankBelow([...reach.entries()]))(hlc)
@@ -847,14 +848,13 @@ function current (membership: Membership): View {
   return membership.views[membership.views.length - 1]
 }
 
-/** Open proposals this peer acknowledged (or made): each target's stream counts only up to the position it gave. */
-function acknowledgedCaps (proposals: ProposalState[], self: NodeId | undefined, expired: (p: ProposalState) => boolean): Map<NodeId, HlcString> {
+/** Over the live proposals this peer acknowledged (or made): each target's stream counts only up to the least position it gave. */
+function acknowledgedCaps (live: ProposalState[], self: NodeId | undefined): Map<NodeId, HlcString> {
   const caps = new Map<NodeId, HlcString>()
   if (self === undefined) return caps
-  for (const p of proposals) {
-    if (p.status !== 'open') continue
+  for (const p of live) {
     const given = p.acks[self]
-    if (given === undefined || expired(p)) continue
+    if (given === undefined) continue
     for (const target of p.targets) {
       const hlc = given[target]?.hlc ?? ''
       const cap = caps.get(target)

@@ -23,7 +23,7 @@
  * pass's cuts until they no longer move (in practice twice; bounded, and
  * deterministic either way since every peer runs the same passes).
  */
-import { compareHlc, hlcWallMs, type HlcString } from './hlc.ts'
+import { compareHlc, encodeHlc, hlcWallMs, type HlcString } from './hlc.ts'
 import {
   ViewDigest, type AdmissionRequest, type AdmitRecord, type CapacityEvent, type EvictionAck, type EvictionProposal,
   type MembershipRecord, type NodeId, type StreamPosition
@@ -99,7 +99,7 @@ export const PROPOSAL_TTL_MS = 20_000
 
 /** The stamp past which a proposal stamped `hlc` takes no acknowledgement (above every stamp of that millisecond). */
 export function proposalDeadline (hlc: HlcString): HlcString {
-  return `${String(hlcWallMs(hlc) + PROPOSAL_TTL_MS).padStart(15, '0')}:999999:\uffff`
+  return encodeHlc({ wallMs: hlcWallMs(hlc) + PROPOSAL_TTL_MS, counter: 999_999, node: '\uffff' })
 }
 
 export interface ProposalState {
