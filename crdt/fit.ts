@@ -8,7 +8,7 @@
  */
 import { headroom, nodeFitReason, place, shortId, type NodeFitReason, type PlacementCode } from './placement.ts'
 import { formatPlacement, type NodeId, type Placement } from './schema.ts'
-import type { Resolution, Verdict } from './resolve.ts'
+import type { NodeView, Resolution, Verdict } from './resolve.ts'
 
 type WaitingOn = NonNullable<Verdict['waitingOn']>
 import { formatSize } from './size.ts'
@@ -43,7 +43,8 @@ export interface FitNodeRow {
 
 export interface FitAnswer {
   fits: boolean
-  code: PlacementCode
+  /** `NeverFits`: larger than any member could ever hold as it stands (docs/design.md "Bounds and the queue"). */
+  code: PlacementCode | 'NeverFits'
   reason: string
   bytes: number
   placement: string
@@ -100,7 +101,7 @@ export function fit (resolution: Resolution, request: FitRequest, options: FitOp
   // tentative. It waits on what the latest tentative verdict waits on.
   let latestPending: { hlc: string, waitingOn?: WaitingOn, waitsFor: NodeId[] } | undefined
   for (const v of resolution.verdicts.values()) {
-    if (!v.final && v.status !== 'invalid' && v.hlc !== undefined && (latestPending === undefined || v.hlc > latestPending.hlc)) latestPending = { hlc: v.hlc, waitingOn: v.waitingOn, waitsFor: v.waitsFor }
+    if (!v.final && v.status !== 'invalid' && v.status !== 'queued' && v.hlc !== undefined && (latestPending === undefined || v.hlc > latestPending.hlc)) latestPending = { hlc: v.hlc, waitingOn: v.waitingOn, waitsFor: v.waitsFor }
   }
   const waitsFor = latestPending?.waitsFor ?? []
   const waitingOn = latestPending?.waitingOn
@@ -114,10 +115,11 @@ export function fit (resolution: Resolution, request: FitRequest, options: FitOp
     warnings.push(`tentative: ${resolution.pending} verdict(s) not final yet; waiting on ${on}: ${waitsFor.length} member(s)${waitsFor.length > 0 ? ` (${waitsFor.slice(0, 3).map(shortId).join(', ')}${waitsFor.length > 3 ? ', …' : ''})` : ''}`)
   }
 
+  const never = result.ok ? undefined : neverFits(nodes, request)
   return {
     fits: result.ok,
-    code: result.ok ? 'Fits' : result.code,
-    reason: result.ok ? result.reason.replace(/^admitted/, 'fits') : result.reason.replace(/^rejected/, 'does not fit'),
+    code: result.ok ? 'Fits' : never !== undefined ? 'NeverFits' : result.code,
+    reason: result.ok ? result.reason.replace(/^admitted/, 'fits') : never ?? result.reason.replace(/^rejected/, 'does not fit'),
     bytes: request.bytes,
     placement: formatPlacement(request.placement),
     nodes: result.ok ? result.nodes : [],
@@ -128,5 +130,43 @@ export function fit (resolution: Resolution, request: FitRequest, options: FitOp
     final,
     waitingOn: final ? undefined : waitingOn ?? 'clocks',
     waitsFor
+  }
+}
+
+/**
+ * Why a request can never fit the members as they stand, or undefined: it is
+ * larger than the allocatable memory of every member (`any`, `node`), of all
+ * but fewer than k members (`spread:k`), or of the smallest member that takes
+ * placements (`all`). Waiting cannot help it; only a member growing or a new
+ * one joining can, and then it is asked again (docs/design.md "Bounds and the
+ * queue"). No members at all: not judged here (nothing is known yet).
+ */
+export function neverFits (nodes: readonly NodeView[], request: FitRequest): string | undefined {
+  const members = nodes.filter(n => n.member)
+  if (members.length === 0) return undefined
+  const need = formatSize(request.bytes)
+  const largest = members.reduce((a, b) => (b.allocatableBytes > a.allocatableBytes || (b.allocatableBytes === a.allocatableBytes && b.id < a.id) ? b : a))
+  switch (request.placement.kind) {
+    case 'any':
+      if (request.bytes <= largest.allocatableBytes) return undefined
+      return `never fits: needs ${need}, more than any member's allocatable memory (largest: ${formatSize(largest.allocatableBytes)} on node ${shortId(largest.id)}, ${members.length} member(s))`
+    case 'node': {
+      const id = request.placement.node
+      const node = members.find(n => n.id === id)
+      if (node === undefined || request.bytes <= node.allocatableBytes) return undefined
+      return `never fits: needs ${need} on node ${shortId(id)}, whose allocatable memory is ${formatSize(node.allocatableBytes)}`
+    }
+    case 'spread': {
+      const big = members.filter(n => n.allocatableBytes >= request.bytes).length
+      if (big >= request.placement.count) return undefined
+      return `never fits: 'spread:${request.placement.count}' needs ${need} on ${request.placement.count} nodes; only ${big} of ${members.length} member(s) have that much allocatable memory`
+    }
+    case 'all': {
+      const carrying = members.filter(n => n.state === 'active' && !n.undersized)
+      if (carrying.length === 0) return undefined
+      const smallest = carrying.reduce((a, b) => (b.allocatableBytes < a.allocatableBytes || (b.allocatableBytes === a.allocatableBytes && b.id < a.id) ? b : a))
+      if (request.bytes <= smallest.allocatableBytes) return undefined
+      return `never fits: 'all' placement needs ${need} on every node, and the smallest member has ${formatSize(smallest.allocatableBytes)} allocatable (node ${shortId(smallest.id)})`
+    }
   }
 }

@@ -50,7 +50,8 @@ export function computeRent (resolution: Resolution, options: RentOptions): Rent
   let totalCost = 0
   for (const verdict of resolution.verdicts.values()) {
     if (verdict.decision !== 'admitted' || verdict.hlc === undefined) continue
-    const startMs = Math.max(hlcWallMs(verdict.hlc), since)
+    // A queued entry is billed from where the queue let it in, not from when it asked.
+    const startMs = Math.max(hlcWallMs(verdict.admittedHlc ?? verdict.hlc), since)
     const endMs = verdict.endedHlc !== undefined ? hlcWallMs(verdict.endedHlc) : options.nowMs
     const durationMs = Math.max(0, endMs - startMs)
     const nodeCount = verdict.status === 'admitted' ? verdict.runningOn.length : verdict.nodes.length

@@ -13,7 +13,7 @@
  */
 import type * as Y from 'yjs'
 import { fingerprint } from './digest.ts'
-import { compareHlc, hlcWallMs, type HlcString } from './hlc.ts'
+import { compareHlc, encodeHlc, hlcWallMs, type HlcString } from './hlc.ts'
 import { HeadroomIndex, lowerBound, place, shortId, type PlacementNode } from './placement.ts'
 import {
   entryKey, readLedger, splitEntryKey, validateCapacity, validateHeartbeat, validateMembership, validateRelease, validateReservation,
@@ -23,8 +23,9 @@ import {
 import { formatSize } from './size.ts'
 import { computeMembership, viewAt, type Interval, type Membership, type MembershipIssue, type ProposalState, type StandingCode, type View } from './views.ts'
 
-export type VerdictStatus = 'admitted' | 'rejected' | 'evicted' | 'released' | 'invalid'
-export type Decision = 'admitted' | 'rejected' | 'invalid'
+export type VerdictStatus = 'admitted' | 'rejected' | 'evicted' | 'released' | 'invalid' | 'queued'
+/** `queued`: not decided yet — it waits in the log for room (docs/design.md "Bounds and the queue"). */
+export type Decision = 'admitted' | 'rejected' | 'invalid' | 'queued'
 
 /** Stable reason codes: clients and tests match on these, never on the human text. */
 export type ReasonCode =
@@ -44,6 +45,10 @@ export type ReasonCode =
   | 'NodeLeft'
   | 'NodeDraining'
   | 'CapacityLost'
+  | 'Shrunk'
+  | 'Queued'
+  | 'QueueTimeout'
+  | 'Withdrawn'
   | InvalidCode
 
 export interface Verdict {
@@ -60,7 +65,7 @@ export interface Verdict {
   nodes: NodeId[]
   /** Nodes it runs on now (an `all` reservation also lands on nodes that joined later). */
   runningOn: NodeId[]
-  /** Code and human reason of the current status (equal to the decision's until it ends). */
+  /** Code and human reason of the current status (equal to the decision's until it ends or is shrunk). */
   code: ReasonCode
   reason: string
   /** Reservation that took the memory, for `LostConcurrentConflict` and `IdTaken`. */
@@ -73,10 +78,32 @@ export interface Verdict {
   labels: Record<string, string>
   /** Stamp of the release or eviction that ended it. */
   endedHlc?: HlcString
+  /** Least it may be shrunk to on capacity loss (docs/design.md "Bounds and the queue"). */
+  minBytes?: number
+  /** The limit in force: `bytes`, or less once shrunk toward `minBytes`. What the agent applies to the running cgroup. */
+  effectiveBytes: number
+  /** Stamp of the capacity event that last shrank it. */
+  shrunkHlc?: HlcString
+  /** Asked to wait in the log for room (`--queue`). */
+  queue?: boolean
+  /** While queued: 1 for the first in line, counted over entries still waiting. */
+  queuePosition?: number
+  /** While queued: how many wait in all. */
+  queueLength?: number
+  /** A queued entry times out at this stamp (its own wall time plus its timeout). */
+  queueExpiresHlc?: HlcString
+  /** Where it was admitted: its own stamp, or the point in the log where the queue let it in. */
+  admittedHlc?: HlcString
+  /**
+   * The point in the log its decision was made: its own stamp, or — for a
+   * queued entry — the event that admitted, expired or withdrew it. Finality is
+   * judged at this point: the decision depends on the log up to it only.
+   */
+  decidedHlc?: HlcString
   /** Final: nothing any member can still write changes the decision (docs/design.md "Finality"). */
   final: boolean
-  /** What a tentative verdict waits for: members' clocks, their confirmations, or an open view change. */
-  waitingOn?: 'clocks' | 'confirmations' | 'view-change'
+  /** What a tentative verdict waits for: members' clocks, their confirmations, an open view change, or (queued) room. */
+  waitingOn?: 'clocks' | 'confirmations' | 'view-change' | 'capacity'
   /** Members it waits for (clocks not past it, or not yet confirmed past it). */
   waitsFor: NodeId[]
   /** Epoch of the view in force at its stamp. */
@@ -160,6 +187,8 @@ const KIND_CAPACITY = 1
 const KIND_EVICT = 2
 const KIND_RELEASE = 3
 const KIND_RESERVATION = 4
+/** A queued entry's timeout: a point of the log derived from the entry itself (docs/design.md "Bounds and the queue"). */
+const KIND_EXPIRE = 5
 
 type LogEvent =
   | { kind: typeof KIND_JOIN, hlc: HlcString, key: string, record: AdmitRecord }
@@ -167,6 +196,7 @@ type LogEvent =
   | { kind: typeof KIND_EVICT, hlc: HlcString, key: string, nodes: NodeId[], forced: boolean }
   | { kind: typeof KIND_RELEASE, hlc: HlcString, key: string, release: Release }
   | { kind: typeof KIND_RESERVATION, hlc: HlcString, key: string, reservation: Reservation }
+  | { kind: typeof KIND_EXPIRE, hlc: HlcString, key: string }
 
 interface Slot extends PlacementNode {
   state: PlacementNode['state']
@@ -182,6 +212,15 @@ interface Running {
   reservation: Reservation
   verdict: Verdict
   nodes: NodeId[]
+  /** Charged on each of its nodes: `bytes`, or less once shrunk. */
+  effectiveBytes: number
+}
+
+/** An entry waiting in the queue, in log order (first come, first served by stamp). */
+interface Waiting {
+  key: string
+  reservation: Reservation
+  verdict: Verdict
 }
 
 /** How far back, per node, to look for the reservation that took the memory. */
@@ -195,6 +234,10 @@ export class Replay {
   readonly issues: LedgerIssue[] = []
   /** Sum of the admitted `all` reservations, which every schedulable node carries. */
   allNeedBytes = 0
+  /** Queued entries still waiting, in log order (docs/design.md "Bounds and the queue"). */
+  readonly queue = new Map<string, Waiting>()
+  /** Memory was freed or capacity changed since the queue was last tried. */
+  private roomMayHaveGrown = false
   private readonly index = new HeadroomIndex()
   private readonly lookup = (id: NodeId): Slot | undefined => this.slots.get(id)
 
@@ -216,6 +259,7 @@ export class Replay {
   }
 
   capacity (event: CapacityEvent, key: string): void {
+    this.roomMayHaveGrown = true
     const slot = this.slots.get(event.node)
     if (slot === undefined) {
       this.issues.push({ map: 'capacity', key, code: 'CreatorNotMember', reason: `capacity event of ${shortId(event.node)} before its admission` })
@@ -249,6 +293,7 @@ export class Replay {
   evict (node: NodeId, hlc: HlcString): void {
     const slot = this.slots.get(node)
     if (slot === undefined || slot.state === 'evicted') return
+    this.roomMayHaveGrown = true
     this.vacate(slot, 'NodeEvicted', hlc)
     slot.state = 'evicted'
     slot.allocatableBytes = 0
@@ -259,6 +304,12 @@ export class Replay {
   /** A release ends exactly the entry it names; one naming an entry that lost its id ends nothing. */
   release (release: Release): void {
     const key = entryKey(release.id, release.creator)
+    const waiting = this.queue.get(key)
+    if (waiting !== undefined) {
+      this.queue.delete(key)
+      decideAt(waiting.verdict, 'rejected', 'Withdrawn', `withdrawn from the queue at ${release.hlc} by ${shortId(release.by)} before it was admitted`, release.hlc)
+      return
+    }
     const run = this.running.get(release.id)
     if (run === undefined || run.key !== key) {
       // A release earlier in the log than its reservation: the reservation is
@@ -271,6 +322,17 @@ export class Replay {
 
   reserve (key: string, reservation: Reservation, verdict: Verdict): void {
     const result = place(this.slots.values(), this.lookup, reservation.bytes, reservation.placement, this.index)
+    if (!result.ok && reservation.queue === true) {
+      if (this.pendingReleases.has(key)) {
+        decideAt(verdict, 'rejected', 'Withdrawn', `withdrawn: released at ${this.pendingReleases.get(key)!} (the release sorts before the reservation), and it did not fit`, reservation.hlc)
+        return
+      }
+      // It waits: no decision yet (docs/design.md "Bounds and the queue").
+      decide(verdict, 'queued', 'Queued', `queued: ${result.reason.replace(/^rejected: /, '')}`)
+      verdict.decidedHlc = undefined
+      this.queue.set(key, { key, reservation, verdict })
+      return
+    }
     if (!result.ok) {
       const winner = this.findWinner(reservation, result.blocking)
       if (winner !== undefined) {
@@ -284,20 +346,69 @@ export class Replay {
       return
     }
     decide(verdict, 'admitted', 'Fits', result.reason)
-    verdict.nodes = result.nodes
-    const run: Running = { key, reservation, verdict, nodes: [...result.nodes] }
+    this.start(key, reservation, verdict, result.nodes, reservation.hlc)
+  }
+
+  /**
+   * A queued entry's timeout: it leaves the queue rejected, at the stamp its
+   * own wall time plus its timeout — a point of the log, the same on every
+   * peer, never a reading of a local clock.
+   */
+  expire (key: string, hlc: HlcString): void {
+    const waiting = this.queue.get(key)
+    if (waiting === undefined) return
+    this.queue.delete(key)
+    decideAt(waiting.verdict, 'rejected', 'QueueTimeout',
+      `rejected: waited in the queue from ${waiting.reservation.hlc} to ${hlc} (timeout ${waiting.reservation.queueTimeoutMs} ms) and never fitted; ${waiting.verdict.reason.replace(/^queued: /, 'last: ')}`, hlc)
+  }
+
+  /**
+   * After a point in the log that freed memory or changed capacity, try the
+   * queue in log order (first come, first served): each entry that fits now is
+   * admitted here; one that does not keeps its place and the next is tried.
+   */
+  drainQueue (hlc: HlcString): void {
+    if (!this.roomMayHaveGrown || this.queue.size === 0) {
+      this.roomMayHaveGrown = false
+      return
+    }
+    this.roomMayHaveGrown = false
+    for (const waiting of [...this.queue.values()]) {
+      const { key, reservation, verdict } = waiting
+      const result = place(this.slots.values(), this.lookup, reservation.bytes, reservation.placement, this.index)
+      if (!result.ok) {
+        verdict.reason = verdict.decisionReason = `queued: ${result.reason.replace(/^rejected: /, '')}`
+        continue
+      }
+      this.queue.delete(key)
+      decideAt(verdict, 'admitted', 'Fits', `admitted from the queue at ${hlc} (queued at ${reservation.hlc}): ${result.reason.replace(/^admitted /, '')}`, hlc)
+      this.start(key, reservation, verdict, result.nodes, hlc)
+    }
+    this.roomMayHaveGrown = false
+  }
+
+  /** Charge an admitted reservation on its nodes from `hlc` on. */
+  private start (key: string, reservation: Reservation, verdict: Verdict, nodes: NodeId[], hlc: HlcString): void {
+    verdict.nodes = nodes
+    verdict.admittedHlc = hlc
+    const run: Running = { key, reservation, verdict, nodes: [...nodes], effectiveBytes: reservation.bytes }
     this.running.set(reservation.id, run)
-    for (const id of result.nodes) this.charge(this.slots.get(id)!, reservation)
+    for (const id of nodes) this.charge(this.slots.get(id)!, reservation)
     if (reservation.placement.kind === 'all') this.allNeedBytes += reservation.bytes
     const releasedAt = this.pendingReleases.get(key)
     if (releasedAt !== undefined) {
-      this.end(run, 'released', 'Released', `released at ${releasedAt} (the release sorts before the reservation)`, reservation.hlc)
+      this.end(run, 'released', 'Released', `released at ${releasedAt} (the release sorts before the reservation)`, hlc)
     }
   }
 
-  /** Finish: copy running nodes into verdicts. */
+  /** Finish: copy running nodes into verdicts; number the queue. */
   finish (): void {
     for (const run of this.running.values()) run.verdict.runningOn = [...run.nodes].sort()
+    let position = 0
+    for (const { verdict } of this.queue.values()) {
+      verdict.queuePosition = ++position
+      verdict.queueLength = this.queue.size
+    }
   }
 
   // -------------------------------------------------------------- helpers
@@ -310,9 +421,10 @@ export class Replay {
     this.index.update(slot)
   }
 
-  private uncharge (slot: Slot, reservation: Reservation): void {
+  private uncharge (slot: Slot, reservation: Reservation, bytes = reservation.bytes): void {
     if (slot.charges.delete(reservation.id)) {
-      slot.committedBytes -= reservation.bytes
+      slot.committedBytes -= bytes
+      this.roomMayHaveGrown = true
       this.index.update(slot)
     }
   }
@@ -322,7 +434,7 @@ export class Replay {
     this.running.delete(run.reservation.id)
     for (const id of run.nodes) {
       const slot = this.slots.get(id)
-      if (slot !== undefined) this.uncharge(slot, run.reservation)
+      if (slot !== undefined) this.uncharge(slot, run.reservation, run.effectiveBytes)
     }
     run.nodes = []
     run.verdict.status = status
@@ -359,8 +471,37 @@ export class Replay {
     }
   }
 
-  /** docs/design.md "Capacity loss": evict what no longer fits, lowest priority first, then latest HLC first. */
+  /**
+   * docs/design.md "Capacity loss" and "Bounds and the queue": shrink what has
+   * a minimum toward it, then evict what still does not fit — both lowest
+   * priority first, then latest HLC first.
+   */
   private shrinkToFit (slot: Slot, hlc: HlcString): void {
+    if (slot.committedBytes <= slot.allocatableBytes) return
+    const allocatable = slot.allocatableBytes
+    const shrinkable = [...slot.charges.values()]
+      .filter(r => r.placement.kind !== 'all' && r.minBytes !== undefined && this.running.get(r.id)!.effectiveBytes > r.minBytes)
+      .sort(shrinkOrder)
+    for (const reservation of shrinkable) {
+      const excess = slot.committedBytes - slot.allocatableBytes
+      if (excess <= 0) break
+      const run = this.running.get(reservation.id)!
+      const from = run.effectiveBytes
+      const cut = Math.min(from - reservation.minBytes!, excess)
+      run.effectiveBytes = from - cut
+      // One limit per reservation: a spread one is shrunk on every node it runs on.
+      for (const id of run.nodes) {
+        const on = this.slots.get(id)!
+        on.committedBytes -= cut
+        this.index.update(on)
+      }
+      this.roomMayHaveGrown = true
+      const v = run.verdict
+      v.effectiveBytes = run.effectiveBytes
+      v.shrunkHlc = hlc
+      v.code = 'Shrunk'
+      v.reason = `shrunk from ${formatSize(from)} to ${formatSize(run.effectiveBytes)} (limit ${formatSize(reservation.bytes)}, minimum ${formatSize(reservation.minBytes!)}): node ${shortId(slot.id)} shrank to ${formatSize(allocatable)} allocatable (at ${hlc}); lowest priority, latest first`
+    }
     if (slot.committedBytes <= slot.allocatableBytes) return
     const victims = [...slot.charges.values()]
       .filter(r => r.placement.kind !== 'all')
@@ -425,6 +566,17 @@ export class Replay {
   }
 }
 
+/** Shrink order: lowest priority first, then the latest stamp first, then by id (the same on every peer). */
+function shrinkOrder (a: Reservation, b: Reservation): number {
+  return a.priority - b.priority || compareHlc(b.hlc, a.hlc) || (a.id < b.id ? -1 : 1)
+}
+
+/** Decide a queued entry at a later point of the log. */
+function decideAt (verdict: Verdict, decision: Decision, code: ReasonCode, reason: string, hlc: HlcString): void {
+  decide(verdict, decision, code, reason)
+  verdict.decidedHlc = hlc
+}
+
 function decide (verdict: Verdict, decision: Decision, code: ReasonCode, reason: string): void {
   verdict.decision = decision
   verdict.status = decision
@@ -452,9 +604,19 @@ function newVerdict (key: string, reservation: Reservation): Verdict {
     creator: reservation.creator,
     hlc: reservation.hlc,
     labels: reservation.labels,
+    effectiveBytes: reservation.bytes,
+    ...(reservation.minBytes !== undefined ? { minBytes: reservation.minBytes } : {}),
+    ...(reservation.queue === true ? { queue: true } : {}),
+    ...(reservation.queueTimeoutMs !== undefined ? { queueExpiresHlc: expiryStamp(reservation) } : {}),
+    decidedHlc: reservation.hlc,
     final: false,
     waitsFor: []
   }
+}
+
+/** The stamp a queued entry times out at: its own wall time plus its timeout, counter 0, its creator's name. */
+function expiryStamp (reservation: Reservation): HlcString {
+  return encodeHlc({ wallMs: hlcWallMs(reservation.hlc) + reservation.queueTimeoutMs!, counter: 0, node: reservation.creator })
 }
 
 function invalidVerdict (key: string, raw: unknown, code: InvalidCode, reason: string): Verdict {
@@ -475,6 +637,7 @@ function invalidVerdict (key: string, raw: unknown, code: InvalidCode, reason: s
     priority: 0,
     creator: writer,
     labels: {},
+    effectiveBytes: 0,
     final: false,
     waitsFor: []
   }
@@ -614,6 +777,7 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
     if (owner.key === key) {
       verdicts.set(reservation.id, verdict)
       log.push({ kind: KIND_RESERVATION, hlc: reservation.hlc, key, reservation })
+      if (reservation.queue === true && reservation.queueTimeoutMs !== undefined) log.push({ kind: KIND_EXPIRE, hlc: verdict.queueExpiresHlc!, key })
     } else {
       decide(verdict, 'rejected', 'IdTaken', `rejected: id '${reservation.id}' was taken by ${shortId(owner.reservation.creator)} earlier in the log (${owner.reservation.hlc})`)
       verdict.winner = reservation.id
@@ -636,12 +800,14 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
       case KIND_EVICT: for (const node of event.nodes) replay.evict(node, event.hlc); break
       case KIND_RELEASE: replay.release(event.release); break
       case KIND_RESERVATION: replay.reserve(event.key, event.reservation, byKey.get(event.key)!); break
+      case KIND_EXPIRE: replay.expire(event.key, event.hlc); break
     }
+    replay.drainQueue(event.hlc)
   }
   replay.finish()
   issues.push(...replay.issues)
 
-  const counts: Record<VerdictStatus, number> = { admitted: 0, rejected: 0, evicted: 0, released: 0, invalid: 0 }
+  const counts: Record<VerdictStatus, number> = { admitted: 0, rejected: 0, evicted: 0, released: 0, invalid: 0, queued: 0 }
   const all = [...verdicts.values(), ...conflicts]
   for (const verdict of all) {
     counts[verdict.status]++
@@ -779,7 +945,13 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
     verdict.waitsFor = []
     verdict.waitingOn = undefined
     if (verdict.hlc === undefined) continue
-    const t = verdict.hlc
+    if (verdict.status === 'queued') {
+      // Not decided yet: it waits for room, which only a later entry can make.
+      verdict.waitingOn = 'capacity'
+      continue
+    }
+    // A queued entry's decision rests on the log up to the point that decided it (docs/design.md "Bounds and the queue").
+    const t = verdict.decidedHlc ?? verdict.hlc
     const view = viewAt(membership.views, t)
     const majority = lineOf(view)
     if (seen !== undefined && t <= seen && majority !== undefined && t <= majority) {
@@ -942,7 +1114,11 @@ export function digestVerdicts (verdicts: Iterable<Verdict>): string {
   const sorted = [...verdicts].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
   let text = ''
   for (const v of sorted) {
-    text += `${v.key}\t${v.status}\t${v.decisionCode}\t${v.code}\t${v.nodes.join(',')}\t${v.runningOn.join(',')}\t${v.endedHlc ?? ''}\n`
+    text += `${v.key}\t${v.status}\t${v.decisionCode}\t${v.code}\t${v.nodes.join(',')}\t${v.runningOn.join(',')}\t${v.endedHlc ?? ''}`
+    // Bounds and the queue: only when they differ from the plain case, so digests of ledgers without them are unchanged.
+    if (v.effectiveBytes !== v.bytes && v.status !== 'invalid') text += `\teffective=${v.effectiveBytes}`
+    if (v.decidedHlc !== undefined && v.decidedHlc !== v.hlc) text += `\tdecided=${v.decidedHlc}`
+    text += '\n'
   }
   return `${sorted.length}-${fingerprint(text)}`
 }

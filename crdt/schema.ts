@@ -84,7 +84,19 @@ export interface Reservation {
   creator: NodeId
   seq: number
   labels: Record<string, string>
+  /**
+   * The least it may be shrunk to on capacity loss (docs/design.md "Bounds and
+   * the queue"); absent: never shrunk, only evicted. 1 ≤ minBytes ≤ bytes.
+   */
+  minBytes?: number
+  /** Wait in the log for room instead of being rejected when it does not fit at its point. */
+  queue?: boolean
+  /** With `queue`: give up this long (by the stamps' wall time) after its own stamp. */
+  queueTimeoutMs?: number
 }
+
+/** Longest queue timeout a reservation may carry: 30 days. */
+export const MAX_QUEUE_TIMEOUT_MS = 30 * 24 * 3_600_000
 
 /** Ends exactly one reservation entry: `<id>@<creator>` (a release can never end another creator's entry of the same id). */
 export interface Release {
@@ -361,10 +373,25 @@ function validateReservationUncached (key: string, value: unknown): Validated<Re
   if (!isSeq(value.seq)) return fail('InvalidValue', `seq must be a non-negative integer, got ${describe(value.seq)}`)
   const labels = validateLabels(value.labels)
   if (labels === undefined) return fail('InvalidValue', 'labels must be an object of at most 32 short strings')
-  return {
-    ok: true,
-    value: { id: value.id, bytes: value.bytes, placement: placement.value, priority, hlc: value.hlc, creator: value.creator, seq: value.seq, labels }
+  const reservation: Reservation = { id: value.id, bytes: value.bytes, placement: placement.value, priority, hlc: value.hlc, creator: value.creator, seq: value.seq, labels }
+  // Bounds and the queue (docs/design.md "Bounds and the queue"): set only when present, so older entries read as before.
+  if (value.minBytes !== undefined) {
+    if (!isByteCount(value.minBytes) || value.minBytes === 0) return fail('InvalidSize', `minBytes must be a positive integer, got ${describe(value.minBytes)}`)
+    if (value.minBytes > value.bytes) return fail('InvalidSize', `minBytes (${value.minBytes}) must not exceed bytes (${value.bytes})`)
+    reservation.minBytes = value.minBytes
   }
+  if (value.queue !== undefined) {
+    if (typeof value.queue !== 'boolean') return fail('InvalidValue', `queue must be true or false, got ${describe(value.queue)}`)
+    if (value.queue) reservation.queue = true
+  }
+  if (value.queueTimeoutMs !== undefined) {
+    if (reservation.queue !== true) return fail('InvalidValue', 'queueTimeoutMs needs queue: true')
+    if (!isByteCount(value.queueTimeoutMs) || value.queueTimeoutMs === 0 || value.queueTimeoutMs > MAX_QUEUE_TIMEOUT_MS) {
+      return fail('InvalidValue', `queueTimeoutMs must be an integer in 1..${MAX_QUEUE_TIMEOUT_MS}, got ${describe(value.queueTimeoutMs)}`)
+    }
+    reservation.queueTimeoutMs = value.queueTimeoutMs
+  }
+  return { ok: true, value: reservation }
 }
 
 export function validateRelease (key: string, value: unknown): Validated<Release> {

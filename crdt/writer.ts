@@ -30,6 +30,12 @@ export interface ReservationRequest {
   placement: Placement
   priority?: number
   labels?: Record<string, string>
+  /** Least it may be shrunk to on capacity loss (docs/design.md "Bounds and the queue"). */
+  minBytes?: number
+  /** Wait in the log for room instead of being rejected. */
+  queue?: boolean
+  /** With `queue`: give up this long after its stamp. */
+  queueTimeoutMs?: number
 }
 
 export class LedgerWriter {
@@ -152,6 +158,11 @@ export class LedgerWriter {
       creator: this.node,
       seq: ++this.seq,
       labels: request.labels ?? {}
+    }
+    if (request.minBytes !== undefined) reservation.minBytes = request.minBytes
+    if (request.queue === true) {
+      reservation.queue = true
+      if (request.queueTimeoutMs !== undefined) reservation.queueTimeoutMs = request.queueTimeoutMs
     }
     writeReservation(this.doc, reservation, this.origin)
     return reservation
