@@ -36,7 +36,13 @@ export const MUTATIONS: Mutation[] = [
   { name: 'a beacon counts under any name (clock channel)', file: 'crdt/resolve.ts', from: 'if (!beacon.hlc.endsWith(`:${node}`) || membership', to: 'if (membership' },
   { name: 'an acknowledged proposal caps the line for ever (never expires)', file: 'crdt/resolve.ts', from: 'for (const [target, cap] of acknowledgedCaps(live, self)) {', to: 'for (const [target, cap] of acknowledgedCaps(membership.proposals.filter(p => p.status === \'open\'), self)) {' },
   { name: 'an acknowledgement after the deadline counts', file: 'crdt/views.ts', from: '    if (record.hlc > o.state.deadline) continue\n', to: '' },
-  { name: 'a release ends the id whatever entry it names', file: 'crdt/resolve.ts', from: 'if (run === undefined || run.key !== key) {', to: 'if (run === undefined) {' }
+  { name: 'a release ends the id whatever entry it names', file: 'crdt/resolve.ts', from: 'if (run === undefined || run.key !== key) {', to: 'if (run === undefined) {' },
+  { name: 'shrink order reversed (highest priority shrunk first)', file: 'crdt/resolve.ts', from: 'return a.priority - b.priority || compareHlc(b.hlc, a.hlc) || (a.id < b.id ? -1 : 1)', to: 'return b.priority - a.priority || compareHlc(b.hlc, a.hlc) || (a.id < b.id ? -1 : 1)' },
+  { name: 'shrink order: earliest first among equal priorities', file: 'crdt/resolve.ts', from: 'return a.priority - b.priority || compareHlc(b.hlc, a.hlc) || (a.id < b.id ? -1 : 1)', to: 'return a.priority - b.priority || compareHlc(a.hlc, b.hlc) || (a.id < b.id ? -1 : 1)' },
+  { name: 'evict before shrinking (minimums ignored on capacity loss)', file: 'crdt/resolve.ts', from: "r.placement.kind !== 'all' && r.minBytes !== undefined && this.running", to: "r.placement.kind !== 'all' && r.minBytes === -1 && this.running" },
+  { name: 'queue order reversed (last come, first served)', file: 'crdt/resolve.ts', from: 'for (const waiting of [...this.queue.values()]) {', to: 'for (const waiting of [...this.queue.values()].reverse()) {' },
+  { name: 'a queued admission is final by its own stamp (not by the point that admitted it)', file: 'crdt/resolve.ts', from: 'const t = verdict.decidedHlc ?? verdict.hlc', to: 'const t = verdict.hlc' },
+  { name: 'a queue timeout read from the end of the log (not a point of its own)', file: 'crdt/resolve.ts', from: 'case KIND_EXPIRE: replay.expire(event.key, event.hlc); break', to: 'case KIND_EXPIRE: break' }
 ]
 
 /** For the "one tick early" mutation: the stamp one counter after `hlc`. */
