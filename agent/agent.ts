@@ -19,13 +19,14 @@ import * as Y from 'yjs'
 import {
   computeRent, decodeHlc, encodeHlc, entryKey, isHlc, stampInRange, finishResolution, fit, formatSize, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
   MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, MAX_ADDRS, readLedger, readMapRecord, releaseKey, replayLedger, shortId,
-  type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
+  MAX_QUEUE_TIMEOUT_MS, type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
 } from '../crdt/index.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
 import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from './probe.ts'
 import { AlertSink, computeAlerts, formatMs, type Alert } from './alerts.ts'
 import { ClockChannel, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
 import { MembershipDuties, positionsOf } from './membership.ts'
+import { timedOutQueued } from './queue.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle } from './types.ts'
 import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
@@ -180,6 +181,14 @@ export interface ReserveRequest {
   placement: Placement
   priority?: number
   labels?: Record<string, string>
+  // --- bounds and the queue (docs/design.md "Bounds and the queue")
+  /** Least it may be shrunk to on capacity loss; at most `bytes`. */
+  minBytes?: number
+  /** Wait in the log for room instead of being refused (never when it can never fit). */
+  queue?: boolean
+  /** With `queue`: give up this long after its stamp. */
+  queueTimeoutMs?: number
+  // ---
 }
 
 export interface NodeStatus extends NodeView {
@@ -457,7 +466,18 @@ export class Agent extends EventEmitter {
     this.every(() => { this.refresh(); this.beaconChannel.tick(); void this.membership.evictTheDead() }, 1000)
     this.every(() => { this.detector.tick() }, probeIntervalMs)
     this.every(() => { void this.maybeCompact() }, 30_000)
+    // --- bounds and the queue: withdraw our own queued entries past their timeout (agent/queue.ts).
+    this.every(() => { void this.withdrawTimedOut() }, 1000)
   }
+
+  /** agent/queue.ts: a release of each own queued entry whose timeout is behind this clock; errors are left to the next tick. */
+  private async withdrawTimedOut (): Promise<void> {
+    if (this.stopped || !this.joined || this.writeRefusal() !== undefined) return
+    for (const id of timedOutQueued(this.resolution(), this.self, this.clock.now())) {
+      try { await this.release(id) } catch {}
+    }
+  }
+  // ---
 
   /** Stop timers and the network; flush and close the data file. Does not leave the cluster. */
   async stop (): Promise<void> {
@@ -605,10 +625,19 @@ export class Agent extends EventEmitter {
     if (this.resolution().verdicts.has(request.id) || this.resolution().conflicts.some(v => v.id === request.id)) {
       throw new IdExistsError(`reservation '${request.id}' already exists`)
     }
+    // --- bounds and the queue: checked before anything is judged or written.
+    if (request.minBytes !== undefined && (request.minBytes < 1 || request.minBytes > request.bytes)) throw new BadRequestError('minBytes', `the minimum (${request.minBytes} bytes) must be between 1 byte and the size (${request.bytes} bytes)`)
+    if (request.queueTimeoutMs !== undefined && (request.queue !== true || !Number.isSafeInteger(request.queueTimeoutMs) || request.queueTimeoutMs < 1 || request.queueTimeoutMs > MAX_QUEUE_TIMEOUT_MS)) {
+      throw new BadRequestError('queueTimeoutMs', `a queue timeout needs queue: true and 1 ms to ${MAX_QUEUE_TIMEOUT_MS / 86_400_000} days`)
+    }
+    // ---
     const answer = this.fit(request.bytes, request.placement)
-    if (!answer.fits) return { written: false, answer }
+    // --- bounds and the queue: a queued request is written though it does not fit now, unless it never can.
+    if (!answer.fits && (request.queue !== true || answer.code === 'NeverFits')) return { written: false, answer }
+    const bounds = { minBytes: request.minBytes, queue: request.queue, queueTimeoutMs: request.queueTimeoutMs }
+    // ---
     const before = Y.encodeStateVector(this.doc)
-    this.writer.reserve({ id: request.id, bytes: request.bytes, placement: request.placement, priority: request.priority, labels: request.labels }, this.clock.now())
+    this.writer.reserve({ id: request.id, bytes: request.bytes, placement: request.placement, priority: request.priority, labels: request.labels, ...bounds }, this.clock.now())
     await this.durableOrRollback('reservations', entryKey(request.id, this.self))
     let ackedPeers: number | undefined
     if ((this.init.ackPeers ?? 0) > 0) ackedPeers = await this.waitForPeers(this.init.ackPeers!, before)

@@ -13,7 +13,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
-  formatPlacement, formatSize, parsePlacement, parseSize, RESERVATION_ID_PATTERN,
+  MAX_QUEUE_TIMEOUT_MS, formatPlacement, formatSize, parsePlacement, parseSize, RESERVATION_ID_PATTERN,
   type FitAnswer, type Placement, type Verdict
 } from '../crdt/index.ts'
 import type { Agent, AgentEvent } from './agent.ts'
@@ -88,7 +88,17 @@ export function verdictJson (v: Verdict): Record<string, unknown> {
     hlc: v.hlc,
     labels: v.labels,
     winner: v.winner,
-    endedHlc: v.endedHlc
+    endedHlc: v.endedHlc,
+    // Bounds and the queue (docs/design.md "Bounds and the queue").
+    minBytes: v.minBytes,
+    effectiveBytes: v.effectiveBytes,
+    shrunkHlc: v.shrunkHlc,
+    queue: v.queue,
+    queuePosition: v.queuePosition,
+    queueLength: v.queueLength,
+    queueExpiresHlc: v.queueExpiresHlc,
+    admittedHlc: v.admittedHlc,
+    decidedHlc: v.decidedHlc
   }
 }
 
@@ -172,7 +182,7 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
       let list = [...res0.verdicts.values(), ...res0.conflicts]
       if (node !== null) list = list.filter(v => v.runningOn.includes(node) || v.nodes.includes(node))
       if (status !== null) {
-        if (!['admitted', 'rejected', 'evicted', 'released', 'invalid'].includes(status)) throw new HttpError(400, 'InvalidStatus', 'status must be admitted, rejected, evicted, released or invalid', 'status')
+        if (!['admitted', 'rejected', 'evicted', 'released', 'invalid', 'queued'].includes(status)) throw new HttpError(400, 'InvalidStatus', 'status must be admitted, rejected, evicted, released, invalid or queued', 'status')
         list = list.filter(v => v.status === status)
       }
       list.sort((a, b) => (a.hlc ?? '') < (b.hlc ?? '') ? -1 : (a.hlc ?? '') > (b.hlc ?? '') ? 1 : (a.key < b.key ? -1 : 1))
@@ -188,9 +198,10 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
       const priority = body.priority ?? 0
       if (typeof priority !== 'number' || !Number.isSafeInteger(priority)) throw new HttpError(400, 'InvalidPriority', "'priority' must be an integer", 'priority')
       const labels = parseLabels(body.labels)
-      const result = await agent.reserve({ id, bytes, placement, priority, labels })
+      const bounds = boundsAndQueue(body, bytes)
+      const result = await agent.reserve({ id, bytes, placement, priority, labels, ...bounds })
       if (!result.written) {
-        return send(res, 409, { error: 'DoesNotFit', detail: result.answer.reason, answer: fitJson(result.answer) })
+        return send(res, 409, { error: result.answer.code === 'NeverFits' ? 'NeverFits' : 'DoesNotFit', detail: result.answer.reason, answer: fitJson(result.answer) })
       }
       const verdict = result.verdict
       return send(res, 201, { verdict: verdict !== undefined ? verdictJson(verdict) : undefined, warnings: result.answer.warnings, answer: fitJson(result.answer), ackedPeers: result.ackedPeers })
@@ -360,6 +371,45 @@ function sizeAndPlacement (body: Record<string, unknown>): { bytes: number, plac
     throw new HttpError(400, 'InvalidPlacement', (error as Error).message, 'placement')
   }
   return { bytes, placement }
+}
+
+/**
+ * Bounds and the queue (docs/design.md "Bounds and the queue"): `min` (a size
+ * string) or `minBytes` (an integer) at most the size; `queue` (boolean);
+ * `queueTimeoutMs` (an integer, with `queue` only).
+ */
+function boundsAndQueue (body: Record<string, unknown>, bytes: number): { minBytes?: number, queue?: boolean, queueTimeoutMs?: number } {
+  const out: { minBytes?: number, queue?: boolean, queueTimeoutMs?: number } = {}
+  if (body.min !== undefined && body.minBytes !== undefined) throw new HttpError(400, 'InvalidMin', "give either 'min' or 'minBytes', not both", 'min')
+  if (body.min !== undefined) {
+    if (typeof body.min !== 'string') throw new HttpError(400, 'InvalidMin', "'min' must be a size string such as \"1GiB\"; use 'minBytes' for an integer", 'min')
+    try {
+      out.minBytes = parseSize(body.min)
+    } catch (error) {
+      throw new HttpError(400, 'InvalidMin', `min: ${(error as Error).message}`, 'min')
+    }
+  } else if (body.minBytes !== undefined) {
+    if (typeof body.minBytes !== 'number' || !Number.isSafeInteger(body.minBytes)) throw new HttpError(400, 'InvalidMin', "'minBytes' must be an integer", 'minBytes')
+    out.minBytes = body.minBytes
+  }
+  const minField = body.min !== undefined ? 'min' : 'minBytes'
+  if (out.minBytes !== undefined && out.minBytes < 1) throw new HttpError(400, 'InvalidMin', 'the minimum must be greater than zero', minField)
+  if (out.minBytes !== undefined && out.minBytes > bytes) {
+    throw new HttpError(400, 'InvalidMin', `the minimum ${formatSize(out.minBytes)} is above the size ${formatSize(bytes)}: it must be at most the limit`, minField)
+  }
+  if (body.queue !== undefined) {
+    if (typeof body.queue !== 'boolean') throw new HttpError(400, 'InvalidQueue', "'queue' must be true or false", 'queue')
+    if (body.queue) out.queue = true
+  }
+  if (body.queueTimeoutMs !== undefined) {
+    if (out.queue !== true) throw new HttpError(400, 'InvalidQueueTimeout', "'queueTimeoutMs' needs 'queue': true", 'queueTimeoutMs')
+    const t = body.queueTimeoutMs
+    if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 1 || t > MAX_QUEUE_TIMEOUT_MS) {
+      throw new HttpError(400, 'InvalidQueueTimeout', `'queueTimeoutMs' must be an integer from 1 to ${MAX_QUEUE_TIMEOUT_MS} (30 days)`, 'queueTimeoutMs')
+    }
+    out.queueTimeoutMs = t
+  }
+  return out
 }
 
 function parseLabels (value: unknown): Record<string, string> {

@@ -751,6 +751,7 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
   const conflicts: Verdict[] = []
   const owners = new Map<ReservationId, { key: string, reservation: Reservation }>()
   const invalid: Verdict[] = []
+  const expiries: LogEvent[] = []
   const valid: Array<{ key: string, reservation: Reservation, code?: StandingCode }> = []
   for (const [key, raw] of Object.entries(snapshot.reservations)) {
     const v = validateReservation(key, raw)
@@ -777,7 +778,7 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
     if (owner.key === key) {
       verdicts.set(reservation.id, verdict)
       log.push({ kind: KIND_RESERVATION, hlc: reservation.hlc, key, reservation })
-      if (reservation.queue === true && reservation.queueTimeoutMs !== undefined) log.push({ kind: KIND_EXPIRE, hlc: verdict.queueExpiresHlc!, key })
+      if (reservation.queue === true && reservation.queueTimeoutMs !== undefined) expiries.push({ kind: KIND_EXPIRE, hlc: verdict.queueExpiresHlc!, key })
     } else {
       decide(verdict, 'rejected', 'IdTaken', `rejected: id '${reservation.id}' was taken by ${shortId(owner.reservation.creator)} earlier in the log (${owner.reservation.hlc})`)
       verdict.winner = reservation.id
@@ -791,6 +792,16 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
     else verdicts.set(verdict.id, verdict)
   }
 
+  // A queue timeout is a point of the log only once the document has reached
+  // it: it holds an entry stamped at or after it (any valid entry, counted or
+  // not, so the evidence never goes away — a cut cannot take it back). Before
+  // that a write stamped earlier may still admit the entry, so it is shown
+  // queued, not timed out; the creator's agent withdraws it once its clock is
+  // past, so a quiet cluster reaches the point too. Its decision rests on the
+  // log up to the timeout only, and is final like any decision at that stamp.
+  let reached = ''
+  for (const stream of streams.values()) if (stream.hlc !== undefined && stream.hlc > reached) reached = stream.hlc
+  for (const expiry of expiries) if (expiry.hlc <= reached) log.push(expiry)
   log.sort((a, b) => compareHlc(a.hlc, b.hlc) || a.kind - b.kind || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
   const replay = new Replay()
   for (const event of log) {

@@ -27,8 +27,8 @@ export interface VerdictJson {
   id: string
   status: string
   final: boolean
-  /** What a tentative verdict waits for: members' clocks, their confirmations, or an open view change. */
-  waitingOn?: 'clocks' | 'confirmations' | 'view-change'
+  /** What a tentative verdict waits for: members' clocks, their confirmations, an open view change, or (queued) room. */
+  waitingOn?: 'clocks' | 'confirmations' | 'view-change' | 'capacity'
   waitsFor: string[]
   /** Epoch of the view it was decided in. */
   view?: number
@@ -46,6 +46,16 @@ export interface VerdictJson {
   hlc?: string
   labels: Record<string, string>
   winner?: string
+  /** Bounds and the queue (docs/design.md "Bounds and the queue"). */
+  minBytes?: number
+  effectiveBytes?: number
+  shrunkHlc?: string
+  queue?: boolean
+  queuePosition?: number
+  queueLength?: number
+  queueExpiresHlc?: string
+  admittedHlc?: string
+  decidedHlc?: string
 }
 
 export function statusColor (c: Paint, status: string): (s: string) => string {
@@ -53,6 +63,7 @@ export function statusColor (c: Paint, status: string): (s: string) => string {
     case 'admitted': return c.green
     case 'released': return c.cyan
     case 'rejected': case 'evicted': case 'invalid': return c.red
+    case 'queued': return c.yellow
     default: return (s) => s
   }
 }
@@ -60,7 +71,8 @@ export function statusColor (c: Paint, status: string): (s: string) => string {
 const WAITING_ON: Record<string, string> = {
   clocks: "members' clocks",
   confirmations: 'confirmations from a majority',
-  'view-change': 'an open view change'
+  'view-change': 'an open view change',
+  capacity: 'room (queued)'
 }
 
 export function finality (c: Paint, final: boolean, waitsFor: string[], waitingOn?: string): string {
@@ -72,7 +84,7 @@ export function finality (c: Paint, final: boolean, waitsFor: string[], waitingO
 /** The dry-run plan: verdict, where, headroom before → after, histogram, the per-node table, warnings, finality. */
 export function renderFit (a: FitAnswerJson, c: Paint): string {
   const lines: string[] = []
-  const head = a.fits ? c.green(c.bold('fits')) : c.red(c.bold('does not fit'))
+  const head = a.fits ? c.green(c.bold('fits')) : c.red(c.bold(a.code === 'NeverFits' ? 'never fits' : 'does not fit'))
   lines.push(`${head}: ${formatSize(a.bytes)}, placement ${a.placement}`)
   lines.push(`  ${a.reason}`)
   for (const row of a.perNode.filter(r => r.chosen)) {
@@ -110,7 +122,15 @@ export function renderVerdict (v: VerdictJson, c: Paint): string {
   if (v.winner !== undefined) lines.push(`  winner: ${v.winner}`)
   const labels = Object.entries(v.labels ?? {}).map(([k, val]) => `${k}=${val}`).join(',')
   lines.push(`  size ${formatSize(v.bytes)}, placement ${v.placement ?? '?'}, priority ${v.priority}, creator ${v.creator}${labels !== '' ? `, labels ${labels}` : ''}`)
-  lines.push(`  verdict: ${finality(c, v.final, v.waitsFor, v.waitingOn)}`)
+  if (v.minBytes !== undefined || (v.effectiveBytes !== undefined && v.effectiveBytes !== v.bytes)) {
+    lines.push(`  limit in force ${formatSize(v.effectiveBytes ?? v.bytes)}${v.minBytes !== undefined ? `, minimum ${formatSize(v.minBytes)}` : ''}${v.shrunkHlc !== undefined ? `, shrunk at ${v.shrunkHlc}` : ''}`)
+  }
+  if (v.status === 'queued') {
+    lines.push(`  queue: position ${v.queuePosition ?? '?'} of ${v.queueLength ?? '?'}${v.queueExpiresHlc !== undefined ? `, times out at ${v.queueExpiresHlc}` : ', no timeout'}; waits for a release, a node growing or joining`)
+  } else if (v.queue === true && v.admittedHlc !== undefined && v.admittedHlc !== v.hlc) {
+    lines.push(`  admitted from the queue at ${v.admittedHlc}`)
+  }
+  lines.push(`  verdict: ${v.status === 'queued' ? c.yellow('queued, not decided yet') : finality(c, v.final, v.waitsFor, v.waitingOn)}`)
   return lines.join('\n') + '\n'
 }
 

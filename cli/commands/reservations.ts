@@ -15,10 +15,10 @@ export const reservations = clientCommand({
 oldest first: id, size, status, whether the verdict is final, the nodes it runs
 on (or was decided on), its creator and the reason. Node ids are shortened in
 the table; --json and 'memgossip where ID' give them in full.`,
-  examples: ['memgossip reservations', 'memgossip reservations --status admitted --node 12D3KooW...'],
+  examples: ['memgossip reservations', 'memgossip reservations --status admitted --node 12D3KooW...', 'memgossip reservations --status queued'],
   flags: {
     node: { type: 'string', help: 'only reservations placed on this node id' },
-    status: { type: 'string', help: 'only this status: admitted, rejected, evicted, released or invalid' }
+    status: { type: 'string', help: 'only this status: admitted, rejected, evicted, released, invalid or queued (the queue, first in line first)' }
   }
 }, async ({ client, json, color: c, flags, out }) => {
   const query = new URLSearchParams()
@@ -34,7 +34,7 @@ the table; --json and 'memgossip where ID' give them in full.`,
     v.final ? 'yes' : c.yellow('no'),
     shortNodes(v.runningOn.length > 0 ? v.runningOn : v.nodes),
     shortId(v.creator),
-    v.reason
+    v.status === 'queued' ? `#${v.queuePosition ?? '?'} of ${v.queueLength ?? '?'}: ${v.reason}` : v.reason
   ])
   out(table(['ID', 'SIZE', 'STATUS', 'FINAL', 'NODES', 'CREATOR', 'REASON'], rows, { right: [1], header: c.bold }))
   out(`${body.reservations.length} reservation(s); ${body.pending} pending (tentative) in the whole ledger; verdicts digest ${body.verdictsDigest}\n`)

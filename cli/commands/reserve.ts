@@ -7,6 +7,7 @@
 import { UsageError } from '../args.ts'
 import type { ApiClient } from '../client.ts'
 import { jsonText } from '../format.ts'
+import { formatSize, MAX_QUEUE_TIMEOUT_MS } from '../../crdt/index.ts'
 import { clientCommand, durationArg, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg } from './common.ts'
 import { renderFit, renderVerdict, type FitAnswerJson, type VerdictJson } from './print.ts'
 
@@ -28,22 +29,48 @@ admitted (exit 0) or rejected (exit 1), final or tentative.
 has passed the reservation, docs/design.md "Finality") and prints that; on
 timeout it exits 1 and names the members it still waits for.
 
+--min SIZE: the least it may be shrunk to when a node loses memory (lowest
+priority first, then latest first, before anything is evicted). At most SIZE.
+
+--queue: when it does not fit now, write it anyway to wait in the log (first
+come, first served); it is admitted at the first release, node growth or join
+that makes room, the same point on every peer. The answer shows its position
+(exit 1 while queued; with --wait-final it waits until admitted and final).
+--queue-timeout D gives up D after it was written (by the ledger's stamps).
+A request that can never fit (larger than every member; 'all' larger than the
+smallest) is refused at once as NeverFits, queued or not, and nothing is written.
+
 ID: 1-128 of letters, digits and . _ : / - (starting with a letter or digit).
 SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.`,
   examples: [
     'memgossip reserve web-1 2GiB',
-    'memgossip reserve web-1 2GiB --placement spread:2 --priority 10 --label team=web --wait-final --timeout 30s'
+    'memgossip reserve web-1 2GiB --placement spread:2 --priority 10 --label team=web --wait-final --timeout 30s',
+    'memgossip reserve cache 4GiB --min 1GiB',
+    'memgossip reserve batch-9 6GiB --queue --queue-timeout 10m --wait-final --timeout 15m'
   ],
   flags: {
     placement: PLACEMENT_FLAG,
     priority: { type: 'string', help: 'integer; on capacity loss lower priorities are evicted first (default 0)' },
     label: { type: 'list', help: 'label k=v' },
+    min: { type: 'string', help: 'least SIZE it may be shrunk to on capacity loss (at most SIZE); default: never shrunk, only evicted' },
+    queue: { type: 'boolean', help: 'wait in the log for room instead of being refused' },
+    'queue-timeout': { type: 'string', help: 'with --queue: give up after this long (e.g. 10m), by the ledger\'s stamps' },
     'wait-final': { type: 'boolean', help: 'wait until the verdict is final' },
     timeout: { type: 'string', help: `with --wait-final: give up after this long (default ${DEFAULT_WAIT_FINAL_MS / 1000}s), exit 1` }
   }
 }, async ({ client, json, color, positionals, flags, out, err }) => {
   const [id, size] = positionals
-  sizeArg(size)
+  const bytes = sizeArg(size)
+  let min: string | undefined
+  if (flags.min !== undefined) {
+    min = flags.min as string
+    const minBytes = sizeArg(min, '--min')
+    if (minBytes === 0) throw new UsageError('--min must be greater than zero')
+    if (minBytes > bytes) throw new UsageError(`--min ${formatSize(minBytes)} is above SIZE ${formatSize(bytes)}: the minimum must be at most the limit`)
+  }
+  const queue = flags.queue === true
+  if (flags['queue-timeout'] !== undefined && !queue) throw new UsageError('--queue-timeout only applies with --queue')
+  const queueTimeoutMs = flags['queue-timeout'] !== undefined ? queueTimeoutArg(flags['queue-timeout'] as string) : undefined
   const placement = flags.placement as string | undefined
   placementArg(placement)
   const priority = priorityArg(flags.priority as string | undefined)
@@ -57,10 +84,10 @@ SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.`,
   if (flags.timeout !== undefined && !waitFinal) throw new UsageError('--timeout only applies with --wait-final')
   const timeoutMs = flags.timeout !== undefined ? durationArg(flags.timeout as string, '--timeout') : DEFAULT_WAIT_FINAL_MS
 
-  const answer = await client.post('/v1/reservations', { id, size, placement, priority, labels }, [409])
+  const answer = await client.post('/v1/reservations', { id, size, placement, priority, labels, min, ...(queue ? { queue, queueTimeoutMs } : {}) }, [409])
   if (answer.status === 409) {
     const body = answer.body as { error: string, detail: string, answer?: FitAnswerJson }
-    if (body.error !== 'DoesNotFit' || body.answer === undefined) {
+    if ((body.error !== 'DoesNotFit' && body.error !== 'NeverFits') || body.answer === undefined) {
       // 409 IdExists: input the user must change.
       err(`memgossip reserve: ${body.detail} [${body.error}]\n`)
       return 2
@@ -87,11 +114,19 @@ SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.`,
     if (verdict !== undefined) out(renderVerdict(verdict, color))
     for (const w of made.warnings) out(color.yellow(`warning: ${w}\n`))
     if (made.ackedPeers !== undefined) out(`acknowledged by ${made.ackedPeers} peer(s)\n`)
-    if (timedOut) out(color.yellow(`timed out after ${Math.round(timeoutMs / 1000)}s: not final yet, still waits for ${verdict?.waitsFor.join(', ') ?? '?'}\n`))
+    if (timedOut && verdict?.status === 'queued') out(color.yellow(`timed out after ${Math.round(timeoutMs / 1000)}s: still queued (position ${verdict.queuePosition ?? '?'}); it stays in the queue — 'memgossip release ${id}' withdraws it\n`))
+    else if (timedOut) out(color.yellow(`timed out after ${Math.round(timeoutMs / 1000)}s: not final yet, still waits for ${verdict?.waitsFor.join(', ') ?? '?'}\n`))
   }
   if (timedOut) return 1
   return verdict?.status === 'admitted' ? 0 : 1
 })
+
+/** `--queue-timeout D`: a duration from 1 ms to 30 days, in ms; throws {@link UsageError}. */
+export function queueTimeoutArg (text: string, flag = '--queue-timeout'): number {
+  const ms = Math.round(durationArg(text, flag))
+  if (ms < 1 || ms > MAX_QUEUE_TIMEOUT_MS) throw new UsageError(`${flag}: '${text}' must be from 1ms to 30d`)
+  return ms
+}
 
 /**
  * Wait until GET /v1/reservations/:id says final. The event stream is only a

@@ -16,12 +16,14 @@ import { access, stat } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { CgroupError, detectCgroupController, type CgroupUsage, type MemoryCgroup } from '../../agent/cgroup.ts'
+import { LimitFollower } from '../../agent/limit.ts'
 import { formatSize, RESERVATION_ID_PATTERN } from '../../crdt/index.ts'
 import { UsageError } from '../args.ts'
 import { ClientError, type ApiClient } from '../client.ts'
 import type { Command } from '../main.ts'
 import { clientCommand, durationArg, helpText, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg, type Context } from './common.ts'
 import { renderFit, renderVerdict, type FitAnswerJson, type VerdictJson } from './print.ts'
+import { queueTimeoutArg } from './reserve.ts'
 
 /** How long to wait for a final verdict by default (as `reserve --wait-final`). */
 export const DEFAULT_RUN_WAIT_MS = 60_000
@@ -48,7 +50,12 @@ node> unless --placement says otherwise), wait until the verdict is final
 (GET /v1/reservations/ID; --tentative-ok skips the wait), then run CMD in a
 memory cgroup of its own: hard limit SIZE (cgroup v2 memory.max, v1
 memory.limit_in_bytes), protected minimum --min (v2 memory.min, v1
-memory.soft_limit_in_bytes). Its output is streamed as is; SIGINT, SIGTERM,
+memory.soft_limit_in_bytes). The minimum is also the reservation's own (the
+ledger's): when this node loses memory, the reservation may be shrunk toward it
+before anything is evicted, and run lowers the cgroup's hard limit to the limit
+in force. With --queue, a reservation that does not fit now waits in the log
+(its position is shown) and CMD starts once it is admitted and final;
+--queue-timeout D gives up after D. Its output is streamed as is; SIGINT, SIGTERM,
 SIGHUP and SIGQUIT are passed on. When CMD exits, what is left in the cgroup is
 killed, the cgroup removed and the reservation released (DELETE
 /v1/reservations/ID, retried while the agent does not answer).
@@ -58,16 +65,19 @@ limit (the offender), distinct from a command killed by a signal while within
 its limit. memgossip's lines go to stderr (--json: one JSON object).
 
 Exit codes: CMD's exit code (128+N when killed by signal N); 1 the reservation
-does not fit, is rejected, is not on this node, or is not final in time;
+does not fit (or never can: NeverFits), is rejected, timed out in the queue, is not on this node, or is not final in time;
 2 input error, a command that cannot start, or no memory cgroup can be made
 here (the message says why and how to fix it); 3 agent unreachable before CMD
 started. Nothing is written when run refuses.`,
   examples: [
     'memgossip run batch-7 2GiB -- ./nightly-import --full',
-    'memgossip run web-1 512MiB --min 256MiB --priority 10 --tentative-ok -- node server.js'
+    'memgossip run web-1 512MiB --min 256MiB --priority 10 --tentative-ok -- node server.js',
+    'memgossip run batch-8 4GiB --queue --queue-timeout 30m -- ./train'
   ],
   flags: {
-    min: { type: 'string' as const, help: 'protected minimum, at most SIZE (cgroup v2 memory.min, v1 soft limit); default none' },
+    min: { type: 'string' as const, help: 'minimum, at most SIZE: the least the reservation may be shrunk to on capacity loss, and protected (cgroup v2 memory.min, v1 soft limit); default none' },
+    queue: { type: 'boolean' as const, help: 'when it does not fit now, wait in the queue until it is admitted' },
+    'queue-timeout': { type: 'string' as const, help: 'with --queue: give up after this long (e.g. 30m), by the ledger\'s stamps' },
     placement: { ...PLACEMENT_FLAG, help: `${PLACEMENT_FLAG.help ?? ''}; default node:<this node>. The command runs here, so the verdict must include this node` },
     priority: { type: 'string' as const, help: 'integer; on capacity loss lower priorities are evicted first (default 0)' },
     'tentative-ok': { type: 'boolean' as const, help: 'start CMD as soon as the verdict is admitted, final or not' },
@@ -102,6 +112,8 @@ interface RunInput {
   minBytes?: number
   placement?: string
   priority?: number
+  queue: boolean
+  queueTimeoutMs?: number
   tentativeOk: boolean
   timeoutMs: number
   argv: string[]
@@ -117,8 +129,12 @@ async function checkInput (ctx: Context, command: string[]): Promise<RunInput> {
   let minBytes: number | undefined
   if (flags.min !== undefined) {
     minBytes = sizeArg(flags.min as string, '--min')
+    if (minBytes === 0) throw new UsageError('--min must be greater than zero')
     if (minBytes > bytes) throw new UsageError(`--min ${formatSize(minBytes)} is above SIZE ${formatSize(bytes)}: the minimum must be at most the limit`)
   }
+  const queue = flags.queue === true
+  if (flags['queue-timeout'] !== undefined && !queue) throw new UsageError('--queue-timeout only applies with --queue')
+  const queueTimeoutMs = flags['queue-timeout'] !== undefined ? queueTimeoutArg(flags['queue-timeout'] as string) : undefined
   const placement = flags.placement as string | undefined
   placementArg(placement)
   const priority = priorityArg(flags.priority as string | undefined)
@@ -126,7 +142,7 @@ async function checkInput (ctx: Context, command: string[]): Promise<RunInput> {
   if (flags.timeout !== undefined && tentativeOk) throw new UsageError('--timeout is the wait for a final verdict; it does not apply with --tentative-ok')
   const timeoutMs = flags.timeout !== undefined ? durationArg(flags.timeout as string, '--timeout') : DEFAULT_RUN_WAIT_MS
   await checkExecutable(command[0], env.PATH ?? process.env.PATH ?? '')
-  return { id, sizeText: size, bytes, minBytes, placement, priority, tentativeOk, timeoutMs, argv: command }
+  return { id, sizeText: size, bytes, minBytes, placement, priority, queue, queueTimeoutMs, tentativeOk, timeoutMs, argv: command }
 }
 
 /**
@@ -171,10 +187,11 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
     const health = await client.get<{ self: string }>('/healthz', [503])
     const self = health.body.self
     const placement = input.placement ?? `node:${self}`
-    const answer = await client.post('/v1/reservations', { id, size: input.sizeText, placement, priority: input.priority }, [409])
+    const bounds = { minBytes: input.minBytes, ...(input.queue ? { queue: true, queueTimeoutMs: input.queueTimeoutMs } : {}) }
+    const answer = await client.post('/v1/reservations', { id, size: input.sizeText, placement, priority: input.priority, ...bounds }, [409])
     if (answer.status === 409) {
       const body = answer.body as { error: string, detail: string, answer?: FitAnswerJson }
-      if (body.error !== 'DoesNotFit' || body.answer === undefined) {
+      if ((body.error !== 'DoesNotFit' && body.error !== 'NeverFits') || body.answer === undefined) {
         err(`memgossip run: ${body.detail} [${body.error}]\n`)
         return 2
       }
@@ -185,9 +202,18 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
     let verdict = (answer.body as { verdict?: VerdictJson }).verdict
     if (verdict === undefined) verdict = (await client.get<VerdictJson>(`/v1/reservations/${idPath(id)}`)).body
 
+    if (verdict.status === 'queued') {
+      // The queue: wait until the ledger admits it (or its queue timeout, or a withdrawal, decides otherwise).
+      if (!json) err(`${renderVerdict(verdict, color)}memgossip run: '${id}' is queued (position ${verdict.queuePosition ?? '?'} of ${verdict.queueLength ?? '?'}); waiting for room${input.queueTimeoutMs !== undefined ? ` up to ${Math.round(input.queueTimeoutMs / 1000)}s` : ''} (Ctrl-C withdraws it)…\n`)
+      verdict = await pollWhile(client, id, v => v.status === 'queued', Infinity, interrupt) ?? verdict
+      if (interrupt.signal !== undefined) {
+        err(`memgossip run: ${interrupt.signal} while queued; the command did not run\n`)
+        return 128 + signalNumber(interrupt.signal)
+      }
+    }
     if (verdict.status === 'admitted' && !verdict.final && !input.tentativeOk) {
       if (!json) err(`memgossip run: waiting up to ${Math.round(input.timeoutMs / 1000)}s for the verdict of '${id}' to become final (--tentative-ok skips this)…\n`)
-      verdict = await pollUntilFinal(client, id, input.timeoutMs, interrupt) ?? verdict
+      verdict = await pollWhile(client, id, v => !v.final, input.timeoutMs, interrupt) ?? verdict
       if (interrupt.signal !== undefined) {
         err(`memgossip run: ${interrupt.signal} while waiting; the command did not run\n`)
         return 128 + signalNumber(interrupt.signal)
@@ -215,7 +241,18 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
       err(`memgossip run: '${id}' ${verdict.final ? 'admitted (final)' : 'admitted (tentative)'}: ${formatSize(input.bytes)}` +
         `${input.minBytes !== undefined ? `, minimum ${formatSize(input.minBytes)}` : ''}, cgroup v${cgroup.version} ${cgroup.dir}\n`)
     }
-    const outcome = await spawnInCgroup(cgroup, input.argv, interrupt)
+    // --- bounds: the ledger may shrink the reservation toward --min while CMD runs; lower the cgroup's limit to match.
+    const follower = new LimitFollower({
+      initialBytes: input.bytes,
+      minBytes: input.minBytes,
+      read: async () => (await client.get<VerdictJson>(`/v1/reservations/${idPath(id)}`, [404])).body?.effectiveBytes,
+      apply: async (limits) => { await cgroup.setLimits(limits) },
+      onShrink: (from, to) => { err(`memgossip run: '${id}' was shrunk by the ledger (capacity loss on this node): cgroup limit ${formatSize(from)} → ${formatSize(to)}\n`) },
+      onError: (error) => { err(`memgossip run: warning: could not follow the limit of '${id}': ${error.message}\n`) }
+    })
+    if (input.minBytes !== undefined) follower.start()
+    const outcome = await spawnInCgroup(cgroup, input.argv, interrupt).finally(async () => { await follower.stop() })
+    // ---
     if (outcome === 'not-joined') {
       err(`memgossip run: could not place the command in cgroup ${cgroup.dir} (see the shell's message above); it did not run\n`)
       return 2
@@ -295,14 +332,14 @@ class Interrupt {
   }
 }
 
-/** GET /v1/reservations/:id until `final: true`, the deadline, or a signal; the last verdict seen. */
-async function pollUntilFinal (client: ApiClient, id: string, timeoutMs: number, interrupt: Interrupt): Promise<VerdictJson | undefined> {
+/** GET /v1/reservations/:id while `waiting(verdict)`, until the deadline or a signal; the last verdict seen. */
+async function pollWhile (client: ApiClient, id: string, waiting: (v: VerdictJson) => boolean, timeoutMs: number, interrupt: Interrupt): Promise<VerdictJson | undefined> {
   const deadline = Date.now() + timeoutMs
   let latest: VerdictJson | undefined
   for (;;) {
     const { status, body } = await client.get<VerdictJson>(`/v1/reservations/${idPath(id)}`, [404])
     if (status === 200) latest = body
-    if (latest?.final === true || interrupt.signal !== undefined || Date.now() >= deadline) return latest
+    if ((latest !== undefined && !waiting(latest)) || interrupt.signal !== undefined || Date.now() >= deadline) return latest
     await new Promise(resolve => setTimeout(resolve, Math.min(FINAL_POLL_MS, Math.max(0, deadline - Date.now()))))
   }
 }

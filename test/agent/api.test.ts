@@ -77,7 +77,18 @@ describe('bad input to POST /v1/reservations', () => {
     ['id with a space', { id: 'web 1', size: '1GiB' }, 'InvalidId', 'id'],
     ['id with a bad character', { id: 'web$1', size: '1GiB' }, 'InvalidId', 'id'],
     ['id starting with a dash', { id: '-web', size: '1GiB' }, 'InvalidId', 'id'],
-    ['id of 129 characters', { id: 'a'.repeat(129), size: '1GiB' }, 'InvalidId', 'id']
+    ['id of 129 characters', { id: 'a'.repeat(129), size: '1GiB' }, 'InvalidId', 'id'],
+    // Bounds and the queue (docs/design.md "Bounds and the queue").
+    ['min above the size', { id: 'x1', size: '1GiB', min: '2GiB' }, 'InvalidMin', 'min'],
+    ['min not a size', { id: 'x1', size: '1GiB', min: '12XB' }, 'InvalidMin', 'min'],
+    ['min as a number', { id: 'x1', size: '1GiB', min: 5 }, 'InvalidMin', 'min'],
+    ['minBytes zero', { id: 'x1', size: '1GiB', minBytes: 0 }, 'InvalidMin', 'minBytes'],
+    ['minBytes above bytes', { id: 'x1', bytes: 1024, minBytes: 1025 }, 'InvalidMin', 'minBytes'],
+    ['both min and minBytes', { id: 'x1', size: '1GiB', min: '1MiB', minBytes: 1024 }, 'InvalidMin', 'min'],
+    ['queue as a string', { id: 'x1', size: '1GiB', queue: 'yes' }, 'InvalidQueue', 'queue'],
+    ['queueTimeoutMs without queue', { id: 'x1', size: '1GiB', queueTimeoutMs: 1000 }, 'InvalidQueueTimeout', 'queueTimeoutMs'],
+    ['queueTimeoutMs zero', { id: 'x1', size: '1GiB', queue: true, queueTimeoutMs: 0 }, 'InvalidQueueTimeout', 'queueTimeoutMs'],
+    ['queueTimeoutMs as a string', { id: 'x1', size: '1GiB', queue: true, queueTimeoutMs: '10m' }, 'InvalidQueueTimeout', 'queueTimeoutMs']
   ]
   it.each(cases)('%s → 400 %s naming %s, nothing written', async (_name, body, error, field) => {
     const before = ledgerReservations()
@@ -137,12 +148,15 @@ describe('bad input to POST /v1/reservations', () => {
     expect(a.daemon.agent.verdict('dup')?.bytes).toBe(GiB)
   })
 
-  it('does not fit → 409 DoesNotFit with the fit answer (histogram, per-node numbers) and nothing written', async () => {
+  it('does not fit now → 409 DoesNotFit with the fit answer (histogram, per-node numbers) and nothing written', async () => {
+    expect((await api(a, '/v1/reservations', { body: { id: 'dnf-filler', size: '1GiB' } })).status).toBe(201)
+    const self = a.daemon.agent.resolution().nodes.get(a.daemon.agent.self)!
+    const bytes = self.allocatableBytes - self.committedBytes + 1
     const before = ledgerReservations()
     const countBefore = (await api(a, '/v1/reservations')).body.reservations.length
-    const r = await api(a, '/v1/reservations', { body: { id: 'too-big', size: '1TiB' } })
+    const r = await api(a, '/v1/reservations', { body: { id: 'too-big', bytes } })
     expectError(r, 409, 'DoesNotFit')
-    expect(r.body.answer).toMatchObject({ fits: false, bytes: 1024 * GiB })
+    expect(r.body.answer).toMatchObject({ fits: false, bytes })
     expect(r.body.answer.histogram).toMatch(/^0\/1 nodes fit: 1 InsufficientMemory/)
     expect(r.body.answer.perNode).toHaveLength(1)
     expect(r.body.answer.perNode[0]).toMatchObject({ node: a.daemon.agent.self, fit: 'InsufficientMemory' })
@@ -151,6 +165,54 @@ describe('bad input to POST /v1/reservations', () => {
     expect(ledgerReservations()).toBe(before)
     expect((await api(a, '/v1/reservations')).body.reservations.length).toBe(countBefore)
     expect((await api(a, '/v1/reservations/too-big')).status).toBe(404)
+  })
+})
+
+describe('bounds, the queue and NeverFits on POST /v1/reservations', () => {
+  it('never fits (larger than every member) → 409 NeverFits with the numbers, queued or not, nothing written', async () => {
+    const before = ledgerReservations()
+    for (const queue of [false, true]) {
+      const r = await api(a, '/v1/reservations', { body: { id: 'never', size: '1TiB', queue } })
+      expectError(r, 409, 'NeverFits')
+      expect(r.body.answer).toMatchObject({ fits: false, code: 'NeverFits', bytes: 1024 * GiB })
+      expect(r.body.detail).toMatch(/^never fits: needs 1\.00 TiB, more than any member's allocatable memory \(largest: [\d.]+ GiB on node /)
+    }
+    expect(ledgerReservations()).toBe(before)
+    expect((await api(a, '/v1/reservations/never')).status).toBe(404)
+  })
+
+  it('a queued request that does not fit now is written and waits: position, ?status=queued, withdrawn by DELETE', async () => {
+    expect((await api(a, '/v1/reservations', { body: { id: 'queue-filler', size: '1GiB' } })).status).toBe(201)
+    const self = a.daemon.agent.resolution().nodes.get(a.daemon.agent.self)!
+    const bytes = self.allocatableBytes - self.committedBytes + 1
+    expect(bytes).toBeLessThanOrEqual(self.allocatableBytes) // not NeverFits: something is committed
+    const r = await api(a, '/v1/reservations', { body: { id: 'waits', bytes, queue: true, queueTimeoutMs: 3_600_000, min: '1MiB' } })
+    expect(r.status, JSON.stringify(r.body)).toBe(201)
+    expect(r.body.verdict).toMatchObject({ id: 'waits', status: 'queued', code: 'Queued', queue: true, queuePosition: 1, queueLength: 1, final: false, waitingOn: 'capacity', minBytes: 1024 * 1024, effectiveBytes: bytes })
+    expect(r.body.verdict.reason).toMatch(/^queued: needs .* largest headroom is /)
+    expect(typeof r.body.verdict.queueExpiresHlc).toBe('string')
+    const queued = await api(a, '/v1/reservations?status=queued')
+    expect(queued.body.reservations.map((v: any) => v.id)).toEqual(['waits'])
+    const gone = await api(a, '/v1/reservations/waits', { method: 'DELETE' })
+    expect(gone.body).toMatchObject({ status: 'rejected', code: 'Withdrawn' })
+    expect((await api(a, '/v1/reservations?status=queued')).body.reservations).toEqual([])
+  })
+
+  it('a queued request times out in a quiet cluster: the agent withdraws it past its timeout, and it is rejected QueueTimeout at that point', async () => {
+    expect((await api(a, '/v1/reservations', { body: { id: 'timeout-filler', size: '1GiB' } })).status).toBe(201)
+    const self = a.daemon.agent.resolution().nodes.get(a.daemon.agent.self)!
+    const bytes = self.allocatableBytes - self.committedBytes + 1
+    const r = await api(a, '/v1/reservations', { body: { id: 'short-wait', bytes, queue: true, queueTimeoutMs: 200 } })
+    expect(r.body.verdict).toMatchObject({ status: 'queued' })
+    await waitFor('the queue timeout', () => a.daemon.agent.verdict('short-wait')?.code === 'QueueTimeout', 10_000)
+    const v = (await api(a, '/v1/reservations/short-wait')).body
+    expect(v).toMatchObject({ status: 'rejected', decisionCode: 'QueueTimeout', decidedHlc: v.queueExpiresHlc })
+  })
+
+  it('a queued request that fits now is admitted at once, carrying its minimum', async () => {
+    const r = await api(a, '/v1/reservations', { body: { id: 'fits-queued', size: '1MiB', queue: true, minBytes: 1024 } })
+    expect(r.status).toBe(201)
+    expect(r.body.verdict).toMatchObject({ status: 'admitted', minBytes: 1024, effectiveBytes: 1024 * 1024 })
   })
 })
 
@@ -168,10 +230,11 @@ describe('bad input to the other endpoints', () => {
   it('GET and DELETE of an unknown id → 404 naming the id', async () => {
     expectError(await api(a, '/v1/reservations/no-such-thing'), 404, 'NotFound')
     const before = ledgerReservations()
+    const releasesBefore = a.daemon.agent.doc.getMap('releases').size
     const del = await api(a, '/v1/reservations/no-such-thing', { method: 'DELETE' })
     expectError(del, 404, 'NotFound')
     expect(del.body.detail).toMatch(/no-such-thing/)
-    expect(a.daemon.agent.doc.getMap('releases').size).toBe(0)
+    expect(a.daemon.agent.doc.getMap('releases').size).toBe(releasesBefore)
     expect(ledgerReservations()).toBe(before)
   })
 
