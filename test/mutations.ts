@@ -42,7 +42,8 @@ export const MUTATIONS: Mutation[] = [
   { name: 'evict before shrinking (minimums ignored on capacity loss)', file: 'crdt/resolve.ts', from: "r.placement.kind !== 'all' && r.minBytes !== undefined && this.running", to: "r.placement.kind !== 'all' && r.minBytes === -1 && this.running" },
   { name: 'queue order reversed (last come, first served)', file: 'crdt/resolve.ts', from: 'for (const waiting of [...this.queue.values()]) {', to: 'for (const waiting of [...this.queue.values()].reverse()) {' },
   { name: 'a queued admission is final by its own stamp (not by the point that admitted it)', file: 'crdt/resolve.ts', from: 'const t = verdict.decidedHlc ?? verdict.hlc', to: 'const t = verdict.hlc' },
-  { name: 'a queue timeout read from the end of the log (not a point of its own)', file: 'crdt/resolve.ts', from: 'case KIND_EXPIRE: replay.expire(event.key, event.hlc); break', to: 'case KIND_EXPIRE: break' }
+  { name: 'a queue timeout read from the end of the log (not a point of its own)', file: 'crdt/resolve.ts', from: 'case KIND_EXPIRE: replay.expire(event.key, event.hlc); break', to: 'case KIND_EXPIRE: break' },
+  { name: 'a queue timeout takes effect before the document reaches it', file: 'crdt/resolve.ts', from: 'for (const expiry of expiries) if (expiry.hlc <= reached) log.push(expiry)', to: 'for (const expiry of expiries) log.push(expiry)' }
 ]
 
 /** For the "one tick early" mutation: the stamp one counter after `hlc`. */
