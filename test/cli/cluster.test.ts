@@ -133,16 +133,16 @@ describe('fit', () => {
     expect(r.stdout).toMatch(/^answer: (final|tentative)/m)
   })
 
-  it('does not fit: exit 1, the reason, the Kubernetes-style histogram and the numbers behind it', async () => {
+  it('never fits: exit 1, the reason, the Kubernetes-style histogram and the numbers behind it', async () => {
     const r = await cli(['fit', '9GiB', ...at(C)])
     expect(r.code).toBe(1)
-    expect(r.stdout).toContain('does not fit: 9.00 GiB, placement any')
-    expect(r.stdout).toContain('does not fit: needs 9.00 GiB, largest headroom is 7.60 GiB')
+    expect(r.stdout).toContain('never fits: 9.00 GiB, placement any')
+    expect(r.stdout).toContain("never fits: needs 9.00 GiB, more than any member's allocatable memory (largest: 7.60 GiB on node ")
     expect(r.stdout).toContain('0/3 nodes fit: 3 InsufficientMemory')
     for (const agent of [A, B, C]) expect(r.stdout).toMatch(new RegExp(`^${id(agent)}\\s+active\\s+7\\.60 GiB\\s+0 B\\s+7\\.60 GiB\\s+InsufficientMemory$`, 'm'))
     const { code, body } = await json(['fit', '9GiB', ...at(C)])
     expect(code).toBe(1)
-    expect(body).toMatchObject({ fits: false, code: 'NoNodeFits', bytes: 9 * GiB, histogram: '0/3 nodes fit: 3 InsufficientMemory', histogramCounts: { InsufficientMemory: 3 } })
+    expect(body).toMatchObject({ fits: false, code: 'NeverFits', bytes: 9 * GiB, histogram: '0/3 nodes fit: 3 InsufficientMemory', histogramCounts: { InsufficientMemory: 3 } })
   })
 
   it.concurrent('a bad size exits 2 with the same message as parseSize, listing the accepted forms (a real process)', async () => {
@@ -191,14 +191,15 @@ describe('reserve, where, reservations, release', () => {
     expect(where[0].stdout).toContain('verdict: final')
   })
 
-  it('reserve refuses what does not fit (exit 1, nothing written) and an id that exists (exit 2)', async () => {
+  it('reserve refuses what never fits, queued or not (exit 1, nothing written), and an id that exists (exit 2)', async () => {
     const r = await cli(['reserve', 'huge', '9GiB', ...at(B)])
     expect(r.code).toBe(1)
     expect(r.stdout).toContain('rejected: huge was not written')
+    expect(r.stdout).toContain('never fits: needs 9.00 GiB')
     expect(r.stdout).toContain('0/3 nodes fit: 3 InsufficientMemory')
-    const j = await json(['reserve', 'huge', '9GiB', ...at(B)])
+    const j = await json(['reserve', 'huge', '9GiB', '--queue', ...at(B)])
     expect(j.code).toBe(1)
-    expect(j.body).toMatchObject({ error: 'DoesNotFit', answer: { fits: false, bytes: 9 * GiB } })
+    expect(j.body).toMatchObject({ error: 'NeverFits', answer: { fits: false, code: 'NeverFits', bytes: 9 * GiB } })
     expect((await cli(['where', 'huge', ...at(B)])).code).toBe(1)
     const badId = await cli(['reserve', 'no spaces', '1GiB', ...at(A)])
     expect(badId.code).toBe(2)
@@ -396,4 +397,36 @@ describe('evict', () => {
     const table = await cli(['status', ...at(A)])
     expect(table.stdout).toMatch(new RegExp(`^${id(D)}\\s.*evicted \\(not a member\\)`, 'm'))
   })
+})
+
+describe('the queue (docs/design.md "Bounds and the queue")', () => {
+  it('a queued reservation waits with its position, and is admitted on every peer at the same point when another is released', async () => {
+    // Fill node A's headroom, then queue a reservation pinned there.
+    const nodes = (await getJson(`${A.api}/v1/nodes`)).nodes as Array<{ id: string, headroomBytes: number }>
+    const room = nodes.find(n => n.id === id(A))!.headroomBytes
+    expect((await cli(['reserve', 'q-hold', String(room), '--placement', `node:${id(A)}`, '--wait-final', ...at(A)])).code).toBe(0)
+    const waiting = await cli(['reserve', 'q-wait', '1GiB', '--placement', `node:${id(A)}`, '--queue', '--queue-timeout', '10m', ...at(B)])
+    expect(waiting.code, waiting.stderr).toBe(1)
+    expect(waiting.stdout).toContain('q-wait: queued, runs nowhere')
+    expect(waiting.stdout).toMatch(/queue: position 1 of 1, times out at \S+; waits for a release, a node growing or joining/)
+    for (const agent of [A, B, C]) {
+      await waitFor('q-wait queued everywhere', async () => (await json(['reservations', '--status', 'queued', ...at(agent)])).body.reservations.map((v: { id: string }) => v.id).join() === 'q-wait', 20_000)
+    }
+    const listed = await cli(['reservations', '--status', 'queued', ...at(C)])
+    expect(listed.stdout).toMatch(/^q-wait\s+1\.00 GiB\s+queued\s+no\s+-\s+\S+\s+#1 of 1: queued: needs 1\.00 GiB on node /m)
+
+    expect((await cli(['release', 'q-hold', ...at(A)])).code).toBe(0)
+    const verdicts = await Promise.all([A, B, C].map(async agent => {
+      await waitFor('q-wait admitted and final', async () => {
+        const v = (await json(['where', 'q-wait', ...at(agent)])).body
+        return v.status === 'admitted' && v.final === true
+      }, 30_000)
+      return (await json(['where', 'q-wait', ...at(agent)])).body
+    }))
+    const hold = (await json(['where', 'q-hold', ...at(A)])).body
+    for (const v of verdicts) {
+      expect(v).toMatchObject({ status: 'admitted', nodes: [id(A)], admittedHlc: hold.endedHlc, decidedHlc: hold.endedHlc })
+    }
+    expect((await cli(['release', 'q-wait', ...at(B)])).code).toBe(0)
+  }, 90_000)
 })

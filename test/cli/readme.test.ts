@@ -95,11 +95,11 @@ describe('README.md', () => {
     if (jq.error === undefined) expect(`bootstrap address: ${jq.stdout.trim()}`).toBe(out[1].trim())
     // two more agents, all see three nodes
     expect(out[2]).toContain('three nodes are up')
-    // fit: 3 GiB fits, 9 GiB does not, with the histogram and exit 1
+    // fit: 3 GiB fits, 9 GiB never can (NeverFits), with the histogram and exit 1
     expect(out[3]).toContain('fits: 3.00 GiB, placement any')
     expect(out[3]).toContain('3/3 nodes fit')
-    expect(out[3]).toContain('does not fit: 9.00 GiB, placement any')
-    expect(out[3]).toContain('does not fit: needs 9.00 GiB, largest headroom is 7.60 GiB')
+    expect(out[3]).toContain('never fits: 9.00 GiB, placement any')
+    expect(out[3]).toContain("never fits: needs 9.00 GiB, more than any member's allocatable memory (largest: 7.60 GiB on node ")
     expect(out[3]).toContain('0/3 nodes fit: 3 InsufficientMemory')
     expect(out[3]).toContain('exit code: 1')
     // the race: exactly one of y and z is admitted, and both peers say the same about y
