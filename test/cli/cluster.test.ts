@@ -269,7 +269,7 @@ describe('reserve, where, reservations, release', () => {
     for (const v of all.body.reservations) expect(Number.isSafeInteger(v.bytes)).toBe(true)
     const bad = await cli(['reservations', '--status', 'bogus', ...at(A)])
     expect(bad.code).toBe(2)
-    expect(bad.stderr).toContain('status must be admitted, rejected, evicted, released or invalid [InvalidStatus (status)]')
+    expect(bad.stderr).toContain('status must be admitted, rejected, evicted, released, invalid or queued [InvalidStatus (status)]')
   })
 
   it('release: exit 0 and the verdict; where then says it runs nowhere (exit 1); an unknown id exits 1', async () => {
