@@ -195,7 +195,8 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
         err(`memgossip run: ${body.detail} [${body.error}]\n`)
         return 2
       }
-      err(json ? JSON.stringify(body) + '\n' : `${color.red(color.bold('does not fit'))}: '${id}' was not written, the command did not run\n${renderFit(body.answer, color)}`)
+      const head = body.error === 'NeverFits' ? 'never fits' : 'does not fit'
+      err(json ? JSON.stringify(body) + '\n' : `${color.red(color.bold(head))}: '${id}' was not written, the command did not run\n${renderFit(body.answer, color)}`)
       return 1
     }
     reserved = true

@@ -120,12 +120,33 @@ describe.skipIf(noCgroups !== undefined)('memgossip run with real cgroups', () =
     }
   })
 
-  it('refuses a reservation that does not fit with the fit answer and exit 1, writing nothing', async () => {
-    const r = await runCli(['run', 'e2e-big', '9GiB', '--api', agent.api, '--', 'true'])
-    expect(r.code).toBe(1)
-    expect(r.stderr).toContain("does not fit: 'e2e-big' was not written")
-    expect(r.stderr).toMatch(/needs 9\.00 GiB .* 7\.60 GiB headroom/)
-    expect((await getJson(`${agent.api}/v1/reservations/e2e-big`)).error).toBe('NotFound')
+  it('refuses a reservation that can never fit (NeverFits) with the fit answer and exit 1, writing nothing, --queue or not', async () => {
+    for (const queue of [[], ['--queue']]) {
+      const r = await runCli(['run', 'e2e-big', '9GiB', ...queue, '--api', agent.api, '--', 'true'])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toContain("never fits: 'e2e-big' was not written")
+      expect(r.stderr).toMatch(/never fits: needs 9\.00 GiB on node \S+, whose allocatable memory is 7\.60 GiB/)
+      expect((await getJson(`${agent.api}/v1/reservations/e2e-big`)).error).toBe('NotFound')
+    }
+  })
+
+  it('--queue: waits with its position while another run holds the memory, starts at that one\'s release, and is released in turn', async () => {
+    const hold = spawnCli(['run', 'e2e-hold', '7GiB', '--tentative-ok', '--api', agent.api, '--', 'sh', '-c', 'echo holding; sleep 4'])
+    let held = ''
+    hold.proc.stdout!.on('data', (d: Buffer) => { held += d.toString() })
+    await waitFor('the holder to start', () => held.includes('holding'), 30_000)
+    const waiter = spawnCli(['run', 'e2e-waiter', '2GiB', '--queue', '--tentative-ok', '--api', agent.api, '--', 'sh', '-c', 'echo waiter ran'])
+    let said = ''
+    waiter.proc.stderr!.on('data', (d: Buffer) => { said += d.toString() })
+    await waitFor('the waiter queued', () => said.includes("'e2e-waiter' is queued (position 1 of 1)"), 30_000)
+    expect(await verdictOf('e2e-waiter')).toMatchObject({ status: 'queued', queuePosition: 1 })
+    expect((await hold.done).code).toBe(0)
+    const w = await waiter.done
+    expect(w.code, w.stderr).toBe(0)
+    expect(w.stdout).toContain('waiter ran')
+    const v = await verdictOf('e2e-waiter')
+    expect(v).toMatchObject({ status: 'released', decision: 'admitted' })
+    expect(v.admittedHlc).toBe((await verdictOf('e2e-hold')).endedHlc)
   })
 })
 
@@ -135,6 +156,8 @@ describe('memgossip run input errors (exit 2, nothing written)', () => {
     ['nothing after --', ['run', 'e-1', '64MiB', '--'], /missing CMD/],
     ['bad size', ['run', 'e-1', '64Mb', '--', 'true'], /SIZE: unknown unit 'Mb'/],
     ['min above size', ['run', 'e-1', '64MiB', '--min', '128MiB', '--', 'true'], /--min 128\.00 MiB is above SIZE 64\.00 MiB/],
+    ['queue timeout without --queue', ['run', 'e-1', '64MiB', '--queue-timeout', '1m', '--', 'true'], /--queue-timeout only applies with --queue/],
+    ['queue timeout without a unit', ['run', 'e-1', '64MiB', '--queue', '--queue-timeout', '60', '--', 'true'], /--queue-timeout: '60' is not a duration with a unit/],
     ['unknown flag', ['run', 'e-1', '64MiB', '--memory', '1GiB', '--', 'true'], /unknown flag --memory/],
     ['a command that cannot start', ['run', 'e-1', '64MiB', '--', 'no-such-command-xyz'], /cannot start 'no-such-command-xyz'/],
     ['bad priority', ['run', 'e-1', '64MiB', '--priority', 'high', '--', 'true'], /--priority: 'high' is not an integer/],
