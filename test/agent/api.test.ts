@@ -137,17 +137,20 @@ describe('bad input to POST /v1/reservations', () => {
     expect(a.daemon.agent.verdict('dup')?.bytes).toBe(GiB)
   })
 
-  it('does not fit → 409 DoesNotFit with the fit answer (histogram, per-node numbers) and nothing written', async () => {
+  it('does not fit → 200, the one answer shape saying rejected and not written, with the fit answer (histogram, per-node numbers); nothing written', async () => {
     const before = ledgerReservations()
     const countBefore = (await api(a, '/v1/reservations')).body.reservations.length
     const r = await api(a, '/v1/reservations', { body: { id: 'too-big', size: '1TiB' } })
-    expectError(r, 409, 'DoesNotFit')
-    expect(r.body.answer).toMatchObject({ fits: false, bytes: 1024 * GiB })
+    expect(r.status, JSON.stringify(r.body)).toBe(200)
+    expect(r.body).toMatchObject({ id: 'too-big', written: false, status: 'rejected', code: 'NoNodeFits', final: true })
+    expect(r.body.verdict).toBeUndefined()
+    expect(r.body.answer).toMatchObject({ fits: false, bytes: 1024 * GiB, code: 'NoNodeFits' })
     expect(r.body.answer.histogram).toMatch(/^0\/1 nodes fit: 1 InsufficientMemory/)
     expect(r.body.answer.perNode).toHaveLength(1)
     expect(r.body.answer.perNode[0]).toMatchObject({ node: a.daemon.agent.self, fit: 'InsufficientMemory' })
     expect(typeof r.body.answer.perNode[0].headroomBytes).toBe('number')
-    expect(r.body.detail).toMatch(/GiB/) // the reason names numbers
+    expect(r.body.reason).toMatch(/GiB/) // the reason names numbers
+    expect(r.body.reason).toBe(r.body.answer.reason)
     expect(ledgerReservations()).toBe(before)
     expect((await api(a, '/v1/reservations')).body.reservations.length).toBe(countBefore)
     expect((await api(a, '/v1/reservations/too-big')).status).toBe(404)
