@@ -6,11 +6,13 @@
  * Regenerate the checked-in copy with `npm run openapi`.
  */
 import { writeFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
 import { COMMON_ERRORS, ERROR_STATUS, ROUTES, SCHEMAS, type ErrorCode, type RouteSpec } from './contract.ts'
 
-/** Where the checked-in copy lives, relative to the repository root. */
-export const OPENAPI_PATH = 'docs/openapi.json'
+/** The checked-in copy. */
+export const OPENAPI_PATH = fileURLToPath(new URL('../../docs/openapi.json', import.meta.url))
 
 type JsonSchema = Record<string, unknown>
 
@@ -128,7 +130,7 @@ export function openApiText (): string {
 }
 
 // `npm run openapi`: regenerate the checked-in copy.
-if (process.argv[1]?.endsWith('agent/api/openapi.ts')) {
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
   writeFileSync(OPENAPI_PATH, openApiText())
   process.stdout.write(`wrote ${OPENAPI_PATH}\n`)
 }

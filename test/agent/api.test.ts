@@ -8,6 +8,8 @@
 import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
+import * as contract from '../../agent/api/contract.ts'
+import { openApiDocument } from '../../agent/api/openapi.ts'
 import { StoreError } from '../../agent/store.ts'
 import { decodeMessage, encodeMessage, MSG_SYNC_REPLY, MSG_SYNC_REQUEST } from '../../agent/wire.ts'
 import { api, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
@@ -374,6 +376,72 @@ describe('positive shapes', () => {
     }
     // The stream's listener is gone once the client hung up.
     await waitFor('listener removed', () => a.daemon.agent.listenerCount('event') === 0, 5_000)
+  })
+})
+
+describe('the contract (agent/api/contract.ts)', () => {
+  /** The answer matches its schema and carries nothing the schema does not list (the object parsers drop unknown keys). */
+  const conforms = (schema: { parse: (v: unknown) => unknown }, body: unknown, what: string): void => {
+    expect(schema.parse(body), what).toEqual(body)
+  }
+
+  it('every JSON answer of a running agent is the contract\'s shape, field for field', async () => {
+    const made = await api(a, '/v1/reservations', { body: { id: 'shape-1', size: '1GiB', labels: { team: 'web' } } })
+    expect(made.status).toBe(201)
+    conforms(contract.ReserveAnswer, made.body, 'POST /v1/reservations 201')
+    expect(made.body).toMatchObject({ id: 'shape-1', written: true, status: 'admitted', code: 'Fits', verdict: { id: 'shape-1', status: 'admitted' }, answer: { fits: true } })
+    expect(made.body.final).toBe(made.body.verdict.final)
+    const refused = await api(a, '/v1/reservations', { body: { id: 'shape-2', size: '1TiB' } })
+    conforms(contract.ReserveAnswer, refused.body, 'POST /v1/reservations 200')
+    conforms(contract.FitAnswer, (await api(a, '/v1/fit', { body: { size: '1GiB' } })).body, 'POST /v1/fit')
+    const released = await api(a, '/v1/reservations/shape-1', { method: 'DELETE' })
+    conforms(contract.Verdict, released.body, 'DELETE /v1/reservations/{id}')
+    expect(released.body.endedHlc).toMatch(/\S/)
+    for (const [path, schema] of [
+      ['/healthz', contract.Health],
+      ['/v1/state', contract.State],
+      ['/v1/nodes', contract.NodeList],
+      ['/v1/capacity', contract.Capacity],
+      ['/v1/alerts', contract.AlertList],
+      ['/v1/rent', contract.Rent],
+      ['/v1/reservations', contract.ReservationList],
+      ['/v1/reservations/shape-1', contract.Verdict]
+    ] as const) {
+      const r = await api(a, path)
+      expect(r.status, path).toBe(200)
+      conforms(schema, r.body, path)
+    }
+    const error = await api(a, '/v1/reservations/nope')
+    conforms(contract.ErrorBody, error.body, 'an error')
+  })
+
+  it('GET /v1/openapi.json serves the document generated from the contract', async () => {
+    const r = await api(a, '/v1/openapi.json')
+    expect(r.status).toBe(200)
+    expect(r.body).toEqual(openApiDocument())
+    expect(r.body.openapi).toBe('3.1.0')
+  })
+
+  it('node:<id> of a node this agent does not know → 400 UnknownNode naming it (fit and reserve), nothing written', async () => {
+    const before = ledgerReservations()
+    const fit = await api(a, '/v1/fit', { body: { size: '1GiB', placement: 'node:12D3KooWNoSuchNode' } })
+    expectError(fit, 400, 'UnknownNode', 'placement')
+    expect(fit.body.detail).toContain("no node '12D3KooWNoSuchNode' in this agent's view")
+    const made = await api(a, '/v1/reservations', { body: { id: 'pinned-nowhere', size: '1GiB', placement: 'node:12D3KooWNoSuchNode' } })
+    expectError(made, 400, 'UnknownNode', 'placement')
+    expect(ledgerReservations()).toBe(before)
+    // A known node is a plain answer.
+    expect((await api(a, '/v1/fit', { body: { size: '1GiB', placement: `node:${a.daemon.agent.self}` } })).body.fits).toBe(true)
+  })
+
+  it('a body field or query parameter the route does not take → 400 UnknownField naming it, nothing written', async () => {
+    const before = ledgerReservations()
+    const r = await api(a, '/v1/reservations', { body: { id: 'typo', size: '1GiB', prority: 5 } })
+    expectError(r, 400, 'UnknownField', 'prority')
+    expect(r.body.detail).toBe("unknown field 'prority'")
+    expect(ledgerReservations()).toBe(before)
+    expectError(await api(a, '/v1/reservations?stauts=admitted'), 400, 'UnknownField', 'stauts')
+    expectError(await api(a, '/v1/fit', { body: { size: '1GiB', force: true } }), 400, 'UnknownField', 'force')
   })
 })
 
