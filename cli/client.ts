@@ -8,7 +8,7 @@
  * - 2: the request was refused as input (4xx `{ error, detail, field }`, 401
  *   token required or wrong).
  *
- * Statuses a command treats as a clean answer (409 DoesNotFit, 404 for `where`)
+ * Statuses a command treats as a clean answer (409 IdExists for `reserve`, 404 for `where`)
  * are passed in `accept` and returned like a 2xx.
  */
 import { readFile } from 'node:fs/promises'
