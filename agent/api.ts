@@ -117,7 +117,7 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
   const tokenDigest = init.token !== undefined ? sha256(init.token) : undefined
   const [host, portText] = splitHostPort(init.listen ?? '127.0.0.1:7647')
   const requests = { total: 0, errors4xx: 0, errors5xx: 0 }
-  let openApi: string | undefined
+  let openApi: Record<string, unknown> | undefined
 
   /** `node:<id>` must name a node this agent knows: an unknown one is a typo, not a "does not fit". */
   const knownPlacement = (placement: Placement): void => {
@@ -138,8 +138,8 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
       return undefined
     },
     openapi: () => {
-      openApi ??= JSON.stringify(openApiDocument())
-      return { status: 200, body: JSON.parse(openApi) as Record<string, unknown> }
+      openApi ??= openApiDocument()
+      return { status: 200, body: openApi }
     },
     state: () => ({ status: 200, body: agent.state() }),
     nodes: () => ({ status: 200, body: { nodes: nodesJson(agent) } }),

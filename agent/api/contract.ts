@@ -83,10 +83,7 @@ export const ErrorBody = z.object({
 
 // ------------------------------------------------------------------ request fields
 
-/**
- * The error code an invalid value of each field gets. A field not listed here
- * (only `Object` keys of the body's top level) maps to `BadRequest`.
- */
+/** The error code an invalid value of each body field or query parameter gets (`BadRequest` for any other). */
 const FIELD_ERRORS: Record<string, ErrorCode> = {
   id: 'InvalidId',
   size: 'InvalidSize',
@@ -596,5 +593,8 @@ export const COMMON_ERRORS: readonly ErrorCode[] = ['Unauthorized', 'ForbiddenHo
 /** The named schemas the OpenAPI document lists as components. */
 export const SCHEMAS = {
   requests: { FitRequest, ReserveRequest, EvictRequest },
-  responses: { Error: ErrorBody, Verdict, FitAnswer, ReserveAnswer, ReservationList, Health, Node: NodeInfo, NodeList, Capacity, State, Alert, AlertList, Rent, EvictAnswer }
+  responses: {
+    Error: ErrorBody, Verdict, FitAnswer, ReserveAnswer, ReservationList, Health, Node: NodeInfo, NodeList, Capacity, State, Alert, AlertList, Rent, EvictAnswer,
+    HelloEvent: EVENTS.hello, VerdictEvent: EVENTS.verdict, AlertEvent: EVENTS.alert, PeerEvent: EVENTS.peer, JoinedEvent: EVENTS.joined, MembershipEvent: EVENTS.membership, LivenessEvent: EVENTS.liveness
+  }
 }

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
-import { COMMON_ERRORS, ERROR_STATUS, ROUTES, SCHEMAS, type ErrorCode, type RouteSpec } from './contract.ts'
+import { COMMON_ERRORS, ERROR_STATUS, EVENTS, ROUTES, SCHEMAS, type ErrorCode, type RouteSpec } from './contract.ts'
 
 /** The checked-in copy. */
 export const OPENAPI_PATH = fileURLToPath(new URL('../../docs/openapi.json', import.meta.url))
@@ -70,7 +70,14 @@ const REASON: Record<number, string> = {
 
 function responses (route: RouteSpec): Record<string, JsonSchema> {
   const out: Record<string, JsonSchema> = {}
-  if (route.produces !== undefined) {
+  if (route.produces === 'text/event-stream') {
+    // OpenAPI 3.1 has no schema for an event stream: the text is described, and each event's data is named by `x-events`.
+    out['200'] = {
+      description: 'A stream of `event: <name>` / `data: <JSON>` pairs; the data of each event is the schema named in `x-events`.',
+      content: { [route.produces]: { schema: { type: 'string' } } },
+      'x-events': Object.fromEntries(Object.keys(EVENTS).map(name => [name, { $ref: REF(`${name[0].toUpperCase()}${name.slice(1)}Event`) }]))
+    }
+  } else if (route.produces !== undefined) {
     out['200'] = { description: REASON[200], content: { [route.produces]: { schema: { type: 'string' } } } }
   }
   for (const [status, schema] of Object.entries(route.responses ?? {})) {

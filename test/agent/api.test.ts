@@ -370,6 +370,10 @@ describe('positive shapes', () => {
       await readUntil(/event: verdict\ndata: \{[^\n]*"id":"sse-1"[^\n]*\}\n\n/)
       const line = /event: verdict\ndata: (\{[^\n]*"id":"sse-1"[^\n]*\})\n\n/.exec(text)![1]
       expect(JSON.parse(line)).toMatchObject({ type: 'verdict', id: 'sse-1', status: 'admitted', nodes: [a.daemon.agent.self] })
+      // The events are the contract's, field for field.
+      expect(contract.EVENTS.verdict.parse(JSON.parse(line))).toEqual(JSON.parse(line))
+      const hello = JSON.parse(/event: hello\ndata: (.*)\n\n/.exec(text)![1])
+      expect(contract.EVENTS.hello.parse(hello)).toEqual(hello)
     } finally {
       controller.abort()
       await reader.cancel().catch(() => {})
