@@ -46,21 +46,24 @@ export interface ApiServer {
   close: () => Promise<void>
 }
 
-/**
- * The agent's typed errors and the API error code each becomes: the one place
- * they are mapped (the code's HTTP status is the contract's `ERROR_STATUS`).
- */
-const AGENT_ERRORS: Array<[new (...args: any[]) => Error, (e: any) => ApiError]> = [
-  [BadRequestError, (e: BadRequestError) => new ApiError('BadRequest', e.message, e.field)],
-  [IdExistsError, (e: IdExistsError) => new ApiError('IdExists', e.message, 'id')],
-  [NotFoundError, (e: NotFoundError) => new ApiError('NotFound', e.message)],
-  [UnavailableError, (e: UnavailableError) => new ApiError('Unavailable', e.message)],
-  [AckTimeoutError, (e: AckTimeoutError) => new ApiError('AckTimeout', e.message)]
-]
+/** A 405, with the methods the path does take (for the `Allow` header). */
+class MethodNotAllowedError extends ApiError {
+  constructor (method: string, path: string, readonly allow: string[]) {
+    super('MethodNotAllowed', `${method} is not allowed on ${path}; use ${allow.join(' or ')}`)
+  }
+}
 
+/**
+ * The agent's typed errors (agent/errors.ts) as API errors: the one place they
+ * are mapped. The HTTP status is the code's, in the contract's `ERROR_STATUS`.
+ */
 function asApiError (error: unknown): ApiError {
   if (error instanceof ApiError) return error
-  for (const [type, map] of AGENT_ERRORS) if (error instanceof type) return map(error)
+  if (error instanceof BadRequestError) return new ApiError('BadRequest', error.message, error.field)
+  if (error instanceof IdExistsError) return new ApiError('IdExists', error.message, 'id')
+  if (error instanceof NotFoundError) return new ApiError('NotFound', error.message)
+  if (error instanceof UnavailableError) return new ApiError('Unavailable', error.message)
+  if (error instanceof AckTimeoutError) return new ApiError('AckTimeout', error.message)
   return new ApiError('Internal', 'internal error (logged)')
 }
 
@@ -96,10 +99,7 @@ function matchRoute (method: string, path: string): { name: RouteName, route: Ro
   const onPath = MATCHERS.filter(m => m.regex.test(path))
   if (onPath.length === 0) return new ApiError('NotFound', `no route ${method} ${path}`)
   const match = onPath.find(m => m.route.method === method)
-  if (match === undefined) {
-    const allowed = onPath.map(m => m.route.method)
-    return Object.assign(new ApiError('MethodNotAllowed', `${method} is not allowed on ${path}; use ${allowed.join(' or ')}`), { allow: allowed.join(', ') })
-  }
+  if (match === undefined) return new MethodNotAllowedError(method, path, onPath.map(m => m.route.method))
   const values = match.regex.exec(path)!.slice(1)
   return { name: match.name, route: match.route, rawParams: Object.fromEntries(match.names.map((n, i) => [n, values[i]])) }
 }
@@ -194,8 +194,7 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
         if (e.status === 500) init.log?.(`api: ${req.method} ${req.url}: ${(error as Error).stack ?? String(error)}`)
       } else requests.errors4xx++
       if (!res.headersSent) {
-        const allow = (e as { allow?: string }).allow
-        if (allow !== undefined) res.setHeader('Allow', allow)
+        if (e instanceof MethodNotAllowedError) res.setHeader('Allow', e.allow.join(', '))
         if (e.code === 'Unauthorized') res.setHeader('WWW-Authenticate', 'Bearer')
         send(res, e.status, { error: e.code, detail: e.message, field: e.field })
       } else res.end()
