@@ -176,7 +176,7 @@ export const EvictRequest = z.strictObject({
     .meta({ description: 'Take effect at once, without a majority (a cluster of two, an even split).' })
 })
 
-export const VERDICT_STATUSES = ['admitted', 'rejected', 'evicted', 'released', 'invalid'] as const
+const VERDICT_STATUSES = ['admitted', 'rejected', 'evicted', 'released', 'invalid'] as const
 export const VerdictStatus = z.enum(VERDICT_STATUSES)
 
 /** `GET /v1/reservations?node=&status=` */
@@ -208,9 +208,9 @@ export const RentQuery = z.strictObject({
 /** The `{id}` of `/v1/reservations/{id}`, percent-decoded. */
 export const IdParams = z.strictObject({ id: ReservationId })
 
+/** Request bodies as a client sends them (before parsing). */
 export type FitRequestIn = z.input<typeof FitRequest>
 export type ReserveRequestIn = z.input<typeof ReserveRequest>
-export type ReserveRequestOut = z.output<typeof ReserveRequest>
 export type EvictRequestIn = z.input<typeof EvictRequest>
 
 /**

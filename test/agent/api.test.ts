@@ -419,6 +419,15 @@ describe('the contract (agent/api/contract.ts)', () => {
     conforms(contract.ErrorBody, error.body, 'an error')
   })
 
+  it('405 names the methods the route table has for that path', async () => {
+    for (const [path, method, allow] of [['/v1/reservations/x', 'PUT', 'GET, DELETE'], ['/v1/fit', 'GET', 'POST'], ['/v1/openapi.json', 'DELETE', 'GET']]) {
+      const r = await fetch(`${a.daemon.api.url}${path}`, { method })
+      expect(r.status, path).toBe(405)
+      expect(r.headers.get('allow'), path).toBe(allow)
+      expect(((await r.json()) as { detail: string }).detail).toBe(`${method} is not allowed on ${path}; use ${allow.split(', ').join(' or ')}`)
+    }
+  })
+
   it('GET /v1/openapi.json serves the document generated from the contract', async () => {
     const r = await api(a, '/v1/openapi.json')
     expect(r.status).toBe(200)
