@@ -1,10 +1,11 @@
 /**
  * The API contract on its own (agent/api/contract.ts): the request schemas
- * parse size and placement once and name the field that was wrong, the route
- * table is what the OpenAPI document lists, and the checked-in
- * docs/openapi.json is exactly what the contract generates (run `npm run
- * openapi` after changing the contract). The served copy and the answers of a
- * running agent are checked against the same schemas in api.test.ts.
+ * parse size and placement once and name the field that was wrong; the route
+ * table is what the OpenAPI document and the README's table list; and the
+ * checked-in docs/openapi.json is exactly what the contract generates (run
+ * `npm run openapi` after changing the contract). The served copy and the
+ * answers of a running agent are checked against the same schemas in
+ * api.test.ts.
  */
 import { readFileSync } from 'node:fs'
 import { Validator } from '@seriousme/openapi-schema-validator'
@@ -102,6 +103,14 @@ describe('the OpenAPI document', () => {
     expect(result.errors ?? [], JSON.stringify(result.errors)).toEqual([])
     expect(result.valid).toBe(true)
     expect(validator.version).toBe('3.1')
+  })
+
+  it("README's HTTP API table names every route of the table, and nothing else", () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    const section = readme.slice(readme.indexOf('## HTTP API'))
+    const rows = [...section.matchAll(/^\| `(GET|POST|DELETE) ([^`]+)` \|/gm)].map(m => `${m[1]} ${m[2]}`)
+    const table = Object.values(ROUTES as Record<string, RouteSpec>).map(r => `${r.method} ${r.path.replace(/\{(\w+)\}/g, ':$1')}`)
+    expect(rows.sort()).toEqual(table.sort())
   })
 
   it('lists every route of the table with its method, and nothing else', () => {
