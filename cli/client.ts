@@ -8,7 +8,7 @@
  * - 2: the request was refused as input (4xx `{ error, detail, field }`, 401
  *   token required or wrong).
  *
- * Statuses a command treats as a clean answer (409 DoesNotFit, 404 for `where`)
+ * Statuses a command treats as a clean answer (409 IdExists for `reserve`, 404 for `where`)
  * are passed in `accept` and returned like a 2xx.
  */
 import { readFile } from 'node:fs/promises'
@@ -39,15 +39,15 @@ export interface ClientInit {
   timeoutMs?: number
 }
 
-export interface ApiAnswer<T = any> {
+export interface ApiAnswer<T = unknown> {
   status: number
   body: T
 }
 
-/** One server-sent event: its `event:` name and its `data:` parsed as JSON (or the raw text). */
+/** One server-sent event: its `event:` name and its `data:` parsed as JSON (or the raw text); the agent's events are the contract's `ApiEvent`. */
 export interface SseEvent {
   event: string
-  data: any
+  data: unknown
 }
 
 /** `127.0.0.1:7647` → `http://127.0.0.1:7647`; refuses what is not an http(s) URL. */
@@ -92,20 +92,20 @@ export class ApiClient {
     this.timeoutMs = init.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   }
 
-  async get<T = any>(path: string, accept: number[] = []): Promise<ApiAnswer<T>> {
+  async get<T = unknown>(path: string, accept: number[] = []): Promise<ApiAnswer<T>> {
     return await this.request<T>('GET', path, undefined, accept)
   }
 
-  async post<T = any>(path: string, body: unknown, accept: number[] = []): Promise<ApiAnswer<T>> {
+  async post<T = unknown>(path: string, body: unknown, accept: number[] = []): Promise<ApiAnswer<T>> {
     return await this.request<T>('POST', path, body, accept)
   }
 
-  async delete<T = any>(path: string, accept: number[] = []): Promise<ApiAnswer<T>> {
+  async delete<T = unknown>(path: string, accept: number[] = []): Promise<ApiAnswer<T>> {
     return await this.request<T>('DELETE', path, undefined, accept)
   }
 
   /** One request; 2xx and the `accept`ed statuses resolve, everything else throws a ClientError. */
-  async request<T = any>(method: string, path: string, body: unknown, accept: number[] = []): Promise<ApiAnswer<T>> {
+  async request<T = unknown>(method: string, path: string, body: unknown, accept: number[] = []): Promise<ApiAnswer<T>> {
     const url = this.api + path
     let response: Response
     let text: string

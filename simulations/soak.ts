@@ -255,7 +255,7 @@ export async function runSoak (options: SoakOptions): Promise<{ report: SoakRepo
         const bytes = (16 + Math.floor(random() * 240)) * MiB
         counts.reservationsMade++
         const r = await api(pick(agents), '/v1/reservations', { body: { id, bytes, placement: random() < 0.1 ? 'spread:2' : 'any' } })
-        if (r.status === 201) { counts.acknowledged++; live.push(id) } else if (r.status === 409) counts.doesNotFit++
+        if (r.status === 201) { counts.acknowledged++; live.push(id) } else if (r.status === 200 && r.body.written === false) counts.doesNotFit++
         else if (r.status === 503) counts.unavailable++
         else counts.otherErrors++
       } catch {

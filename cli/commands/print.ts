@@ -1,62 +1,12 @@
 /**
  * Human renderings of the API's answers, shared by fit/reserve/where/release/
  * watch. They only lay out what the agent said: every verdict, code, reason,
- * histogram and warning comes from the answer as is.
+ * histogram and warning comes from the answer as is, typed by the API
+ * contract (agent/api/contract.ts).
  */
+import type { FitAnswerJson, VerdictJson } from '../../agent/api/contract.ts'
 import { shortId } from '../../crdt/index.ts'
 import { formatSize, table, type Paint } from '../format.ts'
-
-/** The JSON of a fit answer (`POST /v1/fit`, and `answer` of a reservation). */
-export interface FitAnswerJson {
-  fits: boolean
-  code: string
-  reason: string
-  bytes: number
-  placement: string
-  nodes: string[]
-  histogram: string
-  perNode: Array<{ node: string, state: string, allocatableBytes: number, committedBytes: number, headroomBytes: number, fit: string, chosen: boolean, headroomAfterBytes?: number }>
-  warnings: string[]
-  final: boolean
-  waitingOn?: string
-  waitsFor: string[]
-}
-
-/** The JSON of a verdict (`GET /v1/reservations/:id`). */
-export interface VerdictJson {
-  id: string
-  status: string
-  final: boolean
-  /** What a tentative verdict waits for: members' clocks, their confirmations, an open view change, or (queued) room. */
-  waitingOn?: 'clocks' | 'confirmations' | 'view-change' | 'capacity'
-  waitsFor: string[]
-  /** Epoch of the view it was decided in. */
-  view?: number
-  code: string
-  reason: string
-  decision: string
-  decisionCode: string
-  decisionReason: string
-  nodes: string[]
-  runningOn: string[]
-  bytes: number
-  placement?: string
-  priority: number
-  creator: string
-  hlc?: string
-  labels: Record<string, string>
-  winner?: string
-  /** Bounds and the queue (docs/design.md "Bounds and the queue"). */
-  minBytes?: number
-  effectiveBytes?: number
-  shrunkHlc?: string
-  queue?: boolean
-  queuePosition?: number
-  queueLength?: number
-  queueExpiresHlc?: string
-  admittedHlc?: string
-  decidedHlc?: string
-}
 
 export function statusColor (c: Paint, status: string): (s: string) => string {
   switch (status) {
@@ -122,8 +72,8 @@ export function renderVerdict (v: VerdictJson, c: Paint): string {
   if (v.winner !== undefined) lines.push(`  winner: ${v.winner}`)
   const labels = Object.entries(v.labels ?? {}).map(([k, val]) => `${k}=${val}`).join(',')
   lines.push(`  size ${formatSize(v.bytes)}, placement ${v.placement ?? '?'}, priority ${v.priority}, creator ${v.creator}${labels !== '' ? `, labels ${labels}` : ''}`)
-  if (v.minBytes !== undefined || (v.effectiveBytes !== undefined && v.effectiveBytes !== v.bytes)) {
-    lines.push(`  limit in force ${formatSize(v.effectiveBytes ?? v.bytes)}${v.minBytes !== undefined ? `, minimum ${formatSize(v.minBytes)}` : ''}${v.shrunkHlc !== undefined ? `, shrunk at ${v.shrunkHlc}` : ''}`)
+  if (v.minBytes !== undefined || v.effectiveBytes !== v.bytes) {
+    lines.push(`  limit in force ${formatSize(v.effectiveBytes)}${v.minBytes !== undefined ? `, minimum ${formatSize(v.minBytes)}` : ''}${v.shrunkHlc !== undefined ? `, shrunk at ${v.shrunkHlc}` : ''}`)
   }
   if (v.status === 'queued') {
     lines.push(`  queue: position ${v.queuePosition ?? '?'} of ${v.queueLength ?? '?'}${v.queueExpiresHlc !== undefined ? `, times out at ${v.queueExpiresHlc}` : ', no timeout'}; waits for a release, a node growing or joining`)

@@ -3,6 +3,7 @@
  * reservation, computed by the agent from the ledger alone (every peer bills
  * the same), and `memgossip evict NODE` (POST /v1/evict).
  */
+import type { EvictAnswerJson, EvictRequestIn, RentJson } from '../../agent/api/contract.ts'
 import { shortId } from '../../crdt/index.ts'
 import { UsageError } from '../args.ts'
 import { formatSize, formatTime, jsonText, table } from '../format.ts'
@@ -11,14 +12,6 @@ import { statusColor } from './print.ts'
 
 const GIB_HOUR_BYTE_SECONDS = 1024 ** 3 * 3600
 
-interface RentJson {
-  lines: Array<{ id: string, creator: string, status: string, bytes: number, nodeCount: number, startMs: number, endMs: number, byteSeconds: number, cost: number }>
-  totalByteSeconds: number
-  totalCost: number
-  pricePerGiBHour: number
-  sinceMs: number
-  nowMs: number
-}
 
 /** byte-seconds → GiB-hours, for reading only (the agent bills in byte-seconds and cost). */
 export function gibHours (byteSeconds: number): string {
@@ -94,7 +87,8 @@ change. An agent cannot evict itself: ask another peer.`,
   examples: ['memgossip evict 12D3KooWAbc... --api http://127.0.0.1:7711', 'memgossip evict --force 12D3KooWAbc...']
 }, async ({ client, json, positionals, flags, out }) => {
   const node = positionals[0]
-  const { body } = await client.post<{ node: string, proposal: string, force: boolean, status: string, waitingFor: string[], detail: string }>('/v1/evict', { node, force: flags.force === true })
+  const request: EvictRequestIn = { node, force: flags.force === true }
+  const { body } = await client.post<EvictAnswerJson>('/v1/evict', request)
   if (json) out(jsonText(body))
   else {
     const waiting = body.status === 'open' && body.waitingFor.length > 0 ? ` (waiting for ${body.waitingFor.length}: ${body.waitingFor.map(shortId).join(', ')})` : ''

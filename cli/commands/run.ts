@@ -22,7 +22,8 @@ import { UsageError } from '../args.ts'
 import { ClientError, type ApiClient } from '../client.ts'
 import type { Command } from '../main.ts'
 import { clientCommand, durationArg, helpText, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg, type Context } from './common.ts'
-import { renderFit, renderVerdict, type FitAnswerJson, type VerdictJson } from './print.ts'
+import type { ErrorJson, ReserveAnswerJson, ReserveRequestIn, VerdictJson } from '../../agent/api/contract.ts'
+import { renderFit, renderVerdict } from './print.ts'
 import { queueTimeoutArg } from './reserve.ts'
 
 /** How long to wait for a final verdict by default (as `reserve --wait-final`). */
@@ -188,19 +189,22 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
     const self = health.body.self
     const placement = input.placement ?? `node:${self}`
     const bounds = { minBytes: input.minBytes, ...(input.queue ? { queue: true, queueTimeoutMs: input.queueTimeoutMs } : {}) }
-    const answer = await client.post('/v1/reservations', { id, size: input.sizeText, placement, priority: input.priority, ...bounds }, [409])
+    const request: ReserveRequestIn = { id, size: input.sizeText, placement, priority: input.priority, ...bounds }
+    const answer = await client.post<ReserveAnswerJson | ErrorJson>('/v1/reservations', request, [409])
     if (answer.status === 409) {
-      const body = answer.body as { error: string, detail: string, answer?: FitAnswerJson }
-      if ((body.error !== 'DoesNotFit' && body.error !== 'NeverFits') || body.answer === undefined) {
-        err(`memgossip run: ${body.detail} [${body.error}]\n`)
-        return 2
-      }
-      const head = body.error === 'NeverFits' ? 'never fits' : 'does not fit'
-      err(json ? JSON.stringify(body) + '\n' : `${color.red(color.bold(head))}: '${id}' was not written, the command did not run\n${renderFit(body.answer, color)}`)
+      // 409 IdExists: input the user must change.
+      const body = answer.body as ErrorJson
+      err(`memgossip run: ${body.detail} [${body.error}]\n`)
+      return 2
+    }
+    const made = answer.body as ReserveAnswerJson
+    if (!made.written) {
+      const head = made.code === 'NeverFits' ? 'never fits' : 'does not fit'
+      err(json ? JSON.stringify(made) + '\n' : `${color.red(color.bold(head))}: '${id}' was not written, the command did not run\n${renderFit(made.answer, color)}`)
       return 1
     }
     reserved = true
-    let verdict = (answer.body as { verdict?: VerdictJson }).verdict
+    let verdict = made.verdict
     if (verdict === undefined) verdict = (await client.get<VerdictJson>(`/v1/reservations/${idPath(id)}`)).body
 
     if (verdict.status === 'queued') {

@@ -8,6 +8,8 @@
 import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
+import * as contract from '../../agent/api/contract.ts'
+import { openApiDocument } from '../../agent/api/openapi.ts'
 import { StoreError } from '../../agent/store.ts'
 import { decodeMessage, encodeMessage, MSG_SYNC_REPLY, MSG_SYNC_REQUEST } from '../../agent/wire.ts'
 import { api, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
@@ -82,6 +84,7 @@ describe('bad input to POST /v1/reservations', () => {
     ['min above the size', { id: 'x1', size: '1GiB', min: '2GiB' }, 'InvalidMin', 'min'],
     ['min not a size', { id: 'x1', size: '1GiB', min: '12XB' }, 'InvalidMin', 'min'],
     ['min as a number', { id: 'x1', size: '1GiB', min: 5 }, 'InvalidMin', 'min'],
+    ['min zero', { id: 'x1', size: '1GiB', min: '0' }, 'InvalidMin', 'min'],
     ['minBytes zero', { id: 'x1', size: '1GiB', minBytes: 0 }, 'InvalidMin', 'minBytes'],
     ['minBytes above bytes', { id: 'x1', bytes: 1024, minBytes: 1025 }, 'InvalidMin', 'minBytes'],
     ['both min and minBytes', { id: 'x1', size: '1GiB', min: '1MiB', minBytes: 1024 }, 'InvalidMin', 'min'],
@@ -148,20 +151,23 @@ describe('bad input to POST /v1/reservations', () => {
     expect(a.daemon.agent.verdict('dup')?.bytes).toBe(GiB)
   })
 
-  it('does not fit now → 409 DoesNotFit with the fit answer (histogram, per-node numbers) and nothing written', async () => {
+  it('does not fit now → 200, the one answer shape saying rejected and not written, with the fit answer (histogram, per-node numbers); nothing written', async () => {
     expect((await api(a, '/v1/reservations', { body: { id: 'dnf-filler', size: '1GiB' } })).status).toBe(201)
     const self = a.daemon.agent.resolution().nodes.get(a.daemon.agent.self)!
-    const bytes = self.allocatableBytes - self.committedBytes + 1
+    const bytes = self.allocatableBytes - self.committedBytes + 1 // more than the headroom, not more than the node
     const before = ledgerReservations()
     const countBefore = (await api(a, '/v1/reservations')).body.reservations.length
     const r = await api(a, '/v1/reservations', { body: { id: 'too-big', bytes } })
-    expectError(r, 409, 'DoesNotFit')
-    expect(r.body.answer).toMatchObject({ fits: false, bytes })
+    expect(r.status, JSON.stringify(r.body)).toBe(200)
+    expect(r.body).toMatchObject({ id: 'too-big', written: false, status: 'rejected', code: 'NoNodeFits', final: true })
+    expect(r.body.verdict).toBeUndefined()
+    expect(r.body.answer).toMatchObject({ fits: false, bytes, code: 'NoNodeFits' })
     expect(r.body.answer.histogram).toMatch(/^0\/1 nodes fit: 1 InsufficientMemory/)
     expect(r.body.answer.perNode).toHaveLength(1)
     expect(r.body.answer.perNode[0]).toMatchObject({ node: a.daemon.agent.self, fit: 'InsufficientMemory' })
     expect(typeof r.body.answer.perNode[0].headroomBytes).toBe('number')
-    expect(r.body.detail).toMatch(/GiB/) // the reason names numbers
+    expect(r.body.reason).toMatch(/GiB/) // the reason names numbers
+    expect(r.body.reason).toBe(r.body.answer.reason)
     expect(ledgerReservations()).toBe(before)
     expect((await api(a, '/v1/reservations')).body.reservations.length).toBe(countBefore)
     expect((await api(a, '/v1/reservations/too-big')).status).toBe(404)
@@ -169,13 +175,15 @@ describe('bad input to POST /v1/reservations', () => {
 })
 
 describe('bounds, the queue and NeverFits on POST /v1/reservations', () => {
-  it('never fits (larger than every member) → 409 NeverFits with the numbers, queued or not, nothing written', async () => {
+  it('never fits (larger than every member) → 200 not written, code NeverFits with the numbers, queued or not; nothing written', async () => {
     const before = ledgerReservations()
     for (const queue of [false, true]) {
       const r = await api(a, '/v1/reservations', { body: { id: 'never', size: '1TiB', queue } })
-      expectError(r, 409, 'NeverFits')
+      expect(r.status, JSON.stringify(r.body)).toBe(200)
+      expect(r.body).toMatchObject({ id: 'never', written: false, status: 'rejected', code: 'NeverFits', final: true })
       expect(r.body.answer).toMatchObject({ fits: false, code: 'NeverFits', bytes: 1024 * GiB })
-      expect(r.body.detail).toMatch(/^never fits: needs 1\.00 TiB, more than any member's allocatable memory \(largest: [\d.]+ GiB on node /)
+      expect(r.body.reason).toMatch(/^never fits: needs 1\.00 TiB, more than any member's allocatable memory \(largest: [\d.]+ GiB on node /)
+      conformsTo(contract.ReserveAnswer, r.body)
     }
     expect(ledgerReservations()).toBe(before)
     expect((await api(a, '/v1/reservations/never')).status).toBe(404)
@@ -188,10 +196,13 @@ describe('bounds, the queue and NeverFits on POST /v1/reservations', () => {
     expect(bytes).toBeLessThanOrEqual(self.allocatableBytes) // not NeverFits: something is committed
     const r = await api(a, '/v1/reservations', { body: { id: 'waits', bytes, queue: true, queueTimeoutMs: 3_600_000, min: '1MiB' } })
     expect(r.status, JSON.stringify(r.body)).toBe(201)
-    expect(r.body.verdict).toMatchObject({ id: 'waits', status: 'queued', code: 'Queued', queue: true, queuePosition: 1, queueLength: 1, final: false, waitingOn: 'capacity', minBytes: 1024 * 1024, effectiveBytes: bytes })
+    conformsTo(contract.ReserveAnswer, r.body)
+    expect(r.body).toMatchObject({ written: true, status: 'queued', code: 'Queued', final: false })
+    expect(r.body.verdict).toMatchObject({ id: 'waits', status: 'queued', decision: 'queued', code: 'Queued', queue: true, queuePosition: 1, queueLength: 1, final: false, waitingOn: 'capacity', minBytes: 1024 * 1024, effectiveBytes: bytes })
     expect(r.body.verdict.reason).toMatch(/^queued: needs .* largest headroom is /)
     expect(typeof r.body.verdict.queueExpiresHlc).toBe('string')
     const queued = await api(a, '/v1/reservations?status=queued')
+    conformsTo(contract.ReservationList, queued.body)
     expect(queued.body.reservations.map((v: any) => v.id)).toEqual(['waits'])
     const gone = await api(a, '/v1/reservations/waits', { method: 'DELETE' })
     expect(gone.body).toMatchObject({ status: 'rejected', code: 'Withdrawn' })
@@ -216,6 +227,11 @@ describe('bounds, the queue and NeverFits on POST /v1/reservations', () => {
   })
 })
 
+/** The body matches the contract's schema, field for field. */
+function conformsTo (schema: { parse: (v: unknown) => unknown }, body: unknown): void {
+  expect(schema.parse(body)).toEqual(body)
+}
+
 describe('bad input to the other endpoints', () => {
   it('POST /v1/fit: the same size and placement checks, 400 naming the field', async () => {
     expectError(await api(a, '/v1/fit', { body: { size: 5 } }), 400, 'InvalidSize', 'size')
@@ -228,9 +244,9 @@ describe('bad input to the other endpoints', () => {
   })
 
   it('GET and DELETE of an unknown id → 404 naming the id', async () => {
+    const releasesBefore = a.daemon.agent.doc.getMap('releases').size
     expectError(await api(a, '/v1/reservations/no-such-thing'), 404, 'NotFound')
     const before = ledgerReservations()
-    const releasesBefore = a.daemon.agent.doc.getMap('releases').size
     const del = await api(a, '/v1/reservations/no-such-thing', { method: 'DELETE' })
     expectError(del, 404, 'NotFound')
     expect(del.body.detail).toMatch(/no-such-thing/)
@@ -428,12 +444,91 @@ describe('positive shapes', () => {
       await readUntil(/event: verdict\ndata: \{[^\n]*"id":"sse-1"[^\n]*\}\n\n/)
       const line = /event: verdict\ndata: (\{[^\n]*"id":"sse-1"[^\n]*\})\n\n/.exec(text)![1]
       expect(JSON.parse(line)).toMatchObject({ type: 'verdict', id: 'sse-1', status: 'admitted', nodes: [a.daemon.agent.self] })
+      // The events are the contract's, field for field.
+      expect(contract.EVENTS.verdict.parse(JSON.parse(line))).toEqual(JSON.parse(line))
+      const hello = JSON.parse(/event: hello\ndata: (.*)\n\n/.exec(text)![1])
+      expect(contract.EVENTS.hello.parse(hello)).toEqual(hello)
     } finally {
       controller.abort()
       await reader.cancel().catch(() => {})
     }
     // The stream's listener is gone once the client hung up.
     await waitFor('listener removed', () => a.daemon.agent.listenerCount('event') === 0, 5_000)
+  })
+})
+
+describe('the contract (agent/api/contract.ts)', () => {
+  /** The answer matches its schema and carries nothing the schema does not list (the object parsers drop unknown keys). */
+  const conforms = (schema: { parse: (v: unknown) => unknown }, body: unknown, what: string): void => {
+    expect(schema.parse(body), what).toEqual(body)
+  }
+
+  it('every JSON answer of a running agent is the contract\'s shape, field for field', async () => {
+    const made = await api(a, '/v1/reservations', { body: { id: 'shape-1', size: '1GiB', labels: { team: 'web' } } })
+    expect(made.status).toBe(201)
+    conforms(contract.ReserveAnswer, made.body, 'POST /v1/reservations 201')
+    expect(made.body).toMatchObject({ id: 'shape-1', written: true, status: 'admitted', code: 'Fits', verdict: { id: 'shape-1', status: 'admitted' }, answer: { fits: true } })
+    expect(made.body.final).toBe(made.body.verdict.final)
+    const refused = await api(a, '/v1/reservations', { body: { id: 'shape-2', size: '1TiB' } })
+    conforms(contract.ReserveAnswer, refused.body, 'POST /v1/reservations 200')
+    conforms(contract.FitAnswer, (await api(a, '/v1/fit', { body: { size: '1GiB' } })).body, 'POST /v1/fit')
+    const released = await api(a, '/v1/reservations/shape-1', { method: 'DELETE' })
+    conforms(contract.Verdict, released.body, 'DELETE /v1/reservations/{id}')
+    expect(released.body.endedHlc).toMatch(/\S/)
+    for (const [path, schema] of [
+      ['/healthz', contract.Health],
+      ['/v1/state', contract.State],
+      ['/v1/nodes', contract.NodeList],
+      ['/v1/capacity', contract.Capacity],
+      ['/v1/alerts', contract.AlertList],
+      ['/v1/rent', contract.Rent],
+      ['/v1/reservations', contract.ReservationList],
+      ['/v1/reservations/shape-1', contract.Verdict]
+    ] as const) {
+      const r = await api(a, path)
+      expect(r.status, path).toBe(200)
+      conforms(schema, r.body, path)
+    }
+    const error = await api(a, '/v1/reservations/nope')
+    conforms(contract.ErrorBody, error.body, 'an error')
+  })
+
+  it('405 names the methods the route table has for that path', async () => {
+    for (const [path, method, allow] of [['/v1/reservations/x', 'PUT', 'GET, DELETE'], ['/v1/fit', 'GET', 'POST'], ['/v1/openapi.json', 'DELETE', 'GET']]) {
+      const r = await fetch(`${a.daemon.api.url}${path}`, { method })
+      expect(r.status, path).toBe(405)
+      expect(r.headers.get('allow'), path).toBe(allow)
+      expect(((await r.json()) as { detail: string }).detail).toBe(`${method} is not allowed on ${path}; use ${allow.split(', ').join(' or ')}`)
+    }
+  })
+
+  it('GET /v1/openapi.json serves the document generated from the contract', async () => {
+    const r = await api(a, '/v1/openapi.json')
+    expect(r.status).toBe(200)
+    expect(r.body).toEqual(openApiDocument())
+    expect(r.body.openapi).toBe('3.1.0')
+  })
+
+  it('node:<id> of a node this agent does not know → 400 UnknownNode naming it (fit and reserve), nothing written', async () => {
+    const before = ledgerReservations()
+    const fit = await api(a, '/v1/fit', { body: { size: '1GiB', placement: 'node:12D3KooWNoSuchNode' } })
+    expectError(fit, 400, 'UnknownNode', 'placement')
+    expect(fit.body.detail).toContain("no node '12D3KooWNoSuchNode' in this agent's view")
+    const made = await api(a, '/v1/reservations', { body: { id: 'pinned-nowhere', size: '1GiB', placement: 'node:12D3KooWNoSuchNode' } })
+    expectError(made, 400, 'UnknownNode', 'placement')
+    expect(ledgerReservations()).toBe(before)
+    // A known node is a plain answer.
+    expect((await api(a, '/v1/fit', { body: { size: '1GiB', placement: `node:${a.daemon.agent.self}` } })).body.fits).toBe(true)
+  })
+
+  it('a body field or query parameter the route does not take → 400 UnknownField naming it, nothing written', async () => {
+    const before = ledgerReservations()
+    const r = await api(a, '/v1/reservations', { body: { id: 'typo', size: '1GiB', prority: 5 } })
+    expectError(r, 400, 'UnknownField', 'prority')
+    expect(r.body.detail).toBe("unknown field 'prority'")
+    expect(ledgerReservations()).toBe(before)
+    expectError(await api(a, '/v1/reservations?stauts=admitted'), 400, 'UnknownField', 'stauts')
+    expectError(await api(a, '/v1/fit', { body: { size: '1GiB', force: true } }), 400, 'UnknownField', 'force')
   })
 })
 

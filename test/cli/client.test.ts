@@ -30,7 +30,7 @@ beforeAll(async () => {
         case '/ok': return reply(200, { hello: 'world' })
         case '/401': return reply(401, { error: 'Unauthorized', detail: 'missing or wrong bearer token' })
         case '/400': return reply(400, { error: 'InvalidSize', detail: "unknown unit 'XB'", field: 'size' })
-        case '/409': return reply(409, { error: 'DoesNotFit', detail: 'does not fit' })
+        case '/409': return reply(409, { error: 'IdExists', detail: "reservation 'x' already exists", field: 'id' })
         case '/503': return reply(503, { error: 'Unavailable', detail: 'agent has not joined the cluster yet' })
         case '/hang': return // never answers
         case '/v1/events':
@@ -70,7 +70,7 @@ describe('ApiClient', () => {
   it.each([
     ['/401', 2, /token required\/wrong \(--token FILE or MEMGOSSIP_TOKEN\)/],
     ['/400', 2, /unknown unit 'XB' \[InvalidSize \(size\)\]/],
-    ['/409', 2, /does not fit \[DoesNotFit\]/],
+    ['/409', 2, /reservation 'x' already exists \[IdExists \(id\)\]/],
     ['/nothing', 2, /no route GET \/nothing \[NotFound\]/],
     ['/503', 3, /could not serve the request: agent has not joined the cluster yet/]
   ])('maps %s to exit %i', async (path, code, message) => {

@@ -145,6 +145,17 @@ describe('fit', () => {
     expect(body).toMatchObject({ fits: false, code: 'NeverFits', bytes: 9 * GiB, histogram: '0/3 nodes fit: 3 InsufficientMemory', histogramCounts: { InsufficientMemory: 3 } })
   })
 
+  it.concurrent('node:<id> of a node the agent does not know exits 2 naming it, not "does not fit"', async () => {
+    const r = await cli(['fit', '1GiB', '--placement', 'node:12D3KooWNoSuchNode', ...at(A)])
+    expect(r.code).toBe(2)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toContain("memgossip fit: no node '12D3KooWNoSuchNode' in this agent's view (known: ")
+    expect(r.stderr).toContain('[UnknownNode (placement)]')
+    const reserve = await cli(['reserve', 'pinned-nowhere', '1GiB', '--placement', 'node:12D3KooWNoSuchNode', ...at(A)])
+    expect(reserve.code).toBe(2)
+    expect(reserve.stderr).toContain("no node '12D3KooWNoSuchNode'")
+  })
+
   it.concurrent('a bad size exits 2 with the same message as parseSize, listing the accepted forms (a real process)', async () => {
     let expected = ''
     try { parseSize('12XB') } catch (error) { expected = (error as Error).message }
@@ -199,7 +210,8 @@ describe('reserve, where, reservations, release', () => {
     expect(r.stdout).toContain('0/3 nodes fit: 3 InsufficientMemory')
     const j = await json(['reserve', 'huge', '9GiB', '--queue', ...at(B)])
     expect(j.code).toBe(1)
-    expect(j.body).toMatchObject({ error: 'NeverFits', answer: { fits: false, code: 'NeverFits', bytes: 9 * GiB } })
+    // The same shape as a rejection (agent/api/contract.ts ReserveAnswer): no entry was written.
+    expect(j.body).toMatchObject({ id: 'huge', written: false, status: 'rejected', code: 'NeverFits', answer: { fits: false, code: 'NeverFits', bytes: 9 * GiB } })
     expect((await cli(['where', 'huge', ...at(B)])).code).toBe(1)
     const badId = await cli(['reserve', 'no spaces', '1GiB', ...at(A)])
     expect(badId.code).toBe(2)
@@ -207,6 +219,10 @@ describe('reserve, where, reservations, release', () => {
     const dup = await cli(['reserve', 'web-1', '1GiB', ...at(A)])
     expect(dup.code).toBe(2)
     expect(dup.stderr).toContain("reservation 'web-1' already exists [IdExists]")
+    // --json prints the agent's error on stdout, as where and release do.
+    const dupJson = await json(['reserve', 'web-1', '1GiB', ...at(A)])
+    expect(dupJson.code).toBe(2)
+    expect(dupJson.body).toMatchObject({ error: 'IdExists', field: 'id', detail: "reservation 'web-1' already exists" })
   })
 
   it('reserve --wait-final returns once every member has passed the reservation', async () => {
