@@ -358,7 +358,6 @@ const BOUNDS_RUNS = Math.max(20, Math.ceil(RUNS / 2))
 
 describe('bounds and the queue under the same network: shrinks, queue admissions and timeouts converge, never over-commit, and stay final', () => {
   it(`digests agree, nothing is over-committed, a final verdict (a queue admission with its point) never changes, and the order updates were applied does not matter (${BOUNDS_RUNS} programs)`, () => {
-    const seen = { shrunk: 0, fromQueue: 0, timedOut: 0, waiting: 0 }
     fc.assert(fc.property(boundsProgramArb, fc.integer(), (program, seed) => {
       const { net, finals, failures } = run(program)
       expect(failures).toEqual([])
@@ -374,14 +373,21 @@ describe('bounds and the queue under the same network: shrinks, queue admissions
       const doc = new Y.Doc()
       for (const update of shuffled) Y.applyUpdate(doc, update)
       expect(resolve(doc).digest, `shuffle seed ${seed}`).toBe(all[0].digest)
-      for (const v of all[0].verdicts.values()) {
+    }), PROGRAM !== undefined ? { numRuns: 1, examples: [[PROGRAM, 1]] } : { ...base, numRuns: BOUNDS_RUNS })
+  }, TIMEOUT_MS)
+
+  // The programs must reach what they are about, or the property above holds
+  // vacuously. Checked over a fixed sample (seed 14), so it cannot flake.
+  it('the bounds programs reach shrinks, queue admissions, timeouts and entries left waiting (fixed seed 14, 100 programs)', () => {
+    const seen = { shrunk: 0, fromQueue: 0, timedOut: 0, waiting: 0 }
+    fc.assert(fc.property(boundsProgramArb, (program) => {
+      for (const v of run(program).net.resolveAll()[0].verdicts.values()) {
         if (v.shrunkHlc !== undefined) seen.shrunk++
         if (v.decision === 'admitted' && v.decidedHlc !== v.hlc) seen.fromQueue++
         if (v.decisionCode === 'QueueTimeout') seen.timedOut++
         if (v.status === 'queued') seen.waiting++
       }
-    }), PROGRAM !== undefined ? { numRuns: 1, examples: [[PROGRAM, 1]] } : { ...base, numRuns: BOUNDS_RUNS })
-    // The programs must reach what they are about, or the properties above hold vacuously.
-    if (PROGRAM === undefined) for (const [what, count] of Object.entries(seen)) expect(count, `${what} in ${JSON.stringify(seen)}`).toBeGreaterThan(0)
+    }), { seed: 14, numRuns: 100 })
+    for (const [what, count] of Object.entries(seen)) expect(count, `${what} in ${JSON.stringify(seen)}`).toBeGreaterThan(0)
   }, TIMEOUT_MS)
 })
