@@ -2,6 +2,8 @@
  * `memgossip agent`: run the agent on this host in the foreground. SIGINT and
  * SIGTERM stop it cleanly (the data file is flushed and closed).
  */
+// Node 20 lacks Promise.withResolvers, which libp2p calls: load the shim before any libp2p module.
+import '../../agent/shim.ts'
 import { parseSize } from '../../crdt/index.ts'
 import { DaemonConfigError, defaultDataDir, fakeProbeFromText, startDaemon, type DaemonOptions } from '../../agent/daemon.ts'
 import { parseArgs, UsageError, type FlagSpec } from '../args.ts'
@@ -142,3 +144,4 @@ export async function runAgent (argv: string[], out: { stdout: (s: string) => vo
   await daemon.stop()
   return 0
 }
+

@@ -25,7 +25,7 @@ Exit 0 fits, 1 does not fit.`,
   const size = positionals[0]
   sizeArg(size)
   const placement = flags.placement as string | undefined
-  placementArg(placement)
+  await placementArg(placement)
   const { body } = await client.post<FitAnswerJson>('/v1/fit', { size, placement })
   out(json ? jsonText(body) : renderFit(body, color))
   return body.fits ? 0 : 1

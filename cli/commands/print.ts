@@ -3,7 +3,7 @@
  * watch. They only lay out what the agent said: every verdict, code, reason,
  * histogram and warning comes from the answer as is.
  */
-import { shortId } from '../../crdt/index.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { formatSize, table, type Paint } from '../format.ts'
 
 /** The JSON of a fit answer (`POST /v1/fit`, and `answer` of a reservation). */

@@ -3,7 +3,7 @@
  * reservation, computed by the agent from the ledger alone (every peer bills
  * the same), and `memgossip evict NODE` (POST /v1/evict).
  */
-import { shortId } from '../../crdt/index.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { UsageError } from '../args.ts'
 import { formatSize, formatTime, jsonText, table } from '../format.ts'
 import { clientCommand, DURATION_PATTERN, durationArg } from './common.ts'

@@ -2,7 +2,7 @@
  * `memgossip reservations` (GET /v1/reservations: a table, like Dask's
  * has-what) and `memgossip where ID` (GET /v1/reservations/:id).
  */
-import { shortId } from '../../crdt/index.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { formatSize, jsonText, table } from '../format.ts'
 import { clientCommand, idPath } from './common.ts'
 import { renderVerdict, shortNodes, statusColor, type VerdictJson } from './print.ts'

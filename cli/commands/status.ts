@@ -3,7 +3,7 @@
  * nodes (GET /v1/nodes) and a footer of cluster totals, pending reservations
  * and active alerts (GET /v1/capacity, /v1/state, /v1/alerts).
  */
-import { shortId } from '../../crdt/index.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { formatAge, formatSize, jsonText, percent, table, type Paint } from '../format.ts'
 import { clientCommand } from './common.ts'
 

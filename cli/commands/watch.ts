@@ -3,7 +3,7 @@
  * server-sent events): verdict changes, alerts raised and cleared, peers,
  * joins. Ctrl-C exits 0.
  */
-import { shortId } from '../../crdt/index.ts'
+import { shortId } from '../../crdt/placement.ts'
 import type { SseEvent } from '../client.ts'
 import type { Paint } from '../format.ts'
 import { clientCommand } from './common.ts'

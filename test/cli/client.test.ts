@@ -3,17 +3,16 @@
  * to exit codes (against a tiny local server), the SSE parser, tables, colour
  * rules, durations and argument checks.
  */
-import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseSize } from '../../crdt/index.ts'
 import { ApiClient, ClientError, normalizeApiUrl, SseParser } from '../../cli/client.ts'
 import { formatAge, paint, percent, table, useColor, visibleLength } from '../../cli/format.ts'
-import { cli, REPO } from './procs.ts'
-import { lazyCommand } from '../../cli/commands/simulate.ts'
-import type { Io } from '../../cli/main.ts'
+import { cli, runCli } from './procs.ts'
 
 let server: Server
 let base: string
@@ -174,19 +173,26 @@ describe('arguments (exit 2 before any call)', () => {
     expect(r.stderr).toContain('token required/wrong (--token FILE or MEMGOSSIP_TOKEN)')
   })
 
-  it('simulate and bench load their modules on demand, and say so plainly when one is missing', async () => {
-    const io = (): { io: Io, err: () => string } => { let e = ''; return { io: { stdout: () => {}, stderr: (s) => { e += s } }, err: () => e } }
-    const missing = io()
-    expect(await lazyCommand('simulate', '../../simulations/no-such-module.ts', 'runSimulate', 'the simulation harness')([], missing.io)).toBe(2)
-    expect(missing.err()).toBe('memgossip simulate: the simulation harness is not available in this checkout (simulations/no-such-module.ts is missing)\n')
-    const wrong = io()
-    expect(await lazyCommand('bench', '../format.ts', 'runBench', 'the benchmark runner')([], wrong.io)).toBe(2)
-    expect(wrong.err()).toContain('does not export runBench()')
-    for (const [command, file] of [['simulate', 'simulations/cli.ts'], ['bench', 'simulations/bench/run.ts']]) {
-      if (existsSync(join(REPO, file))) continue // present: its own tests cover it
-      const r = await cli([command, '--help'])
-      expect(r.code).toBe(2)
-      expect(r.stderr).toContain(`(${file} is missing)`)
+  it('client commands load nothing of libp2p, the agent or simulations/; simulate and bench load theirs on demand', async () => {
+    const loaded = async (argv: string[]): Promise<{ code: number, urls: string[] }> => {
+      const dir = await mkdtemp(join(tmpdir(), 'memgossip-imports-'))
+      const log = join(dir, 'imports.log')
+      try {
+        const r = await runCli(argv, { env: { MEMGOSSIP_IMPORT_LOG: log }, nodeArgs: ['--import', './test/cli/fixtures/record-imports.mjs'] })
+        return { code: r.code, urls: (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(u => u !== '') }
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
     }
+    const heavy = (u: string): boolean => /\/node_modules\/(libp2p|@libp2p|@chainsafe)\/|\/(agent|simulations)\//.test(u)
+    for (const argv of [['fit', '--help'], ['status', '--help'], ['watch', '--help'], ['reservations', '--help'], ['rent', '--help']]) {
+      const r = await loaded(argv)
+      expect(r.code, argv.join(' ')).toBe(0)
+      expect(r.urls.some(u => u.endsWith('/cli/commands/fit.ts')), 'the recorder saw the CLI load').toBe(true)
+      expect(r.urls.filter(heavy), argv.join(' ')).toEqual([])
+    }
+    const sim = await loaded(['simulate', '--help'])
+    expect(sim.code).toBe(0)
+    expect(sim.urls.some(u => u.endsWith('/simulations/cli.ts'))).toBe(true)
   })
 })
