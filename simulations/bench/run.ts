@@ -48,6 +48,7 @@ import { ensureSerf, Registry, REPO_ROOT, startMemgossip } from './procs.ts'
 import { renderCharts, renderMarkdown, evaluateTargets, summaryTable } from './report.ts'
 import { pairedRatios, sleep, summarize, type Summary } from './stats.ts'
 import { findSimulationApi, pick } from './virtual.ts'
+import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
 
 export interface Io { stdout: (s: string) => void, stderr: (s: string) => void }
 
@@ -161,28 +162,57 @@ export interface BenchResults {
   targets: Array<{ id?: string, name: string, target: string, value: string, met: boolean | undefined, note: string }>
 }
 
-function parseArgs (argv: string[]): { mode: Mode, out?: string, docs?: string, serf: boolean, install: boolean, profile: boolean, skip: Set<string>, sizes?: number[], trials?: number } {
-  const flag = (name: string): string | undefined => {
-    const i = argv.indexOf(name)
-    if (i >= 0) return argv[i + 1]
-    const eq = argv.find(a => a.startsWith(`${name}=`))
-    return eq?.slice(name.length + 1)
+/** Phases `--skip` and `--only` name. */
+export const PHASES = ['propagation', 'heal', 'fit', 'crdt', 'virtual', 'rss', 'idle', 'cli'] as const
+
+const BENCH_FLAGS: Record<string, FlagSpec> = {
+  quick: { type: 'boolean' },
+  smoke: { type: 'boolean' },
+  out: { type: 'string' },
+  docs: { type: 'string' },
+  'no-serf': { type: 'boolean' },
+  'no-install': { type: 'boolean' },
+  profile: { type: 'boolean' },
+  skip: { type: 'string' },
+  only: { type: 'string' },
+  sizes: { type: 'string' },
+  trials: { type: 'string' },
+  render: { type: 'string' },
+  help: { type: 'boolean', short: 'h' }
+}
+
+interface BenchArgs { mode: Mode, out?: string, docs?: string, serf: boolean, install: boolean, profile: boolean, skip: Set<string>, sizes?: number[], trials?: number, render?: string, help: boolean }
+
+function parseBenchArgs (argv: string[]): BenchArgs {
+  const { positionals, flags } = parseArgs(argv, BENCH_FLAGS)
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`)
+  const phases = (flag: string): string[] | undefined => {
+    const list = (flags[flag] as string | undefined)?.split(',').filter(p => p !== '')
+    const unknown = list?.find(p => !(PHASES as readonly string[]).includes(p))
+    if (unknown !== undefined) throw new UsageError(`--${flag}: unknown phase '${unknown}' (phases: ${PHASES.join(', ')})`)
+    return list
   }
-  const known = new Set(['--quick', '--smoke', '--out', '--docs', '--no-serf', '--no-install', '--profile', '--skip', '--sizes', '--trials', '--render', '--help'])
-  for (const a of argv) {
-    if (a.startsWith('--') && !known.has(a.split('=')[0])) throw new Error(`unknown flag ${a} (try --help)`)
-  }
-  const mode: Mode = argv.includes('--smoke') ? 'smoke' : argv.includes('--quick') ? 'quick' : 'full'
+  const only = phases('only')
+  const skip = new Set(phases('skip') ?? [])
+  if (only !== undefined) for (const p of PHASES) if (!only.includes(p)) skip.add(p)
+  const sizes = (flags.sizes as string | undefined)?.split(',').map(text => {
+    const n = Number(text)
+    if (!Number.isSafeInteger(n) || n < 2) throw new UsageError(`--sizes: '${text}' is not a cluster size (an integer ≥ 2)`)
+    return n
+  })
+  const mode: Mode = flags.smoke === true ? 'smoke' : flags.quick === true ? 'quick' : 'full'
   return {
     mode,
-    out: flag('--out'),
-    docs: flag('--docs'),
-    serf: !argv.includes('--no-serf'),
-    install: !argv.includes('--no-install') && mode !== 'smoke',
-    profile: argv.includes('--profile'),
-    skip: new Set((flag('--skip') ?? '').split(',').filter(s => s !== '')),
-    sizes: flag('--sizes')?.split(',').map(Number),
-    trials: flag('--trials') !== undefined ? Number(flag('--trials')) : undefined
+    out: flags.out as string | undefined,
+    docs: flags.docs as string | undefined,
+    serf: flags['no-serf'] !== true && !(only !== undefined && !only.includes('propagation')),
+    install: flags['no-install'] !== true && mode !== 'smoke',
+    profile: flags.profile === true,
+    skip,
+    sizes,
+    trials: numberFlag(flags, 'trials', { integer: true, min: 1 }),
+    render: flags.render as string | undefined,
+    help: flags.help === true
   }
 }
 
@@ -200,21 +230,22 @@ Writes simulations/results/<date>.json, docs/benchmarks.md, docs/bench-*.svg.
   --profile        CPU-profile the agent under the HTTP fit load (node --cpu-prof)
   --sizes 10,25    cluster sizes for propagation and traffic
   --trials N       trials per size and origin
-  --skip LIST      phases to skip: propagation,heal,fit,crdt,virtual,rss,idle
+  --skip LIST      phases to skip: propagation,heal,fit,crdt,virtual,rss,idle,cli
+  --only LIST      run only these phases (e.g. --only cli; Serf only with propagation)
   --render FILE    only rewrite benchmarks.md and the SVGs from a results JSON
 `
 
 export async function runBench (argv: string[], io: Io): Promise<number> {
-  if (argv.includes('--help')) { io.stdout(HELP); return 0 }
-  const renderIndex = argv.indexOf('--render')
-  if (renderIndex >= 0) return await renderOnly(argv[renderIndex + 1], argv.includes('--docs') ? argv[argv.indexOf('--docs') + 1] : undefined, io)
-  let args
+  let args: BenchArgs
   try {
-    args = parseArgs(argv)
+    args = parseBenchArgs(argv)
   } catch (error) {
-    io.stderr(`bench: ${(error as Error).message}\n`)
+    if (!(error instanceof UsageError)) throw error
+    io.stderr(`bench: ${error.message} (try --help)\n`)
     return 2
   }
+  if (args.help) { io.stdout(HELP); return 0 }
+  if (args.render !== undefined) return await renderOnly(args.render, args.docs, io)
   const plan = { ...PLANS[args.mode] }
   if (args.sizes !== undefined) plan.sizes = args.sizes
   if (args.trials !== undefined) plan.trials = args.trials
@@ -385,8 +416,7 @@ export async function runBench (argv: string[], io: Io): Promise<number> {
 }
 
 /** Rewrite the report from a results file (after a wording change, without a 20-minute run). */
-async function renderOnly (file: string | undefined, docs: string | undefined, io: Io): Promise<number> {
-  if (file === undefined) { io.stderr('bench: --render needs a results JSON file\n'); return 2 }
+async function renderOnly (file: string, docs: string | undefined, io: Io): Promise<number> {
   const jsonPath = resolvePath(file)
   // NaN was written as null; the report treats both as "no figure".
   const results = JSON.parse(await readFile(jsonPath, 'utf8')) as BenchResults
