@@ -14,7 +14,7 @@ const io = { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stde
 const compiled = new URL('../dist/cli/main.js', import.meta.url)
 let main
 if (existsSync(compiled)) {
-  ({ main } = await import(compiled.href))
+  ({ main } = await import('../dist/cli/main.js'))
 } else {
   process.stderr.write(`memgossip: ${compiled.pathname} is missing (run 'npm run build' in the memgossip checkout); running the TypeScript sources through tsx, which is slower\n`)
   const { register } = await import('tsx/esm/api')

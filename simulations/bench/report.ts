@@ -2,7 +2,7 @@
  * Turning a benchmark run into docs/benchmarks.md, docs/bench-*.svg and the
  * summary printed on stdout; and judging each target met or missed.
  */
-import type { BenchResults, PropagationResult, TrafficResult } from './run.ts'
+import type { BenchResults, PropagationResult, TrafficResult } from './results.ts'
 import { fmt, percentile, type Summary } from './stats.ts'
 import { barChart } from './svg.ts'
 import { probeComplete, type TrafficWindow } from './clusters.ts'

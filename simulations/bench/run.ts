@@ -48,11 +48,13 @@ import { ensureSerf, Registry, REPO_ROOT, startMemgossip } from './procs.ts'
 import { renderCharts, renderMarkdown, evaluateTargets, summaryTable } from './report.ts'
 import { pairedRatios, sleep, summarize, type Summary } from './stats.ts'
 import { findSimulationApi, pick } from './virtual.ts'
+import type { BenchResults, LivenessResult, Mode, PropagationResult, PropagationTrial, TrafficResult, VirtualRun } from './results.ts'
 import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
 
-export interface Io { stdout: (s: string) => void, stderr: (s: string) => void }
+import type { Io } from '../../cli/io.ts'
+export type { Io } from '../../cli/io.ts'
+export type { BenchResults, LivenessResult, Mode, PropagationResult, PropagationTrial, TrafficResult, VirtualRun } from './results.ts'
 
-export type Mode = 'full' | 'quick' | 'smoke'
 
 interface Plan {
   sizes: number[]
@@ -81,85 +83,6 @@ const PLANS: Record<Mode, Plan> = {
   full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, virtualSizes: [300, 500, 1000], virtualBudgetMs: 600_000, virtualTimeoutMs: 1_800_000, realTierTimeoutMs: 180_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
   quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 25, virtualSizes: [100], virtualBudgetMs: 60_000, virtualTimeoutMs: 120_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
   smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 60_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 }
-}
-
-export interface PropagationTrial {
-  trial: number
-  memgossipMs: number
-  memgossipAckMs: number
-  /** From the POST to the verdict being final on every agent, the origin included. */
-  memgossipFinalMs?: number
-  memgossipArrived: number
-  serfEventMs?: number
-  serfEventArrived?: number
-  serfTagMs?: number
-  serfTagArrived?: number
-  serfTagAgentMs?: number
-  expected: number
-}
-
-export interface LivenessResult {
-  nodes: number
-  /** Suspicions reported while every agent was running (the traffic windows). */
-  falseSuspicions: number
-  windowS: number
-  /** After SIGKILL of one agent: ms until the first / every survivor suspected it, and until the first / every survivor held it dead. */
-  suspectFirstMs: number
-  suspectAllMs: number
-  deadFirstMs: number
-  deadAllMs: number
-  survivors: number
-}
-
-export interface PropagationResult {
-  nodes: number
-  origin: 'seed' | 'leaf'
-  originIndex: number
-  trials: PropagationTrial[]
-  memgossip: Summary
-  memgossipAck: Summary
-  memgossipFinal?: Summary
-  serfEvent?: Summary
-  serfTag?: Summary
-  serfTagAgent?: Summary
-  ratioEvent?: Summary
-  ratioTag?: Summary
-  missed: { memgossip: number, serfEvent: number, serfTag: number }
-  /** Set when no memgossip cluster of this size could be formed (Serf was measured alone). */
-  memgossipFailed?: string
-}
-
-export interface TrafficResult {
-  nodes: number
-  windows: TrafficWindow[]
-}
-
-export interface VirtualRun { nodes: number, wallMs: number, result?: unknown, error?: string, convergenceP50?: number, convergenceP99?: number, memoryBytes?: number }
-
-export interface BenchResults {
-  version: 1
-  date: string
-  mode: Mode
-  durationS: number
-  machine: { cpu: string, cores: number, memoryGiB: number, kernel: string, node: string, loadBefore: number[], loadAfter: number[] }
-  serf: { available: boolean, version?: string, note: string }
-  settings: string[]
-  notes: string[]
-  payloadBytes: number
-  propagation: PropagationResult[]
-  traffic: TrafficResult[]
-  /** Failure detection at each size: false suspicions during the traffic windows, then one agent killed. */
-  liveness?: LivenessResult[]
-  /** Sizes a product could not run at on this machine, and why. */
-  sizeFailures: Array<{ nodes: number, product: string, reason: string }>
-  heal?: HealResult & { summary: Summary, bothSeen: Summary, unblock: Summary }
-  virtual: { available: boolean, file?: string, runs: VirtualRun[], note: string }
-  realTier?: { source: string, nodes: number, rssPerPeerBytes?: number, result: unknown, error?: string }
-  crdt?: Pick<CrdtBenchResult, 'resolve' | 'fit' | 'heartbeats' | 'churn'>
-  fitCpu?: FitCpuResult
-  httpFit?: HttpFitResult
-  idle?: { idleS: number, rssBytes: number, rssAnonBytes: number, rssFileBytes: number, threads: number }
-  targets: Array<{ id?: string, name: string, target: string, value: string, met: boolean | undefined, note: string }>
 }
 
 /** Phases `--skip` and `--only` name. */
