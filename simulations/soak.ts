@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url'
 import { createHash } from 'node:crypto'
 import * as Y from 'yjs'
 import { resolve as resolveLedger } from '../crdt/index.ts'
-import { api, GiB, startAgent, waitFor, type TestAgent } from '../test/helpers/cluster.ts'
+import { api, GiB, startAgent, waitFor, type TestAgent } from './support/cluster.ts'
 import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../cli/args.ts'
 import { seededRandom } from './random.ts'
 
