@@ -83,10 +83,14 @@ function sourceFiles (dir: string): string[] {
   return out
 }
 
-function resolveRelative (from: string, specifier: string): string | undefined {
-  const path = resolve(ROOT, dirname(from), specifier)
-  if (existsSync(path) && statSync(path).isFile()) return relative(ROOT, path)
-  return undefined
+/** Is there a file at this repository-relative path? */
+export type FileExists = (path: string) => boolean
+
+const onDisk: FileExists = (path) => existsSync(join(ROOT, path)) && statSync(join(ROOT, path)).isFile()
+
+function resolveRelative (from: string, specifier: string, exists: FileExists): string | undefined {
+  const path = relative(ROOT, resolve(ROOT, dirname(from), specifier))
+  return exists(path) ? path : undefined
 }
 
 /** The package a bare specifier names (`@libp2p/tcp/x` → `@libp2p/tcp`), or the builtin (`node:fs`). */
@@ -98,7 +102,7 @@ export function packageOf (specifier: string): string {
 export interface Finding { file: string, line?: number, message: string }
 
 /** The rules, over the imports of every file (paths repository-relative). */
-export function checkImports (files: FileImports[]): Finding[] {
+export function checkImports (files: FileImports[], exists: FileExists = onDisk): Finding[] {
   const findings: Finding[] = []
   const graph = new Map<string, Set<string>>()
   for (const f of files) {
@@ -108,7 +112,7 @@ export function checkImports (files: FileImports[]): Finding[] {
     for (const edge of f.imports) {
       const relativeSpecifier = edge.specifier.startsWith('.')
       if (relativeSpecifier) {
-        edge.target = resolveRelative(f.file, edge.specifier)
+        edge.target = resolveRelative(f.file, edge.specifier, exists)
         // cli/bin.js loads the compiled dist/, which exists only after a build.
         if (edge.target === undefined && !resolve(ROOT, dirname(f.file), edge.specifier).startsWith(join(ROOT, 'dist'))) {
           findings.push({ file: f.file, line: edge.line, message: `import '${edge.specifier}' names no file` })
