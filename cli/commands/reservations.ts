@@ -5,7 +5,7 @@
 import { shortId } from '../../crdt/placement.ts'
 import { formatSize, jsonText, table } from '../format.ts'
 import { clientCommand, idPath } from './common.ts'
-import { renderVerdict, shortNodes, statusColor, type VerdictJson } from './print.ts'
+import { readableReason, renderVerdict, shortNodes, statusColor, type VerdictJson } from './print.ts'
 
 export const reservations = clientCommand({
   name: 'reservations',
@@ -34,7 +34,7 @@ the table; --json and 'memgossip where ID' give them in full.`,
     v.final ? 'yes' : c.yellow('no'),
     shortNodes(v.runningOn.length > 0 ? v.runningOn : v.nodes),
     shortId(v.creator),
-    v.reason
+    readableReason(v.reason)
   ])
   out(table(['ID', 'SIZE', 'STATUS', 'FINAL', 'NODES', 'CREATOR', 'REASON'], rows, { right: [1], header: c.bold }))
   out(`${body.reservations.length} reservation(s); ${body.pending} pending (tentative) in the whole ledger; verdicts digest ${body.verdictsDigest}\n`)

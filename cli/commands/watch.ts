@@ -7,7 +7,7 @@ import { shortId } from '../../crdt/placement.ts'
 import type { SseEvent } from '../client.ts'
 import type { Paint } from '../format.ts'
 import { clientCommand } from './common.ts'
-import { statusColor } from './print.ts'
+import { readableReason, statusColor } from './print.ts'
 
 export const watch = clientCommand({
   name: 'watch',
@@ -28,8 +28,11 @@ agent cannot be reached or closes the stream.`,
     if (external.aborted) return 0
     external.addEventListener('abort', onSignal, { once: true })
   } else {
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
+    // Kept until the process exits: a Ctrl-C reaches npx/npm too, which
+    // forwards it, so a second SIGINT arrives while watch is ending. Without a
+    // listener it would kill the process (exit 130 where the help says 0).
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
   }
   try {
     for await (const event of client.events(controller.signal)) {
@@ -37,8 +40,6 @@ agent cannot be reached or closes the stream.`,
     }
   } finally {
     external?.removeEventListener('abort', onSignal)
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
   }
   if (controller.signal.aborted) return 0
   err(`memgossip watch: the agent at ${client.api} closed the event stream\n`)
@@ -55,7 +56,7 @@ export function renderEvent (e: SseEvent, c: Paint, at: Date): string {
       return `${time}  ${kind}  agent ${String(d.self)}, ${(d.alerts as unknown[] | undefined)?.length ?? 0} active alert(s), verdicts digest ${String(d.verdictsDigest)}\n`
     case 'verdict': {
       const nodes = (d.nodes as string[] | undefined) ?? []
-      return `${time}  ${kind}  ${String(d.id)} ${statusColor(c, String(d.status))(String(d.status))} ${d.final === true ? 'final' : c.yellow('tentative')}${nodes.length > 0 ? ` on ${nodes.map(shortId).join(',')}` : ''}: ${String(d.reason)} [${String(d.code)}]\n`
+      return `${time}  ${kind}  ${String(d.id)} ${statusColor(c, String(d.status))(String(d.status))} ${d.final === true ? 'final' : c.yellow('tentative')}${nodes.length > 0 ? ` on ${nodes.map(shortId).join(',')}` : ''}: ${readableReason(String(d.reason))} [${String(d.code)}]\n`
     }
     case 'alert': {
       const a = d.alert ?? {}

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseSize } from '../../crdt/index.ts'
 import { ApiClient, ClientError, normalizeApiUrl, SseParser } from '../../cli/client.ts'
 import { formatAge, paint, percent, table, useColor, visibleLength } from '../../cli/format.ts'
+import { readableReason } from '../../cli/commands/print.ts'
 import { cli, runCli } from './procs.ts'
 
 let server: Server
@@ -133,6 +134,15 @@ describe('format', () => {
 
   it.each([[undefined, '-'], [0, '0ms'], [850, '850ms'], [4200, '4.2s'], [184_000, '3m04s'], [7_500_000, '2h05m']])('formatAge(%s) = %s', (ms, text) => {
     expect(formatAge(ms)).toBe(text)
+  })
+
+  it('release reasons read as UTC times and short peer ids (the agent\'s text kept in --json)', () => {
+    const peer = '12D3KooWEFCHDzeu9Ldqw7bLh4nRX4Z1EMRtQ2LhZY4VFv6StnpK'
+    const wallMs = Date.UTC(2026, 11, 6, 7, 14, 58, 742)
+    expect(readableReason(`released at ${String(wallMs).padStart(15, '0')}:000003:${peer} by 12D3KooW…tnpK`))
+      .toBe('released at 2026-12-06T07:14:58.742Z by 12D3KooW…tnpK')
+    expect(readableReason(`lost to ${peer}'s claim`)).toBe("lost to 12D3KooW…tnpK's claim")
+    expect(readableReason('fits on node 12D3KooW…tnpK (best fit): 1.00 GiB of 60.80 GiB headroom')).toBe('fits on node 12D3KooW…tnpK (best fit): 1.00 GiB of 60.80 GiB headroom')
   })
 
   it('percent of a whole, - for an empty whole', () => {

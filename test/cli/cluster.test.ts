@@ -6,11 +6,12 @@
  * in this process through `main()` (fast), and as a real process where exit
  * codes and signals are the point.
  */
+import { spawn } from 'node:child_process'
 import { writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseSize } from '../../crdt/index.ts'
-import { cli, freePort, getJson, GiB, runCli, spawnCli, startChildAgent, stopAgents, tempDir, waitFor, type ChildAgent } from './procs.ts'
+import { cli, freePort, getJson, GiB, killGroup, REPO, runCli, spawnCli, startChildAgent, stopAgents, tempDir, waitFor, type ChildAgent } from './procs.ts'
 
 const TOKEN = 'cli-test-token-0123456789abcdef'
 let dir: string
@@ -333,6 +334,21 @@ describe('watch', () => {
     proc.kill('SIGINT')
     const r = await done
     expect(r.code).toBe(0)
+  })
+
+  it('through npx, Ctrl-C (SIGINT to the process group, which npm forwards a second time) exits 0', async () => {
+    const proc = spawn('npx', ['memgossip', 'watch', '--api', A.api], { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+    let out = ''
+    proc.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+    proc.stderr!.on('data', (d: Buffer) => { out += d.toString() })
+    const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => proc.once('exit', (code, signal) => resolve({ code, signal })))
+    try {
+      await waitFor('hello line', () => out.includes('hello'), 30_000)
+      killGroup(proc.pid, 'SIGINT')
+      expect(await exited, out).toEqual({ code: 0, signal: null })
+    } finally {
+      killGroup(proc.pid, 'SIGKILL')
+    }
   })
 })
 
