@@ -9,6 +9,7 @@
 import '../agent/shim.ts'
 import { execFileSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type FlagSpec } from '../cli/args.ts'
@@ -23,8 +24,12 @@ import type { TierKind } from './harness/types.ts'
 
 export type { Io } from '../cli/io.ts'
 
-/** Where pictures go by default: simulations/results/ of this checkout. */
-export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results')
+/**
+ * Where pictures go by default: the OS temp dir, so a run never leaves an
+ * untracked file in the checkout (simulations/results/ holds the committed
+ * ones). The summary prints the path.
+ */
+export const PICTURES_DIR = join(tmpdir(), 'memgossip-simulate')
 
 export const SIMULATE_USAGE = `usage: memgossip simulate --scenario NAME|FILE [options]
 
@@ -42,7 +47,8 @@ changed. Prints a summary (or JSON) and writes a convergence picture (SVG).
   --report FILE          write the JSON report to FILE (picture next to it)
   --json                 print the JSON report instead of the summary
   --svg FILE             where to write the picture
-                         (default simulations/results/<scenario>-<tier>-<seed>.svg)
+                         (default <tmp>/memgossip-simulate/<scenario>-<tier>-<seed>.svg,
+                         or next to --report)
   --no-svg               do not write a picture
   --no-coalesce          virtual tier: deliver every gossip copy separately
   --heartbeat MS         override the scenario's agent heartbeat interval
@@ -226,7 +232,7 @@ export async function runSimulate (argv: string[], io: Io): Promise<number> {
       ? resolvePath(args.svg)
       : files.report !== undefined
         ? files.report.replace(/(\.json)?$/, '.svg')
-        : join(RESULTS_DIR, `${report.scenario}-${report.tier}-${seed}.svg`)
+        : join(PICTURES_DIR, `${report.scenario}-${report.tier}-${seed}.svg`)
     await mkdir(dirname(files.svg), { recursive: true })
     await writeFile(files.svg, renderSvg(report))
   }

@@ -166,6 +166,7 @@ describe('arguments (exit 2 before any call)', () => {
     [['reserve', 'x', '1GiB', '--timeout', '5s', ...api], '--timeout only applies with --wait-final'],
     [['reserve', 'x', '1GiB', '--wait-final', '--timeout', '30', ...api], "--timeout: '30' is not a duration with a unit"],
     [['rent', '--price-per-gib-hour', '-1', ...api], "--price-per-gib-hour: '-1' is not a non-negative number"],
+    [['rent', '--since', 'yesterday', ...api], "--since: 'yesterday' is not a duration back from now (1h, 30m, 7d), an ISO date (2026-01-31T00:00:00Z) or ms since the epoch"],
     [['status', '--api', 'not a url'], "--api: 'not a url' is not a URL"],
     [['status', '--token', '/nonexistent/token', ...api], '--token: cannot read /nonexistent/token (ENOENT)'],
     [['where', ...api], 'missing ID'],
