@@ -3,6 +3,7 @@
  * written by run.ts, read by report.ts and findings.ts. Its own module so the
  * report does not import the runner that imports the report.
  */
+import type { CliTimingResult } from './cli-timing.ts'
 import type { TrafficWindow } from './clusters.ts'
 import type { CrdtBenchResult } from './crdt.ts'
 import type { FitCpuResult } from './fit-cpu.ts'
@@ -87,6 +88,8 @@ export interface BenchResults {
   crdt?: Pick<CrdtBenchResult, 'resolve' | 'fit' | 'heartbeats' | 'churn'>
   fitCpu?: FitCpuResult
   httpFit?: HttpFitResult
+  /** `memgossip fit 1GiB` end to end, against curl (cli-timing.ts). */
+  cliTiming?: CliTimingResult
   idle?: { idleS: number, rssBytes: number, rssAnonBytes: number, rssFileBytes: number, threads: number }
   targets: Array<{ id?: string, name: string, target: string, value: string, met: boolean | undefined, note: string }>
 }

@@ -17,7 +17,8 @@
  *  5. the virtual tier, from the simulation harness's `benchVirtual`;
  *  6. fit() in process (runCrdtBench) and POST /v1/fit under autocannon;
  *  7. ledger size under 1,000,000 heartbeats and per reservation (runCrdtBench);
- *  8. RSS of an idle agent process and per in-process peer.
+ *  8. RSS of an idle agent process and per in-process peer;
+ *  9. `memgossip fit 1GiB` end to end: the installed binary, tsx and curl.
  *
  * Settings changed from what users get, all on the benchmark's agents only:
  * `--local-cluster` (many agents on one host: lets loopback peers past the
@@ -36,6 +37,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, release, totalmem } from 'node:os'
 import { join, relative, resolve as resolvePath } from 'node:path'
 import { spawn } from 'node:child_process'
+import { runCliTiming } from './cli-timing.ts'
 import { runCrdtBench, type CrdtBenchResult } from './crdt.ts'
 import { runHttpFit, type HttpFitResult } from './answers.ts'
 import { runFitCpu, type FitCpuResult } from './fit-cpu.ts'
@@ -77,12 +79,14 @@ interface Plan {
   realTierTimeoutMs: number
   mgTimeoutMs: number
   serfTimeoutMs: number
+  /** Runs of each way of calling `memgossip fit` (cli-timing.ts). */
+  cliRuns: number
 }
 
 const PLANS: Record<Mode, Plan> = {
-  full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, virtualSizes: [300, 500, 1000], virtualBudgetMs: 600_000, virtualTimeoutMs: 1_800_000, realTierTimeoutMs: 180_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
-  quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 25, virtualSizes: [100], virtualBudgetMs: 60_000, virtualTimeoutMs: 120_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
-  smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 60_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 }
+  full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, virtualSizes: [300, 500, 1000], virtualBudgetMs: 600_000, virtualTimeoutMs: 1_800_000, realTierTimeoutMs: 180_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
+  quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 25, virtualSizes: [100], virtualBudgetMs: 60_000, virtualTimeoutMs: 120_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
+  smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 60_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 3 }
 }
 
 /** Phases `--skip` and `--only` name. */
@@ -285,6 +289,14 @@ export async function runBench (argv: string[], io: Io): Promise<number> {
         log('HTTP POST /v1/fit under autocannon…')
         const h = results.httpFit = await runHttpFit(registry, { durationS: plan.fitS, reservations: plan.fitReservations, profile: args.profile, log })
         log(`  ${h.requestsPerSec.toFixed(0)} requests/s, p50 ${h.latencyP50Ms} ms, p99 ${h.latencyP99Ms} ms; agent CPU ${(h.agentCpuShare * 100).toFixed(0)}% of one core`)
+      })
+    }
+
+    // 9. One CLI command end to end (the installed binary, tsx, curl).
+    if (!args.skip.has('cli')) {
+      await phase('CLI timing', async () => {
+        log(`memgossip fit 1GiB against one agent, ${plan.cliRuns} runs each: installed binary, tsx, curl…`)
+        results.cliTiming = await runCliTiming(registry, { runs: plan.cliRuns, log })
       })
     }
 

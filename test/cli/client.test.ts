@@ -184,7 +184,7 @@ describe('arguments (exit 2 before any call)', () => {
     expect(r.stderr).toContain('token required/wrong (--token FILE or MEMGOSSIP_TOKEN)')
   })
 
-  it('client commands load nothing of libp2p, the agent or simulations/; simulate and bench load theirs on demand', async () => {
+  it('client commands load nothing of libp2p, Yjs, the agent or simulations/; simulate and bench load theirs on demand', async () => {
     const loaded = async (argv: string[]): Promise<{ code: number, urls: string[] }> => {
       const dir = await mkdtemp(join(tmpdir(), 'memgossip-imports-'))
       const log = join(dir, 'imports.log')
@@ -195,7 +195,7 @@ describe('arguments (exit 2 before any call)', () => {
         await rm(dir, { recursive: true, force: true })
       }
     }
-    const heavy = (u: string): boolean => /\/node_modules\/(libp2p|@libp2p|@chainsafe)\/|\/(agent|simulations)\//.test(u)
+    const heavy = (u: string): boolean => /\/node_modules\/(libp2p|@libp2p|@chainsafe|yjs)\/|\/(agent|simulations)\//.test(u)
     for (const argv of [['fit', '--help'], ['status', '--help'], ['watch', '--help'], ['reservations', '--help'], ['rent', '--help']]) {
       const r = await loaded(argv)
       expect(r.code, argv.join(' ')).toBe(0)
