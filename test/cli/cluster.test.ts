@@ -375,7 +375,11 @@ describe('rent', () => {
     expect(iso.body.sinceMs).toBe(Date.parse('2020-01-01T00:00:00Z'))
     const bad = await cli(['rent', '--since', 'yesterday', ...at(A)])
     expect(bad.code).toBe(2)
-    expect(bad.stderr).toContain("'since' must be ms since the epoch or an ISO date")
+    expect(bad.stderr).toContain("--since: 'yesterday' is not a duration back from now (1h, 30m, 7d), an ISO date (2026-01-31T00:00:00Z) or ms since the epoch")
+    // The agent refuses it as well, for clients other than this CLI.
+    const raw = await fetch(`${A.api}/v1/rent?since=yesterday`)
+    expect(raw.status).toBe(400)
+    expect(await raw.json()).toMatchObject({ error: 'InvalidSince', detail: "'since' must be ms since the epoch or an ISO date" })
   })
 })
 
