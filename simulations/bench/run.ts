@@ -38,25 +38,25 @@ import { cpus, loadavg, release, totalmem } from 'node:os'
 import { join, relative, resolve as resolvePath } from 'node:path'
 import { spawn } from 'node:child_process'
 import { runCliTiming } from './cli-timing.ts'
-import { runCrdtBench, type CrdtBenchResult } from './crdt.ts'
-import { runHttpFit, type HttpFitResult } from './answers.ts'
-import { runFitCpu, type FitCpuResult } from './fit-cpu.ts'
+import { runCrdtBench } from './crdt.ts'
+import { runHttpFit } from './answers.ts'
+import { runFitCpu } from './fit-cpu.ts'
 import { MemgossipCluster, reservationMessageBytes, SerfCluster, trafficSnapshot, trafficWindow, type TrafficWindow } from './clusters.ts'
-import { runHeal, type HealResult } from './heal.ts'
+import { runHeal } from './heal.ts'
 import { closeHttp, httpJson } from './http.ts'
 import { procStatus, rssBytes } from './netstat.ts'
 import { GOSSIP_DEGREE } from '../../agent/net/libp2p.ts'
 import { ensureSerf, Registry, REPO_ROOT, startMemgossip } from './procs.ts'
 import { renderCharts, renderMarkdown, evaluateTargets, summaryTable } from './report.ts'
-import { pairedRatios, sleep, summarize, type Summary } from './stats.ts'
+import { pairedRatios, sleep, summarize } from './stats.ts'
 import { findSimulationApi, pick } from './virtual.ts'
-import type { BenchResults, LivenessResult, Mode, PropagationResult, PropagationTrial, TrafficResult, VirtualRun } from './results.ts'
+import type { BenchResults, LivenessResult, Mode, PropagationResult, PropagationTrial, VirtualRun } from './results.ts'
 import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
-
 import type { Io } from '../../cli/io.ts'
+
+// The result types live in results.ts (report.ts and findings.ts read them without importing the runner).
 export type { Io } from '../../cli/io.ts'
 export type { BenchResults, LivenessResult, Mode, PropagationResult, PropagationTrial, TrafficResult, VirtualRun } from './results.ts'
-
 
 interface Plan {
   sizes: number[]
