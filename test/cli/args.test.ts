@@ -57,6 +57,7 @@ describe('every script refuses an unknown flag (exit 2, naming it)', () => {
     ['simulations/bench/run.ts', []],
     ['simulations/bench/crdt.ts', []],
     ['simulations/bench-api.ts', []],
+    ['simulations/bench/sim-child.ts', ['virtual', '3']],
     ['simulations/cli.ts', []],
     ['cli/main.ts', ['agent']],
     ['cli/main.ts', ['fit', '1GiB']]
