@@ -202,6 +202,15 @@ describe('arguments (exit 2 before any call)', () => {
       expect(r.urls.some(u => u.endsWith('/cli/commands/fit.ts')), 'the recorder saw the CLI load').toBe(true)
       expect(r.urls.filter(heavy), argv.join(' ')).toEqual([])
     }
+    // The request path too (the local server answers 404: exit 2, the agent's detail printed).
+    const asked = await loaded(['fit', '1GiB', '--api', base])
+    expect(asked.code).toBe(2)
+    expect(asked.urls.filter(heavy)).toEqual([])
+    // --placement loads the agent's placement parser (beside the Yjs schema), still nothing of libp2p or the agent.
+    const placed = await loaded(['fit', '1GiB', '--placement', 'spread:2', '--api', base])
+    expect(placed.code).toBe(2)
+    expect(placed.urls.some(u => u.endsWith('/crdt/schema.ts'))).toBe(true)
+    expect(placed.urls.filter(u => heavy(u) && !u.includes('/node_modules/yjs/'))).toEqual([])
     const sim = await loaded(['simulate', '--help'])
     expect(sim.code).toBe(0)
     expect(sim.urls.some(u => u.endsWith('/simulations/cli.ts'))).toBe(true)
