@@ -48,7 +48,7 @@ SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.`,
   const [id, size] = positionals
   sizeArg(size)
   const placement = flags.placement as string | undefined
-  placementArg(placement)
+  await placementArg(placement)
   const priority = priorityArg(flags.priority as string | undefined)
   let labels: Record<string, string> | undefined
   for (const l of (flags.label as string[] | undefined) ?? []) {

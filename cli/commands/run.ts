@@ -19,7 +19,7 @@ import { CgroupError, detectCgroupController, type CgroupUsage, type MemoryCgrou
 import { formatSize, RESERVATION_ID_PATTERN } from '../../crdt/index.ts'
 import { UsageError } from '../args.ts'
 import { ClientError, type ApiClient } from '../client.ts'
-import type { Command } from '../main.ts'
+import type { Command } from '../io.ts'
 import { clientCommand, durationArg, helpText, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg, type Context } from './common.ts'
 import type { ErrorJson, ReserveAnswerJson, ReserveRequestIn, VerdictJson } from '../../agent/api/contract.ts'
 import { renderFit, renderVerdict } from './print.ts'
@@ -121,7 +121,7 @@ async function checkInput (ctx: Context, command: string[]): Promise<RunInput> {
     if (minBytes > bytes) throw new UsageError(`--min ${formatSize(minBytes)} is above SIZE ${formatSize(bytes)}: the minimum must be at most the limit`)
   }
   const placement = flags.placement as string | undefined
-  placementArg(placement)
+  await placementArg(placement)
   const priority = priorityArg(flags.priority as string | undefined)
   const tentativeOk = flags['tentative-ok'] === true
   if (flags.timeout !== undefined && tentativeOk) throw new UsageError('--timeout is the wait for a final verdict; it does not apply with --tentative-ok')
