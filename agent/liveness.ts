@@ -95,6 +95,9 @@ export interface FailureDetectorSettings {
   maxHealth: number
 }
 
+/** Views up to this size: every member is connected to every other (clock.ts DIRECT_MEMBERS_MAX). */
+const SMALL_VIEW = 64
+
 export const FAILURE_DETECTOR_DEFAULTS: FailureDetectorSettings = {
   probeIntervalMs: 1000,
   probeTimeoutMs: 1000,
@@ -187,10 +190,13 @@ export class FailureDetector {
     this.suspect(target, m, suspector, stamp)
     // Probe it ourselves next: an independent confirmation if it is gone,
     // and news for it (it refutes) if it is not.
-    // Connected to it or not: a member that crashed before this node ever
-    // connected to it is suspected only by those that were, and its eviction
-    // needs acknowledgements from a majority.
-    this.urgent.add(target)
+    // In a view small enough for every member to connect to every other
+    // (clock.ts DIRECT_MEMBERS_MAX), connected to it or not: a member that
+    // crashed before this node ever connected to it is suspected only by those
+    // that were, and its eviction needs a majority's acknowledgements. In a
+    // larger view, only over a connection (every member probing every suspect
+    // would cost O(N) probes per suspicion).
+    if (this.deps.members().length <= SMALL_VIEW || this.deps.neighbours().includes(target)) this.urgent.add(target)
   }
 
   /**

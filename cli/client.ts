@@ -12,6 +12,7 @@
  * are passed in `accept` and returned like a 2xx.
  */
 import { readFile } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
 
 /** Default API address: the agent's default `--api 127.0.0.1:7647`. */
 export const DEFAULT_API_URL = 'http://127.0.0.1:7647'
@@ -106,26 +107,40 @@ export class ApiClient {
 
   /** One request; 2xx and the `accept`ed statuses resolve, everything else throws a ClientError. */
   async request<T = unknown>(method: string, path: string, body: unknown, accept: number[] = []): Promise<ApiAnswer<T>> {
-    const url = this.api + path
-    let response: Response
+    let status: number
     let text: string
     try {
-      response = await fetch(url, {
-        method,
-        headers: this.headers(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(this.timeoutMs)
-      })
-      text = await response.text()
+      ({ status, text } = await this.send(method, this.api + path, body !== undefined ? JSON.stringify(body) : undefined))
     } catch (error) {
       throw this.unreachable(error)
     }
     let parsed: unknown = text
     try { parsed = JSON.parse(text) } catch {}
-    if ((response.status >= 200 && response.status < 300) || accept.includes(response.status)) {
-      return { status: response.status, body: parsed as T }
+    if ((status >= 200 && status < 300) || accept.includes(status)) {
+      return { status, body: parsed as T }
     }
-    throw this.refused(response.status, parsed)
+    throw this.refused(status, parsed)
+  }
+
+  /**
+   * One HTTP exchange through node:http rather than `fetch`: a command makes
+   * one request and exits, and loading fetch's engine (undici) costs a CLI
+   * process about 40 ms, more than the request itself. No connection pool
+   * (`agent: false`): nothing keeps the process alive after the answer.
+   */
+  private async send (method: string, url: string, body: string | undefined): Promise<{ status: number, text: string }> {
+    const request = url.startsWith('https:') ? (await import('node:https')).request : httpRequest
+    const headers = this.headers(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {})
+    return await new Promise((resolve, reject) => {
+      const req = request(url, { method, headers, agent: false, signal: AbortSignal.timeout(this.timeoutMs) }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+        res.once('end', () => { resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }) })
+        res.once('error', reject)
+      })
+      req.once('error', reject)
+      req.end(body)
+    })
   }
 
   /**
@@ -177,10 +192,11 @@ export class ApiClient {
   }
 
   private unreachable (error: unknown): ClientError {
-    const e = error as Error & { cause?: { code?: string, message?: string } }
+    // node:http errors carry `code` (ECONNREFUSED); fetch's carry it in `cause`.
+    const e = error as Error & { code?: string, cause?: { code?: string, message?: string } }
     const why = e.name === 'TimeoutError' || e.name === 'AbortError'
       ? `no answer within ${this.timeoutMs >= 1000 ? `${Math.round(this.timeoutMs / 1000)} s` : `${this.timeoutMs} ms`}`
-      : e.cause?.code ?? e.cause?.message ?? e.message
+      : e.cause?.code ?? e.code ?? e.cause?.message ?? e.message
     return new ClientError(3, `cannot reach the memgossip agent at ${this.api} (${why}). ${unreachableHint(this.api)}`)
   }
 

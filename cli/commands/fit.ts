@@ -27,7 +27,7 @@ know is bad input, not a "does not fit").`,
   const size = positionals[0]
   sizeArg(size)
   const placement = flags.placement as string | undefined
-  placementArg(placement)
+  await placementArg(placement)
   const request: FitRequestIn = { size, placement }
   const { body } = await client.post<FitAnswerJson>('/v1/fit', request)
   out(json ? jsonText(body) : renderFit(body, color))

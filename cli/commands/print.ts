@@ -5,7 +5,7 @@
  * contract (agent/api/contract.ts).
  */
 import type { FitAnswerJson, VerdictJson } from '../../agent/api/contract.ts'
-import { shortId } from '../../crdt/index.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { formatSize, table, type Paint } from '../format.ts'
 
 export function statusColor (c: Paint, status: string): (s: string) => string {
@@ -67,8 +67,8 @@ export function renderVerdict (v: VerdictJson, c: Paint): string {
   const lines: string[] = []
   const where = v.runningOn.length > 0 ? ` on ${v.runningOn.join(', ')}` : ', runs nowhere'
   lines.push(`${v.id}: ${statusColor(c, v.status)(c.bold(v.status))}${where}`)
-  lines.push(`  reason: ${v.reason} [${v.code}]`)
-  if (v.decision !== v.status || v.decisionCode !== v.code) lines.push(`  decided: ${v.decision}: ${v.decisionReason} [${v.decisionCode}]`)
+  lines.push(`  reason: ${readableReason(v.reason)} [${v.code}]`)
+  if (v.decision !== v.status || v.decisionCode !== v.code) lines.push(`  decided: ${v.decision}: ${readableReason(v.decisionReason)} [${v.decisionCode}]`)
   if (v.winner !== undefined) lines.push(`  winner: ${v.winner}`)
   const labels = Object.entries(v.labels ?? {}).map(([k, val]) => `${k}=${val}`).join(',')
   lines.push(`  size ${formatSize(v.bytes)}, placement ${v.placement ?? '?'}, priority ${v.priority}, creator ${v.creator}${labels !== '' ? `, labels ${labels}` : ''}`)
@@ -82,6 +82,20 @@ export function renderVerdict (v: VerdictJson, c: Paint): string {
   }
   lines.push(`  verdict: ${v.status === 'queued' ? c.yellow('queued, not decided yet') : finality(c, v.final, v.waitsFor, v.waitingOn)}`)
   return lines.join('\n') + '\n'
+}
+
+const HLC_IN_TEXT = /\b(\d{15}):\d{6}:[1-9A-HJ-NP-Za-km-z]+/g
+const PEER_ID_IN_TEXT = /\b12D3KooW[1-9A-HJ-NP-Za-km-z]{44}\b/g
+
+/**
+ * A reason as the agent wrote it, for a person: clock stamps (`<wall ms>:<counter>:<node id>`)
+ * become UTC times and peer ids are shortened, e.g. `released at 2026-12-06T07:14:58.742Z by
+ * 12D3KooW…tnpK`. `--json` keeps the agent's text.
+ */
+export function readableReason (reason: string): string {
+  return reason
+    .replace(HLC_IN_TEXT, (_stamp, wallMs: string) => new Date(Number(wallMs)).toISOString())
+    .replace(PEER_ID_IN_TEXT, id => shortId(id))
 }
 
 /** Nodes for a narrow table column. */

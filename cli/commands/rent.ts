@@ -4,7 +4,7 @@
  * the same), and `memgossip evict NODE` (POST /v1/evict).
  */
 import type { EvictAnswerJson, EvictRequestIn, RentJson } from '../../agent/api/contract.ts'
-import { shortId } from '../../crdt/index.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { UsageError } from '../args.ts'
 import { formatSize, formatTime, jsonText, table } from '../format.ts'
 import { clientCommand, DURATION_PATTERN, durationArg } from './common.ts'
@@ -39,7 +39,11 @@ duration back from now (1h, 30m, 7d).`,
   const since = flags.since as string | undefined
   if (since !== undefined) {
     // A relative window is turned into a point in time here; the agent bills from it.
-    query.set('since', DURATION_PATTERN.test(since.trim()) ? String(Date.now() - durationArg(since, '--since')) : since)
+    const text = since.trim()
+    if (!DURATION_PATTERN.test(text) && !/^\d+$/.test(text) && Number.isNaN(Date.parse(text))) {
+      throw new UsageError(`--since: '${since}' is not a duration back from now (1h, 30m, 7d), an ISO date (2026-01-31T00:00:00Z) or ms since the epoch`)
+    }
+    query.set('since', DURATION_PATTERN.test(text) ? String(Date.now() - durationArg(text, '--since')) : text)
   }
   const price = flags['price-per-gib-hour'] as string | undefined
   if (price !== undefined) {

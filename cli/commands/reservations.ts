@@ -2,11 +2,11 @@
  * `memgossip reservations` (GET /v1/reservations: a table, like Dask's
  * has-what) and `memgossip where ID` (GET /v1/reservations/:id).
  */
-import { shortId } from '../../crdt/index.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { formatSize, jsonText, table } from '../format.ts'
 import { clientCommand, idPath } from './common.ts'
 import type { ErrorJson, ReservationListJson, VerdictJson } from '../../agent/api/contract.ts'
-import { renderVerdict, shortNodes, statusColor } from './print.ts'
+import { readableReason, renderVerdict, shortNodes, statusColor } from './print.ts'
 
 export const reservations = clientCommand({
   name: 'reservations',
@@ -35,7 +35,7 @@ the table; --json and 'memgossip where ID' give them in full.`,
     v.final ? 'yes' : c.yellow('no'),
     shortNodes(v.runningOn.length > 0 ? v.runningOn : v.nodes),
     shortId(v.creator),
-    v.status === 'queued' ? `#${v.queuePosition ?? '?'} of ${v.queueLength ?? '?'}: ${v.reason}` : v.reason
+    v.status === 'queued' ? `#${v.queuePosition ?? '?'} of ${v.queueLength ?? '?'}: ${readableReason(v.reason)}` : readableReason(v.reason)
   ])
   out(table(['ID', 'SIZE', 'STATUS', 'FINAL', 'NODES', 'CREATOR', 'REASON'], rows, { right: [1], header: c.bold }))
   out(`${body.reservations.length} reservation(s); ${body.pending} pending (tentative) in the whole ledger; verdicts digest ${body.verdictsDigest}\n`)

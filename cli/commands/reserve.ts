@@ -6,8 +6,7 @@
  */
 import { UsageError } from '../args.ts'
 import type { ApiClient } from '../client.ts'
-import { jsonText } from '../format.ts'
-import { formatSize, MAX_QUEUE_TIMEOUT_MS } from '../../crdt/index.ts'
+import { formatSize, jsonText } from '../format.ts'
 import { clientCommand, durationArg, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg } from './common.ts'
 import type { ErrorJson, ReserveAnswerJson, ReserveRequestIn, VerdictJson } from '../../agent/api/contract.ts'
 import { renderFit, renderVerdict } from './print.ts'
@@ -75,7 +74,7 @@ SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.`,
   if (flags['queue-timeout'] !== undefined && !queue) throw new UsageError('--queue-timeout only applies with --queue')
   const queueTimeoutMs = flags['queue-timeout'] !== undefined ? queueTimeoutArg(flags['queue-timeout'] as string) : undefined
   const placement = flags.placement as string | undefined
-  placementArg(placement)
+  await placementArg(placement)
   const priority = priorityArg(flags.priority as string | undefined)
   let labels: Record<string, string> | undefined
   for (const l of (flags.label as string[] | undefined) ?? []) {
@@ -128,10 +127,16 @@ SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.`,
   return verdict?.status === 'admitted' ? 0 : 1
 })
 
+/**
+ * The ledger's longest queue timeout (`MAX_QUEUE_TIMEOUT_MS`, crdt/schema.ts),
+ * repeated so that client commands load no Yjs; a test keeps the two equal.
+ */
+export const QUEUE_TIMEOUT_MAX_MS = 30 * 24 * 3_600_000
+
 /** `--queue-timeout D`: a duration from 1 ms to 30 days, in ms; throws {@link UsageError}. */
 export function queueTimeoutArg (text: string, flag = '--queue-timeout'): number {
   const ms = Math.round(durationArg(text, flag))
-  if (ms < 1 || ms > MAX_QUEUE_TIMEOUT_MS) throw new UsageError(`${flag}: '${text}' must be from 1ms to 30d`)
+  if (ms < 1 || ms > QUEUE_TIMEOUT_MAX_MS) throw new UsageError(`${flag}: '${text}' must be from 1ms to 30d`)
   return ms
 }
 

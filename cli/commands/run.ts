@@ -20,7 +20,7 @@ import { LimitFollower } from '../../agent/limit.ts'
 import { formatSize, RESERVATION_ID_PATTERN } from '../../crdt/index.ts'
 import { UsageError } from '../args.ts'
 import { ClientError, type ApiClient } from '../client.ts'
-import type { Command } from '../main.ts'
+import type { Command } from '../io.ts'
 import { clientCommand, durationArg, helpText, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg, type Context } from './common.ts'
 import type { ErrorJson, ReserveAnswerJson, ReserveRequestIn, VerdictJson } from '../../agent/api/contract.ts'
 import { renderFit, renderVerdict } from './print.ts'
@@ -137,7 +137,7 @@ async function checkInput (ctx: Context, command: string[]): Promise<RunInput> {
   if (flags['queue-timeout'] !== undefined && !queue) throw new UsageError('--queue-timeout only applies with --queue')
   const queueTimeoutMs = flags['queue-timeout'] !== undefined ? queueTimeoutArg(flags['queue-timeout'] as string) : undefined
   const placement = flags.placement as string | undefined
-  placementArg(placement)
+  await placementArg(placement)
   const priority = priorityArg(flags.priority as string | undefined)
   const tentativeOk = flags['tentative-ok'] === true
   if (flags.timeout !== undefined && tentativeOk) throw new UsageError('--timeout is the wait for a final verdict; it does not apply with --tentative-ok')

@@ -4,7 +4,7 @@
  * and active alerts (GET /v1/capacity, /v1/state, /v1/alerts).
  */
 import type { AlertJson, AlertListJson, CapacityJson, NodeJson, NodeListJson, StateJson } from '../../agent/api/contract.ts'
-import { shortId } from '../../crdt/index.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { formatAge, formatSize, jsonText, percent, table, type Paint } from '../format.ts'
 import { clientCommand } from './common.ts'
 

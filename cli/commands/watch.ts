@@ -4,11 +4,11 @@
  * joins. Ctrl-C exits 0.
  */
 import type { ApiEvent } from '../../agent/api/contract.ts'
-import { shortId } from '../../crdt/index.ts'
+import { shortId } from '../../crdt/placement.ts'
 import type { SseEvent } from '../client.ts'
 import type { Paint } from '../format.ts'
 import { clientCommand } from './common.ts'
-import { statusColor } from './print.ts'
+import { readableReason, statusColor } from './print.ts'
 
 export const watch = clientCommand({
   name: 'watch',
@@ -29,8 +29,11 @@ agent cannot be reached or closes the stream.`,
     if (external.aborted) return 0
     external.addEventListener('abort', onSignal, { once: true })
   } else {
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
+    // Kept until the process exits: a Ctrl-C reaches npx/npm too, which
+    // forwards it, so a second SIGINT arrives while watch is ending. Without a
+    // listener it would kill the process (exit 130 where the help says 0).
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
   }
   try {
     for await (const event of client.events(controller.signal)) {
@@ -38,8 +41,6 @@ agent cannot be reached or closes the stream.`,
     }
   } finally {
     external?.removeEventListener('abort', onSignal)
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
   }
   if (controller.signal.aborted) return 0
   err(`memgossip watch: the agent at ${client.api} closed the event stream\n`)
@@ -60,7 +61,7 @@ export function renderEvent (e: SseEvent, c: Paint, at: Date): string {
     case 'verdict': {
       const d = known.data
       const nodes = d.nodes ?? []
-      return `${time}  ${kind}  ${d.id} ${statusColor(c, d.status)(d.status)} ${d.final ? 'final' : c.yellow('tentative')}${nodes.length > 0 ? ` on ${nodes.map(shortId).join(',')}` : ''}: ${d.reason} [${d.code}]\n`
+      return `${time}  ${kind}  ${d.id} ${statusColor(c, d.status)(d.status)} ${d.final ? 'final' : c.yellow('tentative')}${nodes.length > 0 ? ` on ${nodes.map(shortId).join(',')}` : ''}: ${readableReason(d.reason)} [${d.code}]\n`
     }
     case 'alert': {
       const { alert, state } = known.data

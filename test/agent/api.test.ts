@@ -12,7 +12,7 @@ import * as contract from '../../agent/api/contract.ts'
 import { openApiDocument } from '../../agent/api/openapi.ts'
 import { StoreError } from '../../agent/store.ts'
 import { decodeMessage, encodeMessage, MSG_SYNC_REPLY, MSG_SYNC_REQUEST } from '../../agent/wire.ts'
-import { api, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 let a: TestAgent
 const started: TestAgent[] = []

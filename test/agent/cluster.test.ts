@@ -3,7 +3,7 @@
  * and HTTP; fake memory probes only.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { api, converged, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, converged, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 let agents: TestAgent[] = []
 afterEach(async () => { await stopAll(agents); agents = [] })

@@ -15,7 +15,7 @@ import { LedgerStore } from '../../agent/store.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
 import { decodeMessage, encodeMessage, MSG_GOSSIP, MSG_PUSH, MSG_SYNC_REQUEST, WireError, MSG_CALL, MSG_REPLY } from '../../agent/wire.ts'
 import { LedgerWriter, parseSize, SizeError } from '../../crdt/index.ts'
-import { tempDir } from '../helpers/cluster.ts'
+import { tempDir } from '../../simulations/support/cluster.ts'
 
 const SEED = Number(process.env.MEMGOSSIP_FUZZ_SEED ?? Date.now() % 2 ** 31)
 const RUNS = Number(process.env.MEMGOSSIP_FUZZ_RUNS ?? 300)

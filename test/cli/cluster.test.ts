@@ -6,11 +6,12 @@
  * in this process through `main()` (fast), and as a real process where exit
  * codes and signals are the point.
  */
+import { spawn } from 'node:child_process'
 import { writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseSize } from '../../crdt/index.ts'
-import { cli, freePort, getJson, GiB, runCli, spawnCli, startChildAgent, stopAgents, tempDir, waitFor, type ChildAgent } from './procs.ts'
+import { cli, freePort, getJson, GiB, killGroup, REPO, runCli, spawnCli, startChildAgent, stopAgents, tempDir, waitFor, type ChildAgent } from './procs.ts'
 
 const TOKEN = 'cli-test-token-0123456789abcdef'
 let dir: string
@@ -351,6 +352,21 @@ describe('watch', () => {
     const r = await done
     expect(r.code).toBe(0)
   })
+
+  it('through npx, Ctrl-C (SIGINT to the process group, which npm forwards a second time) exits 0', async () => {
+    const proc = spawn('npx', ['memgossip', 'watch', '--api', A.api], { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+    let out = ''
+    proc.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+    proc.stderr!.on('data', (d: Buffer) => { out += d.toString() })
+    const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => proc.once('exit', (code, signal) => resolve({ code, signal })))
+    try {
+      await waitFor('hello line', () => out.includes('hello'), 30_000)
+      killGroup(proc.pid, 'SIGINT')
+      expect(await exited, out).toEqual({ code: 0, signal: null })
+    } finally {
+      killGroup(proc.pid, 'SIGKILL')
+    }
+  })
 })
 
 describe('rent', () => {
@@ -376,7 +392,11 @@ describe('rent', () => {
     expect(iso.body.sinceMs).toBe(Date.parse('2020-01-01T00:00:00Z'))
     const bad = await cli(['rent', '--since', 'yesterday', ...at(A)])
     expect(bad.code).toBe(2)
-    expect(bad.stderr).toContain("'since' must be ms since the epoch or an ISO date")
+    expect(bad.stderr).toContain("--since: 'yesterday' is not a duration back from now (1h, 30m, 7d), an ISO date (2026-01-31T00:00:00Z) or ms since the epoch")
+    // The agent refuses it as well, for clients other than this CLI.
+    const raw = await fetch(`${A.api}/v1/rent?since=yesterday`)
+    expect(raw.status).toBe(400)
+    expect(await raw.json()).toMatchObject({ error: 'InvalidSince', detail: "'since' must be ms since the epoch or an ISO date" })
   })
 })
 

@@ -13,7 +13,7 @@ import path from 'node:path'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { CgroupError, detectCgroupController, type MemoryCgroup } from '../../agent/cgroup.ts'
 import { LimitFollower } from '../../agent/limit.ts'
-import { api, GiB, startAgent, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, GiB, startAgent, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 const MIB = 1024 * 1024
 const removeDir = async (dir: string): Promise<void> => { await rm(dir, { recursive: true, force: true }) }
