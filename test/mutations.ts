@@ -30,7 +30,7 @@ export const MUTATIONS: Mutation[] = [
   { name: 'a stale proposal completes (the latest eviction wins over a view change)', file: 'crdt/views.ts', from: '    if (o.digest !== current().digest) {\n      o.state.status = \'void\'\n      o.state.reason = \'the view changed before it completed\'\n      open.delete(o.state.key)\n      list(o)\n      continue\n    }', to: '' },
   { name: 'cut below an acknowledgement (the least position acknowledged)', file: 'crdt/views.ts', from: 'p.seq > best.seq', to: 'p.seq < best.seq' },
   { name: 'a minority completes an eviction (no strict majority needed)', file: 'crdt/views.ts', from: 'if (2 * o.state.acked.length <= o.state.viewMembers.length) {', to: 'if (o.state.acked.length === 0) {' },
-  { name: 'an open eviction does not cap the acknowledged stream', file: 'crdt/resolve.ts', from: 'if (cap !== undefined && cap < line) line = cap', to: 'void cap' },
+  { name: 'an open eviction does not cap the acknowledged stream', file: 'crdt/resolve.ts', from: "if (!open.has(target) || cap >= (reach.get(target) ?? '')) continue", to: 'continue' },
   { name: 'a joiner\'s writes before its admission count', file: 'crdt/views.ts', from: 'if (interval.admitHlc >= hlc) continue', to: 'if (interval.admitHlc >= hlc && i > 0) continue' },
   { name: 'a beacon counts before its position is held (clock channel)', file: 'crdt/resolve.ts', from: 'if (held >= beacon.seq && beacon.hlc', to: 'if (beacon.hlc' },
   { name: 'a beacon counts under any name (clock channel)', file: 'crdt/resolve.ts', from: 'if (!beacon.hlc.endsWith(`:${node}`) || membership', to: 'if (membership' },
