@@ -43,8 +43,12 @@ export const MAP_RELEASES = 'releases'
 export const MAP_CAPACITY = 'capacity'
 export const MAP_MEMBERSHIP = 'membership'
 
-export type NodeState = 'active' | 'draining' | 'left'
-const NODE_STATES: ReadonlySet<string> = new Set(['active', 'draining', 'left'])
+/**
+ * `cordoned`: the node keeps what runs on it but takes no new placements (its
+ * pressure ladder at refuse or evict, docs/design.md "Pressure ladder").
+ */
+export type NodeState = 'active' | 'cordoned' | 'draining' | 'left'
+const NODE_STATES: ReadonlySet<string> = new Set(['active', 'cordoned', 'draining', 'left'])
 
 /** A node's live figures, overwritten on its own key. For alerts, display and finality — never admission. */
 export interface Heartbeat {
@@ -383,7 +387,7 @@ export function validateCapacity (key: string, value: unknown): Validated<Capaci
   if (!isObject(value)) return fail('InvalidValue', `capacity event must be an object, got ${describe(value)}`)
   if (!isNodeId(value.node) || key !== `${value.node}/${String(value.seq)}`) return fail('InvalidId', `capacity key ${JSON.stringify(key)} does not match node/seq`)
   if (!isByteCount(value.allocatableBytes)) return fail('InvalidSize', `allocatableBytes must be a non-negative integer, got ${describe(value.allocatableBytes)}`)
-  if (typeof value.state !== 'string' || !NODE_STATES.has(value.state)) return fail('InvalidValue', `state must be active, draining or left, got ${describe(value.state)}`)
+  if (typeof value.state !== 'string' || !NODE_STATES.has(value.state)) return fail('InvalidValue', `state must be active, cordoned, draining or left, got ${describe(value.state)}`)
   if (!isHlc(value.hlc)) return fail('InvalidHlc', `capacity hlc is not a valid stamp: ${describe(value.hlc)}`)
   if (!isSeq(value.seq)) return fail('InvalidValue', `capacity seq must be a non-negative integer, got ${describe(value.seq)}`)
   return { ok: true, value: { node: value.node, allocatableBytes: value.allocatableBytes, state: value.state as NodeState, hlc: value.hlc, seq: value.seq } }
@@ -466,7 +470,7 @@ export function validateHeartbeat (value: unknown): Validated<Heartbeat> {
   }
   if (!isHlc(value.hlc)) return fail('InvalidHlc', `heartbeat hlc is not a valid stamp: ${describe(value.hlc)}`)
   if (!isSeq(value.seq)) return fail('InvalidValue', `heartbeat seq must be a non-negative integer, got ${describe(value.seq)}`)
-  if (typeof value.state !== 'string' || !NODE_STATES.has(value.state)) return fail('InvalidValue', `heartbeat state must be active, draining or left, got ${describe(value.state)}`)
+  if (typeof value.state !== 'string' || !NODE_STATES.has(value.state)) return fail('InvalidValue', `heartbeat state must be active, cordoned, draining or left, got ${describe(value.state)}`)
   const labels = validateLabels(value.labels)
   if (labels === undefined) return fail('InvalidValue', 'heartbeat labels must be an object of short strings')
   const addrs = value.addrs
