@@ -1,6 +1,7 @@
 /**
  * Mutation check of the core's tests: break the resolution and finality code
- * on purpose, one deliberate bug at a time, run the crdt suites, and list
+ * (and the pressure ladder's hysteresis) on purpose, one deliberate bug at a
+ * time, run the suites that cover it, and list
  * which tests caught it. Every mutation must be caught. The source is
  * restored after each run (and on Ctrl-C).
  *
@@ -16,7 +17,8 @@ import { parseArgs } from 'node:util'
 
 const REPO = resolve(import.meta.dirname, '..')
 
-interface Mutation { name: string, file: string, from: string, to: string }
+/** `tests`: the suites that must catch it (default `test/crdt`). */
+interface Mutation { name: string, file: string, from: string, to: string, tests?: string }
 
 export const MUTATIONS: Mutation[] = [
   { name: 'tie-break order reversed (best fit prefers the larger node id)', file: 'crdt/placement.ts', from: '(r === room && sorted[mid].id < id)', to: '(r === room && sorted[mid].id > id)' },
@@ -36,7 +38,10 @@ export const MUTATIONS: Mutation[] = [
   { name: 'a beacon counts under any name (clock channel)', file: 'crdt/resolve.ts', from: 'if (!beacon.hlc.endsWith(`:${node}`) || membership', to: 'if (membership' },
   { name: 'an acknowledged proposal caps the line for ever (never expires)', file: 'crdt/resolve.ts', from: 'for (const [target, cap] of acknowledgedCaps(live, self)) {', to: 'for (const [target, cap] of acknowledgedCaps(membership.proposals.filter(p => p.status === \'open\'), self)) {' },
   { name: 'an acknowledgement after the deadline counts', file: 'crdt/views.ts', from: '    if (record.hlc > o.state.deadline) continue\n', to: '' },
-  { name: 'a release ends the id whatever entry it names', file: 'crdt/resolve.ts', from: 'if (run === undefined || run.key !== key) {', to: 'if (run === undefined) {' }
+  { name: 'a release ends the id whatever entry it names', file: 'crdt/resolve.ts', from: 'if (run === undefined || run.key !== key) {', to: 'if (run === undefined) {' },
+  { name: 'a cordoned node is vacated like a draining one', file: 'crdt/resolve.ts', from: "if (event.state === 'draining' || event.state === 'left') {", to: "if (event.state !== 'active') {" },
+  { name: 'pressure ladder without hysteresis (a level is left at its own threshold)', file: 'agent/pressure.ts', from: 'const better = levelFor(availableBytes, t, t.marginBytes)', to: 'const better = levelFor(availableBytes, t, 0)', tests: 'test/agent/pressure.test.ts' },
+  { name: 'pressure ladder without dwell (a level is left as soon as it clears)', file: 'agent/pressure.ts', from: '&& nowMs - state.sinceMs >= dwellMs', to: '', tests: 'test/agent/pressure.test.ts' }
 ]
 
 /** For the "one tick early" mutation: the stamp one counter after `hlc`. */
@@ -70,7 +75,7 @@ function main (): number {
     process.stderr.write(`[${i + 1}/${chosen.length}] ${m.name}… `)
     let failing: string[] = []
     try {
-      const run = spawnSync('npx', ['vitest', 'run', 'test/crdt', '--reporter=verbose'], {
+      const run = spawnSync('npx', ['vitest', 'run', m.tests ?? 'test/crdt', '--reporter=verbose'], {
         cwd: REPO,
         encoding: 'utf8',
         env: { ...process.env, NO_COLOR: '1', MEMGOSSIP_PROPERTY_RUNS: values.runs },
