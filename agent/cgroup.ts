@@ -76,6 +76,12 @@ export interface CgroupUsage {
   limitHits: number
   /** Processes the OOM killer killed inside this cgroup (`oom_kill`); 0 where the kernel does not count them. */
   oomKills: number
+  /**
+   * Times this cgroup's own limit ran out and the kernel went OOM for it (v2
+   * `memory.events` `oom`). v1 has no such counter: undefined there, and
+   * `limitHits` (`memory.failcnt`) tells a limit OOM from a host one instead.
+   */
+  limitOoms?: number
 }
 
 /** The limits of one reservation's cgroup. */
@@ -200,6 +206,18 @@ export async function detectCgroupController (init: CgroupInit = {}): Promise<Cg
     'Boot with cgroups enabled (systemd does by default), or enable the memory controller (cgroup_enable=memory on the kernel command line).')
 }
 
+/**
+ * The cgroup of a reservation that already exists at `dir` (made by `memgossip
+ * run`, perhaps in another process): v2 when it has `memory.current`, v1 when it
+ * has `memory.usage_in_bytes`, undefined when it is not a memory cgroup (or is
+ * gone). For reading its usage; nothing is created.
+ */
+export async function openCgroup (dir: string, init: Pick<CgroupInit, 'removeDir'> = {}): Promise<MemoryCgroup | undefined> {
+  if (await exists(path.join(dir, 'memory.current'))) return new V2Cgroup(dir, init.removeDir ?? rmdir)
+  if (await exists(path.join(dir, 'memory.usage_in_bytes'))) return new V1Cgroup(dir, init.removeDir ?? rmdir)
+  return undefined
+}
+
 // ---------------------------------------------------------------------------
 // v2
 
@@ -283,7 +301,8 @@ class V2Cgroup implements MemoryCgroup {
       peakBytes: await readNumber(path.join(this.dir, 'memory.peak')),
       limitBytes: max !== undefined && /^\d+$/.test(max) ? Number(max) : undefined,
       limitHits: events.get('max') ?? 0,
-      oomKills: events.get('oom_kill') ?? 0
+      oomKills: events.get('oom_kill') ?? 0,
+      limitOoms: events.get('oom') ?? 0
     }
   }
 

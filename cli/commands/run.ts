@@ -16,6 +16,7 @@ import { access, stat } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { CgroupError, detectCgroupController, type CgroupUsage, type MemoryCgroup } from '../../agent/cgroup.ts'
+import { oomKillsSince } from '../../agent/usage.ts'
 import { formatSize, RESERVATION_ID_PATTERN } from '../../crdt/index.ts'
 import { UsageError } from '../args.ts'
 import { ClientError, type ApiClient } from '../client.ts'
@@ -356,7 +357,14 @@ export function report (id: string, limitBytes: number, outcome: Outcome, usage:
   const limit = formatSize(limitBytes)
   const how = outcome.signal !== null ? `killed by ${outcome.signal}` : `exited ${outcome.code ?? '?'}`
   const ended = outcome.signal !== null ? `was ${how}` : `${how} after a process of it was OOM-killed`
-  if (usage.oomKills > 0) {
+  // The same rule the agent reports OOM kills by (agent/usage.ts).
+  const oom = oomKillsSince(undefined, usage)
+  if (oom?.cause === 'host') {
+    return `memgossip run: ${usage.oomKills} process(es) of reservation ${id} were OOM-killed while within its limit of ${limit} ` +
+      `(${peakText(usage)}, its own limit never ran out): the host or a parent cgroup ran out of memory; this reservation was a bystander. ` +
+      `The command ${ended} (exit ${code}).\n`
+  }
+  if (oom?.cause === 'limit') {
     return `memgossip run: reservation ${id} exceeded its limit of ${limit}: OOM kill inside its cgroup, ${peakText(usage)}, ` +
       `${usage.oomKills} process(es) killed${usage.limitHits > 0 ? `, limit hit ${usage.limitHits} time(s)` : ''}; the command ${ended} (exit ${code}). ` +
       `It is the offender: reserve more (memgossip run ${id} SIZE) or make it use less.\n`
@@ -379,7 +387,7 @@ function reportJson (id: string, input: RunInput, outcome: Outcome, usage: Cgrou
     minBytes: input.minBytes,
     exitCode: code,
     signal: outcome.signal ?? undefined,
-    exceededLimit: usage.oomKills > 0,
+    exceededLimit: oomKillsSince(undefined, usage)?.cause === 'limit',
     usage
   }
 }

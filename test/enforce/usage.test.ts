@@ -1,0 +1,133 @@
+/**
+ * agent/usage.ts over fake cgroup trees (v1 and v2 files in a temp dir): usage
+ * and peak per reservation, OOM kills told apart (offender: its own limit ran
+ * out; bystander: the host's OOM killer), the record written only past the
+ * threshold, and the refusals of a named cgroup. Real cgroups: usage.e2e.test.ts.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { cgroupName } from '../../agent/cgroup.ts'
+import { UsageTracker, UsageWatchError, type OomReport } from '../../agent/usage.ts'
+
+const MIB = 1024 * 1024
+let root: string
+let now = 1_000
+const clock = { now: () => now, setTimeout: () => 0, clearTimeout: () => {}, setInterval: () => 0, clearInterval: () => {} }
+
+beforeEach(async () => { root = await mkdtemp(path.join(os.tmpdir(), 'memgossip-usage-')) })
+afterEach(async () => { await rm(root, { recursive: true, force: true }) })
+
+async function files (dir: string, content: Record<string, string>): Promise<void> {
+  await mkdir(dir, { recursive: true })
+  for (const [name, text] of Object.entries(content)) await writeFile(path.join(dir, name), text)
+}
+
+const v2 = (current: number, peak: number, events: string): Record<string, string> => ({
+  'memory.current': `${current}\n`, 'memory.peak': `${peak}\n`, 'memory.max': `${64 * MIB}\n`, 'memory.events': events
+})
+const v1 = (usage: number, max: number, failcnt: number, oomKill: number): Record<string, string> => ({
+  'memory.usage_in_bytes': `${usage}\n`,
+  'memory.max_usage_in_bytes': `${max}\n`,
+  'memory.limit_in_bytes': `${64 * MIB}\n`,
+  'memory.failcnt': `${failcnt}\n`,
+  'memory.oom_control': `oom_kill_disable 0\nunder_oom 0\noom_kill ${oomKill}\n`
+})
+
+function tracker (): { t: UsageTracker, ooms: OomReport[], logs: string[] } {
+  const ooms: OomReport[] = []
+  const logs: string[] = []
+  const t = new UsageTracker({ clock, log: (l) => logs.push(l), onOom: (r) => ooms.push(r), cgroupRoot: root })
+  return { t, ooms, logs }
+}
+
+describe.each([
+  ['v2', (u: number, p: number) => v2(u, p, 'max 0\noom 0\noom_kill 0\n'), (u: number, p: number) => v2(u, p, 'max 40\noom 1\noom_kill 1\n'), (u: number, p: number) => v2(u, p, 'max 0\noom 0\noom_kill 1\n')],
+  ['v1', (u: number, p: number) => v1(u, p, 0, 0), (u: number, p: number) => v1(u, p, 40, 1), (u: number, p: number) => v1(u, p, 0, 1)]
+])('cgroup %s', (_version, calm, ownOom, hostOom) => {
+  it('reads usage and peak of the named cgroup, and forgets it when the reservation no longer runs here', async () => {
+    const { t } = tracker()
+    const dir = path.join(root, 'user.slice', cgroupName('web'))
+    await files(dir, calm(10 * MIB, 12 * MIB))
+    expect(await t.watch('web', dir, 64 * MIB)).toMatchObject({ id: 'web', usedBytes: 10 * MIB, peakBytes: 12 * MIB, limitBytes: 64 * MIB, reservedBytes: 64 * MIB, exceededLimitKills: 0 })
+    await files(dir, calm(30 * MIB, 31 * MIB))
+    await t.tick(new Map([['web', 64 * MIB]]))
+    expect(t.get('web')).toMatchObject({ usedBytes: 30 * MIB, peakBytes: 31 * MIB })
+    await t.tick(new Map())
+    expect(t.get('web')).toBeUndefined()
+  })
+
+  it('an OOM kill while its own limit ran out: the offender, once (event, log, counter)', async () => {
+    const { t, ooms, logs } = tracker()
+    const dir = path.join(root, cgroupName('hog'))
+    await files(dir, calm(60 * MIB, 60 * MIB))
+    await t.watch('hog', dir, 64 * MIB)
+    await files(dir, ownOom(1 * MIB, 64 * MIB))
+    await t.tick(new Map([['hog', 64 * MIB]]))
+    await t.tick(new Map([['hog', 64 * MIB]])) // the same counters again: nothing new
+    expect(ooms).toEqual([expect.objectContaining({ id: 'hog', cause: 'limit', kills: 1, reservedBytes: 64 * MIB, peakBytes: 64 * MIB })])
+    expect(ooms[0].message).toMatch(/reservation hog exceeded its limit of 64\.00 MiB: 1 process\(es\) OOM-killed inside its cgroup \(peak 64\.00 MiB\); it is the offender/)
+    expect(logs.some(l => l.startsWith('OOM offender: reservation hog exceeded its limit'))).toBe(true)
+    expect(t.counters).toEqual({ oomKillsLimit: 1, oomKillsHost: 0 })
+    expect(t.get('hog')).toMatchObject({ exceededLimitKills: 1, hostKills: 0 })
+  })
+
+  it('an OOM kill while within its limit: a bystander of the host running out', async () => {
+    const { t, ooms } = tracker()
+    const dir = path.join(root, cgroupName('victim'))
+    await files(dir, calm(20 * MIB, 20 * MIB))
+    await t.watch('victim', dir, 64 * MIB)
+    await files(dir, hostOom(0, 20 * MIB))
+    await t.tick(new Map([['victim', 64 * MIB]]))
+    expect(ooms).toEqual([expect.objectContaining({ id: 'victim', cause: 'host', kills: 1 })])
+    expect(ooms[0].message).toMatch(/while within its limit of 64\.00 MiB \(peak 20\.00 MiB\): the host or a parent cgroup ran out of memory; it was a bystander/)
+    expect(t.counters).toEqual({ oomKillsLimit: 0, oomKillsHost: 1 })
+  })
+
+  it('a kill already counted when the agent first reads the cgroup is reported (a final reading after the command ended)', async () => {
+    const { t, ooms } = tracker()
+    const dir = path.join(root, cgroupName('late'))
+    await files(dir, ownOom(0, 64 * MIB))
+    await t.watch('late', dir, 64 * MIB)
+    expect(ooms.map(o => o.cause)).toEqual(['limit'])
+  })
+})
+
+describe('the node record', () => {
+  it('is written when a reservation appears or goes, or its usage moves past the threshold — not at rest', async () => {
+    const { t } = tracker()
+    const dir = path.join(root, cgroupName('a'))
+    await files(dir, v2(10 * MIB, 10 * MIB, 'max 0\noom 0\noom_kill 0\n'))
+    await t.watch('a', dir, 64 * MIB)
+    const first = t.recordIfMoved(32 * MIB)
+    expect(first).toEqual({ a: { usedBytes: 10 * MIB, peakBytes: 10 * MIB } })
+    t.published(first!)
+    await files(dir, v2(40 * MIB, 40 * MIB, 'max 0\noom 0\noom_kill 0\n'))
+    await t.tick(new Map([['a', 64 * MIB]]))
+    expect(t.recordIfMoved(32 * MIB)).toBeUndefined() // moved 30 MiB: within the threshold
+    await files(dir, v2(43 * MIB, 43 * MIB, 'max 0\noom 0\noom_kill 0\n'))
+    await t.tick(new Map([['a', 64 * MIB]]))
+    const moved = t.recordIfMoved(32 * MIB)
+    expect(moved).toEqual({ a: { usedBytes: 43 * MIB, peakBytes: 43 * MIB } })
+    t.published(moved!)
+    await t.tick(new Map())
+    expect(t.recordIfMoved(32 * MIB)).toEqual({})
+  })
+})
+
+describe('a named cgroup is checked', () => {
+  it.each([
+    ['relative', 'memgossip-x', /must be an absolute, normalized path/],
+    ['not normalized', '/a/../memgossip-x', /must be an absolute, normalized path/],
+    ['outside the cgroup root', '/tmp/memgossip-x', /is not below the cgroup root/],
+    ['another reservation\'s', 'ROOT/memgossip-y', /is not the cgroup of 'x' \(its name would be memgossip-x\)/],
+    ['not a memory cgroup', 'ROOT/memgossip-x', /is not a memory cgroup/]
+  ])('%s', async (_name, dir, message) => {
+    const { t } = tracker()
+    const error = await t.watch('x', dir.replace('ROOT', root), MIB).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(UsageWatchError)
+    expect((error as Error).message).toMatch(message)
+    expect(t.list()).toEqual([])
+  })
+})
