@@ -119,6 +119,11 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
   server.requestTimeout = 30_000
   server.keepAliveTimeout = 5_000
 
+  /** A verdict with what it uses where it runs (docs/design.md "Enforcement"): `usage` per node, when measured. */
+  function withUsage (v: Verdict): Record<string, unknown> {
+    return { ...verdictJson(v), usage: v.status === 'admitted' ? agent.reservationUsage(v.id) : [] }
+  }
+
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost')
     const path = url.pathname
@@ -176,7 +181,7 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
         list = list.filter(v => v.status === status)
       }
       list.sort((a, b) => (a.hlc ?? '') < (b.hlc ?? '') ? -1 : (a.hlc ?? '') > (b.hlc ?? '') ? 1 : (a.key < b.key ? -1 : 1))
-      return send(res, 200, { reservations: list.map(verdictJson), pending: res0.pending, verdictsDigest: res0.digest })
+      return send(res, 200, { reservations: list.map(withUsage), pending: res0.pending, verdictsDigest: res0.digest })
     }
     if (path === '/v1/reservations' && method === 'POST') {
       const body = await readJson(req, maxBody)
@@ -195,6 +200,21 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
       const verdict = result.verdict
       return send(res, 201, { verdict: verdict !== undefined ? verdictJson(verdict) : undefined, warnings: result.answer.warnings, answer: fitJson(result.answer), ackedPeers: result.ackedPeers })
     }
+    // Usage per reservation (docs/design.md "Enforcement"): `memgossip run` names its cgroup; the agent reads it.
+    const usageMatch = /^\/v1\/reservations\/([^/]+)\/usage$/.exec(path)
+    if (usageMatch !== null) {
+      let id: string
+      try { id = decodeURIComponent(usageMatch[1]) } catch { throw new HttpError(400, 'InvalidId', 'malformed percent-encoding in the id', 'id') }
+      if (!RESERVATION_ID_PATTERN.test(id)) throw new HttpError(400, 'InvalidId', 'malformed reservation id', 'id')
+      if (method === 'GET') return send(res, 200, { id, usage: agent.reservationUsage(id) })
+      if (method !== 'POST') {
+        res.setHeader('Allow', 'GET, POST')
+        throw new HttpError(405, 'MethodNotAllowed', `${method} is not allowed on ${path}`)
+      }
+      const body = await readJson(req, maxBody)
+      if (typeof body.cgroup !== 'string' || body.cgroup === '') throw new HttpError(400, 'InvalidCgroup', "'cgroup' must be the absolute path of the reservation's cgroup directory", 'cgroup')
+      return send(res, 200, await agent.watchUsage(id, body.cgroup))
+    }
     const match = /^\/v1\/reservations\/([^/]+)$/.exec(path)
     if (match !== null) {
       let id: string
@@ -203,7 +223,7 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
       if (method === 'GET') {
         const v = agent.verdict(id)
         if (v === undefined) throw new HttpError(404, 'NotFound', `no reservation '${id}'`, 'id')
-        return send(res, 200, verdictJson(v))
+        return send(res, 200, withUsage(v))
       }
       if (method === 'DELETE') return send(res, 200, verdictJson(await agent.release(id)))
       res.setHeader('Allow', 'GET, DELETE')
@@ -403,6 +423,7 @@ function nodesJson (agent: Agent): Array<Record<string, unknown>> {
     usedBytes: n.heartbeat?.usedBytes ?? 0,
     floorBytes: n.heartbeat?.floorBytes ?? 0,
     undersized: n.undersized,
+    pressure: n.id === agent.self ? agent.pressureLevel() : n.heartbeat?.pressure ?? 'ok',
     allNeedBytes: n.allNeedBytes,
     deficitBytes: n.deficitBytes,
     reservations: n.reservations.length,
@@ -485,6 +506,9 @@ function metricsText (agent: Agent, requests: { total: number, errors4xx: number
   metric('memgossip_http_requests_total', 'counter', 'HTTP API requests.', requests.total)
   metric('memgossip_http_errors_total', 'counter', 'HTTP API error answers by class.', requests.errors4xx, '{class="4xx"}')
   metric('memgossip_http_errors_total', 'counter', 'HTTP API error answers by class.', requests.errors5xx, '{class="5xx"}')
+  metric('memgossip_oom_kills_total', 'counter', 'Processes OOM-killed inside reservations\' cgroups on this node, by cause: limit (the reservation exceeded its limit) or host (killed within its limit).', m.oomKillsLimit, '{cause="limit"}')
+  metric('memgossip_oom_kills_total', 'counter', 'Processes OOM-killed inside reservations\' cgroups on this node, by cause: limit (the reservation exceeded its limit) or host (killed within its limit).', m.oomKillsHost, '{cause="host"}')
+  metric('memgossip_pressure_level', 'gauge', 'This node\'s pressure ladder: 0 ok, 1 warn, 2 refuse, 3 evict.', ['ok', 'warn', 'refuse', 'evict'].indexOf(agent.pressureLevel()))
   metric('memgossip_read_only', 'gauge', '1 when a disk failure made the agent read-only.', state.readOnly !== undefined ? 1 : 0)
   return lines.join('\n') + '\n'
 }

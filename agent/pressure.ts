@@ -19,7 +19,7 @@
  * Pure: time and measurements are arguments ({@link stepPressure}); the
  * agent holds the state and writes what a change calls for.
  */
-import { formatSize } from '../crdt/index.ts'
+import { formatSize, shortId } from '../crdt/index.ts'
 
 export type PressureLevel = 'ok' | 'warn' | 'refuse' | 'evict'
 
@@ -156,4 +156,99 @@ export function describePressure (level: PressureLevel, availableBytes: number, 
     : level === 'refuse' ? 'it refuses new placements' : 'answers carry this warning'
   return `memory pressure '${level}': ${formatSize(availableBytes)} available, under ${formatSize(below)} ` +
     `(floor ${formatSize(floorBytes)}); ${does}`
+}
+
+/** What the agent does after a step: which capacity event to write, if any. */
+export interface PressureStep {
+  from: PressureLevel
+  to: PressureLevel
+  availableBytes: number
+  /** One line with the numbers. */
+  message: string
+}
+
+/**
+ * The ladder of this node: the state of {@link stepPressure} and the
+ * allocatable memory it wrote at `evict`. The agent feeds it every sample
+ * (`observe`) and writes a capacity event when {@link nodeState} or
+ * {@link allocatable} changes.
+ */
+export class PressureLadder {
+  readonly config: ResolvedPressureConfig
+  private state: PressureState = INITIAL_PRESSURE
+  private floorBytes = 0
+  private evictCapBytes?: number
+
+  constructor (config: PressureConfig = {}) {
+    this.config = resolvePressureConfig(config)
+  }
+
+  get level (): PressureLevel {
+    return this.state.level
+  }
+
+  thresholds (floorBytes = this.floorBytes): PressureThresholds {
+    return pressureThresholds(floorBytes, this.config)
+  }
+
+  /**
+   * One sample. `committedBytes`/`allocatableBytes` are this node's in the
+   * ledger now: on entering `evict` the ladder fixes the allocatable it will
+   * write ({@link evictionAllocatable}); it keeps it while it stays there.
+   * Returns the step when the level changed.
+   */
+  observe (i: { availableBytes: number, floorBytes: number, nowMs: number, committedBytes: number, allocatableBytes: number }): PressureStep | undefined {
+    this.floorBytes = i.floorBytes
+    const t = this.thresholds()
+    const next = stepPressure(this.state, i.availableBytes, t, this.config.dwellMs, i.nowMs)
+    if (next === this.state) return undefined
+    const from = this.state.level
+    this.state = next
+    this.evictCapBytes = next.level === 'evict'
+      ? evictionAllocatable({ allocatableBytes: i.allocatableBytes, committedBytes: i.committedBytes, availableBytes: i.availableBytes, thresholds: t })
+      : undefined
+    const message = next.level === 'ok'
+      ? `memory pressure over: ${formatSize(i.availableBytes)} available, ${formatSize(t.marginBytes)} clear of the warn threshold ${formatSize(t.warnBelowBytes)} (floor ${formatSize(i.floorBytes)})`
+      : describePressure(next.level, i.availableBytes, i.floorBytes, t) + (next.level === 'evict' ? ` to ${formatSize(this.evictCapBytes ?? 0)}` : '')
+    return { from, to: next.level, availableBytes: i.availableBytes, message }
+  }
+
+  /** The state its capacity events carry: `cordoned` at refuse and evict. */
+  nodeState (): 'active' | 'cordoned' {
+    return pressureRank(this.state.level) >= pressureRank('refuse') ? 'cordoned' : 'active'
+  }
+
+  /** The allocatable to write given the measured one: capped while at `evict`. */
+  allocatable (measuredBytes: number): number {
+    return this.evictCapBytes === undefined ? measuredBytes : Math.min(measuredBytes, this.evictCapBytes)
+  }
+
+  /** The alert while not `ok`: its message is fixed at the step, so it is raised once per step. */
+  describe (): string | undefined {
+    if (this.state.level === 'ok') return undefined
+    return describePressure(this.state.level, this.state.enteredAtAvailableBytes ?? 0, this.floorBytes, this.thresholds()) +
+      (this.state.level === 'evict' ? ` to ${formatSize(this.evictCapBytes ?? 0)}` : '')
+  }
+}
+
+/** What answers need to know of a node for the pressure warnings. */
+export interface PressureNode {
+  id: string
+  heartbeat?: { pressure?: 'warn' | 'refuse' | 'evict' }
+}
+
+/**
+ * Warnings for a fit or reserve answer (docs/design.md "Pressure ladder"):
+ * this node's own level when not ok (every answer it gives), and every chosen
+ * node whose record says it is under pressure.
+ */
+export function pressureWarnings (self: { id: string, line?: string }, chosen: readonly string[], nodes: ReadonlyMap<string, PressureNode>): string[] {
+  const out: string[] = []
+  if (self.line !== undefined) out.push(`this node (${shortId(self.id)}): ${self.line}`)
+  for (const id of chosen) {
+    if (id === self.id) continue
+    const level = nodes.get(id)?.heartbeat?.pressure
+    if (level !== undefined) out.push(`node ${shortId(id)} reports memory pressure '${level}'${level === 'warn' ? '' : ': it takes no new placements'}`)
+  }
+  return out
 }

@@ -96,6 +96,8 @@ export interface UsageTrackerDeps {
   read?: (dir: string) => Promise<CgroupUsage | undefined>
   /** Where cgroups may be; a named cgroup must be below it. Default {@link DEFAULT_CGROUP_ROOT}. */
   cgroupRoot?: string
+  /** Counters to add to (the agent's metrics); default a fresh set. */
+  counters?: UsageCounters
 }
 
 /** Why a named cgroup was refused; the message names the field. */
@@ -111,13 +113,14 @@ interface Watched {
 }
 
 export class UsageTracker {
-  readonly counters: UsageCounters = { oomKillsLimit: 0, oomKillsHost: 0 }
+  readonly counters: UsageCounters
   private readonly watched = new Map<string, Watched>()
   private readonly read: (dir: string) => Promise<CgroupUsage | undefined>
   private readonly cgroupRoot: string
   private publishedRecord = new Map<string, UsageRecord>()
 
   constructor (private readonly deps: UsageTrackerDeps) {
+    this.counters = deps.counters ?? { oomKillsLimit: 0, oomKillsHost: 0 }
     this.read = deps.read ?? (async (dir) => await (await openCgroup(dir))?.usage())
     this.cgroupRoot = path.resolve(deps.cgroupRoot ?? DEFAULT_CGROUP_ROOT)
   }

@@ -70,6 +70,22 @@ export interface Heartbeat {
    * majority of its view has announced a line at or past it (docs/design.md).
    */
   seen?: HlcString
+  /** Its pressure ladder when not `ok` (docs/design.md "Pressure ladder"): answers placing here carry a warning. */
+  pressure?: 'warn' | 'refuse' | 'evict'
+  /**
+   * What the reservations running here use, by id, as last measured in their
+   * cgroups; rewritten only when a figure moves past the publish threshold
+   * (docs/design.md "Enforcement"). Display and alerts only, never admission.
+   */
+  usage?: Record<ReservationId, ReservationUsageFigures>
+}
+
+/** One reservation's measured usage in a node record. */
+export interface ReservationUsageFigures {
+  usedBytes: number
+  peakBytes?: number
+  /** Processes OOM-killed because it ran out of its own limit. */
+  oomKills?: number
 }
 
 export type Placement =
@@ -478,7 +494,24 @@ export function validateHeartbeat (value: unknown): Validated<Heartbeat> {
     return fail('InvalidValue', `heartbeat addrs must be at most ${MAX_ADDRS} multiaddr strings`)
   }
   if (value.seen !== undefined && !isHlc(value.seen)) return fail('InvalidHlc', `heartbeat seen is not a valid stamp: ${describe(value.seen)}`)
+  if (value.pressure !== undefined && !['warn', 'refuse', 'evict'].includes(value.pressure as string)) {
+    return fail('InvalidValue', `heartbeat pressure must be warn, refuse or evict, got ${describe(value.pressure)}`)
+  }
+  if (value.usage !== undefined && !validUsage(value.usage)) {
+    return fail('InvalidValue', `heartbeat usage must map at most ${MAX_USAGE_ENTRIES} reservation ids to { usedBytes, peakBytes?, oomKills? } byte counts`)
+  }
   return { ok: true, value: { ...(value as unknown as Heartbeat), labels, version: typeof value.version === 'string' ? value.version : '' } }
+}
+
+/** Reservations a node record may carry usage for. */
+const MAX_USAGE_ENTRIES = 4096
+
+function validUsage (value: unknown): boolean {
+  if (!isObject(value)) return false
+  const entries = Object.entries(value)
+  if (entries.length > MAX_USAGE_ENTRIES) return false
+  return entries.every(([id, u]) => RESERVATION_ID_PATTERN.test(id) && isObject(u) && isByteCount(u.usedBytes) &&
+    (u.peakBytes === undefined || isByteCount(u.peakBytes)) && (u.oomKills === undefined || isByteCount(u.oomKills)))
 }
 
 function describe (value: unknown): string {
