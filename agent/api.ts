@@ -424,6 +424,8 @@ function nodesJson (agent: Agent): Array<Record<string, unknown>> {
     floorBytes: n.heartbeat?.floorBytes ?? 0,
     undersized: n.undersized,
     pressure: n.id === agent.self ? agent.pressureLevel() : n.heartbeat?.pressure ?? 'ok',
+    // What the reservations running there use, as its record last said (undefined: nothing measured).
+    reservationsUsedBytes: n.heartbeat?.usage !== undefined ? Object.values(n.heartbeat.usage).reduce((a, u) => a + u.usedBytes, 0) : undefined,
     allNeedBytes: n.allNeedBytes,
     deficitBytes: n.deficitBytes,
     reservations: n.reservations.length,

@@ -46,6 +46,27 @@ export interface VerdictJson {
   hlc?: string
   labels: Record<string, string>
   winner?: string
+  /** What it uses, per node where it was measured (docs/design.md "Enforcement"). */
+  usage?: UsageJson[]
+}
+
+/** One node's measurement of a reservation: live on the asked agent, else from that node's record. */
+export interface UsageJson {
+  node: string
+  usedBytes: number
+  peakBytes?: number
+  /** Processes OOM-killed because it exceeded its limit. */
+  oomKills?: number
+  live: boolean
+}
+
+/** `107.99 MiB (42%)` of what it reserved, summed over the nodes measured; `-` when nothing was. */
+export function usedText (v: Pick<VerdictJson, 'bytes' | 'usage'>): string {
+  const usage = v.usage ?? []
+  if (usage.length === 0) return '-'
+  const used = usage.reduce((a, u) => a + u.usedBytes, 0)
+  const reserved = v.bytes * usage.length
+  return `${formatSize(used)} (${reserved > 0 ? Math.round((used / reserved) * 100) : 0}%)`
 }
 
 export function statusColor (c: Paint, status: string): (s: string) => string {
@@ -110,6 +131,12 @@ export function renderVerdict (v: VerdictJson, c: Paint): string {
   if (v.winner !== undefined) lines.push(`  winner: ${v.winner}`)
   const labels = Object.entries(v.labels ?? {}).map(([k, val]) => `${k}=${val}`).join(',')
   lines.push(`  size ${formatSize(v.bytes)}, placement ${v.placement ?? '?'}, priority ${v.priority}, creator ${v.creator}${labels !== '' ? `, labels ${labels}` : ''}`)
+  for (const u of v.usage ?? []) {
+    const share = v.bytes > 0 ? ` (${Math.round((u.usedBytes / v.bytes) * 100)}%)` : ''
+    const peak = u.peakBytes !== undefined ? `, peak ${formatSize(u.peakBytes)}` : ''
+    const oom = u.oomKills !== undefined && u.oomKills > 0 ? c.red(`, exceeded its limit: ${u.oomKills} OOM kill(s)`) : ''
+    lines.push(`  used: ${formatSize(u.usedBytes)} of ${formatSize(v.bytes)}${share}${peak} on ${u.node}${u.live ? '' : ' (as its record last said)'}${oom}`)
+  }
   lines.push(`  verdict: ${finality(c, v.final, v.waitsFor, v.waitingOn)}`)
   return lines.join('\n') + '\n'
 }

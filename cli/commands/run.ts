@@ -54,9 +54,12 @@ SIGHUP and SIGQUIT are passed on. When CMD exits, what is left in the cgroup is
 killed, the cgroup removed and the reservation released (DELETE
 /v1/reservations/ID, retried while the agent does not answer).
 
-An OOM kill inside the cgroup is reported as the reservation exceeding its
-limit (the offender), distinct from a command killed by a signal while within
-its limit. memgossip's lines go to stderr (--json: one JSON object).
+The agent reads the cgroup's usage, peak and OOM kills while CMD runs (run names
+the cgroup to it: POST /v1/reservations/ID/usage), so 'memgossip reservations'
+shows used vs reserved. An OOM kill inside the cgroup while its own limit ran
+out is reported — here and by the agent (event, log, metric) — as the
+reservation exceeding its limit (the offender), distinct from a process the
+kernel killed while within its limit, or a command killed by a signal. memgossip's lines go to stderr (--json: one JSON object).
 
 Exit codes: CMD's exit code (128+N when killed by signal N); 1 the reservation
 does not fit, is rejected, is not on this node, or is not final in time;
@@ -216,12 +219,15 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
       err(`memgossip run: '${id}' ${verdict.final ? 'admitted (final)' : 'admitted (tentative)'}: ${formatSize(input.bytes)}` +
         `${input.minBytes !== undefined ? `, minimum ${formatSize(input.minBytes)}` : ''}, cgroup v${cgroup.version} ${cgroup.dir}\n`)
     }
-    const outcome = await spawnInCgroup(cgroup, input.argv, interrupt)
+    // The agent reads the cgroup's usage and OOM kills from now on (docs/design.md "Enforcement").
+    const outcome = await spawnInCgroup(cgroup, input.argv, interrupt, () => { void nameCgroup(client, id, cgroup.dir, err, json) })
     if (outcome === 'not-joined') {
       err(`memgossip run: could not place the command in cgroup ${cgroup.dir} (see the shell's message above); it did not run\n`)
       return 2
     }
     const usage = await cgroup.usage()
+    // A last reading by the agent before the cgroup goes, so an OOM kill at the very end is reported there too.
+    await nameCgroup(client, id, cgroup.dir, err, json)
     const code = outcome.code ?? 128 + signalNumber(outcome.signal ?? 'SIGKILL')
     err(json ? JSON.stringify(reportJson(id, input, outcome, usage, code)) + '\n' : report(id, input.bytes, outcome, usage, code))
     return code
@@ -241,7 +247,7 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
 type Outcome = { code: number | null, signal: NodeJS.Signals | null }
 
 /** Spawn the joining shell with stdio inherited; resolves with how CMD ended, or 'not-joined'. */
-async function spawnInCgroup (cgroup: MemoryCgroup, argv: string[], interrupt: Interrupt): Promise<Outcome | 'not-joined'> {
+async function spawnInCgroup (cgroup: MemoryCgroup, argv: string[], interrupt: Interrupt, joined: () => void): Promise<Outcome | 'not-joined'> {
   const child = spawn('/bin/sh', ['-c', JOIN_SCRIPT, 'memgossip-run', cgroup.procsFile, ...argv], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] })
   const exited = new Promise<Outcome>((resolve, reject) => {
     child.once('error', reject)
@@ -256,6 +262,7 @@ async function spawnInCgroup (cgroup: MemoryCgroup, argv: string[], interrupt: I
     return 'not-joined'
   }
   interrupt.forwardTo(child.pid)
+  joined()
   return await exited
 }
 
@@ -305,6 +312,20 @@ async function pollUntilFinal (client: ApiClient, id: string, timeoutMs: number,
     if (status === 200) latest = body
     if (latest?.final === true || interrupt.signal !== undefined || Date.now() >= deadline) return latest
     await new Promise(resolve => setTimeout(resolve, Math.min(FINAL_POLL_MS, Math.max(0, deadline - Date.now()))))
+  }
+}
+
+/**
+ * POST /v1/reservations/:id/usage: name the cgroup to the agent, which reads
+ * it now and at every sample. Enforcement does not depend on it, so a failure
+ * is a warning only.
+ */
+async function nameCgroup (client: ApiClient, id: string, dir: string, err: (s: string) => void, quiet: boolean): Promise<void> {
+  try {
+    const { status, body } = await client.post(`/v1/reservations/${idPath(id)}/usage`, { cgroup: dir }, [400, 404])
+    if (status !== 200 && !quiet) err(`memgossip run: warning: the agent does not watch the usage of '${id}': ${String((body as { detail?: string }).detail)}\n`)
+  } catch (error) {
+    if (!quiet) err(`memgossip run: warning: could not name the cgroup of '${id}' to the agent: ${(error as Error).message}\n`)
   }
 }
 
