@@ -8,8 +8,8 @@
  *   `memory.peak`, `memory.events` (`max`, `oom`, `oom_kill`).
  * - cgroup v1 memory controller: `memory.limit_in_bytes` = limit,
  *   `memory.soft_limit_in_bytes` = minimum, `memory.usage_in_bytes`,
- *   `memory.max_usage_in_bytes`, `memory.failcnt`, `memory.oom_control`
- *   (`oom_kill`).
+ *   `memory.max_usage_in_bytes`, `memory.failcnt` (+ `memory.memsw.failcnt`),
+ *   `memory.oom_control` (`oom_kill`).
  *
  * v2 wins when the unified hierarchy has the memory controller; a hybrid host
  * (memory bound to v1, an empty `unified` mount) uses v1. The reasons for the
@@ -364,7 +364,8 @@ class V1Cgroup implements MemoryCgroup {
       currentBytes: await readNumber(path.join(this.dir, 'memory.usage_in_bytes')) ?? 0,
       peakBytes: await readNumber(path.join(this.dir, 'memory.max_usage_in_bytes')),
       limitBytes: limit !== undefined && limit < V1_UNLIMITED_AT ? limit : undefined,
-      limitHits: await readNumber(path.join(this.dir, 'memory.failcnt')) ?? 0,
+      // With swap accounting the memory+swap limit is set to the same size: a hit of either is a hit of the reservation's limit.
+      limitHits: (await readNumber(path.join(this.dir, 'memory.failcnt')) ?? 0) + (await readNumber(path.join(this.dir, 'memory.memsw.failcnt')) ?? 0),
       // `oom_kill` is in memory.oom_control from 4.13 on; older kernels count nothing.
       oomKills: oom.get('oom_kill') ?? 0
     }

@@ -28,18 +28,28 @@ export type OomCause = 'limit' | 'host'
  * OOM kills counted between two readings of one cgroup (`before` undefined:
  * since it was made), and their cause: `limit` when the cgroup's own limit ran
  * out in that time (v2 `memory.events` `oom`; v1 has no such counter, so a hit
- * of the limit, `memory.failcnt`), else `host` — the host or a parent cgroup
+ * of the limit, `memory.failcnt`, or a peak at the limit), else `host` — the host or a parent cgroup
  * ran out, and this reservation was a bystander. Undefined when nothing was
  * killed.
  */
 export function oomKillsSince (before: CgroupUsage | undefined, after: CgroupUsage): { kills: number, cause: OomCause } | undefined {
   const kills = after.oomKills - (before?.oomKills ?? 0)
   if (kills <= 0) return undefined
-  const ownLimit = after.limitOoms !== undefined
-    ? after.limitOoms - (before?.limitOoms ?? 0)
-    : after.limitHits - (before?.limitHits ?? 0)
-  return { kills, cause: ownLimit > 0 ? 'limit' : 'host' }
+  if (after.limitOoms !== undefined) return { kills, cause: after.limitOoms - (before?.limitOoms ?? 0) > 0 ? 'limit' : 'host' }
+  // v1: no counter of its own limit's OOMs. A hit of the limit counts, and so does
+  // a peak at the limit — with the memory+swap limit set (as `memgossip run` does)
+  // the kernel here counts no failcnt at all when the limit runs out.
+  const hits = after.limitHits - (before?.limitHits ?? 0)
+  const peakAtLimit = after.limitBytes !== undefined && after.peakBytes !== undefined && after.peakBytes + LIMIT_SLACK_BYTES >= after.limitBytes
+  return { kills, cause: hits > 0 || peakAtLimit ? 'limit' : 'host' }
 }
+
+/**
+ * A peak this close to the limit is at the limit: the kernel charges memory to
+ * a cgroup in batches of up to 64 pages (256 KiB), so usage can stop short of
+ * the limit by that much when a charge fails.
+ */
+const LIMIT_SLACK_BYTES = 256 * 1024
 
 /** One reservation's usage as this agent last read it. Integer bytes. */
 export interface ReservationUsage {

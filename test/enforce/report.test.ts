@@ -24,6 +24,9 @@ describe('report', () => {
     ['an OOM kill while its own limit never ran out: the host\'s OOM killer, a bystander',
       { code: null, signal: 'SIGKILL' as const }, usage({ oomKills: 1, limitOoms: 0 }), 137,
       [/1 process\(es\) of reservation job were OOM-killed while within its limit of 64\.00 MiB \(peak 12\.00 MiB, its own limit never ran out\)/, /bystander/]],
+    ['v1, no failcnt: an OOM kill with the peak well below the limit: a bystander',
+      { code: null, signal: 'SIGKILL' as const }, usage({ oomKills: 1 }), 137,
+      [/were OOM-killed while within its limit of 64\.00 MiB \(peak 12\.00 MiB, its own limit never ran out\)/]],
     ['SIGTERM within the limit: not the offender',
       { code: null, signal: 'SIGTERM' as const }, usage(), 143,
       [/the command was killed by SIGTERM while within its limit \(peak 12\.00 MiB of 64\.00 MiB, no OOM kill inside its cgroup; exit 143\)\.\n$/]],
@@ -39,6 +42,6 @@ describe('report', () => {
   ])('%s', (_name, outcome, u, code, patterns) => {
     const text = report('job', 64 * MIB, outcome, u, code)
     for (const p of patterns) expect(text).toMatch(p)
-    if (u.oomKills === 0 || u.limitOoms === 0) expect(text).not.toContain('offender')
+    if (u.oomKills === 0 || u.limitOoms === 0 || (u.peakBytes ?? 0) < 60 * MIB) expect(text).not.toContain('offender')
   })
 })

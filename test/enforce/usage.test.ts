@@ -94,6 +94,28 @@ describe.each([
   })
 })
 
+it('v1 with swap accounting: a hit of the memory+swap limit (memory.memsw.failcnt) makes the offender', async () => {
+  const { t, ooms } = tracker()
+  const dir = path.join(root, cgroupName('memsw'))
+  await files(dir, { ...v1(60 * MIB, 60 * MIB, 0, 0), 'memory.memsw.failcnt': '0\n' })
+  await t.watch('memsw', dir, 64 * MIB)
+  await files(dir, { ...v1(0, 64 * MIB, 0, 1), 'memory.memsw.failcnt': '12\n' })
+  await t.tick(new Map([['memsw', 64 * MIB]]))
+  expect(ooms.map(o => o.cause)).toEqual(['limit'])
+})
+
+it('v1 where the kernel counts no failcnt (memory+swap limit set): a peak at the limit makes the offender, one well below it the bystander', async () => {
+  const { t, ooms } = tracker()
+  for (const [id, peak] of [['at-limit', 64 * MIB - 4096], ['below', 40 * MIB]] as const) {
+    const dir = path.join(root, cgroupName(id))
+    await files(dir, v1(10 * MIB, 10 * MIB, 0, 0))
+    await t.watch(id, dir, 64 * MIB)
+    await files(dir, v1(0, peak, 0, 1))
+  }
+  await t.tick(new Map([['at-limit', 64 * MIB], ['below', 64 * MIB]]))
+  expect(ooms.map(o => [o.id, o.cause])).toEqual([['at-limit', 'limit'], ['below', 'host']])
+})
+
 describe('the node record', () => {
   it('is written when a reservation appears or goes, or its usage moves past the threshold — not at rest', async () => {
     const { t } = tracker()
