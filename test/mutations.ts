@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util'
 
 const REPO = resolve(import.meta.dirname, '..')
 
-/** `tests`: the suites that must catch it (default `test/crdt`). */
+/** `tests`: the suites that must catch it, space-separated (default `test/crdt`). */
 interface Mutation { name: string, file: string, from: string, to: string, tests?: string }
 
 export const MUTATIONS: Mutation[] = [
@@ -40,7 +40,7 @@ export const MUTATIONS: Mutation[] = [
   { name: 'an acknowledgement after the deadline counts', file: 'crdt/views.ts', from: '    if (record.hlc > o.state.deadline) continue\n', to: '' },
   { name: 'a release ends the id whatever entry it names', file: 'crdt/resolve.ts', from: 'if (run === undefined || run.key !== key) {', to: 'if (run === undefined) {' },
   { name: 'a cordoned node is vacated like a draining one', file: 'crdt/resolve.ts', from: "if (event.state === 'draining' || event.state === 'left') {", to: "if (event.state !== 'active') {" },
-  { name: 'pressure ladder without hysteresis (a level is left at its own threshold)', file: 'agent/pressure.ts', from: 'const better = levelFor(availableBytes, t, t.marginBytes)', to: 'const better = levelFor(availableBytes, t, 0)', tests: 'test/agent/pressure.test.ts' },
+  { name: 'pressure ladder without hysteresis (a level is left at its own threshold)', file: 'agent/pressure.ts', from: 'const better = levelFor(availableBytes, t, t.marginBytes)', to: 'const better = levelFor(availableBytes, t, 0)', tests: 'test/agent/pressure.test.ts test/agent/pressure-agent.test.ts' },
   { name: 'pressure ladder without dwell (a level is left as soon as it clears)', file: 'agent/pressure.ts', from: '&& nowMs - state.sinceMs >= dwellMs', to: '', tests: 'test/agent/pressure.test.ts' }
 ]
 
@@ -75,7 +75,7 @@ function main (): number {
     process.stderr.write(`[${i + 1}/${chosen.length}] ${m.name}… `)
     let failing: string[] = []
     try {
-      const run = spawnSync('npx', ['vitest', 'run', m.tests ?? 'test/crdt', '--reporter=verbose'], {
+      const run = spawnSync('npx', ['vitest', 'run', ...(m.tests ?? 'test/crdt').split(' '), '--reporter=verbose'], {
         cwd: REPO,
         encoding: 'utf8',
         env: { ...process.env, NO_COLOR: '1', MEMGOSSIP_PROPERTY_RUNS: values.runs },

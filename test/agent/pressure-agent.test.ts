@@ -67,9 +67,10 @@ describe('pressure ladder in the agent', () => {
     expect(t.daemon.agent.alerts().filter(a => a.kind === 'PressureLevel').map(a => a.message).join()).toMatch(/memory pressure 'refuse'/)
 
     // Wobble around the floor, within the margin, for longer than the dwell: no new level, no new capacity event.
-    for (let i = 0; i < 8; i++) {
+    // Each value held 1.5 s against 1 s samples, so every value is sampled (no aliasing).
+    for (let i = 0; i < 5; i++) {
       t.probe.set({ availableBytes: (i % 2 === 0 ? 1100 : 950) * MiB })
-      await sleep(500)
+      await sleep(1500)
     }
     expect(t.daemon.agent.pressureLevel()).toBe('refuse')
     expect(ownCapacity(t)).toHaveLength(baseline + 1)
