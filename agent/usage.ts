@@ -17,7 +17,7 @@
  * files (agent/cgroup.ts by default, a fake in tests).
  */
 import path from 'node:path'
-import { formatSize } from '../crdt/index.ts'
+import { formatSize, MAX_USAGE_ENTRIES } from '../crdt/index.ts'
 import { cgroupName, DEFAULT_CGROUP_ROOT, openCgroup, type CgroupUsage } from './cgroup.ts'
 import type { Clock } from './types.ts'
 
@@ -110,7 +110,11 @@ export interface UsageTrackerDeps {
   counters?: UsageCounters
 }
 
-/** Why a named cgroup was refused; the message names the field. */
+/**
+ * Why a named cgroup was refused; the message names the field. Here rather than
+ * in agent/errors.ts for the reason CgroupError is in cgroup.ts (that file is
+ * owned by another change in flight); the API maps it to a 400.
+ */
 export class UsageWatchError extends Error {
   override readonly name = 'UsageWatchError'
 }
@@ -188,7 +192,9 @@ export class UsageTracker {
    */
   recordIfMoved (thresholdBytes: number): Record<string, UsageRecord> | undefined {
     const next = new Map<string, UsageRecord>()
-    for (const u of this.list()) {
+    // A record past the schema's bound would be refused by every peer: keep the largest users.
+    const list = this.list().sort((a, b) => b.usedBytes - a.usedBytes || (a.id < b.id ? -1 : 1)).slice(0, MAX_USAGE_ENTRIES)
+    for (const u of list) {
       const record: UsageRecord = { usedBytes: u.usedBytes }
       if (u.peakBytes !== undefined) record.peakBytes = u.peakBytes
       if (u.exceededLimitKills > 0) record.oomKills = u.exceededLimitKills

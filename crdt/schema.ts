@@ -503,8 +503,8 @@ export function validateHeartbeat (value: unknown): Validated<Heartbeat> {
   return { ok: true, value: { ...(value as unknown as Heartbeat), labels, version: typeof value.version === 'string' ? value.version : '' } }
 }
 
-/** Reservations a node record may carry usage for. */
-const MAX_USAGE_ENTRIES = 4096
+/** Reservations a node record may carry usage for (the writer keeps the largest). */
+export const MAX_USAGE_ENTRIES = 4096
 
 function validUsage (value: unknown): boolean {
   if (!isObject(value)) return false

@@ -9,6 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { cgroupName } from '../../agent/cgroup.ts'
+import { MAX_USAGE_ENTRIES } from '../../crdt/index.ts'
 import { UsageTracker, UsageWatchError, type OomReport } from '../../agent/usage.ts'
 
 const MIB = 1024 * 1024
@@ -136,6 +137,15 @@ describe('the node record', () => {
     await t.tick(new Map())
     expect(t.recordIfMoved(32 * MIB)).toEqual({})
   })
+})
+
+it('the record keeps at most MAX_USAGE_ENTRIES reservations, the largest users (a larger record would be refused by every peer)', async () => {
+  const t = new UsageTracker({ clock, log: () => {}, onOom: () => {}, cgroupRoot: root, read: async (dir) => ({ currentBytes: Number(path.basename(dir).slice('memgossip-r'.length)) * 4096, limitHits: 0, oomKills: 0 }) })
+  for (let i = 0; i < MAX_USAGE_ENTRIES + 3; i++) await t.watch(`r${i}`, path.join(root, cgroupName(`r${i}`)), MIB)
+  const record = t.recordIfMoved(0)!
+  expect(Object.keys(record)).toHaveLength(MAX_USAGE_ENTRIES)
+  expect(record.r0).toBeUndefined()
+  expect(record[`r${MAX_USAGE_ENTRIES + 2}`]).toBeDefined()
 })
 
 describe('a named cgroup is checked', () => {
