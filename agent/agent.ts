@@ -26,7 +26,7 @@ import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from 
 import { AlertSink, computeAlerts, formatMs, type Alert } from './alerts.ts'
 import { PressureLadder, pressureWarnings, type PressureConfig, type PressureLevel } from './pressure.ts'
 import { UsageTracker, UsageWatchError, type OomReport, type ReservationUsage, type UsageCounters } from './usage.ts'
-import { ClockChannel, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
+import { ClockChannel, DIRECT_MEMBERS_MAX, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
 import { MembershipDuties, positionsOf } from './membership.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle } from './types.ts'
@@ -110,7 +110,7 @@ export const DEFAULTS = {
 } as const
 
 /** New connections opened per sync round to reach `targetPeers`. */
-const DIALS_PER_ROUND = 2
+const DIALS_PER_ROUND = 4
 
 /** A peer is synced with at most this often because of news from another (epidemic pull). */
 const SPREAD_COOLDOWN_MS = 500
@@ -398,6 +398,7 @@ export class Agent extends EventEmitter {
       stamp: (wallMs, seen) => this.writer.beacon(wallMs, seen),
       lease: async (wallMs) => await this.holdLease(wallMs),
       publish: async (bytes) => { this.metrics.bytesOut += bytes.length; await this.network.publish(bytes) },
+      direct: (bytes) => this.sendToMembers(bytes),
       resolution: () => this.resolution(),
       canBeacon: () => this.joined && this.writeRefusal() === undefined && this.network.peers().length > 0,
       changed: () => { this.finalityDirty = true; this.scheduleRefresh() },
@@ -464,6 +465,7 @@ export class Agent extends EventEmitter {
 
     await this.network.start({
       onGossip: (from, data) => this.onGossip(from, data),
+      onMessage: (from, data) => this.onDirect(from, data),
       onRequest: async (from, data) => await this.onRequest(from, data),
       onPeerConnected: (peer) => {
         this.emit('event', { type: 'peer', state: 'connected', peer } satisfies AgentEvent)
@@ -992,6 +994,59 @@ export class Agent extends EventEmitter {
 
   // ------------------------------------------------------------ remote input
 
+  /**
+   * A direct message: the clock channel's beacons, sent straight to every
+   * member while this peer is connected to all of them (docs/design.md
+   * "Clock channel"). The same checks as a published beacon.
+   */
+  private onDirect (from: PeerIdStr, data: Uint8Array): void {
+    this.metrics.bytesIn += data.length
+    if (!this.admitGossip(from, data.length)) {
+      this.metrics.droppedThrottled++
+      this.drop(from, 'throttled', `peer exceeds ${DEFAULTS.gossipMessagesPerSecond} messages or ${formatSize(DEFAULTS.gossipBytesPerSecond)} per second`)
+      return
+    }
+    if (data.length > MAX_BEACON_BYTES) {
+      this.drop(from, 'oversized', `direct message of ${data.length} bytes exceeds ${MAX_BEACON_BYTES}`)
+      return
+    }
+    let message
+    try {
+      message = decodeMessage(data)
+    } catch (error) {
+      this.drop(from, 'invalid', (error as Error).message)
+      return
+    }
+    if (message.type !== MSG_BEACON) {
+      this.drop(from, 'invalid', `unexpected message type 0x${message.type.toString(16)} on a direct stream`)
+      return
+    }
+    const view = this.lastResolution().view
+    this.beaconChannel.receive(from, message.beacon, (node) => view.has(node))
+  }
+
+  /**
+   * Send `bytes` straight to every other member of the view when this peer
+   * is connected to each (at most {@link DIRECT_MEMBERS_MAX} of them): one
+   * copy per member instead of a signed flood with its relays' copies. False
+   * when it did not reach every member (the caller publishes instead; a
+   * member that got both copies takes one).
+   */
+  private sendToMembers (bytes: Uint8Array): boolean {
+    const send = this.network.send
+    if (send === undefined) return false
+    const others = this.lastResolution().view.members.filter(id => id !== this.self)
+    if (others.length === 0 || others.length > DIRECT_MEMBERS_MAX) return false
+    const connected = new Set(this.network.peers())
+    if (others.some(id => !connected.has(id))) return false
+    let all = true
+    for (const id of others) {
+      if (send.call(this.network, id, bytes)) this.metrics.bytesOut += bytes.length
+      else all = false
+    }
+    return all
+  }
+
   private onGossip (from: PeerIdStr, data: Uint8Array): void {
     this.metrics.bytesIn += data.length
     const maxBytes = this.init.maxUpdateBytes ?? DEFAULTS.maxUpdateBytes
@@ -1405,9 +1460,11 @@ export class Agent extends EventEmitter {
     const dial = this.network.dial
     if (dial === undefined || this.stopped) return
     const connected = new Set(this.network.peers())
-    const missing = DEFAULTS.targetPeers - connected.size
-    if (missing <= 0) return
     const res = this.resolution()
+    // Every member while the view is small enough for direct beacons.
+    const wanted = res.view.size - 1 <= DIRECT_MEMBERS_MAX ? Math.max(DEFAULTS.targetPeers, res.view.size - 1) : DEFAULTS.targetPeers
+    const missing = wanted - connected.size
+    if (missing <= 0) return
     const candidates = res.members.filter(id => id !== this.self && !connected.has(id) && this.liveness(id) !== 'dead' && this.memberAddrs.has(id))
     for (let i = candidates.length - 1; i > 0; i--) {
       const j = Math.floor(this.random() * (i + 1));

@@ -34,6 +34,8 @@ export interface BeaconCounters {
   /** Beacons this node published: all, and those sent because an entry waited (not on the timer). */
   beaconsSent: number
   beaconsOnDemand: number
+  /** Sent straight to every member (not published on the gossip topic). */
+  beaconsDirect: number
   /** Beacons accepted from members. */
   beaconsAccepted: number
   /** Accepted, stamped further ahead of this host's clock than `maxAheadMs` (a clock offset; alerted). */
@@ -46,7 +48,7 @@ export interface BeaconCounters {
 }
 
 export function emptyBeaconCounters (): BeaconCounters {
-  return { beaconsSent: 0, beaconsOnDemand: 0, beaconsAccepted: 0, beaconsAhead: 0, beaconsForged: 0, beaconsStranger: 0, beaconsInvalid: 0, beaconsReplayed: 0 }
+  return { beaconsSent: 0, beaconsOnDemand: 0, beaconsDirect: 0, beaconsAccepted: 0, beaconsAhead: 0, beaconsForged: 0, beaconsStranger: 0, beaconsInvalid: 0, beaconsReplayed: 0 }
 }
 
 const DROP_COUNTER = { forged: 'beaconsForged', stranger: 'beaconsStranger', invalid: 'beaconsInvalid', replayed: 'beaconsReplayed' } as const
@@ -60,6 +62,8 @@ export interface ClockChannelDeps {
   /** Make sure a restart never stamps at or below `wallMs` (a durable clock lease); resolves once it holds. */
   lease: (wallMs: number) => Promise<void>
   publish: (bytes: Uint8Array) => Promise<void>
+  /** Send to every member directly when connected to each; false when it did not (then `publish`). */
+  direct?: (bytes: Uint8Array) => boolean
   /** The current resolution, computed with this channel's beacons. */
   resolution: () => Resolution
   /** This node may beacon now: a member, writing, with a peer to tell. */
@@ -83,6 +87,13 @@ export interface ClockChannelSettings {
   /** A beacon stamped further ahead of this host's clock than this is counted as ahead. */
   maxAheadMs: number
 }
+
+/**
+ * Largest view whose members beacon each other directly (one stream message
+ * per member, the agent connected to all of them); larger views publish their
+ * beacons on the gossip topic.
+ */
+export const DIRECT_MEMBERS_MAX = 64
 
 /** Beacons held per member while its newest are not covered yet. */
 const MAX_HELD = 8
@@ -142,6 +153,8 @@ export class ClockChannel {
     const stamped = encodeHlc({ wallMs: wire.wallMs, counter: wire.counter, node })
     if (wire.seen !== undefined && wire.seen > stamped) return this.drop(from, 'invalid', `beacon from ${shortId(from)} announces a line (${wire.seen}) past its own clock (${stamped})`)
     const previous = this.newest(node)
+    // The same beacon again: sent directly and published when a direct send failed.
+    if (previous !== undefined && stamped === previous.hlc && wire.seq === previous.seq) return false
     if (previous !== undefined && (stamped <= previous.hlc || wire.seq < previous.seq)) {
       // A pull's answer may hold what gossip already brought: not a replay.
       if (options.pulled === true) return false
@@ -319,7 +332,9 @@ export class ClockChannel {
       const wire = toWire(this.deps.self, beacon)
       this.counters.beaconsSent++
       if (onDemand) this.counters.beaconsOnDemand++
-      await this.deps.publish(encodeMessage({ type: MSG_BEACON, beacon: wire }))
+      const bytes = encodeMessage({ type: MSG_BEACON, beacon: wire })
+      if (this.deps.direct?.(bytes) === true) this.counters.beaconsDirect++
+      else await this.deps.publish(bytes)
     } catch (error) {
       this.deps.log(`beacon not sent: ${(error as Error).message}`)
     } finally {

@@ -22,11 +22,16 @@ export interface NetworkHandlers {
    * the requester's side; it must never crash the agent.
    */
   onRequest: (from: PeerIdStr, data: Uint8Array) => Promise<Uint8Array>
+  /** A direct message (`Network.send`) arrived from `from`, authenticated by the connection. */
+  onMessage?: (from: PeerIdStr, data: Uint8Array) => void
   /** A connection to `peer` is now open (anti-entropy syncs with it at once). */
   onPeerConnected: (peer: PeerIdStr) => void
   /** The last connection to `peer` closed. */
   onPeerDisconnected: (peer: PeerIdStr) => void
 }
+
+/** Largest direct message (`Network.send`) sent or accepted: a beacon is well under 100 bytes. */
+export const MAX_DIRECT_BYTES = 4096
 
 /**
  * The network as the agent sees it: publish to everyone, request/response with
@@ -44,6 +49,12 @@ export interface Network {
   publish: (data: Uint8Array) => Promise<void>
   /** One request/response exchange with `peer`. Rejects on timeout or abort. */
   request: (peer: PeerIdStr, data: Uint8Array, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
+  /**
+   * Best-effort message to one connected peer over a long-lived stream (small
+   * messages: the clock channel). False when it cannot go: no open connection,
+   * or the peer is not reading.
+   */
+  send?: (peer: PeerIdStr, data: Uint8Array) => boolean
   /** Peers with an open connection now. */
   peers: () => PeerIdStr[]
   /** Addresses other agents can bootstrap from (multiaddrs with `/p2p/<id>`). */

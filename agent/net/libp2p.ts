@@ -8,6 +8,11 @@
  *   length-prefixed request and one length-prefixed response per stream
  *   (unsigned varint length, then the bytes; the requester half-closes after
  *   its request, the responder closes after its response);
+ * - direct messages: `/memgossip/<cluster>/direct/1`, one long-lived stream
+ *   per connected peer and direction carrying length-prefixed messages of at
+ *   most {@link MAX_DIRECT_BYTES} (the clock channel's beacons): no stream
+ *   negotiation, signature or relay per message, and lossy like gossip (a
+ *   message that finds no open connection, or a full stream, is dropped);
  * - cluster boundary: an optional pre-shared cluster key (`@libp2p/pnet`), so a
  *   host without it cannot finish a handshake;
  * - discovery: bootstrap multiaddrs, redialled while disconnected, and mDNS on
@@ -44,7 +49,7 @@ import {
   RequestFailedError,
   RequestTimeoutError
 } from './errors.ts'
-import type { Network, NetworkHandlers, PeerIdStr } from '../types.ts'
+import { MAX_DIRECT_BYTES, type Network, type NetworkHandlers, type PeerIdStr } from '../types.ts'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Connection, ConnectionGater, Libp2p, PeerId, PeerInfo, PrivateKey, Stream } from '@libp2p/interface'
@@ -55,6 +60,8 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 export const DEFAULT_LISTEN_TCP: readonly string[] = ['/ip4/127.0.0.1/tcp/7646']
 /** Largest gossip message, request or response accepted or sent: 1 MiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+/** A direct stream with this much unsent data drops further messages (the peer is not reading). */
+const DIRECT_QUEUE_BYTES = 64 * 1024
 /** Every dial and request gives up after this long. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 /** STACK.md: about 16 concurrent dials is safe; hundreds at once time out in the noise handshake. */
@@ -149,6 +156,11 @@ export function ledgerTopic (cluster: string): string {
 /** The anti-entropy request/response protocol id of a cluster. */
 export function syncProtocol (cluster: string): string {
   return `/memgossip/${cluster}/sync/1`
+}
+
+/** The direct-message protocol id of a cluster. */
+export function directProtocol (cluster: string): string {
+  return `/memgossip/${cluster}/direct/1`
 }
 
 /** Where the network reports what an operator should see (peer misbehaviour, failed bootstrap dials). */
@@ -247,6 +259,11 @@ export interface NetworkStats {
   requestsIn: number
   /** Requests written to peers. */
   requestsOut: number
+  /** Direct messages delivered to `onMessage`, and written to peers. */
+  directIn: number
+  directOut: number
+  /** Direct messages not sent: no open connection, or the peer's stream full. */
+  directUnsent: number
   /** Gossip messages, requests or responses over `maxMessageBytes`, ours or a peer's. */
   droppedOversized: number
   /**
@@ -290,6 +307,15 @@ interface Services extends Record<string, unknown> {
   pubsub: GossipSub
 }
 
+/** An outbound direct stream: messages queue while it opens and while a write is in flight. */
+interface DirectStream {
+  stream?: Stream
+  lp?: ReturnType<typeof lpStream>
+  queue: Uint8Array[]
+  queuedBytes: number
+  writing?: boolean
+}
+
 interface BootstrapPeer {
   peer: PeerIdStr
   addrs: Multiaddr[]
@@ -313,6 +339,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   readonly self: PeerIdStr
   private readonly topic: string
   private readonly protocol: string
+  private readonly direct: string
+  /** The outbound direct stream of each peer, opening or open. */
+  private readonly directStreams = new Map<PeerIdStr, DirectStream>()
   private readonly privateKey: PrivateKey
   private readonly listen: string[]
   private readonly bootstrap: BootstrapPeer[]
@@ -343,6 +372,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     bytesOut: 0,
     requestsIn: 0,
     requestsOut: 0,
+    directIn: 0,
+    directOut: 0,
+    directUnsent: 0,
     droppedOversized: 0,
     droppedInvalid: 0
   }
@@ -366,6 +398,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     }
     this.topic = ledgerTopic(init.cluster)
     this.protocol = syncProtocol(init.cluster)
+    this.direct = directProtocol(init.cluster)
     this.privateKey = init.privateKey
     this.self = peerIdFromPrivateKey(init.privateKey).toString()
     this.transport = init.transport ?? 'tcp'
@@ -459,6 +492,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     })
     node.addEventListener('peer:disconnect', (evt) => {
       const peer = evt.detail.toString()
+      this.directStreams.get(peer)?.stream?.abort(new NetworkStateError('disconnected'))
+      this.directStreams.delete(peer)
       this.noteDisconnect(peer)
       this.callHandler('onPeerDisconnected', peer, () => this.handlers?.onPeerDisconnected(peer))
     })
@@ -469,6 +504,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     await node.handle(this.protocol, async (stream, connection) => { await this.serveRequest(stream, connection) }, {
       maxInboundStreams: SYNC_MAX_STREAMS_PER_CONNECTION,
       maxOutboundStreams: SYNC_MAX_STREAMS_PER_CONNECTION
+    })
+
+    await node.handle(this.direct, async (stream, connection) => { await this.serveDirect(stream, connection) }, {
+      maxInboundStreams: 2,
+      maxOutboundStreams: 2
     })
 
     const pubsub = node.services.pubsub
@@ -547,6 +587,33 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     } finally {
       operation.dispose()
     }
+  }
+
+  send (peer: PeerIdStr, data: Uint8Array): boolean {
+    if (this.state !== 'started') return false
+    if (data.byteLength > MAX_DIRECT_BYTES) {
+      this.counters.droppedOversized++
+      throw new MessageTooLargeError('direct message', MAX_DIRECT_BYTES, data.byteLength)
+    }
+    const node = this.requireNode()
+    let channel = this.directStreams.get(peer)
+    if (channel === undefined) {
+      if (node.getConnections(peerIdFromString(peer)).length === 0) {
+        this.counters.directUnsent++
+        return false
+      }
+      channel = { queue: [], queuedBytes: 0 }
+      this.directStreams.set(peer, channel)
+      void this.openDirect(peer, channel)
+    }
+    if (channel.queuedBytes + data.byteLength > DIRECT_QUEUE_BYTES) {
+      this.counters.directUnsent++
+      return false
+    }
+    channel.queue.push(data)
+    channel.queuedBytes += data.byteLength
+    if (channel.lp !== undefined && !channel.writing) void this.flushDirect(peer, channel)
+    return true
   }
 
   peers (): PeerIdStr[] {
@@ -645,6 +712,79 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     this.counters.gossipIn++
     this.counters.bytesIn += message.data.byteLength
     this.callHandler('onGossip', from, () => this.handlers?.onGossip(from, message.data))
+  }
+
+  // --- direct messages -----------------------------------------------------
+
+  /** Open the outbound direct stream of `peer` (on its existing connection) and send what queued meanwhile. */
+  private async openDirect (peer: PeerIdStr, channel: DirectStream): Promise<void> {
+    const operation = boundedSignal(this.requestTimeoutMs, [this.lifetime.signal])
+    try {
+      const stream = await this.requireNode().dialProtocol(peerIdFromString(peer), this.direct, { signal: operation.signal })
+      if (this.directStreams.get(peer) !== channel) {
+        stream.abort(new NetworkStateError('superseded'))
+        return
+      }
+      channel.stream = stream
+      channel.lp = lpStream(stream, { maxDataLength: MAX_DIRECT_BYTES })
+      await this.flushDirect(peer, channel)
+    } catch (err) {
+      this.dropDirect(peer, channel, err)
+    } finally {
+      operation.dispose()
+    }
+  }
+
+  private async flushDirect (peer: PeerIdStr, channel: DirectStream): Promise<void> {
+    if (channel.writing || channel.lp === undefined) return
+    channel.writing = true
+    try {
+      while (channel.queue.length > 0) {
+        const data = channel.queue.shift()!
+        channel.queuedBytes -= data.byteLength
+        await channel.lp.write(data, { signal: this.lifetime.signal })
+        this.counters.directOut++
+        this.counters.bytesOut += data.byteLength
+      }
+    } catch (err) {
+      this.dropDirect(peer, channel, err)
+    } finally {
+      channel.writing = false
+    }
+  }
+
+  /** A direct stream failed: what it held is lost (direct messages are lossy); the next send opens a new one. */
+  private dropDirect (peer: PeerIdStr, channel: DirectStream, err: unknown): void {
+    this.counters.directUnsent += channel.queue.length
+    channel.queue.length = 0
+    channel.queuedBytes = 0
+    channel.stream?.abort(asError(err))
+    if (this.directStreams.get(peer) === channel) this.directStreams.delete(peer)
+    if (this.state === 'started') this.logOnce('direct', peer, `direct stream to ${peer} closed: ${asError(err).message}`)
+  }
+
+  /** Read a peer's direct stream until it ends; an oversized or malformed frame ends it (counted). */
+  private async serveDirect (stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString()
+    const lp = lpStream(stream, { maxDataLength: MAX_DIRECT_BYTES })
+    try {
+      while (this.state === 'started') {
+        const data = (await lp.read({ signal: this.lifetime.signal })).subarray()
+        this.counters.directIn++
+        this.counters.bytesIn += data.byteLength
+        this.callHandler('onMessage', from, () => this.handlers?.onMessage?.(from, data))
+      }
+    } catch (err) {
+      if (isTooLongError(err)) {
+        this.counters.droppedOversized++
+        this.logOnce('oversized-direct', from, `dropped a direct message over ${MAX_DIRECT_BYTES} bytes from ${from}`)
+      } else if (isMalformedError(err)) {
+        this.counters.droppedInvalid++
+        this.logOnce('malformed-direct', from, `dropped a malformed direct message from ${from}: ${asError(err).message}`)
+      }
+      // Otherwise the stream ended: the peer closed it, disconnected, or we stopped.
+      stream.abort(asError(err))
+    }
   }
 
   // --- requests ------------------------------------------------------------
@@ -804,7 +944,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   /** Call into the agent; an exception there is the agent's bug, logged, never thrown into libp2p. */
   private callHandler (name: keyof NetworkHandlers, peer: PeerIdStr, call: () => unknown): void {
     const fail = (err: unknown): void => {
-      if (name === 'onGossip') this.counters.droppedInvalid++
+      if (name === 'onGossip' || name === 'onMessage') this.counters.droppedInvalid++
       this.logOnce(`handler-${name}`, peer, `${name} threw for peer ${peer}: ${asError(err).message}`)
     }
     try {

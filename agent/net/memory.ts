@@ -29,6 +29,9 @@
  *   delivered). A copy in flight is dropped if its receiver stopped or a
  *   partition separates it from the sender when it lands; a copy whose path
  *   merely lost a link is delivered (it was already relayed).
+ * - Direct messages (`send`) go to a directly connected peer only, one
+ *   latency, delivered in order per pair or dropped when the connection is
+ *   gone when they land.
  * - Requests go to a directly connected peer only (no dial on demand, unlike
  *   libp2p). The request and the response each take one latency; closing the
  *   connection fails the request when the requester learns of the close.
@@ -48,7 +51,7 @@
  * collection is iterated in insertion order.
  */
 import { MessageTooLargeError, NetworkConfigError, NetworkStateError, RequestFailedError, RequestTimeoutError } from './errors.ts'
-import type { Clock, Network, NetworkHandlers, PeerIdStr } from '../types.ts'
+import { MAX_DIRECT_BYTES, type Clock, type Network, type NetworkHandlers, type PeerIdStr } from '../types.ts'
 
 /** Default one-way latency of every message and connection event, in ms (inclusive range). */
 export const DEFAULT_LATENCY_MS: Readonly<LatencyRange> = Object.freeze({ min: 1, max: 5 })
@@ -130,6 +133,9 @@ export interface MemoryPeerStats {
   duplicatesIn: number
   /** Gossip copies that arrived by a slower mesh path (`meshPaths` > 1) and were dropped as already seen, as gossipsub does. */
   meshDuplicatesIn: number
+  /** Direct messages delivered to `onMessage`, and sent. */
+  directIn: number
+  directOut: number
   /** Requests delivered to `onRequest`. */
   requestsIn: number
   /** Requests sent. */
@@ -143,7 +149,7 @@ export interface MemoryPeerStats {
 }
 
 /** What a trace event records. */
-export type MemoryTraceKind = 'connect' | 'disconnect' | 'gossip' | 'request' | 'response' | 'drop'
+export type MemoryTraceKind = 'connect' | 'disconnect' | 'gossip' | 'direct' | 'request' | 'response' | 'drop'
 
 /** Why a message was dropped: `loss` (lossRate), `cut` (receiver or path gone in flight), `oversized`. */
 export type MemoryDropReason = 'loss' | 'cut' | 'oversized'
@@ -164,7 +170,7 @@ export interface MemoryTraceEvent {
   /** For `drop`: why. */
   reason?: MemoryDropReason
   /** For `drop`: what was dropped. */
-  message?: 'gossip' | 'request' | 'response'
+  message?: 'gossip' | 'direct' | 'request' | 'response'
 }
 
 type NetworkState = 'created' | 'started' | 'stopped' | 'crashed'
@@ -201,6 +207,8 @@ export class MemoryNetworkHub {
   /** Every peer id ever created, in creation order (the order `connectRandom` uses). */
   private readonly known = new Set<PeerIdStr>()
   private readonly counters = new Map<PeerIdStr, MemoryPeerStats>()
+  /** Per sender>receiver pair, when its last direct message lands (messages on one stream stay in order). */
+  private readonly directTail = new Map<string, number>()
   /** Links the harness asked for (symmetric). */
   private readonly wanted = new Map<PeerIdStr, Set<PeerIdStr>>()
   /** Open connections (symmetric): peer → other end → connection id. */
@@ -435,6 +443,34 @@ export class MemoryNetworkHub {
     }
   }
 
+  /** @internal one direct message over the open connection to `peer`; false when there is none. */
+  send (network: MemoryNetwork, peer: PeerIdStr, data: Uint8Array): boolean {
+    const from = network.self
+    const connId = this.connId(from, peer)
+    if (connId == null) return false
+    const sender = this.count(from)
+    sender.directOut++
+    sender.bytesOut += data.byteLength
+    const target = this.nodes.get(peer) as MemoryNetwork
+    // In order per pair, as on one stream: never before the previous message.
+    const key = `${from}>${peer}`
+    const at = Math.max(this.clock.now() + this.drawLatency(), this.directTail.get(key) ?? 0)
+    this.directTail.set(key, at)
+    this.clock.setTimeout(() => {
+      if (this.directTail.get(key) === at) this.directTail.delete(key)
+      if (target.state !== 'started' || this.connId(from, peer) !== connId) {
+        this.drop(from, peer, 'direct', 'cut', data.byteLength)
+        return
+      }
+      const stats = this.count(peer)
+      stats.directIn++
+      stats.bytesIn += data.byteLength
+      this.trace({ atMs: this.clock.now(), kind: 'direct', from, to: peer, bytes: data.byteLength })
+      target.deliverMessage(from, data)
+    }, at - this.clock.now())
+    return true
+  }
+
   /** @internal */
   async request (network: MemoryNetwork, peer: PeerIdStr, data: Uint8Array, signal: AbortSignal | undefined): Promise<Uint8Array> {
     const from = network.self
@@ -476,7 +512,7 @@ export class MemoryNetworkHub {
   }
 
   /** @internal a send refused for its size, counted against the sender. */
-  oversized (peer: PeerIdStr, message: 'gossip' | 'request' | 'response', bytes: number): void {
+  oversized (peer: PeerIdStr, message: 'gossip' | 'direct' | 'request' | 'response', bytes: number): void {
     this.drop(peer, peer, message, 'oversized', bytes)
   }
 
@@ -660,7 +696,7 @@ export class MemoryNetworkHub {
     }, this.drawLatency())
   }
 
-  private drop (from: PeerIdStr, to: PeerIdStr, message: 'gossip' | 'request' | 'response', reason: MemoryDropReason, bytes: number): void {
+  private drop (from: PeerIdStr, to: PeerIdStr, message: 'gossip' | 'direct' | 'request' | 'response', reason: MemoryDropReason, bytes: number): void {
     this.count(to).dropped++
     this.trace({ atMs: this.clock.now(), kind: 'drop', from, to, bytes, reason, message })
   }
@@ -738,6 +774,20 @@ export class MemoryNetwork implements Network {
     }
     // Copied now: the caller may reuse its buffer once publish resolves.
     this.hub.publish(this, data.slice())
+  }
+
+  /**
+   * A direct message to a connected `peer` (see the module comment); false when not connected.
+   *
+   * @throws {MessageTooLargeError} over `MAX_DIRECT_BYTES` (counted as dropped)
+   */
+  send (peer: PeerIdStr, data: Uint8Array): boolean {
+    if (this.state !== 'started') return false
+    if (data.byteLength > MAX_DIRECT_BYTES) {
+      this.hub.oversized(this.self, 'direct', data.byteLength)
+      throw new MessageTooLargeError('direct message', MAX_DIRECT_BYTES, data.byteLength)
+    }
+    return this.hub.send(this, peer, data.slice())
   }
 
   /**
@@ -842,6 +892,11 @@ export class MemoryNetwork implements Network {
     this.callHandler('onGossip', handlers => { handlers.onGossip(from, data) })
   }
 
+  /** @internal */
+  deliverMessage (from: PeerIdStr, data: Uint8Array): void {
+    this.callHandler('onMessage', handlers => { handlers.onMessage?.(from, data) })
+  }
+
   /** @internal the handler's response; a synchronous throw becomes a rejection. */
   async serveRequest (from: PeerIdStr, data: Uint8Array): Promise<Uint8Array> {
     const handlers = this.handlers
@@ -878,7 +933,7 @@ function sampleDistinct (count: number, n: number, random: () => number): number
 }
 
 function emptyStats (): MemoryPeerStats {
-  return { gossipIn: 0, gossipOut: 0, bytesIn: 0, bytesOut: 0, duplicatesIn: 0, meshDuplicatesIn: 0, requestsIn: 0, requestsOut: 0, dropped: 0 }
+  return { gossipIn: 0, gossipOut: 0, bytesIn: 0, bytesOut: 0, duplicatesIn: 0, meshDuplicatesIn: 0, directIn: 0, directOut: 0, requestsIn: 0, requestsOut: 0, dropped: 0 }
 }
 
 function getOrCreate<K, V> (map: Map<K, V>, key: K, create: () => V): V {

@@ -233,7 +233,7 @@ export class RealTier implements Tier {
 }
 
 function emptyStats (): NetworkStats {
-  return { gossipIn: 0, gossipOut: 0, bytesIn: 0, bytesOut: 0, requestsIn: 0, requestsOut: 0, droppedOversized: 0, droppedInvalid: 0 }
+  return { gossipIn: 0, gossipOut: 0, bytesIn: 0, bytesOut: 0, requestsIn: 0, requestsOut: 0, directIn: 0, directOut: 0, directUnsent: 0, droppedOversized: 0, droppedInvalid: 0 }
 }
 
 function addStats (into: NetworkStats, more: NetworkStats): void {

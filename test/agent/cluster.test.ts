@@ -23,13 +23,14 @@ describe('a five-agent cluster', () => {
     await waitFor('web-1 everywhere', () => agents.every(a => a.daemon.agent.verdict('web-1')?.status === 'admitted'))
     await waitFor('web-1 final everywhere', () => agents.every(a => a.daemon.agent.verdict('web-1')?.final === true))
     expect(converged(agents)).toBe(true)
-    // At rest only heartbeats arrive: they advance finality but never re-run the replay.
+    // At rest only beacons arrive (slow ones every second here, beside the
+    // ledger): they advance finality but never re-run the replay.
     const replays = agents.map(a => a.daemon.agent.metrics.resolutions)
-    const heard = agents.map(a => a.daemon.agent.metrics.updatesIn)
+    const heard = agents.map(a => a.daemon.agent.metrics.beaconsAccepted)
     await new Promise(resolve => setTimeout(resolve, 2500))
     for (const [i, a] of agents.entries()) {
       a.daemon.agent.nodes()
-      expect(a.daemon.agent.metrics.updatesIn).toBeGreaterThan(heard[i])
+      expect(a.daemon.agent.metrics.beaconsAccepted).toBeGreaterThan(heard[i])
       expect(a.daemon.agent.metrics.resolutions).toBe(replays[i])
     }
   })

@@ -11,7 +11,7 @@ import {
 import { seededRandom } from '../../simulations/random.ts'
 import { DEFAULT_START_MS, VirtualClock, VirtualClockError } from '../../simulations/virtual-clock.ts'
 import type { MemoryNetwork, MemoryNetworkHubInit, MemoryTraceEvent } from '../../agent/net/memory.ts'
-import type { NetworkHandlers, PeerIdStr } from '../../agent/types.ts'
+import { MAX_DIRECT_BYTES, type NetworkHandlers, type PeerIdStr } from '../../agent/types.ts'
 
 // --- VirtualClock ------------------------------------------------------------
 
@@ -181,6 +181,7 @@ describe('VirtualClock', () => {
 
 interface Received {
   gossip: Array<{ from: PeerIdStr, text: string, atMs: number }>
+  direct: Array<{ from: PeerIdStr, text: string, atMs: number }>
   connected: Array<{ peer: PeerIdStr, atMs: number }>
   disconnected: Array<{ peer: PeerIdStr, atMs: number }>
   /** `+peer` / `-peer` in the order the connection handlers were called. */
@@ -216,10 +217,11 @@ async function makeSim (seed: number, count: number, init: Partial<MemoryNetwork
   const hub = new MemoryNetworkHub({ clock, random: seededRandom(seed), onTrace: event => trace.push(event), ...init })
   const peers: Peer[] = []
   const start = async (id: PeerIdStr, onRequest: NetworkHandlers['onRequest'] = echo): Promise<Peer> => {
-    const received: Received = { gossip: [], connected: [], disconnected: [], changes: [] }
+    const received: Received = { gossip: [], direct: [], connected: [], disconnected: [], changes: [] }
     const network = hub.createNetwork(id)
     await network.start({
       onGossip: (from, data) => { received.gossip.push({ from, text: decoder.decode(data), atMs: clock.now() }) },
+      onMessage: (from, data) => { received.direct.push({ from, text: decoder.decode(data), atMs: clock.now() }) },
       onRequest,
       onPeerConnected: (peer) => { received.connected.push({ peer, atMs: clock.now() }); received.changes.push(`+${peer}`) },
       onPeerDisconnected: (peer) => { received.disconnected.push({ peer, atMs: clock.now() }); received.changes.push(`-${peer}`) }
@@ -389,6 +391,29 @@ describe('MemoryNetworkHub', () => {
     for (const meshPaths of [0, 1.5, -1]) {
       expect(() => new MemoryNetworkHub({ clock, random: seededRandom(1), meshPaths })).toThrow(/meshPaths must be an integer >= 1/)
     }
+  })
+
+  it('delivers direct messages to a connected peer only, in order, one latency each, none across a cut', async () => {
+    const { clock, hub, peers: [a, b, c] } = await makeSim(12, 3, { latencyMs: { min: 1, max: 9 } })
+    hub.connect('p0', 'p1')
+    await clock.advance(20)
+    expect(a.network.send!('p2', bytes('nobody'))).toBe(false)
+    const texts = Array.from({ length: 30 }, (_, i) => `m${i}`)
+    for (const text of texts) expect(a.network.send!('p1', bytes(text))).toBe(true)
+    await clock.advance(20)
+    // Random latencies, yet one stream's order.
+    expect(b.received.direct.map(m => m.text)).toEqual(texts)
+    expect(b.received.direct.every(m => m.from === 'p0')).toBe(true)
+    expect(c.received.direct).toEqual([])
+    expect(hub.stats('p0')).toMatchObject({ directOut: 30 })
+    expect(hub.stats('p1')).toMatchObject({ directIn: 30 })
+    expect(() => a.network.send!('p1', new Uint8Array(MAX_DIRECT_BYTES + 1))).toThrow(/direct message/)
+
+    a.network.send!('p1', bytes('in flight'))
+    hub.partition([['p0'], ['p1']])
+    await clock.advance(20)
+    expect(b.received.direct.some(m => m.text === 'in flight')).toBe(false)
+    expect(a.network.send!('p1', bytes('after the cut'))).toBe(false)
   })
 
   it('answers a request with the handler\'s response after two latencies', async () => {

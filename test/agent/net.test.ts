@@ -11,7 +11,7 @@ import { generateClusterKey, loadClusterKey, parseClusterKey } from '../../agent
 import { loadOrCreatePeerKey, peerIdFromKey, PEER_KEY_FILE } from '../../agent/net/identity.ts'
 import { createLibp2pNetwork, ledgerTopic, syncProtocol } from '../../agent/net/libp2p.ts'
 import type { Libp2pNetwork, Libp2pNetworkInit } from '../../agent/net/libp2p.ts'
-import type { NetworkHandlers } from '../../agent/types.ts'
+import { MAX_DIRECT_BYTES, type NetworkHandlers } from '../../agent/types.ts'
 
 const TCP_RANDOM_PORT = '/ip4/127.0.0.1/tcp/0'
 /** Short enough that the failing dials of the cluster-key test finish quickly. */
@@ -33,6 +33,7 @@ const decoder = new TextDecoder()
 interface TestNode {
   net: Libp2pNetwork
   gossip: Array<{ from: string, text: string }>
+  direct: Array<{ from: string, text: string }>
   connected: string[]
   disconnected: string[]
   requests: number
@@ -61,9 +62,10 @@ async function startNode (
     ...init
   })
   running.push(net)
-  const node: TestNode = { net, gossip: [], connected: [], disconnected: [], requests: 0, logs }
+  const node: TestNode = { net, gossip: [], direct: [], connected: [], disconnected: [], requests: 0, logs }
   await net.start({
     onGossip: (from, data) => { node.gossip.push({ from, text: decoder.decode(data) }) },
+    onMessage: (from, data) => { node.direct.push({ from, text: decoder.decode(data) }) },
     onRequest: async (from, data) => {
       node.requests++
       if (onRequest != null) return await onRequest(from, data)
@@ -170,6 +172,43 @@ describe('libp2p network', () => {
     // The caller's signal aborts a request.
     await expect(b.net.request(a.net.self, payload, { signal: AbortSignal.abort(new Error('caller gave up')) }))
       .rejects.toThrow('caller gave up')
+  })
+
+  it('sends direct messages in order to a connected peer only, and refuses oversized ones', async () => {
+    const [a, b, c] = await Promise.all([startNode(), startNode(), startNode()])
+    await connect(b, a)
+    // Not connected: nothing is sent, nothing dialled.
+    expect(a.net.send!(c.net.self, encoder.encode('no way'))).toBe(false)
+    expect(a.net.stats().directUnsent).toBe(1)
+    expect(a.net.peers()).not.toContain(c.net.self)
+
+    const texts = Array.from({ length: 50 }, (_, i) => `beacon-${i}`)
+    for (const text of texts) expect(a.net.send!(b.net.self, encoder.encode(text))).toBe(true)
+    await waitFor('50 direct messages', () => b.direct.length === 50)
+    expect(b.direct.map(m => m.text)).toEqual(texts)
+    expect(b.direct.every(m => m.from === a.net.self)).toBe(true)
+    expect(b.net.stats().directIn).toBe(50)
+    expect(a.net.stats().directOut).toBe(50)
+    expect(b.gossip).toEqual([])
+
+    // Both ways, on the stream each side opened.
+    expect(b.net.send!(a.net.self, encoder.encode('back'))).toBe(true)
+    await waitFor('the answer', () => a.direct.some(m => m.text === 'back' && m.from === b.net.self))
+
+    expect(() => a.net.send!(b.net.self, new Uint8Array(MAX_DIRECT_BYTES + 1))).toThrow(/direct message/)
+    expect(a.net.stats().droppedOversized).toBe(1)
+
+    // After the connection closes and opens again, a new stream carries on.
+    await a.net.block([b.net.self])
+    await waitFor('disconnect', () => !a.net.peers().includes(b.net.self))
+    expect(a.net.send!(b.net.self, encoder.encode('cut'))).toBe(false)
+    await a.net.unblock([b.net.self])
+    await connect(b, a)
+    await waitFor('a message after the heal', () => {
+      a.net.send!(b.net.self, encoder.encode('healed'))
+      return b.direct.some(m => m.text === 'healed')
+    })
+    expect(b.direct.some(m => m.text === 'cut')).toBe(false)
   })
 
   it('drops oversized gossip from a peer and counts it', async () => {
