@@ -3,6 +3,8 @@ import {
   evictionAllocatable, INITIAL_PRESSURE, levelFor, pressureRank, pressureThresholds, resolvePressureConfig, stepPressure,
   type PressureLevel, type PressureState
 } from '../../agent/pressure.ts'
+import { UsageError } from '../../cli/args.ts'
+import { agentOptionsFromArgs } from '../../cli/commands/agent.ts'
 
 const MiB = 1024 * 1024
 const FLOOR = 256 * MiB
@@ -105,5 +107,25 @@ describe('evictionAllocatable', () => {
     [8192, 4096, 300, 4096, 'lacks nothing: evicts nothing']
   ])('allocatable %i MiB, committed %i MiB, available %i MiB → %i MiB (%s)', (allocatable, committed, available, expected) => {
     expect(evictionAllocatable({ allocatableBytes: allocatable * MiB, committedBytes: committed * MiB, availableBytes: available * MiB, thresholds: t })).toBe(expected * MiB)
+  })
+})
+
+describe('agent flags (memgossip agent --pressure-* --near-limit)', () => {
+  it('set the ladder and the near-limit share', () => {
+    expect(agentOptionsFromArgs(['--pressure-warn', '2', '--pressure-refuse', '1.2', '--pressure-evict', '0.6', '--pressure-margin', '0.1', '--pressure-dwell', '10s', '--near-limit', '80%']))
+      .toMatchObject({ pressure: { warnAtFloorRatio: 2, refuseAtFloorRatio: 1.2, evictAtFloorRatio: 0.6, marginFloorRatio: 0.1, dwellMs: 10_000 }, nearLimitRatio: 0.8 })
+    expect(agentOptionsFromArgs([]).pressure).toBeUndefined()
+  })
+
+  it.each([
+    [['--pressure-warn', 'high'], /--pressure-warn: 'high' is not a non-negative multiple of the floor/],
+    [['--pressure-evict', '-1'], /--pressure-evict: '-1' is not a non-negative multiple/],
+    [['--pressure-refuse', '2'], /--pressure-\*: pressure thresholds must be in order warn > refuse > evict/],
+    [['--pressure-dwell', '0'], /--pressure-dwell: '0' must be longer than 0/],
+    [['--near-limit', '0'], /--near-limit: '0' is not a percentage above 0 and at most 100/],
+    [['--near-limit', '120%'], /--near-limit: '120%' is not a percentage/]
+  ])('%j is a usage error (exit 2)', (argv, message) => {
+    expect(() => agentOptionsFromArgs(argv)).toThrow(UsageError)
+    expect(() => agentOptionsFromArgs(argv)).toThrow(message)
   })
 })
