@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AgentEvent } from '../../agent/agent.ts'
-import { api, GiB, startAgent, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
 
 const MiB = 1024 ** 2
 const started: TestAgent[] = []
@@ -112,5 +112,27 @@ describe('pressure ladder in the agent', () => {
     expect(res.verdicts.get('old')!.status).toBe('admitted')
     expect(res.verdicts.get('keep')!.status).toBe('admitted')
     expect(t.daemon.agent.alerts().find(a => a.kind === 'PressureLevel')?.message).toMatch(/memory pressure 'evict': 300\.00 MiB available, under 512\.00 MiB \(floor 1\.00 GiB\); it shrinks its allocatable memory so that reservations are evicted to 2\.29 GiB/)
+  }, 60_000)
+
+  it('every peer sees it: another peer warns about a node at warn and refuses placements on it at refuse', async () => {
+    const [a, b] = await startCluster(2, { totalBytes: 16 * GiB, floor: '1GiB', pressure: { dwellMs: 2000 } })
+    started.push(a, b)
+    const B = b.daemon.agent.self
+    await waitFor('two members on both', () => [a, b].every(t => t.daemon.agent.state().members.length === 2))
+    b.probe.set({ availableBytes: 1400 * MiB })
+    await waitFor("B's record says warn on A", () => a.daemon.agent.resolution().nodes.get(B)?.heartbeat?.pressure === 'warn')
+    const warned = await api(a, '/v1/fit', { method: 'POST', body: { size: '1GiB', placement: `node:${B}` } })
+    expect(warned.body.fits).toBe(true)
+    expect(warned.body.warnings.join('\n')).toMatch(/node 12D3KooW…\w{4} reports memory pressure 'warn'/)
+    expect(warned.body.warnings.join('\n')).not.toMatch(/this node/) // A itself is fine
+    b.probe.set({ availableBytes: 900 * MiB })
+    await waitFor('B cordoned on A', () => a.daemon.agent.resolution().nodes.get(B)?.state === 'cordoned')
+    const refused = await api(a, '/v1/reservations', { method: 'POST', body: { id: 'to-b', size: '1GiB', placement: `node:${B}` } })
+    expect(refused.status).toBe(409)
+    expect(refused.body.detail).toMatch(/is cordoned and takes no new reservations/)
+    const elsewhere = await api(a, '/v1/reservations', { method: 'POST', body: { id: 'anywhere', size: '1GiB', placement: 'any' } })
+    expect(elsewhere.status).toBe(201)
+    expect(elsewhere.body.verdict.nodes).toEqual([a.daemon.agent.self])
+    expect((await api(a, '/v1/nodes')).body.nodes.find((n: { id: string }) => n.id === B)).toMatchObject({ state: 'cordoned', pressure: 'refuse' })
   }, 60_000)
 })
