@@ -10,12 +10,14 @@
  * - {@link UsageTracker}: the reservations' cgroups this agent watches — `memgossip
  *   run` names each one to the agent (`POST /v1/reservations/:id/usage`) when
  *   the command starts and once more when it ends, before the cgroup is removed
- *   — read at every sample; an OOM kill becomes an event, a log line and a
+ *   — read at every sample (a restarted agent looks once for the cgroups of
+ *   reservations running here that nobody named); an OOM kill becomes an event, a log line and a
  *   counter; the figures for the node record move only past a threshold.
  *
  * Narrow dependencies: a clock, a log, an event sink and a reader of cgroup
  * files (agent/cgroup.ts by default, a fake in tests).
  */
+import { readdir } from 'node:fs/promises'
 import path from 'node:path'
 import { formatSize, MAX_USAGE_ENTRIES } from '../crdt/index.ts'
 import { cgroupName, DEFAULT_CGROUP_ROOT, openCgroup, type CgroupUsage } from './cgroup.ts'
@@ -108,7 +110,17 @@ export interface UsageTrackerDeps {
   cgroupRoot?: string
   /** Counters to add to (the agent's metrics); default a fresh set. */
   counters?: UsageCounters
+  /** Most directories one search for unnamed cgroups visits; default {@link SEARCH_MAX_DIRS}. */
+  searchMaxDirs?: number
 }
+
+/**
+ * A search for cgroups nobody named (an agent restarted while `run` kept its
+ * command going) visits at most this many directories, breadth first from the
+ * v1 memory controller, the hybrid `unified` mount, then the root: a host has
+ * a few hundred cgroups; the bound keeps a pathological one cheap.
+ */
+export const SEARCH_MAX_DIRS = 5000
 
 /**
  * Why a named cgroup was refused; the message names the field. Here rather than
@@ -132,6 +144,8 @@ export class UsageTracker {
   private readonly read: (dir: string) => Promise<CgroupUsage | undefined>
   private readonly cgroupRoot: string
   private publishedRecord = new Map<string, UsageRecord>()
+  /** Reservations already searched for: each is looked for once while it runs here. */
+  private readonly searched = new Set<string>()
 
   constructor (private readonly deps: UsageTrackerDeps) {
     this.counters = deps.counters ?? { oomKillsLimit: 0, oomKillsHost: 0 }
@@ -164,6 +178,8 @@ export class UsageTracker {
    * here (`running`: id → bytes charged here) or whose cgroup is gone.
    */
   async tick (running: ReadonlyMap<string, number>): Promise<void> {
+    for (const id of this.searched) if (!running.has(id)) this.searched.delete(id)
+    await this.search(running)
     for (const [id, entry] of [...this.watched]) {
       const reserved = running.get(id)
       if (reserved === undefined) {
@@ -212,6 +228,50 @@ export class UsageTracker {
   /** The record `recordIfMoved` returned was written. */
   published (record: Record<string, UsageRecord>): void {
     this.publishedRecord = new Map(Object.entries(record))
+  }
+
+  /**
+   * Look once for the cgroups of reservations running here that nobody named
+   * (`memgossip-<id>` below the cgroup root, e.g. after this agent restarted
+   * while `run` kept its command going). A reservation reserved without `run`
+   * has none; it is searched for once, not at every sample.
+   */
+  private async search (running: ReadonlyMap<string, number>): Promise<void> {
+    const wanted = new Map<string, string>()
+    for (const id of running.keys()) {
+      if (this.watched.has(id) || this.searched.has(id)) continue
+      this.searched.add(id)
+      wanted.set(cgroupName(id), id)
+    }
+    if (wanted.size === 0) return
+    const max = this.deps.searchMaxDirs ?? SEARCH_MAX_DIRS
+    const queue = [path.join(this.cgroupRoot, 'memory'), path.join(this.cgroupRoot, 'unified'), this.cgroupRoot]
+    const seen = new Set<string>()
+    while (queue.length > 0 && seen.size < max && wanted.size > 0) {
+      const dir = queue.shift()!
+      if (seen.has(dir)) continue
+      seen.add(dir)
+      let entries: Array<{ name: string, isDirectory: () => boolean }>
+      try {
+        entries = await readdir(dir, { withFileTypes: true })
+      } catch {
+        continue
+      }
+      for (const e of entries) {
+        if (!e.isDirectory()) continue
+        const child = path.join(dir, e.name)
+        const id = wanted.get(e.name)
+        if (id !== undefined) {
+          const watched = await this.watch(id, child, running.get(id) ?? 0).then(() => true, () => false)
+          if (watched) {
+            wanted.delete(e.name)
+            this.deps.log(`usage: found the cgroup of '${id}' at ${child}`)
+            continue
+          }
+        }
+        queue.push(child)
+      }
+    }
   }
 
   private async readOne (id: string, entry: Watched): Promise<ReservationUsage | undefined> {

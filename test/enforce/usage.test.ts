@@ -148,6 +148,32 @@ it('the record keeps at most MAX_USAGE_ENTRIES reservations, the largest users (
   expect(record[`r${MAX_USAGE_ENTRIES + 2}`]).toBeDefined()
 })
 
+describe('cgroups nobody named (the agent restarted while run kept its command going)', () => {
+  it('are found once below the cgroup root, v1 and v2, and a reservation without one is searched for only once', async () => {
+    const { t, logs } = tracker()
+    await files(path.join(root, 'memory', 'process_api', 'abc', cgroupName('v1-job')), v1(5 * MIB, 6 * MIB, 0, 0))
+    await files(path.join(root, 'user.slice', 'app.scope', cgroupName('v2-job')), v2(7 * MIB, 8 * MIB, 'max 0\noom 0\noom_kill 0\n'))
+    await files(path.join(root, 'cpu', cgroupName('v1-job')), { 'cpu.shares': '1024\n' }) // same name, not a memory cgroup
+    const running = new Map([['v1-job', 64 * MIB], ['v2-job', 64 * MIB], ['no-cgroup', MIB]])
+    await t.tick(running)
+    expect(t.get('v1-job')).toMatchObject({ usedBytes: 5 * MIB, cgroup: path.join(root, 'memory', 'process_api', 'abc', cgroupName('v1-job')) })
+    expect(t.get('v2-job')).toMatchObject({ usedBytes: 7 * MIB })
+    expect(t.get('no-cgroup')).toBeUndefined()
+    expect(logs.filter(l => l.startsWith('usage: found the cgroup of'))).toHaveLength(2)
+    // Made later, it is not searched for again while it runs; named by run, it is watched.
+    await files(path.join(root, 'memory', cgroupName('no-cgroup')), v1(MIB, MIB, 0, 0))
+    await t.tick(running)
+    expect(t.get('no-cgroup')).toBeUndefined()
+  })
+
+  it('a search visits at most searchMaxDirs directories', async () => {
+    const t = new UsageTracker({ clock, log: () => {}, onOom: () => {}, cgroupRoot: root, searchMaxDirs: 3 })
+    await files(path.join(root, 'memory', 'a', 'b', 'c', cgroupName('deep')), v1(MIB, MIB, 0, 0))
+    await t.tick(new Map([['deep', MIB]]))
+    expect(t.get('deep')).toBeUndefined()
+  })
+})
+
 describe('a named cgroup is checked', () => {
   it.each([
     ['relative', 'memgossip-x', /must be an absolute, normalized path/],
