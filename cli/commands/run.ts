@@ -59,7 +59,8 @@ the cgroup to it: POST /v1/reservations/ID/usage), so 'memgossip reservations'
 shows used vs reserved. An OOM kill inside the cgroup while its own limit ran
 out is reported — here and by the agent (event, log, metric) — as the
 reservation exceeding its limit (the offender), distinct from a process the
-kernel killed while within its limit, or a command killed by a signal. memgossip's lines go to stderr (--json: one JSON object).
+kernel killed while within its limit, or a command killed by a signal.
+memgossip's lines go to stderr (--json: one JSON object).
 
 Exit codes: CMD's exit code (128+N when killed by signal N); 1 the reservation
 does not fit, is rejected, is not on this node, or is not final in time;
