@@ -182,6 +182,8 @@ export interface AgentInit {
   nearLimitRatio?: number
   /** Where reservation cgroups may be named (agent/usage.ts); default /sys/fs/cgroup. */
   cgroupRoot?: string
+  /** Look for reservation cgroups nobody named, after a restart (agent/usage.ts); on only for the host's own memory. */
+  findCgroups?: boolean
 }
 
 export interface ReserveRequest {
@@ -342,6 +344,7 @@ export class Agent extends EventEmitter {
       log: this.log,
       counters: this.metrics,
       cgroupRoot: init.cgroupRoot,
+      searchUnnamed: init.findCgroups,
       onOom: (report) => { this.emit('event', { type: 'oom', node: this.self, ...report } satisfies AgentEvent) }
     })
   }

@@ -185,6 +185,8 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
     maxUpdateBytes: options.maxMessageBytes ?? DEFAULTS.maxUpdateBytes,
     pressure: options.pressure,
     nearLimitRatio: options.nearLimitRatio,
+    // A restarted agent finds the cgroups of what `memgossip run` still runs here; not with a fake probe.
+    findCgroups: options.probe === undefined,
     log
   }
   let agent: Agent

@@ -110,9 +110,20 @@ export interface UsageTrackerDeps {
   cgroupRoot?: string
   /** Counters to add to (the agent's metrics); default a fresh set. */
   counters?: UsageCounters
+  /**
+   * Look for the cgroups of reservations nobody named (default off: only an
+   * agent on the host's own memory turns it on; a simulated or fake-memory
+   * agent has no cgroups of its own to find, and must not walk the host's).
+   */
+  searchUnnamed?: boolean
   /** Most directories one search for unnamed cgroups visits; default {@link SEARCH_MAX_DIRS}. */
   searchMaxDirs?: number
+  /** At most one search this often; default {@link SEARCH_INTERVAL_MS}. */
+  searchIntervalMs?: number
 }
+
+/** Reservations admitted here in a burst are looked for together, at most once this often. */
+export const SEARCH_INTERVAL_MS = 30_000
 
 /**
  * A search for cgroups nobody named (an agent restarted while `run` kept its
@@ -146,6 +157,7 @@ export class UsageTracker {
   private publishedRecord = new Map<string, UsageRecord>()
   /** Reservations already searched for: each is looked for once while it runs here. */
   private readonly searched = new Set<string>()
+  private lastSearchMs = -Infinity
 
   constructor (private readonly deps: UsageTrackerDeps) {
     this.counters = deps.counters ?? { oomKillsLimit: 0, oomKillsHost: 0 }
@@ -179,7 +191,7 @@ export class UsageTracker {
    */
   async tick (running: ReadonlyMap<string, number>): Promise<void> {
     for (const id of this.searched) if (!running.has(id)) this.searched.delete(id)
-    await this.search(running)
+    if (this.deps.searchUnnamed === true) await this.search(running)
     for (const [id, entry] of [...this.watched]) {
       const reserved = running.get(id)
       if (reserved === undefined) {
@@ -237,6 +249,8 @@ export class UsageTracker {
    * has none; it is searched for once, not at every sample.
    */
   private async search (running: ReadonlyMap<string, number>): Promise<void> {
+    const now = this.deps.clock.now()
+    if (now - this.lastSearchMs < (this.deps.searchIntervalMs ?? SEARCH_INTERVAL_MS)) return
     const wanted = new Map<string, string>()
     for (const id of running.keys()) {
       if (this.watched.has(id) || this.searched.has(id)) continue
@@ -244,6 +258,7 @@ export class UsageTracker {
       wanted.set(cgroupName(id), id)
     }
     if (wanted.size === 0) return
+    this.lastSearchMs = now
     const max = this.deps.searchMaxDirs ?? SEARCH_MAX_DIRS
     const queue = [path.join(this.cgroupRoot, 'memory'), path.join(this.cgroupRoot, 'unified'), this.cgroupRoot]
     const seen = new Set<string>()

@@ -36,10 +36,10 @@ const v1 = (usage: number, max: number, failcnt: number, oomKill: number): Recor
   'memory.oom_control': `oom_kill_disable 0\nunder_oom 0\noom_kill ${oomKill}\n`
 })
 
-function tracker (): { t: UsageTracker, ooms: OomReport[], logs: string[] } {
+function tracker (init: { searchUnnamed?: boolean } = {}): { t: UsageTracker, ooms: OomReport[], logs: string[] } {
   const ooms: OomReport[] = []
   const logs: string[] = []
-  const t = new UsageTracker({ clock, log: (l) => logs.push(l), onOom: (r) => ooms.push(r), cgroupRoot: root })
+  const t = new UsageTracker({ clock, log: (l) => logs.push(l), onOom: (r) => ooms.push(r), cgroupRoot: root, ...init })
   return { t, ooms, logs }
 }
 
@@ -150,7 +150,7 @@ it('the record keeps at most MAX_USAGE_ENTRIES reservations, the largest users (
 
 describe('cgroups nobody named (the agent restarted while run kept its command going)', () => {
   it('are found once below the cgroup root, v1 and v2, and a reservation without one is searched for only once', async () => {
-    const { t, logs } = tracker()
+    const { t, logs } = tracker({ searchUnnamed: true })
     await files(path.join(root, 'memory', 'process_api', 'abc', cgroupName('v1-job')), v1(5 * MIB, 6 * MIB, 0, 0))
     await files(path.join(root, 'user.slice', 'app.scope', cgroupName('v2-job')), v2(7 * MIB, 8 * MIB, 'max 0\noom 0\noom_kill 0\n'))
     await files(path.join(root, 'cpu', cgroupName('v1-job')), { 'cpu.shares': '1024\n' }) // same name, not a memory cgroup
@@ -160,14 +160,31 @@ describe('cgroups nobody named (the agent restarted while run kept its command g
     expect(t.get('v2-job')).toMatchObject({ usedBytes: 7 * MIB })
     expect(t.get('no-cgroup')).toBeUndefined()
     expect(logs.filter(l => l.startsWith('usage: found the cgroup of'))).toHaveLength(2)
-    // Made later, it is not searched for again while it runs; named by run, it is watched.
+    // Made later, it is not searched for again while it runs.
     await files(path.join(root, 'memory', cgroupName('no-cgroup')), v1(MIB, MIB, 0, 0))
+    now += 60_000
     await t.tick(running)
     expect(t.get('no-cgroup')).toBeUndefined()
   })
 
+  it('off by default (a simulated or fake-memory agent must not walk the host), and at most once per interval', async () => {
+    await files(path.join(root, 'memory', cgroupName('a')), v1(MIB, MIB, 0, 0))
+    await files(path.join(root, 'memory', cgroupName('b')), v1(MIB, MIB, 0, 0))
+    const off = tracker()
+    await off.t.tick(new Map([['a', MIB]]))
+    expect(off.t.get('a')).toBeUndefined()
+    const on = tracker({ searchUnnamed: true })
+    await on.t.tick(new Map([['a', MIB]]))
+    expect(on.t.get('a')).toBeDefined()
+    await on.t.tick(new Map([['a', MIB], ['b', MIB]])) // b admitted a moment later: waits for the next search
+    expect(on.t.get('b')).toBeUndefined()
+    now += 30_000
+    await on.t.tick(new Map([['a', MIB], ['b', MIB]]))
+    expect(on.t.get('b')).toBeDefined()
+  })
+
   it('a search visits at most searchMaxDirs directories', async () => {
-    const t = new UsageTracker({ clock, log: () => {}, onOom: () => {}, cgroupRoot: root, searchMaxDirs: 3 })
+    const t = new UsageTracker({ clock, log: () => {}, onOom: () => {}, cgroupRoot: root, searchUnnamed: true, searchMaxDirs: 3 })
     await files(path.join(root, 'memory', 'a', 'b', 'c', cgroupName('deep')), v1(MIB, MIB, 0, 0))
     await t.tick(new Map([['deep', MIB]]))
     expect(t.get('deep')).toBeUndefined()
