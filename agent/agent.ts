@@ -925,7 +925,7 @@ export class Agent extends EventEmitter {
 
   /** One step of the pressure ladder (agent/pressure.ts); true when its level changed. */
   private stepEnforcement (sample: MemorySample, allocatable: number): boolean {
-    const step = this.pressure.observe({ availableBytes: sample.availableBytes, floorBytes: this.floorBytes, nowMs: this.clock.now(), committedBytes: this.resolution().nodes.get(this.self)?.committedBytes ?? 0, allocatableBytes: allocatable })
+    const step = this.pressure.observe({ availableBytes: sample.availableBytes, floorBytes: this.floorBytes, nowMs: this.clock.now(), committedBytes: () => this.resolution().nodes.get(this.self)?.committedBytes ?? 0, allocatableBytes: allocatable })
     if (step === undefined) return false
     this.log(`pressure ${step.from} → ${step.to}: ${step.message}`)
     this.emit('event', { type: 'pressure', node: this.self, from: step.from, level: step.to, availableBytes: step.availableBytes, message: step.message } satisfies AgentEvent)
@@ -956,7 +956,7 @@ export class Agent extends EventEmitter {
     this.lastSample = sample
     const allocatable = this.computeAllocatable(sample)
     const stepped = this.stepEnforcement(sample, allocatable)
-    await this.usage.tick(this.runningHere())
+    await this.usage.tick(() => this.runningHere())
     if (allocatable !== this.allocatableBytes || stepped) {
       this.allocatableBytes = allocatable
       await this.publishCapacityIfChanged()

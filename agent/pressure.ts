@@ -192,12 +192,12 @@ export class PressureLadder {
   }
 
   /**
-   * One sample. `committedBytes`/`allocatableBytes` are this node's in the
-   * ledger now: on entering `evict` the ladder fixes the allocatable it will
+   * One sample. `committedBytes` (asked only on entering `evict`) and
+   * `allocatableBytes` are this node's now: on entering `evict` the ladder fixes the allocatable it will
    * write ({@link evictionAllocatable}); it keeps it while it stays there.
    * Returns the step when the level changed.
    */
-  observe (i: { availableBytes: number, floorBytes: number, nowMs: number, committedBytes: number, allocatableBytes: number }): PressureStep | undefined {
+  observe (i: { availableBytes: number, floorBytes: number, nowMs: number, committedBytes: () => number, allocatableBytes: number }): PressureStep | undefined {
     this.floorBytes = i.floorBytes
     const t = this.thresholds()
     const next = stepPressure(this.state, i.availableBytes, t, this.config.dwellMs, i.nowMs)
@@ -205,7 +205,7 @@ export class PressureLadder {
     const from = this.state.level
     this.state = next
     this.evictCapBytes = next.level === 'evict'
-      ? evictionAllocatable({ allocatableBytes: i.allocatableBytes, committedBytes: i.committedBytes, availableBytes: i.availableBytes, thresholds: t })
+      ? evictionAllocatable({ allocatableBytes: i.allocatableBytes, committedBytes: i.committedBytes(), availableBytes: i.availableBytes, thresholds: t })
       : undefined
     const message = next.level === 'ok'
       ? `memory pressure over: ${formatSize(i.availableBytes)} available, ${formatSize(t.marginBytes)} clear of the warn threshold ${formatSize(t.warnBelowBytes)} (floor ${formatSize(i.floorBytes)})`

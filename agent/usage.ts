@@ -189,7 +189,10 @@ export class UsageTracker {
    * Read every watched cgroup; forget those whose reservation no longer runs
    * here (`running`: id → bytes charged here) or whose cgroup is gone.
    */
-  async tick (running: ReadonlyMap<string, number>): Promise<void> {
+  async tick (runningHere: ReadonlyMap<string, number> | (() => ReadonlyMap<string, number>)): Promise<void> {
+    // Lazily: an agent with nothing to watch and no search does not compute what runs here at every sample.
+    if (this.watched.size === 0 && this.searched.size === 0 && this.deps.searchUnnamed !== true) return
+    const running = typeof runningHere === 'function' ? runningHere() : runningHere
     for (const id of this.searched) if (!running.has(id)) this.searched.delete(id)
     if (this.deps.searchUnnamed === true) await this.search(running)
     for (const [id, entry] of [...this.watched]) {
