@@ -956,7 +956,7 @@ export class Agent extends EventEmitter {
     this.lastSample = sample
     const allocatable = this.computeAllocatable(sample)
     const stepped = this.stepEnforcement(sample, allocatable)
-    await this.usage.tick(() => this.runningHere())
+    if (this.usage.active) await this.usage.tick(() => this.runningHere())
     if (allocatable !== this.allocatableBytes || stepped) {
       this.allocatableBytes = allocatable
       await this.publishCapacityIfChanged()

@@ -190,8 +190,7 @@ export class UsageTracker {
    * here (`running`: id → bytes charged here) or whose cgroup is gone.
    */
   async tick (runningHere: ReadonlyMap<string, number> | (() => ReadonlyMap<string, number>)): Promise<void> {
-    // Lazily: an agent with nothing to watch and no search does not compute what runs here at every sample.
-    if (this.watched.size === 0 && this.searched.size === 0 && this.deps.searchUnnamed !== true) return
+    if (!this.active) return
     const running = typeof runningHere === 'function' ? runningHere() : runningHere
     for (const id of this.searched) if (!running.has(id)) this.searched.delete(id)
     if (this.deps.searchUnnamed === true) await this.search(running)
@@ -204,6 +203,15 @@ export class UsageTracker {
       entry.reservedBytes = reserved
       if (await this.readOne(id, entry) === undefined) this.watched.delete(id)
     }
+  }
+
+  /**
+   * Whether {@link tick} has anything to do: a cgroup watched, or the search on.
+   * An agent with neither neither computes what runs here nor awaits anything
+   * at a sample (the simulator's seeded runs stay what they were).
+   */
+  get active (): boolean {
+    return this.watched.size > 0 || this.deps.searchUnnamed === true
   }
 
   /** The latest reading of `id`, if it is watched. */
