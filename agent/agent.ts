@@ -33,8 +33,9 @@ import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle 
 import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
   decodeMessage, encodeMessage, MAX_PULL, MSG_ACK, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
-  MSG_SUSPECT, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError
+  MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError, type WireMessage
 } from './wire.ts'
+import { DirectCalls } from './calls.ts'
 
 export const VERSION = '0.1.0'
 
@@ -292,6 +293,7 @@ export class Agent extends EventEmitter {
   private readonly peerOffsets = new Map<PeerIdStr, { sampleMs: number, atMs: number }>()
   private membership!: MembershipDuties
   private beaconChannel!: ClockChannel
+  private readonly calls: DirectCalls
   private detector!: FailureDetector
   private lastPullAtMs = -Infinity
   /** Wall ms up to which a restart may not stamp (persisted in the data dir's meta). */
@@ -347,6 +349,7 @@ export class Agent extends EventEmitter {
       searchUnnamed: init.findCgroups,
       onOom: (report) => { this.emit('event', { type: 'oom', node: this.self, ...report } satisfies AgentEvent) }
     })
+    this.calls = new DirectCalls({ clock: this.clock, send: (peer, bytes) => this.network.send?.call(this.network, peer, bytes) ?? false })
   }
 
   /** Open the data dir, restore the ledger, start the network and the timers. */
@@ -500,6 +503,7 @@ export class Agent extends EventEmitter {
     if (this.gossipTimer !== undefined) this.clock.clearTimeout(this.gossipTimer)
     if (this.refreshTimer !== undefined) this.clock.clearTimeout(this.refreshTimer)
     this.beaconChannel?.stop()
+    this.calls.stop()
     await this.durableTail.catch(() => {})
     await this.network.stop().catch(() => {})
     await this.store?.flush().catch(() => {})
@@ -1000,7 +1004,8 @@ export class Agent extends EventEmitter {
   /**
    * A direct message: the clock channel's beacons, sent straight to every
    * member while this peer is connected to all of them (docs/design.md
-   * "Clock channel"). The same checks as a published beacon.
+   * "Clock channel"), with the same checks as a published beacon; and the
+   * failure detector's probes as calls and replies (agent/calls.ts).
    */
   private onDirect (from: PeerIdStr, data: Uint8Array): void {
     this.metrics.bytesIn += data.length
@@ -1020,30 +1025,60 @@ export class Agent extends EventEmitter {
       this.drop(from, 'invalid', (error as Error).message)
       return
     }
-    if (message.type !== MSG_BEACON) {
+    if (message.type === MSG_BEACON) {
+      const view = this.lastResolution().view
+      this.beaconChannel.receive(from, message.beacon, (node) => view.has(node))
+      return
+    }
+    if (message.type === MSG_REPLY) {
+      // A reply after its call timed out is simply late.
+      this.calls.replied(from, message.id, message.body)
+      return
+    }
+    if (message.type !== MSG_CALL) {
       this.drop(from, 'invalid', `unexpected message type 0x${message.type.toString(16)} on a direct stream`)
       return
     }
-    const view = this.lastResolution().view
-    this.beaconChannel.receive(from, message.beacon, (node) => view.has(node))
+    let call
+    try {
+      call = decodeMessage(message.body)
+    } catch (error) {
+      this.drop(from, 'invalid', `call: ${(error as Error).message}`)
+      return
+    }
+    if (call.type !== MSG_PING && call.type !== MSG_PING_REQ) {
+      this.drop(from, 'invalid', `unexpected call of type 0x${call.type.toString(16)} on a direct stream`)
+      return
+    }
+    this.detector.heard(from)
+    const id = message.id
+    void this.answerProbe(from, call).then((reply) => {
+      if (this.stopped) return
+      this.metrics.bytesOut += reply.length
+      this.calls.reply(from, id, reply)
+    })
   }
 
   /**
-   * Send `bytes` straight to every other member of the view when this peer
-   * is connected to each (at most {@link DIRECT_MEMBERS_MAX} of them): one
-   * copy per member instead of a signed flood with its relays' copies. False
-   * when it did not reach every member (the caller publishes instead; a
-   * member that got both copies takes one).
+   * Send `bytes` straight to every connected peer when this peer is
+   * connected to every other member of the view (at most
+   * {@link DIRECT_MEMBERS_MAX} of them): one copy per peer instead of a
+   * signed flood with its relays' copies. False when it did not reach every
+   * member (the caller publishes instead; a member that got both copies takes
+   * one).
    */
   private sendToMembers (bytes: Uint8Array): boolean {
     const send = this.network.send
     if (send === undefined) return false
     const others = this.lastResolution().view.members.filter(id => id !== this.self)
     if (others.length === 0 || others.length > DIRECT_MEMBERS_MAX) return false
-    const connected = new Set(this.network.peers())
+    const peers = this.network.peers()
+    const connected = new Set(peers)
     if (others.some(id => !connected.has(id))) return false
+    // Every connected peer, members or not: a joiner not yet in this node's
+    // view counts beacons too (its own answers are final by them).
     let all = true
-    for (const id of others) {
+    for (const id of peers) {
       if (send.call(this.network, id, bytes)) this.metrics.bytesOut += bytes.length
       else all = false
     }
@@ -1220,13 +1255,8 @@ export class Agent extends EventEmitter {
     this.detector.heard(from)
     switch (message.type) {
       case MSG_PING:
-        // A ping that says this node is suspected: refute it (the ping's sender is the suspector's buddy).
-        if (message.suspicion !== undefined && isHlc(message.suspicion)) this.detector.suspected(from, this.self, message.suspicion)
-        return encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) })
-      case MSG_PING_REQ: {
-        const acked = message.target !== this.self && await this.ping(message.target, FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs)
-        return acked ? encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) }) : encodeMessage({ type: MSG_ERROR, reason: 'no answer' })
-      }
+      case MSG_PING_REQ:
+        return await this.answerProbe(from, message)
       case MSG_PULL: {
         const reply = encodeMessage({ type: MSG_BEACONS, beacons: await this.beaconChannel.answerPull(message.nodes) })
         this.metrics.bytesOut += reply.length
@@ -1283,8 +1313,37 @@ export class Agent extends EventEmitter {
     return reply.type === MSG_PONG ? 'ack' : 'nack'
   }
 
+  /** The failure detector's probes, asked by a stream request or a direct call. */
+  private async answerProbe (from: PeerIdStr, message: Extract<WireMessage, { type: typeof MSG_PING | typeof MSG_PING_REQ }>): Promise<Uint8Array> {
+    if (message.type === MSG_PING) {
+      // A ping that says this node is suspected: refute it (the ping's sender is the suspector's buddy).
+      if (message.suspicion !== undefined && isHlc(message.suspicion)) this.detector.suspected(from, this.self, message.suspicion)
+      return encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) })
+    }
+    const acked = message.target !== this.self && await this.ping(message.target, FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs)
+    return acked ? encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) }) : encodeMessage({ type: MSG_ERROR, reason: 'no answer' })
+  }
+
+  /**
+   * A small exchange: a direct call for the failure detector's probes when
+   * the peer has a direct stream, else (and for beacon pulls, whose answers
+   * may be large) a request stream.
+   */
   private async probeRequest (peer: PeerIdStr, request: Uint8Array, timeoutMs: number): Promise<ReturnType<typeof decodeMessage> | undefined> {
     if (this.stopped) return undefined
+    const probe = (request[0] === MSG_PING || request[0] === MSG_PING_REQ)
+    const direct = probe && request.length <= MAX_BEACON_BYTES ? this.calls.call(peer, request, timeoutMs) : undefined
+    if (direct !== undefined) {
+      this.metrics.bytesOut += request.length
+      const reply = await direct
+      if (reply === undefined) return undefined
+      this.metrics.bytesIn += reply.length
+      try {
+        return decodeMessage(reply)
+      } catch {
+        return undefined
+      }
+    }
     const controller = new AbortController()
     const timer = this.clock.setTimeout(() => { controller.abort(new Error(`no answer within ${timeoutMs} ms`)) }, timeoutMs)
     try {
@@ -1330,17 +1389,26 @@ export class Agent extends EventEmitter {
    * does not bring them): ask one peer — one of those members when connected
    * — for the latest beacon it holds of each. At most once a second.
    */
+  private waitingSince = new Map<string, number>()
+
   private maybePullBeacons (res: Resolution): void {
     const now = this.clock.now()
     if (res.pending === 0 || now - this.lastPullAtMs < 1000 || this.stopped) return
     const after = this.init.beaconPullAfterMs ?? DEFAULTS.beaconPullAfterMs
     const wanted = new Set<PeerIdStr>()
+    // How long a verdict waited is measured on this host's clock from when
+    // this peer first saw it waiting, not from its stamp: a host whose clock
+    // is behind the writer's would otherwise never pull.
+    const waiting = new Map<string, number>()
     for (const v of [...res.verdicts.values(), ...res.conflicts]) {
       if (v.final || v.hlc === undefined || (v.waitingOn !== 'clocks' && v.waitingOn !== 'confirmations')) continue
-      if (now - hlcWallMs(v.hlc) < after) continue
+      const key = `${v.id}@${v.hlc}`
+      const since = this.waitingSince.get(key) ?? Math.min(now, hlcWallMs(v.hlc))
+      waiting.set(key, since)
+      if (now - since < after || wanted.size >= MAX_PULL) continue
       for (const node of v.waitsFor) if (node !== this.self) wanted.add(node)
-      if (wanted.size >= MAX_PULL) break
     }
+    this.waitingSince = waiting
     if (wanted.size === 0) return
     const peers = this.network.peers()
     if (peers.length === 0) return

@@ -2,21 +2,25 @@
  * The HTTP JSON API of one agent (docs/design.md "Interfaces"). Loopback by
  * default; a bearer token is required for any other bind (checked by the
  * daemon) and, when set, for every route but `/healthz`. Bad input gets a 4xx
- * with `{ error, detail }` naming the field, bodies over the limit get 413, and
- * nothing is half-written: every check runs before the single ledger write.
+ * with `{ error, detail, field }` naming the field, bodies over the limit get
+ * 413, and nothing is half-written: every check runs before the single ledger
+ * write.
  *
- * Routes: GET /healthz, /v1/state, /v1/nodes, /v1/capacity, /v1/alerts,
- * /v1/reservations[/:id], /v1/rent, /v1/events (SSE), /metrics; POST /v1/fit,
- * /v1/reservations, /v1/evict; DELETE /v1/reservations/:id.
+ * The routes, their inputs and answers are the contract's (api/contract.ts):
+ * this file dispatches on its route table, validates with its schemas, and
+ * holds one handler per route, typed by the answers the contract allows.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import {
-  formatPlacement, formatSize, parsePlacement, parseSize, RESERVATION_ID_PATTERN,
-  type FitAnswer, type Placement, type Verdict
-} from '../crdt/index.ts'
+import type { z } from 'zod'
+import { formatPlacement, formatSize, shortId, type FitAnswer, type Placement, type Verdict } from '../crdt/index.ts'
 import type { Agent, AgentEvent } from './agent.ts'
+import {
+  ApiError, ROUTES, toApiError,
+  type CapacityJson, type FitAnswerJson, type NodeJson, type ReserveAnswerJson, type RouteName, type RouteSpec, type VerdictJson
+} from './api/contract.ts'
+import { openApiDocument } from './api/openapi.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
 
 /** Largest request body accepted (a reservation is a few hundred bytes). */
@@ -25,21 +29,6 @@ export const DEFAULT_MAX_BODY_BYTES = 64 * 1024
 const SSE_KEEPALIVE_MS = 15_000
 /** An event-stream client this far behind is disconnected (it can reconnect and re-read state). */
 const SSE_MAX_BUFFERED_BYTES = 1024 * 1024
-const MAX_LABELS = 32
-/** The fixed paths and their methods, for 405 answers (`/v1/reservations/:id` is GET, DELETE). */
-const ROUTE_METHODS: ReadonlyMap<string, string[]> = new Map([
-  ['/healthz', ['GET']],
-  ['/metrics', ['GET']],
-  ['/v1/state', ['GET']],
-  ['/v1/nodes', ['GET']],
-  ['/v1/capacity', ['GET']],
-  ['/v1/alerts', ['GET']],
-  ['/v1/events', ['GET']],
-  ['/v1/rent', ['GET']],
-  ['/v1/fit', ['POST']],
-  ['/v1/evict', ['POST']],
-  ['/v1/reservations', ['GET', 'POST']]
-])
 
 export interface ApiInit {
   agent: Agent
@@ -57,43 +46,69 @@ export interface ApiServer {
   close: () => Promise<void>
 }
 
-/** Client input errors carry the HTTP status they map to. */
-class HttpError extends Error {
-  constructor (readonly status: number, readonly code: string, message: string, readonly field?: string) {
-    super(message)
+/** A 405, with the methods the path does take (for the `Allow` header). */
+class MethodNotAllowedError extends ApiError {
+  constructor (method: string, path: string, readonly allow: string[]) {
+    super('MethodNotAllowed', `${method} is not allowed on ${path}; use ${allow.join(' or ')}`)
   }
 }
 
-/** The stable JSON shape of a verdict. Integer `…Bytes`; `size` for people. */
-export function verdictJson (v: Verdict): Record<string, unknown> {
-  return {
-    id: v.id,
-    status: v.status,
-    final: v.final,
-    waitingOn: v.waitingOn,
-    waitsFor: v.waitsFor,
-    view: v.view,
-    code: v.code,
-    reason: v.reason,
-    decision: v.decision,
-    decisionCode: v.decisionCode,
-    decisionReason: v.decisionReason,
-    nodes: v.nodes,
-    runningOn: v.runningOn,
-    bytes: v.bytes,
-    size: formatSize(v.bytes),
-    placement: v.placement !== undefined ? formatPlacement(v.placement) : undefined,
-    priority: v.priority,
-    creator: v.creator,
-    hlc: v.hlc,
-    labels: v.labels,
-    winner: v.winner,
-    endedHlc: v.endedHlc
-  }
+/**
+ * The agent's typed errors (agent/errors.ts) as API errors: the one place they
+ * are mapped. The HTTP status is the code's, in the contract's `ERROR_STATUS`.
+ */
+function asApiError (error: unknown): ApiError {
+  if (error instanceof ApiError) return error
+  if (error instanceof BadRequestError) return new ApiError('BadRequest', error.message, error.field)
+  if (error instanceof IdExistsError) return new ApiError('IdExists', error.message, 'id')
+  if (error instanceof NotFoundError) return new ApiError('NotFound', error.message)
+  if (error instanceof UnavailableError) return new ApiError('Unavailable', error.message)
+  if (error instanceof AckTimeoutError) return new ApiError('AckTimeout', error.message)
+  return new ApiError('Internal', 'internal error (logged)')
 }
 
-export function fitJson (answer: FitAnswer): Record<string, unknown> {
-  return { ...answer, size: formatSize(answer.bytes) }
+// ------------------------------------------------------------ the contract's types, per route
+
+type Spec<K extends RouteName> = (typeof ROUTES)[K]
+type Parsed<S> = S extends z.ZodType ? z.output<S> : undefined
+type Responses<K extends RouteName> = Spec<K> extends { responses: infer R } ? R : never
+/** What a handler may answer: one of the route's statuses with that status's body; nothing for streamed and text routes (the handler writes them). */
+type Reply<K extends RouteName> = [Responses<K>] extends [never]
+  ? undefined
+  : { [S in keyof Responses<K>]: { status: S, body: z.output<Responses<K>[S] & z.ZodType> } }[keyof Responses<K>]
+
+interface Call<K extends RouteName> {
+  params: Parsed<Spec<K> extends { params: infer P } ? P : undefined>
+  query: Parsed<Spec<K> extends { query: infer Q } ? Q : undefined>
+  body: Parsed<Spec<K> extends { body: infer B } ? B : undefined>
+  req: IncomingMessage
+  res: ServerResponse
+}
+
+type Handlers = { [K in RouteName]: (call: Call<K>) => Reply<K> | Promise<Reply<K>> }
+
+/** A route's path as a matcher: `{name}` matches one path segment. */
+const MATCHERS = Object.entries(ROUTES as Record<RouteName, RouteSpec>).map(([name, route]) => {
+  const names: string[] = []
+  const pattern = route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, (_m, param: string) => { names.push(param); return '([^/]+)' })
+  return { name: name as RouteName, route, regex: new RegExp(`^${pattern}$`), names }
+})
+
+/** The route for this method and path, or the 404/405 the route table implies. */
+function matchRoute (method: string, path: string): { name: RouteName, route: RouteSpec, rawParams: Record<string, string> } | ApiError {
+  const onPath = MATCHERS.filter(m => m.regex.test(path))
+  if (onPath.length === 0) return new ApiError('NotFound', `no route ${method} ${path}`)
+  const match = onPath.find(m => m.route.method === method)
+  if (match === undefined) return new MethodNotAllowedError(method, path, onPath.map(m => m.route.method))
+  const values = match.regex.exec(path)!.slice(1)
+  return { name: match.name, route: match.route, rawParams: Object.fromEntries(match.names.map((n, i) => [n, values[i]])) }
+}
+
+function parse<S extends z.ZodType | undefined> (schema: S, value: unknown, where: 'body' | 'query' | 'path'): unknown {
+  if (schema === undefined) return undefined
+  const result = schema.safeParse(value)
+  if (!result.success) throw toApiError(result.error, where)
+  return result.data
 }
 
 export async function startApi (init: ApiInit): Promise<ApiServer> {
@@ -102,144 +117,138 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
   const tokenDigest = init.token !== undefined ? sha256(init.token) : undefined
   const [host, portText] = splitHostPort(init.listen ?? '127.0.0.1:7647')
   const requests = { total: 0, errors4xx: 0, errors5xx: 0 }
+  let openApi: Record<string, unknown> | undefined
+
+  /** `node:<id>` must name a node this agent knows: an unknown one is a typo, not a "does not fit". */
+  const knownPlacement = (placement: Placement): void => {
+    if (placement.kind !== 'node' || agent.resolution().nodes.has(placement.node)) return
+    const known = [...agent.resolution().nodes.keys()].map(shortId).join(', ')
+    throw new ApiError('UnknownNode', `no node '${placement.node}' in this agent's view (known: ${known === '' ? 'none' : known})`, 'placement')
+  }
+
+  const handlers: Handlers = {
+    health: () => {
+      const state = agent.state()
+      const body = { ok: state.readOnly === undefined, self: state.self, joined: state.joined, readOnly: state.readOnly }
+      return state.readOnly === undefined ? { status: 200, body } : { status: 503, body }
+    },
+    metrics: ({ res }) => {
+      res.writeHead(200, { 'Content-Type': ROUTES.metrics.produces })
+      res.end(metricsText(agent, requests))
+      return undefined
+    },
+    openapi: () => {
+      openApi ??= openApiDocument()
+      return { status: 200, body: openApi }
+    },
+    state: () => ({ status: 200, body: agent.state() }),
+    nodes: () => ({ status: 200, body: { nodes: nodesJson(agent) } }),
+    capacity: () => ({ status: 200, body: capacityJson(agent) }),
+    alerts: () => ({ status: 200, body: { alerts: agent.alerts() } }),
+    events: ({ req, res }) => { streamEvents(req, res); return undefined },
+    rent: ({ query }) => ({ status: 200, body: agent.rent({ sinceMs: query.since, pricePerGiBHour: query.pricePerGiBHour }) }),
+    fit: ({ body }) => {
+      knownPlacement(body.placement)
+      return { status: 200, body: fitJson(agent.fit(body.bytes, body.placement)) }
+    },
+    evict: async ({ body }) => {
+      const answer = await agent.evict(body.node, { force: body.force })
+      return answer.status === 'done' ? { status: 200, body: answer } : { status: 202, body: answer }
+    },
+    listReservations: ({ query }) => {
+      const res = agent.resolution()
+      let list = [...res.verdicts.values(), ...res.conflicts]
+      const { node, status } = query
+      if (node !== undefined) list = list.filter(v => v.runningOn.includes(node) || v.nodes.includes(node))
+      if (status !== undefined) list = list.filter(v => v.status === status)
+      list.sort((a, b) => (a.hlc ?? '') < (b.hlc ?? '') ? -1 : (a.hlc ?? '') > (b.hlc ?? '') ? 1 : (a.key < b.key ? -1 : 1))
+      return { status: 200, body: { reservations: list.map(withUsage), pending: res.pending, verdictsDigest: res.digest } }
+    },
+    reserve: async ({ body }) => {
+      knownPlacement(body.placement)
+      const result = await agent.reserve(body)
+      const answer = fitJson(result.answer)
+      const made = { id: body.id, answer, warnings: result.answer.warnings, ackedPeers: result.ackedPeers }
+      const verdict = result.verdict
+      if (!result.written || verdict === undefined) {
+        // Did not fit in this agent's view: the same shape as a rejection, nothing written.
+        return { status: 200, body: { ...made, written: false, status: 'rejected', code: answer.code, reason: answer.reason, final: true } }
+      }
+      const reply: ReserveAnswerJson = { ...made, written: true, status: verdict.status, code: verdict.code, reason: verdict.reason, final: verdict.final, verdict: verdictJson(verdict) }
+      return { status: 201, body: reply }
+    },
+    getReservation: ({ params }) => {
+      const v = agent.verdict(params.id)
+      if (v === undefined) throw new ApiError('NotFound', `no reservation '${params.id}'`, 'id')
+      return { status: 200, body: withUsage(v) }
+    },
+    release: async ({ params }) => ({ status: 200, body: verdictJson(await agent.release(params.id)) }),
+    // Usage per reservation (docs/design.md "Enforcement"): `memgossip run` names its cgroup; the agent reads it.
+    usage: ({ params }) => ({ status: 200, body: { id: params.id, usage: agent.reservationUsage(params.id) } }),
+    watchUsage: async ({ params, body }) => ({ status: 200, body: await agent.watchUsage(params.id, body.cgroup) })
+  }
+
+  /** A verdict with what it uses where it runs (docs/design.md "Enforcement"): `usage` per node, when measured. */
+  function withUsage (v: Verdict): VerdictJson {
+    return { ...verdictJson(v), usage: v.status === 'admitted' ? agent.reservationUsage(v.id) : [] }
+  }
 
   const server = createServer((req, res) => {
     requests.total++
     handle(req, res).catch((error: unknown) => {
-      const e = toHttpError(error)
+      const e = asApiError(error)
       if (e.status >= 500) {
         requests.errors5xx++
         if (e.status === 500) init.log?.(`api: ${req.method} ${req.url}: ${(error as Error).stack ?? String(error)}`)
       } else requests.errors4xx++
-      if (!res.headersSent) send(res, e.status, { error: e.code, detail: e.message, field: e.field })
-      else res.end()
+      if (!res.headersSent) {
+        if (e instanceof MethodNotAllowedError) res.setHeader('Allow', e.allow.join(', '))
+        if (e.code === 'Unauthorized') res.setHeader('WWW-Authenticate', 'Bearer')
+        send(res, e.status, { error: e.code, detail: e.message, field: e.field })
+      } else res.end()
     })
   })
   server.headersTimeout = 10_000
   server.requestTimeout = 30_000
   server.keepAliveTimeout = 5_000
 
-  /** A verdict with what it uses where it runs (docs/design.md "Enforcement"): `usage` per node, when measured. */
-  function withUsage (v: Verdict): Record<string, unknown> {
-    return { ...verdictJson(v), usage: v.status === 'admitted' ? agent.reservationUsage(v.id) : [] }
-  }
-
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost')
-    const path = url.pathname
     const method = req.method ?? 'GET'
     // Browsers: a page on another site can make this machine's browser talk to a
     // loopback API (DNS rebinding, or a cross-site form POST). Refuse a Host that
     // is not this API's, an Origin that is not local, and non-JSON writes.
-    if (!hostAllowed(req.headers.host, host)) throw new HttpError(403, 'ForbiddenHost', `Host '${String(req.headers.host).slice(0, 80)}' is not this agent's address (DNS rebinding protection)`)
+    if (!hostAllowed(req.headers.host, host)) throw new ApiError('ForbiddenHost', `Host '${String(req.headers.host).slice(0, 80)}' is not this agent's address (DNS rebinding protection)`)
     const origin = req.headers.origin
-    if (origin !== undefined && !originAllowed(origin, host)) throw new HttpError(403, 'ForbiddenOrigin', `requests from origin '${origin.slice(0, 80)}' are refused (cross-site protection)`)
+    if (origin !== undefined && !originAllowed(origin, host)) throw new ApiError('ForbiddenOrigin', `requests from origin '${origin.slice(0, 80)}' are refused (cross-site protection)`)
     if (method === 'POST' && !/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
       req.resume()
-      throw new HttpError(415, 'UnsupportedMediaType', "send the body as JSON with 'Content-Type: application/json'")
+      throw new ApiError('UnsupportedMediaType', "send the body as JSON with 'Content-Type: application/json'")
     }
-    if (path === '/healthz' && method === 'GET') {
-      const state = agent.state()
-      send(res, state.readOnly === undefined ? 200 : 503, { ok: state.readOnly === undefined, self: state.self, joined: state.joined, readOnly: state.readOnly })
-      return
+    const match = matchRoute(method, url.pathname)
+    // Only public routes answer without the token; an unknown route asked without it is 401 too.
+    if (tokenDigest !== undefined && !(!(match instanceof ApiError) && match.route.public === true) && !authorized(req, tokenDigest)) {
+      throw new ApiError('Unauthorized', 'missing or wrong bearer token (Authorization: Bearer <token>)')
     }
-    if (tokenDigest !== undefined && !authorized(req, tokenDigest)) {
-      res.setHeader('WWW-Authenticate', 'Bearer')
-      throw new HttpError(401, 'Unauthorized', 'missing or wrong bearer token (Authorization: Bearer <token>)')
+    if (match instanceof ApiError) throw match
+    const { name, route, rawParams } = match
+    const rawIds: Record<string, string> = {}
+    for (const [k, v] of Object.entries(rawParams)) {
+      try { rawIds[k] = decodeURIComponent(v) } catch { throw new ApiError('InvalidId', `malformed percent-encoding in the ${k}`, k) }
     }
-    if (path === '/metrics' && method === 'GET') {
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' })
-      res.end(metricsText(agent, requests))
-      return
+    const call = {
+      params: parse(route.params, rawIds, 'path'),
+      query: parse(route.query, Object.fromEntries(url.searchParams), 'query'),
+      body: route.body !== undefined ? parse(route.body, await readJson(req, maxBody), 'body') : undefined,
+      req,
+      res
     }
-    if (path === '/v1/state' && method === 'GET') return send(res, 200, agent.state())
-    if (path === '/v1/nodes' && method === 'GET') return send(res, 200, { nodes: nodesJson(agent) })
-    if (path === '/v1/capacity' && method === 'GET') return send(res, 200, capacityJson(agent))
-    if (path === '/v1/alerts' && method === 'GET') return send(res, 200, { alerts: agent.alerts() })
-    if (path === '/v1/events' && method === 'GET') return streamEvents(req, res)
-    if (path === '/v1/rent' && method === 'GET') return send(res, 200, rentJson(agent, url))
-    if (path === '/v1/fit' && method === 'POST') {
-      const body = await readJson(req, maxBody)
-      const { bytes, placement } = sizeAndPlacement(body)
-      return send(res, 200, fitJson(agent.fit(bytes, placement)))
-    }
-    if (path === '/v1/evict' && method === 'POST') {
-      const body = await readJson(req, maxBody)
-      if (typeof body.node !== 'string' || body.node === '') throw new HttpError(400, 'InvalidNode', "'node' must be a node id", 'node')
-      if (body.force !== undefined && typeof body.force !== 'boolean') throw new HttpError(400, 'InvalidForce', "'force' must be true or false", 'force')
-      const answer = await agent.evict(body.node, { force: body.force === true })
-      return send(res, answer.status === 'done' ? 200 : 202, answer)
-    }
-    if (path === '/v1/reservations' && method === 'GET') {
-      const node = url.searchParams.get('node')
-      const status = url.searchParams.get('status')
-      const res0 = agent.resolution()
-      let list = [...res0.verdicts.values(), ...res0.conflicts]
-      if (node !== null) list = list.filter(v => v.runningOn.includes(node) || v.nodes.includes(node))
-      if (status !== null) {
-        if (!['admitted', 'rejected', 'evicted', 'released', 'invalid'].includes(status)) throw new HttpError(400, 'InvalidStatus', 'status must be admitted, rejected, evicted, released or invalid', 'status')
-        list = list.filter(v => v.status === status)
-      }
-      list.sort((a, b) => (a.hlc ?? '') < (b.hlc ?? '') ? -1 : (a.hlc ?? '') > (b.hlc ?? '') ? 1 : (a.key < b.key ? -1 : 1))
-      return send(res, 200, { reservations: list.map(withUsage), pending: res0.pending, verdictsDigest: res0.digest })
-    }
-    if (path === '/v1/reservations' && method === 'POST') {
-      const body = await readJson(req, maxBody)
-      const id = body.id
-      if (typeof id !== 'string' || !RESERVATION_ID_PATTERN.test(id)) {
-        throw new HttpError(400, 'InvalidId', "'id' must be 1-128 characters of letters, digits and . _ : / - (starting with a letter or digit)", 'id')
-      }
-      const { bytes, placement } = sizeAndPlacement(body)
-      const priority = body.priority ?? 0
-      if (typeof priority !== 'number' || !Number.isSafeInteger(priority)) throw new HttpError(400, 'InvalidPriority', "'priority' must be an integer", 'priority')
-      const labels = parseLabels(body.labels)
-      const result = await agent.reserve({ id, bytes, placement, priority, labels })
-      if (!result.written) {
-        return send(res, 409, { error: 'DoesNotFit', detail: result.answer.reason, answer: fitJson(result.answer) })
-      }
-      const verdict = result.verdict
-      return send(res, 201, { verdict: verdict !== undefined ? verdictJson(verdict) : undefined, warnings: result.answer.warnings, answer: fitJson(result.answer), ackedPeers: result.ackedPeers })
-    }
-    // Usage per reservation (docs/design.md "Enforcement"): `memgossip run` names its cgroup; the agent reads it.
-    const usageMatch = /^\/v1\/reservations\/([^/]+)\/usage$/.exec(path)
-    if (usageMatch !== null) {
-      let id: string
-      try { id = decodeURIComponent(usageMatch[1]) } catch { throw new HttpError(400, 'InvalidId', 'malformed percent-encoding in the id', 'id') }
-      if (!RESERVATION_ID_PATTERN.test(id)) throw new HttpError(400, 'InvalidId', 'malformed reservation id', 'id')
-      if (method === 'GET') return send(res, 200, { id, usage: agent.reservationUsage(id) })
-      if (method !== 'POST') {
-        res.setHeader('Allow', 'GET, POST')
-        throw new HttpError(405, 'MethodNotAllowed', `${method} is not allowed on ${path}`)
-      }
-      const body = await readJson(req, maxBody)
-      if (typeof body.cgroup !== 'string' || body.cgroup === '') throw new HttpError(400, 'InvalidCgroup', "'cgroup' must be the absolute path of the reservation's cgroup directory", 'cgroup')
-      return send(res, 200, await agent.watchUsage(id, body.cgroup))
-    }
-    const match = /^\/v1\/reservations\/([^/]+)$/.exec(path)
-    if (match !== null) {
-      let id: string
-      try { id = decodeURIComponent(match[1]) } catch { throw new HttpError(400, 'InvalidId', 'malformed percent-encoding in the id', 'id') }
-      if (!RESERVATION_ID_PATTERN.test(id)) throw new HttpError(400, 'InvalidId', 'malformed reservation id', 'id')
-      if (method === 'GET') {
-        const v = agent.verdict(id)
-        if (v === undefined) throw new HttpError(404, 'NotFound', `no reservation '${id}'`, 'id')
-        return send(res, 200, withUsage(v))
-      }
-      if (method === 'DELETE') return send(res, 200, verdictJson(await agent.release(id)))
-      res.setHeader('Allow', 'GET, DELETE')
-      throw new HttpError(405, 'MethodNotAllowed', `${method} is not allowed on ${path}`)
-    }
-    // A known path asked with another method is 405 with Allow, not "no route".
-    const allowed = ROUTE_METHODS.get(path)
-    if (allowed !== undefined) {
-      res.setHeader('Allow', allowed.join(', '))
-      throw new HttpError(405, 'MethodNotAllowed', `${method} is not allowed on ${path}; use ${allowed.join(' or ')}`)
-    }
-    throw new HttpError(404, 'NotFound', `no route ${method} ${path}`)
+    const reply = await (handlers[name] as (call: unknown) => Promise<{ status: number, body: unknown } | undefined>)(call)
+    if (reply !== undefined) send(res, reply.status, reply.body)
   }
 
   function streamEvents (req: IncomingMessage, res: ServerResponse): void {
-    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
+    res.writeHead(200, { 'Content-Type': ROUTES.events.produces, 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
     res.write(`event: hello\ndata: ${JSON.stringify({ self: agent.self, alerts: agent.alerts(), verdictsDigest: agent.resolution().digest })}\n\n`)
     const onEvent = (event: AgentEvent): void => {
       // A client that does not read must not make the agent buffer without bound.
@@ -273,6 +282,38 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
       await new Promise<void>(resolve => server.close(() => resolve()))
     }
   }
+}
+
+/** The JSON of a verdict. Integer `…Bytes`; `size` for people. */
+export function verdictJson (v: Verdict): VerdictJson {
+  return {
+    id: v.id,
+    status: v.status,
+    final: v.final,
+    waitingOn: v.waitingOn,
+    waitsFor: v.waitsFor,
+    view: v.view,
+    code: v.code,
+    reason: v.reason,
+    decision: v.decision,
+    decisionCode: v.decisionCode,
+    decisionReason: v.decisionReason,
+    nodes: v.nodes,
+    runningOn: v.runningOn,
+    bytes: v.bytes,
+    size: formatSize(v.bytes),
+    placement: v.placement !== undefined ? formatPlacement(v.placement) : undefined,
+    priority: v.priority,
+    creator: v.creator,
+    hlc: v.hlc,
+    labels: v.labels,
+    winner: v.winner,
+    endedHlc: v.endedHlc
+  }
+}
+
+export function fitJson (answer: FitAnswer): FitAnswerJson {
+  return { ...answer, size: formatSize(answer.bytes) }
 }
 
 // ------------------------------------------------------------ helpers
@@ -329,7 +370,7 @@ async function readJson (req: IncomingMessage, maxBytes: number): Promise<Record
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > maxBytes) {
     req.resume()
-    throw new HttpError(413, 'BodyTooLarge', `request body of ${declared} bytes exceeds the limit of ${maxBytes}`)
+    throw new ApiError('BodyTooLarge', `request body of ${declared} bytes exceeds the limit of ${maxBytes}`)
   }
   const chunks: Buffer[] = []
   let size = 0
@@ -337,78 +378,23 @@ async function readJson (req: IncomingMessage, maxBytes: number): Promise<Record
     size += (chunk as Buffer).length
     if (size > maxBytes) {
       req.resume()
-      throw new HttpError(413, 'BodyTooLarge', `request body exceeds the limit of ${maxBytes} bytes`)
+      throw new ApiError('BodyTooLarge', `request body exceeds the limit of ${maxBytes} bytes`)
     }
     chunks.push(chunk as Buffer)
   }
   const text = Buffer.concat(chunks).toString('utf8')
-  if (text.trim() === '') throw new HttpError(400, 'InvalidJson', 'request body is empty; send a JSON object')
+  if (text.trim() === '') throw new ApiError('InvalidJson', 'request body is empty; send a JSON object')
   let body: unknown
   try {
     body = JSON.parse(text)
   } catch (error) {
-    throw new HttpError(400, 'InvalidJson', `request body is not JSON: ${(error as Error).message}`)
+    throw new ApiError('InvalidJson', `request body is not JSON: ${(error as Error).message}`)
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'InvalidJson', 'request body must be a JSON object')
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError('InvalidJson', 'request body must be a JSON object')
   return body as Record<string, unknown>
 }
 
-/** `size` (a string such as "2GiB") or `bytes` (an integer), and a placement string. */
-function sizeAndPlacement (body: Record<string, unknown>): { bytes: number, placement: Placement } {
-  let bytes: number
-  if (body.size !== undefined && body.bytes !== undefined) throw new HttpError(400, 'InvalidSize', "give either 'size' or 'bytes', not both", 'size')
-  if (body.size !== undefined) {
-    if (typeof body.size !== 'string') throw new HttpError(400, 'InvalidSize', "'size' must be a string such as \"2GiB\"; use 'bytes' for an integer", 'size')
-    try {
-      bytes = parseSize(body.size)
-    } catch (error) {
-      throw new HttpError(400, 'InvalidSize', (error as Error).message, 'size')
-    }
-  } else if (body.bytes !== undefined) {
-    if (typeof body.bytes !== 'number' || !Number.isSafeInteger(body.bytes) || body.bytes < 0) throw new HttpError(400, 'InvalidSize', "'bytes' must be a non-negative integer", 'bytes')
-    bytes = body.bytes
-  } else {
-    throw new HttpError(400, 'InvalidSize', "missing 'size' (e.g. \"2GiB\") or 'bytes'", 'size')
-  }
-  if (bytes === 0) throw new HttpError(400, 'InvalidSize', 'size must be greater than zero', body.size !== undefined ? 'size' : 'bytes')
-  const placementText = body.placement ?? 'any'
-  if (typeof placementText !== 'string') throw new HttpError(400, 'InvalidPlacement', "'placement' must be a string: any, all, node:<id> or spread:<k>", 'placement')
-  let placement: Placement
-  try {
-    placement = parsePlacement(placementText)
-  } catch (error) {
-    throw new HttpError(400, 'InvalidPlacement', (error as Error).message, 'placement')
-  }
-  return { bytes, placement }
-}
-
-function parseLabels (value: unknown): Record<string, string> {
-  if (value === undefined) return {}
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'InvalidLabels', "'labels' must be an object of strings", 'labels')
-  const entries = Object.entries(value)
-  if (entries.length > MAX_LABELS) throw new HttpError(400, 'InvalidLabels', `at most ${MAX_LABELS} labels`, 'labels')
-  for (const [k, v] of entries) {
-    if (typeof v !== 'string' || k.length > 256 || v.length > 256) throw new HttpError(400, 'InvalidLabels', `label '${k.slice(0, 40)}' must be a string of at most 256 characters`, 'labels')
-  }
-  return value as Record<string, string>
-}
-
-function toHttpError (error: unknown): HttpError {
-  if (error instanceof HttpError) return error
-  const e = error as Error
-  switch (e?.name) {
-    case 'BadRequestError': return new HttpError(400, 'BadRequest', e.message, (e as BadRequestError).field)
-    case 'IdExistsError': return new HttpError(409, 'IdExists', e.message, 'id')
-    case 'NotFoundError': return new HttpError(404, 'NotFound', e.message)
-    case 'UnavailableError': return new HttpError(503, 'Unavailable', e.message)
-    case 'AckTimeoutError': return new HttpError(504, 'AckTimeout', e.message)
-    default: return new HttpError(500, 'Internal', 'internal error (logged)')
-  }
-}
-// Keep the imported classes referenced for readers: these are what toHttpError maps.
-void [AckTimeoutError, IdExistsError, NotFoundError, UnavailableError]
-
-function nodesJson (agent: Agent): Array<Record<string, unknown>> {
+function nodesJson (agent: Agent): NodeJson[] {
   return agent.nodes().map(n => ({
     id: n.id,
     state: n.undersized ? 'undersized' : n.state,
@@ -434,9 +420,9 @@ function nodesJson (agent: Agent): Array<Record<string, unknown>> {
   }))
 }
 
-function capacityJson (agent: Agent): Record<string, unknown> {
-  const nodes = nodesJson(agent).filter(n => n.member === true)
-  const sum = (field: string): number => nodes.reduce((a, n) => a + (n[field] as number), 0)
+function capacityJson (agent: Agent): CapacityJson {
+  const nodes = nodesJson(agent).filter(n => n.member)
+  const sum = (field: 'totalBytes' | 'allocatableBytes' | 'committedBytes' | 'headroomBytes' | 'availableBytes'): number => nodes.reduce((a, n) => a + n[field], 0)
   const res = agent.resolution()
   return {
     members: nodes.length,
@@ -450,22 +436,6 @@ function capacityJson (agent: Agent): Record<string, unknown> {
     verdictsDigest: res.digest,
     nodes
   }
-}
-
-function rentJson (agent: Agent, url: URL): Record<string, unknown> {
-  const sinceText = url.searchParams.get('since')
-  const priceText = url.searchParams.get('pricePerGiBHour')
-  let sinceMs: number | undefined
-  if (sinceText !== null) {
-    sinceMs = /^\d+$/.test(sinceText) ? Number(sinceText) : Date.parse(sinceText)
-    if (!Number.isFinite(sinceMs)) throw new HttpError(400, 'InvalidSince', "'since' must be ms since the epoch or an ISO date", 'since')
-  }
-  let price: number | undefined
-  if (priceText !== null) {
-    price = Number(priceText)
-    if (!Number.isFinite(price) || price < 0) throw new HttpError(400, 'InvalidPrice', "'pricePerGiBHour' must be a non-negative number", 'pricePerGiBHour')
-  }
-  return { ...agent.rent({ sinceMs, pricePerGiBHour: price }) }
 }
 
 function metricsText (agent: Agent, requests: { total: number, errors4xx: number, errors5xx: number }): string {

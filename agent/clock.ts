@@ -257,12 +257,18 @@ export class ClockChannel {
     this.held.set(node, [...frontier.filter(b => !list.includes(b)), ...list])
   }
 
-  /** The slow beacon: called every second; sends when the interval passed. */
+  /**
+   * Called every second: the slow beacon when its interval passed; and the
+   * on-demand check, for what becomes due by time alone (an open view
+   * change whose deadline passed) rather than by a new entry.
+   */
   tick (): void {
-    if (this.stopped || this.timer !== undefined || this.settings.intervalMs <= 0) return
-    if (this.deps.clock.now() - this.lastSentAtMs < this.settings.intervalMs) return
-    if (!this.deps.canBeacon()) return
-    void this.send(false)
+    if (this.stopped || this.timer !== undefined) return
+    if (this.settings.intervalMs > 0 && this.deps.clock.now() - this.lastSentAtMs >= this.settings.intervalMs && this.deps.canBeacon()) {
+      void this.send(false)
+      return
+    }
+    this.maybeBeacon(this.deps.resolution())
   }
 
   /**
@@ -296,6 +302,13 @@ export class ClockChannel {
       for (const v of res.verdicts.values()) if (!v.final && v.hlc !== undefined && v.hlc > last && v.waitingOn === 'clocks') return true
       for (const v of res.conflicts) if (!v.final && v.hlc !== undefined && v.hlc > last && v.waitingOn === 'clocks') return true
       if (res.proposals.some(p => p.status === 'open' && p.hlc > last)) return true
+    }
+    // An open view change past its deadline ends, for an acknowledger, once
+    // it holds every other member's clock past the deadline ("Membership":
+    // proposal expiry); nothing may be written meanwhile, so each member
+    // beacons once after the deadline.
+    for (const p of res.proposals) {
+      if (p.status === 'open' && p.deadline > last && hlcWallMs(p.deadline) < now) return true
     }
     const seen = res.seen
     const announced = this.lastAnnouncedSeen

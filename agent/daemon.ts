@@ -14,6 +14,7 @@ import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/pro
 import { connect, createServer, type Server } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { formatSize } from '../crdt/size.ts'
 import { Agent, DEFAULTS, type AgentInit } from './agent.ts'
 import { startApi, splitHostPort, type ApiServer } from './api.ts'
 import { loadClusterKey } from './net/cluster-key.ts'
@@ -228,7 +229,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
   for (const address of info.multiaddrs) log(`  p2p   ${address}`)
   log(`  api   ${api.url}${token !== undefined ? ' (bearer token required)' : ''}`)
   log(`  data  ${dataDir}`)
-  log(`  allocatable ${agent.state().allocatableBytes} bytes (floor ${agent.floorBytes} bytes: ${agent.floorRule})`)
+  log(`  allocatable ${formatSize(agent.state().allocatableBytes)} (floor ${formatSize(agent.floorBytes)}: ${agent.floorRule})`)
   if (clusterKey === undefined) {
     log("  no cluster key: listening on loopback only. To join hosts, run 'memgossip keygen > cluster.key', copy it to every host (mode 0600) and start each agent with --cluster-key cluster.key")
   }

@@ -95,6 +95,9 @@ export interface FailureDetectorSettings {
   maxHealth: number
 }
 
+/** Views up to this size: every member is connected to every other (clock.ts DIRECT_MEMBERS_MAX). */
+const SMALL_VIEW = 64
+
 export const FAILURE_DETECTOR_DEFAULTS: FailureDetectorSettings = {
   probeIntervalMs: 1000,
   probeTimeoutMs: 1000,
@@ -187,7 +190,13 @@ export class FailureDetector {
     this.suspect(target, m, suspector, stamp)
     // Probe it ourselves next: an independent confirmation if it is gone,
     // and news for it (it refutes) if it is not.
-    if (this.deps.neighbours().includes(target)) this.urgent.add(target)
+    // In a view small enough for every member to connect to every other
+    // (clock.ts DIRECT_MEMBERS_MAX), connected to it or not: a member that
+    // crashed before this node ever connected to it is suspected only by those
+    // that were, and its eviction needs a majority's acknowledgements. In a
+    // larger view, only over a connection (every member probing every suspect
+    // would cost O(N) probes per suspicion).
+    if (this.deps.members().length <= SMALL_VIEW || this.deps.neighbours().includes(target)) this.urgent.add(target)
   }
 
   /**
@@ -277,6 +286,7 @@ export class FailureDetector {
     const timeoutMs = this.settings.probeTimeoutMs * (1 + this.health)
     this.deps.counters.probes++
     const known = this.member(target)
+    const connected = this.deps.neighbours().includes(target)
     if (await this.deps.ping(target, timeoutMs, known.state !== 'alive' ? known.suspicion : undefined).catch(() => false)) {
       this.health = Math.max(0, this.health - 1)
       this.heard(target)
@@ -288,8 +298,10 @@ export class FailureDetector {
       this.deps.counters.indirectProbes += others.length
       const answers = await Promise.all(others.map(async via => await this.deps.pingVia(via, target, timeoutMs).catch((): IndirectAnswer => 'none')))
       if (answers.includes('ack')) {
-        // Others reach it: the trouble is between us, or here (Lifeguard counts it against this node).
-        this.health = Math.min(this.settings.maxHealth, this.health + 1)
+        // Others reach it: the trouble is between us, or here (Lifeguard
+        // counts it against this node) — unless this node has no connection
+        // to it to begin with (a large mesh, or one still forming).
+        if (connected) this.health = Math.min(this.settings.maxHealth, this.health + 1)
         this.heard(target)
         return
       }

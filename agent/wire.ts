@@ -36,6 +36,9 @@ import { decodeHlc, encodeHlc, isHlc, stampInRange } from '../crdt/hlc.ts'
 export const MSG_GOSSIP = 0x01
 export const MSG_BEACON = 0x02
 export const MSG_SUSPECT = 0x03
+/** A small request and its answer over a direct stream, matched by id (agent/calls.ts). */
+export const MSG_CALL = 0x04
+export const MSG_REPLY = 0x05
 export const MSG_SYNC_REQUEST = 0x10
 export const MSG_SYNC_REPLY = 0x11
 export const MSG_PUSH = 0x12
@@ -57,6 +60,8 @@ export type WireMessage =
   | { type: typeof MSG_GOSSIP, update: Uint8Array }
   | { type: typeof MSG_BEACON, beacon: WireBeacon }
   | { type: typeof MSG_SUSPECT, suspector: string, target: string, wallMs: number, counter: number }
+  | { type: typeof MSG_CALL, id: number, body: Uint8Array }
+  | { type: typeof MSG_REPLY, id: number, body: Uint8Array }
   | { type: typeof MSG_PING, suspicion?: string }
   | { type: typeof MSG_PING_REQ, target: string }
   | { type: typeof MSG_PONG, wallMs: number }
@@ -118,6 +123,11 @@ export function encodeMessage (message: WireMessage): Uint8Array {
       encoding.writeVarUint(encoder, message.wallMs)
       encoding.writeVarUint(encoder, message.counter)
       break
+    case MSG_CALL:
+    case MSG_REPLY:
+      encoding.writeVarUint(encoder, message.id)
+      encoding.writeVarUint8Array(encoder, message.body)
+      break
     case MSG_PING:
       encoding.writeVarString(encoder, message.suspicion ?? '')
       break
@@ -173,6 +183,8 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
         break
       }
       case MSG_SUSPECT: message = { type, suspector: decoding.readVarString(decoder), target: decoding.readVarString(decoder), wallMs: decoding.readVarUint(decoder), counter: decoding.readVarUint(decoder) }; break
+      case MSG_CALL: message = { type, id: decoding.readVarUint(decoder), body: readBytes() }; break
+      case MSG_REPLY: message = { type, id: decoding.readVarUint(decoder), body: readBytes() }; break
       case MSG_PING: {
         const suspicion = decoding.readVarString(decoder)
         message = suspicion === '' ? { type } : { type, suspicion }

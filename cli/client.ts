@@ -8,10 +8,11 @@
  * - 2: the request was refused as input (4xx `{ error, detail, field }`, 401
  *   token required or wrong).
  *
- * Statuses a command treats as a clean answer (409 DoesNotFit, 404 for `where`)
+ * Statuses a command treats as a clean answer (409 IdExists for `reserve`, 404 for `where`)
  * are passed in `accept` and returned like a 2xx.
  */
 import { readFile } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
 
 /** Default API address: the agent's default `--api 127.0.0.1:7647`. */
 export const DEFAULT_API_URL = 'http://127.0.0.1:7647'
@@ -39,15 +40,15 @@ export interface ClientInit {
   timeoutMs?: number
 }
 
-export interface ApiAnswer<T = any> {
+export interface ApiAnswer<T = unknown> {
   status: number
   body: T
 }
 
-/** One server-sent event: its `event:` name and its `data:` parsed as JSON (or the raw text). */
+/** One server-sent event: its `event:` name and its `data:` parsed as JSON (or the raw text); the agent's events are the contract's `ApiEvent`. */
 export interface SseEvent {
   event: string
-  data: any
+  data: unknown
 }
 
 /** `127.0.0.1:7647` → `http://127.0.0.1:7647`; refuses what is not an http(s) URL. */
@@ -92,40 +93,54 @@ export class ApiClient {
     this.timeoutMs = init.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   }
 
-  async get<T = any>(path: string, accept: number[] = []): Promise<ApiAnswer<T>> {
+  async get<T = unknown>(path: string, accept: number[] = []): Promise<ApiAnswer<T>> {
     return await this.request<T>('GET', path, undefined, accept)
   }
 
-  async post<T = any>(path: string, body: unknown, accept: number[] = []): Promise<ApiAnswer<T>> {
+  async post<T = unknown>(path: string, body: unknown, accept: number[] = []): Promise<ApiAnswer<T>> {
     return await this.request<T>('POST', path, body, accept)
   }
 
-  async delete<T = any>(path: string, accept: number[] = []): Promise<ApiAnswer<T>> {
+  async delete<T = unknown>(path: string, accept: number[] = []): Promise<ApiAnswer<T>> {
     return await this.request<T>('DELETE', path, undefined, accept)
   }
 
   /** One request; 2xx and the `accept`ed statuses resolve, everything else throws a ClientError. */
-  async request<T = any>(method: string, path: string, body: unknown, accept: number[] = []): Promise<ApiAnswer<T>> {
-    const url = this.api + path
-    let response: Response
+  async request<T = unknown>(method: string, path: string, body: unknown, accept: number[] = []): Promise<ApiAnswer<T>> {
+    let status: number
     let text: string
     try {
-      response = await fetch(url, {
-        method,
-        headers: this.headers(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(this.timeoutMs)
-      })
-      text = await response.text()
+      ({ status, text } = await this.send(method, this.api + path, body !== undefined ? JSON.stringify(body) : undefined))
     } catch (error) {
       throw this.unreachable(error)
     }
     let parsed: unknown = text
     try { parsed = JSON.parse(text) } catch {}
-    if ((response.status >= 200 && response.status < 300) || accept.includes(response.status)) {
-      return { status: response.status, body: parsed as T }
+    if ((status >= 200 && status < 300) || accept.includes(status)) {
+      return { status, body: parsed as T }
     }
-    throw this.refused(response.status, parsed)
+    throw this.refused(status, parsed)
+  }
+
+  /**
+   * One HTTP exchange through node:http rather than `fetch`: a command makes
+   * one request and exits, and loading fetch's engine (undici) costs a CLI
+   * process about 40 ms, more than the request itself. No connection pool
+   * (`agent: false`): nothing keeps the process alive after the answer.
+   */
+  private async send (method: string, url: string, body: string | undefined): Promise<{ status: number, text: string }> {
+    const request = url.startsWith('https:') ? (await import('node:https')).request : httpRequest
+    const headers = this.headers(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {})
+    return await new Promise((resolve, reject) => {
+      const req = request(url, { method, headers, agent: false, signal: AbortSignal.timeout(this.timeoutMs) }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+        res.once('end', () => { resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }) })
+        res.once('error', reject)
+      })
+      req.once('error', reject)
+      req.end(body)
+    })
   }
 
   /**
@@ -177,10 +192,11 @@ export class ApiClient {
   }
 
   private unreachable (error: unknown): ClientError {
-    const e = error as Error & { cause?: { code?: string, message?: string } }
+    // node:http errors carry `code` (ECONNREFUSED); fetch's carry it in `cause`.
+    const e = error as Error & { code?: string, cause?: { code?: string, message?: string } }
     const why = e.name === 'TimeoutError' || e.name === 'AbortError'
       ? `no answer within ${this.timeoutMs >= 1000 ? `${Math.round(this.timeoutMs / 1000)} s` : `${this.timeoutMs} ms`}`
-      : e.cause?.code ?? e.cause?.message ?? e.message
+      : e.cause?.code ?? e.code ?? e.cause?.message ?? e.message
     return new ClientError(3, `cannot reach the memgossip agent at ${this.api} (${why}). ${unreachableHint(this.api)}`)
   }
 

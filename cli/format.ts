@@ -3,7 +3,7 @@
  * durations and percentages. Sizes always go through `formatSize` from crdt/
  * (IEC, two decimals) so every peer and every command prints them alike.
  */
-export { formatSize } from '../crdt/index.ts'
+export { formatSize } from '../crdt/size.ts'
 
 /** ANSI colour, or identity functions when colour is off. */
 export interface Paint {

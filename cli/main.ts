@@ -6,52 +6,37 @@
  * Exit codes: 0 yes / success, 1 a clean no (does not fit, rejected),
  * 2 usage or input error, 3 cannot reach the agent.
  */
-import '../agent/shim.ts'
 import { UsageError } from './args.ts'
 import { ClientError } from './client.ts'
 import { fitCommand } from './commands/fit.ts'
 import { rent, evict } from './commands/rent.ts'
 import { release, reserve } from './commands/reserve.ts'
 import { reservations, where } from './commands/reservations.ts'
-import { run } from './commands/run.ts'
 import { bench, simulate } from './commands/simulate.ts'
 import { status } from './commands/status.ts'
 import { watch } from './commands/watch.ts'
+import type { Command, Io } from './io.ts'
 
-export interface Io {
-  stdout: (s: string) => void
-  stderr: (s: string) => void
-  /** Environment for MEMGOSSIP_API, MEMGOSSIP_TOKEN, NO_COLOR (default `process.env`). */
-  env?: Record<string, string | undefined>
-  /** stdout is a terminal, so colour is allowed (default `process.stdout.isTTY`). */
-  isTTY?: boolean
-  /** Stops long-running commands (`watch`) as Ctrl-C would (default: SIGINT/SIGTERM). */
-  signal?: AbortSignal
-}
-
-export type Command = (argv: string[], io: Io) => Promise<number>
+export type { Command, Io } from './io.ts'
 
 /**
- * The command table; each entry lives in cli/commands/. `agent` and `keygen`
- * load libp2p and the daemon only when they run: importing them costs about a
- * second, which every client command would otherwise pay.
+ * The command table; each entry lives in cli/commands/. The client commands
+ * are imported here, and they import nothing of libp2p or the agent. `agent`,
+ * `keygen` and `run` (agent/cgroup.ts) are loaded only when they run, as
+ * `simulate` and `bench` load simulations/: libp2p and the agent cost about
+ * a second to import, which every `memgossip fit` would otherwise pay.
  */
 export const COMMANDS: Record<string, { run: Command, summary: string }> = {
   agent: { run: async (argv, io) => await (await import('./commands/agent.ts')).runAgent(argv, io), summary: 'run the agent on this host (the main job)' },
   keygen: {
     summary: 'print a new cluster key (memgossip keygen > cluster.key)',
-    run: async (argv, io) => {
-      if (argv.includes('--help')) { io.stdout('Usage: memgossip keygen > cluster.key\n\nPrint a new pre-shared cluster key. Copy it to every host (mode 0600).\n'); return 0 }
-      const { generateClusterKey } = await import('../agent/net/cluster-key.ts')
-      io.stdout(new TextDecoder().decode(generateClusterKey()))
-      return 0
-    }
+    run: async (argv, io) => await (await import('./commands/keygen.ts')).keygen(argv, io)
   },
   status,
   fit: fitCommand,
   reserve,
   release,
-  run,
+  run: { run: async (argv, io) => await (await import('./commands/run.ts')).run.run(argv, io), summary: 'run a command under a reservation, in a memory cgroup limited to it' },
   reservations,
   where,
   watch,

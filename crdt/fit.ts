@@ -6,7 +6,7 @@
  * histogram when it does not fit, the per-node numbers behind it, warnings near
  * the limits, and whether the picture it was judged on is final yet.
  */
-import { headroom, nodeFitReason, place, shortId, type NodeFitReason, type PlacementCode } from './placement.ts'
+import { headroom, nodeFitReason, place, shortId, type NodeFitReason, type PlacementCode, type PlacementNode } from './placement.ts'
 import { formatPlacement, type NodeId, type Placement } from './schema.ts'
 import type { Resolution, Verdict } from './resolve.ts'
 
@@ -30,7 +30,7 @@ export interface FitOptions {
 
 export interface FitNodeRow {
   node: NodeId
-  state: string
+  state: PlacementNode['state'] | 'undersized'
   allocatableBytes: number
   committedBytes: number
   headroomBytes: number

@@ -16,6 +16,7 @@
 import './../agent/shim.ts'
 import { resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { numberFlag, parseArgs, UsageError } from '../cli/args.ts'
 import { heapToRaise, runWithHeap } from './harness/heap.ts'
 import { runScenario, type Progress, type RunReport } from './harness/run.ts'
 import { loadScenario, parseScenario } from './scenario/load.ts'
@@ -218,12 +219,25 @@ async function formOnly (nodes: number, seed: number, heartbeatMs: number): Prom
 
 const invokedDirectly = process.argv[1] !== undefined && resolvePath(process.argv[1]) === fileURLToPath(import.meta.url)
 if (invokedDirectly) {
-  const [tier = 'virtual', n = '1000', ...rest] = process.argv.slice(2)
-  const flag = (name: string): string | undefined => { const i = rest.indexOf(name); return i >= 0 ? rest[i + 1] : undefined }
-  const seed = flag('--seed') !== undefined ? Number(flag('--seed')) : undefined
-  const scenario = flag('--scenario')
-  const result = tier === 'real'
-    ? await benchRealTier({ nodes: Number(n), transport: flag('--transport') === 'memory' ? 'memory' : flag('--transport') === 'tcp' ? 'tcp' : undefined, seed, scenario })
-    : await benchVirtual({ nodes: Number(n), seed, scenario })
-  process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+  const usage = 'usage: npx tsx simulations/bench-api.ts virtual|real [N] [--seed S] [--scenario NAME] [--transport tcp|memory]'
+  try {
+    const { positionals, flags } = parseArgs(process.argv.slice(2), { seed: { type: 'string' }, scenario: { type: 'string' }, transport: { type: 'string' } })
+    const [tier = 'virtual', n = '1000', extra] = positionals
+    if (tier !== 'virtual' && tier !== 'real') throw new UsageError(`tier must be 'virtual' or 'real', got '${tier}'`)
+    if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`)
+    const nodes = Number(n)
+    if (!Number.isSafeInteger(nodes) || nodes < 1) throw new UsageError(`N: '${n}' is not a positive integer`)
+    const transport = flags.transport as string | undefined
+    if (transport !== undefined && transport !== 'tcp' && transport !== 'memory') throw new UsageError(`--transport must be 'tcp' or 'memory', got '${transport}'`)
+    const seed = numberFlag(flags, 'seed', { integer: true, min: 0 })
+    const scenario = flags.scenario as string | undefined
+    const result = tier === 'real'
+      ? await benchRealTier({ nodes, transport, seed, scenario })
+      : await benchVirtual({ nodes, seed, scenario })
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    process.stderr.write(`bench-api: ${error.message}\n${usage}\n`)
+    process.exitCode = 2
+  }
 }

@@ -9,8 +9,11 @@
 import '../agent/shim.ts'
 import { execFileSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs, type FlagSpec } from '../cli/args.ts'
+import type { Io } from '../cli/io.ts'
 import { HarnessError, ScenarioError, UsageError } from './errors.ts'
 import { heapToRaise, runWithHeap } from './harness/heap.ts'
 import { runScenario, type RunReport } from './harness/run.ts'
@@ -19,13 +22,14 @@ import { renderSvg } from './harness/svg.ts'
 import { listScenarios, loadScenario } from './scenario/load.ts'
 import type { TierKind } from './harness/types.ts'
 
-export interface Io {
-  stdout: (s: string) => void
-  stderr: (s: string) => void
-}
+export type { Io } from '../cli/io.ts'
 
-/** Where pictures go by default: simulations/results/ of this checkout. */
-export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results')
+/**
+ * Where pictures go by default: the OS temp dir, so a run never leaves an
+ * untracked file in the checkout (simulations/results/ holds the committed
+ * ones). The summary prints the path.
+ */
+export const PICTURES_DIR = join(tmpdir(), 'memgossip-simulate')
 
 export const SIMULATE_USAGE = `usage: memgossip simulate --scenario NAME|FILE [options]
 
@@ -43,7 +47,8 @@ changed. Prints a summary (or JSON) and writes a convergence picture (SVG).
   --report FILE          write the JSON report to FILE (picture next to it)
   --json                 print the JSON report instead of the summary
   --svg FILE             where to write the picture
-                         (default simulations/results/<scenario>-<tier>-<seed>.svg)
+                         (default <tmp>/memgossip-simulate/<scenario>-<tier>-<seed>.svg,
+                         or next to --report)
   --no-svg               do not write a picture
   --no-coalesce          virtual tier: deliver every gossip copy separately
   --heartbeat MS         override the scenario's agent heartbeat interval
@@ -71,48 +76,47 @@ interface Args {
   help: boolean
 }
 
+const SIMULATE_FLAGS: Record<string, FlagSpec> = {
+  scenario: { type: 'string' },
+  nodes: { type: 'string' },
+  tier: { type: 'string' },
+  transport: { type: 'string' },
+  seed: { type: 'string' },
+  report: { type: 'string' },
+  json: { type: 'boolean' },
+  svg: { type: 'string' },
+  'no-svg': { type: 'boolean' },
+  'no-coalesce': { type: 'boolean' },
+  heartbeat: { type: 'string' },
+  sync: { type: 'string' },
+  list: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' }
+}
+
 export function parseSimulateArgs (argv: string[]): Args {
-  const args: Args = { tier: 'real', json: false, noSvg: false, list: false, help: false }
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i]
-    const eq = raw.startsWith('--') ? raw.indexOf('=') : -1
-    const flag = eq > 0 ? raw.slice(0, eq) : raw
-    const inline = eq > 0 ? raw.slice(eq + 1) : undefined
-    const value = (): string => {
-      if (inline !== undefined) return inline
-      const next = argv[++i]
-      if (next === undefined || next.startsWith('--')) throw new UsageError(`${flag} needs a value`)
-      return next
-    }
-    switch (flag) {
-      case '--scenario': args.scenario = value(); break
-      case '--nodes': args.nodes = integer(flag, value(), 1, 100_000); break
-      case '--tier': {
-        const v = value()
-        if (v !== 'real' && v !== 'virtual') throw new UsageError(`--tier must be 'real' or 'virtual', got '${v}'`)
-        args.tier = v
-        break
-      }
-      case '--transport': {
-        const v = value()
-        if (v !== 'tcp' && v !== 'memory') throw new UsageError(`--transport must be 'tcp' or 'memory', got '${v}'`)
-        args.transport = v
-        break
-      }
-      case '--seed': args.seed = integer(flag, value(), 0, 0xffffffff); break
-      case '--report': args.report = value(); break
-      case '--svg': args.svg = value(); break
-      case '--json': args.json = true; break
-      case '--no-svg': args.noSvg = true; break
-      case '--no-coalesce': args.coalesce = false; break
-      case '--heartbeat': args.heartbeatMs = integer(flag, value(), 10, 3_600_000); break
-      case '--sync': args.syncMs = integer(flag, value(), 10, 3_600_000); break
-      case '--list': args.list = true; break
-      case '-h':
-      case '--help': args.help = true; break
-      default:
-        throw new UsageError(raw.startsWith('-') ? `unknown option ${flag}` : `unexpected argument '${raw}'`)
-    }
+  const { positionals, flags } = parseArgs(argv, SIMULATE_FLAGS)
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`)
+  const text = (name: string): string | undefined => flags[name] as string | undefined
+  const tier = text('tier') ?? 'real'
+  if (tier !== 'real' && tier !== 'virtual') throw new UsageError(`--tier must be 'real' or 'virtual', got '${tier}'`)
+  const transport = text('transport')
+  if (transport !== undefined && transport !== 'tcp' && transport !== 'memory') throw new UsageError(`--transport must be 'tcp' or 'memory', got '${transport}'`)
+  const optional = (name: string, min: number, max: number): number | undefined => text(name) !== undefined ? integer(`--${name}`, text(name)!, min, max) : undefined
+  const args: Args = {
+    scenario: text('scenario'),
+    nodes: optional('nodes', 1, 100_000),
+    tier,
+    transport,
+    seed: optional('seed', 0, 0xffffffff),
+    report: text('report'),
+    json: flags.json === true,
+    svg: text('svg'),
+    noSvg: flags['no-svg'] === true,
+    coalesce: flags['no-coalesce'] === true ? false : undefined,
+    heartbeatMs: optional('heartbeat', 10, 3_600_000),
+    syncMs: optional('sync', 10, 3_600_000),
+    list: flags.list === true,
+    help: flags.help === true
   }
   if (args.transport !== undefined && args.tier === 'virtual') throw new UsageError('--transport applies to the real tier; the virtual tier uses the in-memory network')
   if (args.coalesce !== undefined && args.tier !== 'virtual') throw new UsageError('--no-coalesce applies to the virtual tier')
@@ -228,7 +232,7 @@ export async function runSimulate (argv: string[], io: Io): Promise<number> {
       ? resolvePath(args.svg)
       : files.report !== undefined
         ? files.report.replace(/(\.json)?$/, '.svg')
-        : join(RESULTS_DIR, `${report.scenario}-${report.tier}-${seed}.svg`)
+        : join(PICTURES_DIR, `${report.scenario}-${report.tier}-${seed}.svg`)
     await mkdir(dirname(files.svg), { recursive: true })
     await writeFile(files.svg, renderSvg(report))
   }

@@ -26,6 +26,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../cli/args.ts'
 import { seededRandom } from './random.ts'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -300,24 +301,35 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
   }
 }
 
-function flag (argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(`--${name}`)
-  return i >= 0 ? argv[i + 1] : undefined
+const CRASH_LOOP_USAGE = 'Usage: npx tsx simulations/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]\n'
+
+const CRASH_LOOP_FLAGS: Record<string, FlagSpec> = {
+  kills: { type: 'string' },
+  seed: { type: 'string' },
+  nodes: { type: 'string' },
+  keep: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' }
 }
 
 async function main (argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    process.stdout.write('Usage: npx tsx simulations/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]\n')
-    return 0
-  }
-  const kills = Number(flag(argv, 'kills') ?? 5)
-  const seed = Number(flag(argv, 'seed') ?? Date.now() % 2 ** 31)
-  const nodes = Number(flag(argv, 'nodes') ?? 3)
-  if (!Number.isSafeInteger(kills) || kills < 1 || !Number.isSafeInteger(seed) || !Number.isSafeInteger(nodes) || nodes < 2) {
-    process.stderr.write('crash-loop: --kills must be ≥ 1, --nodes ≥ 2, --seed an integer\n')
+  let kills: number, seed: number, nodes: number, keep: boolean
+  try {
+    const { positionals, flags } = parseArgs(argv, CRASH_LOOP_FLAGS)
+    if (flags.help === true) {
+      process.stdout.write(CRASH_LOOP_USAGE)
+      return 0
+    }
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`)
+    kills = numberFlag(flags, 'kills', { integer: true, min: 1 }) ?? 5
+    seed = numberFlag(flags, 'seed', { integer: true }) ?? Date.now() % 2 ** 31
+    nodes = numberFlag(flags, 'nodes', { integer: true, min: 2 }) ?? 3
+    keep = flags.keep === true
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    process.stderr.write(`crash-loop: ${error.message}\n${CRASH_LOOP_USAGE}`)
     return 2
   }
-  const summary = await runCrashLoop({ kills, seed, nodes, keep: argv.includes('--keep') })
+  const summary = await runCrashLoop({ kills, seed, nodes, keep })
   process.stdout.write(JSON.stringify(summary) + '\n')
   if (summary.lost > 0 || summary.restartFailures > 0) {
     process.stderr.write(`crash-loop: FAILED (lost ${summary.lost}, restart failures ${summary.restartFailures}); replay with --seed ${summary.seed}\n`)

@@ -22,11 +22,8 @@ export class ScenarioError extends Error {
   }
 }
 
-/** Command-line arguments that make no sense (exit 2). */
-export class UsageError extends Error {
-  static readonly NAME = 'UsageError'
-  override readonly name = UsageError.NAME
-}
+/** Command-line arguments that make no sense (exit 2): the CLI's own class, which its argument parser throws. */
+export { UsageError } from '../cli/args.ts'
 
 /** The simulated cluster could not be brought up (not an invariant failure of the product). */
 export class HarnessError extends Error {

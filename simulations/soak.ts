@@ -36,7 +36,8 @@ import { fileURLToPath } from 'node:url'
 import { createHash } from 'node:crypto'
 import * as Y from 'yjs'
 import { resolve as resolveLedger } from '../crdt/index.ts'
-import { api, GiB, startAgent, waitFor, type TestAgent } from '../test/helpers/cluster.ts'
+import { api, GiB, startAgent, waitFor, type TestAgent } from './support/cluster.ts'
+import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../cli/args.ts'
 import { seededRandom } from './random.ts'
 
 const MiB = 1024 * 1024
@@ -255,7 +256,7 @@ export async function runSoak (options: SoakOptions): Promise<{ report: SoakRepo
         const bytes = (16 + Math.floor(random() * 240)) * MiB
         counts.reservationsMade++
         const r = await api(pick(agents), '/v1/reservations', { body: { id, bytes, placement: random() < 0.1 ? 'spread:2' : 'any' } })
-        if (r.status === 201) { counts.acknowledged++; live.push(id) } else if (r.status === 409) counts.doesNotFit++
+        if (r.status === 201) { counts.acknowledged++; live.push(id) } else if (r.status === 200 && r.body.written === false) counts.doesNotFit++
         else if (r.status === 503) counts.unavailable++
         else counts.otherErrors++
       } catch {
@@ -530,23 +531,49 @@ export function renderSvg (report: SoakReport): string {
   return out.join('\n') + '\n'
 }
 
-function flag (argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(`--${name}`)
-  return i >= 0 ? argv[i + 1] : undefined
+const SOAK_USAGE = 'Usage: npx tsx simulations/soak.ts --minutes M [--agents 6] [--rate 5] [--live 150] [--heartbeat-ms 1000] [--extra-agents 4] [--seed S] [--out DIR] [--restart-new-port]\n'
+
+const SOAK_FLAGS: Record<string, FlagSpec> = {
+  minutes: { type: 'string' },
+  agents: { type: 'string' },
+  rate: { type: 'string' },
+  live: { type: 'string' },
+  'heartbeat-ms': { type: 'string' },
+  'extra-agents': { type: 'string' },
+  seed: { type: 'string' },
+  out: { type: 'string' },
+  'restart-new-port': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' }
 }
 
 async function main (argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    process.stdout.write('Usage: npx tsx simulations/soak.ts --minutes M [--agents 6] [--rate 5] [--live 150] [--heartbeat-ms 1000] [--extra-agents 4] [--seed S] [--out DIR] [--restart-new-port]\n')
-    return 0
-  }
-  const minutes = Number(flag(argv, 'minutes') ?? 1)
-  if (!Number.isFinite(minutes) || minutes <= 0) {
-    process.stderr.write('soak: --minutes must be a positive number\n')
+  let options: SoakOptions
+  try {
+    const { positionals, flags } = parseArgs(argv, SOAK_FLAGS)
+    if (flags.help === true) {
+      process.stdout.write(SOAK_USAGE)
+      return 0
+    }
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`)
+    const minutes = numberFlag(flags, 'minutes') ?? 1
+    if (minutes <= 0) throw new UsageError('--minutes must be a positive number')
+    options = {
+      minutes,
+      agents: numberFlag(flags, 'agents', { integer: true, min: 2 }),
+      rate: numberFlag(flags, 'rate', { min: 0 }),
+      live: numberFlag(flags, 'live', { integer: true, min: 1 }),
+      seed: numberFlag(flags, 'seed', { integer: true }),
+      heartbeatMs: numberFlag(flags, 'heartbeat-ms', { integer: true, min: 1 }),
+      extraAgents: numberFlag(flags, 'extra-agents', { integer: true, min: 0 }),
+      outDir: flags.out as string | undefined,
+      restartPort: flags['restart-new-port'] === true ? 'new' : 'same'
+    }
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    process.stderr.write(`soak: ${error.message}\n${SOAK_USAGE}`)
     return 2
   }
-  const num = (name: string): number | undefined => flag(argv, name) !== undefined ? Number(flag(argv, name)) : undefined
-  const { report, jsonPath, svgPath } = await runSoak({ minutes, agents: num('agents'), rate: num('rate'), live: num('live'), seed: num('seed'), heartbeatMs: num('heartbeat-ms'), extraAgents: num('extra-agents'), outDir: flag(argv, 'out'), restartPort: argv.includes('--restart-new-port') ? 'new' : 'same' })
+  const { report, jsonPath, svgPath } = await runSoak(options)
   const s = report.summary
   process.stdout.write([
     `soak: ${report.minutes} min (${Math.round(report.durationMs / 1000)} s), seed ${report.seed}`,

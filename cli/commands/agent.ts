@@ -2,10 +2,16 @@
  * `memgossip agent`: run the agent on this host in the foreground. SIGINT and
  * SIGTERM stop it cleanly (the data file is flushed and closed).
  */
+// Node 20 lacks Promise.withResolvers, which libp2p calls: load the shim before any libp2p module.
+import '../../agent/shim.ts'
+import { join } from 'node:path'
 import { parseSize } from '../../crdt/index.ts'
 import { DaemonConfigError, defaultDataDir, fakeProbeFromText, startDaemon, type DaemonOptions } from '../../agent/daemon.ts'
 import { PRESSURE_DEFAULTS, resolvePressureConfig, type PressureConfig } from '../../agent/pressure.ts'
 import { parseArgs, UsageError, type FlagSpec } from '../args.ts'
+
+/** How the line printed once the agent serves its API starts. */
+export const READY_LINE = 'memgossip agent ready'
 
 export const AGENT_FLAGS: Record<string, FlagSpec> = {
   'data-dir': { type: 'string', help: `data directory (default ${defaultDataDir()})` },
@@ -165,7 +171,9 @@ export async function runAgent (argv: string[], out: { stdout: (s: string) => vo
     }
     throw error
   }
-  out.stdout(JSON.stringify({ event: 'started', ...daemon.info }) + '\n')
+  // One plain line when ready; scripts read the same facts as JSON from <data-dir>/agent.json,
+  // written before this line (the benchmark waits for this line, then reads the file).
+  out.stdout(`${READY_LINE} (pid ${daemon.info.pid}); addresses as JSON in ${join(daemon.info.dataDir, 'agent.json')}\n`)
   await new Promise<void>(resolve => {
     const stop = (signal: string): void => {
       out.stderr(`received ${signal}, stopping\n`)
@@ -177,3 +185,4 @@ export async function runAgent (argv: string[], out: { stdout: (s: string) => vo
   await daemon.stop()
   return 0
 }
+

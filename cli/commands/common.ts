@@ -3,11 +3,13 @@
  * generated `--help`, strict positionals, and turning a {@link ClientError}
  * into its exit code. A command body only calls the API and prints.
  */
-import { parsePlacement, parseSize, type Placement } from '../../crdt/index.ts'
+// The leaf modules, not crdt/index.ts: that one loads Yjs, which a client command never needs.
+import type { Placement } from '../../crdt/schema.ts'
+import { parseSize } from '../../crdt/size.ts'
 import { ApiClient, ClientError, DEFAULT_API_URL, normalizeApiUrl, readTokenFile } from '../client.ts'
 import { paint, useColor, type Paint } from '../format.ts'
 import { parseArgs, UsageError, type FlagSpec } from '../args.ts'
-import type { Command, Io } from '../main.ts'
+import type { Command, Io } from '../io.ts'
 
 export const CLIENT_FLAGS: Record<string, FlagSpec> = {
   api: { type: 'string', help: `agent API URL (default ${DEFAULT_API_URL}; env MEMGOSSIP_API)` },
@@ -119,8 +121,10 @@ export function priorityArg (text: string | undefined): number | undefined {
   return Number(text)
 }
 
-export function placementArg (text: string | undefined): Placement | undefined {
+/** `--placement`, checked with the agent's own parser (loaded only when the flag is given: it lives beside the Yjs schema). */
+export async function placementArg (text: string | undefined): Promise<Placement | undefined> {
   if (text === undefined) return undefined
+  const { parsePlacement } = await import('../../crdt/schema.ts')
   try {
     return parsePlacement(text)
   } catch (error) {

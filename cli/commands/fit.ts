@@ -4,7 +4,8 @@
  */
 import { jsonText } from '../format.ts'
 import { clientCommand, PLACEMENT_FLAG, placementArg, sizeArg } from './common.ts'
-import { renderFit, type FitAnswerJson } from './print.ts'
+import type { FitAnswerJson, FitRequestIn } from '../../agent/api/contract.ts'
+import { renderFit } from './print.ts'
 
 export const fitCommand = clientCommand({
   name: 'fit',
@@ -18,15 +19,17 @@ behind it, warnings near the limits, and whether the answer is final or which
 members it still waits for.
 
 SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.
-Exit 0 fits, 1 does not fit.`,
+Exit 0 fits, 1 does not fit, 2 for bad input (a node:<id> the agent does not
+know is bad input, not a "does not fit").`,
   examples: ['memgossip fit 2GiB', 'memgossip fit 6GiB --placement all', 'memgossip fit 1.5GB --placement spread:2 --json'],
   flags: { placement: PLACEMENT_FLAG }
 }, async ({ client, json, color, positionals, flags, out }) => {
   const size = positionals[0]
   sizeArg(size)
   const placement = flags.placement as string | undefined
-  placementArg(placement)
-  const { body } = await client.post<FitAnswerJson>('/v1/fit', { size, placement })
+  await placementArg(placement)
+  const request: FitRequestIn = { size, placement }
+  const { body } = await client.post<FitAnswerJson>('/v1/fit', request)
   out(json ? jsonText(body) : renderFit(body, color))
   return body.fits ? 0 : 1
 })

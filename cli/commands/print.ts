@@ -1,64 +1,12 @@
 /**
  * Human renderings of the API's answers, shared by fit/reserve/where/release/
  * watch. They only lay out what the agent said: every verdict, code, reason,
- * histogram and warning comes from the answer as is.
+ * histogram and warning comes from the answer as is, typed by the API
+ * contract (agent/api/contract.ts).
  */
-import { shortId } from '../../crdt/index.ts'
+import type { FitAnswerJson, VerdictJson } from '../../agent/api/contract.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { formatSize, table, type Paint } from '../format.ts'
-
-/** The JSON of a fit answer (`POST /v1/fit`, and `answer` of a reservation). */
-export interface FitAnswerJson {
-  fits: boolean
-  code: string
-  reason: string
-  bytes: number
-  placement: string
-  nodes: string[]
-  histogram: string
-  perNode: Array<{ node: string, state: string, allocatableBytes: number, committedBytes: number, headroomBytes: number, fit: string, chosen: boolean, headroomAfterBytes?: number }>
-  warnings: string[]
-  final: boolean
-  waitingOn?: string
-  waitsFor: string[]
-}
-
-/** The JSON of a verdict (`GET /v1/reservations/:id`). */
-export interface VerdictJson {
-  id: string
-  status: string
-  final: boolean
-  /** What a tentative verdict waits for: members' clocks, their confirmations, or an open view change. */
-  waitingOn?: 'clocks' | 'confirmations' | 'view-change'
-  waitsFor: string[]
-  /** Epoch of the view it was decided in. */
-  view?: number
-  code: string
-  reason: string
-  decision: string
-  decisionCode: string
-  decisionReason: string
-  nodes: string[]
-  runningOn: string[]
-  bytes: number
-  placement?: string
-  priority: number
-  creator: string
-  hlc?: string
-  labels: Record<string, string>
-  winner?: string
-  /** What it uses, per node where it was measured (docs/design.md "Enforcement"). */
-  usage?: UsageJson[]
-}
-
-/** One node's measurement of a reservation: live on the asked agent, else from that node's record. */
-export interface UsageJson {
-  node: string
-  usedBytes: number
-  peakBytes?: number
-  /** Processes OOM-killed because it exceeded its limit. */
-  oomKills?: number
-  live: boolean
-}
 
 /** `107.99 MiB (42%)` of what it reserved, summed over the nodes measured; `-` when nothing was. */
 export function usedText (v: Pick<VerdictJson, 'bytes' | 'usage'>): string {
@@ -126,8 +74,8 @@ export function renderVerdict (v: VerdictJson, c: Paint): string {
   const lines: string[] = []
   const where = v.runningOn.length > 0 ? ` on ${v.runningOn.join(', ')}` : ', runs nowhere'
   lines.push(`${v.id}: ${statusColor(c, v.status)(c.bold(v.status))}${where}`)
-  lines.push(`  reason: ${v.reason} [${v.code}]`)
-  if (v.decision !== v.status || v.decisionCode !== v.code) lines.push(`  decided: ${v.decision}: ${v.decisionReason} [${v.decisionCode}]`)
+  lines.push(`  reason: ${readableReason(v.reason)} [${v.code}]`)
+  if (v.decision !== v.status || v.decisionCode !== v.code) lines.push(`  decided: ${v.decision}: ${readableReason(v.decisionReason)} [${v.decisionCode}]`)
   if (v.winner !== undefined) lines.push(`  winner: ${v.winner}`)
   const labels = Object.entries(v.labels ?? {}).map(([k, val]) => `${k}=${val}`).join(',')
   lines.push(`  size ${formatSize(v.bytes)}, placement ${v.placement ?? '?'}, priority ${v.priority}, creator ${v.creator}${labels !== '' ? `, labels ${labels}` : ''}`)
@@ -139,6 +87,20 @@ export function renderVerdict (v: VerdictJson, c: Paint): string {
   }
   lines.push(`  verdict: ${finality(c, v.final, v.waitsFor, v.waitingOn)}`)
   return lines.join('\n') + '\n'
+}
+
+const HLC_IN_TEXT = /\b(\d{15}):\d{6}:[1-9A-HJ-NP-Za-km-z]+/g
+const PEER_ID_IN_TEXT = /\b12D3KooW[1-9A-HJ-NP-Za-km-z]{44}\b/g
+
+/**
+ * A reason as the agent wrote it, for a person: clock stamps (`<wall ms>:<counter>:<node id>`)
+ * become UTC times and peer ids are shortened, e.g. `released at 2026-12-06T07:14:58.742Z by
+ * 12D3KooW…tnpK`. `--json` keeps the agent's text.
+ */
+export function readableReason (reason: string): string {
+  return reason
+    .replace(HLC_IN_TEXT, (_stamp, wallMs: string) => new Date(Number(wallMs)).toISOString())
+    .replace(PEER_ID_IN_TEXT, id => shortId(id))
 }
 
 /** Nodes for a narrow table column. */

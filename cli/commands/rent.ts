@@ -3,7 +3,8 @@
  * reservation, computed by the agent from the ledger alone (every peer bills
  * the same), and `memgossip evict NODE` (POST /v1/evict).
  */
-import { shortId } from '../../crdt/index.ts'
+import type { EvictAnswerJson, EvictRequestIn, RentJson } from '../../agent/api/contract.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { UsageError } from '../args.ts'
 import { formatSize, formatTime, jsonText, table } from '../format.ts'
 import { clientCommand, DURATION_PATTERN, durationArg } from './common.ts'
@@ -11,14 +12,6 @@ import { statusColor } from './print.ts'
 
 const GIB_HOUR_BYTE_SECONDS = 1024 ** 3 * 3600
 
-interface RentJson {
-  lines: Array<{ id: string, creator: string, status: string, bytes: number, nodeCount: number, startMs: number, endMs: number, byteSeconds: number, cost: number }>
-  totalByteSeconds: number
-  totalCost: number
-  pricePerGiBHour: number
-  sinceMs: number
-  nowMs: number
-}
 
 /** byte-seconds → GiB-hours, for reading only (the agent bills in byte-seconds and cost). */
 export function gibHours (byteSeconds: number): string {
@@ -46,7 +39,11 @@ duration back from now (1h, 30m, 7d).`,
   const since = flags.since as string | undefined
   if (since !== undefined) {
     // A relative window is turned into a point in time here; the agent bills from it.
-    query.set('since', DURATION_PATTERN.test(since.trim()) ? String(Date.now() - durationArg(since, '--since')) : since)
+    const text = since.trim()
+    if (!DURATION_PATTERN.test(text) && !/^\d+$/.test(text) && Number.isNaN(Date.parse(text))) {
+      throw new UsageError(`--since: '${since}' is not a duration back from now (1h, 30m, 7d), an ISO date (2026-01-31T00:00:00Z) or ms since the epoch`)
+    }
+    query.set('since', DURATION_PATTERN.test(text) ? String(Date.now() - durationArg(text, '--since')) : text)
   }
   const price = flags['price-per-gib-hour'] as string | undefined
   if (price !== undefined) {
@@ -94,7 +91,8 @@ change. An agent cannot evict itself: ask another peer.`,
   examples: ['memgossip evict 12D3KooWAbc... --api http://127.0.0.1:7711', 'memgossip evict --force 12D3KooWAbc...']
 }, async ({ client, json, positionals, flags, out }) => {
   const node = positionals[0]
-  const { body } = await client.post<{ node: string, proposal: string, force: boolean, status: string, waitingFor: string[], detail: string }>('/v1/evict', { node, force: flags.force === true })
+  const request: EvictRequestIn = { node, force: flags.force === true }
+  const { body } = await client.post<EvictAnswerJson>('/v1/evict', request)
   if (json) out(jsonText(body))
   else {
     const waiting = body.status === 'open' && body.waitingFor.length > 0 ? ` (waiting for ${body.waitingFor.length}: ${body.waitingFor.map(shortId).join(', ')})` : ''

@@ -2,10 +2,11 @@
  * `memgossip reservations` (GET /v1/reservations: a table, like Dask's
  * has-what) and `memgossip where ID` (GET /v1/reservations/:id).
  */
-import { shortId } from '../../crdt/index.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { formatSize, jsonText, table } from '../format.ts'
 import { clientCommand, idPath } from './common.ts'
-import { renderVerdict, shortNodes, statusColor, usedText, type VerdictJson } from './print.ts'
+import type { ErrorJson, ReservationListJson, VerdictJson } from '../../agent/api/contract.ts'
+import { readableReason, renderVerdict, shortNodes, statusColor, usedText } from './print.ts'
 
 export const reservations = clientCommand({
   name: 'reservations',
@@ -26,7 +27,7 @@ the table; --json and 'memgossip where ID' give them in full.`,
   if (flags.node !== undefined) query.set('node', flags.node as string)
   if (flags.status !== undefined) query.set('status', flags.status as string)
   const q = query.toString()
-  const { body } = await client.get<{ reservations: VerdictJson[], pending: number, verdictsDigest: string }>(`/v1/reservations${q !== '' ? `?${q}` : ''}`)
+  const { body } = await client.get<ReservationListJson>(`/v1/reservations${q !== '' ? `?${q}` : ''}`)
   if (json) { out(jsonText(body)); return 0 }
   const rows = body.reservations.map(v => [
     v.id,
@@ -36,7 +37,7 @@ the table; --json and 'memgossip where ID' give them in full.`,
     v.final ? 'yes' : c.yellow('no'),
     shortNodes(v.runningOn.length > 0 ? v.runningOn : v.nodes),
     shortId(v.creator),
-    v.reason
+    readableReason(v.reason)
   ])
   out(table(['ID', 'SIZE', 'STATUS', 'USED', 'FINAL', 'NODES', 'CREATOR', 'REASON'], rows, { right: [1, 3], header: c.bold }))
   out(`${body.reservations.length} reservation(s); ${body.pending} pending (tentative) in the whole ledger; verdicts digest ${body.verdictsDigest}\n`)
@@ -55,10 +56,10 @@ released, evicted, invalid) or the agent knows no such reservation.`,
   examples: ['memgossip where web-1', 'memgossip where web-1 --api http://127.0.0.1:7713 --json']
 }, async ({ client, json, color, positionals, out, err }) => {
   const id = positionals[0]
-  const { status, body } = await client.get(`/v1/reservations/${idPath(id)}`, [404])
+  const { status, body } = await client.get<VerdictJson | ErrorJson>(`/v1/reservations/${idPath(id)}`, [404])
   if (status === 404) {
     if (json) out(jsonText(body))
-    err(`memgossip where: ${String(body?.detail ?? `no reservation '${id}'`)} (as ${client.api} sees it)\n`)
+    err(`memgossip where: ${(body as ErrorJson).detail ?? `no reservation '${id}'`} (as ${client.api} sees it)\n`)
     return 1
   }
   const v = body as VerdictJson

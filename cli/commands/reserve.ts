@@ -8,7 +8,8 @@ import { UsageError } from '../args.ts'
 import type { ApiClient } from '../client.ts'
 import { jsonText } from '../format.ts'
 import { clientCommand, durationArg, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg } from './common.ts'
-import { renderFit, renderVerdict, type FitAnswerJson, type VerdictJson } from './print.ts'
+import type { ErrorJson, ReserveAnswerJson, ReserveRequestIn, VerdictJson } from '../../agent/api/contract.ts'
+import { renderFit, renderVerdict } from './print.ts'
 
 /** How long `--wait-final` waits by default: several heartbeat intervals (default 5 s). */
 export const DEFAULT_WAIT_FINAL_MS = 60_000
@@ -20,9 +21,11 @@ export const reserve = clientCommand({
   args: 'ID SIZE',
   summary: 'reserve SIZE for deployment ID; prints the verdict',
   description: `Reserve memory for deployment ID (POST /v1/reservations). The agent refuses to
-write it when it does not fit in its view (409 DoesNotFit: the fit answer's
-reason and histogram are printed, exit 1). Otherwise the verdict is printed:
-admitted (exit 0) or rejected (exit 1), final or tentative.
+write it when it does not fit in its view (the fit answer's reason and
+histogram are printed, exit 1). Otherwise the verdict is printed: admitted
+(exit 0) or rejected (exit 1), final or tentative. With --json both print the
+agent's one answer shape: 'status' says admitted or rejected, 'written' whether
+an entry was made.
 
 --wait-final follows the event stream until the verdict is final (every member
 has passed the reservation, docs/design.md "Finality") and prints that; on
@@ -45,7 +48,7 @@ SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.`,
   const [id, size] = positionals
   sizeArg(size)
   const placement = flags.placement as string | undefined
-  placementArg(placement)
+  await placementArg(placement)
   const priority = priorityArg(flags.priority as string | undefined)
   let labels: Record<string, string> | undefined
   for (const l of (flags.label as string[] | undefined) ?? []) {
@@ -57,19 +60,21 @@ SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.`,
   if (flags.timeout !== undefined && !waitFinal) throw new UsageError('--timeout only applies with --wait-final')
   const timeoutMs = flags.timeout !== undefined ? durationArg(flags.timeout as string, '--timeout') : DEFAULT_WAIT_FINAL_MS
 
-  const answer = await client.post('/v1/reservations', { id, size, placement, priority, labels }, [409])
+  const request: ReserveRequestIn = { id, size, placement, priority, labels }
+  const answer = await client.post<ReserveAnswerJson | ErrorJson>('/v1/reservations', request, [409])
   if (answer.status === 409) {
-    const body = answer.body as { error: string, detail: string, answer?: FitAnswerJson }
-    if (body.error !== 'DoesNotFit' || body.answer === undefined) {
-      // 409 IdExists: input the user must change.
-      err(`memgossip reserve: ${body.detail} [${body.error}]\n`)
-      return 2
-    }
+    // 409 IdExists: input the user must change. --json prints the agent's error as where/release do.
+    const body = answer.body as ErrorJson
     if (json) out(jsonText(body))
-    else out(`${color.red(color.bold('rejected'))}: ${id} was not written\n${renderFit(body.answer, color)}`)
+    err(`memgossip reserve: ${body.detail} [${body.error}]\n`)
+    return 2
+  }
+  const made = answer.body as ReserveAnswerJson
+  if (!made.written) {
+    if (json) out(jsonText(made))
+    else out(`${color.red(color.bold('rejected'))}: ${id} was not written\n${renderFit(made.answer, color)}`)
     return 1
   }
-  const made = answer.body as { verdict?: VerdictJson, warnings: string[], answer: FitAnswerJson, ackedPeers?: number }
   let verdict = made.verdict
   let waitedMs: number | undefined
   let timedOut = false
@@ -82,7 +87,9 @@ SIZE: 512MiB, 2GiB (IEC), 2Gi (Kubernetes), 1.5GB (SI decimal), or bytes.`,
     timedOut = !result.final
   }
   if (json) {
-    out(jsonText({ ...made, verdict, ...(waitFinal ? { waitedMs: waitedMs ?? 0, timedOut } : {}) }))
+    // After --wait-final the answer's status follows the verdict it waited for.
+    const now = verdict !== undefined ? { status: verdict.status, code: verdict.code, reason: verdict.reason, final: verdict.final } : {}
+    out(jsonText({ ...made, ...now, verdict, ...(waitFinal ? { waitedMs: waitedMs ?? 0, timedOut } : {}) }))
   } else {
     if (verdict !== undefined) out(renderVerdict(verdict, color))
     for (const w of made.warnings) out(color.yellow(`warning: ${w}\n`))
@@ -112,7 +119,7 @@ export async function waitForFinal (client: ApiClient, id: string, timeoutMs: nu
   const stream = (async () => {
     try {
       for await (const event of client.events(controller.signal)) {
-        if (event.event === 'verdict' && event.data?.id === id) wake?.()
+        if (event.event === 'verdict' && (event.data as { id?: unknown } | undefined)?.id === id) wake?.()
       }
     } catch {
       // The stream is an optimisation; polling carries on without it.
@@ -145,10 +152,10 @@ log. Exit 0 released, 1 no such reservation.`,
   examples: ['memgossip release web-1']
 }, async ({ client, json, color, positionals, out, err }) => {
   const id = positionals[0]
-  const { status, body } = await client.delete(`/v1/reservations/${idPath(id)}`, [404])
+  const { status, body } = await client.delete<VerdictJson | ErrorJson>(`/v1/reservations/${idPath(id)}`, [404])
   if (status === 404) {
     if (json) out(jsonText(body))
-    err(`memgossip release: ${String(body?.detail ?? `no reservation '${id}'`)}\n`)
+    err(`memgossip release: ${(body as ErrorJson).detail ?? `no reservation '${id}'`}\n`)
     return 1
   }
   out(json ? jsonText(body) : renderVerdict(body as VerdictJson, color))

@@ -20,9 +20,10 @@ import { oomKillsSince } from '../../agent/usage.ts'
 import { formatSize, RESERVATION_ID_PATTERN } from '../../crdt/index.ts'
 import { UsageError } from '../args.ts'
 import { ClientError, type ApiClient } from '../client.ts'
-import type { Command } from '../main.ts'
+import type { Command } from '../io.ts'
 import { clientCommand, durationArg, helpText, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg, type Context } from './common.ts'
-import { renderFit, renderVerdict, type FitAnswerJson, type VerdictJson } from './print.ts'
+import type { ErrorJson, ReserveAnswerJson, ReserveRequestIn, UsageReadingJson, UsageRequestIn, VerdictJson } from '../../agent/api/contract.ts'
+import { renderFit, renderVerdict } from './print.ts'
 
 /** How long to wait for a final verdict by default (as `reserve --wait-final`). */
 export const DEFAULT_RUN_WAIT_MS = 60_000
@@ -125,7 +126,7 @@ async function checkInput (ctx: Context, command: string[]): Promise<RunInput> {
     if (minBytes > bytes) throw new UsageError(`--min ${formatSize(minBytes)} is above SIZE ${formatSize(bytes)}: the minimum must be at most the limit`)
   }
   const placement = flags.placement as string | undefined
-  placementArg(placement)
+  await placementArg(placement)
   const priority = priorityArg(flags.priority as string | undefined)
   const tentativeOk = flags['tentative-ok'] === true
   if (flags.timeout !== undefined && tentativeOk) throw new UsageError('--timeout is the wait for a final verdict; it does not apply with --tentative-ok')
@@ -176,18 +177,21 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
     const health = await client.get<{ self: string }>('/healthz', [503])
     const self = health.body.self
     const placement = input.placement ?? `node:${self}`
-    const answer = await client.post('/v1/reservations', { id, size: input.sizeText, placement, priority: input.priority }, [409])
+    const request: ReserveRequestIn = { id, size: input.sizeText, placement, priority: input.priority }
+    const answer = await client.post<ReserveAnswerJson | ErrorJson>('/v1/reservations', request, [409])
     if (answer.status === 409) {
-      const body = answer.body as { error: string, detail: string, answer?: FitAnswerJson }
-      if (body.error !== 'DoesNotFit' || body.answer === undefined) {
-        err(`memgossip run: ${body.detail} [${body.error}]\n`)
-        return 2
-      }
-      err(json ? JSON.stringify(body) + '\n' : `${color.red(color.bold('does not fit'))}: '${id}' was not written, the command did not run\n${renderFit(body.answer, color)}`)
+      // 409 IdExists: input the user must change.
+      const body = answer.body as ErrorJson
+      err(`memgossip run: ${body.detail} [${body.error}]\n`)
+      return 2
+    }
+    const made = answer.body as ReserveAnswerJson
+    if (!made.written) {
+      err(json ? JSON.stringify(made) + '\n' : `${color.red(color.bold('does not fit'))}: '${id}' was not written, the command did not run\n${renderFit(made.answer, color)}`)
       return 1
     }
     reserved = true
-    let verdict = (answer.body as { verdict?: VerdictJson }).verdict
+    let verdict = made.verdict
     if (verdict === undefined) verdict = (await client.get<VerdictJson>(`/v1/reservations/${idPath(id)}`)).body
 
     if (verdict.status === 'admitted' && !verdict.final && !input.tentativeOk) {
@@ -323,8 +327,9 @@ async function pollUntilFinal (client: ApiClient, id: string, timeoutMs: number,
  */
 async function nameCgroup (client: ApiClient, id: string, dir: string, err: (s: string) => void, quiet: boolean): Promise<void> {
   try {
-    const { status, body } = await client.post(`/v1/reservations/${idPath(id)}/usage`, { cgroup: dir }, [400, 404])
-    if (status !== 200 && !quiet) err(`memgossip run: warning: the agent does not watch the usage of '${id}': ${String((body as { detail?: string }).detail)}\n`)
+    const request: UsageRequestIn = { cgroup: dir }
+    const answer = await client.post<UsageReadingJson | ErrorJson>(`/v1/reservations/${idPath(id)}/usage`, request, [400, 404])
+    if (answer.status !== 200 && !quiet) err(`memgossip run: warning: the agent does not watch the usage of '${id}': ${(answer.body as ErrorJson).detail}\n`)
   } catch (error) {
     if (!quiet) err(`memgossip run: warning: could not name the cgroup of '${id}' to the agent: ${(error as Error).message}\n`)
   }

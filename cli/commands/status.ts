@@ -3,30 +3,10 @@
  * nodes (GET /v1/nodes) and a footer of cluster totals, pending reservations
  * and active alerts (GET /v1/capacity, /v1/state, /v1/alerts).
  */
-import { shortId } from '../../crdt/index.ts'
+import type { AlertJson, AlertListJson, CapacityJson, NodeJson, NodeListJson, StateJson } from '../../agent/api/contract.ts'
+import { shortId } from '../../crdt/placement.ts'
 import { formatAge, formatSize, jsonText, percent, table, type Paint } from '../format.ts'
 import { clientCommand } from './common.ts'
-
-interface NodeJson {
-  id: string
-  state: string
-  member: boolean
-  liveness: string
-  heartbeatAgeMs?: number
-  totalBytes: number
-  allocatableBytes: number
-  committedBytes: number
-  headroomBytes: number
-  availableBytes: number
-  reservations: number
-  deficitBytes: number
-  /** The pressure ladder: ok, warn, refuse or evict. */
-  pressure?: string
-  /** What its reservations use, measured in their cgroups (as its record last said). */
-  reservationsUsedBytes?: number
-}
-
-interface AlertJson { key: string, kind: string, node: string, message: string, setting: string }
 
 export const status = clientCommand({
   name: 'status',
@@ -41,10 +21,10 @@ NO_COLOR set. Calls GET /v1/nodes, /v1/capacity, /v1/state and /v1/alerts.`,
   examples: ['memgossip status', 'memgossip status --api http://127.0.0.1:7712 --json']
 }, async ({ client, json, color: c, out }) => {
   const [nodes, capacity, state, alerts] = await Promise.all([
-    client.get<{ nodes: NodeJson[] }>('/v1/nodes'),
-    client.get('/v1/capacity'),
-    client.get('/v1/state'),
-    client.get<{ alerts: AlertJson[] }>('/v1/alerts')
+    client.get<NodeListJson>('/v1/nodes'),
+    client.get<CapacityJson>('/v1/capacity'),
+    client.get<StateJson>('/v1/state'),
+    client.get<AlertListJson>('/v1/alerts')
   ])
   if (json) {
     out(jsonText({ nodes: nodes.body.nodes, capacity: capacity.body, state: state.body, alerts: alerts.body.alerts }))
@@ -54,7 +34,7 @@ NO_COLOR set. Calls GET /v1/nodes, /v1/capacity, /v1/state and /v1/alerts.`,
   return 0
 })
 
-export function renderStatus (nodes: NodeJson[], capacity: any, state: any, alerts: AlertJson[], c: Paint): string {
+export function renderStatus (nodes: NodeJson[], capacity: CapacityJson, state: StateJson, alerts: AlertJson[], c: Paint): string {
   const high = new Set(alerts.filter(a => a.kind === 'NodeCommittedHigh').map(a => a.node))
   const stateColor = (s: string): string => s === 'active' ? c.green(s) : s === 'draining' || s === 'cordoned' ? c.yellow(s) : c.red(s)
   const liveColor = (s: string): string => s === 'alive' || s === 'self' ? c.green(s) : s === 'suspect' ? c.yellow(s) : c.red(s)
@@ -76,18 +56,18 @@ export function renderStatus (nodes: NodeJson[], capacity: any, state: any, aler
   const lines: string[] = []
   lines.push(table(['NODE', 'TOTAL', 'ALLOCATABLE', 'COMMITTED', '%', 'USED', 'AVAILABLE', 'STATE', 'LIVENESS', 'HEARTBEAT'], rows, { right: [1, 2, 3, 4, 5, 6, 9], header: c.bold }).trimEnd())
   lines.push('')
-  lines.push(`cluster '${String(state.cluster)}' as seen by ${shortId(String(state.self))}: ${String(capacity.members)} member(s), ${(state.peers as string[]).length} peer(s) connected${state.joined === true ? '' : c.yellow(` (this agent is not a member: ${String(state.standing ?? 'none')})`)}`)
-  if (state.view !== undefined) lines.push(`view ${String(state.view.epoch)}: ${(state.view.members as string[]).length} member(s), since ${String(state.view.cause)}`)
-  for (const change of (state.viewChanges ?? []) as Array<{ kind: string, targets: string[], by: string, acknowledged: string[], waitingFor: string[], majorityOf: number }>) {
+  lines.push(`cluster '${state.cluster}' as seen by ${shortId(state.self)}: ${capacity.members} member(s), ${state.peers.length} peer(s) connected${state.joined ? '' : c.yellow(` (this agent is not a member: ${state.standing})`)}`)
+  lines.push(`view ${state.view.epoch}: ${state.view.members.length} member(s), since ${state.view.cause}`)
+  for (const change of state.viewChanges) {
     lines.push(c.yellow(`open view change: ${change.kind} of ${change.targets.map(shortId).join(', ')} proposed by ${shortId(change.by)}; acknowledged by ${change.acknowledged.length} of the ${change.majorityOf - change.targets.length} other member(s), waiting for ${change.waitingFor.length > 0 ? change.waitingFor.map(shortId).join(', ') : 'nobody'}`))
   }
-  for (const request of (state.admissionRequests ?? []) as Array<{ node: string, sponsor: string }>) lines.push(c.dim(`admission requested: ${shortId(request.node)} asks ${shortId(request.sponsor)}`))
-  if (state.writesRefused !== undefined && state.readOnly === undefined) lines.push(c.red(`writes refused: ${String(state.writesRefused)}`))
+  for (const request of state.admissionRequests) lines.push(c.dim(`admission requested: ${shortId(request.node)} asks ${shortId(request.sponsor)}`))
+  if (state.writesRefused !== undefined && state.readOnly === undefined) lines.push(c.red(`writes refused: ${state.writesRefused}`))
   lines.push(`totals: total ${formatSize(capacity.totalBytes)}, allocatable ${formatSize(capacity.allocatableBytes)}, committed ${formatSize(capacity.committedBytes)} (${percent(capacity.committedBytes, capacity.allocatableBytes)}), headroom ${formatSize(capacity.headroomBytes)}, available ${formatSize(capacity.availableBytes)}`)
-  const counts = Object.entries(capacity.counts as Record<string, number>).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ')
-  const pending = capacity.pending as number
+  const counts = Object.entries(capacity.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ')
+  const pending = capacity.pending
   lines.push(`reservations: ${counts === '' ? 'none' : counts}; ${pending > 0 ? c.yellow(`${pending} pending (tentative)`) : '0 pending (tentative)'}`)
-  if (state.readOnly !== undefined) lines.push(c.red(`read-only: ${String(state.readOnly)}`))
+  if (state.readOnly !== undefined) lines.push(c.red(`read-only: ${state.readOnly}`))
   if (alerts.length === 0) lines.push('alerts: none')
   else {
     lines.push(c.red(`alerts (${alerts.length}):`))

@@ -3,11 +3,12 @@
  * server-sent events): verdict changes, alerts raised and cleared, peers,
  * joins. Ctrl-C exits 0.
  */
-import { shortId } from '../../crdt/index.ts'
+import type { ApiEvent } from '../../agent/api/contract.ts'
+import { shortId } from '../../crdt/placement.ts'
 import type { SseEvent } from '../client.ts'
 import type { Paint } from '../format.ts'
 import { clientCommand } from './common.ts'
-import { statusColor } from './print.ts'
+import { readableReason, statusColor } from './print.ts'
 
 export const watch = clientCommand({
   name: 'watch',
@@ -28,17 +29,18 @@ agent cannot be reached or closes the stream.`,
     if (external.aborted) return 0
     external.addEventListener('abort', onSignal, { once: true })
   } else {
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
+    // Kept until the process exits: a Ctrl-C reaches npx/npm too, which
+    // forwards it, so a second SIGINT arrives while watch is ending. Without a
+    // listener it would kill the process (exit 130 where the help says 0).
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
   }
   try {
     for await (const event of client.events(controller.signal)) {
-      out(json ? JSON.stringify({ ...event.data, type: event.event }) + '\n' : renderEvent(event, color, new Date()))
+      out(json ? JSON.stringify({ ...(event.data as object), type: event.event }) + '\n' : renderEvent(event, color, new Date()))
     }
   } finally {
     external?.removeEventListener('abort', onSignal)
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
   }
   if (controller.signal.aborted) return 0
   err(`memgossip watch: the agent at ${client.api} closed the event stream\n`)
@@ -48,25 +50,29 @@ agent cannot be reached or closes the stream.`,
 /** One human line per event: local time, kind, what changed. */
 export function renderEvent (e: SseEvent, c: Paint, at: Date): string {
   const time = c.dim(at.toTimeString().slice(0, 8))
-  const d = e.data ?? {}
   const kind = e.event.padEnd(7)
-  switch (e.event) {
-    case 'hello':
-      return `${time}  ${kind}  agent ${String(d.self)}, ${(d.alerts as unknown[] | undefined)?.length ?? 0} active alert(s), verdicts digest ${String(d.verdictsDigest)}\n`
+  // The agent's events are the contract's; anything else is printed as it came.
+  const known = e as ApiEvent
+  switch (known.event) {
+    case 'hello': {
+      const d = known.data
+      return `${time}  ${kind}  agent ${d.self}, ${d.alerts?.length ?? 0} active alert(s), verdicts digest ${d.verdictsDigest}\n`
+    }
     case 'verdict': {
-      const nodes = (d.nodes as string[] | undefined) ?? []
-      return `${time}  ${kind}  ${String(d.id)} ${statusColor(c, String(d.status))(String(d.status))} ${d.final === true ? 'final' : c.yellow('tentative')}${nodes.length > 0 ? ` on ${nodes.map(shortId).join(',')}` : ''}: ${String(d.reason)} [${String(d.code)}]\n`
+      const d = known.data
+      const nodes = d.nodes ?? []
+      return `${time}  ${kind}  ${d.id} ${statusColor(c, d.status)(d.status)} ${d.final ? 'final' : c.yellow('tentative')}${nodes.length > 0 ? ` on ${nodes.map(shortId).join(',')}` : ''}: ${readableReason(d.reason)} [${d.code}]\n`
     }
     case 'alert': {
-      const a = d.alert ?? {}
-      const raised = d.state === 'raised'
-      return `${time}  ${kind}  ${raised ? c.red('raised') : c.green('cleared')} ${String(a.kind)}: ${String(a.message)}${raised ? ` (setting: ${String(a.setting)})` : ''}\n`
+      const { alert, state } = known.data
+      const raised = state === 'raised'
+      return `${time}  ${kind}  ${raised ? c.red('raised') : c.green('cleared')} ${alert?.kind}: ${alert?.message}${raised ? ` (setting: ${alert?.setting})` : ''}\n`
     }
     case 'peer':
-      return `${time}  ${kind}  ${String(d.state)} ${String(d.peer)}\n`
+      return `${time}  ${kind}  ${known.data.state} ${known.data.peer}\n`
     case 'joined':
-      return `${time}  ${kind}  joined the cluster through ${String(d.sponsor)}\n`
+      return `${time}  ${kind}  joined the cluster through ${known.data.sponsor}\n`
     default:
-      return `${time}  ${kind}  ${JSON.stringify(d)}\n`
+      return `${time}  ${kind}  ${JSON.stringify(e.data)}\n`
   }
 }

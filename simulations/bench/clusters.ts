@@ -219,7 +219,9 @@ export class SerfCluster {
       const ms = await waitUntil(`${n} serf agents to see ${n} alive members`, async () => {
         const views = await Promise.all(cluster.nodes.map(async node => await node.rpc.members()))
         return views.every(v => v.filter(m => m.Status === 'alive').length === n)
-      }, 60_000, 250)
+      // A 2-core host running 50 agents of each product side by side is slow
+      // to settle memberlist's view (a starved agent is briefly suspect).
+      }, 60_000 + 2_000 * n, 250)
       log(`  serf: ${n} agents joined, every one sees ${n} alive members (${(ms / 1000).toFixed(1)} s)`)
       return cluster
     } catch (error) {

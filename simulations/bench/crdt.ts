@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import * as Y from 'yjs'
 import { fit, LedgerWriter, readLedger, resolve } from '../../crdt/index.ts'
+import { parseArgs, UsageError } from '../../cli/args.ts'
 
 const GiB = 1024 ** 3
 const MiB = 1024 ** 2
@@ -152,7 +153,17 @@ function printCrdt (r: CrdtBenchResult): void {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const quick = process.argv.includes('--quick')
+  let quick = false
+  try {
+    const { positionals, flags } = parseArgs(process.argv.slice(2), { quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } })
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`)
+    if (flags.help === true) { console.log('Usage: npm run bench:crdt [-- --quick]'); process.exit(0) }
+    quick = flags.quick === true
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    console.error(`bench:crdt: ${error.message}\nUsage: npm run bench:crdt [-- --quick]`)
+    process.exit(2)
+  }
   const r = runCrdtBench({ quick })
   printCrdt(r)
   mkdirSync('simulations/results', { recursive: true })

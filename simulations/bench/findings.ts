@@ -7,7 +7,7 @@
  * measurements made while investigating (2026-11-21, this machine).
  */
 import { probeComplete } from './clusters.ts'
-import type { BenchResults } from './run.ts'
+import type { BenchResults } from './results.ts'
 import { fmt, percentile } from './stats.ts'
 
 const pct = (x: number): string => `${fmt(x * 100, 2)}%`

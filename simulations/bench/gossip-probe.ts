@@ -13,17 +13,28 @@
  * counters, with an increasing `seq`, to the file named by
  * `MEMGOSSIP_BENCH_PROBE`. Without that variable it does nothing.
  */
+import '../../agent/shim.ts'
 import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 
 const file = process.env.MEMGOSSIP_BENCH_PROBE ?? ''
 
 if (file !== '') {
-  // The very module libp2p loads (same URL, so the same class object); the
-  // benchmark starts agents in the repository root.
-  const mod = await import(join(process.cwd(), 'node_modules/@libp2p/gossipsub/dist/src/gossipsub.js')) as { GossipSub: { prototype: Record<string, unknown> } }
-  const proto = mod.GossipSub.prototype as Record<string, (...args: any[]) => any>
-  const rpcCodec = (await import(join(process.cwd(), 'node_modules/@libp2p/gossipsub/dist/src/message/rpc.js')) as { RPC: { encode: (rpc: unknown) => Uint8Array } }).RPC
+  // The package's public entry points, resolved as libp2p resolves them, so
+  // the class patched below is the one the agent's gossipsub is made of. The
+  // class itself is not exported: its prototype is reached through a
+  // throwaway instance from the exported factory (the constructor only needs
+  // a logger and starts nothing). The methods wrapped (sendRpc,
+  // sendRpcInBatch, handleReceivedMessage, handleReceivedRpc, publish) are
+  // internals of @libp2p/gossipsub 17: should an upgrade rename one, the
+  // preload stops the agent at start-up naming it, rather than count nothing.
+  const { gossipsub } = await import('@libp2p/gossipsub')
+  const { RPC: rpcCodec } = await import('@libp2p/gossipsub/message')
+  const noop = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
+  const instance = gossipsub()({ logger: { forComponent: () => noop } } as unknown as Parameters<ReturnType<typeof gossipsub>>[0])
+  const proto = Object.getPrototypeOf(instance) as Record<string, (...args: any[]) => any>
+  for (const method of ['sendRpc', 'sendRpcInBatch', 'handleReceivedMessage', 'handleReceivedRpc', 'publish']) {
+    if (typeof proto[method] !== 'function') throw new Error(`gossip-probe: @libp2p/gossipsub has no ${method}() any more; update simulations/bench/gossip-probe.ts`)
+  }
   const counters = { seq: 0, received: 0, published: 0, ihave: 0, iwant: 0, rpcs: 0, sentRpcs: 0, sentMessageBytes: 0, sentControlBytes: 0 }
   // Bytes gossipsub hands its streams, split into RPCs that carry messages and
   // control-only ones (IHAVE/IWANT/GRAFT/PRUNE/IDONTWANT); a message RPC may
@@ -36,13 +47,13 @@ if (file !== '') {
   const sendRpc = proto.sendRpc
   proto.sendRpc = function (this: unknown, ...args: any[]) {
     const sent = sendRpc.apply(this, args)
-    if (sent === true) countSent(args[1], rpcCodec.encode(args[1]).length, 1)
+    if (sent === true) countSent(args[1], rpcCodec.encode(args[1] as Parameters<typeof rpcCodec.encode>[0]).length, 1)
     return sent
   }
   const sendRpcInBatch = proto.sendRpcInBatch
   proto.sendRpcInBatch = function (this: unknown, ...args: any[]) {
     const result = sendRpcInBatch.apply(this, args)
-    countSent(args[1], rpcCodec.encode(args[1]).length, (args[0] as Set<string>).size)
+    countSent(args[1], rpcCodec.encode(args[1] as Parameters<typeof rpcCodec.encode>[0]).length, (args[0] as Set<string>).size)
     return result
   }
   const handleReceivedMessage = proto.handleReceivedMessage

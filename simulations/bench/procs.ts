@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -145,7 +145,7 @@ export async function buildAgent (): Promise<void> {
  * `memgossip agent --local-cluster --fake-memory 64GiB` on random loopback
  * ports, run as `node --max-semi-space-size=2 dist/cli/main.js agent …` (what
  * `npm start` runs; without npm, so the pid is the agent's). Resolves once it
- * printed its `started` line.
+ * printed its ready line, with what it wrote to `<data-dir>/agent.json`.
  */
 export async function startMemgossip (options: MemgossipStart): Promise<MemgossipProc> {
   await buildAgent()
@@ -173,11 +173,13 @@ export async function startMemgossip (options: MemgossipStart): Promise<Memgossi
   tail(child.stderr!, log)
   const started = new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error(`memgossip agent ${options.index} did not start within ${options.timeoutMs ?? 60_000} ms:\n${log.join('\n')}`)) }, options.timeoutMs ?? 60_000)
+    // The agent's ready line (READY_LINE in cli/commands/agent.ts); agent.json is written before it.
     tail(child.stdout!, [], 5, line => {
-      try {
-        const event = JSON.parse(line) as Record<string, unknown>
-        if (event.event === 'started') { clearTimeout(timer); resolve(event) }
-      } catch {}
+      if (!line.startsWith('memgossip agent ready')) return
+      readFile(join(options.dataDir, 'agent.json'), 'utf8').then(text => {
+        clearTimeout(timer)
+        resolve(JSON.parse(text) as Record<string, unknown>)
+      }, reject)
     })
     child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`memgossip agent ${options.index} exited (${code ?? signal}) before starting:\n${log.join('\n')}`)) })
   })

@@ -2,11 +2,12 @@
  * Turning a benchmark run into docs/benchmarks.md, docs/bench-*.svg and the
  * summary printed on stdout; and judging each target met or missed.
  */
-import type { BenchResults, PropagationResult, TrafficResult } from './run.ts'
+import type { BenchResults, PropagationResult, TrafficResult } from './results.ts'
 import { fmt, percentile, type Summary } from './stats.ts'
 import { barChart } from './svg.ts'
 import { probeComplete, type TrafficWindow } from './clusters.ts'
 import { explainMissed } from './findings.ts'
+import { CLI_TARGET_MS } from './cli-timing.ts'
 
 export type Target = BenchResults['targets'][number] & { id?: string }
 
@@ -114,6 +115,8 @@ export function evaluateTargets (r: BenchResults): Target[] {
     add('fit', 'fit() p99 in process, 1,000 nodes × 10,000 reservations', '≤ 1 ms', fitBig !== undefined ? `${ms(fitBig.p99Ms)} wall (p50 ${ms(fitBig.p50Ms)}, ${fitBig.runs} calls)` : 'not measured', fitBig !== undefined ? fitBig.p99Ms <= 1 : undefined)
   }
   add('http', 'HTTP POST /v1/fit throughput, 10 connections', `≥ 5,000 requests/s on ${r.machine.cores} cores`, r.httpFit !== undefined ? `${fmt(r.httpFit.requestsPerSec)} requests/s, p99 ${ms(r.httpFit.latencyP99Ms)}` : 'not measured', r.httpFit !== undefined ? r.httpFit.requestsPerSec >= 5000 : undefined)
+  const cli = r.cliTiming
+  add('cli', '`memgossip fit 1GiB` wall time, median, against a running agent', `≤ ${CLI_TARGET_MS} ms`, cli !== undefined ? `${ms(cli.installed.p50)} installed (p99 ${ms(cli.installed.p99)}); ${ms(cli.tsx.p50)} through tsx; curl ${ms(cli.curl?.p50)}; node -e 0 ${ms(cli.nodeStart.p50)} (${cli.runs} runs each)` : 'not measured', cli !== undefined ? cli.installed.p50 <= CLI_TARGET_MS : undefined)
   add('ledger', `ledger growth under heartbeats (${r.crdt?.heartbeats.heartbeats.toLocaleString('en-US') ?? '?'} from ${r.crdt?.heartbeats.nodes ?? '?'} nodes)`, '≤ 100 B per node', r.crdt !== undefined ? `${fmt(r.crdt.heartbeats.bytesPerNode)} B per node` : 'not measured', r.crdt !== undefined ? r.crdt.heartbeats.bytesPerNode <= 100 : undefined)
   add('idle', 'RSS of an idle agent process', '≤ 80 MB', r.idle !== undefined ? `${fmt(r.idle.rssBytes / 1e6)} MB after ${fmt(r.idle.idleS)} s` : 'not measured', r.idle !== undefined ? r.idle.rssBytes <= 80e6 : undefined)
   add('peer', `RSS per in-process peer at ${r.realTier?.nodes ?? 100} peers`, '≤ 15 MB', r.realTier?.rssPerPeerBytes !== undefined ? `${fmt(r.realTier.rssPerPeerBytes / 1e6)} MB` : 'not measured', r.realTier?.rssPerPeerBytes !== undefined ? r.realTier.rssPerPeerBytes <= 15e6 : undefined)

@@ -11,25 +11,24 @@
  * /proc/<pid>/stat.
  */
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { numberFlag, parseArgs, UsageError } from '../../cli/args.ts'
 import { MemgossipCluster } from './clusters.ts'
 import { cpuSeconds } from './netstat.ts'
 import { Registry } from './procs.ts'
 import { readProfileDir } from './profile.ts'
 import { sleep } from './stats.ts'
 
-const { values } = parseArgs({
-  options: {
-    nodes: { type: 'string', default: '25' },
-    seconds: { type: 'string', default: '60' },
-    node: { type: 'string', default: '5' }
-  }
-})
-const n = Number(values.nodes)
-const seconds = Number(values.seconds)
-const profiled = Number(values.node)
-if (!Number.isInteger(n) || n < 2 || !Number.isFinite(seconds) || seconds <= 0 || !Number.isInteger(profiled) || profiled < 0 || profiled >= n) {
-  console.error('usage: rest-profile.ts [--nodes N ≥ 2] [--seconds S > 0] [--node K < N]')
+const USAGE = 'usage: rest-profile.ts [--nodes N ≥ 2] [--seconds S > 0] [--node K < N]'
+let n: number, seconds: number, profiled: number
+try {
+  const { flags } = parseArgs(process.argv.slice(2), { nodes: { type: 'string' }, seconds: { type: 'string' }, node: { type: 'string' } })
+  n = numberFlag(flags, 'nodes', { integer: true, min: 2 }) ?? 25
+  seconds = numberFlag(flags, 'seconds', { min: 1 }) ?? 60
+  profiled = numberFlag(flags, 'node', { integer: true, min: 0, max: n - 1 }) ?? 5
+  if (profiled >= n) throw new UsageError(`--node: ${profiled} is not below --nodes ${n}`)
+} catch (error) {
+  if (!(error instanceof UsageError)) throw error
+  console.error(`rest-profile: ${error.message}\n${USAGE}`)
   process.exit(2)
 }
 

@@ -17,7 +17,8 @@
  *  5. the virtual tier, from the simulation harness's `benchVirtual`;
  *  6. fit() in process (runCrdtBench) and POST /v1/fit under autocannon;
  *  7. ledger size under 1,000,000 heartbeats and per reservation (runCrdtBench);
- *  8. RSS of an idle agent process and per in-process peer.
+ *  8. RSS of an idle agent process and per in-process peer;
+ *  9. `memgossip fit 1GiB` end to end: the installed binary, tsx and curl.
  *
  * Settings changed from what users get, all on the benchmark's agents only:
  * `--local-cluster` (many agents on one host: lets loopback peers past the
@@ -36,22 +37,26 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, release, totalmem } from 'node:os'
 import { join, relative, resolve as resolvePath } from 'node:path'
 import { spawn } from 'node:child_process'
-import { runCrdtBench, type CrdtBenchResult } from './crdt.ts'
-import { runHttpFit, type HttpFitResult } from './answers.ts'
-import { runFitCpu, type FitCpuResult } from './fit-cpu.ts'
+import { runCliTiming } from './cli-timing.ts'
+import { runCrdtBench } from './crdt.ts'
+import { runHttpFit } from './answers.ts'
+import { runFitCpu } from './fit-cpu.ts'
 import { MemgossipCluster, reservationMessageBytes, SerfCluster, trafficSnapshot, trafficWindow, type TrafficWindow } from './clusters.ts'
-import { runHeal, type HealResult } from './heal.ts'
+import { runHeal } from './heal.ts'
 import { closeHttp, httpJson } from './http.ts'
 import { procStatus, rssBytes } from './netstat.ts'
 import { GOSSIP_DEGREE } from '../../agent/net/libp2p.ts'
 import { ensureSerf, Registry, REPO_ROOT, startMemgossip } from './procs.ts'
 import { renderCharts, renderMarkdown, evaluateTargets, summaryTable } from './report.ts'
-import { pairedRatios, sleep, summarize, type Summary } from './stats.ts'
+import { pairedRatios, sleep, summarize } from './stats.ts'
 import { findSimulationApi, pick } from './virtual.ts'
+import type { BenchResults, LivenessResult, Mode, PropagationResult, PropagationTrial, VirtualRun } from './results.ts'
+import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
+import type { Io } from '../../cli/io.ts'
 
-export interface Io { stdout: (s: string) => void, stderr: (s: string) => void }
-
-export type Mode = 'full' | 'quick' | 'smoke'
+// The result types live in results.ts (report.ts and findings.ts read them without importing the runner).
+export type { Io } from '../../cli/io.ts'
+export type { BenchResults, LivenessResult, Mode, PropagationResult, PropagationTrial, TrafficResult, VirtualRun } from './results.ts'
 
 interface Plan {
   sizes: number[]
@@ -74,115 +79,67 @@ interface Plan {
   realTierTimeoutMs: number
   mgTimeoutMs: number
   serfTimeoutMs: number
+  /** Runs of each way of calling `memgossip fit` (cli-timing.ts). */
+  cliRuns: number
 }
 
 const PLANS: Record<Mode, Plan> = {
-  full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, virtualSizes: [300, 500, 1000], virtualBudgetMs: 600_000, virtualTimeoutMs: 1_800_000, realTierTimeoutMs: 180_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
-  quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 25, virtualSizes: [100], virtualBudgetMs: 60_000, virtualTimeoutMs: 120_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 },
-  smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 60_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000 }
+  full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, virtualSizes: [300, 500, 1000], virtualBudgetMs: 600_000, virtualTimeoutMs: 1_800_000, realTierTimeoutMs: 180_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
+  quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 25, virtualSizes: [100], virtualBudgetMs: 60_000, virtualTimeoutMs: 120_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
+  smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 60_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 3 }
 }
 
-export interface PropagationTrial {
-  trial: number
-  memgossipMs: number
-  memgossipAckMs: number
-  /** From the POST to the verdict being final on every agent, the origin included. */
-  memgossipFinalMs?: number
-  memgossipArrived: number
-  serfEventMs?: number
-  serfEventArrived?: number
-  serfTagMs?: number
-  serfTagArrived?: number
-  serfTagAgentMs?: number
-  expected: number
+/** Phases `--skip` and `--only` name. */
+export const PHASES = ['propagation', 'heal', 'fit', 'crdt', 'virtual', 'rss', 'idle', 'cli'] as const
+
+const BENCH_FLAGS: Record<string, FlagSpec> = {
+  quick: { type: 'boolean' },
+  smoke: { type: 'boolean' },
+  out: { type: 'string' },
+  docs: { type: 'string' },
+  'no-serf': { type: 'boolean' },
+  'no-install': { type: 'boolean' },
+  profile: { type: 'boolean' },
+  skip: { type: 'string' },
+  only: { type: 'string' },
+  sizes: { type: 'string' },
+  trials: { type: 'string' },
+  render: { type: 'string' },
+  help: { type: 'boolean', short: 'h' }
 }
 
-export interface LivenessResult {
-  nodes: number
-  /** Suspicions reported while every agent was running (the traffic windows). */
-  falseSuspicions: number
-  windowS: number
-  /** After SIGKILL of one agent: ms until the first / every survivor suspected it, and until the first / every survivor held it dead. */
-  suspectFirstMs: number
-  suspectAllMs: number
-  deadFirstMs: number
-  deadAllMs: number
-  survivors: number
-}
+interface BenchArgs { mode: Mode, out?: string, docs?: string, serf: boolean, install: boolean, profile: boolean, skip: Set<string>, sizes?: number[], trials?: number, render?: string, help: boolean }
 
-export interface PropagationResult {
-  nodes: number
-  origin: 'seed' | 'leaf'
-  originIndex: number
-  trials: PropagationTrial[]
-  memgossip: Summary
-  memgossipAck: Summary
-  memgossipFinal?: Summary
-  serfEvent?: Summary
-  serfTag?: Summary
-  serfTagAgent?: Summary
-  ratioEvent?: Summary
-  ratioTag?: Summary
-  missed: { memgossip: number, serfEvent: number, serfTag: number }
-  /** Set when no memgossip cluster of this size could be formed (Serf was measured alone). */
-  memgossipFailed?: string
-}
-
-export interface TrafficResult {
-  nodes: number
-  windows: TrafficWindow[]
-}
-
-export interface VirtualRun { nodes: number, wallMs: number, result?: unknown, error?: string, convergenceP50?: number, convergenceP99?: number, memoryBytes?: number }
-
-export interface BenchResults {
-  version: 1
-  date: string
-  mode: Mode
-  durationS: number
-  machine: { cpu: string, cores: number, memoryGiB: number, kernel: string, node: string, loadBefore: number[], loadAfter: number[] }
-  serf: { available: boolean, version?: string, note: string }
-  settings: string[]
-  notes: string[]
-  payloadBytes: number
-  propagation: PropagationResult[]
-  traffic: TrafficResult[]
-  /** Failure detection at each size: false suspicions during the traffic windows, then one agent killed. */
-  liveness?: LivenessResult[]
-  /** Sizes a product could not run at on this machine, and why. */
-  sizeFailures: Array<{ nodes: number, product: string, reason: string }>
-  heal?: HealResult & { summary: Summary, bothSeen: Summary, unblock: Summary }
-  virtual: { available: boolean, file?: string, runs: VirtualRun[], note: string }
-  realTier?: { source: string, nodes: number, rssPerPeerBytes?: number, result: unknown, error?: string }
-  crdt?: Pick<CrdtBenchResult, 'resolve' | 'fit' | 'heartbeats' | 'churn'>
-  fitCpu?: FitCpuResult
-  httpFit?: HttpFitResult
-  idle?: { idleS: number, rssBytes: number, rssAnonBytes: number, rssFileBytes: number, threads: number }
-  targets: Array<{ id?: string, name: string, target: string, value: string, met: boolean | undefined, note: string }>
-}
-
-function parseArgs (argv: string[]): { mode: Mode, out?: string, docs?: string, serf: boolean, install: boolean, profile: boolean, skip: Set<string>, sizes?: number[], trials?: number } {
-  const flag = (name: string): string | undefined => {
-    const i = argv.indexOf(name)
-    if (i >= 0) return argv[i + 1]
-    const eq = argv.find(a => a.startsWith(`${name}=`))
-    return eq?.slice(name.length + 1)
+function parseBenchArgs (argv: string[]): BenchArgs {
+  const { positionals, flags } = parseArgs(argv, BENCH_FLAGS)
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`)
+  const phases = (flag: string): string[] | undefined => {
+    const list = (flags[flag] as string | undefined)?.split(',').filter(p => p !== '')
+    const unknown = list?.find(p => !(PHASES as readonly string[]).includes(p))
+    if (unknown !== undefined) throw new UsageError(`--${flag}: unknown phase '${unknown}' (phases: ${PHASES.join(', ')})`)
+    return list
   }
-  const known = new Set(['--quick', '--smoke', '--out', '--docs', '--no-serf', '--no-install', '--profile', '--skip', '--sizes', '--trials', '--render', '--help'])
-  for (const a of argv) {
-    if (a.startsWith('--') && !known.has(a.split('=')[0])) throw new Error(`unknown flag ${a} (try --help)`)
-  }
-  const mode: Mode = argv.includes('--smoke') ? 'smoke' : argv.includes('--quick') ? 'quick' : 'full'
+  const only = phases('only')
+  const skip = new Set(phases('skip') ?? [])
+  if (only !== undefined) for (const p of PHASES) if (!only.includes(p)) skip.add(p)
+  const sizes = (flags.sizes as string | undefined)?.split(',').map(text => {
+    const n = Number(text)
+    if (!Number.isSafeInteger(n) || n < 2) throw new UsageError(`--sizes: '${text}' is not a cluster size (an integer ≥ 2)`)
+    return n
+  })
+  const mode: Mode = flags.smoke === true ? 'smoke' : flags.quick === true ? 'quick' : 'full'
   return {
     mode,
-    out: flag('--out'),
-    docs: flag('--docs'),
-    serf: !argv.includes('--no-serf'),
-    install: !argv.includes('--no-install') && mode !== 'smoke',
-    profile: argv.includes('--profile'),
-    skip: new Set((flag('--skip') ?? '').split(',').filter(s => s !== '')),
-    sizes: flag('--sizes')?.split(',').map(Number),
-    trials: flag('--trials') !== undefined ? Number(flag('--trials')) : undefined
+    out: flags.out as string | undefined,
+    docs: flags.docs as string | undefined,
+    serf: flags['no-serf'] !== true && !(only !== undefined && !only.includes('propagation')),
+    install: flags['no-install'] !== true && mode !== 'smoke',
+    profile: flags.profile === true,
+    skip,
+    sizes,
+    trials: numberFlag(flags, 'trials', { integer: true, min: 1 }),
+    render: flags.render as string | undefined,
+    help: flags.help === true
   }
 }
 
@@ -200,21 +157,22 @@ Writes simulations/results/<date>.json, docs/benchmarks.md, docs/bench-*.svg.
   --profile        CPU-profile the agent under the HTTP fit load (node --cpu-prof)
   --sizes 10,25    cluster sizes for propagation and traffic
   --trials N       trials per size and origin
-  --skip LIST      phases to skip: propagation,heal,fit,crdt,virtual,rss,idle
+  --skip LIST      phases to skip: propagation,heal,fit,crdt,virtual,rss,idle,cli
+  --only LIST      run only these phases (e.g. --only cli; Serf only with propagation)
   --render FILE    only rewrite benchmarks.md and the SVGs from a results JSON
 `
 
 export async function runBench (argv: string[], io: Io): Promise<number> {
-  if (argv.includes('--help')) { io.stdout(HELP); return 0 }
-  const renderIndex = argv.indexOf('--render')
-  if (renderIndex >= 0) return await renderOnly(argv[renderIndex + 1], argv.includes('--docs') ? argv[argv.indexOf('--docs') + 1] : undefined, io)
-  let args
+  let args: BenchArgs
   try {
-    args = parseArgs(argv)
+    args = parseBenchArgs(argv)
   } catch (error) {
-    io.stderr(`bench: ${(error as Error).message}\n`)
+    if (!(error instanceof UsageError)) throw error
+    io.stderr(`bench: ${error.message} (try --help)\n`)
     return 2
   }
+  if (args.help) { io.stdout(HELP); return 0 }
+  if (args.render !== undefined) return await renderOnly(args.render, args.docs, io)
   const plan = { ...PLANS[args.mode] }
   if (args.sizes !== undefined) plan.sizes = args.sizes
   if (args.trials !== undefined) plan.trials = args.trials
@@ -334,6 +292,14 @@ export async function runBench (argv: string[], io: Io): Promise<number> {
       })
     }
 
+    // 9. One CLI command end to end (the installed binary, tsx, curl).
+    if (!args.skip.has('cli')) {
+      await phase('CLI timing', async () => {
+        log(`memgossip fit 1GiB against one agent, ${plan.cliRuns} runs each: installed binary, tsx, curl…`)
+        results.cliTiming = await runCliTiming(registry, { runs: plan.cliRuns, log })
+      })
+    }
+
     // 5, 8b. The simulation harness's figures, when it exports them.
     const sim = await findSimulationApi().catch((error: unknown) => { results.notes.push(`Could not load the simulation harness's bench API: ${(error as Error).message}`); return {} as Awaited<ReturnType<typeof findSimulationApi>> })
     if (!args.skip.has('virtual')) await phase('virtual tier', async () => { await runVirtual(sim, plan, results, log) })
@@ -385,8 +351,7 @@ export async function runBench (argv: string[], io: Io): Promise<number> {
 }
 
 /** Rewrite the report from a results file (after a wording change, without a 20-minute run). */
-async function renderOnly (file: string | undefined, docs: string | undefined, io: Io): Promise<number> {
-  if (file === undefined) { io.stderr('bench: --render needs a results JSON file\n'); return 2 }
+async function renderOnly (file: string, docs: string | undefined, io: Io): Promise<number> {
   const jsonPath = resolvePath(file)
   // NaN was written as null; the report treats both as "no figure".
   const results = JSON.parse(await readFile(jsonPath, 'utf8')) as BenchResults

@@ -8,10 +8,15 @@
  * Prints the function's result as one JSON line on stdout.
  */
 import '../../agent/shim.ts'
+import { parseArgs, UsageError } from '../../cli/args.ts'
 import { findSimulationApi } from './virtual.ts'
 
 async function main (): Promise<void> {
-  const [tier, n, seed] = process.argv.slice(2)
+  // Positionals only (the runner's fixed call); any flag is refused by the shared parser.
+  const [tier, n, seed, extra] = parseArgs(process.argv.slice(2), {}).positionals
+  if ((tier !== 'virtual' && tier !== 'real') || !/^\d+$/.test(n ?? '') || (seed !== undefined && !/^\d+$/.test(seed)) || extra !== undefined) {
+    throw new UsageError('usage: sim-child.ts virtual|real N [SEED]')
+  }
   const api = await findSimulationApi()
   const fn = tier === 'real' ? api.benchRealTier : api.benchVirtual
   if (fn === undefined) throw new Error(`the simulation harness exports no ${tier === 'real' ? 'benchRealTier' : 'benchVirtual'}`)
@@ -21,6 +26,6 @@ async function main (): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`${(error as Error).stack ?? String(error)}\n`)
-  process.exit(1)
+  process.stderr.write(error instanceof UsageError ? `sim-child: ${error.message}\n` : `${(error as Error).stack ?? String(error)}\n`)
+  process.exit(error instanceof UsageError ? 2 : 1)
 })

@@ -15,7 +15,7 @@
  */
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { formatSize, type Placement, type Resolution } from '../../crdt/index.ts'
+import { formatSize, shortId, type Placement, type Resolution } from '../../crdt/index.ts'
 import { HarnessError, ScenarioError } from '../errors.ts'
 import { initialMemory, planError, selectNodes, selectSome, streamFor, type NodeSpace } from '../scenario/plan.ts'
 import { countOf, type AgentSettings, type Scenario, type ScenarioEvent, type PlacementSpec } from '../scenario/schema.ts'
@@ -300,7 +300,8 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
     const overs = overCommitted(tier.nodes)
     const pendingAtEnd = pendingVerdicts(tier.nodes)
     // MEMGOSSIP_DEBUG_PENDING=1: say what the verdicts still tentative at the end wait for.
-    if (pendingAtEnd > 0 && process.env.MEMGOSSIP_DEBUG_PENDING !== undefined) {
+    // (=all: for every run, pending or not.)
+    if ((pendingAtEnd > 0 || process.env.MEMGOSSIP_DEBUG_PENDING === 'all') && process.env.MEMGOSSIP_DEBUG_PENDING !== undefined) {
       for (const node of tier.nodes) {
         if (node.state !== 'running' || node.agent === undefined) continue
         const res = node.agent.resolution()
@@ -308,7 +309,9 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
           process.stderr.write(`tentative on node ${node.index}: ${v.key} (${v.status}, view ${v.view ?? '?'}) waits on ${v.waitingOn ?? '?'}: ${v.waitsFor.join(', ')}\n`)
         }
         const m = node.agent.metrics
-        process.stderr.write(`  node ${node.index} beacons: sent ${m.beaconsSent} (on demand ${m.beaconsOnDemand}), accepted ${m.beaconsAccepted}, forged ${m.beaconsForged}, stranger ${m.beaconsStranger}, invalid ${m.beaconsInvalid}, replayed ${m.beaconsReplayed}, ahead ${m.beaconsAhead}; dropped ${m.droppedInvalid} invalid, ${m.droppedThrottled} throttled, ${m.droppedOversized} oversized\n`)
+        const open = res.proposals.filter(p => p.status === 'open').map(p => p.targets.map(shortId).join('+'))
+        process.stderr.write(`  node ${node.index}: ${res.members.length} members, open view changes: ${open.length > 0 ? open.join(', ') : 'none'}\n`)
+        process.stderr.write(`  node ${node.index} beacons: sent ${m.beaconsSent} (on demand ${m.beaconsOnDemand}), accepted ${m.beaconsAccepted}, forged ${m.beaconsForged}, stranger ${m.beaconsStranger}, invalid ${m.beaconsInvalid}, replayed ${m.beaconsReplayed}, ahead ${m.beaconsAhead}; dropped ${m.droppedInvalid} invalid, ${m.droppedThrottled} throttled, ${m.droppedOversized} oversized; probes ${m.probes} failed ${m.probesFailed} suspicions ${m.suspicionsRaised} dead ${m.declaredDead}\n`)
       }
     }
     scoreRaces(races, finalRes, writes)

@@ -8,9 +8,11 @@
 import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
+import * as contract from '../../agent/api/contract.ts'
+import { openApiDocument } from '../../agent/api/openapi.ts'
 import { StoreError } from '../../agent/store.ts'
 import { decodeMessage, encodeMessage, MSG_SYNC_REPLY, MSG_SYNC_REQUEST } from '../../agent/wire.ts'
-import { api, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 let a: TestAgent
 const started: TestAgent[] = []
@@ -137,17 +139,20 @@ describe('bad input to POST /v1/reservations', () => {
     expect(a.daemon.agent.verdict('dup')?.bytes).toBe(GiB)
   })
 
-  it('does not fit → 409 DoesNotFit with the fit answer (histogram, per-node numbers) and nothing written', async () => {
+  it('does not fit → 200, the one answer shape saying rejected and not written, with the fit answer (histogram, per-node numbers); nothing written', async () => {
     const before = ledgerReservations()
     const countBefore = (await api(a, '/v1/reservations')).body.reservations.length
     const r = await api(a, '/v1/reservations', { body: { id: 'too-big', size: '1TiB' } })
-    expectError(r, 409, 'DoesNotFit')
-    expect(r.body.answer).toMatchObject({ fits: false, bytes: 1024 * GiB })
+    expect(r.status, JSON.stringify(r.body)).toBe(200)
+    expect(r.body).toMatchObject({ id: 'too-big', written: false, status: 'rejected', code: 'NoNodeFits', final: true })
+    expect(r.body.verdict).toBeUndefined()
+    expect(r.body.answer).toMatchObject({ fits: false, bytes: 1024 * GiB, code: 'NoNodeFits' })
     expect(r.body.answer.histogram).toMatch(/^0\/1 nodes fit: 1 InsufficientMemory/)
     expect(r.body.answer.perNode).toHaveLength(1)
     expect(r.body.answer.perNode[0]).toMatchObject({ node: a.daemon.agent.self, fit: 'InsufficientMemory' })
     expect(typeof r.body.answer.perNode[0].headroomBytes).toBe('number')
-    expect(r.body.detail).toMatch(/GiB/) // the reason names numbers
+    expect(r.body.reason).toMatch(/GiB/) // the reason names numbers
+    expect(r.body.reason).toBe(r.body.answer.reason)
     expect(ledgerReservations()).toBe(before)
     expect((await api(a, '/v1/reservations')).body.reservations.length).toBe(countBefore)
     expect((await api(a, '/v1/reservations/too-big')).status).toBe(404)
@@ -365,12 +370,92 @@ describe('positive shapes', () => {
       await readUntil(/event: verdict\ndata: \{[^\n]*"id":"sse-1"[^\n]*\}\n\n/)
       const line = /event: verdict\ndata: (\{[^\n]*"id":"sse-1"[^\n]*\})\n\n/.exec(text)![1]
       expect(JSON.parse(line)).toMatchObject({ type: 'verdict', id: 'sse-1', status: 'admitted', nodes: [a.daemon.agent.self] })
+      // The events are the contract's, field for field.
+      expect(contract.EVENTS.verdict.parse(JSON.parse(line))).toEqual(JSON.parse(line))
+      const hello = JSON.parse(/event: hello\ndata: (.*)\n\n/.exec(text)![1])
+      expect(contract.EVENTS.hello.parse(hello)).toEqual(hello)
     } finally {
       controller.abort()
       await reader.cancel().catch(() => {})
     }
     // The stream's listener is gone once the client hung up.
     await waitFor('listener removed', () => a.daemon.agent.listenerCount('event') === 0, 5_000)
+  })
+})
+
+describe('the contract (agent/api/contract.ts)', () => {
+  /** The answer matches its schema and carries nothing the schema does not list (the object parsers drop unknown keys). */
+  const conforms = (schema: { parse: (v: unknown) => unknown }, body: unknown, what: string): void => {
+    expect(schema.parse(body), what).toEqual(body)
+  }
+
+  it('every JSON answer of a running agent is the contract\'s shape, field for field', async () => {
+    const made = await api(a, '/v1/reservations', { body: { id: 'shape-1', size: '1GiB', labels: { team: 'web' } } })
+    expect(made.status).toBe(201)
+    conforms(contract.ReserveAnswer, made.body, 'POST /v1/reservations 201')
+    expect(made.body).toMatchObject({ id: 'shape-1', written: true, status: 'admitted', code: 'Fits', verdict: { id: 'shape-1', status: 'admitted' }, answer: { fits: true } })
+    expect(made.body.final).toBe(made.body.verdict.final)
+    const refused = await api(a, '/v1/reservations', { body: { id: 'shape-2', size: '1TiB' } })
+    conforms(contract.ReserveAnswer, refused.body, 'POST /v1/reservations 200')
+    conforms(contract.FitAnswer, (await api(a, '/v1/fit', { body: { size: '1GiB' } })).body, 'POST /v1/fit')
+    const released = await api(a, '/v1/reservations/shape-1', { method: 'DELETE' })
+    conforms(contract.Verdict, released.body, 'DELETE /v1/reservations/{id}')
+    expect(released.body.endedHlc).toMatch(/\S/)
+    for (const [path, schema] of [
+      ['/healthz', contract.Health],
+      ['/v1/state', contract.State],
+      ['/v1/nodes', contract.NodeList],
+      ['/v1/capacity', contract.Capacity],
+      ['/v1/alerts', contract.AlertList],
+      ['/v1/rent', contract.Rent],
+      ['/v1/reservations', contract.ReservationList],
+      ['/v1/reservations/shape-1', contract.Verdict],
+      ['/v1/reservations/shape-1/usage', contract.UsageList]
+    ] as const) {
+      const r = await api(a, path)
+      expect(r.status, path).toBe(200)
+      conforms(schema, r.body, path)
+    }
+    const error = await api(a, '/v1/reservations/nope')
+    conforms(contract.ErrorBody, error.body, 'an error')
+  })
+
+  it('405 names the methods the route table has for that path', async () => {
+    for (const [path, method, allow] of [['/v1/reservations/x', 'PUT', 'GET, DELETE'], ['/v1/reservations/x/usage', 'DELETE', 'GET, POST'], ['/v1/fit', 'GET', 'POST'], ['/v1/openapi.json', 'DELETE', 'GET']]) {
+      const r = await fetch(`${a.daemon.api.url}${path}`, { method })
+      expect(r.status, path).toBe(405)
+      expect(r.headers.get('allow'), path).toBe(allow)
+      expect(((await r.json()) as { detail: string }).detail).toBe(`${method} is not allowed on ${path}; use ${allow.split(', ').join(' or ')}`)
+    }
+  })
+
+  it('GET /v1/openapi.json serves the document generated from the contract', async () => {
+    const r = await api(a, '/v1/openapi.json')
+    expect(r.status).toBe(200)
+    expect(r.body).toEqual(openApiDocument())
+    expect(r.body.openapi).toBe('3.1.0')
+  })
+
+  it('node:<id> of a node this agent does not know → 400 UnknownNode naming it (fit and reserve), nothing written', async () => {
+    const before = ledgerReservations()
+    const fit = await api(a, '/v1/fit', { body: { size: '1GiB', placement: 'node:12D3KooWNoSuchNode' } })
+    expectError(fit, 400, 'UnknownNode', 'placement')
+    expect(fit.body.detail).toContain("no node '12D3KooWNoSuchNode' in this agent's view")
+    const made = await api(a, '/v1/reservations', { body: { id: 'pinned-nowhere', size: '1GiB', placement: 'node:12D3KooWNoSuchNode' } })
+    expectError(made, 400, 'UnknownNode', 'placement')
+    expect(ledgerReservations()).toBe(before)
+    // A known node is a plain answer.
+    expect((await api(a, '/v1/fit', { body: { size: '1GiB', placement: `node:${a.daemon.agent.self}` } })).body.fits).toBe(true)
+  })
+
+  it('a body field or query parameter the route does not take → 400 UnknownField naming it, nothing written', async () => {
+    const before = ledgerReservations()
+    const r = await api(a, '/v1/reservations', { body: { id: 'typo', size: '1GiB', prority: 5 } })
+    expectError(r, 400, 'UnknownField', 'prority')
+    expect(r.body.detail).toBe("unknown field 'prority'")
+    expect(ledgerReservations()).toBe(before)
+    expectError(await api(a, '/v1/reservations?stauts=admitted'), 400, 'UnknownField', 'stauts')
+    expectError(await api(a, '/v1/fit', { body: { size: '1GiB', force: true } }), 400, 'UnknownField', 'force')
   })
 })
 

@@ -15,7 +15,7 @@ import { createFakeProbe } from '../../agent/probe.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
 import { decodeMessage, encodeMessage, MSG_BEACON, MSG_BEACONS, MSG_GOSSIP, tagNames, WireError, type WireBeacon } from '../../agent/wire.ts'
 import { hlcWallMs, LedgerWriter } from '../../crdt/index.ts'
-import { tempDir } from '../helpers/cluster.ts'
+import { tempDir } from '../../simulations/support/cluster.ts'
 
 const GiB = 1024 ** 3
 const A = '12D3KooWbeaconmemberA000000000000000000000000000'

@@ -3,7 +3,7 @@
  * and HTTP; fake memory probes only.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { api, converged, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, converged, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 let agents: TestAgent[] = []
 afterEach(async () => { await stopAll(agents); agents = [] })
@@ -47,9 +47,9 @@ describe('a five-agent cluster', () => {
       api(agents[1], '/v1/reservations', { body: { id: 'y', bytes: y, placement: `node:${target}` } }),
       api(agents[4], '/v1/reservations', { body: { id: 'z', bytes: z, placement: `node:${target}` } })
     ])
-    // Each may be admitted locally (or refused if the other arrived first): never both in the end.
-    expect([ry.status, rz.status].every(s => s === 201 || s === 409)).toBe(true)
-    await waitFor('one digest', () => converged(agents) && agents.every(a => a.daemon.agent.verdict('y') !== undefined || ry.status === 409))
+    // Each may be admitted locally (201, written) or refused if the other arrived first (200, written: false): never both in the end.
+    expect([ry, rz].every(r => (r.status === 201 && r.body.written === true) || (r.status === 200 && r.body.written === false && r.body.status === 'rejected'))).toBe(true)
+    await waitFor('one digest', () => converged(agents) && agents.every(a => a.daemon.agent.verdict('y') !== undefined || !ry.body.written))
     const statuses = agents.map(a => [a.daemon.agent.verdict('y')?.status, a.daemon.agent.verdict('z')?.status].join('/'))
     expect(new Set(statuses).size).toBe(1)
     const admitted = [agents[0].daemon.agent.verdict('y'), agents[0].daemon.agent.verdict('z')].filter(v => v?.status === 'admitted')

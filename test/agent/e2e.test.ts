@@ -15,7 +15,7 @@ import { readFile, rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AgentInfo } from '../../agent/daemon.ts'
-import { tempDir } from '../helpers/cluster.ts'
+import { tempDir } from '../../simulations/support/cluster.ts'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const SEED = Number(process.env.MEMGOSSIP_E2E_SEED ?? Date.now() % 2 ** 31)

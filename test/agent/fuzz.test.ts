@@ -13,9 +13,9 @@ import { startApi, type ApiServer } from '../../agent/api.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import { LedgerStore } from '../../agent/store.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
-import { decodeMessage, encodeMessage, MSG_GOSSIP, MSG_PUSH, MSG_SYNC_REQUEST, WireError } from '../../agent/wire.ts'
+import { decodeMessage, encodeMessage, MSG_GOSSIP, MSG_PUSH, MSG_SYNC_REQUEST, WireError, MSG_CALL, MSG_REPLY } from '../../agent/wire.ts'
 import { LedgerWriter, parseSize, SizeError } from '../../crdt/index.ts'
-import { tempDir } from '../helpers/cluster.ts'
+import { tempDir } from '../../simulations/support/cluster.ts'
 
 const SEED = Number(process.env.MEMGOSSIP_FUZZ_SEED ?? Date.now() % 2 ** 31)
 const RUNS = Number(process.env.MEMGOSSIP_FUZZ_RUNS ?? 300)
@@ -78,7 +78,9 @@ describe('wire decoder', () => {
       for (const message of [
         { type: MSG_GOSSIP, update: a } as const,
         { type: MSG_PUSH, update: b } as const,
-        { type: MSG_SYNC_REQUEST, stateVector: a } as const
+        { type: MSG_SYNC_REQUEST, stateVector: a } as const,
+        { type: MSG_CALL, id: cut, body: a } as const,
+        { type: MSG_REPLY, id: cut % 1000, body: b } as const
       ]) {
         const bytes = encodeMessage(message)
         expect(decodeMessage(bytes)).toEqual(message)
@@ -104,6 +106,17 @@ describe('gossip payloads into a running agent', () => {
       if (after === before) expect(agent.metrics.droppedInvalid + agent.metrics.droppedOversized).toBeGreaterThanOrEqual(dropped)
       expect(() => agent.resolution()).not.toThrow()
     }), { seed: SEED, numRuns: RUNS })
+  })
+
+  it('random bytes and random calls on a direct stream: dropped and counted, never thrown, state untouched', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), fc.boolean(), (junk, asCall) => {
+      const before = stateVector()
+      const data = asCall ? encodeMessage({ type: MSG_CALL, id: junk.length, body: junk }) : junk
+      expect(() => net.handlers.onMessage?.('12D3KooWpeer', data)).not.toThrow()
+      expect(stateVector()).toBe(before)
+      expect(() => agent.resolution()).not.toThrow()
+    }), { seed: SEED, numRuns: RUNS })
+    expect(agent.metrics.droppedInvalid + agent.metrics.droppedOversized).toBeGreaterThan(0)
   })
 
   it('truncated valid updates are never applied halfway', () => {

@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { getJson, startChildAgent, stopAgents, waitFor as waitForChild, type ChildAgent } from '../cli/procs.ts'
-import { api, startCluster, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, startCluster, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 interface Decision { decision: string, decisionCode: string, nodes: string[] }
 

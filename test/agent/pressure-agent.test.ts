@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AgentEvent } from '../../agent/agent.ts'
-import { api, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 const MiB = 1024 ** 2
 const started: TestAgent[] = []
@@ -59,9 +59,10 @@ describe('pressure ladder in the agent', () => {
     expect(fit.body.reason).toMatch(/is cordoned and takes no new reservations \(memory pressure 'refuse': 900\.00 MiB available, under 1\.00 GiB \(floor 1\.00 GiB\); it refuses new placements\)/)
     const before = t.daemon.agent.doc.getMap('reservations').size
     const reserve = await api(t, '/v1/reservations', { method: 'POST', body: { id: 'refused', size: '1GiB', placement: `node:${self}` } })
-    expect(reserve.status).toBe(409)
-    expect(reserve.body).toMatchObject({ error: 'DoesNotFit' })
-    expect(reserve.body.detail).toMatch(/cordoned.*memory pressure 'refuse'/)
+    // Did not fit here: 200, the one answer shape, rejected and not written.
+    expect(reserve.status).toBe(200)
+    expect(reserve.body).toMatchObject({ written: false, status: 'rejected', code: 'NodeNotActive' })
+    expect(reserve.body.reason).toMatch(/cordoned.*memory pressure 'refuse'/)
     expect(t.daemon.agent.doc.getMap('reservations').size).toBe(before) // nothing written
     expect((await api(t, '/v1/reservations/before')).body).toMatchObject({ status: 'admitted' }) // what runs stays
     expect(t.daemon.agent.alerts().filter(a => a.kind === 'PressureLevel').map(a => a.message).join()).toMatch(/memory pressure 'refuse'/)
@@ -128,8 +129,9 @@ describe('pressure ladder in the agent', () => {
     b.probe.set({ availableBytes: 900 * MiB })
     await waitFor('B cordoned on A', () => a.daemon.agent.resolution().nodes.get(B)?.state === 'cordoned')
     const refused = await api(a, '/v1/reservations', { method: 'POST', body: { id: 'to-b', size: '1GiB', placement: `node:${B}` } })
-    expect(refused.status).toBe(409)
-    expect(refused.body.detail).toMatch(/is cordoned and takes no new reservations/)
+    expect(refused.status).toBe(200)
+    expect(refused.body).toMatchObject({ written: false, status: 'rejected' })
+    expect(refused.body.reason).toMatch(/is cordoned and takes no new reservations/)
     const elsewhere = await api(a, '/v1/reservations', { method: 'POST', body: { id: 'anywhere', size: '1GiB', placement: 'any' } })
     expect(elsewhere.status).toBe(201)
     expect(elsewhere.body.verdict.nodes).toEqual([a.daemon.agent.self])

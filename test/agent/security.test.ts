@@ -16,7 +16,7 @@ import { UsageError } from '../../cli/args.ts'
 import { agentOptionsFromArgs } from '../../cli/commands/agent.ts'
 import { generateClusterKey } from '../../agent/net/cluster-key.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
-import { api, GiB, startAgent, stopAll, tempDir, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, GiB, startAgent, stopAll, tempDir, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 let agents: TestAgent[] = []
 const dirs: string[] = []
@@ -267,7 +267,7 @@ describe('the cluster key', () => {
 
 describe('browser attacks on a loopback API', () => {
   it('refuses DNS rebinding (foreign Host), cross-site origins and non-JSON writes', async () => {
-    const { startAgent, stopAll } = await import('../helpers/cluster.ts')
+    const { startAgent, stopAll } = await import('../../simulations/support/cluster.ts')
     const a = await startAgent()
     try {
       const url = a.daemon.api.url

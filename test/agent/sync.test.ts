@@ -13,7 +13,7 @@ import { MemoryNetworkHub } from '../../agent/net/memory.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
 import { MSG_GOSSIP } from '../../agent/wire.ts'
-import { waitFor } from '../helpers/cluster.ts'
+import { waitFor } from '../../simulations/support/cluster.ts'
 
 const GiB = 1024 ** 3
 const TIMERS = { heartbeatIntervalMs: 60_000, syncIntervalMs: 60_000 }

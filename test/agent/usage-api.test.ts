@@ -5,7 +5,7 @@
  * A real cgroup is read in test/enforce/usage.e2e.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { api, GiB, startAgent, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, GiB, startAgent, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 let a: TestAgent
 beforeAll(async () => {

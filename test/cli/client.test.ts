@@ -3,17 +3,17 @@
  * to exit codes (against a tiny local server), the SSE parser, tables, colour
  * rules, durations and argument checks.
  */
-import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseSize } from '../../crdt/index.ts'
 import { ApiClient, ClientError, normalizeApiUrl, SseParser } from '../../cli/client.ts'
 import { formatAge, paint, percent, table, useColor, visibleLength } from '../../cli/format.ts'
-import { cli, REPO } from './procs.ts'
-import { lazyCommand } from '../../cli/commands/simulate.ts'
-import type { Io } from '../../cli/main.ts'
+import { readableReason } from '../../cli/commands/print.ts'
+import { cli, runCli } from './procs.ts'
 
 let server: Server
 let base: string
@@ -30,7 +30,7 @@ beforeAll(async () => {
         case '/ok': return reply(200, { hello: 'world' })
         case '/401': return reply(401, { error: 'Unauthorized', detail: 'missing or wrong bearer token' })
         case '/400': return reply(400, { error: 'InvalidSize', detail: "unknown unit 'XB'", field: 'size' })
-        case '/409': return reply(409, { error: 'DoesNotFit', detail: 'does not fit' })
+        case '/409': return reply(409, { error: 'IdExists', detail: "reservation 'x' already exists", field: 'id' })
         case '/503': return reply(503, { error: 'Unavailable', detail: 'agent has not joined the cluster yet' })
         case '/hang': return // never answers
         case '/v1/events':
@@ -70,7 +70,7 @@ describe('ApiClient', () => {
   it.each([
     ['/401', 2, /token required\/wrong \(--token FILE or MEMGOSSIP_TOKEN\)/],
     ['/400', 2, /unknown unit 'XB' \[InvalidSize \(size\)\]/],
-    ['/409', 2, /does not fit \[DoesNotFit\]/],
+    ['/409', 2, /reservation 'x' already exists \[IdExists \(id\)\]/],
     ['/nothing', 2, /no route GET \/nothing \[NotFound\]/],
     ['/503', 3, /could not serve the request: agent has not joined the cluster yet/]
   ])('maps %s to exit %i', async (path, code, message) => {
@@ -136,6 +136,15 @@ describe('format', () => {
     expect(formatAge(ms)).toBe(text)
   })
 
+  it('release reasons read as UTC times and short peer ids (the agent\'s text kept in --json)', () => {
+    const peer = '12D3KooWEFCHDzeu9Ldqw7bLh4nRX4Z1EMRtQ2LhZY4VFv6StnpK'
+    const wallMs = Date.UTC(2026, 11, 6, 7, 14, 58, 742)
+    expect(readableReason(`released at ${String(wallMs).padStart(15, '0')}:000003:${peer} by 12D3KooW…tnpK`))
+      .toBe('released at 2026-12-06T07:14:58.742Z by 12D3KooW…tnpK')
+    expect(readableReason(`lost to ${peer}'s claim`)).toBe("lost to 12D3KooW…tnpK's claim")
+    expect(readableReason('fits on node 12D3KooW…tnpK (best fit): 1.00 GiB of 60.80 GiB headroom')).toBe('fits on node 12D3KooW…tnpK (best fit): 1.00 GiB of 60.80 GiB headroom')
+  })
+
   it('percent of a whole, - for an empty whole', () => {
     expect(percent(1, 8)).toBe('12.5%')
     expect(percent(1, 0)).toBe('-')
@@ -157,6 +166,7 @@ describe('arguments (exit 2 before any call)', () => {
     [['reserve', 'x', '1GiB', '--timeout', '5s', ...api], '--timeout only applies with --wait-final'],
     [['reserve', 'x', '1GiB', '--wait-final', '--timeout', '30', ...api], "--timeout: '30' is not a duration with a unit"],
     [['rent', '--price-per-gib-hour', '-1', ...api], "--price-per-gib-hour: '-1' is not a non-negative number"],
+    [['rent', '--since', 'yesterday', ...api], "--since: 'yesterday' is not a duration back from now (1h, 30m, 7d), an ISO date (2026-01-31T00:00:00Z) or ms since the epoch"],
     [['status', '--api', 'not a url'], "--api: 'not a url' is not a URL"],
     [['status', '--token', '/nonexistent/token', ...api], '--token: cannot read /nonexistent/token (ENOENT)'],
     [['where', ...api], 'missing ID'],
@@ -174,19 +184,35 @@ describe('arguments (exit 2 before any call)', () => {
     expect(r.stderr).toContain('token required/wrong (--token FILE or MEMGOSSIP_TOKEN)')
   })
 
-  it('simulate and bench load their modules on demand, and say so plainly when one is missing', async () => {
-    const io = (): { io: Io, err: () => string } => { let e = ''; return { io: { stdout: () => {}, stderr: (s) => { e += s } }, err: () => e } }
-    const missing = io()
-    expect(await lazyCommand('simulate', '../../simulations/no-such-module.ts', 'runSimulate', 'the simulation harness')([], missing.io)).toBe(2)
-    expect(missing.err()).toBe('memgossip simulate: the simulation harness is not available in this checkout (simulations/no-such-module.ts is missing)\n')
-    const wrong = io()
-    expect(await lazyCommand('bench', '../format.ts', 'runBench', 'the benchmark runner')([], wrong.io)).toBe(2)
-    expect(wrong.err()).toContain('does not export runBench()')
-    for (const [command, file] of [['simulate', 'simulations/cli.ts'], ['bench', 'simulations/bench/run.ts']]) {
-      if (existsSync(join(REPO, file))) continue // present: its own tests cover it
-      const r = await cli([command, '--help'])
-      expect(r.code).toBe(2)
-      expect(r.stderr).toContain(`(${file} is missing)`)
+  it('client commands load nothing of libp2p, Yjs, the agent or simulations/; simulate and bench load theirs on demand', async () => {
+    const loaded = async (argv: string[]): Promise<{ code: number, urls: string[] }> => {
+      const dir = await mkdtemp(join(tmpdir(), 'memgossip-imports-'))
+      const log = join(dir, 'imports.log')
+      try {
+        const r = await runCli(argv, { env: { MEMGOSSIP_IMPORT_LOG: log }, nodeArgs: ['--import', './test/cli/fixtures/record-imports.mjs'] })
+        return { code: r.code, urls: (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(u => u !== '') }
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
     }
+    const heavy = (u: string): boolean => /\/node_modules\/(libp2p|@libp2p|@chainsafe|yjs)\/|\/(agent|simulations)\//.test(u)
+    for (const argv of [['fit', '--help'], ['status', '--help'], ['watch', '--help'], ['reservations', '--help'], ['rent', '--help']]) {
+      const r = await loaded(argv)
+      expect(r.code, argv.join(' ')).toBe(0)
+      expect(r.urls.some(u => u.endsWith('/cli/commands/fit.ts')), 'the recorder saw the CLI load').toBe(true)
+      expect(r.urls.filter(heavy), argv.join(' ')).toEqual([])
+    }
+    // The request path too (the local server answers 404: exit 2, the agent's detail printed).
+    const asked = await loaded(['fit', '1GiB', '--api', base])
+    expect(asked.code).toBe(2)
+    expect(asked.urls.filter(heavy)).toEqual([])
+    // --placement loads the agent's placement parser (beside the Yjs schema), still nothing of libp2p or the agent.
+    const placed = await loaded(['fit', '1GiB', '--placement', 'spread:2', '--api', base])
+    expect(placed.code).toBe(2)
+    expect(placed.urls.some(u => u.endsWith('/crdt/schema.ts'))).toBe(true)
+    expect(placed.urls.filter(u => heavy(u) && !u.includes('/node_modules/yjs/'))).toEqual([])
+    const sim = await loaded(['simulate', '--help'])
+    expect(sim.code).toBe(0)
+    expect(sim.urls.some(u => u.endsWith('/simulations/cli.ts'))).toBe(true)
   })
 })

@@ -6,11 +6,12 @@
  * in this process through `main()` (fast), and as a real process where exit
  * codes and signals are the point.
  */
+import { spawn } from 'node:child_process'
 import { writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseSize } from '../../crdt/index.ts'
-import { cli, freePort, getJson, GiB, runCli, spawnCli, startChildAgent, stopAgents, tempDir, waitFor, type ChildAgent } from './procs.ts'
+import { cli, freePort, getJson, GiB, killGroup, REPO, runCli, spawnCli, startChildAgent, stopAgents, tempDir, waitFor, type ChildAgent } from './procs.ts'
 
 const TOKEN = 'cli-test-token-0123456789abcdef'
 let dir: string
@@ -145,6 +146,17 @@ describe('fit', () => {
     expect(body).toMatchObject({ fits: false, code: 'NoNodeFits', bytes: 9 * GiB, histogram: '0/3 nodes fit: 3 InsufficientMemory', histogramCounts: { InsufficientMemory: 3 } })
   })
 
+  it.concurrent('node:<id> of a node the agent does not know exits 2 naming it, not "does not fit"', async () => {
+    const r = await cli(['fit', '1GiB', '--placement', 'node:12D3KooWNoSuchNode', ...at(A)])
+    expect(r.code).toBe(2)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toContain("memgossip fit: no node '12D3KooWNoSuchNode' in this agent's view (known: ")
+    expect(r.stderr).toContain('[UnknownNode (placement)]')
+    const reserve = await cli(['reserve', 'pinned-nowhere', '1GiB', '--placement', 'node:12D3KooWNoSuchNode', ...at(A)])
+    expect(reserve.code).toBe(2)
+    expect(reserve.stderr).toContain("no node '12D3KooWNoSuchNode'")
+  })
+
   it.concurrent('a bad size exits 2 with the same message as parseSize, listing the accepted forms (a real process)', async () => {
     let expected = ''
     try { parseSize('12XB') } catch (error) { expected = (error as Error).message }
@@ -198,7 +210,8 @@ describe('reserve, where, reservations, release', () => {
     expect(r.stdout).toContain('0/3 nodes fit: 3 InsufficientMemory')
     const j = await json(['reserve', 'huge', '9GiB', ...at(B)])
     expect(j.code).toBe(1)
-    expect(j.body).toMatchObject({ error: 'DoesNotFit', answer: { fits: false, bytes: 9 * GiB } })
+    // The same shape as a rejection (agent/api/contract.ts ReserveAnswer): no entry was written.
+    expect(j.body).toMatchObject({ id: 'huge', written: false, status: 'rejected', code: 'NoNodeFits', answer: { fits: false, bytes: 9 * GiB } })
     expect((await cli(['where', 'huge', ...at(B)])).code).toBe(1)
     const badId = await cli(['reserve', 'no spaces', '1GiB', ...at(A)])
     expect(badId.code).toBe(2)
@@ -206,6 +219,10 @@ describe('reserve, where, reservations, release', () => {
     const dup = await cli(['reserve', 'web-1', '1GiB', ...at(A)])
     expect(dup.code).toBe(2)
     expect(dup.stderr).toContain("reservation 'web-1' already exists [IdExists]")
+    // --json prints the agent's error on stdout, as where and release do.
+    const dupJson = await json(['reserve', 'web-1', '1GiB', ...at(A)])
+    expect(dupJson.code).toBe(2)
+    expect(dupJson.body).toMatchObject({ error: 'IdExists', field: 'id', detail: "reservation 'web-1' already exists" })
   })
 
   it('reserve --wait-final returns once every member has passed the reservation', async () => {
@@ -334,6 +351,21 @@ describe('watch', () => {
     const r = await done
     expect(r.code).toBe(0)
   })
+
+  it('through npx, Ctrl-C (SIGINT to the process group, which npm forwards a second time) exits 0', async () => {
+    const proc = spawn('npx', ['memgossip', 'watch', '--api', A.api], { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+    let out = ''
+    proc.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+    proc.stderr!.on('data', (d: Buffer) => { out += d.toString() })
+    const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => proc.once('exit', (code, signal) => resolve({ code, signal })))
+    try {
+      await waitFor('hello line', () => out.includes('hello'), 30_000)
+      killGroup(proc.pid, 'SIGINT')
+      expect(await exited, out).toEqual({ code: 0, signal: null })
+    } finally {
+      killGroup(proc.pid, 'SIGKILL')
+    }
+  })
 })
 
 describe('rent', () => {
@@ -359,7 +391,11 @@ describe('rent', () => {
     expect(iso.body.sinceMs).toBe(Date.parse('2020-01-01T00:00:00Z'))
     const bad = await cli(['rent', '--since', 'yesterday', ...at(A)])
     expect(bad.code).toBe(2)
-    expect(bad.stderr).toContain("'since' must be ms since the epoch or an ISO date")
+    expect(bad.stderr).toContain("--since: 'yesterday' is not a duration back from now (1h, 30m, 7d), an ISO date (2026-01-31T00:00:00Z) or ms since the epoch")
+    // The agent refuses it as well, for clients other than this CLI.
+    const raw = await fetch(`${A.api}/v1/rent?since=yesterday`)
+    expect(raw.status).toBe(400)
+    expect(await raw.json()).toMatchObject({ error: 'InvalidSince', detail: "'since' must be ms since the epoch or an ISO date" })
   })
 })
 

@@ -120,12 +120,12 @@ export async function cli (argv: string[], options: { env?: Record<string, strin
 }
 
 /** The CLI as a real process (`node --import tsx cli/main.ts`, or `node cli/bin.js`): real exit codes and signals. */
-export function spawnCli (argv: string[], options: { env?: Record<string, string | undefined>, entry?: string } = {}): { proc: ChildProcess, done: Promise<CliResult> } {
+export function spawnCli (argv: string[], options: { env?: Record<string, string | undefined>, entry?: string, nodeArgs?: string[] } = {}): { proc: ChildProcess, done: Promise<CliResult> } {
   const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: '1', MEMGOSSIP_API: undefined, MEMGOSSIP_TOKEN: undefined, ...options.env }
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k]
   const entry = options.entry ?? 'cli/main.ts'
   // cli/bin.js (what `npm link` installs) registers tsx itself.
-  const nodeArgs = entry.endsWith('.js') ? [entry] : ['--import', 'tsx', entry]
+  const nodeArgs = [...(options.nodeArgs ?? []), ...(entry.endsWith('.js') ? [entry] : ['--import', 'tsx', entry])]
   const proc = spawn(process.execPath, [...nodeArgs, ...argv], { cwd: REPO, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
@@ -135,7 +135,7 @@ export function spawnCli (argv: string[], options: { env?: Record<string, string
   return { proc, done }
 }
 
-export async function runCli (argv: string[], options: { env?: Record<string, string | undefined>, entry?: string } = {}): Promise<CliResult> {
+export async function runCli (argv: string[], options: { env?: Record<string, string | undefined>, entry?: string, nodeArgs?: string[] } = {}): Promise<CliResult> {
   return await spawnCli(argv, options).done
 }
 

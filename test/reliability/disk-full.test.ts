@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LedgerStore } from '../../agent/store.ts'
-import { api, GiB, startAgent, tempDir, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, GiB, startAgent, tempDir, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 const mountPoint = await mkdtemp(join(tmpdir(), 'memgossip-tmpfs-'))
 let skipReason: string | undefined

@@ -14,7 +14,7 @@ import { createRequire } from 'node:module'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { afterAll, describe, expect, it } from 'vitest'
-import { api, converged, startCluster, stopAll, waitFor, type TestAgent } from '../helpers/cluster.ts'
+import { api, converged, startCluster, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 /** The few fields of autocannon's (untyped) programmatic API used here. */
 interface AutocannonResult {

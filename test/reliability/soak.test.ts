@@ -6,7 +6,7 @@
 import { readFile, rm } from 'node:fs/promises'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runSoak, slope, type SoakReport } from '../../simulations/soak.ts'
-import { tempDir } from '../helpers/cluster.ts'
+import { tempDir } from '../../simulations/support/cluster.ts'
 
 const dirs: string[] = []
 afterAll(async () => { await Promise.all(dirs.map(async d => { await rm(d, { recursive: true, force: true }) })) })

@@ -39,7 +39,7 @@ describe('memgossip simulate', () => {
     [['--scenario', 'yz-race', '--tier', 'quantum'], /--tier must be 'real' or 'virtual'/],
     [['--scenario', 'yz-race', '--nodes', 'many'], /--nodes must be an integer/],
     [['--scenario', 'yz-race', '--tier', 'virtual', '--transport', 'tcp'], /--transport applies to the real tier/],
-    [['--scenario', 'yz-race', '--frobnicate'], /unknown option --frobnicate/],
+    [['--scenario', 'yz-race', '--frobnicate'], /unknown flag --frobnicate/],
     [['--scenario', 'no-such-scenario'], /no scenario named 'no-such-scenario'; shipped scenarios: .*yz-race/]
   ])('refuses %j with exit 2', async (argv, message) => {
     const r = await simulate(...argv as string[])

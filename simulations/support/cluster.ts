@@ -1,6 +1,8 @@
 /**
  * Start real agents in this process: real libp2p over TCP on 127.0.0.1 (random
  * ports), real data dirs, real HTTP APIs; only the memory probe is fake.
+ * Shared by the reliability scripts (soak) and the tests, which import it
+ * from here: nothing outside test/ imports test/.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
