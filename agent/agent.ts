@@ -24,6 +24,8 @@ import {
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
 import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from './probe.ts'
 import { AlertSink, computeAlerts, formatMs, type Alert } from './alerts.ts'
+import { PressureLadder, pressureWarnings, type PressureConfig, type PressureLevel } from './pressure.ts'
+import { UsageTracker, UsageWatchError, type OomReport, type ReservationUsage, type UsageCounters } from './usage.ts'
 import { ClockChannel, DIRECT_MEMBERS_MAX, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
 import { MembershipDuties, positionsOf } from './membership.ts'
 import { timedOutQueued } from './queue.ts'
@@ -91,6 +93,8 @@ export const DEFAULTS = {
   warnCommittedRatio: 0.85,
   /** Alert operators when a node is committed above this share. */
   alertCommittedRatio: 0.9,
+  /** Alert when a reservation uses more than this share of its limit (the kernel OOM-kills it at the limit). */
+  nearLimitRatio: 0.9,
   /** Wait this long for `--ack peers:K`. */
   ackTimeoutMs: 10_000,
   /** Re-log an unchanged alert at most this often. */
@@ -174,6 +178,14 @@ export interface AgentInit {
   beaconDelayMs?: number
   recordRefreshMs?: number
   clockLeaseMs?: number
+  /** The pressure ladder's thresholds (agent/pressure.ts; docs/design.md "Pressure ladder"). */
+  pressure?: PressureConfig
+  /** Alert when a reservation uses more than this share of its limit; default {@link DEFAULTS}.nearLimitRatio. */
+  nearLimitRatio?: number
+  /** Where reservation cgroups may be named (agent/usage.ts); default /sys/fs/cgroup. */
+  cgroupRoot?: string
+  /** Look for reservation cgroups nobody named, after a restart (agent/usage.ts); on only for the host's own memory. */
+  findCgroups?: boolean
 }
 
 export interface ReserveRequest {
@@ -207,8 +219,10 @@ export type AgentEvent =
   | { type: 'joined', sponsor: PeerIdStr }
   | { type: 'membership', state: 'admitted' | 'left' | 'evicted', node: PeerIdStr, by?: PeerIdStr }
   | { type: 'liveness', node: PeerIdStr, state: Liveness }
+  | ({ type: 'oom', node: PeerIdStr } & OomReport)
+  | { type: 'pressure', node: PeerIdStr, from: PressureLevel, level: PressureLevel, availableBytes: number, message: string }
 
-export interface AgentMetrics extends BeaconCounters, LivenessCounters {
+export interface AgentMetrics extends BeaconCounters, LivenessCounters, UsageCounters {
   /** Beacon pulls: asked, and suspicions dropped as forged or from a non-member. */
   beaconPulls: number
   suspicionsDropped: number
@@ -246,7 +260,7 @@ export const systemClock: Clock = {
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
   readonly doc: Y.Doc
-  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, resolutions: 0, ...emptyBeaconCounters(), ...emptyLivenessCounters(), beaconPulls: 0, suspicionsDropped: 0, admissions: 0, evictionProposals: 0, evictionAcks: 0 }
+  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, resolutions: 0, ...emptyBeaconCounters(), ...emptyLivenessCounters(), beaconPulls: 0, suspicionsDropped: 0, admissions: 0, evictionProposals: 0, evictionAcks: 0, oomKillsLimit: 0, oomKillsHost: 0 }
   readonly network: Network
   floorBytes = 0
   floorRule = ''
@@ -302,6 +316,13 @@ export class Agent extends EventEmitter {
   private readonly peerClocks = new Map<PeerIdStr, number>()
   private previousVerdicts = new Map<string, string>()
   private readonly alertSink: AlertSink
+  // -- enforcement hooks (agent/pressure.ts, agent/usage.ts) --
+  private readonly pressure: PressureLadder
+  private readonly usage: UsageTracker
+  /** The per-reservation usage the node record carries, and the pressure level it says. */
+  private usageRecord?: Record<string, { usedBytes: number, peakBytes?: number, oomKills?: number }>
+  private recordPressure: PressureLevel = 'ok'
+  // -- end enforcement hooks --
   private syncing = new Set<PeerIdStr>()
   /** Remote transactions that changed the document (Yjs emits no update for a no-op). */
   private remoteChanges = 0
@@ -328,6 +349,15 @@ export class Agent extends EventEmitter {
       logIntervalMs: DEFAULTS.alertLogIntervalMs
     })
     this.gate = new PublishGate({ heartbeatIntervalMs: init.recordRefreshMs ?? DEFAULTS.recordRefreshMs })
+    this.pressure = new PressureLadder(init.pressure)
+    this.usage = new UsageTracker({
+      clock: this.clock,
+      log: this.log,
+      counters: this.metrics,
+      cgroupRoot: init.cgroupRoot,
+      searchUnnamed: init.findCgroups,
+      onOom: (report) => { this.emit('event', { type: 'oom', node: this.self, ...report } satisfies AgentEvent) }
+    })
     this.calls = new DirectCalls({ clock: this.clock, send: (peer, bytes) => this.network.send?.call(this.network, peer, bytes) ?? false })
   }
 
@@ -563,7 +593,49 @@ export class Agent extends EventEmitter {
   }
 
   fit (bytes: number, placement: Placement): FitAnswer {
-    return fit(this.resolution(), { bytes, placement }, { staleNodes: this.staleNodes(), warnCommittedRatio: DEFAULTS.warnCommittedRatio })
+    const res = this.resolution()
+    const answer = fit(res, { bytes, placement }, { staleNodes: this.staleNodes(), warnCommittedRatio: DEFAULTS.warnCommittedRatio })
+    // docs/design.md "Pressure ladder": every answer says when this node, or a node it lands on, is under pressure.
+    answer.warnings.push(...pressureWarnings({ id: this.self, line: this.pressure.describe() }, answer.nodes, res.nodes))
+    if (!answer.fits && answer.code === 'NodeNotActive' && res.nodes.get(this.self)?.state === 'cordoned' && placement.kind === 'node' && placement.node === this.self) {
+      answer.reason += ` (${this.pressure.describe() ?? 'memory pressure'})`
+    }
+    return answer
+  }
+
+  /**
+   * Watch reservation `id`'s cgroup at `dir` and read it now (`memgossip run`
+   * names it when its command starts and once more when it ends). The
+   * reservation must be admitted and running on this node.
+   */
+  async watchUsage (id: string, dir: string): Promise<ReservationUsage> {
+    const v = this.resolution().verdicts.get(id)
+    if (v === undefined) throw new NotFoundError(`no reservation '${id}'`)
+    if (v.status !== 'admitted' || !v.runningOn.includes(this.self)) throw new BadRequestError('id', `reservation '${id}' is ${v.status}${v.status === 'admitted' ? ` on ${v.runningOn.map(shortId).join(', ')}` : ''}, not running on this node (${shortId(this.self)})`)
+    try {
+      return await this.usage.watch(id, dir, v.bytes)
+    } catch (error) {
+      if (error instanceof UsageWatchError) throw new BadRequestError('cgroup', error.message)
+      throw error
+    }
+  }
+
+  /** What reservation `id` uses: read here when its cgroup is watched here, else as other nodes' records last said. */
+  reservationUsage (id: string): Array<{ node: PeerIdStr, usedBytes: number, peakBytes?: number, oomKills?: number, live: boolean }> {
+    const live = this.usage.get(id)
+    const out: Array<{ node: PeerIdStr, usedBytes: number, peakBytes?: number, oomKills?: number, live: boolean }> = []
+    if (live !== undefined) out.push({ node: this.self, usedBytes: live.usedBytes, peakBytes: live.peakBytes, oomKills: live.exceededLimitKills > 0 ? live.exceededLimitKills : undefined, live: true })
+    for (const node of this.resolution().verdicts.get(id)?.runningOn ?? []) {
+      if (node === this.self && live !== undefined) continue
+      const u = this.resolution().nodes.get(node)?.heartbeat?.usage?.[id]
+      if (u !== undefined) out.push({ node, ...u, live: false })
+    }
+    return out
+  }
+
+  /** This node's pressure level (docs/design.md "Pressure ladder"). */
+  pressureLevel (): PressureLevel {
+    return this.pressure.level
   }
 
   /** The verdict for `id`; this peer's own losing entry when it lost the id (IdTaken). */
@@ -875,11 +947,33 @@ export class Agent extends EventEmitter {
   private async publishCapacityIfChanged (): Promise<void> {
     if (!this.joined || this.writeRefusal() !== undefined) return
     const view = this.resolution().nodes.get(this.self)
-    if (view !== undefined && view.state !== 'unknown' && view.allocatableBytes === this.allocatableBytes && view.state !== 'evicted') return
+    // The pressure ladder cordons the node at refuse and caps its allocatable at evict (agent/pressure.ts).
+    const allocatable = this.pressure.allocatable(this.allocatableBytes)
+    const state = view?.state === 'draining' ? 'draining' : this.pressure.nodeState()
+    if (view !== undefined && view.state !== 'unknown' && view.allocatableBytes === allocatable && view.state === state) return
     if (view?.state === 'evicted') return
-    const state = view?.state === 'draining' ? 'draining' : 'active'
-    this.writer.capacity(this.allocatableBytes, state, this.clock.now())
+    this.writer.capacity(allocatable, state, this.clock.now())
     await this.durable().catch(() => {})
+  }
+
+  /** One step of the pressure ladder (agent/pressure.ts); true when its level changed. */
+  private stepEnforcement (sample: MemorySample, allocatable: number): boolean {
+    const step = this.pressure.observe({ availableBytes: sample.availableBytes, floorBytes: this.floorBytes, nowMs: this.clock.now(), committedBytes: () => this.resolution().nodes.get(this.self)?.committedBytes ?? 0, allocatableBytes: allocatable })
+    if (step === undefined) return false
+    this.log(`pressure ${step.from} → ${step.to}: ${step.message}`)
+    this.emit('event', { type: 'pressure', node: this.self, from: step.from, level: step.to, availableBytes: step.availableBytes, message: step.message } satisfies AgentEvent)
+    return true
+  }
+
+  /** Reservations running on this node and what the ledger charges them here. */
+  private runningHere (): Map<string, number> {
+    const res = this.resolution()
+    const out = new Map<string, number>()
+    for (const id of res.nodes.get(this.self)?.reservations ?? []) {
+      const v = res.verdicts.get(id)
+      if (v !== undefined) out.set(id, v.bytes)
+    }
+    return out
   }
 
   private async sampleAndPublish (force: boolean): Promise<void> {
@@ -894,14 +988,23 @@ export class Agent extends EventEmitter {
     if (this.stopped) return
     this.lastSample = sample
     const allocatable = this.computeAllocatable(sample)
-    if (allocatable !== this.allocatableBytes) {
+    const stepped = this.stepEnforcement(sample, allocatable)
+    if (this.usage.active) await this.usage.tick(() => this.runningHere())
+    if (allocatable !== this.allocatableBytes || stepped) {
       this.allocatableBytes = allocatable
       await this.publishCapacityIfChanged()
     }
     const figures = { totalBytes: sample.totalBytes, availableBytes: sample.availableBytes, allocatableBytes: allocatable }
     const now = this.clock.now()
     if (this.leaseWaitMs() > 0) return
-    if (!force && !this.gate.shouldPublish(figures, now)) return
+    // Usage per reservation rides on the record only when it moved past the threshold; nothing is written at rest.
+    const usage = this.usage.recordIfMoved(this.gate.thresholdFor(sample.totalBytes))
+    if (!force && usage === undefined && this.recordPressure === this.pressure.level && !this.gate.shouldPublish(figures, now)) return
+    if (usage !== undefined) {
+      this.usage.published(usage)
+      this.usageRecord = Object.keys(usage).length > 0 ? usage : undefined
+    }
+    this.recordPressure = this.pressure.level
     this.gate.published(figures, now)
     this.writeHeartbeat(sample, allocatable)
     await this.durable().catch(() => {})
@@ -918,7 +1021,9 @@ export class Agent extends EventEmitter {
       usedBytes: Math.max(0, sample.totalBytes - sample.availableBytes),
       labels: this.init.labels,
       version: VERSION,
-      addrs: this.addrsForHeartbeat()
+      addrs: this.addrsForHeartbeat(),
+      pressure: this.pressure.level === 'ok' ? undefined : this.pressure.level,
+      usage: this.usageRecord
     }, this.clock.now())
     this.metrics.heartbeats++
   }
@@ -1629,7 +1734,10 @@ export class Agent extends EventEmitter {
       maxOffsetMs: this.maxOffsetMs(),
       peersAhead: this.peersAhead(),
       joined: this.joined,
-      evictionBlocked: this.membership.blocked
+      evictionBlocked: this.membership.blocked,
+      pressure: this.pressure.level === 'ok' ? undefined : { level: this.pressure.level, message: this.pressure.describe() ?? '' },
+      usage: this.usage.list(),
+      nearLimitRatio: this.init.nearLimitRatio ?? DEFAULTS.nearLimitRatio
     }))
   }
 

@@ -11,7 +11,7 @@ import type { Clock, MemorySample, PeerIdStr } from './types.ts'
 export interface Alert {
   /** Stable identity, e.g. `pressure/<node>`. */
   key: string
-  kind: 'MemoryPressure' | 'NodeCommittedHigh' | 'UnaccountedUsage' | 'NodeUndersized' | 'StorageFailed' | 'ClockSkew' | 'IdentityConflict' | 'NotAMember' | 'EvictionBlocked'
+  kind: 'MemoryPressure' | 'PressureLevel' | 'ReservationNearLimit' | 'NodeCommittedHigh' | 'UnaccountedUsage' | 'NodeUndersized' | 'StorageFailed' | 'ClockSkew' | 'IdentityConflict' | 'NotAMember' | 'EvictionBlocked'
   node: PeerIdStr
   message: string
   /** The setting an operator would change. */
@@ -37,6 +37,12 @@ export interface AlertInputs {
   peersAhead: Array<[PeerIdStr, number]>
   joined: boolean
   evictionBlocked?: string
+  /** The pressure ladder's level when not ok, with the line of numbers it was entered with (agent/pressure.ts). */
+  pressure?: { level: string, message: string }
+  /** Usage of the reservations running here (agent/usage.ts). */
+  usage?: ReadonlyArray<{ id: string, usedBytes: number, reservedBytes: number, peakBytes?: number }>
+  /** Alert when a reservation uses more than this share of what it reserved (default 0.9). */
+  nearLimitRatio?: number
 }
 
 export function computeAlerts (i: AlertInputs): Map<string, Alert> {
@@ -73,6 +79,16 @@ export function computeAlerts (i: AlertInputs): Map<string, Alert> {
   }
   if (!i.joined && res.view.epoch > 0) {
     add({ key: `member/${self}`, kind: 'NotAMember', node: self, message: own?.standing === 'evicted' ? `this node was evicted from the view (writes after position ${own.cutSeq ?? 0} do not count); it asks to be admitted again` : 'this node is not a member yet: waiting for a sponsor to admit it', setting: '--bootstrap' })
+  }
+  if (i.pressure !== undefined) {
+    add({ key: `ladder/${self}`, kind: 'PressureLevel', node: self, message: `${shortId(self)}: ${i.pressure.message}`, setting: '--pressure-warn / --pressure-refuse / --pressure-evict (× floor), --floor' })
+  }
+  const nearLimit = i.nearLimitRatio ?? 0.9
+  for (const u of i.usage ?? []) {
+    if (u.reservedBytes <= 0 || u.usedBytes < u.reservedBytes * nearLimit) continue
+    // Whole percents in the message: it is raised again (and the event sent) only when the share moves by one.
+    const pct = Math.floor((u.usedBytes / u.reservedBytes) * 100)
+    add({ key: `near-limit/${u.id}`, kind: 'ReservationNearLimit', node: self, message: `reservation ${u.id} uses ${pct}% of its limit on ${shortId(self)} (about ${formatSize(Math.floor(u.reservedBytes * pct / 100))} of ${formatSize(u.reservedBytes)}, alert at ${Math.round(nearLimit * 100)}%): the kernel OOM-kills it at the limit`, setting: 'reserve more for it, or --near-limit' })
   }
   if (i.evictionBlocked !== undefined) add({ key: `eviction/${self}`, kind: 'EvictionBlocked', node: self, message: i.evictionBlocked, setting: '--evict-after / memgossip evict --force' })
   return next

@@ -162,7 +162,7 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
       if (node !== undefined) list = list.filter(v => v.runningOn.includes(node) || v.nodes.includes(node))
       if (status !== undefined) list = list.filter(v => v.status === status)
       list.sort((a, b) => (a.hlc ?? '') < (b.hlc ?? '') ? -1 : (a.hlc ?? '') > (b.hlc ?? '') ? 1 : (a.key < b.key ? -1 : 1))
-      return { status: 200, body: { reservations: list.map(verdictJson), pending: res.pending, verdictsDigest: res.digest } }
+      return { status: 200, body: { reservations: list.map(withUsage), pending: res.pending, verdictsDigest: res.digest } }
     },
     reserve: async ({ body }) => {
       knownPlacement(body.placement)
@@ -180,9 +180,17 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
     getReservation: ({ params }) => {
       const v = agent.verdict(params.id)
       if (v === undefined) throw new ApiError('NotFound', `no reservation '${params.id}'`, 'id')
-      return { status: 200, body: verdictJson(v) }
+      return { status: 200, body: withUsage(v) }
     },
-    release: async ({ params }) => ({ status: 200, body: verdictJson(await agent.release(params.id)) })
+    release: async ({ params }) => ({ status: 200, body: verdictJson(await agent.release(params.id)) }),
+    // Usage per reservation (docs/design.md "Enforcement"): `memgossip run` names its cgroup; the agent reads it.
+    usage: ({ params }) => ({ status: 200, body: { id: params.id, usage: agent.reservationUsage(params.id) } }),
+    watchUsage: async ({ params, body }) => ({ status: 200, body: await agent.watchUsage(params.id, body.cgroup) })
+  }
+
+  /** A verdict with what it uses where it runs (docs/design.md "Enforcement"): `usage` per node, when measured. */
+  function withUsage (v: Verdict): VerdictJson {
+    return { ...verdictJson(v), usage: v.status === 'admitted' ? agent.reservationUsage(v.id) : [] }
   }
 
   const server = createServer((req, res) => {
@@ -411,6 +419,9 @@ function nodesJson (agent: Agent): NodeJson[] {
     usedBytes: n.heartbeat?.usedBytes ?? 0,
     floorBytes: n.heartbeat?.floorBytes ?? 0,
     undersized: n.undersized,
+    pressure: n.id === agent.self ? agent.pressureLevel() : n.heartbeat?.pressure ?? 'ok',
+    // What the reservations running there use, as its record last said (undefined: nothing measured).
+    reservationsUsedBytes: n.heartbeat?.usage !== undefined ? Object.values(n.heartbeat.usage).reduce((a, u) => a + u.usedBytes, 0) : undefined,
     allNeedBytes: n.allNeedBytes,
     deficitBytes: n.deficitBytes,
     reservations: n.reservations.length,
@@ -478,6 +489,9 @@ function metricsText (agent: Agent, requests: { total: number, errors4xx: number
   metric('memgossip_http_requests_total', 'counter', 'HTTP API requests.', requests.total)
   metric('memgossip_http_errors_total', 'counter', 'HTTP API error answers by class.', requests.errors4xx, '{class="4xx"}')
   metric('memgossip_http_errors_total', 'counter', 'HTTP API error answers by class.', requests.errors5xx, '{class="5xx"}')
+  metric('memgossip_oom_kills_total', 'counter', 'Processes OOM-killed inside reservations\' cgroups on this node, by cause: limit (the reservation exceeded its limit) or host (killed within its limit).', m.oomKillsLimit, '{cause="limit"}')
+  metric('memgossip_oom_kills_total', 'counter', 'Processes OOM-killed inside reservations\' cgroups on this node, by cause: limit (the reservation exceeded its limit) or host (killed within its limit).', m.oomKillsHost, '{cause="host"}')
+  metric('memgossip_pressure_level', 'gauge', 'This node\'s pressure ladder: 0 ok, 1 warn, 2 refuse, 3 evict.', ['ok', 'warn', 'refuse', 'evict'].indexOf(agent.pressureLevel()))
   metric('memgossip_read_only', 'gauge', '1 when a disk failure made the agent read-only.', state.readOnly !== undefined ? 1 : 0)
   return lines.join('\n') + '\n'
 }

@@ -8,8 +8,8 @@
  *   `memory.peak`, `memory.events` (`max`, `oom`, `oom_kill`).
  * - cgroup v1 memory controller: `memory.limit_in_bytes` = limit,
  *   `memory.soft_limit_in_bytes` = minimum, `memory.usage_in_bytes`,
- *   `memory.max_usage_in_bytes`, `memory.failcnt`, `memory.oom_control`
- *   (`oom_kill`).
+ *   `memory.max_usage_in_bytes`, `memory.failcnt` (+ `memory.memsw.failcnt`),
+ *   `memory.oom_control` (`oom_kill`).
  *
  * v2 wins when the unified hierarchy has the memory controller; a hybrid host
  * (memory bound to v1, an empty `unified` mount) uses v1. The reasons for the
@@ -76,6 +76,12 @@ export interface CgroupUsage {
   limitHits: number
   /** Processes the OOM killer killed inside this cgroup (`oom_kill`); 0 where the kernel does not count them. */
   oomKills: number
+  /**
+   * Times this cgroup's own limit ran out and the kernel went OOM for it (v2
+   * `memory.events` `oom`). v1 has no such counter: undefined there, and
+   * `limitHits` (`memory.failcnt`) tells a limit OOM from a host one instead.
+   */
+  limitOoms?: number
 }
 
 /** The limits of one reservation's cgroup. */
@@ -200,6 +206,18 @@ export async function detectCgroupController (init: CgroupInit = {}): Promise<Cg
     'Boot with cgroups enabled (systemd does by default), or enable the memory controller (cgroup_enable=memory on the kernel command line).')
 }
 
+/**
+ * The cgroup of a reservation that already exists at `dir` (made by `memgossip
+ * run`, perhaps in another process): v2 when it has `memory.current`, v1 when it
+ * has `memory.usage_in_bytes`, undefined when it is not a memory cgroup (or is
+ * gone). For reading its usage; nothing is created.
+ */
+export async function openCgroup (dir: string, init: Pick<CgroupInit, 'removeDir'> = {}): Promise<MemoryCgroup | undefined> {
+  if (await exists(path.join(dir, 'memory.current'))) return new V2Cgroup(dir, init.removeDir ?? rmdir)
+  if (await exists(path.join(dir, 'memory.usage_in_bytes'))) return new V1Cgroup(dir, init.removeDir ?? rmdir)
+  return undefined
+}
+
 // ---------------------------------------------------------------------------
 // v2
 
@@ -283,7 +301,8 @@ class V2Cgroup implements MemoryCgroup {
       peakBytes: await readNumber(path.join(this.dir, 'memory.peak')),
       limitBytes: max !== undefined && /^\d+$/.test(max) ? Number(max) : undefined,
       limitHits: events.get('max') ?? 0,
-      oomKills: events.get('oom_kill') ?? 0
+      oomKills: events.get('oom_kill') ?? 0,
+      limitOoms: events.get('oom') ?? 0
     }
   }
 
@@ -345,7 +364,8 @@ class V1Cgroup implements MemoryCgroup {
       currentBytes: await readNumber(path.join(this.dir, 'memory.usage_in_bytes')) ?? 0,
       peakBytes: await readNumber(path.join(this.dir, 'memory.max_usage_in_bytes')),
       limitBytes: limit !== undefined && limit < V1_UNLIMITED_AT ? limit : undefined,
-      limitHits: await readNumber(path.join(this.dir, 'memory.failcnt')) ?? 0,
+      // With swap accounting the memory+swap limit is set to the same size: a hit of either is a hit of the reservation's limit.
+      limitHits: (await readNumber(path.join(this.dir, 'memory.failcnt')) ?? 0) + (await readNumber(path.join(this.dir, 'memory.memsw.failcnt')) ?? 0),
       // `oom_kill` is in memory.oom_control from 4.13 on; older kernels count nothing.
       oomKills: oom.get('oom_kill') ?? 0
     }

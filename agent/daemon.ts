@@ -22,6 +22,7 @@ import { loadOrCreatePeerKey } from './net/identity.ts'
 import { createLibp2pNetwork, type Libp2pNetwork } from './net/libp2p.ts'
 import { createFakeProbe, createSystemProbe } from './probe.ts'
 import type { MemoryProbe } from './types.ts'
+import type { PressureConfig } from './pressure.ts'
 
 export const DEFAULT_P2P_PORT = 7646
 export const DEFAULT_API = '127.0.0.1:7647'
@@ -61,6 +62,10 @@ export interface DaemonOptions {
   maxMessageBytes?: number
   /** A probe to use instead of the host's (tests, demos: `--fake-memory`). */
   probe?: MemoryProbe
+  /** The pressure ladder's thresholds (`--pressure-*`, agent/pressure.ts). */
+  pressure?: PressureConfig
+  /** Alert when a reservation uses more than this share of its limit (`--near-limit`). */
+  nearLimitRatio?: number
   fsync?: boolean
   log?: (line: string) => void
 }
@@ -179,6 +184,10 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
     recordRefreshMs: options.recordRefreshMs,
     syncIntervalMs: options.syncIntervalMs,
     maxUpdateBytes: options.maxMessageBytes ?? DEFAULTS.maxUpdateBytes,
+    pressure: options.pressure,
+    nearLimitRatio: options.nearLimitRatio,
+    // A restarted agent finds the cgroups of what `memgossip run` still runs here; not with a fake probe.
+    findCgroups: options.probe === undefined,
     log
   }
   let agent: Agent

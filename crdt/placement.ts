@@ -11,7 +11,7 @@ import type { NodeId, Placement } from './schema.ts'
 export interface PlacementNode {
   id: NodeId
   /** `evicted` after an eviction record; `unknown` before its join and first capacity event. */
-  state: 'active' | 'draining' | 'left' | 'evicted' | 'unknown'
+  state: 'active' | 'cordoned' | 'draining' | 'left' | 'evicted' | 'unknown'
   allocatableBytes: number
   committedBytes: number
   /** Below what the admitted `all` reservations need (docs/design.md "Undersized nodes"). */
@@ -19,7 +19,7 @@ export interface PlacementNode {
 }
 
 /** Why a node cannot take a reservation, as in a Kubernetes scheduling histogram. */
-export type NodeFitReason = 'Fits' | 'InsufficientMemory' | 'Draining' | 'Left' | 'Evicted' | 'Undersized' | 'NotJoined'
+export type NodeFitReason = 'Fits' | 'InsufficientMemory' | 'Cordoned' | 'Draining' | 'Left' | 'Evicted' | 'Undersized' | 'NotJoined'
 
 export type PlacementCode = 'Fits' | 'InsufficientMemory' | 'NoNodeFits' | 'UnknownNode' | 'NodeNotActive' | 'NodeUndersized'
 
@@ -38,6 +38,7 @@ export function isSchedulable (node: PlacementNode): boolean {
 
 export function nodeFitReason (node: PlacementNode, bytes: number): NodeFitReason {
   switch (node.state) {
+    case 'cordoned': return 'Cordoned'
     case 'draining': return 'Draining'
     case 'left': return 'Left'
     case 'evicted': return 'Evicted'

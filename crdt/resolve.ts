@@ -266,7 +266,7 @@ export class Replay {
       return
     }
     if (slot.state === 'evicted') return
-    if (event.state !== 'active') {
+    if (event.state === 'draining' || event.state === 'left') {
       this.vacate(slot, event.state === 'left' ? 'NodeLeft' : 'NodeDraining', event.hlc)
       slot.state = event.state
       slot.allocatableBytes = event.allocatableBytes
@@ -274,10 +274,14 @@ export class Replay {
       this.index.update(slot)
       return
     }
-    const wasCarrying = slot.state === 'active' && !slot.undersized
-    slot.state = 'active'
+    // `active` or `cordoned` (docs/design.md "Pressure ladder"): a cordoned node
+    // keeps what it runs and shrinks by the same rule, but takes nothing new —
+    // not even new `all` reservations, which it takes on when active again.
+    const wasCarrying = (slot.state === 'active' || slot.state === 'cordoned') && !slot.undersized
+    const wasActive = slot.state === 'active' && !slot.undersized
+    slot.state = event.state
     slot.allocatableBytes = event.allocatableBytes
-    if (wasCarrying && event.allocatableBytes < this.allNeedBytes) {
+    if (wasCarrying && event.allocatableBytes < this.allBytesOn(slot)) {
       // docs/design.md "Undersized nodes": shrinking below the `all` deploys
       // does not evict them; the node is marked undersized (add memory or be
       // evicted) and stops carrying them here.
@@ -286,8 +290,15 @@ export class Replay {
     }
     this.index.update(slot)
     this.shrinkToFit(slot, event.hlc)
-    if (slot.undersized || !wasCarrying) this.tryCarryAll(slot)
+    if (slot.state === 'active' && (slot.undersized || !wasActive)) this.tryCarryAll(slot)
     this.index.update(slot)
+  }
+
+  /** The `all` reservations a node carries now (all of them, unless it was cordoned when some were admitted). */
+  private allBytesOn (slot: Slot): number {
+    let bytes = 0
+    for (const reservation of slot.charges.values()) if (reservation.placement.kind === 'all') bytes += reservation.bytes
+    return bytes
   }
 
   evict (node: NodeId, hlc: HlcString): void {
@@ -521,7 +532,7 @@ export class Replay {
       this.index.update(slot)
       return
     }
-    if (slot.allocatableBytes - slot.committedBytes < this.allNeedBytes) {
+    if (slot.allocatableBytes - slot.committedBytes < this.allNeedBytes - this.allBytesOn(slot)) {
       slot.undersized = true
       this.index.update(slot)
       return

@@ -43,8 +43,12 @@ export const MAP_RELEASES = 'releases'
 export const MAP_CAPACITY = 'capacity'
 export const MAP_MEMBERSHIP = 'membership'
 
-export type NodeState = 'active' | 'draining' | 'left'
-const NODE_STATES: ReadonlySet<string> = new Set(['active', 'draining', 'left'])
+/**
+ * `cordoned`: the node keeps what runs on it but takes no new placements (its
+ * pressure ladder at refuse or evict, docs/design.md "Pressure ladder").
+ */
+export type NodeState = 'active' | 'cordoned' | 'draining' | 'left'
+const NODE_STATES: ReadonlySet<string> = new Set(['active', 'cordoned', 'draining', 'left'])
 
 /** A node's live figures, overwritten on its own key. For alerts, display and finality — never admission. */
 export interface Heartbeat {
@@ -66,6 +70,22 @@ export interface Heartbeat {
    * majority of its view has announced a line at or past it (docs/design.md).
    */
   seen?: HlcString
+  /** Its pressure ladder when not `ok` (docs/design.md "Pressure ladder"): answers placing here carry a warning. */
+  pressure?: 'warn' | 'refuse' | 'evict'
+  /**
+   * What the reservations running here use, by id, as last measured in their
+   * cgroups; rewritten only when a figure moves past the publish threshold
+   * (docs/design.md "Enforcement"). Display and alerts only, never admission.
+   */
+  usage?: Record<ReservationId, ReservationUsageFigures>
+}
+
+/** One reservation's measured usage in a node record. */
+export interface ReservationUsageFigures {
+  usedBytes: number
+  peakBytes?: number
+  /** Processes OOM-killed because it ran out of its own limit. */
+  oomKills?: number
 }
 
 export type Placement =
@@ -410,7 +430,7 @@ export function validateCapacity (key: string, value: unknown): Validated<Capaci
   if (!isObject(value)) return fail('InvalidValue', `capacity event must be an object, got ${describe(value)}`)
   if (!isNodeId(value.node) || key !== `${value.node}/${String(value.seq)}`) return fail('InvalidId', `capacity key ${JSON.stringify(key)} does not match node/seq`)
   if (!isByteCount(value.allocatableBytes)) return fail('InvalidSize', `allocatableBytes must be a non-negative integer, got ${describe(value.allocatableBytes)}`)
-  if (typeof value.state !== 'string' || !NODE_STATES.has(value.state)) return fail('InvalidValue', `state must be active, draining or left, got ${describe(value.state)}`)
+  if (typeof value.state !== 'string' || !NODE_STATES.has(value.state)) return fail('InvalidValue', `state must be active, cordoned, draining or left, got ${describe(value.state)}`)
   if (!isHlc(value.hlc)) return fail('InvalidHlc', `capacity hlc is not a valid stamp: ${describe(value.hlc)}`)
   if (!isSeq(value.seq)) return fail('InvalidValue', `capacity seq must be a non-negative integer, got ${describe(value.seq)}`)
   return { ok: true, value: { node: value.node, allocatableBytes: value.allocatableBytes, state: value.state as NodeState, hlc: value.hlc, seq: value.seq } }
@@ -493,7 +513,7 @@ export function validateHeartbeat (value: unknown): Validated<Heartbeat> {
   }
   if (!isHlc(value.hlc)) return fail('InvalidHlc', `heartbeat hlc is not a valid stamp: ${describe(value.hlc)}`)
   if (!isSeq(value.seq)) return fail('InvalidValue', `heartbeat seq must be a non-negative integer, got ${describe(value.seq)}`)
-  if (typeof value.state !== 'string' || !NODE_STATES.has(value.state)) return fail('InvalidValue', `heartbeat state must be active, draining or left, got ${describe(value.state)}`)
+  if (typeof value.state !== 'string' || !NODE_STATES.has(value.state)) return fail('InvalidValue', `heartbeat state must be active, cordoned, draining or left, got ${describe(value.state)}`)
   const labels = validateLabels(value.labels)
   if (labels === undefined) return fail('InvalidValue', 'heartbeat labels must be an object of short strings')
   const addrs = value.addrs
@@ -501,7 +521,24 @@ export function validateHeartbeat (value: unknown): Validated<Heartbeat> {
     return fail('InvalidValue', `heartbeat addrs must be at most ${MAX_ADDRS} multiaddr strings`)
   }
   if (value.seen !== undefined && !isHlc(value.seen)) return fail('InvalidHlc', `heartbeat seen is not a valid stamp: ${describe(value.seen)}`)
+  if (value.pressure !== undefined && !['warn', 'refuse', 'evict'].includes(value.pressure as string)) {
+    return fail('InvalidValue', `heartbeat pressure must be warn, refuse or evict, got ${describe(value.pressure)}`)
+  }
+  if (value.usage !== undefined && !validUsage(value.usage)) {
+    return fail('InvalidValue', `heartbeat usage must map at most ${MAX_USAGE_ENTRIES} reservation ids to { usedBytes, peakBytes?, oomKills? } byte counts`)
+  }
   return { ok: true, value: { ...(value as unknown as Heartbeat), labels, version: typeof value.version === 'string' ? value.version : '' } }
+}
+
+/** Reservations a node record may carry usage for (the writer keeps the largest). */
+export const MAX_USAGE_ENTRIES = 4096
+
+function validUsage (value: unknown): boolean {
+  if (!isObject(value)) return false
+  const entries = Object.entries(value)
+  if (entries.length > MAX_USAGE_ENTRIES) return false
+  return entries.every(([id, u]) => RESERVATION_ID_PATTERN.test(id) && isObject(u) && isByteCount(u.usedBytes) &&
+    (u.peakBytes === undefined || isByteCount(u.peakBytes)) && (u.oomKills === undefined || isByteCount(u.oomKills)))
 }
 
 function describe (value: unknown): string {

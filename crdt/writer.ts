@@ -22,6 +22,8 @@ export interface HeartbeatFigures {
   labels?: Record<string, string>
   version?: string
   addrs?: string[]
+  pressure?: Heartbeat['pressure']
+  usage?: Heartbeat['usage']
 }
 
 export interface ReservationRequest {
@@ -137,6 +139,8 @@ export class LedgerWriter {
       version: figures.version ?? ''
     }
     if (figures.addrs !== undefined) heartbeat.addrs = figures.addrs
+    if (figures.pressure !== undefined) heartbeat.pressure = figures.pressure
+    if (figures.usage !== undefined) heartbeat.usage = figures.usage
     if (seen !== undefined && isHlc(seen)) heartbeat.seen = seen
     writeHeartbeat(this.doc, this.node, heartbeat, this.origin)
     return heartbeat

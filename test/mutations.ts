@@ -1,6 +1,7 @@
 /**
  * Mutation check of the core's tests: break the resolution and finality code
- * on purpose, one deliberate bug at a time, run the crdt suites, and list
+ * (and the pressure ladder's hysteresis) on purpose, one deliberate bug at a
+ * time, run the suites that cover it, and list
  * which tests caught it. Every mutation must be caught. The source is
  * restored after each run (and on Ctrl-C).
  *
@@ -16,7 +17,8 @@ import { parseArgs } from 'node:util'
 
 const REPO = resolve(import.meta.dirname, '..')
 
-interface Mutation { name: string, file: string, from: string, to: string }
+/** `tests`: the suites that must catch it, space-separated (default `test/crdt`). */
+interface Mutation { name: string, file: string, from: string, to: string, tests?: string }
 
 export const MUTATIONS: Mutation[] = [
   { name: 'tie-break order reversed (best fit prefers the larger node id)', file: 'crdt/placement.ts', from: '(r === room && sorted[mid].id < id)', to: '(r === room && sorted[mid].id > id)' },
@@ -43,7 +45,10 @@ export const MUTATIONS: Mutation[] = [
   { name: 'queue order reversed (last come, first served)', file: 'crdt/resolve.ts', from: 'for (const waiting of [...this.queue.values()]) {', to: 'for (const waiting of [...this.queue.values()].reverse()) {' },
   { name: 'a queued admission is final by its own stamp (not by the point that admitted it)', file: 'crdt/resolve.ts', from: 'const t = verdict.decidedHlc ?? verdict.hlc', to: 'const t = verdict.hlc' },
   { name: 'a queue timeout read from the end of the log (not a point of its own)', file: 'crdt/resolve.ts', from: 'case KIND_EXPIRE: replay.expire(event.key, event.hlc); break', to: 'case KIND_EXPIRE: break' },
-  { name: 'a queue timeout takes effect before the document reaches it', file: 'crdt/resolve.ts', from: 'for (const expiry of expiries) if (expiry.hlc <= reached) log.push(expiry)', to: 'for (const expiry of expiries) log.push(expiry)' }
+  { name: 'a queue timeout takes effect before the document reaches it', file: 'crdt/resolve.ts', from: 'for (const expiry of expiries) if (expiry.hlc <= reached) log.push(expiry)', to: 'for (const expiry of expiries) log.push(expiry)' },
+  { name: 'a cordoned node is vacated like a draining one', file: 'crdt/resolve.ts', from: "if (event.state === 'draining' || event.state === 'left') {", to: "if (event.state !== 'active') {" },
+  { name: 'pressure ladder without hysteresis (a level is left at its own threshold)', file: 'agent/pressure.ts', from: 'const better = levelFor(availableBytes, t, t.marginBytes)', to: 'const better = levelFor(availableBytes, t, 0)', tests: 'test/agent/pressure.test.ts test/agent/pressure-agent.test.ts' },
+  { name: 'pressure ladder without dwell (a level is left as soon as it clears)', file: 'agent/pressure.ts', from: '&& nowMs - state.sinceMs >= dwellMs', to: '', tests: 'test/agent/pressure.test.ts' }
 ]
 
 /** For the "one tick early" mutation: the stamp one counter after `hlc`. */
@@ -77,7 +82,7 @@ function main (): number {
     process.stderr.write(`[${i + 1}/${chosen.length}] ${m.name}… `)
     let failing: string[] = []
     try {
-      const run = spawnSync('npx', ['vitest', 'run', 'test/crdt', '--reporter=verbose'], {
+      const run = spawnSync('npx', ['vitest', 'run', ...(m.tests ?? 'test/crdt').split(' '), '--reporter=verbose'], {
         cwd: REPO,
         encoding: 'utf8',
         env: { ...process.env, NO_COLOR: '1', MEMGOSSIP_PROPERTY_RUNS: values.runs },

@@ -44,6 +44,8 @@ export const ERROR_STATUS = {
   InvalidMin: 400,
   InvalidQueue: 400,
   InvalidQueueTimeout: 400,
+  /** `cgroup` of a usage request is not a path (docs/design.md "Enforcement"). */
+  InvalidCgroup: 400,
   /** The agent refused the request as input (e.g. an agent evicting itself). */
   BadRequest: 400,
   Unauthorized: 401,
@@ -103,7 +105,8 @@ const FIELD_ERRORS: Record<string, ErrorCode> = {
   min: 'InvalidMin',
   minBytes: 'InvalidMin',
   queue: 'InvalidQueue',
-  queueTimeoutMs: 'InvalidQueueTimeout'
+  queueTimeoutMs: 'InvalidQueueTimeout',
+  cgroup: 'InvalidCgroup'
 }
 
 const MAX_LABELS = 32
@@ -257,10 +260,22 @@ export const RentQuery = z.strictObject({
 /** The `{id}` of `/v1/reservations/{id}`, percent-decoded. */
 export const IdParams = z.strictObject({ id: ReservationId })
 
+/**
+ * `POST /v1/reservations/{id}/usage`: `memgossip run` names the reservation's
+ * cgroup; the agent checks the path and reads the files itself (docs/design.md
+ * "Enforcement").
+ */
+export const UsageRequest = z.strictObject({
+  cgroup: z.string({ error: "'cgroup' must be the absolute path of the reservation's cgroup directory" })
+    .min(1, { error: "'cgroup' must be the absolute path of the reservation's cgroup directory" })
+    .meta({ description: 'The cgroup directory, absolute and normalized, below /sys/fs/cgroup, named memgossip-<id>.', example: '/sys/fs/cgroup/user.slice/memgossip-web-1' })
+})
+
 /** Request bodies as a client sends them (before parsing). */
 export type FitRequestIn = z.input<typeof FitRequest>
 export type ReserveRequestIn = z.input<typeof ReserveRequest>
 export type EvictRequestIn = z.input<typeof EvictRequest>
+export type UsageRequestIn = z.input<typeof UsageRequest>
 
 /**
  * The first issue of a failed parse as an {@link ApiError}: the field it names,
@@ -291,10 +306,22 @@ const ReasonCode = z.enum([
 ]).meta({ description: 'Stable reason code: clients match on it, never on the human reason.' })
 const PlacementCode = z.enum(['Fits', 'InsufficientMemory', 'NoNodeFits', 'UnknownNode', 'NodeNotActive', 'NodeUndersized', 'NeverFits'])
   .meta({ description: 'NeverFits: larger than any member could ever hold as it stands (nothing is written, queued or not).' })
-const NodeFitReason = z.enum(['Fits', 'InsufficientMemory', 'Draining', 'Left', 'Evicted', 'Undersized', 'NotJoined'])
+const NodeFitReason = z.enum(['Fits', 'InsufficientMemory', 'Cordoned', 'Draining', 'Left', 'Evicted', 'Undersized', 'NotJoined'])
 const WaitingOn = z.enum(['clocks', 'confirmations', 'view-change', 'capacity'])
   .meta({ description: "What a tentative answer waits for: members' clocks, their confirmations, an open view change, or (queued) room." })
-const NodeState = z.enum(['active', 'draining', 'left', 'evicted', 'unknown', 'undersized'])
+const NodeState = z.enum(['active', 'cordoned', 'draining', 'left', 'evicted', 'unknown', 'undersized'])
+  .meta({ description: 'cordoned: keeps what runs, takes nothing new (its pressure ladder at refuse or evict).' })
+const PressureLevel = z.enum(['ok', 'warn', 'refuse', 'evict'])
+  .meta({ description: "A node's pressure ladder, by its available memory against its floor (docs/design.md \"Pressure ladder\")." })
+
+/** One node's measurement of a reservation (docs/design.md "Enforcement"). */
+export const UsageEntry = z.object({
+  node: NodeId,
+  usedBytes: Bytes,
+  peakBytes: Bytes.optional().meta({ description: 'Highest charge seen, where the kernel reports one.' }),
+  oomKills: z.int().min(0).optional().meta({ description: 'Processes OOM-killed because it ran out of its own limit (the offender).' }),
+  live: z.boolean().meta({ description: "Read now by the asked agent; false: as that node's record last said (it moves past a threshold only)." })
+})
 const Liveness = z.enum(['alive', 'suspect', 'dead', 'self'])
 
 /** One verdict (`GET /v1/reservations/{id}`): integer `…Bytes`, `size` for people. */
@@ -331,7 +358,9 @@ export const Verdict = z.object({
   queueLength: z.int().optional().meta({ description: 'While queued: how many wait in all.' }),
   queueExpiresHlc: Hlc.optional().meta({ description: 'A queued entry times out at this stamp.' }),
   admittedHlc: Hlc.optional().meta({ description: 'Where it was admitted: its own stamp, or where the queue let it in.' }),
-  decidedHlc: Hlc.optional().meta({ description: 'The point in the log its decision was made (finality is judged there).' })
+  decidedHlc: Hlc.optional().meta({ description: 'The point in the log its decision was made (finality is judged there).' }),
+  usage: z.array(UsageEntry).optional()
+    .meta({ description: 'What it uses, per node where it was measured in its cgroup (empty until measured; listed and single verdicts carry it).' })
 })
 
 /** The dry-run answer (`POST /v1/fit`, and `answer` of a reservation). */
@@ -413,6 +442,8 @@ export const NodeInfo = z.object({
   usedBytes: Bytes,
   floorBytes: Bytes,
   undersized: z.boolean(),
+  pressure: PressureLevel,
+  reservationsUsedBytes: Bytes.optional().meta({ description: 'What the reservations running there use, as its record last said (absent: nothing measured).' }),
   allNeedBytes: Bytes,
   deficitBytes: Bytes,
   /** How many reservations run there. */
@@ -471,7 +502,7 @@ export const State = z.object({
 
 export const Alert = z.object({
   key: z.string(),
-  kind: z.enum(['MemoryPressure', 'NodeCommittedHigh', 'UnaccountedUsage', 'NodeUndersized', 'StorageFailed', 'ClockSkew', 'IdentityConflict', 'NotAMember', 'EvictionBlocked']),
+  kind: z.enum(['MemoryPressure', 'PressureLevel', 'ReservationNearLimit', 'NodeCommittedHigh', 'UnaccountedUsage', 'NodeUndersized', 'StorageFailed', 'ClockSkew', 'IdentityConflict', 'NotAMember', 'EvictionBlocked']),
   node: NodeId,
   message: z.string(),
   setting: z.string().meta({ description: 'The setting an operator would change.' })
@@ -498,6 +529,25 @@ export const Rent = z.object({
   nowMs: z.number()
 })
 
+/** `GET /v1/reservations/{id}/usage`: what it uses, per node where it was measured. */
+export const UsageList = z.object({
+  id: z.string(),
+  usage: z.array(UsageEntry)
+})
+
+/** `POST /v1/reservations/{id}/usage`: the cgroup named, as the agent read it just now. */
+export const UsageReading = z.object({
+  id: z.string(),
+  cgroup: z.string().meta({ description: 'The cgroup directory read.' }),
+  reservedBytes: Bytes.meta({ description: 'What the ledger charges for it here.' }),
+  usedBytes: Bytes,
+  peakBytes: Bytes.optional().meta({ description: 'Highest charge seen; absent where the kernel reports none.' }),
+  limitBytes: Bytes.optional().meta({ description: 'The limit in force in the cgroup; absent when unlimited.' }),
+  exceededLimitKills: z.int().min(0).meta({ description: 'Processes OOM-killed because it ran out of its own limit (offender).' }),
+  hostKills: z.int().min(0).meta({ description: 'Processes OOM-killed by the host while within its limit (bystander).' }),
+  atMs: z.number().meta({ description: 'When it was read (ms since the epoch).' })
+})
+
 export const EvictAnswer = z.object({
   node: NodeId,
   proposal: z.string(),
@@ -515,7 +565,14 @@ export const EVENTS = {
   peer: z.object({ type: z.literal('peer'), state: z.enum(['connected', 'disconnected']), peer: NodeId }),
   joined: z.object({ type: z.literal('joined'), sponsor: NodeId }),
   membership: z.object({ type: z.literal('membership'), state: z.enum(['admitted', 'left', 'evicted']), node: NodeId, by: NodeId.optional() }),
-  liveness: z.object({ type: z.literal('liveness'), node: NodeId, state: Liveness })
+  liveness: z.object({ type: z.literal('liveness'), node: NodeId, state: Liveness }),
+  /** An OOM kill inside a reservation's cgroup on `node`: `limit` its own limit ran out (offender), `host` killed within it (bystander). */
+  oom: z.object({
+    type: z.literal('oom'), node: NodeId, id: z.string(), cause: z.enum(['limit', 'host']), kills: z.int().min(1),
+    reservedBytes: Bytes, peakBytes: Bytes.optional(), message: z.string()
+  }),
+  /** `node`'s pressure ladder stepped from one level to another. */
+  pressure: z.object({ type: z.literal('pressure'), node: NodeId, from: PressureLevel, level: PressureLevel, availableBytes: Bytes, message: z.string() })
 }
 
 export type ErrorJson = z.infer<typeof ErrorBody>
@@ -532,6 +589,9 @@ export type AlertJson = z.infer<typeof Alert>
 export type AlertListJson = z.infer<typeof AlertList>
 export type RentJson = z.infer<typeof Rent>
 export type EvictAnswerJson = z.infer<typeof EvictAnswer>
+export type UsageJson = z.infer<typeof UsageEntry>
+export type UsageListJson = z.infer<typeof UsageList>
+export type UsageReadingJson = z.infer<typeof UsageReading>
 /** One event of the stream: its name and its data. */
 export type ApiEvent = { [K in keyof typeof EVENTS]: { event: K, data: z.infer<(typeof EVENTS)[K]> } }[keyof typeof EVENTS]
 
@@ -599,7 +659,7 @@ export const ROUTES = {
   },
   events: {
     method: 'GET', path: '/v1/events', produces: 'text/event-stream',
-    summary: 'Server-sent events: hello, verdict, alert, peer, joined, membership, liveness.'
+    summary: 'Server-sent events: hello, verdict, alert, peer, joined, membership, liveness, oom, pressure.'
   },
   rent: {
     method: 'GET', path: '/v1/rent', query: RentQuery,
@@ -642,6 +702,18 @@ export const ROUTES = {
     summary: 'Release a reservation (its memory is free for what comes after it in the log).',
     responses: { 200: Verdict },
     errors: ['InvalidId', 'NotFound', 'IdExists', 'Unavailable']
+  },
+  usage: {
+    method: 'GET', path: '/v1/reservations/{id}/usage', params: IdParams,
+    summary: 'What a reservation uses, per node where it was measured: read now here, else as that node\'s record last said.',
+    responses: { 200: UsageList },
+    errors: ['InvalidId']
+  },
+  watchUsage: {
+    method: 'POST', path: '/v1/reservations/{id}/usage', params: IdParams, body: UsageRequest,
+    summary: "Name the cgroup of a reservation running here (memgossip run does): the agent reads it now and at every sample (usage, peak, OOM kills).",
+    responses: { 200: UsageReading },
+    errors: ['InvalidId', 'InvalidJson', 'UnknownField', 'InvalidCgroup', 'BadRequest', 'NotFound']
   }
 } as const satisfies Record<string, RouteSpec>
 
@@ -652,9 +724,10 @@ export const COMMON_ERRORS: readonly ErrorCode[] = ['Unauthorized', 'ForbiddenHo
 
 /** The named schemas the OpenAPI document lists as components. */
 export const SCHEMAS = {
-  requests: { FitRequest, ReserveRequest, EvictRequest },
+  requests: { FitRequest, ReserveRequest, EvictRequest, UsageRequest },
   responses: {
     Error: ErrorBody, Verdict, FitAnswer, ReserveAnswer, ReservationList, Health, Node: NodeInfo, NodeList, Capacity, State, Alert, AlertList, Rent, EvictAnswer,
-    HelloEvent: EVENTS.hello, VerdictEvent: EVENTS.verdict, AlertEvent: EVENTS.alert, PeerEvent: EVENTS.peer, JoinedEvent: EVENTS.joined, MembershipEvent: EVENTS.membership, LivenessEvent: EVENTS.liveness
+    HelloEvent: EVENTS.hello, VerdictEvent: EVENTS.verdict, AlertEvent: EVENTS.alert, PeerEvent: EVENTS.peer, JoinedEvent: EVENTS.joined, MembershipEvent: EVENTS.membership, LivenessEvent: EVENTS.liveness,
+    Usage: UsageEntry, UsageList, UsageReading, OomEvent: EVENTS.oom, PressureEvent: EVENTS.pressure
   }
 }

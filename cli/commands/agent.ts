@@ -7,6 +7,7 @@ import '../../agent/shim.ts'
 import { join } from 'node:path'
 import { parseSize } from '../../crdt/index.ts'
 import { DaemonConfigError, defaultDataDir, fakeProbeFromText, startDaemon, type DaemonOptions } from '../../agent/daemon.ts'
+import { PRESSURE_DEFAULTS, resolvePressureConfig, type PressureConfig } from '../../agent/pressure.ts'
 import { parseArgs, UsageError, type FlagSpec } from '../args.ts'
 
 /** How the line printed once the agent serves its API starts. */
@@ -34,6 +35,12 @@ export const AGENT_FLAGS: Record<string, FlagSpec> = {
   transport: { type: 'string', help: "'tcp' (default) or 'memory'" },
   'local-cluster': { type: 'boolean', help: 'many agents on one host: loopback-friendly libp2p settings' },
   'fake-memory': { type: 'string', help: 'demo/test: pretend this host has TOTAL[:AVAILABLE] memory' },
+  'pressure-warn': { type: 'string', help: `pressure ladder: warn clients below this × floor available (default ${PRESSURE_DEFAULTS.warnAtFloorRatio})` },
+  'pressure-refuse': { type: 'string', help: `pressure ladder: refuse new placements below this × floor (default ${PRESSURE_DEFAULTS.refuseAtFloorRatio})` },
+  'pressure-evict': { type: 'string', help: `pressure ladder: shrink allocatable (evict) below this × floor (default ${PRESSURE_DEFAULTS.evictAtFloorRatio})` },
+  'pressure-margin': { type: 'string', help: `pressure ladder: leave a level only this × floor above its threshold (default ${PRESSURE_DEFAULTS.marginFloorRatio})` },
+  'pressure-dwell': { type: 'string', help: `pressure ladder: hold a level at least this long before stepping down (default ${PRESSURE_DEFAULTS.dwellMs / 1000}s)` },
+  'near-limit': { type: 'string', help: 'alert when a reservation uses more than this share of its limit (default 90%)' },
   help: { type: 'boolean' }
 }
 
@@ -103,6 +110,34 @@ export function agentOptionsFromArgs (argv: string[]): DaemonOptions {
     const value = Number(price)
     if (price.trim() === '' || !Number.isFinite(value) || value < 0) throw new UsageError(`--price-per-gib-hour: '${price}' is not a non-negative number`)
     options.pricePerGiBHour = value
+  }
+  const pressure: PressureConfig = {}
+  const ratio = (flag: string, field: keyof PressureConfig): void => {
+    const text = str(flag)
+    if (text === undefined) return
+    const value = Number(text)
+    if (text.trim() === '' || !Number.isFinite(value) || value < 0) throw new UsageError(`--${flag}: '${text}' is not a non-negative multiple of the floor (e.g. 1.5)`)
+    pressure[field] = value
+  }
+  ratio('pressure-warn', 'warnAtFloorRatio')
+  ratio('pressure-refuse', 'refuseAtFloorRatio')
+  ratio('pressure-evict', 'evictAtFloorRatio')
+  ratio('pressure-margin', 'marginFloorRatio')
+  if (str('pressure-dwell') !== undefined) pressure.dwellMs = parseDuration(str('pressure-dwell')!, '--pressure-dwell')
+  if (Object.keys(pressure).length > 0) {
+    try {
+      resolvePressureConfig(pressure)
+    } catch (error) {
+      throw new UsageError(`--pressure-*: ${(error as Error).message}`)
+    }
+    options.pressure = pressure
+  }
+  const nearLimit = str('near-limit')
+  if (nearLimit !== undefined) {
+    const m = /^(\d+(?:\.\d+)?)%?$/.exec(nearLimit.trim())
+    const pct = m === null ? NaN : Number(m[1])
+    if (!(pct > 0 && pct <= 100)) throw new UsageError(`--near-limit: '${nearLimit}' is not a percentage above 0 and at most 100 (e.g. 90%)`)
+    options.nearLimitRatio = pct / 100
   }
   const fake = str('fake-memory')
   if (fake !== undefined) {

@@ -8,6 +8,15 @@ import type { FitAnswerJson, VerdictJson } from '../../agent/api/contract.ts'
 import { shortId } from '../../crdt/placement.ts'
 import { formatSize, table, type Paint } from '../format.ts'
 
+/** `107.99 MiB (42%)` of what it reserved, summed over the nodes measured; `-` when nothing was. */
+export function usedText (v: Pick<VerdictJson, 'bytes' | 'usage'>): string {
+  const usage = v.usage ?? []
+  if (usage.length === 0) return '-'
+  const used = usage.reduce((a, u) => a + u.usedBytes, 0)
+  const reserved = v.bytes * usage.length
+  return `${formatSize(used)} (${reserved > 0 ? Math.round((used / reserved) * 100) : 0}%)`
+}
+
 export function statusColor (c: Paint, status: string): (s: string) => string {
   switch (status) {
     case 'admitted': return c.green
@@ -79,6 +88,12 @@ export function renderVerdict (v: VerdictJson, c: Paint): string {
     lines.push(`  queue: position ${v.queuePosition ?? '?'} of ${v.queueLength ?? '?'}${v.queueExpiresHlc !== undefined ? `, times out at ${v.queueExpiresHlc}` : ', no timeout'}; waits for a release, a node growing or joining`)
   } else if (v.queue === true && v.admittedHlc !== undefined && v.admittedHlc !== v.hlc) {
     lines.push(`  admitted from the queue at ${v.admittedHlc}`)
+  }
+  for (const u of v.usage ?? []) {
+    const share = v.bytes > 0 ? ` (${Math.round((u.usedBytes / v.bytes) * 100)}%)` : ''
+    const peak = u.peakBytes !== undefined ? `, peak ${formatSize(u.peakBytes)}` : ''
+    const oom = u.oomKills !== undefined && u.oomKills > 0 ? c.red(`, exceeded its limit: ${u.oomKills} OOM kill(s)`) : ''
+    lines.push(`  used: ${formatSize(u.usedBytes)} of ${formatSize(v.bytes)}${share}${peak} on ${u.node}${u.live ? '' : ' (as its record last said)'}${oom}`)
   }
   lines.push(`  verdict: ${v.status === 'queued' ? c.yellow('queued, not decided yet') : finality(c, v.final, v.waitsFor, v.waitingOn)}`)
   return lines.join('\n') + '\n'

@@ -6,14 +6,15 @@ import { shortId } from '../../crdt/placement.ts'
 import { formatSize, jsonText, table } from '../format.ts'
 import { clientCommand, idPath } from './common.ts'
 import type { ErrorJson, ReservationListJson, VerdictJson } from '../../agent/api/contract.ts'
-import { readableReason, renderVerdict, shortNodes, statusColor } from './print.ts'
+import { readableReason, renderVerdict, shortNodes, statusColor, usedText } from './print.ts'
 
 export const reservations = clientCommand({
   name: 'reservations',
   args: '',
-  summary: 'table of reservations: id, size, status, final, nodes, creator, reason',
+  summary: 'table of reservations: id, size, status, used, final, nodes, creator, reason',
   description: `List reservations as the asked agent resolves them (GET /v1/reservations),
-oldest first: id, size, status, whether the verdict is final, the nodes it runs
+oldest first: id, size, status, what it uses (measured in its cgroup where
+'memgossip run' runs it, and its share of the size), whether the verdict is final, the nodes it runs
 on (or was decided on), its creator and the reason. Node ids are shortened in
 the table; --json and 'memgossip where ID' give them in full.`,
   examples: ['memgossip reservations', 'memgossip reservations --status admitted --node 12D3KooW...', 'memgossip reservations --status queued'],
@@ -32,12 +33,13 @@ the table; --json and 'memgossip where ID' give them in full.`,
     v.id,
     formatSize(v.bytes),
     statusColor(c, v.status)(v.status),
+    usedText(v),
     v.final ? 'yes' : c.yellow('no'),
     shortNodes(v.runningOn.length > 0 ? v.runningOn : v.nodes),
     shortId(v.creator),
     v.status === 'queued' ? `#${v.queuePosition ?? '?'} of ${v.queueLength ?? '?'}: ${readableReason(v.reason)}` : readableReason(v.reason)
   ])
-  out(table(['ID', 'SIZE', 'STATUS', 'FINAL', 'NODES', 'CREATOR', 'REASON'], rows, { right: [1], header: c.bold }))
+  out(table(['ID', 'SIZE', 'STATUS', 'USED', 'FINAL', 'NODES', 'CREATOR', 'REASON'], rows, { right: [1, 3], header: c.bold }))
   out(`${body.reservations.length} reservation(s); ${body.pending} pending (tentative) in the whole ledger; verdicts digest ${body.verdictsDigest}\n`)
   return 0
 })

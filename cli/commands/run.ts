@@ -17,12 +17,13 @@ import os from 'node:os'
 import path from 'node:path'
 import { CgroupError, detectCgroupController, type CgroupUsage, type MemoryCgroup } from '../../agent/cgroup.ts'
 import { LimitFollower } from '../../agent/limit.ts'
+import { oomKillsSince } from '../../agent/usage.ts'
 import { formatSize, RESERVATION_ID_PATTERN } from '../../crdt/index.ts'
 import { UsageError } from '../args.ts'
 import { ClientError, type ApiClient } from '../client.ts'
 import type { Command } from '../io.ts'
 import { clientCommand, durationArg, helpText, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg, type Context } from './common.ts'
-import type { ErrorJson, ReserveAnswerJson, ReserveRequestIn, VerdictJson } from '../../agent/api/contract.ts'
+import type { ErrorJson, ReserveAnswerJson, ReserveRequestIn, UsageReadingJson, UsageRequestIn, VerdictJson } from '../../agent/api/contract.ts'
 import { renderFit, renderVerdict } from './print.ts'
 import { queueTimeoutArg } from './reserve.ts'
 
@@ -61,9 +62,13 @@ SIGHUP and SIGQUIT are passed on. When CMD exits, what is left in the cgroup is
 killed, the cgroup removed and the reservation released (DELETE
 /v1/reservations/ID, retried while the agent does not answer).
 
-An OOM kill inside the cgroup is reported as the reservation exceeding its
-limit (the offender), distinct from a command killed by a signal while within
-its limit. memgossip's lines go to stderr (--json: one JSON object).
+The agent reads the cgroup's usage, peak and OOM kills while CMD runs (run names
+the cgroup to it: POST /v1/reservations/ID/usage), so 'memgossip reservations'
+shows used vs reserved. An OOM kill inside the cgroup while its own limit ran
+out is reported — here and by the agent (event, log, metric) — as the
+reservation exceeding its limit (the offender), distinct from a process the
+kernel killed while within its limit, or a command killed by a signal.
+memgossip's lines go to stderr (--json: one JSON object).
 
 Exit codes: CMD's exit code (128+N when killed by signal N); 1 the reservation
 does not fit (or never can: NeverFits), is rejected, timed out in the queue, is not on this node, or is not final in time;
@@ -256,13 +261,16 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
       onError: (error) => { err(`memgossip run: warning: could not follow the limit of '${id}': ${error.message}\n`) }
     })
     if (input.minBytes !== undefined) follower.start()
-    const outcome = await spawnInCgroup(cgroup, input.argv, interrupt).finally(async () => { await follower.stop() })
+    // The agent reads the cgroup's usage and OOM kills from now on (docs/design.md "Enforcement").
+    const outcome = await spawnInCgroup(cgroup, input.argv, interrupt, () => { void nameCgroup(client, id, cgroup.dir, err, json) }).finally(async () => { await follower.stop() })
     // ---
     if (outcome === 'not-joined') {
       err(`memgossip run: could not place the command in cgroup ${cgroup.dir} (see the shell's message above); it did not run\n`)
       return 2
     }
     const usage = await cgroup.usage()
+    // A last reading by the agent before the cgroup goes, so an OOM kill at the very end is reported there too.
+    await nameCgroup(client, id, cgroup.dir, err, json)
     const code = outcome.code ?? 128 + signalNumber(outcome.signal ?? 'SIGKILL')
     err(json ? JSON.stringify(reportJson(id, input, outcome, usage, code)) + '\n' : report(id, input.bytes, outcome, usage, code))
     return code
@@ -282,7 +290,7 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
 type Outcome = { code: number | null, signal: NodeJS.Signals | null }
 
 /** Spawn the joining shell with stdio inherited; resolves with how CMD ended, or 'not-joined'. */
-async function spawnInCgroup (cgroup: MemoryCgroup, argv: string[], interrupt: Interrupt): Promise<Outcome | 'not-joined'> {
+async function spawnInCgroup (cgroup: MemoryCgroup, argv: string[], interrupt: Interrupt, joined: () => void): Promise<Outcome | 'not-joined'> {
   const child = spawn('/bin/sh', ['-c', JOIN_SCRIPT, 'memgossip-run', cgroup.procsFile, ...argv], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] })
   const exited = new Promise<Outcome>((resolve, reject) => {
     child.once('error', reject)
@@ -297,6 +305,7 @@ async function spawnInCgroup (cgroup: MemoryCgroup, argv: string[], interrupt: I
     return 'not-joined'
   }
   interrupt.forwardTo(child.pid)
+  joined()
   return await exited
 }
 
@@ -350,6 +359,21 @@ async function pollWhile (client: ApiClient, id: string, waiting: (v: VerdictJso
 }
 
 /**
+ * POST /v1/reservations/:id/usage: name the cgroup to the agent, which reads
+ * it now and at every sample. Enforcement does not depend on it, so a failure
+ * is a warning only.
+ */
+async function nameCgroup (client: ApiClient, id: string, dir: string, err: (s: string) => void, quiet: boolean): Promise<void> {
+  try {
+    const request: UsageRequestIn = { cgroup: dir }
+    const answer = await client.post<UsageReadingJson | ErrorJson>(`/v1/reservations/${idPath(id)}/usage`, request, [400, 404])
+    if (answer.status !== 200 && !quiet) err(`memgossip run: warning: the agent does not watch the usage of '${id}': ${(answer.body as ErrorJson).detail}\n`)
+  } catch (error) {
+    if (!quiet) err(`memgossip run: warning: could not name the cgroup of '${id}' to the agent: ${(error as Error).message}\n`)
+  }
+}
+
+/**
  * DELETE /v1/reservations/:id, retried while the agent does not answer. The
  * command has ended either way; an unreleased reservation keeps its memory
  * booked, so say so plainly with the command that fixes it.
@@ -398,7 +422,14 @@ export function report (id: string, limitBytes: number, outcome: Outcome, usage:
   const limit = formatSize(limitBytes)
   const how = outcome.signal !== null ? `killed by ${outcome.signal}` : `exited ${outcome.code ?? '?'}`
   const ended = outcome.signal !== null ? `was ${how}` : `${how} after a process of it was OOM-killed`
-  if (usage.oomKills > 0) {
+  // The same rule the agent reports OOM kills by (agent/usage.ts).
+  const oom = oomKillsSince(undefined, usage)
+  if (oom?.cause === 'host') {
+    return `memgossip run: ${usage.oomKills} process(es) of reservation ${id} were OOM-killed while within its limit of ${limit} ` +
+      `(${peakText(usage)}, its own limit never ran out): the host or a parent cgroup ran out of memory; this reservation was a bystander. ` +
+      `The command ${ended} (exit ${code}).\n`
+  }
+  if (oom?.cause === 'limit') {
     return `memgossip run: reservation ${id} exceeded its limit of ${limit}: OOM kill inside its cgroup, ${peakText(usage)}, ` +
       `${usage.oomKills} process(es) killed${usage.limitHits > 0 ? `, limit hit ${usage.limitHits} time(s)` : ''}; the command ${ended} (exit ${code}). ` +
       `It is the offender: reserve more (memgossip run ${id} SIZE) or make it use less.\n`
@@ -421,7 +452,7 @@ function reportJson (id: string, input: RunInput, outcome: Outcome, usage: Cgrou
     minBytes: input.minBytes,
     exitCode: code,
     signal: outcome.signal ?? undefined,
-    exceededLimit: usage.oomKills > 0,
+    exceededLimit: oomKillsSince(undefined, usage)?.cause === 'limit',
     usage
   }
 }

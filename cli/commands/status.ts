@@ -13,7 +13,8 @@ export const status = clientCommand({
   args: '',
   summary: 'the cluster as this peer sees it: nodes, memory, liveness, alerts',
   description: `One table of the cluster as the asked agent sees it: per node its total,
-allocatable, committed (and share of allocatable), available memory, state,
+allocatable, committed (and share of allocatable), what its reservations use
+(measured in their cgroups), available memory, state (with its pressure level when not ok),
 liveness and heartbeat age; then cluster totals, pending (tentative)
 reservations and active alerts. Colour on a terminal; none when piped or with
 NO_COLOR set. Calls GET /v1/nodes, /v1/capacity, /v1/state and /v1/alerts.`,
@@ -35,7 +36,7 @@ NO_COLOR set. Calls GET /v1/nodes, /v1/capacity, /v1/state and /v1/alerts.`,
 
 export function renderStatus (nodes: NodeJson[], capacity: CapacityJson, state: StateJson, alerts: AlertJson[], c: Paint): string {
   const high = new Set(alerts.filter(a => a.kind === 'NodeCommittedHigh').map(a => a.node))
-  const stateColor = (s: string): string => s === 'active' ? c.green(s) : s === 'draining' ? c.yellow(s) : c.red(s)
+  const stateColor = (s: string): string => s === 'active' ? c.green(s) : s === 'draining' || s === 'cordoned' ? c.yellow(s) : c.red(s)
   const liveColor = (s: string): string => s === 'alive' || s === 'self' ? c.green(s) : s === 'suspect' ? c.yellow(s) : c.red(s)
   const rows = nodes.map(n => {
     const share = percent(n.committedBytes, n.allocatableBytes)
@@ -45,14 +46,15 @@ export function renderStatus (nodes: NodeJson[], capacity: CapacityJson, state: 
       formatSize(n.allocatableBytes),
       formatSize(n.committedBytes),
       high.has(n.id) ? c.red(share) : share,
+      n.reservationsUsedBytes !== undefined ? formatSize(n.reservationsUsedBytes) : '-',
       formatSize(n.availableBytes),
-      stateColor(n.state) + (n.member ? '' : c.dim(' (not a member)')),
+      stateColor(n.state) + (n.pressure !== undefined && n.pressure !== 'ok' ? c.red(` (pressure ${n.pressure})`) : '') + (n.member ? '' : c.dim(' (not a member)')),
       liveColor(n.liveness),
       n.liveness === 'self' ? '-' : formatAge(n.heartbeatAgeMs)
     ]
   })
   const lines: string[] = []
-  lines.push(table(['NODE', 'TOTAL', 'ALLOCATABLE', 'COMMITTED', '%', 'AVAILABLE', 'STATE', 'LIVENESS', 'HEARTBEAT'], rows, { right: [1, 2, 3, 4, 5, 8], header: c.bold }).trimEnd())
+  lines.push(table(['NODE', 'TOTAL', 'ALLOCATABLE', 'COMMITTED', '%', 'USED', 'AVAILABLE', 'STATE', 'LIVENESS', 'HEARTBEAT'], rows, { right: [1, 2, 3, 4, 5, 6, 9], header: c.bold }).trimEnd())
   lines.push('')
   lines.push(`cluster '${state.cluster}' as seen by ${shortId(state.self)}: ${capacity.members} member(s), ${state.peers.length} peer(s) connected${state.joined ? '' : c.yellow(` (this agent is not a member: ${state.standing})`)}`)
   lines.push(`view ${state.view.epoch}: ${state.view.members.length} member(s), since ${state.view.cause}`)

@@ -483,7 +483,8 @@ describe('the contract (agent/api/contract.ts)', () => {
       ['/v1/alerts', contract.AlertList],
       ['/v1/rent', contract.Rent],
       ['/v1/reservations', contract.ReservationList],
-      ['/v1/reservations/shape-1', contract.Verdict]
+      ['/v1/reservations/shape-1', contract.Verdict],
+      ['/v1/reservations/shape-1/usage', contract.UsageList]
     ] as const) {
       const r = await api(a, path)
       expect(r.status, path).toBe(200)
@@ -494,7 +495,7 @@ describe('the contract (agent/api/contract.ts)', () => {
   })
 
   it('405 names the methods the route table has for that path', async () => {
-    for (const [path, method, allow] of [['/v1/reservations/x', 'PUT', 'GET, DELETE'], ['/v1/fit', 'GET', 'POST'], ['/v1/openapi.json', 'DELETE', 'GET']]) {
+    for (const [path, method, allow] of [['/v1/reservations/x', 'PUT', 'GET, DELETE'], ['/v1/reservations/x/usage', 'DELETE', 'GET, POST'], ['/v1/fit', 'GET', 'POST'], ['/v1/openapi.json', 'DELETE', 'GET']]) {
       const r = await fetch(`${a.daemon.api.url}${path}`, { method })
       expect(r.status, path).toBe(405)
       expect(r.headers.get('allow'), path).toBe(allow)

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { describe, expect, it } from 'vitest'
 import {
-  ApiError, ERROR_STATUS, EvictRequest, FitRequest, ListQuery, RentQuery, ReserveRequest, ROUTES, toApiError,
+  ApiError, ERROR_STATUS, EvictRequest, FitRequest, ListQuery, RentQuery, ReserveRequest, ROUTES, toApiError, UsageRequest,
   type RouteSpec
 } from '../../agent/api/contract.ts'
 import { OPENAPI_PATH, openApiDocument, openApiText } from '../../agent/api/openapi.ts'
@@ -90,6 +90,20 @@ describe('request schemas: size and placement parsed once, on the way in', () =>
     expect(check(RentQuery, { since: '1000', pricePerGiBHour: '0.5' }, 'query')).toEqual({ since: 1000, pricePerGiBHour: 0.5 })
     expect((check(RentQuery, { pricePerGiBHour: 'Infinity' }, 'query') as ApiError).code).toBe('InvalidPrice')
     expect((check(RentQuery, { since: 'yesterday' }, 'query') as ApiError).code).toBe('InvalidSince')
+  })
+
+  it.each<[string, unknown, string, string | undefined]>([
+    ['no cgroup', {}, 'InvalidCgroup', 'cgroup'],
+    ['cgroup as a number', { cgroup: 7 }, 'InvalidCgroup', 'cgroup'],
+    ['an empty cgroup', { cgroup: '' }, 'InvalidCgroup', 'cgroup'],
+    ['a field the usage route does not take', { cgroup: '/sys/fs/cgroup/memgossip-x', usedBytes: 5 }, 'UnknownField', 'usedBytes']
+  ])('usage: %s → %s naming %s', (_name, body, code, field) => {
+    const e = check(UsageRequest, body) as ApiError
+    expect({ code: e.code, field: e.field, status: e.status }).toEqual({ code, field, status: 400 })
+  })
+
+  it('usage: a path is taken as given (the agent checks it against the reservation)', () => {
+    expect(check(UsageRequest, { cgroup: '/sys/fs/cgroup/memgossip-x' })).toEqual({ cgroup: '/sys/fs/cgroup/memgossip-x' })
   })
 })
 

@@ -62,11 +62,11 @@ describe('status', () => {
     const r = await cli(['status', ...at(A)])
     expect(r.code, r.stderr).toBe(0)
     const [header, ...rest] = r.stdout.split('\n')
-    expect(header.split(/\s{2,}/)).toEqual(['NODE', 'TOTAL', 'ALLOCATABLE', 'COMMITTED', '%', 'AVAILABLE', 'STATE', 'LIVENESS', 'HEARTBEAT'])
+    expect(header.split(/\s{2,}/)).toEqual(['NODE', 'TOTAL', 'ALLOCATABLE', 'COMMITTED', '%', 'USED', 'AVAILABLE', 'STATE', 'LIVENESS', 'HEARTBEAT'])
     for (const agent of [A, B, C]) {
       const row = rest.find(l => l.startsWith(id(agent)))
       expect(row, r.stdout).toBeDefined()
-      expect(row).toMatch(/8\.00 GiB\s+7\.60 GiB\s+0 B\s+0\.0%\s+8\.00 GiB\s+active\s+(self|alive)\s+(-|\d+ms|\d+\.\ds)$/)
+      expect(row).toMatch(/8\.00 GiB\s+7\.60 GiB\s+0 B\s+0\.0%\s+-\s+8\.00 GiB\s+active\s+(self|alive)\s+(-|\d+ms|\d+\.\ds)$/)
       expect(row!.includes('self')).toBe(agent === A)
     }
     expect(r.stdout).toContain(`cluster 'test' as seen by 12D3KooW…${id(A).slice(-4)}: 3 member(s), 2 peer(s) connected`)
@@ -269,12 +269,12 @@ describe('reserve, where, reservations, release', () => {
     }
   })
 
-  it('reservations: a table of id, size, status, final, nodes, creator, reason; filters by status and node', async () => {
+  it('reservations: a table of id, size, status, used, final, nodes, creator, reason; filters by status and node', async () => {
     const r = await cli(['reservations', ...at(C)])
     expect(r.code).toBe(0)
     const lines = r.stdout.split('\n')
-    expect(lines[0].split(/\s{2,}/)).toEqual(['ID', 'SIZE', 'STATUS', 'FINAL', 'NODES', 'CREATOR', 'REASON'])
-    expect(lines.find(l => l.startsWith('web-1 '))).toMatch(/^web-1\s+2\.00 GiB\s+admitted\s+yes\s+12D3KooW…\w{4}\s+12D3KooW…\w{4}\s+admitted on node/)
+    expect(lines[0].split(/\s{2,}/)).toEqual(['ID', 'SIZE', 'STATUS', 'USED', 'FINAL', 'NODES', 'CREATOR', 'REASON'])
+    expect(lines.find(l => l.startsWith('web-1 '))).toMatch(/^web-1\s+2\.00 GiB\s+admitted\s+-\s+yes\s+12D3KooW…\w{4}\s+12D3KooW…\w{4}\s+admitted on node/)
     expect(r.stdout).toMatch(/^\d+ reservation\(s\); \d+ pending \(tentative\) in the whole ledger; verdicts digest \S+$/m)
     const all = await json(['reservations', ...at(A)])
     const admitted = await json(['reservations', '--status', 'admitted', ...at(A)])

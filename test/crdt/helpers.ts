@@ -77,7 +77,7 @@ export class TestLedger {
     w.heartbeat({ totalBytes: 0, floorBytes: 0, allocatableBytes: 0, availableBytes: 0, usedBytes: 0 }, this.tick(), seen)
   }
 
-  capacity (id: string, bytes: number, state: 'active' | 'draining' | 'left' = 'active'): void {
+  capacity (id: string, bytes: number, state: 'active' | 'cordoned' | 'draining' | 'left' = 'active'): void {
     this.writer(id).capacity(bytes, state, this.tick())
   }
 

@@ -161,6 +161,41 @@ describe('capacity loss (docs/design.md "Capacity loss")', () => {
   })
 })
 
+describe('a cordoned node (docs/design.md "Pressure ladder")', () => {
+  it('keeps what runs on it, takes nothing new, shrinks by the Capacity-loss rule, and takes new `all` deploys when active again', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
+    l.reserve(A, 'pinned', 2 * GiB, { kind: 'node', node: B })
+    l.reserve(A, 'low', 2 * GiB, { kind: 'node', node: B }, -1)
+    l.reserve(A, 'everywhere', 1 * GiB, { kind: 'all' })
+    l.capacity(B, 8 * GiB, 'cordoned') // refuse: nothing evicted
+    l.reserve(A, 'to-b', 1 * GiB, { kind: 'node', node: B })
+    l.reserve(A, 'any', 1 * GiB, { kind: 'any' })
+    l.reserve(A, 'everywhere-2', 1 * GiB, { kind: 'all' })
+    let res = resolve(l.doc)
+    expect(res.verdicts.get('pinned')).toMatchObject({ status: 'admitted', runningOn: [B] })
+    expect(res.verdicts.get('to-b')).toMatchObject({ status: 'rejected', code: 'NodeNotActive' })
+    expect(res.verdicts.get('to-b')!.reason).toContain('is cordoned and takes no new reservations')
+    expect(res.verdicts.get('any')).toMatchObject({ status: 'admitted', nodes: [A] })
+    expect(res.verdicts.get('everywhere')).toMatchObject({ status: 'admitted', runningOn: [A, B] })
+    expect(res.verdicts.get('everywhere-2')).toMatchObject({ status: 'admitted', runningOn: [A] })
+    expect(res.nodes.get(B)).toMatchObject({ state: 'cordoned', committedBytes: 5 * GiB, undersized: false })
+
+    l.capacity(B, 3 * GiB, 'cordoned') // evict: 5 GiB committed must come down to 3 GiB, lowest priority first
+    res = resolve(l.doc)
+    expect(res.verdicts.get('low')).toMatchObject({ status: 'evicted', code: 'CapacityLost' })
+    expect(res.verdicts.get('pinned')!.status).toBe('admitted')
+    expect(res.nodes.get(B)).toMatchObject({ state: 'cordoned', committedBytes: 3 * GiB })
+
+    l.capacity(B, 8 * GiB, 'active') // back to ok: the `all` deploy admitted meanwhile lands here too
+    l.reserve(A, 'to-b-again', 1 * GiB, { kind: 'node', node: B })
+    res = resolve(l.doc)
+    expect(res.verdicts.get('everywhere-2')).toMatchObject({ status: 'admitted', runningOn: [A, B] })
+    expect(res.verdicts.get('to-b-again')).toMatchObject({ status: 'admitted', nodes: [B] })
+    expect(res.verdicts.get('low')!.status).toBe('evicted') // growing reopens nothing
+    expect(res.nodes.get(B)).toMatchObject({ state: 'active', committedBytes: 5 * GiB, undersized: false })
+  })
+})
+
 describe('`all` placement and small nodes (docs/design.md "Undersized nodes")', () => {
   it('a node that joins below the `all` need is undersized, not a cause of eviction', () => {
     const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })

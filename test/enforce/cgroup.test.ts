@@ -126,13 +126,13 @@ describe('v2 backend over a fake tree', () => {
       'memory.max': `${256 * MIB}\n`,
       'memory.events': 'low 0\nhigh 0\nmax 17\noom 1\noom_kill 1\noom_group_kill 0\n'
     })
-    expect(await cg.usage()).toEqual({ currentBytes: 100 * MIB, peakBytes: 256 * MIB, limitBytes: 256 * MIB, limitHits: 17, oomKills: 1 })
+    expect(await cg.usage()).toEqual({ currentBytes: 100 * MIB, peakBytes: 256 * MIB, limitBytes: 256 * MIB, limitHits: 17, oomKills: 1, limitOoms: 1 })
   })
 
   it('reports an unlimited memory.max and a missing memory.peak as undefined', async () => {
     const cg = await (await detectCgroupController({ procRoot, cgroupRoot, removeDir })).create('u')
     await files(cg.dir, { 'memory.current': '4096\n', 'memory.max': 'max\n', 'memory.events': 'max 0\noom_kill 0\n' })
-    expect(await cg.usage()).toEqual({ currentBytes: 4096, peakBytes: undefined, limitBytes: undefined, limitHits: 0, oomKills: 0 })
+    expect(await cg.usage()).toEqual({ currentBytes: 4096, peakBytes: undefined, limitBytes: undefined, limitHits: 0, oomKills: 0, limitOoms: 0 })
   })
 
   it('takes over an empty leftover of a crashed run, refuses one that still holds processes', async () => {

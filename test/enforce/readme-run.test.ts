@@ -36,7 +36,7 @@ function shellBlocks (readme: string): string[] {
 
 it.skipIf(noCgroups !== undefined)('README: run under a reservation, within the limit and beyond it, as the text shows', async () => {
   const blocks = shellBlocks(await readFile(join(REPO, 'README.md'), 'utf8'))
-  expect(blocks).toHaveLength(2)
+  expect(blocks).toHaveLength(3)
   const scratch = await tempDir('memgossip-readme-run-')
   const [p2p, http] = [await freePort(), await freePort()]
   const script = blocks.join('\n')
@@ -65,4 +65,10 @@ it.skipIf(noCgroups !== undefined)('README: run under a reservation, within the 
   expect(stderr).toMatch(/reservation import-2 exceeded its limit of 256\.00 MiB: OOM kill inside its cgroup, peak \d+\.\d\d MiB/)
   expect(stderr).toContain("released 'import-1'")
   expect(stderr).toContain("released 'import-2'")
+  // the agent's side: usage while import-3 runs, the OOM report of import-2, its counter
+  expect(stdout, context).toMatch(/^import-3\s+256\.00 MiB\s+admitted\s+1\d\d\.\d\d MiB \(\d+%\)\s+yes/m)
+  expect(stderr).toMatch(/the command exited 0; peak \d+\.\d\d MiB of 256\.00 MiB reserved\n[^]*released 'import-3'/)
+  expect(stdout).toMatch(/^\S+ OOM offender: reservation import-2 exceeded its limit of 256\.00 MiB: 1 process\(es\) OOM-killed inside its cgroup/m)
+  expect(stdout).toMatch(/^memgossip_oom_kills_total\{cause="limit"\} 1$/m)
+  expect(stdout).toMatch(/^memgossip_oom_kills_total\{cause="host"\} 0$/m)
 }, 120_000)
