@@ -34,7 +34,7 @@ import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle 
 import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
   decodeMessage, encodeMessage, MAX_PULL, MSG_ACK, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
-  MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError, type WireMessage
+  MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError, type WireBeacon, type WireMessage
 } from './wire.ts'
 import { DirectCalls } from './calls.ts'
 
@@ -1038,25 +1038,10 @@ export class Agent extends EventEmitter {
    */
   private onDirect (from: PeerIdStr, data: Uint8Array): void {
     this.metrics.bytesIn += data.length
-    if (!this.admitGossip(from, data.length)) {
-      this.metrics.droppedThrottled++
-      this.drop(from, 'throttled', `peer exceeds ${DEFAULTS.gossipMessagesPerSecond} messages or ${formatSize(DEFAULTS.gossipBytesPerSecond)} per second`)
-      return
-    }
-    if (data.length > MAX_BEACON_BYTES) {
-      this.drop(from, 'oversized', `direct message of ${data.length} bytes exceeds ${MAX_BEACON_BYTES}`)
-      return
-    }
-    let message
-    try {
-      message = decodeMessage(data)
-    } catch (error) {
-      this.drop(from, 'invalid', (error as Error).message)
-      return
-    }
+    const message = this.admitMessage(from, data, MAX_BEACON_BYTES, 'direct message')
+    if (message === undefined) return
     if (message.type === MSG_BEACON) {
-      const view = this.lastResolution().view
-      this.beaconChannel.receive(from, message.beacon, (node) => view.has(node))
+      this.onBeacon(from, message.beacon)
       return
     }
     if (message.type === MSG_REPLY) {
@@ -1114,6 +1099,30 @@ export class Agent extends EventEmitter {
     return all
   }
 
+  /** A peer's message within its budget and size, decoded; undefined when dropped (counted, logged once). */
+  private admitMessage (from: PeerIdStr, data: Uint8Array, maxBytes: number, what: string): WireMessage | undefined {
+    if (!this.admitGossip(from, data.length)) {
+      this.metrics.droppedThrottled++
+      this.drop(from, 'throttled', `peer exceeds ${DEFAULTS.gossipMessagesPerSecond} messages or ${formatSize(DEFAULTS.gossipBytesPerSecond)} per second`)
+      return undefined
+    }
+    if (data.length > maxBytes) {
+      this.drop(from, 'oversized', `${what} of ${data.length} bytes exceeds ${maxBytes}`)
+      return undefined
+    }
+    try {
+      return decodeMessage(data)
+    } catch (error) {
+      this.drop(from, 'invalid', (error as Error).message)
+      return undefined
+    }
+  }
+
+  private onBeacon (from: PeerIdStr, beacon: WireBeacon): void {
+    const view = this.lastResolution().view
+    this.beaconChannel.receive(from, beacon, (node) => view.has(node))
+  }
+
   private onGossip (from: PeerIdStr, data: Uint8Array): void {
     this.metrics.bytesIn += data.length
     const maxBytes = this.init.maxUpdateBytes ?? DEFAULTS.maxUpdateBytes
@@ -1122,25 +1131,11 @@ export class Agent extends EventEmitter {
       this.drop(from, 'oversized', `gossip message of ${data.length} bytes exceeds ${maxBytes}`)
       return
     }
-    if (!this.admitGossip(from, data.length)) {
-      this.metrics.droppedThrottled++
-      this.drop(from, 'throttled', `peer exceeds ${DEFAULTS.gossipMessagesPerSecond} messages or ${formatSize(DEFAULTS.gossipBytesPerSecond)} per second`)
-      return
-    }
-    if (data[0] === MSG_BEACON && data.length > MAX_BEACON_BYTES) {
-      this.drop(from, 'oversized', `beacon of ${data.length} bytes exceeds ${MAX_BEACON_BYTES}`)
-      return
-    }
-    let message
-    try {
-      message = decodeMessage(data)
-    } catch (error) {
-      this.drop(from, 'invalid', (error as Error).message)
-      return
-    }
+    const beacon = data[0] === MSG_BEACON
+    const message = this.admitMessage(from, data, beacon ? MAX_BEACON_BYTES : Infinity, beacon ? 'beacon' : 'gossip message')
+    if (message === undefined) return
     if (message.type === MSG_BEACON) {
-      const view = this.lastResolution().view
-      this.beaconChannel.receive(from, message.beacon, (node) => view.has(node))
+      this.onBeacon(from, message.beacon)
       return
     }
     if (message.type === MSG_SUSPECT) {

@@ -689,7 +689,7 @@ export const ROUTES = {
     method: 'POST', path: '/v1/reservations', body: ReserveRequest,
     summary: 'Reserve memory: 201 written (admitted, or rejected), 200 did not fit here and nothing was written.',
     responses: { 201: ReserveAnswer, 200: ReserveAnswer },
-    errors: ['InvalidJson', 'UnknownField', 'InvalidId', 'InvalidSize', 'InvalidPlacement', 'UnknownNode', 'InvalidPriority', 'InvalidLabels', 'IdExists', 'Unavailable', 'AckTimeout']
+    errors: ['InvalidJson', 'UnknownField', 'InvalidId', 'InvalidSize', 'InvalidPlacement', 'UnknownNode', 'InvalidPriority', 'InvalidLabels', 'InvalidMin', 'InvalidQueue', 'InvalidQueueTimeout', 'IdExists', 'Unavailable', 'AckTimeout']
   },
   getReservation: {
     method: 'GET', path: '/v1/reservations/{id}', params: IdParams,

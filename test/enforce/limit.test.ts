@@ -11,9 +11,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { CgroupError, detectCgroupController, type MemoryCgroup } from '../../agent/cgroup.ts'
+import { detectCgroupController, type MemoryCgroup } from '../../agent/cgroup.ts'
 import { LimitFollower } from '../../agent/limit.ts'
 import { api, GiB, startAgent, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
+import { whyNoCgroups } from './cgroups.ts'
 
 const MIB = 1024 * 1024
 const removeDir = async (dir: string): Promise<void> => { await rm(dir, { recursive: true, force: true }) }
@@ -94,18 +95,7 @@ describe('LimitFollower over a fake v2 tree', () => {
   })
 })
 
-/** Can this process make a memory cgroup? Undefined when it can, else why not. */
-async function whyNoCgroups (): Promise<string | undefined> {
-  try {
-    const cg = await (await detectCgroupController()).create(`probe-limit-${process.pid}`)
-    await cg.setLimits({ maxBytes: 64 * MIB })
-    await cg.remove()
-    return undefined
-  } catch (error) {
-    return error instanceof CgroupError ? `${error.failure}: ${error.message}` : String(error)
-  }
-}
-const noCgroups = await whyNoCgroups()
+const noCgroups = await whyNoCgroups('limit')
 if (noCgroups !== undefined) console.log(`test/enforce/limit: skipping the real-cgroup chain, none can be created here (${noCgroups})`)
 
 describe.skipIf(noCgroups !== undefined)('the chain: ledger shrink → verdict → real cgroup limit', () => {

@@ -8,22 +8,13 @@ import { spawn } from 'node:child_process'
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect, it } from 'vitest'
-import { CgroupError, detectCgroupController } from '../../agent/cgroup.ts'
 import { freePort, REPO, tempDir } from '../cli/procs.ts'
+import { whyNoCgroups } from './cgroups.ts'
 
 const HEADING = '## Run a command under a reservation'
 
-async function whyNoCgroups (): Promise<string | undefined> {
-  try {
-    const cg = await (await detectCgroupController()).create(`probe-${process.pid}`)
-    await cg.remove()
-    return undefined
-  } catch (error) {
-    return error instanceof CgroupError ? `${error.failure}: ${error.message}` : String(error)
-  }
-}
 
-const noCgroups = await whyNoCgroups()
+const noCgroups = await whyNoCgroups('readme')
 if (noCgroups !== undefined) console.log(`test/enforce/readme-run: skipped, no memory cgroup can be created here (${noCgroups})`)
 
 function shellBlocks (readme: string): string[] {

@@ -9,23 +9,12 @@ import { spawnSync } from 'node:child_process'
 import { access } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CgroupError, cgroupName, detectCgroupController } from '../../agent/cgroup.ts'
+import { cgroupName, detectCgroupController } from '../../agent/cgroup.ts'
 import { getJson, REPO, runCli, spawnCli, startChildAgent, stopAgents, waitFor, type ChildAgent } from '../cli/procs.ts'
+import { whyNoCgroups } from './cgroups.ts'
 
-/** Can this process make a memory cgroup? Undefined when it can, else why not. */
-async function whyNoCgroups (): Promise<string | undefined> {
-  try {
-    const controller = await detectCgroupController()
-    const cg = await controller.create(`probe-${process.pid}`)
-    await cg.setLimits({ maxBytes: 64 * 1024 * 1024 })
-    await cg.remove()
-    return undefined
-  } catch (error) {
-    return error instanceof CgroupError ? `${error.failure}: ${error.message}` : String(error)
-  }
-}
 
-const noCgroups = await whyNoCgroups()
+const noCgroups = await whyNoCgroups('run')
 if (noCgroups !== undefined) {
   console.log(`test/enforce/run.e2e: skipping the tests that need real cgroups, none can be created here (${noCgroups})`)
 }

@@ -10,21 +10,11 @@
  */
 import { readFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CgroupError, detectCgroupController } from '../../agent/cgroup.ts'
 import { runCli, spawnCli, startChildAgent, stopAgents, waitFor, type ChildAgent } from '../cli/procs.ts'
+import { whyNoCgroups } from './cgroups.ts'
 
-async function whyNoCgroups (): Promise<string | undefined> {
-  try {
-    const cg = await (await detectCgroupController()).create(`probe-usage-${process.pid}`)
-    await cg.setLimits({ maxBytes: 64 * 1024 * 1024 })
-    await cg.remove()
-    return undefined
-  } catch (error) {
-    return error instanceof CgroupError ? `${error.failure}: ${error.message}` : String(error)
-  }
-}
 
-const noCgroups = await whyNoCgroups()
+const noCgroups = await whyNoCgroups('usage')
 if (noCgroups !== undefined) console.log(`test/enforce/usage.e2e: skipped, no memory cgroup can be created here (${noCgroups})`)
 
 /** Holds 48 MiB (touched), says so, and keeps it for 8 s. */
