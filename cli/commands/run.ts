@@ -24,7 +24,7 @@ import { ClientError, type ApiClient } from '../client.ts'
 import type { Command } from '../io.ts'
 import { clientCommand, durationArg, helpText, idPath, PLACEMENT_FLAG, placementArg, priorityArg, sizeArg, type Context } from './common.ts'
 import type { ErrorJson, ReserveAnswerJson, ReserveRequestIn, UsageReadingJson, UsageRequestIn, VerdictJson } from '../../agent/api/contract.ts'
-import { renderFit, renderVerdict } from './print.ts'
+import { readableReason, renderFit, renderVerdict } from './print.ts'
 import { queueTimeoutArg } from './reserve.ts'
 
 /** How long to wait for a final verdict by default (as `reserve --wait-final`). */
@@ -35,6 +35,8 @@ const FINAL_POLL_MS = 250
 export const RELEASE_RETRY_DELAYS_MS = [1000, 2000, 4000]
 /** Signals passed on to the command. */
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']
+/** How long an evicted command has after SIGTERM before SIGKILL. */
+const EVICT_GRACE_MS = 10_000
 
 /**
  * Joins the cgroup before anything of CMD runs: the shell writes its own pid
@@ -251,16 +253,28 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
       err(`memgossip run: '${id}' ${verdict.final ? 'admitted (final)' : 'admitted (tentative)'}: ${formatSize(input.bytes)}` +
         `${input.minBytes !== undefined ? `, minimum ${formatSize(input.minBytes)}` : ''}, cgroup v${cgroup.version} ${cgroup.dir}\n`)
     }
-    // --- bounds: the ledger may shrink the reservation toward --min while CMD runs; lower the cgroup's limit to match.
+    // --- the ledger while CMD runs: it may shrink the reservation toward
+    // --min (lower the cgroup's limit to match), or evict it (capacity loss,
+    // the node's pressure ladder, the node evicted): once that is final the
+    // memory is no longer CMD's, so CMD is stopped (docs/design.md "Enforcement").
+    let evicted: VerdictJson | undefined
     const follower = new LimitFollower({
       initialBytes: input.bytes,
       minBytes: input.minBytes,
-      read: async () => (await client.get<VerdictJson>(`/v1/reservations/${idPath(id)}`, [404])).body?.effectiveBytes,
+      read: async () => {
+        const verdict = (await client.get<VerdictJson>(`/v1/reservations/${idPath(id)}`, [404])).body
+        if (verdict?.status === 'evicted' && verdict.final && evicted === undefined) {
+          evicted = verdict
+          err(`memgossip run: '${id}' was evicted by the ledger (final): ${readableReason(verdict.reason)} [${verdict.code}]; stopping the command (SIGTERM, SIGKILL after ${EVICT_GRACE_MS / 1000} s)\n`)
+          interrupt.stop(EVICT_GRACE_MS)
+        }
+        return verdict?.effectiveBytes
+      },
       apply: async (limits) => { await cgroup.setLimits(limits) },
       onShrink: (from, to) => { err(`memgossip run: '${id}' was shrunk by the ledger (capacity loss on this node): cgroup limit ${formatSize(from)} → ${formatSize(to)}\n`) },
       onError: (error) => { err(`memgossip run: warning: could not follow the limit of '${id}': ${error.message}\n`) }
     })
-    if (input.minBytes !== undefined) follower.start()
+    follower.start()
     // The agent reads the cgroup's usage and OOM kills from now on (docs/design.md "Enforcement").
     const outcome = await spawnInCgroup(cgroup, input.argv, interrupt, () => { void nameCgroup(client, id, cgroup.dir, err, json) }).finally(async () => { await follower.stop() })
     // ---
@@ -272,7 +286,8 @@ async function runUnderReservation (ctx: Context, command: string[]): Promise<nu
     // A last reading by the agent before the cgroup goes, so an OOM kill at the very end is reported there too.
     await nameCgroup(client, id, cgroup.dir, err, json)
     const code = outcome.code ?? 128 + signalNumber(outcome.signal ?? 'SIGKILL')
-    err(json ? JSON.stringify(reportJson(id, input, outcome, usage, code)) + '\n' : report(id, input.bytes, outcome, usage, code))
+    if (evicted !== undefined && !json) err(`memgossip run: the command of '${id}' was stopped because the reservation was evicted: ${readableReason(evicted.reason)}\n`)
+    err(json ? JSON.stringify({ ...reportJson(id, input, outcome, usage, code), ...(evicted !== undefined ? { evicted: { code: evicted.code, reason: evicted.reason } } : {}) }) + '\n' : report(id, input.bytes, outcome, usage, code))
     return code
   } finally {
     interrupt.dispose()
@@ -318,6 +333,7 @@ async function spawnInCgroup (cgroup: MemoryCgroup, argv: string[], interrupt: I
 class Interrupt {
   signal?: NodeJS.Signals
   private pid?: number
+  private killTimer?: ReturnType<typeof setTimeout>
   private readonly handlers = new Map<NodeJS.Signals, () => void>()
 
   constructor () {
@@ -341,7 +357,17 @@ class Interrupt {
     }
   }
 
+  /** Stop the command: SIGTERM now, SIGKILL after `graceMs` if it is still running. */
+  stop (graceMs: number): void {
+    const pid = this.pid
+    if (pid === undefined) return
+    try { process.kill(pid, 'SIGTERM') } catch {}
+    this.killTimer = setTimeout(() => { try { process.kill(pid, 'SIGKILL') } catch {} }, graceMs)
+    this.killTimer.unref()
+  }
+
   dispose (): void {
+    if (this.killTimer !== undefined) clearTimeout(this.killTimer)
     for (const [s, handler] of this.handlers) process.off(s, handler)
   }
 }

@@ -7,13 +7,14 @@
  * over HTTP and lowers the limit of a real memory cgroup (skipped, with the
  * reason, where none can be made).
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { detectCgroupController, type MemoryCgroup } from '../../agent/cgroup.ts'
+import { cgroupName, detectCgroupController, type MemoryCgroup } from '../../agent/cgroup.ts'
 import { LimitFollower } from '../../agent/limit.ts'
 import { api, GiB, startAgent, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
+import { spawnCli } from '../cli/procs.ts'
 import { whyNoCgroups } from './cgroups.ts'
 
 const MIB = 1024 * 1024
@@ -139,4 +140,26 @@ describe.skipIf(noCgroups !== undefined)('the chain: ledger shrink â†’ verdict â
       await follower.stop()
     }
   })
+
+  it('a reservation evicted by capacity loss, once final, stops its command: memgossip run sends SIGTERM, says why, removes the cgroup', async () => {
+    const b = await startAgent({ totalBytes: 16 * GiB })
+    started.push(b)
+    await waitFor('joined', () => b.daemon.agent.state().joined)
+    const { proc, done } = spawnCli(['run', 'evictable', '8GiB', '--api', b.daemon.api.url, '--', 'sh', '-c', 'echo started; exec sleep 60'])
+    let out = ''
+    proc.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+    await waitFor('the command to start', () => out.includes('started'), 30_000)
+    // The host loses memory: the agent publishes a smaller allocatable, resolve() evicts (no --min to shrink to).
+    b.probe.set({ totalBytes: 4 * GiB, availableBytes: 4 * GiB })
+    const r = await done
+    const verdict = b.daemon.agent.verdict('evictable')!
+    expect(verdict.status).toBe('evicted')
+    expect(verdict.code).toBe('CapacityLost')
+    expect(r.code, r.stderr).toBe(143)
+    expect(r.stderr).toMatch(/'evictable' was evicted by the ledger \(final\): .*\[CapacityLost\]; stopping the command/)
+    expect(r.stderr).toMatch(/stopped because the reservation was evicted/)
+    expect(r.stderr).not.toContain('offender')
+    const dir = path.join((await detectCgroupController()).parentDir, cgroupName('evictable'))
+    expect(await access(dir).then(() => 'still there', () => 'gone')).toBe('gone')
+  }, 60_000)
 })
