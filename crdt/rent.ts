@@ -55,7 +55,11 @@ export function computeRent (resolution: Resolution, options: RentOptions): Rent
     const endMs = verdict.endedHlc !== undefined ? hlcWallMs(verdict.endedHlc) : options.nowMs
     const durationMs = Math.max(0, endMs - startMs)
     const nodeCount = verdict.status === 'admitted' ? verdict.runningOn.length : verdict.nodes.length
-    const byteMs = verdict.bytes * nodeCount * durationMs
+    // Shrunk toward its minimum on capacity loss ("Bounds and the queue"): the
+    // limit in force from the shrink on. (Only the last shrink is kept, so an
+    // earlier, smaller one is billed at the full limit until the last.)
+    const shrunkMs = verdict.shrunkHlc !== undefined ? Math.min(Math.max(hlcWallMs(verdict.shrunkHlc), startMs), endMs) : endMs
+    const byteMs = nodeCount * (verdict.bytes * Math.max(0, shrunkMs - startMs) + verdict.effectiveBytes * Math.max(0, endMs - shrunkMs))
     const byteSeconds = Math.round(byteMs / 1000)
     const cost = (byteMs / GIB / MS_PER_HOUR) * price
     lines.push({ id: verdict.id, creator: verdict.creator, status: verdict.status, bytes: verdict.bytes, nodeCount, startMs, endMs: Math.max(endMs, startMs), byteSeconds, cost })

@@ -4,7 +4,7 @@
  */
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
-import { fit, ledgerMaps, resolve, shortId, type Placement, type ReservationRequest, type Verdict } from '../../crdt/index.ts'
+import { computeRent, fit, hlcWallMs, ledgerMaps, resolve, shortId, type Placement, type ReservationRequest, type Verdict } from '../../crdt/index.ts'
 import { GiB, TestLedger, nodeId } from './helpers.ts'
 
 const A = nodeId(1)
@@ -35,6 +35,23 @@ describe('shrink before evict on capacity loss', () => {
     expect(v.get('low')!.reason).toBe(`shrunk from 4.00 GiB to 2.00 GiB (limit 4.00 GiB, minimum 2.00 GiB): node ${shortId(A)} shrank to 7.00 GiB allocatable (at ${v.get('low')!.shrunkHlc}); lowest priority, latest first`)
     expect(v.get('high')!.reason).toMatch(/^shrunk from 4\.00 GiB to 3\.00 GiB \(limit 4\.00 GiB, minimum 1\.00 GiB\)/)
     expect(res.nodes.get(A)!.committedBytes).toBe(7 * GiB)
+  })
+
+  it('rent bills the limit until the shrink, and the limit in force after it', () => {
+    const l = new TestLedger({ [A]: 8 * GiB })
+    put(l, A, { id: 'elastic', bytes: 4 * GiB, minBytes: 1 * GiB })
+    put(l, A, { id: 'fixed', bytes: 4 * GiB })
+    l.capacity(A, 6 * GiB)
+    const res = resolve(l.doc)
+    const v = res.verdicts.get('elastic')!
+    expect(v).toMatchObject({ code: 'Shrunk', effectiveBytes: 2 * GiB })
+    const start = hlcWallMs(v.hlc!)
+    const shrunk = hlcWallMs(v.shrunkHlc!)
+    const nowMs = shrunk + 3_600_000
+    const bill = computeRent(res, { nowMs })
+    const line = (id: string): number => bill.lines.find(x => x.id === id)!.byteSeconds
+    expect(line('elastic')).toBe(Math.round((4 * GiB * (shrunk - start) + 2 * GiB * (nowMs - shrunk)) / 1000))
+    expect(line('fixed')).toBe(Math.round(4 * GiB * (nowMs - hlcWallMs(res.verdicts.get('fixed')!.hlc!)) / 1000))
   })
 
   it('among equal priorities shrinks the latest first, and only as much as needed', () => {
