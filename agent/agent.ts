@@ -1078,8 +1078,8 @@ export class Agent extends EventEmitter {
    * connected to every other member of the view (at most
    * {@link DIRECT_MEMBERS_MAX} of them): one copy per peer instead of a
    * signed flood with its relays' copies. False when it did not reach every
-   * member (the caller publishes instead; a member that got both copies takes
-   * one).
+   * member (the caller publishes instead; a member that got both copies drops
+   * the second as a replay).
    */
   private sendToMembers (bytes: Uint8Array): boolean {
     const send = this.network.send

@@ -153,8 +153,8 @@ export class ClockChannel {
     const stamped = encodeHlc({ wallMs: wire.wallMs, counter: wire.counter, node })
     if (wire.seen !== undefined && wire.seen > stamped) return this.drop(from, 'invalid', `beacon from ${shortId(from)} announces a line (${wire.seen}) past its own clock (${stamped})`)
     const previous = this.newest(node)
-    // The same beacon again: sent directly and published when a direct send failed.
-    if (previous !== undefined && stamped === previous.hlc && wire.seq === previous.seq) return false
+    // (The same beacon again is a replay too — also when it came both directly
+    // and by gossip, after a direct send to another member failed.)
     if (previous !== undefined && (stamped <= previous.hlc || wire.seq < previous.seq)) {
       // A pull's answer may hold what gossip already brought: not a replay.
       if (options.pulled === true) return false

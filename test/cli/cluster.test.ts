@@ -449,7 +449,7 @@ describe('the queue (docs/design.md "Bounds and the queue")', () => {
       await waitFor('q-wait queued everywhere', async () => (await json(['reservations', '--status', 'queued', ...at(agent)])).body.reservations.map((v: { id: string }) => v.id).join() === 'q-wait', 20_000)
     }
     const listed = await cli(['reservations', '--status', 'queued', ...at(C)])
-    expect(listed.stdout).toMatch(/^q-wait\s+1\.00 GiB\s+queued\s+no\s+-\s+\S+\s+#1 of 1: queued: needs 1\.00 GiB on node /m)
+    expect(listed.stdout).toMatch(/^q-wait\s+1\.00 GiB\s+queued\s+-\s+no\s+-\s+\S+\s+#1 of 1: queued: needs 1\.00 GiB on node /m)
 
     expect((await cli(['release', 'q-hold', ...at(A)])).code).toBe(0)
     const verdicts = await Promise.all([A, B, C].map(async agent => {
