@@ -999,7 +999,10 @@ export class Agent extends EventEmitter {
     if (this.leaseWaitMs() > 0) return
     // Usage per reservation rides on the record only when it moved past the threshold; nothing is written at rest.
     const usage = this.usage.recordIfMoved(this.gate.thresholdFor(sample.totalBytes))
-    if (!force && usage === undefined && this.recordPressure === this.pressure.level && !this.gate.shouldPublish(figures, now)) return
+    // Addresses that moved (or that the first record went out without) go out
+    // at once: members dial each other by them ("Network": connections).
+    const addrsMoved = this.addressesKey() !== this.publishedAddrs
+    if (!force && !addrsMoved && usage === undefined && this.recordPressure === this.pressure.level && !this.gate.shouldPublish(figures, now)) return
     if (usage !== undefined) {
       this.usage.published(usage)
       this.usageRecord = Object.keys(usage).length > 0 ? usage : undefined
@@ -1536,6 +1539,10 @@ export class Agent extends EventEmitter {
   }
 
   /** This heartbeat's addrs field: the addresses when they changed or are due, else nothing. */
+  private addressesKey (): string {
+    return this.network.addresses().slice(0, MAX_ADDRS).join(' ')
+  }
+
   private addrsForHeartbeat (): string[] | undefined {
     const addrs = this.network.addresses().slice(0, MAX_ADDRS)
     const key = addrs.join(' ')

@@ -93,6 +93,20 @@ export class MemgossipCluster {
         return counts.every(c => c === n)
       }, formationTimeoutMs(n), n > 25 ? 2000 : 1000).catch((error: Error) => { throw new Error(`${error.message} (${last})`) })
       log(`  memgossip: ${n} agents joined, every one sees ${n} members (${(ms / 1000).toFixed(1)} s after the last start)`)
+      // The steady state: in a view of up to 64 every agent keeps a connection
+      // to every other (docs/design.md "Network"), dialled a few per sync
+      // round; measuring "at rest" before that measures the dialling.
+      const want = Math.min(n - 1, 64)
+      let peersSeen = ''
+      const connectedMs = await waitUntil(`${n} memgossip agents connected to ${want} peers each`, async () => {
+        const states = await Promise.all(cluster.nodes.map(async node => (await httpJson(`${node.api}/v1/state`)).body))
+        const counts = states.map(s => Array.isArray(s.peers) ? s.peers.length : 0)
+        peersSeen = `min ${Math.min(...counts)}, max ${Math.max(...counts)}`
+        return counts.every(c => c >= want)
+      }, 120_000, 1000).catch(() => undefined)
+      log(connectedMs !== undefined
+        ? `  memgossip: every agent connected to ${want} peers (${(connectedMs / 1000).toFixed(1)} s more)`
+        : `  memgossip: not every agent reached ${want} connections within 120 s (peers per agent: ${peersSeen}); measuring anyway`)
       for (const node of cluster.nodes) {
         cluster.streams.push(await EventStream.open(node.api, (type, data, at) => {
           if (type === 'verdict') cluster.onVerdict(node.index, String(data.id), at, data.final === true)
