@@ -1558,6 +1558,8 @@ export class Agent extends EventEmitter {
    * only to its bootstrap peers: a star that one node's death, or a partition
    * through it, cuts apart although every agent knows every member.
    */
+  private readonly dialFailuresLogged = new Set<PeerIdStr>()
+
   private async keepConnected (): Promise<void> {
     const dial = this.network.dial
     if (dial === undefined || this.stopped) return
@@ -1576,9 +1578,16 @@ export class Agent extends EventEmitter {
       for (const address of this.memberAddrs.get(id)!) {
         try {
           await dial.call(this.network, address)
+          this.dialFailuresLogged.delete(id)
           break
-        } catch {
+        } catch (error) {
           // Another of its addresses may work (a host has several interfaces).
+          // Said once per member until a dial to it works: a member this node
+          // cannot reach gets no direct beacons from it.
+          if (!this.dialFailuresLogged.has(id) && this.dialFailuresLogged.size < 1000) {
+            this.dialFailuresLogged.add(id)
+            this.log(`cannot connect to member ${shortId(id)} at ${address}: ${(error as Error).message} (retried every sync round)`)
+          }
         }
       }
     }

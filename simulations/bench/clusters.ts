@@ -101,7 +101,9 @@ export class MemgossipCluster {
       const connectedMs = await waitUntil(`${n} memgossip agents connected to ${want} peers each`, async () => {
         const states = await Promise.all(cluster.nodes.map(async node => (await httpJson(`${node.api}/v1/state`)).body))
         const counts = states.map(s => Array.isArray(s.peers) ? s.peers.length : 0)
-        peersSeen = `min ${Math.min(...counts)}, max ${Math.max(...counts)}`
+        const least = cluster.nodes[counts.indexOf(Math.min(...counts))]
+        const dials = least?.log.filter(line => line.includes('cannot connect')).slice(-3) ?? []
+        peersSeen = `min ${Math.min(...counts)}, max ${Math.max(...counts)}${dials.length > 0 ? `; agent ${least!.index} said:\n    ${dials.join('\n    ')}` : ''}`
         return counts.every(c => c >= want)
       }, 120_000, 1000).catch(() => undefined)
       log(connectedMs !== undefined
