@@ -97,6 +97,8 @@ export interface FailureDetectorSettings {
 
 /** Views up to this size: every member is connected to every other (clock.ts DIRECT_MEMBERS_MAX). */
 const SMALL_VIEW = 64
+/** An unconnected member of a small view not heard for this many probe intervals is probed. */
+const SILENT_PROBE_INTERVALS = 5
 
 export const FAILURE_DETECTOR_DEFAULTS: FailureDetectorSettings = {
   probeIntervalMs: 1000,
@@ -257,6 +259,21 @@ export class FailureDetector {
     for (const p of this.lost) {
       // Back on a connection, gone from the view, or suspected already (the suspicion runs its course).
       if (connected.includes(p) || !members.has(p) || this.member(p).state !== 'alive') this.lost.delete(p)
+    }
+    // A member of a small view (every member connects to every other there)
+    // that this node is not connected to and has not heard from for a while
+    // is probed too, as SWIM probes members, not connections: one that was
+    // never connected to this node (a star bootstrap, a mesh still forming)
+    // and then went silent would otherwise never be suspected here, and its
+    // eviction would wait for an acknowledgement from this node for ever.
+    if (members.size <= SMALL_VIEW) {
+      const now = this.deps.clock.now()
+      const silentMs = SILENT_PROBE_INTERVALS * this.settings.probeIntervalMs
+      for (const p of members) {
+        if (p === this.deps.self || connected.includes(p) || this.lost.has(p)) continue
+        const m = this.member(p)
+        if (m.state === 'alive' && now - m.heardAtMs > silentMs) this.lost.add(p)
+      }
     }
     const neighbours = [...new Set([...connected, ...this.lost])].filter(p => members.has(p) && p !== this.deps.self)
     if (neighbours.length === 0) return

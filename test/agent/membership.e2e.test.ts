@@ -229,6 +229,11 @@ describe('a 2 | 3 partition held past --evict-after', () => {
       // Hold past --evict-after, then the 3 side's view is exactly its three ids.
       await sleep(Math.max(0, cutAt + 9000 - Date.now()))
       await waitFor('the 3 side evicts the 2 side', () => sideB.every(a => JSON.stringify([...a.daemon.agent.resolution().members].sort()) === JSON.stringify(ids(sideB).sort())), 30_000, 100)
+        .catch((error: Error) => {
+          // What each agent of the 3 side thinks of the 2 side, and the view changes it sees.
+          const seen = sideB.map(a => `${name(a)}: ${a.daemon.agent.nodes().filter(n => ids(sideA).includes(n.id)).map(n => `${n.id.slice(-6)} ${n.liveness} (connected ${a.daemon.network.peers().includes(n.id)}, heard ${n.heartbeatAgeMs} ms ago)`).join(', ')}; open: ${a.daemon.agent.resolution().proposals.filter(p => p.status === 'open').map(p => `${p.targets.map(t => t.slice(-6)).join('+')} acked by ${Object.keys(p.acks).length}`).join('; ') || 'none'}; members ${a.daemon.agent.resolution().members.length}`)
+          throw new Error(`${error.message}\n  ${seen.join('\n  ')}`)
+        })
       poll()
       const evictedMs = (threeViewAt ?? Date.now()) - cutAt
       for (const a of sideB) {
