@@ -1325,7 +1325,7 @@ export class Agent extends EventEmitter {
 
   /** One probe of the failure detector: ping → pong; the pong's wall time is a clock sample. */
   private async ping (peer: PeerIdStr, timeoutMs: number, suspicion?: string): Promise<boolean> {
-    const reply = await this.probeRequest(peer, encodeMessage(suspicion === undefined ? { type: MSG_PING } : { type: MSG_PING, suspicion }), timeoutMs)
+    const reply = await this.probeRequest(peer, encodeMessage(suspicion === undefined ? { type: MSG_PING } : { type: MSG_PING, suspicion }), timeoutMs, { direct: true })
     if (reply?.type !== MSG_PONG) return false
     this.detector.heard(peer)
     // Half the round trip is the most the answer can be late; a sample may only show a peer behind, never hide one ahead.
@@ -1335,7 +1335,7 @@ export class Agent extends EventEmitter {
 
   /** Ask `via` to ping `target` for this node (SWIM's ping-req). */
   private async pingVia (via: PeerIdStr, target: PeerIdStr, timeoutMs: number): Promise<IndirectAnswer> {
-    const reply = await this.probeRequest(via, encodeMessage({ type: MSG_PING_REQ, target }), 2 * timeoutMs + FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs)
+    const reply = await this.probeRequest(via, encodeMessage({ type: MSG_PING_REQ, target }), 2 * timeoutMs + FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs, { direct: true })
     if (reply === undefined) return 'none'
     return reply.type === MSG_PONG ? 'ack' : 'nack'
   }
@@ -1356,10 +1356,9 @@ export class Agent extends EventEmitter {
    * the peer has a direct stream, else (and for beacon pulls, whose answers
    * may be large) a request stream.
    */
-  private async probeRequest (peer: PeerIdStr, request: Uint8Array, timeoutMs: number): Promise<ReturnType<typeof decodeMessage> | undefined> {
+  private async probeRequest (peer: PeerIdStr, request: Uint8Array, timeoutMs: number, options: { direct?: boolean } = {}): Promise<ReturnType<typeof decodeMessage> | undefined> {
     if (this.stopped) return undefined
-    const probe = (request[0] === MSG_PING || request[0] === MSG_PING_REQ)
-    const direct = probe && request.length <= MAX_BEACON_BYTES ? this.calls.call(peer, request, timeoutMs) : undefined
+    const direct = options.direct === true && request.length <= MAX_BEACON_BYTES ? this.calls.call(peer, request, timeoutMs) : undefined
     if (direct !== undefined) {
       this.metrics.bytesOut += request.length
       const reply = await direct

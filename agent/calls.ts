@@ -26,8 +26,6 @@ interface Pending {
 const MAX_ID = 0x7fff_ffff
 
 export class DirectCalls {
-  /** Calls made, answered, and given up on (no reply in time). */
-  readonly counts = { made: 0, answered: 0, unanswered: 0, replyUnsent: 0 }
   private nextId = 1
   private readonly pending = new Map<number, Pending>()
 
@@ -42,10 +40,8 @@ export class DirectCalls {
     const id = this.nextId
     this.nextId = this.nextId >= MAX_ID ? 1 : this.nextId + 1
     if (!this.deps.send(peer, encodeMessage({ type: MSG_CALL, id, body }))) return undefined
-    this.counts.made++
     return new Promise(resolve => {
       const timer = this.deps.clock.setTimeout(() => {
-        this.counts.unanswered++
         this.pending.delete(id)
         resolve(undefined)
       }, timeoutMs)
@@ -55,9 +51,7 @@ export class DirectCalls {
 
   /** Answer a call of `peer`'s. */
   reply (peer: PeerIdStr, id: number, body: Uint8Array): boolean {
-    const sent = this.deps.send(peer, encodeMessage({ type: MSG_REPLY, id, body }))
-    if (!sent) this.counts.replyUnsent++
-    return sent
+    return this.deps.send(peer, encodeMessage({ type: MSG_REPLY, id, body }))
   }
 
   /** A reply arrived from `from`: true when it answered one of this node's open calls to `from`. */
@@ -65,7 +59,6 @@ export class DirectCalls {
     const pending = this.pending.get(id)
     if (pending === undefined || pending.peer !== from) return false
     this.pending.delete(id)
-    this.counts.answered++
     this.deps.clock.clearTimeout(pending.timer)
     pending.resolve(body)
     return true

@@ -32,6 +32,7 @@
  * must acknowledge.
  */
 import { encodeHlc, shortId, type HlcString } from '../crdt/index.ts'
+import { DIRECT_MEMBERS_MAX } from './clock.ts'
 import type { Clock, PeerIdStr } from './types.ts'
 
 export type Liveness = 'alive' | 'suspect' | 'dead' | 'self'
@@ -95,8 +96,6 @@ export interface FailureDetectorSettings {
   maxHealth: number
 }
 
-/** Views up to this size: every member is connected to every other (clock.ts DIRECT_MEMBERS_MAX). */
-const SMALL_VIEW = 64
 /** An unconnected member of a small view not heard for this many probe intervals is probed. */
 const SILENT_PROBE_INTERVALS = 5
 
@@ -198,7 +197,7 @@ export class FailureDetector {
     // that were, and its eviction needs a majority's acknowledgements. In a
     // larger view, only over a connection (every member probing every suspect
     // would cost O(N) probes per suspicion).
-    if (this.deps.members().length <= SMALL_VIEW || this.deps.neighbours().includes(target)) this.urgent.add(target)
+    if (this.deps.members().length <= DIRECT_MEMBERS_MAX || this.deps.neighbours().includes(target)) this.urgent.add(target)
   }
 
   /**
@@ -266,7 +265,7 @@ export class FailureDetector {
     // never connected to this node (a star bootstrap, a mesh still forming)
     // and then went silent would otherwise never be suspected here, and its
     // eviction would wait for an acknowledgement from this node for ever.
-    if (members.size <= SMALL_VIEW) {
+    if (members.size <= DIRECT_MEMBERS_MAX) {
       const now = this.deps.clock.now()
       const silentMs = SILENT_PROBE_INTERVALS * this.settings.probeIntervalMs
       for (const p of members) {
