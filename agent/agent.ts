@@ -118,14 +118,6 @@ const DIALS_PER_ROUND = 4
 const SPREAD_COOLDOWN_MS = 500
 /** At most one gap pull per peer in this long (a gap stays until the sync fills it). */
 const GAP_PULL_COOLDOWN_MS = 1000
-/**
- * Heartbeats carry the node's multiaddrs only when they changed and on every
- * twelfth beat (once a minute at the default interval): they are a third of a
- * heartbeat's bytes, and every member receives every heartbeat. Peers remember
- * the last addresses each member published.
- */
-const ADDRS_EVERY_BEATS = 12
-
 /** The ledger's own root types; an update that creates any other root is refused. */
 /** A beacon is about 100 bytes (a node id, a stamp, a position, a line); anything much larger is not one. */
 const MAX_BEACON_BYTES = 512
@@ -1024,7 +1016,7 @@ export class Agent extends EventEmitter {
       usedBytes: Math.max(0, sample.totalBytes - sample.availableBytes),
       labels: this.init.labels,
       version: VERSION,
-      addrs: this.addrsForHeartbeat(),
+      addrs: this.addrsForRecord(),
       pressure: this.pressure.level === 'ok' ? undefined : this.pressure.level,
       usage: this.usageRecord
     }, this.clock.now())
@@ -1521,9 +1513,8 @@ export class Agent extends EventEmitter {
   private readonly lastSpreadAt = new Map<PeerIdStr, number>()
   /** The last multiaddrs each member published (heartbeats carry them only now and then). */
   private readonly memberAddrs = new Map<PeerIdStr, string[]>()
-  /** What our last heartbeat with addresses carried, and the beats since. */
+  /** The addresses our last node record carried. */
   private publishedAddrs = ''
-  private beatsSinceAddrs = 0
 
   private rememberAddrs (keys: Set<string>): void {
     const nodes = this.doc.getMap(MAP_NODES)
@@ -1537,17 +1528,22 @@ export class Agent extends EventEmitter {
     }
   }
 
-  /** This heartbeat's addrs field: the addresses when they changed or are due, else nothing. */
+  /** The addresses this node would publish now, as one comparable string. */
   private addressesKey (): string {
     return this.network.addresses().slice(0, MAX_ADDRS).join(' ')
   }
 
-  private addrsForHeartbeat (): string[] | undefined {
+  /**
+   * Every node record carries the node's addresses. A record replaces the
+   * previous one, and a peer that joins later or heals from a partition reads
+   * only the newest: a record without them (they used to ride on every twelfth
+   * heartbeat only) left that peer unable to dial the member until the next
+   * record, which at rest may be hours away (records go out only when a figure
+   * moves), so process agents of a 25-member cluster stayed at 2–16 connections.
+   */
+  private addrsForRecord (): string[] | undefined {
     const addrs = this.network.addresses().slice(0, MAX_ADDRS)
-    const key = addrs.join(' ')
-    if (key === this.publishedAddrs && ++this.beatsSinceAddrs < ADDRS_EVERY_BEATS) return undefined
-    this.publishedAddrs = key
-    this.beatsSinceAddrs = 0
+    this.publishedAddrs = addrs.join(' ')
     return addrs.length > 0 ? addrs : undefined
   }
 
