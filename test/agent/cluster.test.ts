@@ -130,14 +130,13 @@ describe('the mesh beyond bootstrap peers', () => {
     const [a, b] = agents
     await waitFor('members', () => b.daemon.agent.resolution().members.length === 2, 20_000)
     // Records of `a` rewritten (every 250 ms here) after the first: each one carries the addresses.
-    const seen: boolean[] = []
-    b.daemon.agent.doc.getMap('nodes').observe((event) => {
-      if (!event.keysChanged.has(a.daemon.info.peerId)) return
-      const value = b.daemon.agent.doc.getMap('nodes').get(a.daemon.info.peerId) as { addrs?: string[] }
-      seen.push(value.addrs !== undefined && value.addrs.length > 0)
-    })
-    await waitFor('4 more node records of a seen by b', () => seen.length >= 4, 30_000)
-    expect(seen.every(Boolean)).toBe(true)
+    const seen = new Map<number, boolean>()
+    await waitFor('4 more node records of a seen by b', () => {
+      const record = b.daemon.agent.ledger.get('nodes', a.daemon.info.peerId) as { seq: number, addrs?: string[] } | undefined
+      if (record !== undefined) seen.set(record.seq, record.addrs !== undefined && record.addrs.length > 0)
+      return seen.size >= 5
+    }, 30_000, 20)
+    expect([...seen.values()].every(Boolean)).toBe(true)
     // A joiner that knows only b reads a's newest record, and dials a by it.
     const c = await startAgent({ bootstrap: b.daemon.info.multiaddrs })
     agents.push(c)
