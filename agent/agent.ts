@@ -115,6 +115,8 @@ export const DEFAULTS = {
   gossipBytesPerSecond: 8 * 1024 * 1024
 } as const
 
+/** A beacon at a position this peer does not hold pulls the gap when gossip has not filled it in this long. */
+const BEHIND_PULL_AFTER_MS = 1000
 /** A beacon is about 100 bytes (a node id, a stamp, a position, a line); anything much larger is not one. */
 const MAX_BEACON_BYTES = 512
 const ORIGIN_LOCAL = Symbol('memgossip-local')
@@ -512,6 +514,7 @@ export class Agent extends EventEmitter {
       onRequest: async (from, data) => await this.onRequest(from, data),
       onPeerConnected: (peer) => {
         this.emit('event', { type: 'peer', state: 'connected', peer } satisfies AgentEvent)
+        this.sync.wake()
         this.schedule(() => { void this.syncWith(peer) }, 10 + Math.floor(this.random() * 40))
       },
       onPeerDisconnected: (peer) => {
@@ -525,8 +528,9 @@ export class Agent extends EventEmitter {
     await this.sampleAndPublish(true)
 
     this.every(() => { void this.sampleAndPublish(false) }, this.init.sampleIntervalMs ?? DEFAULTS.sampleIntervalMs)
-    this.every(() => { void this.syncRandomPeer(); void this.mesh.keepConnected(this.resolution()) }, this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs)
-    this.every(() => { this.refresh(); this.beaconChannel.tick(); void this.membership.evictTheDead() }, 1000)
+    const syncIntervalMs = this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs
+    this.every(() => { void this.sync.periodic(syncIntervalMs); void this.mesh.keepConnected(this.resolution()) }, syncIntervalMs)
+    this.every(() => { this.refresh(); this.beaconChannel.tick(); this.pullBehind(); void this.membership.evictTheDead() }, 1000)
     this.every(() => { this.detector.tick() }, probeIntervalMs)
     this.every(() => { void this.maybeCompact() }, 30_000)
     // --- bounds and the queue: withdraw our own queued entries past their timeout (agent/queue.ts).
@@ -1362,10 +1366,28 @@ export class Agent extends EventEmitter {
     return await this.sync.syncWith(peer)
   }
 
-  private async syncRandomPeer (): Promise<void> {
-    const peers = this.network.peers()
-    if (peers.length === 0) return
-    await this.syncWith(peers[Math.floor(this.random() * peers.length)])
+  /**
+   * A member's beacon says this peer lacks part of its stream, and gossip has
+   * not brought it for a second (a lost message, and nothing written after it
+   * to show the gap): pull it from that member, and end the anti-entropy
+   * backoff. Checked every second; once a second per member at most.
+   */
+  private readonly behindSince = new Map<PeerIdStr, number>()
+
+  private pullBehind (): void {
+    const now = this.clock.now()
+    const behind = new Set(this.beaconChannel.streamsBehind())
+    for (const node of this.behindSince.keys()) if (!behind.has(node)) this.behindSince.delete(node)
+    for (const node of behind) {
+      const since = this.behindSince.get(node)
+      if (since === undefined) {
+        this.behindSince.set(node, now)
+      } else if (now - since >= BEHIND_PULL_AFTER_MS) {
+        this.behindSince.set(node, now)
+        this.sync.wake()
+        this.sync.pullGap(node)
+      }
+    }
   }
 
   /** `--ack peers:K`: sync with peers until K of them hold everything we wrote. */

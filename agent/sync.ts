@@ -23,6 +23,14 @@ import { decodeMessage, encodeMessage, MSG_ACK, MSG_ERROR, MSG_PUSH, MSG_SYNC_RE
 const SPREAD_COOLDOWN_MS = 500
 /** A gap is pulled from the same peer at most this often. */
 const GAP_PULL_COOLDOWN_MS = 1000
+/**
+ * Periodic rounds that bring nothing back off, doubling up to this multiple of
+ * the base interval (5 s → 60 s by default). Gossip carries news; what it
+ * loses shows up as a gap (the writer's next update, or its beacon at a
+ * position this peer does not hold), which pulls at once and resets the
+ * backoff, as does a new connection.
+ */
+export const MAX_SYNC_BACKOFF = 12
 
 /** A Yjs update with no entries and an empty delete set. */
 export const EMPTY_UPDATE = new Uint8Array([0, 0])
@@ -67,6 +75,11 @@ export class SyncExchange {
   private readonly peerClocks = new Map<PeerIdStr, number>()
   private readonly lastSpreadAt = new Map<PeerIdStr, number>()
   private readonly lastGapPullAt = new Map<PeerIdStr, number>()
+  /** Periodic rounds in a row that brought nothing, and when the next one is due. */
+  private quietRounds = 0
+  private nextRoundAtMs = -Infinity
+  /** Set by an exchange that applied or pushed something. */
+  private moved = false
 
   constructor (deps: SyncDeps) {
     this.deps = deps
@@ -101,7 +114,10 @@ export class SyncExchange {
       // Only decision-map news is passed on: node records supersede themselves;
       // relaying them made every periodic sync at rest start a wave.
       const changesBefore = this.deps.ledgerChanges()
-      if (reply.update.length > EMPTY_UPDATE.length && !this.deps.apply(peer, reply.update)) return false
+      if (reply.update.length > EMPTY_UPDATE.length) {
+        if (!this.deps.apply(peer, reply.update)) return false
+        this.moved = true
+      }
       if (this.deps.ledgerChanges() !== changesBefore) this.spreadNews(peer)
       const theirs = Y.decodeStateVector(reply.stateVector)
       this.notePeerClock(peer, theirs)
@@ -110,6 +126,7 @@ export class SyncExchange {
         if (lacksEntries(doc, theirs)) {
           const push = encodeMessage({ type: MSG_PUSH, update: Y.encodeStateAsUpdate(doc, reply.stateVector) })
           counters.bytesOut += push.length
+          this.moved = true
           const ack = decodeMessage(await network.request(peer, push))
           if (ack.type === MSG_ACK) this.peerClocks.set(peer, doc.store.clients.has(doc.clientID) ? Y.getState(doc.store, doc.clientID) : 0)
         }
@@ -124,6 +141,30 @@ export class SyncExchange {
     } finally {
       this.syncing.delete(peer)
     }
+  }
+
+  /**
+   * The periodic round, called every base interval `baseMs`: one exchange with
+   * a connected peer at random — unless backing off, because the last rounds
+   * brought nothing either way (see {@link MAX_SYNC_BACKOFF}).
+   */
+  async periodic (baseMs: number): Promise<void> {
+    const now = this.deps.clock.now()
+    if (now < this.nextRoundAtMs) return
+    const peers = this.deps.network.peers()
+    if (peers.length === 0) return
+    this.moved = false
+    const ok = await this.syncWith(peers[Math.floor(this.deps.random() * peers.length)])
+    this.quietRounds = ok && !this.moved ? Math.min(this.quietRounds + 1, 16) : 0
+    const factor = Math.min(MAX_SYNC_BACKOFF, 2 ** this.quietRounds)
+    // Half a base interval early, so the round falls on the tick it is due at.
+    this.nextRoundAtMs = this.deps.clock.now() + (factor - 0.5) * baseMs
+  }
+
+  /** Something says a sync may bring news (a new connection, a gap): periodic rounds go back to the base interval. */
+  wake (): void {
+    this.quietRounds = 0
+    this.nextRoundAtMs = -Infinity
   }
 
   /**
