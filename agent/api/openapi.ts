@@ -78,7 +78,8 @@ function responses (route: RouteSpec): Record<string, JsonSchema> {
       'x-events': Object.fromEntries(Object.keys(EVENTS).map(name => [name, { $ref: REF(`${name[0].toUpperCase()}${name.slice(1)}Event`) }]))
     }
   } else if (route.produces !== undefined) {
-    out['200'] = { description: REASON[200], content: { [route.produces]: { schema: { type: 'string' } } } }
+    const types: readonly string[] = typeof route.produces === 'string' ? [route.produces] : route.produces
+    out['200'] = { description: REASON[200], content: Object.fromEntries(types.map(type => [type, { schema: { type: 'string' } }])) }
   }
   for (const [status, schema] of Object.entries(route.responses ?? {})) {
     out[status] = { description: REASON[Number(status)] ?? String(status), content: { 'application/json': { schema: schemaOf(schema, 'output') } } }
