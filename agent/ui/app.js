@@ -8,7 +8,7 @@
  */
 import { ApiRefusal, call, followEvents, setToken, token } from './api.js'
 import { byId, fill, h } from './dom.js'
-import { formatSize, shortId } from './format.js'
+import { formatSize, readableReason, shortId } from './format.js'
 import { NodeList, nodeRows } from './nodes.js'
 import { FitPanel } from './fit.js'
 
@@ -234,7 +234,7 @@ function drawMembership () {
     c.waitingFor.length > 0 ? `; waiting for ${c.waitingFor.map(shortId).join(', ')}` : ''))
   const requests = s.admissionRequests.map(r => h('li', {}, `${shortId(r.node)} asks to join through ${shortId(r.sponsor)}`))
   fill(byId('membership'),
-    h('p', {}, `view ${s.view.epoch} (${s.view.cause}), ${s.view.members.length} member(s), digest ${s.view.digest.slice(0, 12)}; ` +
+    h('p', {}, `view ${s.view.epoch} (${readableReason(s.view.cause)}), ${s.view.members.length} member(s), digest ${s.view.digest.slice(0, 12)}; ` +
       `this agent is ${s.standing}${s.writesRefused !== undefined ? `, writes refused: ${s.writesRefused}` : ''}; ` +
       `clock ${s.clock.behindMs > 0 ? `${s.clock.behindMs} ms behind` : 'in step'} (bound ${s.clock.maxOffsetMs} ms)`),
     h('ul', { class: 'members' }, ...s.view.members.map(m => h('li', { title: m }, `${shortId(m)} `, h('span', { class: `badge live-${liveness.get(m) ?? 'unknown'}` }, liveness.get(m) ?? 'unknown')))),
@@ -279,7 +279,7 @@ function drawReservations () {
       h('td', { class: v.final ? 'final-cell' : 'tentative-cell' }, finality(v)),
       h('td', { class: 'num' }, v.effectiveBytes !== v.bytes ? `${formatSize(v.effectiveBytes)} (of ${v.size})` : v.size),
       h('td', {}, nodes.length > 0 ? nodes.map(shortId).join(', ') : '-'),
-      h('td', {}, `${v.reason} `, h('span', { class: 'code' }, v.code)),
+      h('td', { title: v.reason }, `${readableReason(v.reason)} `, h('span', { class: 'code' }, v.code)),
       h('td', { class: 'num' }, rent !== undefined ? `${(rent.byteSeconds / 1024 ** 3 / 3600).toFixed(3)} GiB·h, ${rent.cost.toFixed(4)}` : '-'))
   })
   fill(byId('reservations'), ...rows)

@@ -7,7 +7,7 @@
  */
 import { ApiRefusal, call } from './api.js'
 import { bar, fill, h } from './dom.js'
-import { formatSize, shortId } from './format.js'
+import { formatSize, readableReason, shortId } from './format.js'
 
 /** @typedef {import('../api/contract.ts').FitAnswerJson} FitAnswerJson */
 /** @typedef {import('../api/contract.ts').FitRequestIn} FitRequestIn */
@@ -55,7 +55,7 @@ export function drawFit (a) {
   return [
     h('p', { class: a.fits ? 'verdict fits' : 'verdict no', 'data-fits': String(a.fits), role: 'status' },
       h('strong', {}, a.fits ? `${a.size} fits` : `${a.size} does not fit`),
-      ` (${a.placement}${a.nodes.length > 0 ? ` on ${a.nodes.map(shortId).join(', ')}` : ''}): ${a.reason} `, h('span', { class: 'code' }, a.code),
+      ` (${a.placement}${a.nodes.length > 0 ? ` on ${a.nodes.map(shortId).join(', ')}` : ''}): ${readableReason(a.reason)} `, h('span', { class: 'code' }, a.code),
       a.final ? '' : ` · tentative: waits for ${a.waitingOn ?? 'members'}${a.waitsFor.length > 0 ? ` of ${a.waitsFor.map(shortId).join(', ')}` : ''}`),
     h('p', { id: 'fit-histogram', class: 'histogram' }, a.histogram),
     h('table', { class: 'counts' },

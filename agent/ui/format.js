@@ -43,3 +43,16 @@ export function percent (/** @type {number} */ part, /** @type {number} */ whole
   if (whole <= 0) return '-'
   return `${((part / whole) * 100).toFixed(1)}%`
 }
+
+const HLC_IN_TEXT = /\b(\d{15}):\d{6}:[1-9A-HJ-NP-Za-km-z]+/g
+const PEER_ID_IN_TEXT = /\b12D3KooW[1-9A-HJ-NP-Za-km-z]{44}\b/g
+
+/**
+ * A reason as `memgossip` prints it (cli/commands/print.ts readableReason):
+ * stamps become UTC times, peer ids are shortened.
+ */
+export function readableReason (/** @type {string} */ reason) {
+  return reason
+    .replace(HLC_IN_TEXT, (_stamp, /** @type {string} */ wallMs) => new Date(Number(wallMs)).toISOString())
+    .replace(PEER_ID_IN_TEXT, id => shortId(id))
+}

@@ -13,6 +13,8 @@ import { formatAge, formatSize, percent, shortId } from './format.js'
 
 /** Height of one row in CSS pixels (style.css `.node-row`). */
 export const ROW_HEIGHT = 44
+/** The list's height, in rows, before it scrolls. */
+const MAX_VISIBLE_ROWS = 12
 /** Rows drawn above and below the visible ones, so a scroll step shows no gap. */
 const OVERSCAN = 4
 
@@ -107,6 +109,8 @@ export class NodeList {
     this.scale = this.all.reduce((m, n) => Math.max(m, n.totalBytes), 0)
     this.active = Math.min(this.active, Math.max(0, this.shown.length - 1))
     this.spacer.style.height = `${this.shown.length * ROW_HEIGHT}px`
+    // A short list takes the room it needs; a long one scrolls in at most MAX_VISIBLE_ROWS rows' height.
+    this.viewport.style.height = `${Math.max(1, Math.min(this.shown.length, MAX_VISIBLE_ROWS)) * ROW_HEIGHT + 2}px`
     this.draw()
   }
 
