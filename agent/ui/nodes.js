@@ -111,7 +111,16 @@ export class NodeList {
     this.spacer.style.height = `${this.shown.length * ROW_HEIGHT}px`
     // A short list takes the room it needs; a long one scrolls in at most MAX_VISIBLE_ROWS rows' height.
     this.viewport.style.height = `${Math.max(1, Math.min(this.shown.length, MAX_VISIBLE_ROWS)) * ROW_HEIGHT + 2}px`
+    // A shorter list than before: scroll back into it (the drawing reads scrollTop before the browser clamps it).
+    const bottom = Math.max(0, this.shown.length * ROW_HEIGHT - this.viewport.clientHeight)
+    if (this.viewport.scrollTop > bottom) this.viewport.scrollTop = bottom
     this.draw()
+  }
+
+  /** Back to the first row: the filter or the order changed, so the place in the old list means nothing. */
+  rewind () {
+    this.active = 0
+    this.viewport.scrollTop = 0
   }
 
   schedule () {

@@ -15,14 +15,13 @@
 import { existsSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatSize } from '../../crdt/index.ts'
 import { cli, getJson, REPO, startChildAgent, stopAgents, tempDir, waitFor, type ChildAgent } from '../cli/procs.ts'
+import { launchChromium } from './browser.ts'
 
 const TOKEN = 'ui-test-token-0123456789abcdef'
-/** Debian's chromium; MEMGOSSIP_CHROMIUM names another binary. */
-const CHROMIUM = process.env.MEMGOSSIP_CHROMIUM ?? '/usr/bin/chromium'
 const SCREENSHOT = join(REPO, 'test/artifacts/ui.png')
 const started = Date.now()
 
@@ -47,9 +46,8 @@ async function rowLabel (id: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`no chromium at ${CHROMIUM}: install Debian's package (apt-get install -y chromium; .ci/run does) or set MEMGOSSIP_CHROMIUM to a Chromium binary`)
-  }
+  // First, so a machine without chromium fails at once with how to install it.
+  browser = await launchChromium()
   dir = await tempDir('memgossip-ui-')
   const keyFile = join(dir, 'cluster.key')
   tokenFile = join(dir, 'api.token')
@@ -64,7 +62,6 @@ beforeAll(async () => {
     const states = await Promise.all([A, B, C].map(async a => await getJson(`${a.api}/v1/state`, a === A ? TOKEN : undefined)))
     return states.every(s => s.joined === true && s.members.length === 3) && new Set(states.map(s => s.verdictsDigest)).size === 1
   }, 45_000)
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true })
   page = await browser.newPage({ viewport: { width: 1280, height: 1100 } })
   page.on('pageerror', (error) => pageErrors.push(error.message))
   // The browser logs each 4xx answer as an error; those are the API's expected refusals (no token yet, a bad size).
