@@ -23,6 +23,7 @@ import { launchChromium } from './browser.ts'
 
 const TOKEN = 'ui-test-token-0123456789abcdef'
 const SCREENSHOT = join(REPO, 'test/artifacts/ui.png')
+const SCREENSHOT_DARK = join(REPO, 'test/artifacts/ui-dark.png')
 const started = Date.now()
 
 let dir: string
@@ -193,7 +194,13 @@ describe('the page at /ui', () => {
     await page.locator('#fit-answer [data-fits="true"]').waitFor()
     await mkdir(join(REPO, 'test/artifacts'), { recursive: true })
     await page.screenshot({ path: SCREENSHOT, fullPage: true })
-    process.stdout.write(`ui.e2e: screenshot ${SCREENSHOT}\n`)
+    // The same page for a system that prefers dark.
+    await page.emulateMedia({ colorScheme: 'dark' })
+    const background = await page.evaluate('getComputedStyle(document.body).backgroundColor')
+    expect(background).toBe('rgb(22, 24, 27)')
+    await page.screenshot({ path: SCREENSHOT_DARK, fullPage: true })
+    await page.emulateMedia({ colorScheme: 'light' })
+    process.stdout.write(`ui.e2e: screenshots ${SCREENSHOT}, ${SCREENSHOT_DARK}\n`)
     expect(existsSync(SCREENSHOT)).toBe(true)
     expect(pageErrors).toEqual([])
   })
