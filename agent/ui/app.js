@@ -31,6 +31,8 @@ const COALESCE_MS = 150
  * of the cluster.
  */
 const FIGURES_REFRESH_MS = 10_000
+/** Members, alerts listed at most one by one; beyond it, counts. */
+const MAX_LISTED = 50
 /** Reservations drawn at most; the filters narrow the rest. */
 const MAX_RESERVATION_ROWS = 200
 const RECONNECT_MIN_MS = 500
@@ -237,10 +239,31 @@ function drawMembership () {
     h('p', {}, `view ${s.view.epoch} (${readableReason(s.view.cause)}), ${s.view.members.length} member(s), digest ${s.view.digest.slice(0, 12)}; ` +
       `this agent is ${s.standing}${s.writesRefused !== undefined ? `, writes refused: ${s.writesRefused}` : ''}; ` +
       `clock ${s.clock.behindMs > 0 ? `${s.clock.behindMs} ms behind` : 'in step'} (bound ${s.clock.maxOffsetMs} ms)`),
-    h('ul', { class: 'members' }, ...s.view.members.map(m => h('li', { title: m }, `${shortId(m)} `, h('span', { class: `badge live-${liveness.get(m) ?? 'unknown'}` }, liveness.get(m) ?? 'unknown')))),
+    ...membersOf(s.view.members, liveness),
     h('h3', {}, `Open view changes (${s.viewChanges.length})`),
     changes.length > 0 ? h('ul', {}, ...changes) : h('p', { class: 'dim' }, 'none'),
     ...(requests.length > 0 ? [h('h3', {}, 'Admission requests'), h('ul', {}, ...requests)] : []))
+}
+
+/**
+ * The view's members with their liveness: each one in a small view; in a
+ * large one the counts per liveness and the members that are not alive (the
+ * ones a person looks for), at most MAX_LISTED.
+ * @param {string[]} members
+ * @param {Map<string, string>} liveness
+ */
+function membersOf (members, liveness) {
+  const item = (/** @type {string} */ m) => h('li', { title: m }, `${shortId(m)} `, h('span', { class: `badge live-${liveness.get(m) ?? 'unknown'}` }, liveness.get(m) ?? 'unknown'))
+  if (members.length <= MAX_LISTED) return [h('ul', { class: 'members' }, ...members.map(item))]
+  /** @type {Map<string, number>} */
+  const counts = new Map()
+  for (const m of members) counts.set(liveness.get(m) ?? 'unknown', (counts.get(liveness.get(m) ?? 'unknown') ?? 0) + 1)
+  const notAlive = members.filter(m => !['alive', 'self'].includes(liveness.get(m) ?? 'unknown'))
+  return [
+    h('p', {}, [...counts].map(([state, n]) => `${n} ${state}`).join(', ')),
+    ...(notAlive.length > 0 ? [h('ul', { class: 'members' }, ...notAlive.slice(0, MAX_LISTED).map(item))] : []),
+    ...(notAlive.length > MAX_LISTED ? [h('p', { class: 'dim' }, `and ${notAlive.length - MAX_LISTED} more not alive`)] : [])
+  ]
 }
 
 function drawAlerts () {
@@ -248,15 +271,17 @@ function drawAlerts () {
   byId('alerts-count').textContent = String(alerts.length)
   fill(byId('alerts'), alerts.length === 0
     ? h('p', { class: 'dim' }, 'none')
-    : h('ul', {}, ...alerts.map(a => h('li', { class: 'alert' },
-      h('strong', {}, a.kind), ` on ${shortId(a.node)}: ${a.message} `, h('span', { class: 'setting' }, `setting: ${a.setting}`)))))
+    : h('ul', {}, ...alerts.slice(0, MAX_LISTED).map(a => h('li', { class: 'alert' },
+      h('strong', {}, a.kind), ` on ${shortId(a.node)}: ${a.message} `, h('span', { class: 'setting' }, `setting: ${a.setting}`))),
+      ...(alerts.length > MAX_LISTED ? [h('li', { class: 'dim' }, `and ${alerts.length - MAX_LISTED} more (GET /v1/alerts)`)] : [])))
 }
 
 /** `tentative: waits for clocks of 12D3…abcd`; `final`. @param {VerdictJson} v */
-export function finality (v) {
-  if (v.final) return 'final'
+function finality (v) {
+  const queued = v.status === 'queued' && v.queuePosition !== undefined ? `, ${v.queuePosition} of ${v.queueLength ?? '?'} in the queue` : ''
+  if (v.final) return `final${queued}`
   const whom = v.waitsFor.length > 0 ? ` of ${v.waitsFor.map(shortId).join(', ')}` : ''
-  return `tentative${v.waitingOn !== undefined ? `: waits for ${v.waitingOn}${whom}` : ''}`
+  return `tentative${v.waitingOn !== undefined ? `: waits for ${v.waitingOn}${whom}` : ''}${queued}`
 }
 
 function drawReservations () {

@@ -98,6 +98,9 @@ describe('the page with a thousand nodes', () => {
     await page.locator('#nodes [data-node="node-0000"]').waitFor()
     process.stdout.write(`ui.scale: ${N} nodes drawn ${Date.now() - start} ms after opening the page\n`)
     expect(await page.locator('#totals').textContent()).toContain(`${N} node(s), ${N} member(s) · allocatable ${formatSize(capacity.allocatableBytes)}`)
+    // The view of a thousand members is counted, not listed.
+    await page.locator('#membership').getByText('1 self, 999 alive').waitFor()
+    expect(await page.locator('#membership li').count()).toBe(0)
     const drawn = await rowsInDocument()
     expect(drawn).toBeGreaterThan(5)
     expect(drawn).toBeLessThan(30)
