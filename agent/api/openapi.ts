@@ -121,7 +121,7 @@ export function openApiDocument (): JsonSchema {
     info: {
       title: 'memgossip agent API',
       version: '1',
-      description: 'JSON over HTTP on each agent (docs/design.md "Interfaces"). Loopback by default; with --api-token every route but /healthz needs `Authorization: Bearer <token>`. Bad input gets a 4xx `{ error, detail, field }` and nothing is written. Generated from agent/api/contract.ts.'
+      description: 'JSON over HTTP on each agent (docs/design.md "Interfaces"). Loopback by default; with --api-token every route but /healthz and the files of the page at /ui needs `Authorization: Bearer <token>`. Bad input gets a 4xx `{ error, detail, field }` and nothing is written. Generated from agent/api/contract.ts.'
     },
     components: {
       schemas: components(),
