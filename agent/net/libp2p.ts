@@ -113,8 +113,6 @@ function shortMessageId (msg: Message): Uint8Array {
   hash.update(seq)
   return hash.digest().subarray(0, 12)
 }
-/** How often libp2p's connection monitor pings each connection. */
-const CONNECTION_PING_INTERVAL_MS = 30_000
 /** The mesh degree settings, for reports. */
 export const GOSSIP_DEGREE = `D=${GOSSIP_D}/Dlo=${GOSSIP_DLO}/Dhi=${GOSSIP_DHI}/Dout=${GOSSIP_DOUT}`
 /**
@@ -436,10 +434,13 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       ...(this.clusterKey == null ? {} : { connectionProtector: preSharedKey({ psk: this.clusterKey }) }),
       peerDiscovery: this.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG })] : [],
       connectionGater,
-      // libp2p pings every connection (a new stream each time) to find dead
-      // ones; at its default 10 s that was ~10% of an idle agent's socket
-      // bytes. Members' liveness comes from heartbeats, not from these pings.
-      connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
+      // libp2p would ping every connection (a new stream with its protocol
+      // negotiation each time) to find dead ones: with a connection to every
+      // member that is a cost per node that grows with N. Members' liveness
+      // is the failure detector's (agent/liveness.ts), which probes each
+      // member over the connection it has; an idle connection to a dead host
+      // costs nothing, and one that is written to fails by TCP's own timers.
+      connectionMonitor: { enabled: false },
       connectionManager: {
         maxParallelDials: this.maxConcurrentDials,
         dialTimeout: this.requestTimeoutMs,
@@ -452,7 +453,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         // gossipsub refuses to start without identify; identify also teaches the
         // peer store the listen addresses `unblock` redials.
         identify: identify(),
-        // Lets the connection monitor measure RTT and close dead connections.
+        // Answers peers that still run libp2p's connection monitor (agents of
+        // an older version), which would close a connection whose ping fails.
         ping: ping(),
         pubsub: gossipsub({
           globalSignaturePolicy: StrictSign,
