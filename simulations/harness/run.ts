@@ -16,7 +16,7 @@
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { formatSize, shortId, type Placement, type Resolution } from '../../crdt/index.ts'
-import { HarnessError, ScenarioError } from '../errors.ts'
+import { HarnessError, ScenarioError } from '../support/errors.ts'
 import { initialMemory, planError, selectNodes, selectSome, streamFor, type NodeSpace } from '../scenario/plan.ts'
 import { countOf, type AgentSettings, type Scenario, type ScenarioEvent, type PlacementSpec } from '../scenario/schema.ts'
 import { RealTier } from '../real/tier.ts'

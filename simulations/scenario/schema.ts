@@ -27,7 +27,7 @@
  */
 import type { AgentInit } from '../../agent/agent.ts'
 import { ACCEPTED_SIZE_FORMS, parseSize } from '../../crdt/size.ts'
-import { ScenarioError } from '../errors.ts'
+import { ScenarioError } from '../support/errors.ts'
 import { childPath, positionOf, type JsonPath, type Position } from './json.ts'
 
 // ------------------------------------------------------------------ the model

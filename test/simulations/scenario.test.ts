@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { GOSSIP_D } from '../../agent/net/libp2p.ts'
-import { ScenarioError } from '../../simulations/errors.ts'
+import { ScenarioError } from '../../simulations/support/errors.ts'
 import { listScenarios, loadScenario, parseScenario } from '../../simulations/scenario/load.ts'
 import { selectNodes, streamFor } from '../../simulations/scenario/plan.ts'
 

@@ -3,7 +3,7 @@
  * 10 s, to show that memory and the ledger grow as they should (with the
  * reservations ever made) and nothing else (leaks, queues, timers).
  *
- *   npx tsx simulations/soak.ts --minutes M [--agents 6] [--rate 5] [--live 150] [--heartbeat-ms 1000]
+ *   npx tsx simulations/reliability/soak.ts --minutes M [--agents 6] [--rate 5] [--live 150] [--heartbeat-ms 1000]
  *     [--extra-agents 4] [--seed S] [--out DIR] [--restart-new-port]
  *   npm run soak -- --minutes M
  *
@@ -21,7 +21,7 @@
  * size over time; partitions shaded) and prints a summary: RSS slope over the
  * second half (MB/min), ledger bytes per reservation ever made, convergence.
  *
- * Run under `node --expose-gc` (e.g. `npx tsx --expose-gc simulations/soak.ts …`)
+ * Run under `node --expose-gc` (e.g. `npx tsx --expose-gc simulations/reliability/soak.ts …`)
  * and each sample is taken after a full collection, so heap figures are live
  * memory, not collector timing.
  *
@@ -35,10 +35,10 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { createHash } from 'node:crypto'
 import * as Y from 'yjs'
-import { resolve as resolveLedger } from '../crdt/index.ts'
-import { api, GiB, startAgent, waitFor, type TestAgent } from './support/cluster.ts'
-import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../cli/args.ts'
-import { seededRandom } from './random.ts'
+import { resolve as resolveLedger } from '../../crdt/index.ts'
+import { api, GiB, startAgent, waitFor, type TestAgent } from '../support/cluster.ts'
+import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
+import { seededRandom } from '../support/random.ts'
 
 const MiB = 1024 * 1024
 /** The 30-minute run's pacing; shorter runs scale these down (at most 10×). */
@@ -204,7 +204,7 @@ export async function runSoak (options: SoakOptions): Promise<{ report: SoakRepo
   const extraAgents = options.extraAgents ?? 4
   const random = seededRandom(seed)
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]
-  const outDir = options.outDir ?? join(dirname(fileURLToPath(import.meta.url)), 'results')
+  const outDir = options.outDir ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'results')
   const startedAt = new Date()
   const t0 = Date.now()
   const now = (): number => Date.now() - t0
@@ -531,7 +531,7 @@ export function renderSvg (report: SoakReport): string {
   return out.join('\n') + '\n'
 }
 
-const SOAK_USAGE = 'Usage: npx tsx simulations/soak.ts --minutes M [--agents 6] [--rate 5] [--live 150] [--heartbeat-ms 1000] [--extra-agents 4] [--seed S] [--out DIR] [--restart-new-port]\n'
+const SOAK_USAGE = 'Usage: npx tsx simulations/reliability/soak.ts --minutes M [--agents 6] [--rate 5] [--live 150] [--heartbeat-ms 1000] [--extra-agents 4] [--seed S] [--out DIR] [--restart-new-port]\n'
 
 const SOAK_FLAGS: Record<string, FlagSpec> = {
   minutes: { type: 'string' },

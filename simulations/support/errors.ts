@@ -23,7 +23,7 @@ export class ScenarioError extends Error {
 }
 
 /** Command-line arguments that make no sense (exit 2): the CLI's own class, which its argument parser throws. */
-export { UsageError } from '../cli/args.ts'
+export { UsageError } from '../../cli/args.ts'
 
 /** The simulated cluster could not be brought up (not an invariant failure of the product). */
 export class HarnessError extends Error {

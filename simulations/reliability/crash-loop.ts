@@ -3,7 +3,7 @@
  * nothing that was acknowledged, and the persisted file is never left
  * unreadable).
  *
- *   npx tsx simulations/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]
+ *   npx tsx simulations/reliability/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]
  *
  * Starts N agents as child processes (real libp2p over TCP on 127.0.0.1, real
  * data dirs with fsync, `--fake-memory`), then K times: fires a burst of
@@ -26,10 +26,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../cli/args.ts'
-import { seededRandom } from './random.ts'
+import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
+import { seededRandom } from '../support/random.ts'
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 /** Reservations in flight at once during a burst. */
 const CONCURRENCY = 8
 /** How long an agent may take to write agent.json and answer /healthz. */
@@ -301,7 +301,7 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
   }
 }
 
-const CRASH_LOOP_USAGE = 'Usage: npx tsx simulations/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]\n'
+const CRASH_LOOP_USAGE = 'Usage: npx tsx simulations/reliability/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]\n'
 
 const CRASH_LOOP_FLAGS: Record<string, FlagSpec> = {
   kills: { type: 'string' },
