@@ -5,7 +5,7 @@
  * with the chart pieces of simulations/support/svg.ts.
  */
 import { el, niceCeil, px as f, svgDocument, svgOpen, text, ticks, tooltip } from '../support/svg.ts'
-import type { RunReport } from './run.ts'
+import type { RunReport } from './report.ts'
 
 const WIDTH = 960
 const HEIGHT = 400
