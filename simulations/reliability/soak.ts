@@ -40,6 +40,7 @@ import { api, GiB, startAgent, waitFor, type TestAgent } from '../support/cluste
 import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
 import { seededRandom } from '../support/random.ts'
 import { el, polyline, px, svgDocument, svgOpen, text } from '../support/svg.ts'
+import { sleep } from '../support/wait.ts'
 
 const MiB = 1024 * 1024
 /** The 30-minute run's pacing; shorter runs scale these down (at most 10×). */
@@ -156,7 +157,6 @@ export interface SoakReport {
   agentMetrics: Array<Record<string, number>>
 }
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const mb = (bytes: number): number => Math.round(bytes / MiB * 10) / 10
 
 /** Least-squares slope of y over x. */
