@@ -16,18 +16,15 @@ import { readFile, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { AgentInfo } from '../../agent/daemon.ts'
+import { AgentStartError } from './errors.ts'
 import { sleep } from './wait.ts'
+
+export { AgentStartError } from './errors.ts'
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..')
 
 /** What `npm start` runs the compiled agent with: a small V8 young generation. */
 export const AGENT_NODE_FLAGS = ['--max-semi-space-size=2']
-
-/** The agent's start could not be completed: it exited first, or did not get ready in time. */
-export class AgentStartError extends Error {
-  static readonly NAME = 'AgentStartError'
-  override readonly name = AgentStartError.NAME
-}
 
 export interface AgentProcessStart {
   dataDir: string
