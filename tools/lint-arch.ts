@@ -8,6 +8,8 @@
  * - a file outside test/ importing from test/;
  * - crdt/ importing anything but `yjs`, `lib0` and its own files (the core is
  *   pure: docs/design.md "Layout");
+ * - agent/ importing from simulations/ (the product does not ship the
+ *   simulator: its in-memory network lives in simulations/virtual/);
  * - a computed (non-literal) dynamic `import()`, anywhere: the compiler, this
  *   check and the build can only follow a literal path.
  *
@@ -122,6 +124,9 @@ export function checkImports (files: FileImports[], exists: FileExists = onDisk)
       if (!f.file.startsWith('test/') && edge.target?.startsWith('test/') === true) {
         findings.push({ file: f.file, line: edge.line, message: `imports ${edge.target} from test/: move what it needs out of test/ (e.g. simulations/support/)` })
       }
+      if (f.file.startsWith('agent/') && edge.target?.startsWith('simulations/') === true) {
+        findings.push({ file: f.file, line: edge.line, message: `imports ${edge.target}: the agent does not ship the simulator (simulations/ may import agent/, not the other way)` })
+      }
       if (f.file.startsWith('crdt/')) {
         const allowed = relativeSpecifier ? edge.target?.startsWith('crdt/') === true : CRDT_PACKAGES.has(packageOf(edge.specifier))
         if (!allowed) findings.push({ file: f.file, line: edge.line, message: `crdt/ imports '${edge.specifier}': the core may import only yjs, lib0 and crdt/` })
@@ -189,7 +194,7 @@ function main (): number {
     process.stderr.write(`lint:arch: ${findings.length} finding${findings.length === 1 ? '' : 's'} in ${files.length} files\n`)
     return 1
   }
-  process.stdout.write(`lint:arch: ${files.length} files, no import circles, nothing outside test/ imports test/, crdt/ imports only yjs/lib0, every import() literal\n`)
+  process.stdout.write(`lint:arch: ${files.length} files, no import circles, nothing outside test/ imports test/, agent/ imports nothing of simulations/, crdt/ imports only yjs/lib0, every import() literal\n`)
   return 0
 }
 

@@ -6,7 +6,7 @@
  */
 import autocannon from 'autocannon'
 import { join } from 'node:path'
-import { httpJson } from './http.ts'
+import { httpJson } from '../support/http.ts'
 import { cpuSeconds, rssBytes } from './netstat.ts'
 import { readProfileDir, type HotFunction } from './profile.ts'
 import { startMemgossip, type Registry } from './procs.ts'
@@ -34,10 +34,10 @@ export async function runHttpFit (registry: Registry, options: { durationS: numb
   const profileDir = join(dir, 'prof')
   const agent = await startMemgossip({ registry, index: 0, dataDir: join(dir, 'fit'), nodeArgs: options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] })
   for (let i = 0; i < options.reservations; i++) {
-    const res = await httpJson(`${agent.api}/v1/reservations`, 'POST', { id: `fit-load-${i}`, size: `${64 + (i % 7) * 32}MiB`, placement: i % 5 === 0 ? 'spread:1' : 'any' })
+    const res = await httpJson(`${agent.api}/v1/reservations`, { body: { id: `fit-load-${i}`, size: `${64 + (i % 7) * 32}MiB`, placement: i % 5 === 0 ? 'spread:1' : 'any' } })
     if (res.status !== 201) throw new Error(`could not prepare reservation ${i}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`)
   }
-  const check = await httpJson(`${agent.api}/v1/fit`, 'POST', { size: '1GiB', placement: 'any' })
+  const check = await httpJson(`${agent.api}/v1/fit`, { body: { size: '1GiB', placement: 'any' } })
   if (check.status !== 200) throw new Error(`POST /v1/fit answered ${check.status}`)
   options.log(`  autocannon: POST ${agent.api}/v1/fit, ${options.durationS} s, 10 connections, pipelining 1 (agent pid ${agent.pid}, ${options.reservations} reservations in its ledger)…`)
   const cpu0 = await cpuSeconds(agent.pid)

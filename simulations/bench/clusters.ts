@@ -9,10 +9,10 @@ import { join } from 'node:path'
 import * as Y from 'yjs'
 import { LedgerWriter } from '../../crdt/index.ts'
 import { encodeMessage, MSG_GOSSIP } from '../../agent/wire.ts'
-import { EventStream, httpJson, scrapeMetrics } from './http.ts'
+import { EventStream, httpJson, scrapeMetrics } from '../support/http.ts'
 import { cpuSeconds, portOf, procIo, ssDelta, ssSnapshot, type SocketCounters } from './netstat.ts'
 import { startMemgossip, startSerf, type MemgossipProc, type Registry, type SerfProc } from './procs.ts'
-import { sleep } from './stats.ts'
+import { sleep } from '../support/wait.ts'
 
 export type Log = (line: string) => void
 
@@ -160,7 +160,7 @@ export class MemgossipCluster {
     const waiter: Waiter = { key: id, t0, need, arrivals: new Map(), done, all: new Set(this.nodes.map(n => n.index)), finals: new Map(), finalDone }
     this.waiters.add(waiter)
     try {
-      const res = await httpJson(`${this.nodes[origin].api}/v1/reservations`, 'POST', { id, size: '1MiB', placement: 'any' })
+      const res = await httpJson(`${this.nodes[origin].api}/v1/reservations`, { body: { id, size: '1MiB', placement: 'any' } })
       const ackMs = performance.now() - t0
       if (res.status !== 201) throw new Error(`POST /v1/reservations on node ${origin} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`)
       let timer: NodeJS.Timeout | undefined

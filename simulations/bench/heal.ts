@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { startDaemon, type Daemon } from '../../agent/daemon.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import type { Registry } from './procs.ts'
-import { sleep } from './stats.ts'
+import { sleep } from '../support/wait.ts'
 
 const GiB = 1024 ** 3
 

@@ -8,16 +8,16 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { SerfRpc } from './serf-rpc.ts'
-import { sleep } from './stats.ts'
+import { REPO_ROOT, startAgentProcess } from '../support/agent-process.ts'
+import { sleep } from '../support/wait.ts'
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export { AGENT_NODE_FLAGS, REPO_ROOT } from '../support/agent-process.ts'
 export const CLUSTER = 'bench'
 /** Each benchmark agent pretends to have this much memory (`--fake-memory`). */
 export const FAKE_MEMORY = '64GiB'
@@ -123,8 +123,6 @@ export interface MemgossipStart {
   timeoutMs?: number
 }
 
-/** What `npm start` runs: the compiled agent with a small V8 young generation. */
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=2']
 const DIST = join(REPO_ROOT, 'dist')
 
 let built: Promise<void> | undefined
@@ -144,57 +142,40 @@ export async function buildAgent (): Promise<void> {
 /**
  * `memgossip agent --local-cluster --fake-memory 64GiB` on random loopback
  * ports, run as `node --max-semi-space-size=2 dist/cli/main.js agent …` (what
- * `npm start` runs; without npm, so the pid is the agent's). Resolves once it
- * printed its ready line, with what it wrote to `<data-dir>/agent.json`.
+ * `npm start` runs; without npm, so the pid is the agent's), through the one
+ * launcher (simulations/support/agent-process.ts). Resolves once it wrote its
+ * `<data-dir>/agent.json`.
  */
 export async function startMemgossip (options: MemgossipStart): Promise<MemgossipProc> {
   await buildAgent()
-  const args = [
-    ...AGENT_NODE_FLAGS,
-    ...(options.nodeArgs ?? []),
-    ...(options.probe === true ? ['--import', join(DIST, 'simulations/bench/gossip-probe.js')] : []),
-    join(DIST, 'cli/main.js'), 'agent',
-    '--data-dir', options.dataDir,
-    '--listen', '/ip4/127.0.0.1/tcp/0',
-    '--api', '127.0.0.1:0',
-    '--local-cluster',
-    '--cluster', CLUSTER,
-    '--fake-memory', FAKE_MEMORY,
-    ...(options.bootstrap ?? []).flatMap(b => ['--bootstrap', b]),
-    ...(options.extraArgs ?? [])
-  ]
-  const child = spawn(process.execPath, args, {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, MEMGOSSIP_BENCH_PROBE: options.probe === true ? join(options.dataDir, 'gossip-probe.json') : '' }
+  const probeFile = join(options.dataDir, 'gossip-probe.json')
+  const started = startAgentProcess({
+    dataDir: options.dataDir,
+    from: 'dist',
+    cluster: CLUSTER,
+    fakeMemory: FAKE_MEMORY,
+    heartbeatInterval: null,
+    bootstrap: options.bootstrap,
+    extraArgs: options.extraArgs,
+    nodeArgs: [...(options.nodeArgs ?? []), ...(options.probe === true ? ['--import', join(DIST, 'simulations/bench/gossip-probe.js')] : [])],
+    env: { MEMGOSSIP_BENCH_PROBE: options.probe === true ? probeFile : '' },
+    keepLines: 30,
+    timeoutMs: options.timeoutMs ?? 60_000,
+    onSpawn: child => { options.registry.track(child) }
   })
-  options.registry.track(child)
-  const log: string[] = []
-  tail(child.stderr!, log)
-  const started = new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`memgossip agent ${options.index} did not start within ${options.timeoutMs ?? 60_000} ms:\n${log.join('\n')}`)) }, options.timeoutMs ?? 60_000)
-    // The agent's ready line (READY_LINE in cli/commands/agent.ts); agent.json is written before it.
-    tail(child.stdout!, [], 5, line => {
-      if (!line.startsWith('memgossip agent ready')) return
-      readFile(join(options.dataDir, 'agent.json'), 'utf8').then(text => {
-        clearTimeout(timer)
-        resolve(JSON.parse(text) as Record<string, unknown>)
-      }, reject)
-    })
-    child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`memgossip agent ${options.index} exited (${code ?? signal}) before starting:\n${log.join('\n')}`)) })
+  const agent = await started.catch((error: unknown) => {
+    throw new Error(`memgossip agent ${options.index}: ${(error as Error).message}`)
   })
-  const info = await started
-  const api = String(info.api)
   return {
     index: options.index,
-    pid: Number(info.pid),
-    peerId: String(info.peerId),
-    api,
-    apiPort: Number(new URL(api).port),
-    multiaddrs: info.multiaddrs as string[],
+    pid: agent.pid,
+    peerId: agent.info.peerId,
+    api: agent.api,
+    apiPort: Number(new URL(agent.api).port),
+    multiaddrs: agent.multiaddrs,
     dataDir: options.dataDir,
-    child,
-    log
+    child: agent.child,
+    log: agent.log
   }
 }
 

@@ -4,7 +4,7 @@
  */
 import type { BenchResults, PropagationResult, TrafficResult } from './results.ts'
 import { fmt, percentile, type Summary } from './stats.ts'
-import { barChart } from './svg.ts'
+import { barChart } from '../support/svg.ts'
 import { probeComplete, type TrafficWindow } from './clusters.ts'
 import { explainMissed } from './findings.ts'
 import { CLI_TARGET_MS } from './cli-timing.ts'

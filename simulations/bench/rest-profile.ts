@@ -16,7 +16,7 @@ import { MemgossipCluster } from './clusters.ts'
 import { cpuSeconds } from './netstat.ts'
 import { Registry } from './procs.ts'
 import { readProfileDir } from './profile.ts'
-import { sleep } from './stats.ts'
+import { sleep } from '../support/wait.ts'
 
 const USAGE = 'usage: rest-profile.ts [--nodes N ≥ 2] [--seconds S > 0] [--node K < N]'
 let n: number, seconds: number, profiled: number

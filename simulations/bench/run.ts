@@ -43,12 +43,13 @@ import { runHttpFit } from './answers.ts'
 import { runFitCpu } from './fit-cpu.ts'
 import { MemgossipCluster, reservationMessageBytes, SerfCluster, trafficSnapshot, trafficWindow, type TrafficWindow } from './clusters.ts'
 import { runHeal } from './heal.ts'
-import { closeHttp, httpJson } from './http.ts'
+import { closeHttp, httpJson } from '../support/http.ts'
 import { procStatus, rssBytes } from './netstat.ts'
 import { GOSSIP_DEGREE } from '../../agent/net/libp2p.ts'
 import { ensureSerf, Registry, REPO_ROOT, startMemgossip } from './procs.ts'
 import { renderCharts, renderMarkdown, evaluateTargets, summaryTable } from './report.ts'
-import { pairedRatios, sleep, summarize } from './stats.ts'
+import { pairedRatios, summarize } from './stats.ts'
+import { sleep } from '../support/wait.ts'
 import { findSimulationApi, pick } from './virtual.ts'
 import type { BenchResults, LivenessResult, Mode, PropagationResult, PropagationTrial, VirtualRun } from './results.ts'
 import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
@@ -483,7 +484,7 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
           if (kind === 'load') {
             const k = change++
             const origin = k % n
-            if (mg !== undefined) pending.push(httpJson(`${mg.nodes[origin].api}/v1/reservations`, 'POST', { id: `t${n}-${String(k).padStart(5, '0')}`, size: '1MiB', placement: 'any' }).catch(() => undefined))
+            if (mg !== undefined) pending.push(httpJson(`${mg.nodes[origin].api}/v1/reservations`, { body: { id: `t${n}-${String(k).padStart(5, '0')}`, size: '1MiB', placement: 'any' } }).catch(() => undefined))
             if (serf !== undefined) pending.push(serf.nodes[origin].rpc.event(`t${n}-${String(k).padStart(5, '0')}`, payload).catch(() => undefined))
             changes++
           }

@@ -59,6 +59,3 @@ export function fmt (value: number, digits = 3): string {
   return value.toFixed(Math.min(decimals, 6))
 }
 
-export function sleep (ms: number): Promise<void> {
-  return new Promise(resolve => setTimeout(resolve, ms))
-}

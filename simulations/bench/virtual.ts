@@ -2,11 +2,11 @@
  * The simulation harness's benchmark entry points, `benchVirtual({ nodes,
  * seed })` (virtual-clock tier: convergence in virtual time, and the memory it
  * took) and `benchRealTier({ nodes })` (in-process real tier: RSS per peer),
- * imported from simulations/bench-api.ts like any other module (they used to
+ * imported from simulations/bench/tiers.ts like any other module (they used to
  * be found by scanning source files with a regular expression, which neither
  * the compiler nor a reader could follow).
  */
-import { benchRealTier, benchVirtual } from '../bench-api.ts'
+import { benchRealTier, benchVirtual } from './tiers.ts'
 
 export type BenchFn = (options: { nodes: number, seed?: number }) => Promise<unknown>
 
@@ -18,7 +18,7 @@ export interface SimulationApi {
 }
 
 export async function findSimulationApi (): Promise<SimulationApi> {
-  return { file: 'simulations/bench-api.ts', benchVirtual, benchRealTier }
+  return { file: 'simulations/bench/tiers.ts', benchVirtual, benchRealTier }
 }
 
 /** Numbers found in a result object, flattened to `a.b.c` paths (for a generic table). */

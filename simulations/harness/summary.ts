@@ -3,7 +3,8 @@
  * `--json`), and the progress bar drawn on a terminal while it runs.
  */
 import { formatSize } from '../../crdt/index.ts'
-import type { Progress, RunReport } from './run.ts'
+import type { Progress } from './run.ts'
+import type { RunReport } from './report.ts'
 
 export function formatSummary (r: RunReport, files: { svg?: string, report?: string } = {}): string {
   const lines: string[] = []

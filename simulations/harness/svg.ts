@@ -1,9 +1,11 @@
 /**
  * The convergence picture of a run: disagreeing peers over scenario time as a
  * step curve, partitions shaded, events marked. One self-contained SVG file (no
- * scripts, fonts or links), readable in a browser or embedded in docs.
+ * scripts, fonts or links), readable in a browser or embedded in docs. Drawn
+ * with the chart pieces of simulations/support/svg.ts.
  */
-import type { RunReport } from './run.ts'
+import { el, niceCeil, px as f, svgDocument, svgOpen, text, ticks, tooltip } from '../support/svg.ts'
+import type { RunReport } from './report.ts'
 
 const WIDTH = 960
 const HEIGHT = 400
@@ -23,6 +25,8 @@ const COLORS = {
 export function renderSvg (report: RunReport): string {
   const plotW = WIDTH - MARGIN.left - MARGIN.right
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom
+  const top = MARGIN.top
+  const bottom = MARGIN.top + plotH
   const endMs = Math.max(report.time.endMs, 1)
   const series = report.disagreement.series
   const maxRunning = Math.max(1, ...series.map(p => p[2]))
@@ -31,52 +35,53 @@ export function renderSvg (report: RunReport): string {
   const y = (v: number): number => MARGIN.top + plotH - (Math.min(v, yMax) / yMax) * plotH
   const parts: string[] = []
 
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="Helvetica, Arial, sans-serif" font-size="12">`)
-  parts.push(`<title>${esc(`${report.scenario}: disagreeing peers over time (${report.tier} tier, ${report.nodes} peers, seed ${report.seed})`)}</title>`)
-  parts.push(`<rect x="0" y="0" width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`)
+  parts.push(svgOpen(WIDTH, HEIGHT, { viewBox: true, fontFamily: 'Helvetica, Arial, sans-serif' }))
+  parts.push(tooltip(`${report.scenario}: disagreeing peers over time (${report.tier} tier, ${report.nodes} peers, seed ${report.seed})`))
+  parts.push(el('rect', { x: 0, y: 0, width: WIDTH, height: HEIGHT, fill: '#ffffff' }))
 
   // Title and subtitle.
   const verdict = report.passed ? 'PASS' : 'FAIL'
-  parts.push(`<text x="${MARGIN.left}" y="22" font-size="16" font-weight="bold" fill="${COLORS.text}">${esc(`${report.scenario} — ${report.tier} tier (${report.transport}), ${report.nodes} peers, seed ${report.seed}`)}</text>`)
-  parts.push(`<text x="${WIDTH - MARGIN.right}" y="22" font-size="16" font-weight="bold" text-anchor="end" fill="${report.passed ? COLORS.heal : COLORS.disagree}">${verdict}</text>`)
+  parts.push(text({ x: MARGIN.left, y: 22, 'font-size': 16, 'font-weight': 'bold', fill: COLORS.text }, `${report.scenario} — ${report.tier} tier (${report.transport}), ${report.nodes} peers, seed ${report.seed}`))
+  parts.push(text({ x: WIDTH - MARGIN.right, y: 22, 'font-size': 16, 'font-weight': 'bold', 'text-anchor': 'end', fill: report.passed ? COLORS.heal : COLORS.disagree }, verdict))
   const conv = report.convergence.allAgreeAfterMs
   const subtitle = conv === null
     ? 'peers did not converge'
     : `all peers agree ${fmtMs(conv)} after the ${report.convergence.referenceEvent} · per peer p50 ${fmtMs(report.convergence.peerP50Ms)}, p99 ${fmtMs(report.convergence.peerP99Ms)} · sampled every ${fmtMs(report.convergence.resolutionMs)}`
-  parts.push(`<text x="${MARGIN.left}" y="40" fill="#555">${esc(subtitle)}</text>`)
+  parts.push(text({ x: MARGIN.left, y: 40, fill: '#555' }, subtitle))
 
   // Partitions.
   for (const span of report.partitions) {
     const x0 = x(span.fromMs)
     const x1 = x(span.toMs ?? endMs)
     const label = span.sides.map(s => `${s.name}:${s.size}`).join(' | ')
-    parts.push(`<rect x="${f(x0)}" y="${MARGIN.top}" width="${f(Math.max(1, x1 - x0))}" height="${plotH}" fill="${COLORS.partition}" fill-opacity="0.12"><title>${esc(`partition ${label}, ${fmtMs(span.fromMs)} – ${fmtMs(span.toMs ?? endMs)}`)}</title></rect>`)
-    if (x1 - x0 > 50) parts.push(`<text x="${f(x0 + 4)}" y="${MARGIN.top + 14}" font-size="10" fill="${COLORS.partition}">${esc(truncate(`partition ${label}`, Math.floor((x1 - x0) / 6)))}</text>`)
+    parts.push(el('rect', { x: f(x0), y: top, width: f(Math.max(1, x1 - x0)), height: plotH, fill: COLORS.partition, 'fill-opacity': '0.12' }, tooltip(`partition ${label}, ${fmtMs(span.fromMs)} – ${fmtMs(span.toMs ?? endMs)}`)))
+    if (x1 - x0 > 50) parts.push(text({ x: f(x0 + 4), y: top + 14, 'font-size': 10, fill: COLORS.partition }, truncate(`partition ${label}`, Math.floor((x1 - x0) / 6))))
   }
 
   // Grid and axes.
   for (const v of ticks(0, yMax, 5)) {
-    parts.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left + plotW}" y1="${f(y(v))}" y2="${f(y(v))}" stroke="${COLORS.grid}"/>`)
-    parts.push(`<text x="${MARGIN.left - 8}" y="${f(y(v) + 4)}" text-anchor="end" fill="${COLORS.text}">${v}</text>`)
+    parts.push(el('line', { x1: MARGIN.left, x2: MARGIN.left + plotW, y1: f(y(v)), y2: f(y(v)), stroke: COLORS.grid }))
+    parts.push(text({ x: MARGIN.left - 8, y: f(y(v) + 4), 'text-anchor': 'end', fill: COLORS.text }, v))
   }
   for (const t of ticks(0, endMs / 1000, 10)) {
-    const px = x(t * 1000)
-    parts.push(`<line x1="${f(px)}" x2="${f(px)}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH + 5}" stroke="${COLORS.text}"/>`)
-    parts.push(`<text x="${f(px)}" y="${MARGIN.top + plotH + 18}" text-anchor="middle" fill="${COLORS.text}">${t}</text>`)
+    const tx = x(t * 1000)
+    parts.push(el('line', { x1: f(tx), x2: f(tx), y1: bottom, y2: bottom + 5, stroke: COLORS.text }))
+    parts.push(text({ x: f(tx), y: bottom + 18, 'text-anchor': 'middle', fill: COLORS.text }, t))
   }
-  parts.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left + plotW}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}" stroke="${COLORS.text}"/>`)
-  parts.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="${COLORS.text}"/>`)
-  parts.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 22}" text-anchor="middle" fill="${COLORS.text}">scenario time (s)</text>`)
-  parts.push(`<text transform="translate(18 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle" fill="${COLORS.text}">peers off the majority digest</text>`)
+  parts.push(el('line', { x1: MARGIN.left, x2: MARGIN.left + plotW, y1: bottom, y2: bottom, stroke: COLORS.text }))
+  parts.push(el('line', { x1: MARGIN.left, x2: MARGIN.left, y1: top, y2: bottom, stroke: COLORS.text }))
+  parts.push(text({ x: MARGIN.left + plotW / 2, y: HEIGHT - 22, 'text-anchor': 'middle', fill: COLORS.text }, 'scenario time (s)'))
+  parts.push(text({ transform: `translate(18 ${MARGIN.top + plotH / 2}) rotate(-90)`, 'text-anchor': 'middle', fill: COLORS.text }, 'peers off the majority digest'))
 
   // Events: ticks under the top edge; heals as dashed lines.
   for (const m of report.events) {
-    const px = x(m.atMs)
+    const mx = x(m.atMs)
     const color = m.role === 'heal' ? COLORS.heal : m.role === 'cut' ? COLORS.partition : m.role === 'fault' ? COLORS.fault : COLORS.write
+    const title = tooltip(`${fmtMs(m.atMs)}: ${m.label}`)
     if (m.role === 'heal' || m.role === 'cut') {
-      parts.push(`<line x1="${f(px)}" x2="${f(px)}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="${color}" stroke-dasharray="4 3"><title>${esc(`${fmtMs(m.atMs)}: ${m.label}`)}</title></line>`)
+      parts.push(el('line', { x1: f(mx), x2: f(mx), y1: top, y2: bottom, stroke: color, 'stroke-dasharray': '4 3' }, title))
     } else {
-      parts.push(`<path d="M ${f(px - 4)} ${MARGIN.top - 8} L ${f(px + 4)} ${MARGIN.top - 8} L ${f(px)} ${MARGIN.top - 1} Z" fill="${color}"><title>${esc(`${fmtMs(m.atMs)}: ${m.label}`)}</title></path>`)
+      parts.push(el('path', { d: `M ${f(mx - 4)} ${top - 8} L ${f(mx + 4)} ${top - 8} L ${f(mx)} ${top - 1} Z`, fill: color }, title))
     }
   }
 
@@ -84,13 +89,13 @@ export function renderSvg (report: RunReport): string {
   if (conv !== null) {
     const rx = x(report.convergence.referenceMs)
     const cx = x(report.convergence.referenceMs + conv)
-    parts.push(`<line x1="${f(rx)}" x2="${f(cx)}" y1="${MARGIN.top + plotH - 6}" y2="${MARGIN.top + plotH - 6}" stroke="${COLORS.reference}" stroke-width="3"><title>${esc(`converged ${fmtMs(conv)} after the ${report.convergence.referenceEvent}`)}</title></line>`)
+    parts.push(el('line', { x1: f(rx), x2: f(cx), y1: bottom - 6, y2: bottom - 6, stroke: COLORS.reference, 'stroke-width': 3 }, tooltip(`converged ${fmtMs(conv)} after the ${report.convergence.referenceEvent}`)))
   }
 
   // Running peers (thin grey), then disagreeing peers (red step curve).
   if (series.length > 0) {
-    parts.push(`<path d="${stepPath(series.map(p => [p[0], p[2]]), endMs, x, y)}" fill="none" stroke="${COLORS.running}" stroke-width="1" stroke-dasharray="2 2"/>`)
-    parts.push(`<path d="${stepPath(series.map(p => [p[0], p[1]]), endMs, x, y)}" fill="none" stroke="${COLORS.disagree}" stroke-width="2"/>`)
+    parts.push(el('path', { d: stepPath(series.map(p => [p[0], p[2]]), endMs, x, y), fill: 'none', stroke: COLORS.running, 'stroke-width': 1, 'stroke-dasharray': '2 2' }))
+    parts.push(el('path', { d: stepPath(series.map(p => [p[0], p[1]]), endMs, x, y), fill: 'none', stroke: COLORS.disagree, 'stroke-width': 2 }))
   }
 
   // Legend.
@@ -105,15 +110,14 @@ export function renderSvg (report: RunReport): string {
   ]
   let lx = MARGIN.left
   for (const [color, kind, label] of legend) {
-    if (kind === 'area') parts.push(`<rect x="${lx}" y="${ly - 9}" width="18" height="10" fill="${color}" fill-opacity="0.25"/>`)
-    else if (kind === 'mark') parts.push(`<path d="M ${lx + 5} ${ly - 9} L ${lx + 13} ${ly - 9} L ${lx + 9} ${ly - 2} Z" fill="${color}"/>`)
-    else parts.push(`<line x1="${lx}" x2="${lx + 18}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${kind === 'dash' ? ' stroke-dasharray="4 3"' : ''}/>`)
-    parts.push(`<text x="${lx + 22}" y="${ly}" font-size="11" fill="${COLORS.text}">${esc(label)}</text>`)
+    if (kind === 'area') parts.push(el('rect', { x: lx, y: ly - 9, width: 18, height: 10, fill: color, 'fill-opacity': '0.25' }))
+    else if (kind === 'mark') parts.push(el('path', { d: `M ${lx + 5} ${ly - 9} L ${lx + 13} ${ly - 9} L ${lx + 9} ${ly - 2} Z`, fill: color }))
+    else parts.push(el('line', { x1: lx, x2: lx + 18, y1: ly - 4, y2: ly - 4, stroke: color, 'stroke-width': 2, 'stroke-dasharray': kind === 'dash' ? '4 3' : undefined }))
+    parts.push(text({ x: lx + 22, y: ly, 'font-size': 11, fill: COLORS.text }, label))
     lx += 30 + label.length * 6
   }
 
-  parts.push('</svg>')
-  return parts.join('\n') + '\n'
+  return svgDocument(parts)
 }
 
 function stepPath (points: Array<[number, number]>, endMs: number, x: (t: number) => number, y: (v: number) => number): string {
@@ -125,37 +129,11 @@ function stepPath (points: Array<[number, number]>, endMs: number, x: (t: number
   return d
 }
 
-/** Round numbers for an axis from `from` to `to`, about `count` of them. */
-function ticks (from: number, to: number, count: number): number[] {
-  const span = to - from
-  if (span <= 0) return [from]
-  const raw = span / count
-  const magnitude = 10 ** Math.floor(Math.log10(raw))
-  const step = [1, 2, 5, 10].map(m => m * magnitude).find(s => s >= raw) ?? raw
-  const out: number[] = []
-  for (let v = Math.ceil(from / step) * step; v <= to + 1e-9; v += step) out.push(Number(v.toFixed(6)))
-  return out
-}
-
-function niceCeil (v: number): number {
-  if (v <= 5) return Math.max(1, Math.ceil(v))
-  const magnitude = 10 ** Math.floor(Math.log10(v))
-  return ([1, 2, 2.5, 5, 10].map(m => m * magnitude).find(s => s >= v)) ?? v
-}
-
 function fmtMs (ms: number | null): string {
   if (ms === null) return '—'
   return ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`
 }
 
-function f (v: number): string {
-  return v.toFixed(1)
-}
-
 function truncate (text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, Math.max(1, max - 1))}…`
-}
-
-function esc (text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
 }

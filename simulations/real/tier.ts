@@ -23,7 +23,7 @@ import { createLibp2pNetwork, type Libp2pNetwork, type NetworkStats } from '../.
 import { createFakeProbe } from '../../agent/probe.ts'
 import { streamFor } from '../scenario/plan.ts'
 import type { NodeTraffic, SimNode, Tier, TierInit } from '../harness/types.ts'
-import { pickDistinct as pick } from '../random.ts'
+import { pickDistinct as pick } from '../support/random.ts'
 import { skewedClock } from '../harness/skew.ts'
 import { agentTimers } from '../scenario/schema.ts'
 

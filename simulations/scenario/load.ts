@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ScenarioError } from '../errors.ts'
+import { ScenarioError } from '../support/errors.ts'
 import { JsonSyntaxError, parseJsonWithPositions } from './json.ts'
 import { validateScenario, type Scenario } from './schema.ts'
 

@@ -4,8 +4,8 @@
  * Fractions and ranges refer to the initial nodes, so a scenario written for
  * 6 peers means the same at 1,000.
  */
-import { seededRandom } from '../random.ts'
-import { ScenarioError } from '../errors.ts'
+import { seededRandom } from '../support/random.ts'
+import { ScenarioError } from '../support/errors.ts'
 import type { Scenario, Selector } from './schema.ts'
 
 export interface NodeSpace {

@@ -1,7 +1,7 @@
 /**
  * Scenario files (docs/design.md "Simulation harness": scenarios are data files
- * so users write their own): the format, and a hand-written validator that
- * names the JSON path and the line of the first thing wrong. The format is
+ * so users write their own): the format, and its schema in zod, whose first
+ * issue is reported with the JSON path and the line of the thing wrong. The format is
  * described for users in docs/simulations.md; in short:
  *
  * ```json
@@ -25,9 +25,10 @@
  * Sizes use the product's strict size syntax (`512MiB`, `2GiB`, `2Gi`, bytes);
  * durations are milliseconds as a number or a string with `ms`, `s` or `m`.
  */
+import * as z from 'zod'
 import type { AgentInit } from '../../agent/agent.ts'
 import { ACCEPTED_SIZE_FORMS, parseSize } from '../../crdt/size.ts'
-import { ScenarioError } from '../errors.ts'
+import { ScenarioError } from '../support/errors.ts'
 import { childPath, positionOf, type JsonPath, type Position } from './json.ts'
 
 // ------------------------------------------------------------------ the model
@@ -177,456 +178,480 @@ const RESERVED_GROUPS = new Set(['all', 'initial', 'joined', 'self'])
 
 // ------------------------------------------------------------------ validation
 
-/** Validate a parsed document (with the positions from `parseJsonWithPositions`) into a `Scenario`. */
+/**
+ * Validate a parsed document (with the positions from `parseJsonWithPositions`)
+ * into a `Scenario`: the zod schema below, whose first issue becomes a
+ * ScenarioError naming the file, the line and the JSON path.
+ */
 export function validateScenario (doc: unknown, positions: Map<JsonPath, Position>, source: string): Scenario {
-  const v = new Validator(positions, source)
-  return v.scenario(doc)
+  const result = scenarioSchema(groupNamesOf(doc)).safeParse(doc)
+  if (!result.success) throw refusal(result.error, doc, positions, source)
+  return {
+    ...result.data,
+    source,
+    lineOf: (path: string) => positionOf(positions, path)?.line
+  }
+}
+
+/**
+ * The first issue as a ScenarioError. An unknown field is told first (a
+ * misspelled field is usually also a missing one); a value that is not there
+ * at all is "missing required field" on the object that needs it.
+ */
+function refusal (error: z.ZodError, doc: unknown, positions: Map<JsonPath, Position>, source: string): ScenarioError {
+  const issue = error.issues.find(i => i.code === 'unrecognized_keys') ?? error.issues[0]
+  let at: PropertyKey[] = issue.path
+  let message = issue.message
+  if (issue.code === 'unrecognized_keys') {
+    at = [...at, issue.keys[0]]
+  } else if (at.length > 0 && valueAt(doc, at) === undefined) {
+    message = `missing required field '${String(at.at(-1))}'`
+    at = at.slice(0, -1)
+  }
+  const path = at.reduce<JsonPath>((parent, key) => childPath(parent, typeof key === 'number' ? key : String(key)), '')
+  const line = positionOf(positions, path)?.line
+  const where = `${source}${line !== undefined ? `:${line}` : ''}`
+  return new ScenarioError(`${where}: ${path === '' ? 'the document' : path}: ${message}`, { path, line })
+}
+
+function valueAt (doc: unknown, path: PropertyKey[]): unknown {
+  let value = doc
+  for (const key of path) {
+    if (typeof value !== 'object' || value === null) return undefined
+    value = (value as Record<PropertyKey, unknown>)[key]
+  }
+  return value
 }
 
 type Obj = Record<string, unknown>
 
-class Validator {
-  constructor (private readonly positions: Map<JsonPath, Position>, private readonly source: string) {}
-
-  fail (path: string, message: string): never {
-    const line = positionOf(this.positions, path)?.line
-    const where = `${this.source}${line !== undefined ? `:${line}` : ''}`
-    throw new ScenarioError(`${where}: ${path === '' ? 'the document' : path}: ${message}`, { path, line })
+/** A value that does not fit its field; `at` is where below the field (`[1]` for a list's second entry). */
+class Invalid extends Error {
+  constructor (message: string, readonly at: Array<string | number> = []) {
+    super(message)
   }
+}
 
-  object (value: unknown, path: string, allowed: readonly string[]): Obj {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(path, `must be an object, got ${describe(value)}`)
-    const obj = value as Obj
-    for (const key of Object.keys(obj)) {
-      if (!allowed.includes(key)) {
-        const hint = closest(key, allowed)
-        this.fail(childPath(path, key), `unknown field '${key}'${hint !== undefined ? ` (did you mean '${hint}'?)` : ''}; allowed here: ${allowed.join(', ')}`)
-      }
-    }
-    return obj
-  }
-
-  required (obj: Obj, key: string, path: string): unknown {
-    if (!(key in obj)) this.fail(path, `missing required field '${key}'`)
-    return obj[key]
-  }
-
-  string (value: unknown, path: string): string {
-    if (typeof value !== 'string') this.fail(path, `must be a string, got ${describe(value)}`)
-    return value as string
-  }
-
-  boolean (value: unknown, path: string): boolean {
-    if (typeof value !== 'boolean') this.fail(path, `must be true or false, got ${describe(value)}`)
-    return value as boolean
-  }
-
-  integer (value: unknown, path: string, min: number, max: number): number {
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-      this.fail(path, `must be an integer from ${min} to ${max}, got ${describe(value)}`)
-    }
-    return value as number
-  }
-
-  number (value: unknown, path: string, min: number, max: number): number {
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-      this.fail(path, `must be a number from ${min} to ${max}, got ${describe(value)}`)
-    }
-    return value as number
-  }
-
-  duration (value: unknown, path: string, min = 0): number {
-    let ms: number | undefined
-    if (typeof value === 'number' && Number.isFinite(value)) ms = value
-    else if (typeof value === 'string') {
-      const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)$/.exec(value.trim())
-      if (m !== null) ms = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000)
-    }
-    if (ms === undefined) this.fail(path, `must be a duration: milliseconds as a number, or a string like '500ms', '2s', '1.5m'; got ${describe(value)}`)
-    if (!Number.isInteger(ms) || ms! < min) this.fail(path, `must be a whole number of milliseconds, at least ${min} ms; got ${describe(value)}`)
-    return ms!
-  }
-
-  size (value: unknown, path: string): number {
-    if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return value
-    if (typeof value !== 'string') this.fail(path, `must be a size (${ACCEPTED_SIZE_FORMS}), got ${describe(value)}`)
+/**
+ * A field with a syntax of its own (a size, a duration, a selector): `parse`
+ * reads it or throws Invalid, which becomes the field's issue. A field that is
+ * not there is an issue too (`missing required field`); `.optional()` makes it
+ * optional.
+ */
+function syntax<T> (parse: (value: unknown) => T): z.ZodType<T, unknown> {
+  return z.unknown().transform((value, ctx) => {
     try {
-      const bytes = parseSize(value as string)
-      if (bytes <= 0) this.fail(path, 'must be a positive size')
-      return bytes
+      if (value === undefined) throw new Invalid('missing')
+      return parse(value)
     } catch (error) {
-      if (error instanceof ScenarioError) throw error
-      return this.fail(path, (error as Error).message)
+      if (!(error instanceof Invalid)) throw error
+      ctx.addIssue({ code: 'custom', message: error.message, path: error.at })
+      return z.NEVER
     }
-  }
+  })
+}
 
-  count (value: unknown, path: string): Count {
-    if (typeof value === 'string' && /^\d+(\.\d+)?%$/.test(value)) {
-      const share = Number(value.slice(0, -1)) / 100
-      if (!(share > 0 && share <= 100)) this.fail(path, `a share of the nodes must be above 0%, got ${describe(value)}`)
-      return { share }
+const integerMessage = (min: number, max: number, value: unknown): string => `must be an integer from ${min} to ${max}, got ${describe(value)}`
+const numberMessage = (min: number, max: number, value: unknown): string => `must be a number from ${min} to ${max}, got ${describe(value)}`
+
+function integer (min: number, max: number): z.ZodNumber {
+  const error = (iss: { input?: unknown }): string => integerMessage(min, max, iss.input)
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error })
+}
+
+function number (min: number, max: number): z.ZodNumber {
+  const error = (iss: { input?: unknown }): string => numberMessage(min, max, iss.input)
+  return z.number({ error }).min(min, { error }).max(max, { error })
+}
+
+const string = (): z.ZodString => z.string({ error: iss => `must be a string, got ${describe(iss.input)}` })
+const boolean = (): z.ZodBoolean => z.boolean({ error: iss => `must be true or false, got ${describe(iss.input)}` })
+
+/** An object with these fields and no other; an unknown one is named with the nearest allowed one. */
+function fields<S extends z.core.$ZodLooseShape> (shape: S): z.ZodObject<S, z.core.$strict> {
+  const allowed = Object.keys(shape)
+  return z.strictObject(shape, {
+    error: iss => iss.code === 'unrecognized_keys' ? unknownField(String(iss.keys[0]), allowed) : `must be an object, got ${describe(iss.input)}`
+  })
+}
+
+function unknownField (key: string, allowed: readonly string[]): string {
+  const hint = closest(key, allowed)
+  return `unknown field '${key}'${hint !== undefined ? ` (did you mean '${hint}'?)` : ''}; allowed here: ${allowed.join(', ')}`
+}
+
+// -------------------------------------------------------------- values
+
+function integerValue (value: unknown, min: number, max: number, at: Array<string | number>): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) throw new Invalid(integerMessage(min, max, value), at)
+  return value
+}
+
+function shareValue (value: unknown, at: Array<string | number>): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) throw new Invalid(numberMessage(0, 1, value), at)
+  return value
+}
+
+/** Milliseconds as a number, or a string like `500ms`, `2s`, `1.5m`; whole, at least `min`. */
+function durationValue (value: unknown, min: number, at: Array<string | number> = []): number {
+  let ms: number | undefined
+  if (typeof value === 'number' && Number.isFinite(value)) ms = value
+  else if (typeof value === 'string') {
+    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)$/.exec(value.trim())
+    if (m !== null) ms = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000)
+  }
+  if (ms === undefined) throw new Invalid(`must be a duration: milliseconds as a number, or a string like '500ms', '2s', '1.5m'; got ${describe(value)}`, at)
+  if (!Number.isInteger(ms) || ms < min) throw new Invalid(`must be a whole number of milliseconds, at least ${min} ms; got ${describe(value)}`, at)
+  return ms
+}
+
+const duration = (min = 0): z.ZodType<number, unknown> => syntax(value => durationValue(value, min))
+
+/** Bytes as a positive integer, or the product's size syntax (`512MiB`, `2Gi`). */
+function sizeValue (value: unknown, at: Array<string | number> = []): number {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return value
+  if (typeof value !== 'string') throw new Invalid(`must be a size (${ACCEPTED_SIZE_FORMS}), got ${describe(value)}`, at)
+  let bytes: number
+  try {
+    bytes = parseSize(value)
+  } catch (error) {
+    throw new Invalid((error as Error).message, at)
+  }
+  if (bytes <= 0) throw new Invalid('must be a positive size', at)
+  return bytes
+}
+
+const size = (): z.ZodType<number, unknown> => syntax(value => sizeValue(value))
+
+const count = (): z.ZodType<Count, unknown> => syntax((value): Count => {
+  if (typeof value === 'string' && /^\d+(\.\d+)?%$/.test(value)) {
+    const share = Number(value.slice(0, -1)) / 100
+    if (!(share > 0 && share <= 100)) throw new Invalid(`a share of the nodes must be above 0%, got ${describe(value)}`)
+    return { share }
+  }
+  if (typeof value === 'number') return { absolute: integerValue(value, 1, MAX_COUNT, []) }
+  throw new Invalid(`must be a count (an integer) or a share of the initial nodes like '30%', got ${describe(value)}`)
+})
+
+// -------------------------------------------------------------- selectors
+
+/** One selector (see `Selector`), naming the scenario's `groups`. */
+function selectorValue (value: unknown, groups: Set<string>, at: Array<string | number> = []): Selector {
+  if (Array.isArray(value)) {
+    if (value.length === 0) throw new Invalid('an empty list selects no node', at)
+    return { kind: 'union', of: value.map((v, i) => selectorValue(v, groups, [...at, i])) }
+  }
+  if (typeof value === 'string') {
+    if (value === 'all') return { kind: 'all' }
+    if (value === 'initial') return { kind: 'initial' }
+    if (value === 'joined') return { kind: 'joined' }
+    const index = /^#(-?\d+)$/.exec(value)
+    if (index !== null) return { kind: 'index', index: Number(index[1]) }
+    if (groups.has(value)) return { kind: 'group', name: value }
+    const hint = closest(value, [...groups, 'all', 'initial', 'joined'])
+    throw new Invalid(`unknown group '${value}'${hint !== undefined ? ` (did you mean '${hint}'?)` : ''}; a selector is a group name, 'all', 'initial', 'joined', '#i' (node index), or an object { fraction | range | index | random }`, at)
+  }
+  if (typeof value === 'object' && value !== null) {
+    const o = value as Obj
+    const only = (allowed: string[]): void => {
+      const extra = Object.keys(o).find(k => !allowed.includes(k))
+      if (extra !== undefined) throw new Invalid(unknownField(extra, allowed), [...at, extra])
     }
-    if (typeof value === 'number') return { absolute: this.integer(value, path, 1, MAX_COUNT) }
-    return this.fail(path, `must be a count (an integer) or a share of the initial nodes like '30%', got ${describe(value)}`)
-  }
-
-  share (value: unknown, path: string): number {
-    return this.number(value, path, 0, 1)
-  }
-
-  // -------------------------------------------------------------- document
-
-  scenario (doc: unknown): Scenario {
-    const top = this.object(doc, '', ['$schema', 'name', 'description', 'nodes', 'minNodes', 'memory', 'memoryBy', 'agent', 'network', 'real', 'virtual', 'groups', 'timeline', 'settle', 'hold', 'sample', 'form', 'expect'])
-    const name = this.string(this.required(top, 'name', ''), 'name')
-    if (!NAME_PATTERN.test(name)) this.fail('name', `must be lowercase letters, digits, '.', '_' or '-' (1-64), got ${describe(name)}`)
-    const description = top.description === undefined ? '' : this.string(top.description, 'description')
-    const nodes = top.nodes === undefined ? 6 : this.integer(top.nodes, 'nodes', 1, MAX_NODES)
-    const minNodes = top.minNodes === undefined ? 1 : this.integer(top.minNodes, 'minNodes', 1, MAX_NODES)
-
-    let memoryBytes = [DEFAULT_MEMORY]
-    if (top.memory !== undefined) {
-      if (Array.isArray(top.memory)) {
-        if (top.memory.length === 0) this.fail('memory', 'must list at least one size')
-        memoryBytes = top.memory.map((m, i) => this.size(m, `memory[${i}]`))
-      } else memoryBytes = [this.size(top.memory, 'memory')]
+    if ('fraction' in o) {
+      only(['fraction'])
+      const f = o.fraction
+      if (!Array.isArray(f) || f.length !== 2) throw new Invalid(`must be [from, to] with 0 <= from < to <= 1, got ${describe(f)}`, [...at, 'fraction'])
+      const from = shareValue(f[0], [...at, 'fraction', 0])
+      const to = shareValue(f[1], [...at, 'fraction', 1])
+      if (!(from < to)) throw new Invalid(`from must be below to, got ${describe(f)}`, [...at, 'fraction'])
+      return { kind: 'fraction', from, to }
     }
-
-    const groups = new Map<string, Selector>()
-    if (top.groups !== undefined) {
-      const g = this.object(top.groups, 'groups', Object.keys(top.groups as Obj ?? {}))
-      // Names first, so groups may refer to each other in any order.
-      for (const key of Object.keys(g)) {
-        if (!/^[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(key)) this.fail(childPath('groups', key), `group names are letters, digits, '_' and '-', starting with a letter; got ${describe(key)}`)
-        if (RESERVED_GROUPS.has(key)) this.fail(childPath('groups', key), `'${key}' is a built-in selector and cannot be redefined`)
+    if ('range' in o) {
+      only(['range'])
+      const r = o.range
+      if (!Array.isArray(r) || r.length !== 2) throw new Invalid(`must be [from, to) node indices, got ${describe(r)}`, [...at, 'range'])
+      return { kind: 'range', from: integerValue(r[0], -MAX_NODES, MAX_NODES, [...at, 'range', 0]), to: integerValue(r[1], -MAX_NODES, MAX_NODES, [...at, 'range', 1]) }
+    }
+    if ('index' in o) {
+      only(['index'])
+      return { kind: 'index', index: integerValue(o.index, -MAX_NODES, MAX_NODES, [...at, 'index']) }
+    }
+    if ('random' in o) {
+      only(['random', 'of'])
+      const of = o.of === undefined ? { kind: 'initial' as const } : selectorValue(o.of, groups, [...at, 'of'])
+      const r = o.random
+      if (typeof r === 'number' && Number.isInteger(r)) return { kind: 'random', count: integerValue(r, 1, MAX_NODES, [...at, 'random']), of }
+      if (typeof r === 'string' && /^\d+(\.\d+)?%$/.test(r)) {
+        const share = Number(r.slice(0, -1)) / 100
+        if (!(share > 0 && share <= 1)) throw new Invalid(`a share must be above 0% and at most 100%, got ${describe(r)}`, [...at, 'random'])
+        return { kind: 'random', share, of }
       }
-      const names = new Set(Object.keys(g))
-      for (const [key, value] of Object.entries(g)) groups.set(key, this.selector(value, childPath('groups', key), names))
-      this.checkGroupCycles(groups)
+      throw new Invalid(`must be a node count (integer) or a share like '20%', got ${describe(r)}`, [...at, 'random'])
     }
-    const names = new Set(groups.keys())
+    throw new Invalid(`a selector object needs one of 'fraction', 'range', 'index' or 'random', got ${describe(value)}`, at)
+  }
+  throw new Invalid(`must be a selector (a group name, 'all', '#i', a list, or { fraction | range | index | random }), got ${describe(value)}`, at)
+}
 
-    const memoryBy: Scenario['memoryBy'] = []
-    if (top.memoryBy !== undefined) {
-      if (!Array.isArray(top.memoryBy)) this.fail('memoryBy', `must be a list of { nodes, total }, got ${describe(top.memoryBy)}`)
-      ;(top.memoryBy as unknown[]).forEach((entry, i) => {
-        const path = `memoryBy[${i}]`
-        const o = this.object(entry, path, ['nodes', 'total'])
-        memoryBy.push({ nodes: this.selector(this.required(o, 'nodes', path), `${path}.nodes`, names), totalBytes: this.size(this.required(o, 'total', path), `${path}.total`) })
+function placementValue (value: unknown, groups: Set<string>): PlacementSpec {
+  if (typeof value !== 'string') throw new Invalid(`must be a string, got ${describe(value)}`)
+  if (value === 'any') return { kind: 'any' }
+  if (value === 'all') return { kind: 'all' }
+  const spread = /^spread:(\d+)$/.exec(value)
+  if (spread !== null) {
+    const count = Number(spread[1])
+    if (count < 1 || count > 1024) throw new Invalid(`spread count must be from 1 to 1024, got ${count}`)
+    return { kind: 'spread', count }
+  }
+  if (value.startsWith('node:')) {
+    const ref = value.slice(5)
+    if (ref === 'self') return { kind: 'node', target: 'self' }
+    return { kind: 'node', target: selectorValue(ref, groups) }
+  }
+  throw new Invalid(`placement must be 'any', 'all', 'spread:K', 'node:self', 'node:#i' or 'node:<group>' (its first node), got ${describe(value)}`)
+}
+
+/** Group names must be known before any selector is read; the schema is made for them. */
+function groupNamesOf (doc: unknown): Set<string> {
+  const groups = (typeof doc === 'object' && doc !== null) ? (doc as Obj).groups : undefined
+  return new Set(typeof groups === 'object' && groups !== null && !Array.isArray(groups) ? Object.keys(groups) : [])
+}
+
+function checkGroupCycles (groups: Map<string, Selector>): void {
+  const visiting = new Set<string>()
+  const done = new Set<string>()
+  const visit = (name: string, trail: string[]): void => {
+    if (done.has(name)) return
+    if (visiting.has(name)) throw new Invalid(`groups refer to each other in a cycle: ${[...trail, name].join(' → ')}`, [trail[0]])
+    visiting.add(name)
+    const walk = (s: Selector): void => {
+      if (s.kind === 'group') visit(s.name, [...trail, name])
+      else if (s.kind === 'union') s.of.forEach(walk)
+      else if (s.kind === 'random') walk(s.of)
+    }
+    walk(groups.get(name)!)
+    visiting.delete(name)
+    done.add(name)
+  }
+  for (const name of groups.keys()) visit(name, [])
+}
+
+// -------------------------------------------------------------- the schema
+
+/** Agent timers as written (`heartbeat`, `sync`, …), to the settings they override. */
+const agentSettingsSchema = fields({
+  heartbeat: duration(0).optional(),
+  sync: duration(10).optional(),
+  probe: duration(10).optional(),
+  gossipBatch: duration(1).optional(),
+  failureProbe: duration(10).optional(),
+  evictAfter: duration(1).optional(),
+  beaconDelay: duration(1).optional()
+}).transform((o): Partial<AgentSettings> => {
+  const out: Partial<AgentSettings> = {}
+  if (o.heartbeat !== undefined) out.heartbeatMs = o.heartbeat
+  if (o.sync !== undefined) out.syncMs = o.sync
+  if (o.probe !== undefined) out.probeMs = o.probe
+  if (o.gossipBatch !== undefined) out.gossipBatchMs = o.gossipBatch
+  if (o.failureProbe !== undefined) out.failureProbeMs = o.failureProbe
+  if (o.evictAfter !== undefined) out.evictAfterMs = o.evictAfter
+  if (o.beaconDelay !== undefined) out.beaconDelayMs = o.beaconDelay
+  return out
+})
+
+const latency = syntax((value): [number, number] => {
+  if (!Array.isArray(value)) {
+    const ms = durationValue(value, 0)
+    return [ms, ms]
+  }
+  if (value.length !== 2) throw new Invalid(`must be [min, max], got ${describe(value)}`)
+  const range: [number, number] = [durationValue(value[0], 0, [0]), durationValue(value[1], 0, [1])]
+  if (range[1] < range[0]) throw new Invalid(`max must not be below min, got ${describe(value)}`)
+  return range
+})
+
+const networkSchema = fields({
+  latency: latency.optional(),
+  loss: number(0, 0.99).optional(),
+  duplicate: number(0, 1).optional(),
+  degree: integer(1, 64).optional(),
+  paths: integer(1, 16).optional(),
+  coalesce: boolean().optional()
+}).transform((o): NetworkSettings => ({
+  latencyMs: o.latency ?? DEFAULT_NETWORK.latencyMs,
+  loss: o.loss ?? DEFAULT_NETWORK.loss,
+  duplicate: o.duplicate ?? DEFAULT_NETWORK.duplicate,
+  degree: o.degree ?? DEFAULT_NETWORK.degree,
+  paths: o.paths ?? DEFAULT_NETWORK.paths,
+  coalesce: o.coalesce ?? DEFAULT_NETWORK.coalesce
+}))
+
+type EventOf<K extends EventKind> = Omit<Extract<ScenarioEvent, { do: K }>, 'path'>
+
+/** One event kind: its fields (after `at`, `do` and `note`) and how they make the event. */
+function event<K extends EventKind, S extends z.core.$ZodLooseShape> (kind: K, shape: S, make: (o: z.output<z.ZodObject<S>> & { atMs: number }, ctx: z.RefinementCtx) => EventOf<K>): z.ZodType<EventOf<K>, unknown> {
+  return fields({ at: duration(0), do: z.literal(kind), note: z.unknown().optional(), ...shape }).transform((o, ctx) => {
+    try {
+      return make({ ...(o as z.output<z.ZodObject<S>>), atMs: (o as { at: number }).at }, ctx)
+    } catch (error) {
+      if (!(error instanceof Invalid)) throw error
+      ctx.addIssue({ code: 'custom', message: error.message, path: error.at })
+      return z.NEVER
+    }
+  }) as unknown as z.ZodType<EventOf<K>, unknown>
+}
+
+function eventSchema (groups: Set<string>): z.ZodType<Omit<ScenarioEvent, 'path'>, unknown> {
+  const selector = syntax(value => selectorValue(value, groups))
+  const deploymentId = (message: string): z.ZodString => string().regex(ID_PATTERN, { error: iss => `${message}, got ${describe(iss.input)}` })
+  const options = [
+    event('reserve', {
+      from: selector,
+      id: deploymentId("must be a deployment id (letters, digits, '._:/-'; '{i}' numbers a burst)"),
+      size: size(),
+      placement: syntax(value => placementValue(value, groups)).optional(),
+      priority: integer(-1_000_000, 1_000_000).optional(),
+      count: count().optional()
+    }, o => ({ atMs: o.atMs, do: 'reserve', from: o.from, id: o.id, sizeBytes: o.size, placement: o.placement ?? { kind: 'any' as const }, priority: o.priority ?? 0, count: o.count ?? { absolute: 1 } })),
+    event('race', {
+      sides: syntax((value): [Selector, Selector] => {
+        if (!Array.isArray(value) || value.length !== 2) throw new Invalid(`must be two selectors [y side, z side], got ${describe(value)}`)
+        return [selectorValue(value[0], groups, [0]), selectorValue(value[1], groups, [1])]
+      }),
+      target: selector.optional(),
+      pairs: count().optional(),
+      id: deploymentId('must be a deployment id prefix').optional(),
+      shares: syntax((value): [number, number] => {
+        if (!Array.isArray(value) || value.length !== 2) throw new Invalid(`must be [y, z] shares of the target's headroom, got ${describe(value)}`)
+        const shares: [number, number] = [0, 1].map(i => {
+          const v: unknown = value[i]
+          if (typeof v !== 'number' || !Number.isFinite(v) || v < 0.01 || v > 1) throw new Invalid(numberMessage(0.01, 1, v), [i])
+          return v
+        }) as [number, number]
+        if (shares[0] + shares[1] <= 1) throw new Invalid(`y + z must exceed the headroom (shares summing above 1), or there is no conflict; got ${describe(value)}`)
+        return shares
+      }).optional()
+    }, o => ({ atMs: o.atMs, do: 'race', sides: o.sides, target: o.target, pairs: o.pairs ?? { absolute: 1 }, id: o.id ?? 'race', shares: o.shares ?? [0.6, 0.5] as [number, number] })),
+    event('release', {
+      ids: syntax((value): string[] => {
+        if (!Array.isArray(value) || value.length === 0) throw new Invalid(`must be a non-empty list of deployment ids, got ${describe(value)}`)
+        return value.map((x: unknown, i) => {
+          if (typeof x !== 'string') throw new Invalid(`must be a string, got ${describe(x)}`, [i])
+          return x
+        })
+      }).optional(),
+      prefix: string().optional(),
+      share: number(0, 1).optional()
+    }, o => {
+      if (o.ids === undefined && o.prefix === undefined) throw new Invalid("a release needs 'ids' or 'prefix'")
+      return { atMs: o.atMs, do: 'release', ids: o.ids, prefix: o.prefix, share: o.share ?? 1 }
+    }),
+    event('memory', { nodes: selector, total: size().optional(), available: size().optional() }, o => {
+      if (o.total === undefined && o.available === undefined) throw new Invalid("a memory change needs 'total' and/or 'available'")
+      return { atMs: o.atMs, do: 'memory', nodes: o.nodes, totalBytes: o.total, availableBytes: o.available }
+    }),
+    event('partition', {
+      groups: syntax((value): { groups: Selector[], names: string[] } => {
+        if (!Array.isArray(value) || value.length < 1) throw new Invalid(`must list the sides, e.g. ["left", "right"] (unlisted nodes form one more side); got ${describe(value)}`)
+        return { groups: value.map((x: unknown, i) => selectorValue(x, groups, [i])), names: value.map((x: unknown, i) => typeof x === 'string' ? x : `side-${i}`) }
       })
+    }, o => ({ atMs: o.atMs, do: 'partition', groups: o.groups.groups, names: o.groups.names })),
+    event('heal', {}, o => ({ atMs: o.atMs, do: 'heal' })),
+    event('crash', { nodes: selector }, o => ({ atMs: o.atMs, do: 'crash', nodes: o.nodes })),
+    event('restart', { nodes: selector }, o => ({ atMs: o.atMs, do: 'restart', nodes: o.nodes })),
+    event('join', {
+      count: syntax((value): { count: number } | { share: number } => {
+        if (typeof value === 'string' && /^\d+(\.\d+)?%$/.test(value)) {
+          const share = Number(value.slice(0, -1)) / 100
+          if (!(share > 0 && share <= 10)) throw new Invalid(`must be above 0% and at most 1000% of the initial nodes, got ${describe(value)}`)
+          return { share }
+        }
+        return { count: integerValue(value, 1, MAX_NODES, []) }
+      }),
+      memory: size().optional(),
+      // The joiners' wall clocks run this far off ("-5m" behind, "+2m" ahead).
+      clock: syntax((value): number => {
+        if (typeof value !== 'string') throw new Invalid(`must be a string, got ${describe(value)}`)
+        const m = /^([+-])(.+)$/.exec(value)
+        if (m === null) throw new Invalid(`must be a signed duration such as "-5m" or "+30s", got ${describe(value)}`)
+        return (m[1] === '-' ? -1 : 1) * durationValue(m[2], 0)
+      }).optional()
+    }, o => ({ atMs: o.atMs, do: 'join', ...o.count, memoryBytes: o.memory, clockSkewMs: o.clock })),
+    event('evict', { nodes: selector, by: selector.optional() }, o => ({ atMs: o.atMs, do: 'evict', nodes: o.nodes, by: o.by })),
+    event('drain', { nodes: selector }, o => ({ atMs: o.atMs, do: 'drain', nodes: o.nodes })),
+    event('leave', { nodes: selector }, o => ({ atMs: o.atMs, do: 'leave', nodes: o.nodes }))
+  ]
+  const kinds = options.map(o => (o as unknown as { in: z.ZodObject }).in.shape.do.value as string)
+  return z.discriminatedUnion('do', options as unknown as [z.ZodObject, ...z.ZodObject[]], {
+    error: iss => {
+      if (iss.code !== 'invalid_union') return `an event must be an object like { "at": "2s", "do": "heal" }, got ${describe(iss.input)}`
+      const kind = (iss.input as Obj | undefined)?.do
+      if (typeof kind !== 'string') return `must be a string, got ${describe(kind)}`
+      const hint = closest(kind, kinds)
+      return `unknown action '${kind}'${hint !== undefined ? ` (did you mean '${hint}'?)` : ''}; actions: ${kinds.join(', ')}`
     }
+  }) as unknown as z.ZodType<Omit<ScenarioEvent, 'path'>, unknown>
+}
 
-    const agent: AgentSettings = { ...DEFAULT_AGENT, ...(top.agent === undefined ? {} : this.agentSettings(top.agent, 'agent')) }
-    const network = top.network === undefined ? { ...DEFAULT_NETWORK } : this.networkSettings(top.network, 'network')
-    let realDegree = 3
-    const tierAgent: Scenario['tierAgent'] = { real: {}, virtual: {} }
-    if (top.real !== undefined) {
-      const r = this.object(top.real, 'real', ['agent', 'degree'])
-      if (r.agent !== undefined) tierAgent.real = this.agentSettings(r.agent, 'real.agent')
-      if (r.degree !== undefined) realDegree = this.integer(r.degree, 'real.degree', 1, 64)
-    }
-    if (top.virtual !== undefined) {
-      const r = this.object(top.virtual, 'virtual', ['agent'])
-      if (r.agent !== undefined) tierAgent.virtual = this.agentSettings(r.agent, 'virtual.agent')
-    }
-
-    const timelineRaw = this.required(top, 'timeline', '')
-    if (!Array.isArray(timelineRaw)) this.fail('timeline', `must be a list of events, got ${describe(timelineRaw)}`)
-    const timeline = (timelineRaw as unknown[]).map((e, i) => this.event(e, `timeline[${i}]`, names))
+/** The scenario file, for a document whose `groups` are named `groups`. */
+function scenarioSchema (groups: Set<string>): z.ZodType<Omit<Scenario, 'source' | 'lineOf'>, unknown> {
+  const selector = syntax(value => selectorValue(value, groups))
+  return fields({
+    $schema: z.unknown().optional(),
+    name: string().regex(NAME_PATTERN, { error: iss => `must be lowercase letters, digits, '.', '_' or '-' (1-64), got ${describe(iss.input)}` }),
+    description: string().optional(),
+    nodes: integer(1, MAX_NODES).optional(),
+    minNodes: integer(1, MAX_NODES).optional(),
+    memory: syntax((value): number[] => {
+      if (!Array.isArray(value)) return [sizeValue(value)]
+      if (value.length === 0) throw new Invalid('must list at least one size')
+      return value.map((m: unknown, i) => sizeValue(m, [i]))
+    }).optional(),
+    memoryBy: z.array(fields({ nodes: selector, total: size() }), { error: iss => `must be a list of { nodes, total }, got ${describe(iss.input)}` }).optional(),
+    agent: agentSettingsSchema.optional(),
+    network: networkSchema.optional(),
+    real: fields({ agent: agentSettingsSchema.optional(), degree: integer(1, 64).optional() }).optional(),
+    virtual: fields({ agent: agentSettingsSchema.optional() }).optional(),
+    groups: syntax((value): Map<string, Selector> => {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Invalid(`must be an object, got ${describe(value)}`)
+      // Names first, so groups may refer to each other in any order.
+      for (const key of Object.keys(value)) {
+        if (!/^[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(key)) throw new Invalid(`group names are letters, digits, '_' and '-', starting with a letter; got ${describe(key)}`, [key])
+        if (RESERVED_GROUPS.has(key)) throw new Invalid(`'${key}' is a built-in selector and cannot be redefined`, [key])
+      }
+      const out = new Map(Object.entries(value as Obj).map(([key, v]) => [key, selectorValue(v, groups, [key])]))
+      checkGroupCycles(out)
+      return out
+    }).optional(),
+    timeline: z.array(eventSchema(groups), { error: iss => `must be a list of events, got ${describe(iss.input)}` }),
+    settle: duration(1).optional(),
+    hold: duration(0).optional(),
+    sample: duration(1).optional(),
+    form: duration(1).optional(),
+    // `membershipChanges` is still accepted and means nothing: since
+    // membership became views, a final verdict never changes, joins and
+    // evictions included (docs/design.md "Finality").
+    expect: fields({ membershipChanges: boolean().optional(), finalAtEnd: boolean().optional() }).optional()
+  }).transform(top => ({
+    name: top.name,
+    description: top.description ?? '',
+    nodes: top.nodes ?? 6,
+    minNodes: top.minNodes ?? 1,
+    memoryBytes: top.memory ?? [DEFAULT_MEMORY],
+    memoryBy: (top.memoryBy ?? []).map(m => ({ nodes: m.nodes, totalBytes: m.total })),
+    agent: { ...DEFAULT_AGENT, ...top.agent },
+    tierAgent: { real: top.real?.agent ?? {}, virtual: top.virtual?.agent ?? {} },
+    network: top.network ?? { ...DEFAULT_NETWORK },
+    realDegree: top.real?.degree ?? 3,
+    groups: top.groups ?? new Map(),
     // Stable: events at the same time keep their order in the file.
-    timeline.sort((a, b) => a.atMs - b.atMs)
-
-    const settleMs = top.settle === undefined ? 30_000 : this.duration(top.settle, 'settle', 1)
-    const holdMs = top.hold === undefined ? 2000 : this.duration(top.hold, 'hold', 0)
-    const sampleMs = top.sample === undefined ? undefined : this.duration(top.sample, 'sample', 1)
-    const formMs = top.form === undefined ? 120_000 : this.duration(top.form, 'form', 1)
-    let expect = { finalAtEnd: false }
-    if (top.expect !== undefined) {
-      // `membershipChanges` is still accepted and means nothing: since
-      // membership became views, a final verdict never changes, joins and
-      // evictions included (docs/design.md "Finality").
-      const e = this.object(top.expect, 'expect', ['membershipChanges', 'finalAtEnd'])
-      if (e.membershipChanges !== undefined) this.boolean(e.membershipChanges, 'expect.membershipChanges')
-      expect = { finalAtEnd: e.finalAtEnd === undefined ? false : this.boolean(e.finalAtEnd, 'expect.finalAtEnd') }
-    }
-
-    const positions = this.positions
-    return {
-      name,
-      description,
-      nodes,
-      minNodes,
-      memoryBytes,
-      memoryBy,
-      agent,
-      tierAgent,
-      network,
-      realDegree,
-      groups,
-      timeline,
-      settleMs,
-      holdMs,
-      sampleMs,
-      formMs,
-      expect,
-      source: this.source,
-      lineOf: (path: string) => positionOf(positions, path)?.line
-    }
-  }
-
-  agentSettings (value: unknown, path: string): Partial<AgentSettings> {
-    const o = this.object(value, path, ['heartbeat', 'sync', 'probe', 'gossipBatch', 'failureProbe', 'evictAfter', 'beaconDelay'])
-    const out: Partial<AgentSettings> = {}
-    if (o.heartbeat !== undefined) out.heartbeatMs = this.duration(o.heartbeat, `${path}.heartbeat`, 0)
-    if (o.sync !== undefined) out.syncMs = this.duration(o.sync, `${path}.sync`, 10)
-    if (o.probe !== undefined) out.probeMs = this.duration(o.probe, `${path}.probe`, 10)
-    if (o.gossipBatch !== undefined) out.gossipBatchMs = this.duration(o.gossipBatch, `${path}.gossipBatch`, 1)
-    if (o.failureProbe !== undefined) out.failureProbeMs = this.duration(o.failureProbe, `${path}.failureProbe`, 10)
-    if (o.evictAfter !== undefined) out.evictAfterMs = this.duration(o.evictAfter, `${path}.evictAfter`, 1)
-    if (o.beaconDelay !== undefined) out.beaconDelayMs = this.duration(o.beaconDelay, `${path}.beaconDelay`, 1)
-    return out
-  }
-
-  networkSettings (value: unknown, path: string): NetworkSettings {
-    const o = this.object(value, path, ['latency', 'loss', 'duplicate', 'degree', 'paths', 'coalesce'])
-    const out = { ...DEFAULT_NETWORK }
-    if (o.latency !== undefined) {
-      const lp = `${path}.latency`
-      if (Array.isArray(o.latency)) {
-        if (o.latency.length !== 2) this.fail(lp, `must be [min, max], got ${describe(o.latency)}`)
-        out.latencyMs = [this.duration(o.latency[0], `${lp}[0]`), this.duration(o.latency[1], `${lp}[1]`)]
-        if (out.latencyMs[1] < out.latencyMs[0]) this.fail(lp, `max must not be below min, got ${describe(o.latency)}`)
-      } else {
-        const ms = this.duration(o.latency, lp)
-        out.latencyMs = [ms, ms]
-      }
-    }
-    if (o.loss !== undefined) out.loss = this.number(o.loss, `${path}.loss`, 0, 0.99)
-    if (o.duplicate !== undefined) out.duplicate = this.share(o.duplicate, `${path}.duplicate`)
-    if (o.degree !== undefined) out.degree = this.integer(o.degree, `${path}.degree`, 1, 64)
-    if (o.paths !== undefined) out.paths = this.integer(o.paths, `${path}.paths`, 1, 16)
-    if (o.coalesce !== undefined) out.coalesce = this.boolean(o.coalesce, `${path}.coalesce`)
-    return out
-  }
-
-  // -------------------------------------------------------------- selectors
-
-  selector (value: unknown, path: string, groups: Set<string>): Selector {
-    if (Array.isArray(value)) {
-      if (value.length === 0) this.fail(path, 'an empty list selects no node')
-      return { kind: 'union', of: value.map((v, i) => this.selector(v, `${path}[${i}]`, groups)) }
-    }
-    if (typeof value === 'string') {
-      if (value === 'all') return { kind: 'all' }
-      if (value === 'initial') return { kind: 'initial' }
-      if (value === 'joined') return { kind: 'joined' }
-      const index = /^#(-?\d+)$/.exec(value)
-      if (index !== null) return { kind: 'index', index: Number(index[1]) }
-      if (groups.has(value)) return { kind: 'group', name: value }
-      const hint = closest(value, [...groups, 'all', 'initial', 'joined'])
-      return this.fail(path, `unknown group '${value}'${hint !== undefined ? ` (did you mean '${hint}'?)` : ''}; a selector is a group name, 'all', 'initial', 'joined', '#i' (node index), or an object { fraction | range | index | random }`)
-    }
-    if (typeof value === 'object' && value !== null) {
-      const o = value as Obj
-      const keys = Object.keys(o)
-      if (keys.includes('fraction')) {
-        this.object(o, path, ['fraction'])
-        const f = o.fraction
-        if (!Array.isArray(f) || f.length !== 2) this.fail(`${path}.fraction`, `must be [from, to] with 0 <= from < to <= 1, got ${describe(f)}`)
-        const from = this.share((f as unknown[])[0], `${path}.fraction[0]`)
-        const to = this.share((f as unknown[])[1], `${path}.fraction[1]`)
-        if (!(from < to)) this.fail(`${path}.fraction`, `from must be below to, got ${describe(f)}`)
-        return { kind: 'fraction', from, to }
-      }
-      if (keys.includes('range')) {
-        this.object(o, path, ['range'])
-        const r = o.range
-        if (!Array.isArray(r) || r.length !== 2) this.fail(`${path}.range`, `must be [from, to) node indices, got ${describe(r)}`)
-        const from = this.integer((r as unknown[])[0], `${path}.range[0]`, -MAX_NODES, MAX_NODES)
-        const to = this.integer((r as unknown[])[1], `${path}.range[1]`, -MAX_NODES, MAX_NODES)
-        return { kind: 'range', from, to }
-      }
-      if (keys.includes('index')) {
-        this.object(o, path, ['index'])
-        return { kind: 'index', index: this.integer(o.index, `${path}.index`, -MAX_NODES, MAX_NODES) }
-      }
-      if (keys.includes('random')) {
-        this.object(o, path, ['random', 'of'])
-        const of = o.of === undefined ? { kind: 'initial' as const } : this.selector(o.of, `${path}.of`, groups)
-        const r = o.random
-        if (typeof r === 'number' && Number.isInteger(r)) return { kind: 'random', count: this.integer(r, `${path}.random`, 1, MAX_NODES), of }
-        if (typeof r === 'string' && /^\d+(\.\d+)?%$/.test(r)) {
-          const share = Number(r.slice(0, -1)) / 100
-          if (!(share > 0 && share <= 1)) this.fail(`${path}.random`, `a share must be above 0% and at most 100%, got ${describe(r)}`)
-          return { kind: 'random', share, of }
-        }
-        return this.fail(`${path}.random`, `must be a node count (integer) or a share like '20%', got ${describe(r)}`)
-      }
-      return this.fail(path, `a selector object needs one of 'fraction', 'range', 'index' or 'random', got ${describe(value)}`)
-    }
-    return this.fail(path, `must be a selector (a group name, 'all', '#i', a list, or { fraction | range | index | random }), got ${describe(value)}`)
-  }
-
-  checkGroupCycles (groups: Map<string, Selector>): void {
-    const visiting = new Set<string>()
-    const done = new Set<string>()
-    const visit = (name: string, trail: string[]): void => {
-      if (done.has(name)) return
-      if (visiting.has(name)) this.fail(childPath('groups', trail[0]), `groups refer to each other in a cycle: ${[...trail, name].join(' → ')}`)
-      visiting.add(name)
-      const walk = (s: Selector): void => {
-        if (s.kind === 'group') visit(s.name, [...trail, name])
-        else if (s.kind === 'union') s.of.forEach(walk)
-        else if (s.kind === 'random') walk(s.of)
-      }
-      walk(groups.get(name)!)
-      visiting.delete(name)
-      done.add(name)
-    }
-    for (const name of groups.keys()) visit(name, [])
-  }
-
-  placement (value: unknown, path: string, groups: Set<string>): PlacementSpec {
-    const text = this.string(value, path)
-    if (text === 'any') return { kind: 'any' }
-    if (text === 'all') return { kind: 'all' }
-    const spread = /^spread:(\d+)$/.exec(text)
-    if (spread !== null) {
-      const count = Number(spread[1])
-      if (count < 1 || count > 1024) this.fail(path, `spread count must be from 1 to 1024, got ${count}`)
-      return { kind: 'spread', count }
-    }
-    if (text.startsWith('node:')) {
-      const ref = text.slice(5)
-      if (ref === 'self') return { kind: 'node', target: 'self' }
-      return { kind: 'node', target: this.selector(ref, path, groups) }
-    }
-    return this.fail(path, `placement must be 'any', 'all', 'spread:K', 'node:self', 'node:#i' or 'node:<group>' (its first node), got ${describe(text)}`)
-  }
-
-  // -------------------------------------------------------------- events
-
-  event (value: unknown, path: string, groups: Set<string>): ScenarioEvent {
-    const peek = (typeof value === 'object' && value !== null && !Array.isArray(value)) ? (value as Obj) : undefined
-    if (peek === undefined) this.fail(path, `an event must be an object like { "at": "2s", "do": "heal" }, got ${describe(value)}`)
-    const kinds: Record<EventKind, readonly string[]> = {
-      reserve: ['from', 'id', 'size', 'placement', 'priority', 'count'],
-      race: ['sides', 'target', 'pairs', 'id', 'shares'],
-      release: ['ids', 'prefix', 'share'],
-      memory: ['nodes', 'total', 'available'],
-      partition: ['groups'],
-      heal: [],
-      crash: ['nodes'],
-      restart: ['nodes'],
-      join: ['count', 'memory', 'clock'],
-      evict: ['nodes', 'by'],
-      drain: ['nodes'],
-      leave: ['nodes']
-    }
-    const kind = this.string(this.required(peek!, 'do', path), `${path}.do`)
-    if (!(kind in kinds)) {
-      const hint = closest(kind, Object.keys(kinds))
-      this.fail(`${path}.do`, `unknown action '${kind}'${hint !== undefined ? ` (did you mean '${hint}'?)` : ''}; actions: ${Object.keys(kinds).join(', ')}`)
-    }
-    const o = this.object(value, path, ['at', 'do', 'note', ...kinds[kind as EventKind]])
-    const atMs = this.duration(this.required(o, 'at', path), `${path}.at`)
-    const base = { atMs, path }
-    const p = (field: string): string => `${path}.${field}`
-    const sel = (field: string): Selector => this.selector(this.required(o, field, path), p(field), groups)
-    switch (kind as EventKind) {
-      case 'reserve': {
-        const id = this.string(this.required(o, 'id', path), p('id'))
-        if (!ID_PATTERN.test(id)) this.fail(p('id'), `must be a deployment id (letters, digits, '._:/-'; '{i}' numbers a burst), got ${describe(id)}`)
-        return {
-          ...base,
-          do: 'reserve',
-          from: sel('from'),
-          id,
-          sizeBytes: this.size(this.required(o, 'size', path), p('size')),
-          placement: o.placement === undefined ? { kind: 'any' } : this.placement(o.placement, p('placement'), groups),
-          priority: o.priority === undefined ? 0 : this.integer(o.priority, p('priority'), -1_000_000, 1_000_000),
-          count: o.count === undefined ? { absolute: 1 } : this.count(o.count, p('count'))
-        }
-      }
-      case 'race': {
-        const sides = this.required(o, 'sides', path)
-        if (!Array.isArray(sides) || sides.length !== 2) this.fail(p('sides'), `must be two selectors [y side, z side], got ${describe(sides)}`)
-        let shares: [number, number] = [0.6, 0.5]
-        if (o.shares !== undefined) {
-          const s = o.shares
-          if (!Array.isArray(s) || s.length !== 2) this.fail(p('shares'), `must be [y, z] shares of the target's headroom, got ${describe(s)}`)
-          shares = [this.number((s as unknown[])[0], `${p('shares')}[0]`, 0.01, 1), this.number((s as unknown[])[1], `${p('shares')}[1]`, 0.01, 1)]
-          if (shares[0] + shares[1] <= 1) this.fail(p('shares'), `y + z must exceed the headroom (shares summing above 1), or there is no conflict; got ${describe(s)}`)
-        }
-        const id = o.id === undefined ? 'race' : this.string(o.id, p('id'))
-        if (!ID_PATTERN.test(id)) this.fail(p('id'), `must be a deployment id prefix, got ${describe(id)}`)
-        return {
-          ...base,
-          do: 'race',
-          sides: [this.selector((sides as unknown[])[0], `${p('sides')}[0]`, groups), this.selector((sides as unknown[])[1], `${p('sides')}[1]`, groups)],
-          target: o.target === undefined ? undefined : sel('target'),
-          pairs: o.pairs === undefined ? { absolute: 1 } : this.count(o.pairs, p('pairs')),
-          id,
-          shares
-        }
-      }
-      case 'release': {
-        let ids: string[] | undefined
-        if (o.ids !== undefined) {
-          if (!Array.isArray(o.ids) || o.ids.length === 0) this.fail(p('ids'), `must be a non-empty list of deployment ids, got ${describe(o.ids)}`)
-          ids = (o.ids as unknown[]).map((x, i) => this.string(x, `${p('ids')}[${i}]`))
-        }
-        const prefix = o.prefix === undefined ? undefined : this.string(o.prefix, p('prefix'))
-        if (ids === undefined && prefix === undefined) this.fail(path, "a release needs 'ids' or 'prefix'")
-        return { ...base, do: 'release', ids, prefix, share: o.share === undefined ? 1 : this.share(o.share, p('share')) }
-      }
-      case 'memory': {
-        if (o.total === undefined && o.available === undefined) this.fail(path, "a memory change needs 'total' and/or 'available'")
-        return {
-          ...base,
-          do: 'memory',
-          nodes: sel('nodes'),
-          totalBytes: o.total === undefined ? undefined : this.size(o.total, p('total')),
-          availableBytes: o.available === undefined ? undefined : this.size(o.available, p('available'))
-        }
-      }
-      case 'partition': {
-        const g = this.required(o, 'groups', path)
-        if (!Array.isArray(g) || g.length < 1) this.fail(p('groups'), `must list the sides, e.g. ["left", "right"] (unlisted nodes form one more side); got ${describe(g)}`)
-        const list = g as unknown[]
-        return {
-          ...base,
-          do: 'partition',
-          groups: list.map((x, i) => this.selector(x, `${p('groups')}[${i}]`, groups)),
-          names: list.map((x, i) => typeof x === 'string' ? x : `side-${i}`)
-        }
-      }
-      case 'heal': return { ...base, do: 'heal' }
-      case 'crash': return { ...base, do: 'crash', nodes: sel('nodes') }
-      case 'restart': return { ...base, do: 'restart', nodes: sel('nodes') }
-      case 'drain': return { ...base, do: 'drain', nodes: sel('nodes') }
-      case 'leave': return { ...base, do: 'leave', nodes: sel('nodes') }
-      case 'evict': return { ...base, do: 'evict', nodes: sel('nodes'), by: o.by === undefined ? undefined : sel('by') }
-      case 'join': {
-        const c = this.required(o, 'count', path)
-        const memoryBytes = o.memory === undefined ? undefined : this.size(o.memory, p('memory'))
-        // `clock`: the joiners' wall clocks run this far off ("-5m" behind, "+2m" ahead).
-        let clockSkewMs: number | undefined
-        if (o.clock !== undefined) {
-          const text = this.string(o.clock, p('clock'))
-          const m = /^([+-])(.+)$/.exec(text)
-          if (m === null) this.fail(p('clock'), `must be a signed duration such as "-5m" or "+30s", got ${describe(text)}`)
-          clockSkewMs = (m![1] === '-' ? -1 : 1) * this.duration(m![2], p('clock'))
-        }
-        if (typeof c === 'string' && /^\d+(\.\d+)?%$/.test(c)) {
-          const share = Number(c.slice(0, -1)) / 100
-          if (!(share > 0 && share <= 10)) this.fail(p('count'), `must be above 0% and at most 1000% of the initial nodes, got ${describe(c)}`)
-          return { ...base, do: 'join', share, memoryBytes, clockSkewMs }
-        }
-        return { ...base, do: 'join', count: this.integer(c, p('count'), 1, MAX_NODES), memoryBytes, clockSkewMs }
-      }
-    }
-  }
+    timeline: top.timeline.map((e, i) => ({ ...e, path: `timeline[${i}]` }) as ScenarioEvent).sort((a, b) => a.atMs - b.atMs),
+    settleMs: top.settle ?? 30_000,
+    holdMs: top.hold ?? 2000,
+    sampleMs: top.sample,
+    formMs: top.form ?? 120_000,
+    expect: { finalAtEnd: top.expect?.finalAtEnd ?? false }
+  }))
 }
 
 function describe (value: unknown): string {

@@ -10,6 +10,10 @@ import { join } from 'node:path'
 import { startDaemon, type Daemon, type DaemonOptions } from '../../agent/daemon.ts'
 import { createFakeProbe, type FakeProbe } from '../../agent/probe.ts'
 
+import { httpJson, type JsonAnswer, type JsonRequest } from './http.ts'
+
+export { sleep, waitFor } from './wait.ts'
+
 export const GiB = 1024 ** 3
 
 export interface TestAgent { daemon: Daemon, probe: FakeProbe, dataDir: string, options: DaemonOptions }
@@ -49,25 +53,9 @@ export async function stopAll (agents: TestAgent[], removeData = true): Promise<
   if (removeData) await Promise.all(agents.map(async a => { await rm(a.dataDir, { recursive: true, force: true }) }))
 }
 
-export async function waitFor (what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 20_000, stepMs = 50): Promise<number> {
-  const start = Date.now()
-  while (Date.now() - start < timeoutMs) {
-    if (await predicate()) return Date.now() - start
-    await new Promise(resolve => setTimeout(resolve, stepMs))
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-}
-
-export async function api (agent: TestAgent, path: string, init: { method?: string, body?: unknown, raw?: string, headers?: Record<string, string> } = {}): Promise<{ status: number, body: any }> {
-  const response = await fetch(`${agent.daemon.api.url}${path}`, {
-    method: init.method ?? (init.body !== undefined || init.raw !== undefined ? 'POST' : 'GET'),
-    headers: { 'content-type': 'application/json', ...init.headers },
-    body: init.raw ?? (init.body !== undefined ? JSON.stringify(init.body) : undefined)
-  })
-  const text = await response.text()
-  let body: unknown = text
-  try { body = JSON.parse(text) } catch {}
-  return { status: response.status, body }
+/** A JSON request to one in-process agent's API (simulations/support/http.ts). */
+export async function api (agent: TestAgent, path: string, init: JsonRequest = {}): Promise<JsonAnswer> {
+  return await httpJson(`${agent.daemon.api.url}${path}`, init)
 }
 
 export const digests = (agents: TestAgent[]): string[] => agents.map(a => a.daemon.agent.resolution().digest)

@@ -27,7 +27,7 @@
  * generators: the same seed replays the same run.
  */
 import type { Clock, TimerHandle } from '../../agent/types.ts'
-import { VirtualClock, type ClockScope } from '../virtual-clock.ts'
+import { VirtualClock, type ClockScope } from './clock.ts'
 
 /** A timer handed out by a `SteppedClock`. */
 export class SteppedTimer {

@@ -1,6 +1,6 @@
 /**
  * The virtual tier (docs/design.md "Simulation harness"): the production
- * `Agent`, unchanged, on the in-memory network (agent/net/memory.ts) and a
+ * `Agent`, unchanged, on the in-memory network (simulations/virtual/network.ts) and a
  * virtual clock driven by the stepper, with every random choice drawn from
  * streams of the run's seed. A thousand agents fit in one process and the same
  * seed replays the same run.
@@ -19,12 +19,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent } from '../../agent/agent.ts'
-import { MemoryNetworkHub, type MemoryNetwork } from '../../agent/net/memory.ts'
+import { MemoryNetworkHub, type MemoryNetwork } from './network.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import { streamFor } from '../scenario/plan.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
 import type { NodeTraffic, SimNode, Tier, TierInit } from '../harness/types.ts'
-import { pickDistinct as pick } from '../random.ts'
+import { pickDistinct as pick } from '../support/random.ts'
 import { skewedClock } from '../harness/skew.ts'
 import { agentTimers, type NetworkSettings } from '../scenario/schema.ts'
 import { GossipCoalescer } from './coalesce.ts'

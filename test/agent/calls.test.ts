@@ -4,10 +4,10 @@
  */
 import { describe, expect, it } from 'vitest'
 import { DirectCalls } from '../../agent/calls.ts'
-import { MemoryNetworkHub, type MemoryNetwork } from '../../agent/net/memory.ts'
+import { MemoryNetworkHub, type MemoryNetwork } from '../../simulations/virtual/network.ts'
 import { decodeMessage, encodeMessage, MSG_CALL, MSG_REPLY } from '../../agent/wire.ts'
-import { seededRandom } from '../../simulations/random.ts'
-import { VirtualClock } from '../../simulations/virtual-clock.ts'
+import { seededRandom } from '../../simulations/support/random.ts'
+import { VirtualClock } from '../../simulations/virtual/clock.ts'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()

@@ -1,6 +1,7 @@
 /**
- * End to end: agents run as child processes exactly as an operator starts
- * them (`npx tsx cli/main.ts agent …`), real libp2p over TCP on 127.0.0.1,
+ * End to end: agents run as child processes as an operator starts them
+ * (`node --import tsx cli/main.ts agent …`, through the shared launcher
+ * simulations/support/agent-process.ts), real libp2p over TCP on 127.0.0.1,
  * real data dirs and HTTP; only the memory is fake (`--fake-memory`).
  *
  * The kill -9 test holds docs/design.md "Durability" to its word: a reservation
@@ -9,103 +10,43 @@
  * peers end up with the same verdicts. The kill moment is drawn from a seeded
  * generator; a failure prints the seed (replay: MEMGOSSIP_E2E_SEED=<seed>).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import { readFile, rm } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { AgentInfo } from '../../agent/daemon.ts'
+import { agentCommand, REPO_ROOT, startAgentProcess, type AgentProcess, type AgentProcessStart } from '../../simulations/support/agent-process.ts'
 import { tempDir } from '../../simulations/support/cluster.ts'
+import { httpJson, type JsonAnswer } from '../../simulations/support/http.ts'
+import { seededRandom } from '../../simulations/support/random.ts'
 
-const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const SEED = Number(process.env.MEMGOSSIP_E2E_SEED ?? Date.now() % 2 ** 31)
 const KILLS = Number(process.env.MEMGOSSIP_E2E_KILLS ?? 3)
 const BURST = 200
 const CONCURRENCY = 8
 console.log(`e2e seed ${SEED} (replay: MEMGOSSIP_E2E_SEED=${SEED}), ${KILLS} kills of ${BURST}-reservation bursts`)
 
-/** mulberry32: small, seeded, good enough to pick kill moments. */
-function random (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-interface AgentProcess {
-  child: ChildProcess
-  dataDir: string
-  info: AgentInfo
-  stderr: () => string
-  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-}
-
 const processes: AgentProcess[] = []
 const dataDirs: string[] = []
 
-/** The flags every agent here runs with; `bootstrap` joins through the first agent. */
-function agentArgs (dataDir: string, bootstrap?: string): string[] {
-  return [
-    'tsx', 'cli/main.ts', 'agent',
-    '--data-dir', dataDir,
-    '--listen', '/ip4/127.0.0.1/tcp/0',
-    '--api', '127.0.0.1:0',
-    '--local-cluster',
-    '--cluster', 'e2e',
-    '--fake-memory', '64GiB',
-    '--heartbeat-interval', '1s',
-    ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])
-  ]
+/** The settings every agent here runs with; `bootstrap` joins through the first agent. */
+function agentStart (dataDir: string, bootstrap?: string): AgentProcessStart {
+  return { dataDir, cluster: 'e2e', fakeMemory: '64GiB', bootstrap: bootstrap !== undefined ? [bootstrap] : [], timeoutMs: 30_000 }
 }
 
-/** Start `memgossip agent` as a child process and wait for its `agent.json`. */
+/** Start `memgossip agent` as a child process (the shared launcher) and wait for its `agent.json`. */
 async function startProcess (dataDir: string, bootstrap?: string): Promise<AgentProcess> {
-  // A stale agent.json (from a killed run) would point at a dead agent.
-  await rm(`${dataDir}/agent.json`, { force: true })
-  // Its own process group, so cleanup can reach npx, tsx and node at once.
-  const child = spawn('npx', agentArgs(dataDir, bootstrap), { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
-  let stderr = ''
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  child.stdout!.resume()
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
-    child.on('exit', (code, signal) => { resolve({ code, signal }) })
-  })
-  let gone: { code: number | null } | undefined
-  void exited.then(e => { gone = e })
-  const deadline = Date.now() + 30_000
-  while (!existsSync(`${dataDir}/agent.json`)) {
-    if (gone !== undefined) throw new Error(`agent exited with ${String(gone.code)} before starting:\n${stderr}`)
-    if (Date.now() > deadline) throw new Error(`agent did not write agent.json within 30 s:\n${stderr}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-  const info = JSON.parse(await readFile(`${dataDir}/agent.json`, 'utf8')) as AgentInfo
-  const proc: AgentProcess = { child, dataDir, info, stderr: () => stderr, exited }
+  const proc = await startAgentProcess(agentStart(dataDir, bootstrap))
   processes.push(proc)
   return proc
 }
 
-/** SIGKILL a whole process group we started; quiet when it is already gone. */
-function killGroup (proc: AgentProcess): void {
-  try { process.kill(-proc.child.pid!, 'SIGKILL') } catch {}
+const stderrOf = (proc: AgentProcess): string => proc.log.join('\n')
+
+async function get (proc: AgentProcess, path: string): Promise<JsonAnswer> {
+  return await httpJson(`${proc.api}${path}`, { timeoutMs: 10_000 })
 }
 
-async function get (proc: AgentProcess, path: string): Promise<{ status: number, body: any }> {
-  const response = await fetch(`${proc.info.api}${path}`, { signal: AbortSignal.timeout(10_000) })
-  return { status: response.status, body: await response.json() }
-}
-
-async function post (proc: AgentProcess, path: string, body: unknown): Promise<{ status: number, body: any }> {
-  const response = await fetch(`${proc.info.api}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000)
-  })
-  return { status: response.status, body: await response.json() }
+async function post (proc: AgentProcess, path: string, body: unknown): Promise<JsonAnswer> {
+  return await httpJson(`${proc.api}${path}`, { body, timeoutMs: 10_000 })
 }
 
 async function waitFor (what: string, predicate: () => Promise<boolean>, timeoutMs = 30_000): Promise<number> {
@@ -153,7 +94,7 @@ beforeAll(async () => {
 }, 60_000)
 
 afterAll(async () => {
-  for (const p of processes) killGroup(p)
+  for (const p of processes) p.child.kill('SIGKILL')
   await Promise.all(processes.map(async p => await p.exited))
   await Promise.all(dataDirs.map(async d => { await rm(d, { recursive: true, force: true }) }))
 })
@@ -176,7 +117,7 @@ describe('three agents as child processes', () => {
   })
 
   it('a second agent on a running agent\'s data dir exits 2 and leaves the first untouched', async () => {
-    const child = spawn('npx', agentArgs(agents[2].dataDir, agents[0].info.multiaddrs[0]), { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(process.execPath, agentCommand(agentStart(agents[2].dataDir, agents[0].info.multiaddrs[0])), { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
     child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
     const code = await new Promise<number | null>(resolve => child.on('exit', code => { resolve(code) }))
@@ -187,7 +128,7 @@ describe('three agents as child processes', () => {
   })
 
   it(`kill -9 during a burst loses no acknowledged reservation (${KILLS} kills)`, async () => {
-    const rand = random(SEED)
+    const rand = seededRandom(SEED)
     const boot = agents[0].info.multiaddrs[0]
     const allAcked: string[] = []
     const figures: string[] = []
@@ -224,14 +165,13 @@ describe('three agents as child processes', () => {
       })
       await waitFor('the kill', async () => killed, 5_000)
       const exit = await victim.exited
-      killGroup(victim)
       // Before the kill every answer was a 201: nothing refused, nothing lost in flight.
       expect([...statuses.keys()].filter(s => s !== 201 && s !== 'error')).toEqual([])
 
       victim = await startProcess(victim.dataDir, boot)
       agents[1] = victim
       expect(victim.info.peerId).toBe(peerId)
-      const torn = /dropped a torn tail of (\d+) bytes/.exec(victim.stderr())
+      const torn = /dropped a torn tail of (\d+) bytes/.exec(stderrOf(victim))
 
       // Every acknowledged reservation is back on the restarted agent at once, from its data dir…
       expect(await missing(victim, acked), `seed ${SEED}, round ${round}`).toEqual([])
@@ -271,12 +211,12 @@ describe('three agents as child processes', () => {
     const exits = await Promise.all(agents.map(async a => await a.exited))
     events.abort()
     for (const [i, e] of exits.entries()) {
-      expect(e, agents[i].stderr()).toEqual({ code: 0, signal: null })
-      expect(agents[i].stderr()).toMatch(/received SIGTERM, stopping/)
+      expect(e, stderrOf(agents[i])).toEqual({ code: 0, signal: null })
+      expect(stderrOf(agents[i])).toMatch(/received SIGTERM, stopping/)
     }
     const again = await startProcess(agents[1].dataDir, agents[0].info.multiaddrs[0])
     expect(again.info.peerId).toBe(agents[1].info.peerId)
-    expect(again.stderr()).not.toMatch(/torn tail|skipped an unreadable record/)
+    expect(stderrOf(again)).not.toMatch(/torn tail|skipped an unreadable record/)
     expect(await missing(again, acked)).toEqual([])
     console.log(`SIGTERM mid-burst: ${acked.length} acknowledged, all present after restart`)
     process.kill(again.info.pid, 'SIGTERM')

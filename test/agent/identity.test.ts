@@ -8,7 +8,7 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Agent, systemClock } from '../../agent/agent.ts'
-import { MemoryNetworkHub } from '../../agent/net/memory.ts'
+import { MemoryNetworkHub } from '../../simulations/virtual/network.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import { encodeMessage, MSG_GOSSIP } from '../../agent/wire.ts'
 import { LedgerWriter } from '../../crdt/index.ts'

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest'
 import { emptyLivenessCounters, FailureDetector, FAILURE_DETECTOR_DEFAULTS, type FailureDetectorDeps } from '../../agent/liveness.ts'
 import { encodeHlc } from '../../crdt/index.ts'
-import { VirtualClock } from '../../simulations/virtual-clock.ts'
+import { VirtualClock } from '../../simulations/virtual/clock.ts'
 
 const SELF = 'node-self'
 const peers = ['node-a', 'node-b', 'node-c', 'node-d', 'node-e']

@@ -7,10 +7,10 @@ import { describe, expect, it } from 'vitest'
 import {
   MemoryNetworkHub,
   PeerUnreachableError
-} from '../../agent/net/memory.ts'
-import { seededRandom } from '../../simulations/random.ts'
-import { DEFAULT_START_MS, VirtualClock, VirtualClockError } from '../../simulations/virtual-clock.ts'
-import type { MemoryNetwork, MemoryNetworkHubInit, MemoryTraceEvent } from '../../agent/net/memory.ts'
+} from '../../simulations/virtual/network.ts'
+import { seededRandom } from '../../simulations/support/random.ts'
+import { DEFAULT_START_MS, VirtualClock, VirtualClockError } from '../../simulations/virtual/clock.ts'
+import type { MemoryNetwork, MemoryNetworkHubInit, MemoryTraceEvent } from '../../simulations/virtual/network.ts'
 import { MAX_DIRECT_BYTES, type NetworkHandlers, type PeerIdStr } from '../../agent/types.ts'
 
 // --- VirtualClock ------------------------------------------------------------

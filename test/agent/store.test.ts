@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { LedgerStore, LOG_FILE, META_FILE, readMeta, SNAPSHOT_FILE, writeMeta } from '../../agent/store.ts'
 import type { LedgerStoreInit } from '../../agent/store.ts'
-import { seededRandom } from '../../simulations/random.ts'
+import { seededRandom } from '../../simulations/support/random.ts'
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const MAGIC_BYTES = 4

@@ -12,7 +12,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { Agent, systemClock } from '../../agent/agent.ts'
-import { MemoryNetworkHub } from '../../agent/net/memory.ts'
+import { MemoryNetworkHub } from '../../simulations/virtual/network.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
 import { MSG_GOSSIP } from '../../agent/wire.ts'

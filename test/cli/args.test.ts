@@ -52,11 +52,11 @@ describe('parseArgs', () => {
 
 describe('every script refuses an unknown flag (exit 2, naming it)', () => {
   it.each([
-    ['simulations/soak.ts', []],
-    ['simulations/crash-loop.ts', []],
+    ['simulations/reliability/soak.ts', []],
+    ['simulations/reliability/crash-loop.ts', []],
     ['simulations/bench/run.ts', []],
     ['simulations/bench/crdt.ts', []],
-    ['simulations/bench-api.ts', []],
+    ['simulations/bench/tiers.ts', []],
     ['simulations/bench/sim-child.ts', ['virtual', '3']],
     ['simulations/cli.ts', []],
     ['cli/main.ts', ['agent']],

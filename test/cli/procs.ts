@@ -1,21 +1,23 @@
 /**
  * Helpers for the end-to-end CLI suites: real agents as child processes
- * (`npx tsx cli/main.ts agent …`, each in its own process group so stopping it
- * also stops the npx/tsx wrappers), the CLI in-process (fast) or as a process
- * (real exit codes, signals).
+ * (`node --import tsx cli/main.ts agent …`, through the shared launcher), the
+ * CLI in-process (fast) or as a process (real exit codes, signals).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createWriteStream } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { main, type Io } from '../../cli/main.ts'
+import { startAgentProcess } from '../../simulations/support/agent-process.ts'
+import { httpJson } from '../../simulations/support/http.ts'
+import { sleep, waitFor as waitForShared } from '../../simulations/support/wait.ts'
+import type { AgentInfo } from '../../agent/daemon.ts'
 
 export const REPO = resolve(import.meta.dirname, '../..')
 export const GiB = 1024 ** 3
 
-export interface AgentJson { peerId: string, multiaddrs: string[], api: string, dataDir: string, cluster: string, clusterKey: boolean, pid: number }
+export type AgentJson = AgentInfo
 
 export interface ChildAgent {
   proc: ChildProcess
@@ -38,42 +40,22 @@ export function killGroup (pid: number | undefined, signal: NodeJS.Signals = 'SI
 }
 
 /**
- * Start `npx tsx cli/main.ts agent` with the test defaults and `extra` flags;
- * resolves once `<data-dir>/agent.json` appears (the API is then listening).
- * `env` adds to (or overrides) this process's environment for the child, e.g.
+ * Start `memgossip agent` from the sources (the shared launcher,
+ * simulations/support/agent-process.ts) with the test defaults and `extra`
+ * flags; resolves once `<data-dir>/agent.json` names its pid (the API is then
+ * listening). Its stdout and stderr go to `<data-dir>.log`. `env` adds to (or
+ * overrides) this process's environment for the child, e.g.
  * `LD_PRELOAD`/`FAKETIME` to run it under libfaketime.
  */
 export async function startChildAgent (extra: string[] = [], options: { dataDir?: string, fakeMemory?: string, cluster?: string, env?: Record<string, string> } = {}): Promise<ChildAgent> {
   const dataDir = options.dataDir ?? await tempDir('memgossip-agent-')
   const log = `${dataDir}.log`
-  const args = ['tsx', 'cli/main.ts', 'agent', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0',
-    '--local-cluster', '--cluster', options.cluster ?? 'test', '--fake-memory', options.fakeMemory ?? '8GiB', '--heartbeat-interval', '1s', ...extra]
-  const out = createWriteStream(log)
-  const proc = spawn('npx', args, { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...options.env } })
-  proc.stdout!.pipe(out)
-  proc.stderr!.pipe(out)
-  const exited = new Promise<number | null>(resolve => proc.once('exit', (code) => resolve(code)))
-  let gone = false
-  void exited.then(() => { gone = true })
-  const deadline = Date.now() + 45_000
-  let info: AgentJson | undefined
-  while (info === undefined) {
-    if (gone) throw new Error(`agent exited before writing agent.json; log ${log}:\n${await readFile(log, 'utf8').catch(() => '')}`)
-    if (Date.now() > deadline) {
-      killGroup(proc.pid, 'SIGKILL')
-      throw new Error(`agent did not write agent.json within 45 s; log ${log}`)
-    }
-    try { info = JSON.parse(await readFile(join(dataDir, 'agent.json'), 'utf8')) as AgentJson } catch {}
-    if (info === undefined) await sleep(100)
-  }
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
-    if (gone) return
-    killGroup(proc.pid, signal)
-    const timer = setTimeout(() => killGroup(proc.pid, 'SIGKILL'), 5000)
-    await exited
-    clearTimeout(timer)
-  }
-  return { proc, dataDir, info, api: info.api, log, exited, stop }
+  const agent = await startAgentProcess({ dataDir, cluster: options.cluster, fakeMemory: options.fakeMemory, extraArgs: extra, env: options.env, logFile: log })
+    .catch(async (error: unknown) => {
+      throw new Error(`${(error as Error).message}\nlog ${log}:\n${await readFile(log, 'utf8').catch(() => '')}`)
+    })
+  const exited = agent.exited.then(e => e.code)
+  return { proc: agent.child, dataDir, info: agent.info, api: agent.api, log, exited, stop: async (signal) => { await agent.stop(signal) } }
 }
 
 export async function stopAgents (agents: ChildAgent[], removeData = true): Promise<void> {
@@ -86,20 +68,16 @@ export async function stopAgents (agents: ChildAgent[], removeData = true): Prom
   }
 }
 
-export const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+export { sleep }
 
+/** `waitFor` of simulations/support/wait.ts with this suite's defaults (agents as processes are slower). */
 export async function waitFor (what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 30_000, stepMs = 100): Promise<number> {
-  const start = Date.now()
-  while (Date.now() - start < timeoutMs) {
-    if (await predicate()) return Date.now() - start
-    await sleep(stepMs)
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+  return await waitForShared(what, predicate, timeoutMs, stepMs)
 }
 
+/** `GET url` (with the bearer `token`), its JSON body. */
 export async function getJson (url: string, token?: string): Promise<any> {
-  const response = await fetch(url, { headers: token !== undefined ? { authorization: `Bearer ${token}` } : {} })
-  return await response.json()
+  return (await httpJson(url, { headers: token !== undefined ? { authorization: `Bearer ${token}` } : {} })).body
 }
 
 export interface CliResult { code: number, stdout: string, stderr: string }

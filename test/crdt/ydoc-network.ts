@@ -102,4 +102,4 @@ export class YDocNetwork {
   }
 }
 
-export { seededRandom } from '../../simulations/random.ts'
+export { seededRandom } from '../../simulations/support/random.ts'

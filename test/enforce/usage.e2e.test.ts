@@ -11,6 +11,7 @@
 import { readFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, spawnCli, startChildAgent, stopAgents, waitFor, type ChildAgent } from '../cli/procs.ts'
+import { EventStream } from '../../simulations/support/http.ts'
 import { whyNoCgroups } from './cgroups.ts'
 
 
@@ -24,30 +25,15 @@ const HOG = 'const a = []; for (let i = 0; i < 40; i++) a.push(Buffer.alloc(10 *
 
 let agent: ChildAgent
 const events: Array<{ type: string, data: any }> = []
-const abort = new AbortController()
+let stream: EventStream | undefined
 
 beforeAll(async () => {
   agent = await startChildAgent()
   // Follow /v1/events for the whole file.
-  void (async () => {
-    const res = await fetch(`${agent.api}/v1/events`, { signal: abort.signal })
-    const decoder = new TextDecoder()
-    let buffer = ''
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true })
-      let end: number
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end)
-        buffer = buffer.slice(end + 2)
-        const type = /^event: (.*)$/m.exec(block)?.[1]
-        const data = /^data: (.*)$/m.exec(block)?.[1]
-        if (type !== undefined && data !== undefined) events.push({ type, data: JSON.parse(data) })
-      }
-    }
-  })().catch(() => {})
+  stream = await EventStream.open(agent.api, (type, data) => { events.push({ type, data }) })
 }, 60_000)
 afterAll(async () => {
-  abort.abort()
+  stream?.close()
   await stopAgents([agent])
 })
 

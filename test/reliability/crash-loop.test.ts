@@ -5,7 +5,7 @@
  * The seed is printed; replay with MEMGOSSIP_CRASH_SEED=<seed>.
  */
 import { describe, expect, it } from 'vitest'
-import { runCrashLoop } from '../../simulations/crash-loop.ts'
+import { runCrashLoop } from '../../simulations/reliability/crash-loop.ts'
 
 const SEED = Number(process.env.MEMGOSSIP_CRASH_SEED ?? Date.now() % 2 ** 31)
 

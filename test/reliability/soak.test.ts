@@ -5,7 +5,7 @@
  */
 import { readFile, rm } from 'node:fs/promises'
 import { afterAll, describe, expect, it } from 'vitest'
-import { runSoak, slope, type SoakReport } from '../../simulations/soak.ts'
+import { runSoak, slope, type SoakReport } from '../../simulations/reliability/soak.ts'
 import { tempDir } from '../../simulations/support/cluster.ts'
 
 const dirs: string[] = []

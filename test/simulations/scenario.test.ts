@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { GOSSIP_D } from '../../agent/net/libp2p.ts'
-import { ScenarioError } from '../../simulations/errors.ts'
+import { ScenarioError } from '../../simulations/support/errors.ts'
 import { listScenarios, loadScenario, parseScenario } from '../../simulations/scenario/load.ts'
 import { selectNodes, streamFor } from '../../simulations/scenario/plan.ts'
 
@@ -74,6 +74,11 @@ describe('malformed scenarios are refused with the field and the line', () => {
     { name: 'a loss rate above 1', doc: base({ network: { loss: 2 } }), path: 'network.loss', message: /from 0 to 0\.99/ },
     { name: 'a race whose y + z fit together', doc: base({ timeline: [{ at: '1s', do: 'race', sides: ['all', 'all'], shares: [0.3, 0.3] }] }), path: 'timeline[0].shares', message: /must exceed the headroom/ },
     { name: 'groups referring to each other in a cycle', doc: base({ groups: { a: ['b'], b: ['a'] } }), path: 'groups.a', message: /cycle/ },
+    { name: 'an event without an action', doc: base({ timeline: [{ at: '1s' }] }), path: 'timeline[0]', message: /missing required field 'do'/ },
+    { name: 'an event that is not an object', doc: base({ timeline: ['heal'] }), path: 'timeline[0]', message: /an event must be an object/ },
+    { name: 'an action that is not a word', doc: base({ timeline: [{ at: '1s', do: 7 }] }), path: 'timeline[0].do', message: /must be a string, got 7/ },
+    { name: 'a join count below one', doc: base({ timeline: [{ at: '1s', do: 'join', count: 0 }] }), path: 'timeline[0].count', message: /must be an integer from 1 to 100000, got 0/ },
+    { name: 'an unknown field of a selector object', doc: base({ groups: { a: { fraction: [0, 1], of: 'all' } } }), path: 'groups.a.of', message: /unknown field 'of'/ },
     { name: 'a bad placement', doc: base({ timeline: [{ at: '1s', do: 'reserve', from: 'all', id: 'x', size: '1GiB', placement: 'everywhere' }] }), path: 'timeline[0].placement', message: /placement must be/ }
   ]
   for (const c of cases) {

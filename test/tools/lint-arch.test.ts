@@ -49,6 +49,16 @@ describe('lint:arch rules', () => {
     })).toEqual(['simulations/soak.ts:1: imports test/helpers/cluster.ts from test/: move what it needs out of test/ (e.g. simulations/support/)'])
   })
 
+  it('refuses agent/ importing from simulations/', () => {
+    expect(lint({
+      'agent/agent.ts': "import { MemoryNetworkHub } from '../simulations/virtual/network.ts'\n",
+      'simulations/virtual/network.ts': "import type { Network } from '../../agent/agent.ts'\n"
+    })).toEqual([
+      'agent/agent.ts:1: imports simulations/virtual/network.ts: the agent does not ship the simulator (simulations/ may import agent/, not the other way)',
+      'agent/agent.ts: import circle: agent/agent.ts → simulations/virtual/network.ts → agent/agent.ts'
+    ])
+  })
+
   it('refuses crdt/ importing anything but yjs, lib0 and crdt/', () => {
     expect(lint({
       'crdt/a.ts': "import { x } from '../agent/b.ts'\nimport { createHash } from 'node:crypto'\nimport type { Libp2p } from 'libp2p'\n",

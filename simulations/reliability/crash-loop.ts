@@ -3,7 +3,7 @@
  * nothing that was acknowledged, and the persisted file is never left
  * unreadable).
  *
- *   npx tsx simulations/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]
+ *   npx tsx simulations/reliability/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]
  *
  * Starts N agents as child processes (real libp2p over TCP on 127.0.0.1, real
  * data dirs with fsync, `--fake-memory`), then K times: fires a burst of
@@ -17,19 +17,21 @@
  * Exit code 1 when anything acknowledged was lost or a restart failed (the data
  * dir did not load); a failing run is reproduced with its --seed.
  *
- * Agents are started as `node --import tsx cli/main.ts agent …` rather than
- * `npx tsx …`: `tsx` and `npx` are wrapper processes, and a SIGKILL sent to a
- * wrapper cannot be relayed, so it would not kill the agent.
+ * Agents are started by the shared launcher (simulations/support/agent-process.ts)
+ * as `node --import tsx cli/main.ts agent …` rather than `npx tsx …`: `tsx`
+ * and `npx` are wrapper processes, and a SIGKILL sent to a wrapper cannot be
+ * relayed, so it would not kill the agent.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../cli/args.ts'
-import { seededRandom } from './random.ts'
+import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
+import { startAgentProcess, type AgentProcess } from '../support/agent-process.ts'
+import { httpJson } from '../support/http.ts'
+import { seededRandom } from '../support/random.ts'
+import { sleep } from '../support/wait.ts'
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 /** Reservations in flight at once during a burst. */
 const CONCURRENCY = 8
 /** How long an agent may take to write agent.json and answer /healthz. */
@@ -68,79 +70,18 @@ export interface CrashLoopSummary {
   lostIds: string[]
 }
 
-interface Child {
+interface Child extends AgentProcess {
   index: number
-  dataDir: string
-  process: ChildProcess
-  api: string
-  multiaddrs: string[]
-  stderr: string[]
-  exited: Promise<number | null>
 }
 
 class CrashLoopError extends Error {
   override readonly name = 'CrashLoopError'
 }
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-
-async function getJson (url: string, timeoutMs = 5000): Promise<{ status: number, body: any }> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
-  const text = await response.text()
-  let body: unknown = text
-  try { body = JSON.parse(text) } catch {}
-  return { status: response.status, body }
-}
-
-/** Start one agent; resolves once it wrote agent.json (its own pid) and /healthz answers 200. */
+/** Start one agent (simulations/support/agent-process.ts); resolves once it wrote agent.json and /healthz answers 200. */
 async function startChild (index: number, dataDir: string, bootstrap: string[]): Promise<Child> {
-  // A stale agent.json from the killed run names a dead API: never read it.
-  await rm(join(dataDir, 'agent.json'), { force: true })
-  const args = [
-    '--import', 'tsx', join(REPO, 'cli', 'main.ts'), 'agent',
-    '--data-dir', dataDir,
-    '--listen', '/ip4/127.0.0.1/tcp/0',
-    '--api', '127.0.0.1:0',
-    '--local-cluster',
-    '--cluster', 'crash',
-    '--fake-memory', '256GiB',
-    '--heartbeat-interval', '1s'
-  ]
-  for (const b of bootstrap) args.push('--bootstrap', b)
-  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] })
-  const stderr: string[] = []
-  child.stderr!.setEncoding('utf8')
-  child.stderr!.on('data', (chunk: string) => {
-    for (const line of chunk.split('\n')) if (line !== '') stderr.push(line)
-    if (stderr.length > 2000) stderr.splice(0, stderr.length - 2000)
-  })
-  const exited = new Promise<number | null>(resolve => child.once('exit', (code) => resolve(code)))
-  let done = false
-  void exited.then(() => { done = true })
-  const deadline = Date.now() + START_TIMEOUT_MS
-  while (Date.now() < deadline) {
-    if (done) throw new CrashLoopError(`agent ${index} exited during start (code ${child.exitCode}):\n  ${stderr.slice(-15).join('\n  ')}`)
-    try {
-      const info = JSON.parse(await readFile(join(dataDir, 'agent.json'), 'utf8')) as { api: string, multiaddrs: string[], pid: number }
-      if (info.pid === child.pid) {
-        const health = await getJson(`${info.api}/healthz`, 2000)
-        if (health.status === 200) return { index, dataDir, process: child, api: info.api, multiaddrs: info.multiaddrs, stderr, exited }
-      }
-    } catch {}
-    await sleep(100)
-  }
-  child.kill('SIGKILL')
-  throw new CrashLoopError(`agent ${index} did not start within ${START_TIMEOUT_MS} ms:\n  ${stderr.slice(-15).join('\n  ')}`)
-}
-
-async function stopChild (child: Child, signal: NodeJS.Signals): Promise<void> {
-  if (child.process.exitCode !== null || child.process.signalCode !== null) return
-  child.process.kill(signal)
-  const timeout = sleep(10_000).then(() => 'timeout' as const)
-  if (await Promise.race([child.exited, timeout]) === 'timeout') {
-    child.process.kill('SIGKILL')
-    await child.exited
-  }
+  const agent = await startAgentProcess({ dataDir, cluster: 'crash', fakeMemory: '256GiB', bootstrap, healthy: true, timeoutMs: START_TIMEOUT_MS })
+  return Object.assign(agent, { index })
 }
 
 /**
@@ -158,13 +99,7 @@ async function burst (api: string, prefix: string, stop: () => boolean): Promise
       const id = `${prefix}-${n++}`
       attempted++
       try {
-        const response = await fetch(`${api}/v1/reservations`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ id, bytes: RESERVATION_BYTES, placement: 'any' }),
-          signal: AbortSignal.timeout(10_000)
-        })
-        await response.text()
+        const response = await httpJson(`${api}/v1/reservations`, { body: { id, bytes: RESERVATION_BYTES, placement: 'any' }, timeoutMs: 10_000 })
         if (response.status === 201) acked.push(id)
         else other.set(response.status, (other.get(response.status) ?? 0) + 1)
       } catch {
@@ -180,7 +115,7 @@ async function burst (api: string, prefix: string, stop: () => boolean): Promise
 async function digestsOf (children: Child[]): Promise<string[]> {
   return await Promise.all(children.map(async c => {
     try {
-      const r = await getJson(`${c.api}/v1/state`)
+      const r = await httpJson(`${c.api}/v1/state`, { timeoutMs: 5000 })
       return r.status === 200 ? String(r.body.verdictsDigest) : `status ${r.status}`
     } catch (error) {
       return `unreachable: ${(error as Error).message}`
@@ -207,7 +142,7 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
     children.push(...await Promise.all(dirs.slice(1).map(async (dir, i) => await startChild(i + 2, dir, children[0].multiaddrs))))
     // Writes on agent 1 need it joined; the others join through it.
     const joinDeadline = Date.now() + START_TIMEOUT_MS
-    while ((await Promise.all(children.map(async c => (await getJson(`${c.api}/v1/state`)).body.joined === true))).includes(false)) {
+    while ((await Promise.all(children.map(async c => (await httpJson(`${c.api}/v1/state`, { timeoutMs: 5000 })).body.joined === true))).includes(false)) {
       if (Date.now() > joinDeadline) throw new CrashLoopError('agents did not all join within the start timeout')
       await sleep(200)
     }
@@ -219,7 +154,7 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
       const killAfterMs = 50 + Math.floor(random() * 1450)
       let killed = false
       const killer = sleep(killAfterMs).then(() => {
-        victim.process.kill('SIGKILL')
+        victim.child.kill('SIGKILL')
         killed = true
       })
       const result = await burst(victim.api, `crash-${options.seed}-r${round}`, () => killed)
@@ -245,8 +180,8 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
       }
       if (restarted === undefined) throw new CrashLoopError(`agent 1 could not be restarted from ${victim.dataDir} after kill ${round}`)
       children[0] = restarted
-      if (restarted.stderr.some(l => /torn tail/.test(l))) tornTails++
-      const unreadable = restarted.stderr.filter(l => /unreadable record/.test(l))
+      if (restarted.log.some(l => /torn tail/.test(l))) tornTails++
+      const unreadable = restarted.log.filter(l => /unreadable record/.test(l))
       if (unreadable.length > 0) log(`crash-loop: WARNING restart logged ${unreadable.length} unreadable record(s): ${unreadable[0]}`)
     }
 
@@ -271,7 +206,7 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
       for (let i = 0; i < acknowledged.length; i += 16) {
         await Promise.all(acknowledged.slice(i, i + 16).map(async id => {
           checked++
-          const r = await getJson(`${child.api}/v1/reservations/${encodeURIComponent(id)}`).catch(() => ({ status: 0, body: undefined }))
+          const r = await httpJson(`${child.api}/v1/reservations/${encodeURIComponent(id)}`, { timeoutMs: 5000 }).catch(() => ({ status: 0, body: undefined }))
           if (r.status !== 200 || r.body?.status !== 'admitted') {
             if (!lostIds.has(id)) log(`crash-loop: LOST ${id} on agent ${child.index}: ${r.status} ${JSON.stringify(r.body)?.slice(0, 200)}`)
             lostIds.add(id)
@@ -295,13 +230,13 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
       lostIds: [...lostIds].slice(0, 50)
     }
   } finally {
-    await Promise.all(children.map(async c => { await stopChild(c, 'SIGTERM') }))
+    await Promise.all(children.map(async c => { await c.stop('SIGTERM', 10_000) }))
     if (options.keep !== true) await rm(base, { recursive: true, force: true })
     else log(`crash-loop: data kept in ${base}`)
   }
 }
 
-const CRASH_LOOP_USAGE = 'Usage: npx tsx simulations/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]\n'
+const CRASH_LOOP_USAGE = 'Usage: npx tsx simulations/reliability/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]\n'
 
 const CRASH_LOOP_FLAGS: Record<string, FlagSpec> = {
   kills: { type: 'string' },

@@ -1,6 +1,6 @@
 /**
- * Errors of the simulation harness, one class per kind (STYLE.md); tests match
- * on `name`, not on the wording.
+ * Errors of simulations/ (the harness, the scenario files, the agent launcher),
+ * one class per kind (STYLE.md); tests match on `name`, not on the wording.
  */
 
 /**
@@ -23,10 +23,16 @@ export class ScenarioError extends Error {
 }
 
 /** Command-line arguments that make no sense (exit 2): the CLI's own class, which its argument parser throws. */
-export { UsageError } from '../cli/args.ts'
+export { UsageError } from '../../cli/args.ts'
 
 /** The simulated cluster could not be brought up (not an invariant failure of the product). */
 export class HarnessError extends Error {
   static readonly NAME = 'HarnessError'
   override readonly name = HarnessError.NAME
+}
+
+/** An agent started as a child process (./agent-process.ts) exited before it was ready, or was not ready in time. */
+export class AgentStartError extends Error {
+  static readonly NAME = 'AgentStartError'
+  override readonly name = AgentStartError.NAME
 }

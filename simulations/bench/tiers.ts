@@ -2,8 +2,8 @@
  * The simulation harness's benchmark entry points, called by the benchmark
  * runner (simulations/bench/run.ts finds them by name) or directly:
  *
- *   npx tsx simulations/bench-api.ts virtual 1000 [--seed S] [--scenario NAME]
- *   npx tsx simulations/bench-api.ts real 100 [--transport tcp|memory] [--scenario NAME]
+ *   npx tsx simulations/bench/tiers.ts virtual 1000 [--seed S] [--scenario NAME]
+ *   npx tsx simulations/bench/tiers.ts real 100 [--transport tcp|memory] [--scenario NAME]
  *
  * - `benchVirtual({ nodes })`: the `fleet` scenario on the virtual tier, plus a
  *   formation-only run at half the size, so memory per peer can be modelled as
@@ -13,13 +13,13 @@
  *   from `REAL_SCENARIO_MAX_NODES` peers on, only the cluster's formation, for
  *   its memory (see `benchRealTier`).
  */
-import './../agent/shim.ts'
+import '../../agent/shim.ts'
 import { resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { numberFlag, parseArgs, UsageError } from '../cli/args.ts'
-import { heapToRaise, runWithHeap } from './harness/heap.ts'
-import { runScenario, type Progress, type RunReport } from './harness/run.ts'
-import { loadScenario, parseScenario } from './scenario/load.ts'
+import { numberFlag, parseArgs, UsageError } from '../../cli/args.ts'
+import { heapToRaise, runWithHeap } from '../harness/heap.ts'
+import { runScenario, type Progress, type RunReport } from '../harness/run.ts'
+import { loadScenario, parseScenario } from '../scenario/load.ts'
 
 const GiB = 1024 ** 3
 /** The memory budget the estimate is for (the machine the issue names). */
@@ -219,7 +219,7 @@ async function formOnly (nodes: number, seed: number, heartbeatMs: number): Prom
 
 const invokedDirectly = process.argv[1] !== undefined && resolvePath(process.argv[1]) === fileURLToPath(import.meta.url)
 if (invokedDirectly) {
-  const usage = 'usage: npx tsx simulations/bench-api.ts virtual|real [N] [--seed S] [--scenario NAME] [--transport tcp|memory]'
+  const usage = 'usage: npx tsx simulations/bench/tiers.ts virtual|real [N] [--seed S] [--scenario NAME] [--transport tcp|memory]'
   try {
     const { positionals, flags } = parseArgs(process.argv.slice(2), { seed: { type: 'string' }, scenario: { type: 'string' }, transport: { type: 'string' } })
     const [tier = 'virtual', n = '1000', extra] = positionals
@@ -237,7 +237,7 @@ if (invokedDirectly) {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n')
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
-    process.stderr.write(`bench-api: ${error.message}\n${usage}\n`)
+    process.stderr.write(`bench/tiers: ${error.message}\n${usage}\n`)
     process.exitCode = 2
   }
 }

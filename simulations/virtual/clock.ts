@@ -49,7 +49,7 @@
  *   timer is consumed, an interval stays scheduled); call the runner again to
  *   go on. A simulation usually wants to stop there and print its seed.
  */
-import type { Clock, TimerHandle } from '../agent/types.ts'
+import type { Clock, TimerHandle } from '../../agent/types.ts'
 
 /** Where virtual time starts by default: 2023-11-14T22:13:20Z, a plausible wall-clock epoch. */
 export const DEFAULT_START_MS = 1_700_000_000_000

@@ -3,7 +3,7 @@
  * 10 s, to show that memory and the ledger grow as they should (with the
  * reservations ever made) and nothing else (leaks, queues, timers).
  *
- *   npx tsx simulations/soak.ts --minutes M [--agents 6] [--rate 5] [--live 150] [--heartbeat-ms 1000]
+ *   npx tsx simulations/reliability/soak.ts --minutes M [--agents 6] [--rate 5] [--live 150] [--heartbeat-ms 1000]
  *     [--extra-agents 4] [--seed S] [--out DIR] [--restart-new-port]
  *   npm run soak -- --minutes M
  *
@@ -21,7 +21,7 @@
  * size over time; partitions shaded) and prints a summary: RSS slope over the
  * second half (MB/min), ledger bytes per reservation ever made, convergence.
  *
- * Run under `node --expose-gc` (e.g. `npx tsx --expose-gc simulations/soak.ts …`)
+ * Run under `node --expose-gc` (e.g. `npx tsx --expose-gc simulations/reliability/soak.ts …`)
  * and each sample is taken after a full collection, so heap figures are live
  * memory, not collector timing.
  *
@@ -35,10 +35,12 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { createHash } from 'node:crypto'
 import * as Y from 'yjs'
-import { resolve as resolveLedger } from '../crdt/index.ts'
-import { api, GiB, startAgent, waitFor, type TestAgent } from './support/cluster.ts'
-import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../cli/args.ts'
-import { seededRandom } from './random.ts'
+import { resolve as resolveLedger } from '../../crdt/index.ts'
+import { api, GiB, startAgent, waitFor, type TestAgent } from '../support/cluster.ts'
+import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
+import { seededRandom } from '../support/random.ts'
+import { el, polyline, px, svgDocument, svgOpen, text } from '../support/svg.ts'
+import { sleep } from '../support/wait.ts'
 
 const MiB = 1024 * 1024
 /** The 30-minute run's pacing; shorter runs scale these down (at most 10×). */
@@ -155,7 +157,6 @@ export interface SoakReport {
   agentMetrics: Array<Record<string, number>>
 }
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const mb = (bytes: number): number => Math.round(bytes / MiB * 10) / 10
 
 /** Least-squares slope of y over x. */
@@ -204,7 +205,7 @@ export async function runSoak (options: SoakOptions): Promise<{ report: SoakRepo
   const extraAgents = options.extraAgents ?? 4
   const random = seededRandom(seed)
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]
-  const outDir = options.outDir ?? join(dirname(fileURLToPath(import.meta.url)), 'results')
+  const outDir = options.outDir ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'results')
   const startedAt = new Date()
   const t0 = Date.now()
   const now = (): number => Date.now() - t0
@@ -482,7 +483,10 @@ export async function runSoak (options: SoakOptions): Promise<{ report: SoakRepo
   return { report, jsonPath, svgPath }
 }
 
-/** RSS and heap (MB, left axis) and ledger size (KiB, right axis) over time; partitions shaded. */
+/**
+ * RSS and heap (MB, left axis) and ledger size (KiB, right axis) over time;
+ * partitions shaded. Drawn with the chart pieces of simulations/support/svg.ts.
+ */
 export function renderSvg (report: SoakReport): string {
   const W = 900
   const H = 420
@@ -498,43 +502,41 @@ export function renderSvg (report: SoakReport): string {
   const X = (t: number): number => pad.l + (t / tMax) * w
   const Ym = (v: number): number => pad.t + h - (v / memMax) * h
   const Yl = (v: number): number => pad.t + h - (v / ledMax) * h
-  const line = (points: Array<[number, number]>, color: string, dash = ''): string =>
-    `<polyline fill="none" stroke="${color}" stroke-width="2"${dash !== '' ? ` stroke-dasharray="${dash}"` : ''} points="${points.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}"/>`
   const out: string[] = []
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`)
-  out.push(`<rect width="${W}" height="${H}" fill="white"/>`)
-  out.push(`<text x="${pad.l}" y="22" font-size="14">memgossip soak: ${report.minutes} min, ${report.options.agents}+ agents, ${report.counts.reservationsMade} reservations — ${report.summary.bounded ? 'bounded' : 'NOT bounded'}</text>`)
+  out.push(svgOpen(W, H))
+  out.push(el('rect', { width: W, height: H, fill: 'white' }))
+  out.push(text({ x: pad.l, y: 22, 'font-size': 14 }, `memgossip soak: ${report.minutes} min, ${report.options.agents}+ agents, ${report.counts.reservationsMade} reservations — ${report.summary.bounded ? 'bounded' : 'NOT bounded'}`))
   for (const e of report.events.filter(e => e.kind === 'partition')) {
     const hold = PARTITION_HOLD_MS * Math.min(1, Math.max(0.1, report.minutes * 60_000 / 1_800_000))
-    out.push(`<rect x="${X(Math.max(0, e.atMs - hold)).toFixed(1)}" y="${pad.t}" width="${Math.max(1, X(e.atMs) - X(Math.max(0, e.atMs - hold))).toFixed(1)}" height="${h}" fill="#f3d9d9"/>`)
+    out.push(el('rect', { x: px(X(Math.max(0, e.atMs - hold))), y: pad.t, width: px(Math.max(1, X(e.atMs) - X(Math.max(0, e.atMs - hold)))), height: h, fill: '#f3d9d9' }))
   }
   for (const e of report.events.filter(e => e.kind !== 'partition')) {
-    out.push(`<line x1="${X(e.atMs).toFixed(1)}" x2="${X(e.atMs).toFixed(1)}" y1="${pad.t}" y2="${pad.t + h}" stroke="${e.kind === 'join' ? '#7a7' : '#aaa'}" stroke-dasharray="2,3"/>`)
+    out.push(el('line', { x1: px(X(e.atMs)), x2: px(X(e.atMs)), y1: pad.t, y2: pad.t + h, stroke: e.kind === 'join' ? '#7a7' : '#aaa', 'stroke-dasharray': '2,3' }))
   }
-  out.push(`<line x1="${pad.l}" y1="${pad.t + h}" x2="${pad.l + w}" y2="${pad.t + h}" stroke="black"/>`)
-  out.push(`<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${pad.t + h}" stroke="black"/>`)
-  out.push(`<line x1="${pad.l + w}" y1="${pad.t}" x2="${pad.l + w}" y2="${pad.t + h}" stroke="black"/>`)
+  out.push(el('line', { x1: pad.l, y1: pad.t + h, x2: pad.l + w, y2: pad.t + h, stroke: 'black' }))
+  out.push(el('line', { x1: pad.l, y1: pad.t, x2: pad.l, y2: pad.t + h, stroke: 'black' }))
+  out.push(el('line', { x1: pad.l + w, y1: pad.t, x2: pad.l + w, y2: pad.t + h, stroke: 'black' }))
   for (let i = 0; i <= 5; i++) {
     const t = (tMax * i) / 5
-    out.push(`<text x="${X(t).toFixed(1)}" y="${pad.t + h + 18}" text-anchor="middle">${(t / 60_000).toFixed(tMax < 600_000 ? 2 : 1)} min</text>`)
-    out.push(`<text x="${pad.l - 6}" y="${(Ym((memMax * i) / 5) + 4).toFixed(1)}" text-anchor="end">${Math.round((memMax * i) / 5)} MB</text>`)
-    out.push(`<text x="${pad.l + w + 6}" y="${(Yl((ledMax * i) / 5) + 4).toFixed(1)}">${Math.round((ledMax * i) / 5)} KiB</text>`)
+    out.push(text({ x: px(X(t)), y: pad.t + h + 18, 'text-anchor': 'middle' }, `${(t / 60_000).toFixed(tMax < 600_000 ? 2 : 1)} min`))
+    out.push(text({ x: pad.l - 6, y: px(Ym((memMax * i) / 5) + 4), 'text-anchor': 'end' }, `${Math.round((memMax * i) / 5)} MB`))
+    out.push(text({ x: pad.l + w + 6, y: px(Yl((ledMax * i) / 5) + 4) }, `${Math.round((ledMax * i) / 5)} KiB`))
   }
-  out.push(line(s.map(x => [X(x.tMs), Ym(x.rssBytes / MiB)]), '#c0392b'))
-  out.push(line(s.map(x => [X(x.tMs), Ym(x.heapUsedBytes / MiB)]), '#e67e22', '6,3'))
-  out.push(line(s.map(x => [X(x.tMs), Yl(ledgerOf(x))]), '#2471a3'))
-  out.push(line(s.map(x => [X(x.tMs), Yl(stateOf(x))]), '#5dade2', '6,3'))
   const legend: Array<[string, string, string]> = [['RSS (MB)', '#c0392b', ''], ['heap used (MB)', '#e67e22', '6,3'], ['ledger on disk (KiB)', '#2471a3', ''], ['ledger state (KiB)', '#5dade2', '6,3']]
+  const [rss, heap, ledger, state] = legend
+  out.push(polyline(s.map(x => [X(x.tMs), Ym(x.rssBytes / MiB)]), { color: rss[1], dash: rss[2] }))
+  out.push(polyline(s.map(x => [X(x.tMs), Ym(x.heapUsedBytes / MiB)]), { color: heap[1], dash: heap[2] }))
+  out.push(polyline(s.map(x => [X(x.tMs), Yl(ledgerOf(x))]), { color: ledger[1], dash: ledger[2] }))
+  out.push(polyline(s.map(x => [X(x.tMs), Yl(stateOf(x))]), { color: state[1], dash: state[2] }))
   legend.forEach(([label, color, dash], i) => {
     const x = pad.l + 10 + i * 180
-    out.push(`<line x1="${x}" x2="${x + 24}" y1="${H - 12}" y2="${H - 12}" stroke="${color}" stroke-width="2"${dash !== '' ? ` stroke-dasharray="${dash}"` : ''}/>`)
-    out.push(`<text x="${x + 30}" y="${H - 8}">${label}</text>`)
+    out.push(el('line', { x1: x, x2: x + 24, y1: H - 12, y2: H - 12, stroke: color, 'stroke-width': 2, 'stroke-dasharray': dash !== '' ? dash : undefined }))
+    out.push(text({ x: x + 30, y: H - 8 }, label))
   })
-  out.push('</svg>')
-  return out.join('\n') + '\n'
+  return svgDocument(out)
 }
 
-const SOAK_USAGE = 'Usage: npx tsx simulations/soak.ts --minutes M [--agents 6] [--rate 5] [--live 150] [--heartbeat-ms 1000] [--extra-agents 4] [--seed S] [--out DIR] [--restart-new-port]\n'
+const SOAK_USAGE = 'Usage: npx tsx simulations/reliability/soak.ts --minutes M [--agents 6] [--rate 5] [--live 150] [--heartbeat-ms 1000] [--extra-agents 4] [--seed S] [--out DIR] [--restart-new-port]\n'
 
 const SOAK_FLAGS: Record<string, FlagSpec> = {
   minutes: { type: 'string' },

@@ -50,8 +50,8 @@
  * the injected `random`, drawn in an order fixed by the calls made; every
  * collection is iterated in insertion order.
  */
-import { MessageTooLargeError, NetworkConfigError, NetworkStateError, RequestFailedError, RequestTimeoutError } from './errors.ts'
-import { MAX_DIRECT_BYTES, type Clock, type Network, type NetworkHandlers, type PeerIdStr } from '../types.ts'
+import { MessageTooLargeError, NetworkConfigError, NetworkStateError, RequestFailedError, RequestTimeoutError } from '../../agent/net/errors.ts'
+import { MAX_DIRECT_BYTES, type Clock, type Network, type NetworkHandlers, type PeerIdStr } from '../../agent/types.ts'
 
 /** Default one-way latency of every message and connection event, in ms (inclusive range). */
 export const DEFAULT_LATENCY_MS: Readonly<LatencyRange> = Object.freeze({ min: 1, max: 5 })

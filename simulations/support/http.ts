@@ -1,32 +1,52 @@
 /**
- * HTTP helpers for talking to agents: JSON requests over keep-alive
- * connections (so a trial does not pay for a TCP handshake), Prometheus text
- * scraping, and a server-sent-events reader that timestamps every event as it
- * is read.
+ * HTTP helpers for talking to agents, shared by the benchmark, the reliability
+ * scripts and the tests: JSON requests over keep-alive connections (so a trial
+ * does not pay for a TCP handshake), Prometheus text scraping, and a
+ * server-sent-events reader that timestamps every event as it is read. (The
+ * CLI has its own client in cli/, kept lean for start-up time.)
  */
 import { Agent as HttpAgent, request, type IncomingMessage, type ClientRequest } from 'node:http'
 
 const keepAlive = new HttpAgent({ keepAlive: true, maxSockets: 16 })
 
-export async function httpJson (url: string, method = 'GET', body?: unknown, timeoutMs = 30_000): Promise<{ status: number, body: any }> {
+export interface JsonRequest {
+  /** Default POST when there is a body, else GET. */
+  method?: string
+  /** Sent as JSON (`content-type: application/json`). */
+  body?: unknown
+  /** Sent as it is instead of `body` (to send what is not JSON); also `content-type: application/json` unless `headers` say otherwise. */
+  raw?: string
+  headers?: Record<string, string>
+  /** Default 30 s. */
+  timeoutMs?: number
+}
+
+/** The answer: its status and its body parsed as JSON, or the text when it is not JSON. */
+export interface JsonAnswer { status: number, body: any }
+
+/** One request; a pooled connection the server had closed is retried once (see below). */
+export async function httpJson (url: string, init: JsonRequest = {}): Promise<JsonAnswer> {
   try {
-    return await once(url, method, body, timeoutMs)
+    return await once(url, init)
   } catch (error) {
     // A pooled connection the server closed as idle just as it was reused: the
     // request never reached the server, so sending it again is safe (the
     // retry Node's documentation recommends for keep-alive agents).
-    if ((error as { reusedSocket?: boolean }).reusedSocket === true) return await once(url, method, body, timeoutMs)
+    if ((error as { reusedSocket?: boolean }).reusedSocket === true) return await once(url, init)
     throw error
   }
 }
 
-async function once (url: string, method: string, body: unknown, timeoutMs: number): Promise<{ status: number, body: any }> {
-  const payload = body === undefined ? undefined : JSON.stringify(body)
+async function once (url: string, init: JsonRequest): Promise<JsonAnswer> {
+  const payload = init.raw ?? (init.body === undefined ? undefined : JSON.stringify(init.body))
+  const method = init.method ?? (payload === undefined ? 'GET' : 'POST')
+  const timeoutMs = init.timeoutMs ?? 30_000
+  const headers: Record<string, string | number> = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
   return await new Promise((resolve, reject) => {
     const req = request(url, {
       method,
       agent: keepAlive,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      headers: { ...headers, ...init.headers },
       timeout: timeoutMs
     }, (res) => {
       const chunks: Buffer[] = []
