@@ -30,7 +30,7 @@ import { ClockChannel, DIRECT_MEMBERS_MAX, emptyBeaconCounters, type BeaconCount
 import { MembershipDuties, positionsOf } from './membership.ts'
 import { timedOutQueued } from './queue.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
-import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle } from './types.ts'
+import { MAX_DIRECT_BYTES, type Clock, type MemoryProbe, type MemorySample, type Network, type PeerIdStr, type TimerHandle } from './types.ts'
 import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
   decodeMessage, encodeMessage, MAX_PULL, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
@@ -229,6 +229,8 @@ export interface AgentMetrics extends BeaconCounters, LivenessCounters, UsageCou
   redundantUpdates: number
   /** Syncs started at once because an update arrived with a gap before it (a missed gossip message). */
   gapPulls: number
+  /** Local update batches sent straight to every member instead of published on the gossip topic. */
+  updatesDirect: number
   resolutions: number
   /** Admissions this node wrote as a sponsor. */
   admissions: number
@@ -250,7 +252,7 @@ export class Agent extends EventEmitter {
   readonly self: PeerIdStr
   /** Read-only copies of the replicated ledger (for tools and tests); the document itself stays private. */
   readonly ledger: LedgerReader
-  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, resolutions: 0, ...emptyBeaconCounters(), ...emptyLivenessCounters(), beaconPulls: 0, suspicionsDropped: 0, admissions: 0, evictionProposals: 0, evictionAcks: 0, oomKillsLimit: 0, oomKillsHost: 0 }
+  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, updatesDirect: 0, resolutions: 0, ...emptyBeaconCounters(), ...emptyLivenessCounters(), beaconPulls: 0, suspicionsDropped: 0, admissions: 0, evictionProposals: 0, evictionAcks: 0, oomKillsLimit: 0, oomKillsHost: 0 }
   readonly network: Network
   floorBytes = 0
   floorRule = ''
@@ -952,6 +954,12 @@ export class Agent extends EventEmitter {
       const batch = this.pendingGossip.length === 1 ? this.pendingGossip[0] : Y.mergeUpdates(this.pendingGossip)
       this.pendingGossip = []
       const message = encodeMessage({ type: MSG_GOSSIP, update: batch })
+      // Straight to every member when connected to each (a view of up to 64):
+      // one copy per member instead of a signed flood and its relays' copies.
+      if (message.length <= MAX_DIRECT_BYTES && this.sendToMembers(message)) {
+        this.metrics.updatesDirect++
+        return
+      }
       this.metrics.bytesOut += message.length
       this.network.publish(message).catch((error: unknown) => this.log(`gossip: publish failed (${(error as Error).message}); sync will carry it`))
     }, this.init.gossipBatchMs ?? DEFAULTS.gossipBatchMs)
@@ -1068,15 +1076,25 @@ export class Agent extends EventEmitter {
   /**
    * A direct message: the clock channel's beacons, sent straight to every
    * member while this peer is connected to all of them (docs/design.md
-   * "Clock channel"), with the same checks as a published beacon; and the
+   * "Clock channel"), with the same checks as a published beacon; ledger
+   * updates sent the same way, with the same checks as gossip; and the
    * failure detector's probes as calls and replies (agent/calls.ts).
    */
   private onDirect (from: PeerIdStr, data: Uint8Array): void {
     this.metrics.bytesIn += data.length
-    const message = this.input.admit(from, data, MAX_BEACON_BYTES, 'direct message')
+    const message = this.input.admit(from, data, MAX_DIRECT_BYTES, 'direct message')
     if (message === undefined) return
     if (message.type === MSG_BEACON) {
+      if (data.length > MAX_BEACON_BYTES) {
+        this.input.drop(from, 'oversized', `beacon of ${data.length} bytes exceeds ${MAX_BEACON_BYTES}`)
+        return
+      }
       this.onBeacon(from, message.beacon)
+      return
+    }
+    if (message.type === MSG_GOSSIP) {
+      // A member's ledger update sent straight to this peer (queueGossip).
+      this.applyRemote(from, message.update)
       return
     }
     if (message.type === MSG_REPLY) {

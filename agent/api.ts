@@ -484,6 +484,7 @@ function metricsText (agent: Agent, requests: { total: number, errors4xx: number
   metric('memgossip_dropped_total', 'counter', 'Peer input dropped, by reason.', m.droppedThrottled, '{reason="throttled"}')
   metric('memgossip_redundant_updates_total', 'counter', 'Peer updates that brought nothing new (gossip amplification).', m.redundantUpdates)
   metric('memgossip_gap_pulls_total', 'counter', 'Syncs started at once because a peer update arrived after one that was missed.', m.gapPulls)
+  metric('memgossip_updates_direct_total', 'counter', 'Local update batches sent straight to every member (a view of up to 64, all connected) instead of published by gossip.', m.updatesDirect)
   for (const [status, count] of Object.entries(res.counts)) metric('memgossip_verdicts', 'gauge', 'Verdicts by status.', count, `{status="${status}"}`)
   metric('memgossip_verdicts_pending', 'gauge', 'Verdicts not yet final.', res.pending)
   metric('memgossip_ledger_issues', 'gauge', 'Ledger entries refused by validation (other than reservations).', res.issues.length)

@@ -144,6 +144,19 @@ describe('the mesh beyond bootstrap peers', () => {
   })
 })
 
+describe('updates straight to members', () => {
+  it('a member connected to every other sends its ledger updates straight to each, and every peer holds them', async () => {
+    agents = await startCluster(3)
+    await waitFor('members', () => agents.every(a => a.daemon.agent.resolution().members.length === 3), 20_000)
+    await waitFor('every agent connected to the other two', () => agents.every(a => a.daemon.network.peers().length === 2), 30_000)
+    const [writer] = agents
+    const before = { direct: writer.daemon.agent.metrics.updatesDirect }
+    expect((await api(writer, '/v1/reservations', { body: { id: 'direct-1', size: '1GiB' } })).status).toBe(201)
+    await waitFor('direct-1 final on every agent', () => agents.every(a => a.daemon.agent.verdict('direct-1')?.final === true), 20_000)
+    expect(writer.daemon.agent.metrics.updatesDirect).toBeGreaterThan(before.direct)
+  })
+})
+
 describe('one agent', () => {
   it('restarted from its data dir keeps its peer id and every acknowledged reservation', async () => {
     const first = await startAgent({ totalBytes: 64 * GiB })

@@ -22,13 +22,18 @@ import { waitFor } from '../../simulations/support/cluster.ts'
 const GiB = 1024 ** 3
 const TIMERS = { heartbeatIntervalMs: 60_000, syncIntervalMs: 60_000 }
 
-/** `inner`, except that ledger gossip for which `drop` says yes never reaches the agent (beacons always do). */
+/** `inner`, except that ledger updates (by gossip or direct) for which `drop` says yes never reach the agent (beacons always do). */
 function lossy (inner: Network, drop: (from: string) => boolean): Network {
   return new Proxy(inner, {
     get (target, key) {
       if (key === 'start') {
         return async (handlers: NetworkHandlers) => {
-          await target.start({ ...handlers, onGossip: (from, data) => { if (data[0] !== MSG_GOSSIP || !drop(from)) handlers.onGossip(from, data) } })
+          // Ledger updates come by gossip, or straight from the writer when it is connected to every member.
+          await target.start({
+            ...handlers,
+            onGossip: (from, data) => { if (data[0] !== MSG_GOSSIP || !drop(from)) handlers.onGossip(from, data) },
+            onMessage: (from, data) => { if (data[0] !== MSG_GOSSIP || !drop(from)) handlers.onMessage?.(from, data) }
+          })
         }
       }
       const value = Reflect.get(target, key, target) as unknown
