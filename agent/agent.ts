@@ -31,85 +31,18 @@ import { MembershipDuties, positionsOf } from './membership.ts'
 import { timedOutQueued } from './queue.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle } from './types.ts'
-import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
+import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type FailureDetectorSettings, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
   decodeMessage, encodeMessage, MAX_PULL, MSG_ACK, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
   MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError, type WireBeacon, type WireMessage
 } from './wire.ts'
 import { DirectCalls } from './calls.ts'
+import { AGENT_DEFAULTS } from './config.ts'
 
 export const VERSION = '0.1.0'
 
-/** Defaults, each with the reason it is what it is. */
-export const DEFAULTS = {
-  /** Probe memory every second; publish only on change (docs/design.md "Measuring memory"). */
-  sampleIntervalMs: 1000,
-  /**
-   * A slow beacon this often while nothing is written; 0 (the default) sends
-   * none: liveness comes from the failure detector, whose cost does not grow
-   * with the cluster (docs/design.md "Liveness").
-   */
-  heartbeatIntervalMs: 0,
-  /** Probe one connected member this often (docs/design.md "Liveness"). */
-  probeIntervalMs: FAILURE_DETECTOR_DEFAULTS.probeIntervalMs,
-  /** A verdict waiting this long for a member's beacon pulls it from a peer (a gossip message may be lost). */
-  beaconPullAfterMs: 1000,
-  /**
-   * Write the node record when a figure moves past the publish threshold, and
-   * otherwise only this often (docs/design.md "Measuring memory"): figures
-   * that drift within the threshold still show, at almost no cost.
-   */
-  recordRefreshMs: 10 * 60_000,
-  /**
-   * A restart never stamps below what this node's beacons carried: the data
-   * dir holds a clock lease this far past the latest beacon, renewed (one
-   * small fsync) when a beacon would pass it, and a restarted agent writes
-   * nothing until its wall clock has passed it (docs/design.md "Clock channel").
-   */
-  clockLeaseMs: 1_000,
-  /** Batch local writes this long so a burst is one gossip message (docs/design.md "Network"). */
-  gossipBatchMs: 5,
-  /** Anti-entropy with one random peer this often; gossip is lossy. */
-  syncIntervalMs: 5000,
-  /** Silent this long: write an eviction record (docs/design.md "Membership as views"). */
-  evictAfterMs: 10 * 60_000,
-  /** Largest Yjs update accepted from a peer in one message. */
-  maxUpdateBytes: 16 * 1024 * 1024,
-  /** Most structs (entries) in one update from a peer. */
-  maxUpdateEntries: 200_000,
-  /** Remote stamps further ahead of our wall clock than this do not drag our clock. */
-  maxClockSkewMs: 60_000,
-  /**
-   * Clock offset tolerated (CockroachDB's default): a host whose clock is
-   * behind the cluster's by more refuses writes rather than stamp them in the
-   * past, and a peer ahead by more is alerted (docs/design.md "Clocks").
-   */
-  maxClockOffsetMs: 500,
-  /** Batch delay of an on-demand beacon: a new entry is confirmed about two such round trips after it is written. */
-  beaconDelayMs: 20,
-  /** Compact the data file once the log holds this many bytes. */
-  compactAfterBytes: 8 * 1024 * 1024,
-  /** Warn clients when a placement leaves a node above this share committed. */
-  warnCommittedRatio: 0.85,
-  /** Alert operators when a node is committed above this share. */
-  alertCommittedRatio: 0.9,
-  /** Alert when a reservation uses more than this share of its limit (the kernel OOM-kills it at the limit). */
-  nearLimitRatio: 0.9,
-  /** Wait this long for `--ack peers:K`. */
-  ackTimeoutMs: 10_000,
-  /** Re-log an unchanged alert at most this often. */
-  alertLogIntervalMs: 5 * 60_000,
-  /**
-   * Per-peer gossip budget: a token bucket of messages and bytes. A healthy
-   * peer sends one batch per burst of writes; a flooding one is cut to this rate
-   * (the excess is dropped and counted) so it cannot starve the others, and
-   * anything legitimate it sent still arrives by anti-entropy sync.
-   */
-  gossipMessagesPerSecond: 200,
-  /** Connections kept to live members beyond the bootstrap peers (a gossipsub mesh of D = 3 forms over them; a few suffice for anti-entropy). */
-  targetPeers: 6,
-  gossipBytesPerSecond: 8 * 1024 * 1024
-} as const
+/** Defaults: the agent's constants and the `lan` preset's values (agent/config.ts, where each has its reason). */
+export const DEFAULTS = AGENT_DEFAULTS
 
 /** New connections opened per sync round to reach `targetPeers`. */
 const DIALS_PER_ROUND = 4
@@ -169,6 +102,8 @@ export interface AgentInit {
   gossipBatchMs?: number
   syncIntervalMs?: number
   probeIntervalMs?: number
+  /** Failure detector settings beyond the interval (agent/config.ts presets; default the `lan` preset's). */
+  failureDetector?: Partial<Pick<FailureDetectorSettings, 'probeTimeoutMs' | 'indirectProbes' | 'suspicionMult' | 'suspicionMaxMult'>>
   beaconPullAfterMs?: number
   evictAfterMs?: number
   maxUpdateBytes?: number
@@ -467,7 +402,7 @@ export class Agent extends EventEmitter {
       },
       log: this.log,
       counters: this.metrics
-    }, { ...FAILURE_DETECTOR_DEFAULTS, probeIntervalMs, probeTimeoutMs: Math.min(FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs, probeIntervalMs) })
+    }, { ...FAILURE_DETECTOR_DEFAULTS, ...this.init.failureDetector, probeIntervalMs, probeTimeoutMs: Math.min(this.probeTimeoutMs, probeIntervalMs) })
     this.wasMember = this.joined
     this.doc.on('update', (update: Uint8Array, origin: unknown) => this.onDocUpdate(update, origin))
 
@@ -535,6 +470,11 @@ export class Agent extends EventEmitter {
   // ------------------------------------------------------------ reading
 
   /** A member of the current view, by the log. */
+  /** How long a direct ping waits (the preset's failure-detector timeout). */
+  private get probeTimeoutMs (): number {
+    return this.init.failureDetector?.probeTimeoutMs ?? FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs
+  }
+
   private get joined (): boolean {
     return this.resolution().members.includes(this.self)
   }
@@ -1335,7 +1275,7 @@ export class Agent extends EventEmitter {
 
   /** Ask `via` to ping `target` for this node (SWIM's ping-req). */
   private async pingVia (via: PeerIdStr, target: PeerIdStr, timeoutMs: number): Promise<IndirectAnswer> {
-    const reply = await this.probeRequest(via, encodeMessage({ type: MSG_PING_REQ, target }), 2 * timeoutMs + FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs, { direct: true })
+    const reply = await this.probeRequest(via, encodeMessage({ type: MSG_PING_REQ, target }), 2 * timeoutMs + this.probeTimeoutMs, { direct: true })
     if (reply === undefined) return 'none'
     return reply.type === MSG_PONG ? 'ack' : 'nack'
   }
@@ -1347,7 +1287,7 @@ export class Agent extends EventEmitter {
       if (message.suspicion !== undefined && isHlc(message.suspicion)) this.detector.suspected(from, this.self, message.suspicion)
       return encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) })
     }
-    const acked = message.target !== this.self && await this.ping(message.target, FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs)
+    const acked = message.target !== this.self && await this.ping(message.target, this.probeTimeoutMs)
     return acked ? encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) }) : encodeMessage({ type: MSG_ERROR, reason: 'no answer' })
   }
 

@@ -40,6 +40,7 @@ import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { GOSSIP_D, LAN, MAX_MESSAGE_BYTES } from '../config.ts'
 import { parseClusterKey } from './cluster-key.ts'
 import {
   DialTimeoutError,
@@ -58,12 +59,12 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 
 /** Default TCP listen address: loopback only, so nothing is exposed unless asked (docs/design.md "Network"). */
 export const DEFAULT_LISTEN_TCP: readonly string[] = ['/ip4/127.0.0.1/tcp/7646']
-/** Largest gossip message, request or response accepted or sent: 1 MiB. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+/** Largest gossip message, request or response accepted or sent: the one limit of agent/config.ts. */
+export const DEFAULT_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES
 /** A direct stream with this much unsent data drops further messages (the peer is not reading). */
 const DIRECT_QUEUE_BYTES = 64 * 1024
-/** Every dial and request gives up after this long. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+/** Every dial and request gives up after this long (the `lan` preset's, agent/config.ts). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = LAN.requestTimeoutMs
 /** STACK.md: about 16 concurrent dials is safe; hundreds at once time out in the noise handshake. */
 export const DEFAULT_MAX_CONCURRENT_DIALS = 16
 /** How often disconnected bootstrap peers are dialled again. */
@@ -91,8 +92,7 @@ export const DEFAULT_REDIAL_INTERVAL_MS = 5_000
  *   it meshes elsewhere and still gets IHAVE gossip from the hub meanwhile.
  * - `Dout = 1`: must stay below Dlo and at most D/2.
  */
-/** Gossipsub mesh degree; the virtual tier's default `paths` follows it (simulations/scenario/schema.ts). */
-export const GOSSIP_D = 3
+export { GOSSIP_D }
 const GOSSIP_DLO = 2
 const GOSSIP_DHI = 5
 const GOSSIP_DOUT = 1
@@ -216,7 +216,7 @@ export interface Libp2pNetworkInit {
   /**
    * Largest gossip message, request or response; larger ones are dropped and counted.
    *
-   * @default 1 MiB (DEFAULT_MAX_MESSAGE_BYTES)
+   * @default 16 MiB (DEFAULT_MAX_MESSAGE_BYTES)
    */
   maxMessageBytes?: number
   /**
