@@ -38,6 +38,7 @@ import {
 } from './wire.ts'
 import { DirectCalls } from './calls.ts'
 import { AGENT_DEFAULTS } from './config.ts'
+import { lineLogger, lineSink, toLogger, type Logger, type LogLine } from './log.ts'
 
 export const VERSION = '0.1.0'
 
@@ -96,7 +97,8 @@ export interface AgentInit {
   pricePerGiBHour?: number
   /** `--ack peers:K`: acknowledge reservations once K other peers hold them (default 0). */
   ackPeers?: number
-  log?: (line: string) => void
+  /** Where the agent logs: a levelled {@link Logger}, or a line sink (warn and error lines then start `WARNING ` / `ERROR `). */
+  log?: Logger | LogLine
   sampleIntervalMs?: number
   heartbeatIntervalMs?: number
   gossipBatchMs?: number
@@ -205,7 +207,7 @@ export class Agent extends EventEmitter {
   private readonly init: AgentInit
   private readonly clock: Clock
   private readonly random: () => number
-  private readonly log: (line: string) => void
+  private readonly log: Logger
   private writer!: LedgerWriter
   private store?: LedgerStore
   private readonly gate: PublishGate
@@ -270,7 +272,7 @@ export class Agent extends EventEmitter {
     this.self = init.network.self
     this.clock = init.clock ?? systemClock
     this.random = init.random ?? Math.random
-    this.log = init.log ?? ((line) => { process.stderr.write(`${line}\n`) })
+    this.log = toLogger(init.log, () => lineLogger((line) => { process.stderr.write(`${line}\n`) }))
     this.doc = new Y.Doc({ gc: true })
     for (const name of [MAP_RESERVATIONS, MAP_RELEASES, MAP_CAPACITY, MAP_MEMBERSHIP]) this.doc.getMap(name).observe(() => { this.ledgerDirty = true; this.ledgerChanges++ })
     this.doc.getMap(MAP_NODES).observe((event) => {
@@ -279,7 +281,7 @@ export class Agent extends EventEmitter {
     })
     this.alertSink = new AlertSink({
       clock: this.clock,
-      log: this.log,
+      log: lineSink(this.log),
       emit: (state, alert) => { this.emit('event', { type: 'alert', state, alert } satisfies AgentEvent) },
       logIntervalMs: DEFAULTS.alertLogIntervalMs
     })
@@ -287,7 +289,7 @@ export class Agent extends EventEmitter {
     this.pressure = new PressureLadder(init.pressure)
     this.usage = new UsageTracker({
       clock: this.clock,
-      log: this.log,
+      log: lineSink(this.log),
       counters: this.metrics,
       cgroupRoot: init.cgroupRoot,
       searchUnnamed: init.findCgroups,
@@ -307,7 +309,7 @@ export class Agent extends EventEmitter {
     const { dataDir } = this.init
     let clientId: number | undefined
     if (dataDir !== undefined) {
-      const opened = await LedgerStore.open(dataDir, { fsync: this.init.fsync ?? true, logger: (m) => this.log(`store: ${m}`) })
+      const opened = await LedgerStore.open(dataDir, { fsync: this.init.fsync ?? true, logger: (m) => { this.log.info(`store: ${m}`) } })
       this.store = opened.store
       const meta = await readMeta<{ clientId?: number, peerId?: string, clockLeaseMs?: number }>(dataDir)
       if (meta?.peerId !== undefined && meta.peerId !== this.self) {
@@ -323,10 +325,10 @@ export class Agent extends EventEmitter {
         try {
           Y.applyUpdate(this.doc, update, ORIGIN_RESTORE)
         } catch (error) {
-          this.log(`store: skipped an unreadable record (${(error as Error).message})`)
+          this.log.warn(`store: skipped an unreadable record (${(error as Error).message})`)
         }
       }
-      if (opened.recovered.droppedTailBytes > 0) this.log(`store: dropped a torn tail of ${opened.recovered.droppedTailBytes} bytes (${opened.recovered.reason ?? 'crash during a write'})`)
+      if (opened.recovered.droppedTailBytes > 0) this.log.warn(`store: dropped a torn tail of ${opened.recovered.droppedTailBytes} bytes (${opened.recovered.reason ?? 'crash during a write'})`)
       if (clientId === undefined) {
         clientId = this.randomClientId()
         await writeMeta(dataDir, { clientId, peerId: this.self })
@@ -354,7 +356,7 @@ export class Agent extends EventEmitter {
       changed: () => { this.finalityDirty = true; this.scheduleRefresh() },
       heard: (node, hlc) => this.heard(node, hlc),
       heldSeq: (node) => this.lastResolution().nodes.get(node)?.lastSeq ?? 0,
-      log: this.log,
+      log: lineSink(this.log),
       counters: this.metrics
     }, {
       delayMs: this.init.beaconDelayMs ?? DEFAULTS.beaconDelayMs,
@@ -366,7 +368,7 @@ export class Agent extends EventEmitter {
       cluster: this.init.cluster,
       clock: this.clock,
       random: this.random,
-      log: this.log,
+      log: lineSink(this.log),
       writer: () => this.writer,
       resolution: () => this.resolution(),
       durable: async () => { await this.durable() },
@@ -400,7 +402,7 @@ export class Agent extends EventEmitter {
         this.emit('event', { type: 'liveness', node, state } satisfies AgentEvent)
         this.scheduleRefresh()
       },
-      log: this.log,
+      log: lineSink(this.log),
       counters: this.metrics
     }, { ...FAILURE_DETECTOR_DEFAULTS, ...this.init.failureDetector, probeIntervalMs, probeTimeoutMs: Math.min(this.probeTimeoutMs, probeIntervalMs) })
     this.wasMember = this.joined
@@ -703,7 +705,7 @@ export class Agent extends EventEmitter {
     const after = this.resolution()
     const proposal = after.proposals.find(p => p.key === key)
     const remaining = res.members.filter(m => m !== node)
-    this.log(`${force ? 'forced eviction' : 'proposed evicting'} ${node} (operator, proposal ${key})`)
+    this.log.info(`${force ? 'forced eviction' : 'proposed evicting'} ${node} (operator, proposal ${key})`)
     return {
       node,
       proposal: key,
@@ -730,7 +732,7 @@ export class Agent extends EventEmitter {
     this.leftOnPurpose = true
     this.writer.capacity(0, 'left', this.clock.now())
     await this.durable()
-    this.log(`left cluster '${this.init.cluster}'`)
+    this.log.info(`left cluster '${this.init.cluster}'`)
   }
 
   private leftOnPurpose = false
@@ -804,7 +806,7 @@ export class Agent extends EventEmitter {
     } else if (origin === ORIGIN_REMOTE) {
       this.remoteChanges++
       void this.store?.append(update, { durable: false }).catch((error: unknown) => {
-        this.log(`store: could not persist a peer's update (${(error as Error).message}); sync will bring it back`)
+        this.log.warn(`store: could not persist a peer's update (${(error as Error).message}); sync will bring it back`)
       })
     }
   }
@@ -847,7 +849,7 @@ export class Agent extends EventEmitter {
   private fail (reason: string): void {
     if (this.failed !== undefined) return
     this.failed = reason
-    this.log(`ERROR ${reason}; this agent is now read-only until restarted (free disk space, then restart it)`)
+    this.log.error(`${reason}; this agent is now read-only until restarted (free disk space, then restart it)`)
     this.alertSink.raise({ key: `storage/${this.self}`, kind: 'StorageFailed', node: this.self, message: `data dir cannot be written: ${reason}`, setting: '--data-dir (free space or fix permissions, then restart)' })
   }
 
@@ -861,7 +863,7 @@ export class Agent extends EventEmitter {
       this.pendingGossip = []
       const message = encodeMessage({ type: MSG_GOSSIP, update: batch })
       this.metrics.bytesOut += message.length
-      this.network.publish(message).catch((error: unknown) => this.log(`gossip: publish failed (${(error as Error).message}); sync will carry it`))
+      this.network.publish(message).catch((error: unknown) => this.log.warn(`gossip: publish failed (${(error as Error).message}); sync will carry it`))
     }, this.init.gossipBatchMs ?? DEFAULTS.gossipBatchMs)
   }
 
@@ -875,7 +877,7 @@ export class Agent extends EventEmitter {
       return
     }
     this.wasMember = true
-    this.log(`founded cluster '${this.init.cluster}' as its first member`)
+    this.log.info(`founded cluster '${this.init.cluster}' as its first member`)
     this.emit('event', { type: 'joined', sponsor: this.self } satisfies AgentEvent)
   }
 
@@ -900,7 +902,7 @@ export class Agent extends EventEmitter {
   private stepEnforcement (sample: MemorySample, allocatable: number): boolean {
     const step = this.pressure.observe({ availableBytes: sample.availableBytes, floorBytes: this.floorBytes, nowMs: this.clock.now(), committedBytes: () => this.resolution().nodes.get(this.self)?.committedBytes ?? 0, allocatableBytes: allocatable })
     if (step === undefined) return false
-    this.log(`pressure ${step.from} → ${step.to}: ${step.message}`)
+    this.log.info(`pressure ${step.from} → ${step.to}: ${step.message}`)
     this.emit('event', { type: 'pressure', node: this.self, from: step.from, level: step.to, availableBytes: step.availableBytes, message: step.message } satisfies AgentEvent)
     return true
   }
@@ -922,7 +924,7 @@ export class Agent extends EventEmitter {
     try {
       sample = await this.init.probe.sample()
     } catch (error) {
-      this.log(`probe: ${(error as Error).message}`)
+      this.log.warn(`probe: ${(error as Error).message}`)
       return
     }
     if (this.stopped) return
@@ -1138,7 +1140,7 @@ export class Agent extends EventEmitter {
     // second id would split this node's stream; refuse to write at all.
     if (this.doc.clientID !== this.clientId && this.identityLost === undefined) {
       this.identityLost = `a peer (${shortId(from)}) sent writes under this node's own Yjs client id ${this.clientId}: another process is writing as ${shortId(this.self)} (a copied or restored data dir). This agent no longer writes; give the other host its own data dir`
-      this.log(`ERROR ${this.identityLost}`)
+      this.log.error(`${this.identityLost}`)
       this.alertSink.raise({ key: `identity/${this.self}`, kind: 'IdentityConflict', node: this.self, message: this.identityLost, setting: '--data-dir' })
     }
     this.metrics.updatesIn++
@@ -1206,7 +1208,7 @@ export class Agent extends EventEmitter {
     const key = `${from}/${kind}`
     if (!this.droppedLogged.has(key) && this.droppedLogged.size < 10_000) {
       this.droppedLogged.add(key)
-      this.log(`dropped ${kind} input from ${shortId(from)}: ${reason} (counted in /metrics; logged once per peer)`)
+      this.log.warn(`dropped ${kind} input from ${shortId(from)}: ${reason} (counted in /metrics; logged once per peer)`)
     }
   }
 
@@ -1431,7 +1433,7 @@ export class Agent extends EventEmitter {
       return true
     } catch (error) {
       this.metrics.syncFailures++
-      if (!this.stopped) this.log(`sync with ${shortId(peer)} failed: ${(error as Error).message}`)
+      if (!this.stopped) this.log.info(`sync with ${shortId(peer)} failed: ${(error as Error).message}`)
       return false
     } finally {
       this.syncing.delete(peer)
@@ -1525,7 +1527,7 @@ export class Agent extends EventEmitter {
           // cannot reach gets no direct beacons from it.
           if (!this.dialFailuresLogged.has(id) && this.dialFailuresLogged.size < 1000) {
             this.dialFailuresLogged.add(id)
-            this.log(`cannot connect to member ${shortId(id)} at ${address}: ${(error as Error).message} (retried every sync round)`)
+            this.log.warn(`cannot connect to member ${shortId(id)} at ${address}: ${(error as Error).message} (retried every sync round)`)
           }
         }
       }
@@ -1600,7 +1602,7 @@ export class Agent extends EventEmitter {
     this.wasMember = member
     const own = res.nodes.get(this.self)
     if (member) {
-      this.log(`admitted into cluster '${this.init.cluster}' by ${own?.sponsor ?? '?'} (view ${res.view.epoch}: ${res.members.length} members)`)
+      this.log.info(`admitted into cluster '${this.init.cluster}' by ${own?.sponsor ?? '?'} (view ${res.view.epoch}: ${res.members.length} members)`)
       this.emit('event', { type: 'joined', sponsor: own?.sponsor ?? this.self } satisfies AgentEvent)
       this.emit('event', { type: 'membership', state: 'admitted', node: this.self, by: own?.sponsor } satisfies AgentEvent)
       void this.publishCapacityIfChanged()
@@ -1608,7 +1610,7 @@ export class Agent extends EventEmitter {
       void this.sampleAndPublish(true)
     } else {
       const standing = own?.standing === 'evicted' ? 'evicted' : 'left'
-      this.log(`no longer a member of cluster '${this.init.cluster}': ${standing}${own?.cutSeq !== undefined ? ` (writes after position ${own.cutSeq} do not count)` : ''}${this.leftOnPurpose ? '' : '; asking to be admitted again'}`)
+      this.log.info(`no longer a member of cluster '${this.init.cluster}': ${standing}${own?.cutSeq !== undefined ? ` (writes after position ${own.cutSeq} do not count)` : ''}${this.leftOnPurpose ? '' : '; asking to be admitted again'}`)
       this.emit('event', { type: 'membership', state: standing, node: this.self } satisfies AgentEvent)
       this.membership.askAgainNow()
     }
@@ -1701,7 +1703,7 @@ export class Agent extends EventEmitter {
       await this.durableTail
       await store.compact(Y.encodeStateAsUpdate(this.doc))
     } catch (error) {
-      this.log(`store: compaction failed (${(error as Error).message}); will retry`)
+      this.log.warn(`store: compaction failed (${(error as Error).message}); will retry`)
     }
   }
 

@@ -265,10 +265,10 @@ export const AGENT_FLAGS: Readonly<Record<string, AgentFlag>> = Object.freeze({
   floor: { kind: 'string', help: 'memory that must stay free (size or N%); env MEMGOSSIP_MINMEM_* wins' },
   'evict-after': { kind: 'duration', setting: 'evictAfterMs', help: 'propose evicting members silent this long; a strict majority must acknowledge' },
   'max-clock-offset': { kind: 'duration', setting: 'maxClockOffsetMs', help: "refuse writes while this host's clock is behind the cluster's by more" },
-  'heartbeat-interval': { kind: 'duration', setting: 'heartbeatIntervalMs', help: 'also send a slow beacon this often (0: off, liveness comes from the failure detector)' },
+  'heartbeat-interval': { kind: 'duration', setting: 'heartbeatIntervalMs', help: 'also send a slow beacon this often; without it liveness comes from the failure detector' },
   'sync-interval': { kind: 'duration', setting: 'syncIntervalMs', help: 'anti-entropy with one random peer this often' },
   'probe-interval': { kind: 'duration', setting: 'probeIntervalMs', help: 'failure detector: probe one member this often' },
-  'probe-timeout': { kind: 'duration', setting: 'probeTimeoutMs', help: 'failure detector: ask others to ping a member silent this long' },
+  'probe-timeout': { kind: 'duration', setting: 'probeTimeoutMs', help: 'failure detector: a direct ping unanswered this long asks other members to ping' },
   'suspicion-mult': { kind: 'count', setting: 'suspicionMult', help: 'failure detector: suspicion timeout in probe intervals per log10 of the view size' },
   'request-timeout': { kind: 'duration', setting: 'requestTimeoutMs', help: 'every libp2p dial and request gives up after this long' },
   'max-message': { kind: 'size', setting: 'maxMessageBytes', help: 'largest gossip message, request or response sent or accepted' },
@@ -292,7 +292,7 @@ export const AGENT_FLAGS: Readonly<Record<string, AgentFlag>> = Object.freeze({
 export function formatSetting (flag: AgentFlag, value: number | boolean): string {
   if (typeof value === 'boolean') return value ? 'on' : 'off'
   switch (flag.kind) {
-    case 'duration': return value === 0 ? '0 (off)' : formatDuration(value)
+    case 'duration': return value === 0 ? 'off' : formatDuration(value)
     case 'size': return value % (1024 * 1024) === 0 ? `${value / (1024 * 1024)}MiB` : `${value}`
     case 'percent': return `${Math.round(value * 100)}%`
     default: return String(value)

@@ -21,6 +21,7 @@ import { startApi, splitHostPort, type ApiServer } from './api.ts'
 import { loadClusterKey } from './net/cluster-key.ts'
 import { loadOrCreatePeerKey } from './net/identity.ts'
 import { createLibp2pNetwork, type Libp2pNetwork } from './net/libp2p.ts'
+import { createLogger, lineSink, toLogger, type Logger, type LogLine } from './log.ts'
 import { createFakeProbe, createSystemProbe } from './probe.ts'
 import type { MemoryProbe } from './types.ts'
 import type { PressureConfig } from './pressure.ts'
@@ -58,7 +59,8 @@ export interface DaemonOptions extends Partial<AgentSettings> {
   /** The pressure ladder's thresholds (`--pressure-*`, agent/pressure.ts). */
   pressure?: PressureConfig
   fsync?: boolean
-  log?: (line: string) => void
+  /** Where the daemon and its agent log (default: pino, text lines on stderr at info). */
+  log?: Logger | LogLine
 }
 
 export interface Daemon {
@@ -95,10 +97,13 @@ export class DaemonConfigError extends Error {
 }
 
 export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon> {
-  const log = options.log ?? ((line: string) => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) })
-  const settings = resolveSettings(options.preset ?? (options.localCluster === true ? 'local' : 'lan'), options)
+  const presetName = options.preset ?? (options.localCluster === true ? 'local' : 'lan')
+  const settings = resolveSettings(presetName, options)
+  const logger = toLogger(options.log, () => createLogger())
+  const log = lineSink(logger)
   const dataDir = options.dataDir ?? defaultDataDir()
   const cluster = options.cluster ?? DEFAULT_CLUSTER
+  logger.debug(`settings: preset ${presetName}`, { ...settings })
   const apiAddress = options.api ?? DEFAULT_API
   const [apiHost] = splitHostPort(apiAddress)
 
@@ -106,7 +111,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
   if (options.apiTokenFile !== undefined) {
     token = (await readFile(options.apiTokenFile, 'utf8')).trim()
     const mode = (await stat(options.apiTokenFile)).mode & 0o777
-    if ((mode & 0o077) !== 0) log(`WARNING API token file ${options.apiTokenFile} is readable by others (mode ${mode.toString(8)}); chmod 600 it`)
+    if ((mode & 0o077) !== 0) logger.warn(`API token file ${options.apiTokenFile} is readable by others (mode ${mode.toString(8)}); chmod 600 it`)
     if (token.length < 16) throw new DaemonConfigError(`API token in ${options.apiTokenFile} is shorter than 16 characters`)
   }
   if (!isLoopbackHost(apiHost) && token === undefined) {
@@ -117,7 +122,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
   if (options.clusterKeyFile !== undefined) {
     const loaded = await loadClusterKey(options.clusterKeyFile)
     clusterKey = loaded.key
-    if (loaded.warning !== undefined) log(`WARNING ${loaded.warning}`)
+    if (loaded.warning !== undefined) logger.warn(loaded.warning)
   }
   const transport = options.transport ?? 'tcp'
   const listen = options.listen ?? (transport === 'memory'
@@ -151,7 +156,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
       localCluster: settings.localCluster,
       maxMessageBytes: settings.maxMessageBytes,
       requestTimeoutMs: settings.requestTimeoutMs,
-      log: (m) => log(`net: ${m}`)
+      log: lineSink(logger, 'net: ')
     })
   } catch (error) {
     await unlock()
@@ -193,7 +198,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
     pressure: options.pressure,
     // A restarted agent finds the cgroups of what `memgossip run` still runs here; not with a fake probe.
     findCgroups: options.probe === undefined,
-    log
+    log: logger
   }
   let agent: Agent
   try {
@@ -230,13 +235,15 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
   await writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
   await rename(tmp, join(dataDir, 'agent.json'))
 
-  log(`memgossip agent ${agent.self}`)
-  for (const address of info.multiaddrs) log(`  p2p   ${address}`)
-  log(`  api   ${api.url}${token !== undefined ? ' (bearer token required)' : ''}`)
-  log(`  data  ${dataDir}`)
-  log(`  allocatable ${formatSize(agent.state().allocatableBytes)} (floor ${formatSize(agent.floorBytes)}: ${agent.floorRule})`)
+  // One event with the facts as fields (the JSON format keeps them apart; text prints them k=v).
+  logger.info(`memgossip agent ${agent.self} started`, {
+    p2p: info.multiaddrs,
+    api: api.url + (token !== undefined ? ' (bearer token required)' : ''),
+    data: dataDir,
+    allocatable: `${formatSize(agent.state().allocatableBytes)} (floor ${formatSize(agent.floorBytes)}: ${agent.floorRule})`
+  })
   if (clusterKey === undefined) {
-    log("  no cluster key: listening on loopback only. To join hosts, run 'memgossip keygen > cluster.key', copy it to every host (mode 0600) and start each agent with --cluster-key cluster.key")
+    logger.info("no cluster key: listening on loopback only. To join hosts, run 'memgossip keygen > cluster.key', copy it to every host (mode 0600) and start each agent with --cluster-key cluster.key")
   }
 
   let stopping: Promise<void> | undefined
