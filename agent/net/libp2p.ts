@@ -39,7 +39,9 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
+import { anySignal } from 'any-signal'
 import { createLibp2p } from 'libp2p'
+import { raceSignal } from 'race-signal'
 import { GOSSIP_D, LAN, MAX_MESSAGE_BYTES } from '../config.ts'
 import { parseClusterKey } from './cluster-key.ts'
 import {
@@ -1013,52 +1015,26 @@ interface BoundedSignal {
 }
 
 /**
- * A signal that aborts after `timeoutMs` or when any source aborts.
- * `AbortSignal.any` would do, but combined with the long-lived `lifetime` signal
- * on every request it leaks on the Node versions this runs on
- * (nodejs/node#54614, #55351); this helper detaches itself in `dispose`.
+ * A signal that aborts after `timeoutMs` or when any source aborts: any-signal
+ * combines them (`AbortSignal.any` leaks when combined with the long-lived
+ * `lifetime` signal on every request, nodejs/node#54614, #55351; any-signal
+ * detaches in `clear`). The timeout is a timer of ours, cleared in `dispose`,
+ * so a finished request holds nothing until it would have expired.
  */
 function boundedSignal (timeoutMs: number, sources: Array<AbortSignal | undefined>): BoundedSignal {
-  const controller = new AbortController()
-  setMaxListeners(Infinity, controller.signal)
-  let timedOut = false
+  const timeout = new AbortController()
   const timer = setTimeout(() => {
-    timedOut = true
-    controller.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError'))
+    timeout.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError'))
   }, timeoutMs)
-  const attached: AbortSignal[] = []
-  const onAbort = (evt: Event): void => { controller.abort((evt.target as AbortSignal).reason) }
-  for (const source of sources) {
-    if (source == null) continue
-    if (source.aborted) {
-      controller.abort(source.reason)
-      break
-    }
-    source.addEventListener('abort', onAbort, { once: true })
-    attached.push(source)
-  }
+  const signal = anySignal([...sources, timeout.signal])
+  setMaxListeners(Infinity, signal)
   return {
-    signal: controller.signal,
-    timedOut: () => timedOut,
+    signal,
+    timedOut: () => timeout.signal.aborted,
     dispose: () => {
       clearTimeout(timer)
-      for (const source of attached) source.removeEventListener('abort', onAbort)
+      signal.clear()
     }
-  }
-}
-
-/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
-async function raceSignal<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted()
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([promise, aborted])
-  } finally {
-    if (onAbort != null) signal.removeEventListener('abort', onAbort)
   }
 }
 
