@@ -7,10 +7,10 @@
  * libp2p TCP on loopback, fake probe).
  */
 import { existsSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { AGENT_DEFAULTS, AGENT_FLAGS, flagDefault, LAN, LOCAL, PRESET_NAMES, PRESETS, resolveSettings, WAN, type AgentSettings } from '../../agent/config.ts'
+import { AGENT_DEFAULTS, AGENT_FLAGS, flagDefault, formatSetting, LAN, LOCAL, PRESET_NAMES, PRESETS, resolveSettings, WAN, type AgentSettings } from '../../agent/config.ts'
 import { startDaemon } from '../../agent/daemon.ts'
 import type { Logger } from '../../agent/log.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
@@ -103,6 +103,20 @@ describe('memgossip agent flags come from the table', () => {
     expect(code).toBe(2)
     expect(err).toMatch(message)
     expect(existsSync(dataDir)).toBe(false)
+  })
+})
+
+describe('docs/configuration.md', () => {
+  it('shows every preset setting with its flag and the presets\' values as they are', async () => {
+    const doc = await readFile(join(import.meta.dirname, '../../docs/configuration.md'), 'utf8')
+    for (const [name, flag] of Object.entries(AGENT_FLAGS)) {
+      if (flag.setting === undefined) {
+        if (!name.startsWith('pressure-')) expect(doc, name).toContain(`\`--${name}`)
+        continue
+      }
+      const values = PRESET_NAMES.map(p => formatSetting(flag, PRESETS[p][flag.setting!]))
+      expect(doc, name).toContain(`| \`--${name}\` | \`${flag.setting}\` | ${values.join(' | ')} |`)
+    }
   })
 })
 
