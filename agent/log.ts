@@ -77,6 +77,23 @@ export function prefixed (logger: Logger, prefix: string): Logger {
   }
 }
 
+/** One event as {@link memoryLogger} keeps it. */
+export interface LogRecord {
+  level: LogLevel
+  message: string
+  fields?: LogFields
+}
+
+/** A Logger that keeps every event in `records` (tests and harnesses filter them by level, not by text). */
+export function memoryLogger (): Logger & { records: LogRecord[] } {
+  const records: LogRecord[] = []
+  const at = (level: LogLevel) => (message: string, fields?: LogFields): void => { records.push({ level, message, ...(fields !== undefined ? { fields } : {}) }) }
+  return { records, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
+}
+
+/** A Logger that drops everything. */
+export const SILENT: Logger = Object.freeze({ debug: () => {}, info: () => {}, warn: () => {}, error: () => {} })
+
 export interface LoggerOptions {
   level?: LogLevel
   /** `text`: one readable line per event; `json`: one JSON object per line (pino's). Default `text`. */
