@@ -18,6 +18,7 @@ import { agentOptionsFromArgs, runAgent } from '../../cli/commands/agent.ts'
 import { DEFAULT_AGENT, DEFAULT_NETWORK, agentTimers } from '../../simulations/scenario/schema.ts'
 import { GOSSIP_D } from '../../agent/config.ts'
 import { tempDir } from '../../simulations/support/cluster.ts'
+import { runCli } from '../cli/procs.ts'
 
 const GiB = 1024 ** 3
 const dirs: string[] = []
@@ -79,6 +80,15 @@ describe('memgossip agent flags come from the table', () => {
     }
     // Per-preset values are printed where the presets differ.
     expect(text).toMatch(/--probe-interval VALUE\n\s+.*\(default 1s; wan 5s\)/)
+  })
+
+  it('the real command exits 2 on an unknown preset, naming it', async () => {
+    const dir = await tempDir('memgossip-config-')
+    dirs.push(dir)
+    const r = await runCli(['agent', '--preset', 'mars', '--api', '127.0.0.1:0', '--fake-memory', '1GiB', '--data-dir', join(dir, 'never')])
+    expect(existsSync(join(dir, 'never'))).toBe(false)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toBe("memgossip agent: --preset: unknown preset 'mars' (expected lan, local, wan)\n")
   })
 
   it('a preset flag overrides that one setting of the chosen preset', () => {
