@@ -17,8 +17,8 @@
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
-  computeRent, decodeHlc, encodeHlc, entryKey, isHlc, stampInRange, finishResolution, fit, formatSize, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
-  MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, MAX_ADDRS, readLedger, readMapRecord, releaseKey, replayLedger, shortId,
+  computeRent, decodeHlc, encodeHlc, entryKey, isHlc, stampInRange, finishResolution, fit, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
+  MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, readLedger, readMapRecord, releaseKey, replayLedger, shortId,
   MAX_QUEUE_TIMEOUT_MS, type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
 } from '../crdt/index.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
@@ -33,37 +33,26 @@ import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import type { Clock, MemoryProbe, MemorySample, Network, PeerIdStr, TimerHandle } from './types.ts'
 import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type FailureDetectorSettings, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
-  decodeMessage, encodeMessage, MAX_PULL, MSG_ACK, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
-  MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REPLY, MSG_SYNC_REQUEST, WireError, type WireBeacon, type WireMessage
+  decodeMessage, encodeMessage, MAX_PULL, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
+  MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REQUEST, type WireBeacon, type WireMessage
 } from './wire.ts'
 import { DirectCalls } from './calls.ts'
 import { AGENT_DEFAULTS } from './config.ts'
 import { lineLogger, lineSink, toLogger, type Logger, type LogLine } from './log.ts'
+import { InputGuard } from './input.ts'
+import { ledgerReader, type LedgerReader } from './ledger-reader.ts'
+import { Mesh } from './mesh.ts'
+import { SyncExchange } from './sync.ts'
 
 export const VERSION = '0.1.0'
 
 /** Defaults: the agent's constants and the `lan` preset's values (agent/config.ts, where each has its reason). */
 export const DEFAULTS = AGENT_DEFAULTS
 
-/** New connections opened per sync round to reach `targetPeers`. */
-const DIALS_PER_ROUND = 4
-
-/** A peer is synced with at most this often because of news from another (epidemic pull). */
-const SPREAD_COOLDOWN_MS = 500
-/** At most one gap pull per peer in this long (a gap stays until the sync fills it). */
-const GAP_PULL_COOLDOWN_MS = 1000
-/**
- * Heartbeats carry the node's multiaddrs only when they changed and on every
- * twelfth beat (once a minute at the default interval): they are a third of a
- * heartbeat's bytes, and every member receives every heartbeat. Peers remember
- * the last addresses each member published.
- */
-const ADDRS_EVERY_BEATS = 12
-
-/** The ledger's own root types; an update that creates any other root is refused. */
+/** A beacon at a position this peer does not hold pulls the gap when gossip has not filled it in this long. */
+const BEHIND_PULL_AFTER_MS = 1000
 /** A beacon is about 100 bytes (a node id, a stamp, a position, a line); anything much larger is not one. */
 const MAX_BEACON_BYTES = 512
-const LEDGER_ROOTS = new Set(['nodes', 'reservations', 'releases', 'capacity', 'membership'])
 const ORIGIN_LOCAL = Symbol('memgossip-local')
 const ORIGIN_REMOTE = Symbol('memgossip-remote')
 const ORIGIN_RESTORE = Symbol('memgossip-restore')
@@ -196,7 +185,8 @@ export const systemClock: Clock = {
 
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
-  readonly doc: Y.Doc
+  /** Read-only copies of the replicated ledger (for tools and tests); the document itself stays private. */
+  readonly ledger: LedgerReader
   readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, resolutions: 0, ...emptyBeaconCounters(), ...emptyLivenessCounters(), beaconPulls: 0, suspicionsDropped: 0, admissions: 0, evictionProposals: 0, evictionAcks: 0, oomKillsLimit: 0, oomKillsHost: 0 }
   readonly network: Network
   floorBytes = 0
@@ -204,6 +194,7 @@ export class Agent extends EventEmitter {
   lastSample?: MemorySample
   allocatableBytes = 0
 
+  private readonly doc: Y.Doc
   private readonly init: AgentInit
   private readonly clock: Clock
   private readonly random: () => number
@@ -250,7 +241,6 @@ export class Agent extends EventEmitter {
   private cachedClock = ''
   /** The latest stamp of each node's stream already taken as a clock sample and a proof of life. */
   private readonly lastStamps = new Map<PeerIdStr, string | undefined>()
-  private readonly peerClocks = new Map<PeerIdStr, number>()
   private previousVerdicts = new Map<string, string>()
   private readonly alertSink: AlertSink
   // -- enforcement hooks (agent/pressure.ts, agent/usage.ts) --
@@ -260,7 +250,9 @@ export class Agent extends EventEmitter {
   private usageRecord?: Record<string, { usedBytes: number, peakBytes?: number, oomKills?: number }>
   private recordPressure: PressureLevel = 'ok'
   // -- end enforcement hooks --
-  private syncing = new Set<PeerIdStr>()
+  private readonly input: InputGuard
+  private readonly sync: SyncExchange
+  private readonly mesh: Mesh
   /** Remote transactions that changed the document (Yjs emits no update for a no-op). */
   private remoteChanges = 0
 
@@ -274,10 +266,48 @@ export class Agent extends EventEmitter {
     this.random = init.random ?? Math.random
     this.log = toLogger(init.log, () => lineLogger((line) => { process.stderr.write(`${line}\n`) }))
     this.doc = new Y.Doc({ gc: true })
+    this.ledger = ledgerReader(this.doc)
     for (const name of [MAP_RESERVATIONS, MAP_RELEASES, MAP_CAPACITY, MAP_MEMBERSHIP]) this.doc.getMap(name).observe(() => { this.ledgerDirty = true; this.ledgerChanges++ })
-    this.doc.getMap(MAP_NODES).observe((event) => {
+    this.input = new InputGuard({
+      clock: this.clock,
+      log: lineSink(this.log),
+      counters: this.metrics,
+      limits: {
+        maxUpdateBytes: init.maxUpdateBytes ?? DEFAULTS.maxUpdateBytes,
+        maxUpdateEntries: init.maxUpdateEntries ?? DEFAULTS.maxUpdateEntries,
+        messagesPerSecond: DEFAULTS.gossipMessagesPerSecond,
+        bytesPerSecond: DEFAULTS.gossipBytesPerSecond
+      }
+    })
+    this.sync = new SyncExchange({
+      doc: this.doc,
+      network: this.network,
+      clock: this.clock,
+      random: this.random,
+      log: lineSink(this.log),
+      counters: this.metrics,
+      apply: (from, update) => this.applyRemote(from, update),
+      ledgerChanges: () => this.ledgerChanges,
+      durable: async () => { await this.durableTail },
+      settled: async () => { await this.settled() },
+      readOnly: () => this.failed !== undefined,
+      stopped: () => this.stopped,
+      afterRound: () => { if (!this.joined) this.membership.requestAdmission(this.resolution()) },
+      schedule: (fn, ms) => { this.schedule(fn, ms) }
+    })
+    this.mesh = new Mesh({
+      self: this.self,
+      network: this.network,
+      random: this.random,
+      log: lineSink(this.log),
+      liveness: (node) => this.liveness(node),
+      targetPeers: DEFAULTS.targetPeers,
+      stopped: () => this.stopped
+    })
+    const nodes = this.doc.getMap(MAP_NODES)
+    nodes.observe((event) => {
       this.finalityDirty = true
-      this.rememberAddrs(event.keysChanged)
+      for (const key of event.keysChanged) this.mesh.remember(key, nodes.get(key) as { addrs?: unknown } | undefined)
     })
     this.alertSink = new AlertSink({
       clock: this.clock,
@@ -421,6 +451,7 @@ export class Agent extends EventEmitter {
       onRequest: async (from, data) => await this.onRequest(from, data),
       onPeerConnected: (peer) => {
         this.emit('event', { type: 'peer', state: 'connected', peer } satisfies AgentEvent)
+        this.sync.wake()
         this.schedule(() => { void this.syncWith(peer) }, 10 + Math.floor(this.random() * 40))
       },
       onPeerDisconnected: (peer) => {
@@ -434,8 +465,9 @@ export class Agent extends EventEmitter {
     await this.sampleAndPublish(true)
 
     this.every(() => { void this.sampleAndPublish(false) }, this.init.sampleIntervalMs ?? DEFAULTS.sampleIntervalMs)
-    this.every(() => { void this.syncRandomPeer(); void this.keepConnected() }, this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs)
-    this.every(() => { this.refresh(); this.beaconChannel.tick(); void this.membership.evictTheDead() }, 1000)
+    const syncIntervalMs = this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs
+    this.every(() => { void this.sync.periodic(syncIntervalMs); void this.mesh.keepConnected(this.resolution()) }, syncIntervalMs)
+    this.every(() => { this.refresh(); this.beaconChannel.tick(); this.pullBehind(); void this.membership.evictTheDead() }, 1000)
     this.every(() => { this.detector.tick() }, probeIntervalMs)
     this.every(() => { void this.maybeCompact() }, 30_000)
     // --- bounds and the queue: withdraw our own queued entries past their timeout (agent/queue.ts).
@@ -943,7 +975,7 @@ export class Agent extends EventEmitter {
     const usage = this.usage.recordIfMoved(this.gate.thresholdFor(sample.totalBytes))
     // Addresses that moved (or that the first record went out without) go out
     // at once: members dial each other by them ("Network": connections).
-    const addrsMoved = this.addressesKey() !== this.publishedAddrs
+    const addrsMoved = this.mesh.addressesMoved()
     if (!force && !addrsMoved && usage === undefined && this.recordPressure === this.pressure.level && !this.gate.shouldPublish(figures, now)) return
     if (usage !== undefined) {
       this.usage.published(usage)
@@ -966,7 +998,7 @@ export class Agent extends EventEmitter {
       usedBytes: Math.max(0, sample.totalBytes - sample.availableBytes),
       labels: this.init.labels,
       version: VERSION,
-      addrs: this.addrsForHeartbeat(),
+      addrs: this.mesh.forRecord(),
       pressure: this.pressure.level === 'ok' ? undefined : this.pressure.level,
       usage: this.usageRecord
     }, this.clock.now())
@@ -983,7 +1015,7 @@ export class Agent extends EventEmitter {
    */
   private onDirect (from: PeerIdStr, data: Uint8Array): void {
     this.metrics.bytesIn += data.length
-    const message = this.admitMessage(from, data, MAX_BEACON_BYTES, 'direct message')
+    const message = this.input.admit(from, data, MAX_BEACON_BYTES, 'direct message')
     if (message === undefined) return
     if (message.type === MSG_BEACON) {
       this.onBeacon(from, message.beacon)
@@ -995,18 +1027,18 @@ export class Agent extends EventEmitter {
       return
     }
     if (message.type !== MSG_CALL) {
-      this.drop(from, 'invalid', `unexpected message type 0x${message.type.toString(16)} on a direct stream`)
+      this.input.drop(from, 'invalid', `unexpected message type 0x${message.type.toString(16)} on a direct stream`)
       return
     }
     let call
     try {
       call = decodeMessage(message.body)
     } catch (error) {
-      this.drop(from, 'invalid', `call: ${(error as Error).message}`)
+      this.input.drop(from, 'invalid', `call: ${(error as Error).message}`)
       return
     }
     if (call.type !== MSG_PING && call.type !== MSG_PING_REQ) {
-      this.drop(from, 'invalid', `unexpected call of type 0x${call.type.toString(16)} on a direct stream`)
+      this.input.drop(from, 'invalid', `unexpected call of type 0x${call.type.toString(16)} on a direct stream`)
       return
     }
     this.detector.heard(from)
@@ -1044,25 +1076,6 @@ export class Agent extends EventEmitter {
     return all
   }
 
-  /** A peer's message within its budget and size, decoded; undefined when dropped (counted, logged once). */
-  private admitMessage (from: PeerIdStr, data: Uint8Array, maxBytes: number, what: string): WireMessage | undefined {
-    if (!this.admitGossip(from, data.length)) {
-      this.metrics.droppedThrottled++
-      this.drop(from, 'throttled', `peer exceeds ${DEFAULTS.gossipMessagesPerSecond} messages or ${formatSize(DEFAULTS.gossipBytesPerSecond)} per second`)
-      return undefined
-    }
-    if (data.length > maxBytes) {
-      this.drop(from, 'oversized', `${what} of ${data.length} bytes exceeds ${maxBytes}`)
-      return undefined
-    }
-    try {
-      return decodeMessage(data)
-    } catch (error) {
-      this.drop(from, 'invalid', (error as Error).message)
-      return undefined
-    }
-  }
-
   private onBeacon (from: PeerIdStr, beacon: WireBeacon): void {
     const view = this.lastResolution().view
     this.beaconChannel.receive(from, beacon, (node) => view.has(node))
@@ -1070,14 +1083,14 @@ export class Agent extends EventEmitter {
 
   private onGossip (from: PeerIdStr, data: Uint8Array): void {
     this.metrics.bytesIn += data.length
-    const maxBytes = this.init.maxUpdateBytes ?? DEFAULTS.maxUpdateBytes
+    const maxBytes = this.input.limits.maxUpdateBytes
     // Size first: an oversized message is the peer's fault whatever its budget.
     if (data.length > maxBytes + 16) {
-      this.drop(from, 'oversized', `gossip message of ${data.length} bytes exceeds ${maxBytes}`)
+      this.input.drop(from, 'oversized', `gossip message of ${data.length} bytes exceeds ${maxBytes}`)
       return
     }
     const beacon = data[0] === MSG_BEACON
-    const message = this.admitMessage(from, data, beacon ? MAX_BEACON_BYTES : Infinity, beacon ? 'beacon' : 'gossip message')
+    const message = this.input.admit(from, data, beacon ? MAX_BEACON_BYTES : Infinity, beacon ? 'beacon' : 'gossip message')
     if (message === undefined) return
     if (message.type === MSG_BEACON) {
       this.onBeacon(from, message.beacon)
@@ -1088,7 +1101,7 @@ export class Agent extends EventEmitter {
       return
     }
     if (message.type !== MSG_GOSSIP) {
-      this.drop(from, 'invalid', `unexpected message type 0x${message.type.toString(16)} on the gossip topic`)
+      this.input.drop(from, 'invalid', `unexpected message type 0x${message.type.toString(16)} on the gossip topic`)
       return
     }
     this.applyRemote(from, message.update)
@@ -1099,31 +1112,7 @@ export class Agent extends EventEmitter {
    * decode, and only ledger root types, before anything touches the document.
    */
   private applyRemote (from: PeerIdStr, update: Uint8Array): boolean {
-    if (this.stopped) return false
-    const maxBytes = this.init.maxUpdateBytes ?? DEFAULTS.maxUpdateBytes
-    if (update.length > maxBytes) {
-      this.drop(from, 'oversized', `update of ${update.length} bytes exceeds ${maxBytes}`)
-      return false
-    }
-    let decoded
-    try {
-      decoded = Y.decodeUpdate(update)
-    } catch (error) {
-      this.drop(from, 'invalid', `undecodable Yjs update (${(error as Error).message})`)
-      return false
-    }
-    const maxEntries = this.init.maxUpdateEntries ?? DEFAULTS.maxUpdateEntries
-    if (decoded.structs.length > maxEntries) {
-      this.drop(from, 'oversized', `update with ${decoded.structs.length} entries exceeds ${maxEntries}`)
-      return false
-    }
-    for (const struct of decoded.structs) {
-      const parent = (struct as { parent?: unknown }).parent
-      if (typeof parent === 'string' && !LEDGER_ROOTS.has(parent)) {
-        this.drop(from, 'invalid', `update writes to unknown root '${parent.slice(0, 40)}'`)
-        return false
-      }
-    }
+    if (this.stopped || !this.input.acceptsUpdate(from, update)) return false
     const changesBefore = this.remoteChanges
     const store = this.doc.store
     const pendingBefore = { structs: store.pendingStructs?.update, dsBytes: store.pendingDs?.length ?? 0 }
@@ -1131,7 +1120,7 @@ export class Agent extends EventEmitter {
       Y.applyUpdate(this.doc, update, ORIGIN_REMOTE)
       if (this.remoteChanges === changesBefore) this.metrics.redundantUpdates++
     } catch (error) {
-      this.drop(from, 'invalid', `update failed to apply (${(error as Error).message})`)
+      this.input.drop(from, 'invalid', `update failed to apply (${(error as Error).message})`)
       return false
     }
     // Yjs silently takes a new client id when an update carries structs of
@@ -1151,76 +1140,14 @@ export class Agent extends EventEmitter {
     // gap nobody can fill does not turn every later update into a sync.
     const structsHeld = store.pendingStructs !== null && store.pendingStructs.update !== pendingBefore.structs
     const deletesHeld = (store.pendingDs?.length ?? 0) > pendingBefore.dsBytes
-    if (structsHeld || deletesHeld) this.pullGap(from)
+    if (structsHeld || deletesHeld) this.sync.pullGap(from)
     return true
-  }
-
-  /**
-   * Sync at once with the peer that sent an update we could not fully apply:
-   * its author when connected (it holds its whole stream), else a connected
-   * peer at random. Once per peer per second, and not while another sync is
-   * running (after a heal or a restart those syncs bring the gap anyway; the
-   * writer's next update shows it again if not); the periodic sync stays the
-   * backstop.
-   */
-  private pullGap (from: PeerIdStr): void {
-    if (this.stopped || this.syncing.size > 0) return
-    const peers = this.network.peers()
-    if (peers.length === 0) return
-    const peer = peers.includes(from) ? from : peers[Math.floor(this.random() * peers.length)]
-    const now = this.clock.now()
-    if (now - (this.lastGapPullAt.get(peer) ?? -Infinity) < GAP_PULL_COOLDOWN_MS) return
-    this.lastGapPullAt.set(peer, now)
-    this.metrics.gapPulls++
-    this.schedule(() => { void this.syncWith(peer) }, 0)
-  }
-
-  private readonly lastGapPullAt = new Map<PeerIdStr, number>()
-
-  private readonly buckets = new Map<PeerIdStr, { messages: number, bytes: number, atMs: number }>()
-  /** Token bucket per peer (one second of burst), refilled by elapsed time. */
-  private admitGossip (from: PeerIdStr, size: number): boolean {
-    const now = this.clock.now()
-    const rate = DEFAULTS.gossipMessagesPerSecond
-    // The burst must hold the largest legal update, or it could never arrive by gossip.
-    const byteRate = Math.max(DEFAULTS.gossipBytesPerSecond, (this.init.maxUpdateBytes ?? DEFAULTS.maxUpdateBytes) + 16)
-    let bucket = this.buckets.get(from)
-    if (bucket === undefined) {
-      if (this.buckets.size > 10_000) this.buckets.clear()
-      bucket = { messages: rate, bytes: byteRate, atMs: now }
-      this.buckets.set(from, bucket)
-    }
-    const elapsed = Math.max(0, now - bucket.atMs) / 1000
-    bucket.messages = Math.min(rate, bucket.messages + elapsed * rate)
-    bucket.bytes = Math.min(byteRate, bucket.bytes + elapsed * byteRate)
-    bucket.atMs = now
-    if (bucket.messages < 1 || bucket.bytes < size) return false
-    bucket.messages -= 1
-    bucket.bytes -= size
-    return true
-  }
-
-  private readonly droppedLogged = new Set<string>()
-  private drop (from: PeerIdStr, kind: 'invalid' | 'oversized' | 'throttled', reason: string): void {
-    if (kind === 'oversized') this.metrics.droppedOversized++
-    else if (kind === 'invalid') this.metrics.droppedInvalid++
-    // Logged once per peer and kind: a flooding peer must not flood the log.
-    const key = `${from}/${kind}`
-    if (!this.droppedLogged.has(key) && this.droppedLogged.size < 10_000) {
-      this.droppedLogged.add(key)
-      this.log.warn(`dropped ${kind} input from ${shortId(from)}: ${reason} (counted in /metrics; logged once per peer)`)
-    }
   }
 
   private async onRequest (from: PeerIdStr, data: Uint8Array): Promise<Uint8Array> {
     this.metrics.bytesIn += data.length
-    let message
-    try {
-      message = decodeMessage(data)
-    } catch (error) {
-      this.drop(from, 'invalid', (error as Error).message)
-      return encodeMessage({ type: MSG_ERROR, reason: 'malformed request' })
-    }
+    const message = this.input.decode(from, data)
+    if (message === undefined) return encodeMessage({ type: MSG_ERROR, reason: 'malformed request' })
     this.detector.heard(from)
     switch (message.type) {
       case MSG_PING:
@@ -1232,33 +1159,17 @@ export class Agent extends EventEmitter {
         return reply
       }
     }
-    // Never serve our own stream beyond what is durable (docs/design.md "Durability").
-    await this.settled()
-    if (this.failed !== undefined) return encodeMessage({ type: MSG_ERROR, reason: 'peer is read-only' })
     switch (message.type) {
-      case MSG_SYNC_REQUEST: {
-        let update: Uint8Array
+      case MSG_SYNC_REQUEST:
+      case MSG_PUSH:
         try {
-          // Nothing to send when the peer holds every entry we hold (most
-          // periodic syncs): an update would carry the whole delete set anyway.
-          const theirs = Y.decodeStateVector(message.stateVector)
-          update = lacksEntries(this.doc, theirs) ? Y.encodeStateAsUpdate(this.doc, message.stateVector) : EMPTY_UPDATE
-          this.notePeerClock(from, theirs)
-        } catch {
-          this.drop(from, 'invalid', 'malformed state vector')
-          return encodeMessage({ type: MSG_ERROR, reason: 'malformed state vector' })
+          return await this.sync.answer(from, message)
+        } catch (error) {
+          this.input.drop(from, 'invalid', (error as Error).message)
+          return encodeMessage({ type: MSG_ERROR, reason: (error as Error).message })
         }
-        const reply = encodeMessage({ type: MSG_SYNC_REPLY, update, stateVector: Y.encodeStateVector(this.doc) })
-        this.metrics.bytesOut += reply.length
-        return reply
-      }
-      case MSG_PUSH: {
-        const changesBefore = this.ledgerChanges
-        if (this.applyRemote(from, message.update) && this.ledgerChanges !== changesBefore) this.spreadNews(from)
-        return encodeMessage({ type: MSG_ACK })
-      }
       default:
-        this.drop(from, 'invalid', `unexpected request type 0x${message.type.toString(16)}`)
+        this.input.drop(from, 'invalid', `unexpected request type 0x${message.type.toString(16)}`)
         return encodeMessage({ type: MSG_ERROR, reason: 'unexpected request type' })
     }
   }
@@ -1338,7 +1249,7 @@ export class Agent extends EventEmitter {
     const members = this.lastResolution().view
     if (message.suspector !== from || !members.has(from) || !members.has(message.target) || !stampInRange(message.wallMs, message.counter)) {
       this.metrics.suspicionsDropped++
-      this.drop(from, 'invalid', message.suspector !== from ? `suspicion names ${shortId(message.suspector)} but was published by ${shortId(from)}` : 'suspicion from or of a non-member')
+      this.input.drop(from, 'invalid', message.suspector !== from ? `suspicion names ${shortId(message.suspector)} but was published by ${shortId(from)}` : 'suspicion from or of a non-member')
       return
     }
     this.detector.suspected(from, message.target, encodeHlc({ wallMs: message.wallMs, counter: message.counter, node: from }))
@@ -1392,159 +1303,40 @@ export class Agent extends EventEmitter {
     })()
   }
 
-  /** Remember how much of our own stream a peer holds (for `--ack peers:K`). */
-  private notePeerClock (peer: PeerIdStr, stateVector: Map<number, number>): void {
-    const clock = stateVector.get(this.doc.clientID) ?? 0
-    this.peerClocks.set(peer, Math.max(clock, this.peerClocks.get(peer) ?? 0))
-  }
-
-  /** One anti-entropy exchange with `peer`: pull what we lack, push what it lacks. */
+  /** One anti-entropy exchange with `peer` (agent/sync.ts). */
   async syncWith (peer: PeerIdStr): Promise<boolean> {
-    if (this.stopped || this.syncing.has(peer)) return false
-    this.syncing.add(peer)
-    try {
-      await this.durableTail
-      const request = encodeMessage({ type: MSG_SYNC_REQUEST, stateVector: Y.encodeStateVector(this.doc) })
-      this.metrics.bytesOut += request.length
-      const replyBytes = await this.network.request(peer, request)
-      this.metrics.bytesIn += replyBytes.length
-      const reply = decodeMessage(replyBytes)
-      if (reply.type === MSG_ERROR) throw new WireError(`peer refused sync: ${reply.reason}`)
-      if (reply.type !== MSG_SYNC_REPLY) throw new WireError(`unexpected reply type 0x${reply.type.toString(16)}`)
-      // Only decision-map news is passed on: heartbeats supersede themselves and
-      // arrive by gossip every few seconds; relaying them made every periodic
-      // sync at rest start a wave (35 KiB/s per node at 25 agents in the bench).
-      const changesBefore = this.ledgerChanges
-      if (reply.update.length > EMPTY_UPDATE.length && !this.applyRemote(peer, reply.update)) return false
-      if (this.ledgerChanges !== changesBefore) this.spreadNews(peer)
-      const theirs = Y.decodeStateVector(reply.stateVector)
-      this.notePeerClock(peer, theirs)
-      if (this.failed === undefined) {
-        await this.settled()
-        if (lacksEntries(this.doc, theirs)) {
-          const push = encodeMessage({ type: MSG_PUSH, update: Y.encodeStateAsUpdate(this.doc, reply.stateVector) })
-          this.metrics.bytesOut += push.length
-          const ack = decodeMessage(await this.network.request(peer, push))
-          if (ack.type === MSG_ACK) this.peerClocks.set(peer, this.doc.store.clients.has(this.doc.clientID) ? Y.getState(this.doc.store, this.doc.clientID) : 0)
-        }
-      }
-      this.metrics.syncRounds++
-      if (!this.joined) this.membership.requestAdmission(this.resolution())
-      return true
-    } catch (error) {
-      this.metrics.syncFailures++
-      if (!this.stopped) this.log.info(`sync with ${shortId(peer)} failed: ${(error as Error).message}`)
-      return false
-    } finally {
-      this.syncing.delete(peer)
-    }
+    return await this.sync.syncWith(peer)
   }
 
   /**
-   * Epidemic pull after a heal: a sync that brought news (a partition's worth of
-   * writes, which gossip never carried across the cut) is passed on at once by
-   * syncing with every other connected peer, instead of waiting for the
-   * periodic round. Each peer that learns something does the same; a sync that
-   * brings nothing triggers nothing, so the wave stops by itself. Per-peer
-   * cooldown keeps a busy cluster from syncing in circles.
+   * A member's beacon says this peer lacks part of its stream, and gossip has
+   * not brought it for a second (a lost message, and nothing written after it
+   * to show the gap): pull it from that member, and end the anti-entropy
+   * backoff. Checked every second; once a second per member at most.
    */
-  private spreadNews (from: PeerIdStr): void {
-    if (this.stopped) return
+  private readonly behindSince = new Map<PeerIdStr, number>()
+
+  private pullBehind (): void {
     const now = this.clock.now()
-    for (const peer of this.network.peers()) {
-      if (peer === from || this.syncing.has(peer)) continue
-      const last = this.lastSpreadAt.get(peer) ?? 0
-      if (now - last < SPREAD_COOLDOWN_MS) continue
-      this.lastSpreadAt.set(peer, now)
-      this.schedule(() => { void this.syncWith(peer) }, Math.floor(this.random() * 20))
-    }
-  }
-
-  private readonly lastSpreadAt = new Map<PeerIdStr, number>()
-  /** The last multiaddrs each member published (heartbeats carry them only now and then). */
-  private readonly memberAddrs = new Map<PeerIdStr, string[]>()
-  /** What our last heartbeat with addresses carried, and the beats since. */
-  private publishedAddrs = ''
-  private beatsSinceAddrs = 0
-
-  private rememberAddrs (keys: Set<string>): void {
-    const nodes = this.doc.getMap(MAP_NODES)
-    for (const key of keys) {
-      if (key === this.self) continue
-      const value = nodes.get(key) as { addrs?: unknown } | undefined
-      const addrs = value?.addrs
-      if (Array.isArray(addrs) && addrs.length > 0 && addrs.length <= MAX_ADDRS && addrs.every(a => typeof a === 'string')) {
-        this.memberAddrs.set(key, addrs as string[])
+    const behind = new Set(this.beaconChannel.streamsBehind())
+    for (const node of this.behindSince.keys()) if (!behind.has(node)) this.behindSince.delete(node)
+    for (const node of behind) {
+      const since = this.behindSince.get(node)
+      if (since === undefined) {
+        this.behindSince.set(node, now)
+      } else if (now - since >= BEHIND_PULL_AFTER_MS) {
+        this.behindSince.set(node, now)
+        this.sync.wake()
+        this.sync.pullGap(node)
       }
     }
-  }
-
-  /** This heartbeat's addrs field: the addresses when they changed or are due, else nothing. */
-  private addressesKey (): string {
-    return this.network.addresses().slice(0, MAX_ADDRS).join(' ')
-  }
-
-  private addrsForHeartbeat (): string[] | undefined {
-    const addrs = this.network.addresses().slice(0, MAX_ADDRS)
-    const key = addrs.join(' ')
-    if (key === this.publishedAddrs && ++this.beatsSinceAddrs < ADDRS_EVERY_BEATS) return undefined
-    this.publishedAddrs = key
-    this.beatsSinceAddrs = 0
-    return addrs.length > 0 ? addrs : undefined
-  }
-
-  /**
-   * Keep `targetPeers` connections to live members, dialled by the addresses
-   * they publish in their heartbeats. Without it every agent stays connected
-   * only to its bootstrap peers: a star that one node's death, or a partition
-   * through it, cuts apart although every agent knows every member.
-   */
-  private readonly dialFailuresLogged = new Set<PeerIdStr>()
-
-  private async keepConnected (): Promise<void> {
-    const dial = this.network.dial
-    if (dial === undefined || this.stopped) return
-    const connected = new Set(this.network.peers())
-    const res = this.resolution()
-    // Every member while the view is small enough for direct beacons.
-    const wanted = res.view.size - 1 <= DIRECT_MEMBERS_MAX ? Math.max(DEFAULTS.targetPeers, res.view.size - 1) : DEFAULTS.targetPeers
-    const missing = wanted - connected.size
-    if (missing <= 0) return
-    const candidates = res.members.filter(id => id !== this.self && !connected.has(id) && this.liveness(id) !== 'dead' && this.memberAddrs.has(id))
-    for (let i = candidates.length - 1; i > 0; i--) {
-      const j = Math.floor(this.random() * (i + 1));
-      [candidates[i], candidates[j]] = [candidates[j], candidates[i]]
-    }
-    for (const id of candidates.slice(0, Math.min(missing, DIALS_PER_ROUND))) {
-      for (const address of this.memberAddrs.get(id)!) {
-        try {
-          await dial.call(this.network, address)
-          this.dialFailuresLogged.delete(id)
-          break
-        } catch (error) {
-          // Another of its addresses may work (a host has several interfaces).
-          // Said once per member until a dial to it works: a member this node
-          // cannot reach gets no direct beacons from it.
-          if (!this.dialFailuresLogged.has(id) && this.dialFailuresLogged.size < 1000) {
-            this.dialFailuresLogged.add(id)
-            this.log.warn(`cannot connect to member ${shortId(id)} at ${address}: ${(error as Error).message} (retried every sync round)`)
-          }
-        }
-      }
-    }
-  }
-
-  private async syncRandomPeer (): Promise<void> {
-    const peers = this.network.peers()
-    if (peers.length === 0) return
-    await this.syncWith(peers[Math.floor(this.random() * peers.length)])
   }
 
   /** `--ack peers:K`: sync with peers until K of them hold everything we wrote. */
   private async waitForPeers (k: number, _before: Uint8Array): Promise<number> {
     const needed = Y.getState(this.doc.store, this.doc.clientID)
     const deadline = this.clock.now() + (this.init.ackTimeoutMs ?? DEFAULTS.ackTimeoutMs)
-    const count = (): number => [...this.peerClocks.values()].filter(c => c >= needed).length
+    const count = (): number => this.sync.peersHolding(needed)
     while (count() < k && this.clock.now() < deadline && !this.stopped) {
       await Promise.all(this.network.peers().map(async p => await this.syncWith(p)))
       if (count() >= k) break
@@ -1724,25 +1516,6 @@ export class Agent extends EventEmitter {
     // Yjs client ids are uint32; 0 is avoided only for readability in dumps.
     return 1 + Math.floor(this.random() * 0xfffffffe)
   }
-}
-
-/** A Yjs update with no entries and an empty delete set. */
-const EMPTY_UPDATE = new Uint8Array([0, 0])
-
-/**
- * Whether a peer whose state vector is `theirs` lacks any entry of `doc`.
- * Deletes need no check of their own: in the ledger every delete is made by
- * the transaction that sets a new value on the same key (a heartbeat replacing
- * the last one), and an update carries a transaction's entries and deletes
- * together; so a peer holding every entry holds every delete. (The one other
- * delete, the rollback of a write that could not be made durable, leaves the
- * agent read-only: it serves and pushes nothing after that.)
- */
-function lacksEntries (doc: Y.Doc, theirs: Map<number, number>): boolean {
-  for (const client of doc.store.clients.keys()) {
-    if (Y.getState(doc.store, client) > (theirs.get(client) ?? 0)) return true
-  }
-  return false
 }
 
 export interface EvictionAnswer {

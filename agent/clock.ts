@@ -172,6 +172,21 @@ export class ClockChannel {
     return true
   }
 
+  /**
+   * Members whose newest beacon is at a position past what this peer holds
+   * of their stream: a sync with them would bring entries (a gossip message
+   * was lost, or is still on its way — beacons often arrive first).
+   */
+  streamsBehind (): NodeId[] {
+    const behind: NodeId[] = []
+    for (const [node, list] of this.coverage) {
+      if (node === this.deps.self) continue
+      const newest = list[list.length - 1]
+      if (newest !== undefined && newest.seq > this.deps.heldSeq(node)) behind.push(node)
+    }
+    return behind
+  }
+
   private newest (node: NodeId): Beacon | undefined {
     const list = this.coverage.get(node)
     return list?.[list.length - 1]

@@ -86,7 +86,7 @@ export const LAN: Readonly<AgentSettings> = Object.freeze({
   sampleIntervalMs: 1000,
   /** Off: liveness comes from the failure detector, whose cost does not grow with the cluster (docs/design.md "Liveness"). */
   heartbeatIntervalMs: 0,
-  /** 5 s: gossip is lossy; a lost message arrives within one round, at one small request per round. */
+  /** 5 s: gossip is lossy; a round finds what it lost, and rounds back off while they bring nothing (agent/sync.ts). */
   syncIntervalMs: 5000,
   /** SWIM/memberlist's LAN interval: one probe a second finds a dead member within seconds. */
   probeIntervalMs: FAILURE_DETECTOR_DEFAULTS.probeIntervalMs,
@@ -266,7 +266,7 @@ export const AGENT_FLAGS: Readonly<Record<string, AgentFlag>> = Object.freeze({
   'evict-after': { kind: 'duration', setting: 'evictAfterMs', help: 'propose evicting members silent this long; a strict majority must acknowledge' },
   'max-clock-offset': { kind: 'duration', setting: 'maxClockOffsetMs', help: "refuse writes while this host's clock is behind the cluster's by more" },
   'heartbeat-interval': { kind: 'duration', setting: 'heartbeatIntervalMs', help: 'also send a slow beacon this often; without it liveness comes from the failure detector' },
-  'sync-interval': { kind: 'duration', setting: 'syncIntervalMs', help: 'anti-entropy with one random peer this often' },
+  'sync-interval': { kind: 'duration', setting: 'syncIntervalMs', help: 'anti-entropy with one random peer this often, backing off to 12× while rounds bring nothing' },
   'probe-interval': { kind: 'duration', setting: 'probeIntervalMs', help: 'failure detector: probe one member this often' },
   'probe-timeout': { kind: 'duration', setting: 'probeTimeoutMs', help: 'failure detector: a direct ping unanswered this long asks other members to ping' },
   'suspicion-mult': { kind: 'count', setting: 'suspicionMult', help: 'failure detector: suspicion timeout in probe intervals per log10 of the view size' },

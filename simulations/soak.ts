@@ -181,8 +181,8 @@ function diagnose (agents: TestAgent[]): AgentDiagnosis[] {
       members: state.members.length,
       reservations: state.reservations,
       pending: state.pending,
-      pendingStructs: agent.doc.store.pendingStructs !== null,
-      stateVector: createHash('sha256').update(Y.encodeStateVector(agent.doc)).digest('hex').slice(0, 12),
+      pendingStructs: agent.ledger.hasPending(),
+      stateVector: createHash('sha256').update(agent.ledger.stateVector()).digest('hex').slice(0, 12),
       joined: state.joined,
       readOnly: state.readOnly
     }
@@ -274,9 +274,12 @@ export async function runSoak (options: SoakOptions): Promise<{ report: SoakRepo
     const ledgerBytes = await Promise.all(agents.map(async a => {
       try { return Number((await api(a, '/v1/state')).body.ledgerBytes) } catch { return -1 }
     }))
-    const stateBytes = agents.map(a => Y.encodeStateAsUpdate(a.daemon.agent.doc).length)
+    const states = agents.map(a => a.daemon.agent.ledger.encode())
+    const stateBytes = states.map(state => state.length)
+    const ledger = new Y.Doc()
+    Y.applyUpdate(ledger, states[0])
     const resolveStart = performance.now()
-    resolveLedger(agents[0].daemon.agent.doc)
+    resolveLedger(ledger)
     const resolveMs = Math.round((performance.now() - resolveStart) * 100) / 100
     // With --expose-gc, measure live memory rather than where the collector happens to be.
     ;(globalThis as { gc?: () => void }).gc?.()

@@ -26,7 +26,7 @@ beforeAll(async () => {
 afterAll(async () => { await stopAll(started) })
 
 /** Entries in the replicated reservations map: what "nothing written" is measured by. */
-const ledgerReservations = (t: TestAgent = a): number => t.daemon.agent.doc.getMap('reservations').size
+const ledgerReservations = (t: TestAgent = a): number => t.daemon.agent.ledger.size('reservations')
 
 /** Assert the documented error shape: status, stable code, a detail, and the field it names. */
 function expectError (r: { status: number, body: any }, status: number, error: string, field?: string): void {
@@ -245,13 +245,13 @@ describe('bad input to the other endpoints', () => {
   })
 
   it('GET and DELETE of an unknown id → 404 naming the id', async () => {
-    const releasesBefore = a.daemon.agent.doc.getMap('releases').size
+    const releasesBefore = a.daemon.agent.ledger.size('releases')
     expectError(await api(a, '/v1/reservations/no-such-thing'), 404, 'NotFound')
     const before = ledgerReservations()
     const del = await api(a, '/v1/reservations/no-such-thing', { method: 'DELETE' })
     expectError(del, 404, 'NotFound')
     expect(del.body.detail).toMatch(/no-such-thing/)
-    expect(a.daemon.agent.doc.getMap('releases').size).toBe(releasesBefore)
+    expect(a.daemon.agent.ledger.size('releases')).toBe(releasesBefore)
     expect(ledgerReservations()).toBe(before)
   })
 
@@ -303,7 +303,7 @@ describe('bad input to the other endpoints', () => {
   })
 
   it('evict: a bad body → 400, an unknown node → 404, itself → 400; nothing written', async () => {
-    const membership = (): number => a.daemon.agent.doc.getMap('membership').size
+    const membership = (): number => a.daemon.agent.ledger.size('membership')
     const before = membership()
     expectError(await api(a, '/v1/evict', { body: {} }), 400, 'InvalidNode', 'node')
     expectError(await api(a, '/v1/evict', { body: { node: 7 } }), 400, 'InvalidNode', 'node')
@@ -603,7 +603,7 @@ describe('a disk-write failure on a release', () => {
     const got = await api(c, '/v1/reservations/kept')
     expect(got.status).toBe(200)
     expect(got.body.status).toBe('admitted')
-    expect(c.daemon.agent.doc.getMap('releases').size).toBe(0)
+    expect(c.daemon.agent.ledger.size('releases')).toBe(0)
   })
 })
 
@@ -614,10 +614,10 @@ describe('a disk-write failure on an eviction', () => {
     await waitFor('two members', () => [x, y].every(t => t.daemon.agent.resolution().members.length === 2))
     ;(x.daemon.agent as any).log = SILENT
     ;(x.daemon.agent as any).store.append = async () => { throw new StoreError('ENOSPC', 'ENOSPC: no space left on device, write', { file: 'ledger.log' }) }
-    const membership = x.daemon.agent.doc.getMap('membership').size
+    const membership = x.daemon.agent.ledger.size('membership')
     const r = await api(x, '/v1/evict', { body: { node: y.daemon.agent.self } })
     expectError(r, 503, 'Unavailable')
-    expect(x.daemon.agent.doc.getMap('membership').size).toBe(membership)
+    expect(x.daemon.agent.ledger.size('membership')).toBe(membership)
     expect(x.daemon.agent.resolution().members).toContain(y.daemon.agent.self)
     const nodes = (await api(x, '/v1/nodes')).body.nodes
     expect(nodes.find((n: any) => n.id === y.daemon.agent.self)).toMatchObject({ member: true, state: 'active' })

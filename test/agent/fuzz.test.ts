@@ -51,7 +51,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-const stateVector = (): string => Buffer.from(Y.encodeStateVector(agent.doc)).toString('hex')
+const stateVector = (): string => Buffer.from(agent.ledger.stateVector()).toString('hex')
 
 /** A valid Yjs update from another peer, carrying arbitrary values in ledger maps. */
 function peerUpdate (values: Array<[string, string, unknown]>): Uint8Array {

@@ -12,7 +12,7 @@ import { MemoryNetworkHub } from '../../agent/net/memory.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import { memoryLogger } from '../../agent/log.ts'
 import { encodeMessage, MSG_GOSSIP } from '../../agent/wire.ts'
-import { LedgerWriter, ledgerMaps } from '../../crdt/index.ts'
+import { LedgerWriter } from '../../crdt/index.ts'
 
 const GiB = 1024 ** 3
 const started: Agent[] = []
@@ -37,22 +37,22 @@ describe('identity', () => {
 
     // A clone of this node's data dir, on another host, writes under the same client id (past what this one wrote).
     const clone = new Y.Doc()
-    Y.applyUpdate(clone, Y.encodeStateAsUpdate(agent.doc))
-    clone.clientID = agent.doc.clientID
+    Y.applyUpdate(clone, agent.ledger.encode())
+    clone.clientID = agent.ledger.clientId()
     const before = Y.encodeStateVector(clone)
     new LedgerWriter(clone, agent.self).reserve({ id: 'from-the-clone', bytes: GiB, placement: { kind: 'any' } }, Date.now())
     deliver!('12D3KooWclone', encodeMessage({ type: MSG_GOSSIP, update: Y.encodeStateAsUpdate(clone, before) }))
 
-    expect(agent.doc.clientID).not.toBe(clone.clientID) // Yjs re-rolled it…
+    expect(agent.ledger.clientId()).not.toBe(clone.clientID) // Yjs re-rolled it…
     const alert = agent.alerts().find(a => a.kind === 'IdentityConflict')
     expect(alert?.message).toMatch(/another process is writing as/)
     expect(agent.state().writesRefused).toMatch(/refuses to write/)
     await expect(agent.reserve({ id: 'after', bytes: GiB, placement: { kind: 'any' } })).rejects.toThrow(/refuses to write/)
     await expect(agent.release('before')).rejects.toThrow(/refuses to write/)
     // …and nothing was written under the new id.
-    const writtenByNewId = [...ledgerMaps(agent.doc).reservations.keys()].filter(k => k.startsWith('after'))
+    const writtenByNewId = agent.ledger.entries('reservations').map(([key]) => key).filter(k => k.startsWith('after'))
     expect(writtenByNewId).toEqual([])
-    expect(agent.doc.store.clients.has(agent.doc.clientID)).toBe(false)
+    expect(Y.decodeStateVector(agent.ledger.stateVector()).has(agent.ledger.clientId())).toBe(false)
     expect(log.records.some(r => r.level === 'error' && r.message.includes('client id'))).toBe(true)
   })
 })

@@ -17,7 +17,7 @@ afterEach(async () => { await stopAll(started.splice(0)) })
 /** Capacity events this node wrote, in order. */
 function ownCapacity (t: TestAgent): Array<{ allocatableBytes: number, state: string, seq: number }> {
   const self = t.daemon.agent.self
-  return [...t.daemon.agent.doc.getMap('capacity').values()]
+  return t.daemon.agent.ledger.entries('capacity').map(([, value]) => value)
     .map(v => v as { node: string, allocatableBytes: number, state: string, seq: number })
     .filter(v => v.node === self)
     .sort((a, b) => a.seq - b.seq)
@@ -57,13 +57,13 @@ describe('pressure ladder in the agent', () => {
     const fit = await api(t, '/v1/fit', { method: 'POST', body: { size: '1GiB', placement: `node:${self}` } })
     expect(fit.body).toMatchObject({ fits: false, code: 'NodeNotActive' })
     expect(fit.body.reason).toMatch(/is cordoned and takes no new reservations \(memory pressure 'refuse': 900\.00 MiB available, under 1\.00 GiB \(floor 1\.00 GiB\); it refuses new placements\)/)
-    const before = t.daemon.agent.doc.getMap('reservations').size
+    const before = t.daemon.agent.ledger.size('reservations')
     const reserve = await api(t, '/v1/reservations', { method: 'POST', body: { id: 'refused', size: '1GiB', placement: `node:${self}` } })
     // Did not fit here: 200, the one answer shape, rejected and not written.
     expect(reserve.status).toBe(200)
     expect(reserve.body).toMatchObject({ written: false, status: 'rejected', code: 'NodeNotActive' })
     expect(reserve.body.reason).toMatch(/cordoned.*memory pressure 'refuse'/)
-    expect(t.daemon.agent.doc.getMap('reservations').size).toBe(before) // nothing written
+    expect(t.daemon.agent.ledger.size('reservations')).toBe(before) // nothing written
     expect((await api(t, '/v1/reservations/before')).body).toMatchObject({ status: 'admitted' }) // what runs stays
     expect(t.daemon.agent.alerts().filter(a => a.kind === 'PressureLevel').map(a => a.message).join()).toMatch(/memory pressure 'refuse'/)
 

@@ -5,7 +5,10 @@
  * - a missed gossip message is pulled as soon as the next update from the same
  *   writer shows the gap (Yjs holds that update back), not at the next
  *   periodic sync;
- * - a sync between peers that hold the same entries moves no update either way.
+ * - a sync between peers that hold the same entries moves no update either way;
+ * - a lost message with nothing written after it is pulled once the writer's
+ *   beacon shows a position this peer does not hold;
+ * - periodic syncs that bring nothing back off.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { Agent, systemClock } from '../../agent/agent.ts'
@@ -13,6 +16,7 @@ import { MemoryNetworkHub } from '../../agent/net/memory.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
 import { MSG_GOSSIP } from '../../agent/wire.ts'
+import { MAX_SYNC_BACKOFF } from '../../agent/sync.ts'
 import { waitFor } from '../../simulations/support/cluster.ts'
 
 const GiB = 1024 ** 3
@@ -39,12 +43,12 @@ const until = async (what: string, ok: () => boolean, ms: number): Promise<numbe
 const started: Agent[] = []
 afterEach(async () => { await Promise.all(started.splice(0).map(async a => { await a.stop() })) })
 
-async function pair (drop: (from: string) => boolean = () => false): Promise<{ a: Agent, b: Agent }> {
+async function pair (drop: (from: string) => boolean = () => false, timers: typeof TIMERS = TIMERS): Promise<{ a: Agent, b: Agent }> {
   const hub = new MemoryNetworkHub({ clock: systemClock, random: Math.random, latencyMs: { min: 1, max: 3 } })
   const probe = (): ReturnType<typeof createFakeProbe> => createFakeProbe({ totalBytes: 64 * GiB, availableBytes: 60 * GiB })
-  const a = await Agent.start({ network: hub.createNetwork('A'), probe: probe(), cluster: 't', env: {}, ...TIMERS, log: () => {} })
+  const a = await Agent.start({ network: hub.createNetwork('A'), probe: probe(), cluster: 't', env: {}, ...timers, log: () => {} })
   started.push(a)
-  const b = await Agent.start({ network: lossy(hub.createNetwork('B'), drop), probe: probe(), cluster: 't', env: {}, expectsPeers: true, ...TIMERS, log: () => {} })
+  const b = await Agent.start({ network: lossy(hub.createNetwork('B'), drop), probe: probe(), cluster: 't', env: {}, expectsPeers: true, ...timers, log: () => {} })
   started.push(b)
   hub.connect('A', 'B')
   await until('B to join through A', () => b.state().joined, 10_000)
@@ -98,5 +102,40 @@ describe('anti-entropy', () => {
     expect(b.metrics.gapPulls).toBe(pullsBefore + 1)
     expect(b.verdict('lost')?.status).toBe('admitted')
     expect(b.resolution().digest).toBe(a.resolution().digest)
+  })
+
+  it('a reservation whose gossip was lost, with nothing written after it, is pulled when the writer\'s beacon shows the gap', async () => {
+    let dropping = false
+    let dropped = 0
+    const { a, b } = await pair(from => { if (dropping && from === 'A') { dropping = false; dropped++; return true } return false })
+    const pullsBefore = b.metrics.gapPulls
+    dropping = true
+    const written = Date.now()
+    await a.reserve({ id: 'alone', bytes: GiB, placement: { kind: 'any' } })
+    await until('the gossip of "alone" to be dropped', () => dropped === 1, 5000)
+    // Beacons travel on their own channel: A's says it wrote a position B does not hold.
+    await until('B to hold "alone"', () => b.verdict('alone') !== undefined, 10_000)
+    console.log(`beacon gap: "alone" reached B ${Date.now() - written} ms after it was written (periodic sync every ${TIMERS.syncIntervalMs / 1000} s)`)
+    expect(b.metrics.gapPulls).toBeGreaterThan(pullsBefore)
+    await until('final on both', () => a.verdict('alone')?.final === true && b.verdict('alone')?.final === true, 5000)
+    expect(b.resolution().digest).toBe(a.resolution().digest)
+  })
+
+  it('periodic syncs that bring nothing back off, and a write that gossip lost still arrives', async () => {
+    const base = 100
+    let dropAll = false
+    const { a, b } = await pair(from => dropAll && from === 'A', { ...TIMERS, syncIntervalMs: base })
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    const before = a.metrics.syncRounds
+    const windowMs = 4000
+    await new Promise(resolve => setTimeout(resolve, windowMs))
+    const rounds = a.metrics.syncRounds - before
+    // Without the backoff: one round per base interval (40 here), besides B's own rounds with A.
+    console.log(`backoff: ${rounds} periodic sync rounds of A in ${windowMs} ms at rest (base interval ${base} ms, at most ${MAX_SYNC_BACKOFF}× backed off)`)
+    expect(rounds).toBeLessThanOrEqual(windowMs / (base * MAX_SYNC_BACKOFF / 2))
+    // Every gossip message of A lost from now: A's writes still reach B.
+    dropAll = true
+    await a.reserve({ id: 'quiet-1', bytes: GiB, placement: { kind: 'any' } })
+    await until('B to hold "quiet-1"', () => b.verdict('quiet-1') !== undefined, 10_000)
   })
 })
