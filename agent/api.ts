@@ -21,6 +21,7 @@ import {
   type CapacityJson, type FitAnswerJson, type NodeJson, type ReserveAnswerJson, type RouteName, type RouteSpec, type VerdictJson
 } from './api/contract.ts'
 import { openApiDocument } from './api/openapi.ts'
+import { UiFiles } from './api/ui.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
 
 /** Largest request body accepted (a reservation is a few hundred bytes). */
@@ -118,6 +119,7 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
   const [host, portText] = splitHostPort(init.listen ?? '127.0.0.1:7647')
   const requests = { total: 0, errors4xx: 0, errors5xx: 0 }
   let openApi: Record<string, unknown> | undefined
+  const page = new UiFiles()
 
   /** `node:<id>` must name a node this agent knows: an unknown one is a typo, not a "does not fit". */
   const knownPlacement = (placement: Placement): void => {
@@ -185,7 +187,10 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
     release: async ({ params }) => ({ status: 200, body: verdictJson(await agent.release(params.id)) }),
     // Usage per reservation (docs/design.md "Enforcement"): `memgossip run` names its cgroup; the agent reads it.
     usage: ({ params }) => ({ status: 200, body: { id: params.id, usage: agent.reservationUsage(params.id) } }),
-    watchUsage: async ({ params, body }) => ({ status: 200, body: await agent.watchUsage(params.id, body.cgroup) })
+    watchUsage: async ({ params, body }) => ({ status: 200, body: await agent.watchUsage(params.id, body.cgroup) }),
+    // The browser page (agent/api/ui.ts).
+    ui: ({ res }) => { page.send(res, 'index.html'); return undefined },
+    uiFile: ({ params, res }) => { page.send(res, params.file); return undefined }
   }
 
   /** A verdict with what it uses where it runs (docs/design.md "Enforcement"): `usage` per node, when measured. */

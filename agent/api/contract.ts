@@ -271,6 +271,9 @@ export const UsageRequest = z.strictObject({
     .meta({ description: 'The cgroup directory, absolute and normalized, below /sys/fs/cgroup, named memgossip-<id>.', example: '/sys/fs/cgroup/user.slice/memgossip-web-1' })
 })
 
+/** The `{file}` of `/ui/{file}`: a file of the page (docs/design.md "Interfaces"); an unknown one is a 404. */
+export const UiFileParams = z.strictObject({ file: z.string().meta({ description: 'A file of the page, e.g. app.js.', example: 'app.js' }) })
+
 /** Request bodies as a client sends them (before parsing). */
 export type FitRequestIn = z.input<typeof FitRequest>
 export type ReserveRequestIn = z.input<typeof ReserveRequest>
@@ -599,6 +602,9 @@ export type ApiEvent = { [K in keyof typeof EVENTS]: { event: K, data: z.infer<(
 
 export type Method = 'GET' | 'POST' | 'DELETE'
 
+/** The content types of the routes that do not answer JSON. */
+export type Produces = 'text/plain; version=0.0.4' | 'text/event-stream' | 'text/html; charset=utf-8' | 'text/javascript; charset=utf-8' | 'text/css; charset=utf-8' | 'image/svg+xml'
+
 export interface RouteSpec {
   method: Method
   /** OpenAPI-style path; `{id}` is a path parameter. */
@@ -611,8 +617,8 @@ export interface RouteSpec {
   body?: z.ZodType
   /** JSON answers by HTTP status. */
   responses?: Readonly<Record<number, z.ZodType>>
-  /** A non-JSON answer: its content type (the handler writes it). */
-  produces?: 'text/plain; version=0.0.4' | 'text/event-stream'
+  /** A non-JSON answer: its content type, or the types it may have (the handler writes it). */
+  produces?: Produces | readonly Produces[]
   /** Error codes this route answers with besides the ones every route may give (401, 403, 415, 413, 500). */
   errors?: readonly ErrorCode[]
 }
@@ -714,6 +720,19 @@ export const ROUTES = {
     summary: "Name the cgroup of a reservation running here (memgossip run does): the agent reads it now and at every sample (usage, peak, OOM kills).",
     responses: { 200: UsageReading },
     errors: ['InvalidId', 'InvalidJson', 'UnknownField', 'InvalidCgroup', 'BadRequest', 'NotFound']
+  },
+  // The browser page (docs/design.md "Interfaces"): its files hold no cluster data and are served
+  // without the token, which a browser cannot add to a navigation; the page sends it on its API calls.
+  ui: {
+    method: 'GET', path: '/ui', public: true, produces: 'text/html; charset=utf-8',
+    summary: 'The live view of the cluster in a browser; it reads this API with the token it asks for.',
+    errors: ['NotFound']
+  },
+  uiFile: {
+    method: 'GET', path: '/ui/{file}', public: true, params: UiFileParams,
+    produces: ['text/javascript; charset=utf-8', 'text/css; charset=utf-8', 'text/html; charset=utf-8', 'image/svg+xml'],
+    summary: 'A file of the page (its modules, style sheet and icon).',
+    errors: ['NotFound']
   }
 } as const satisfies Record<string, RouteSpec>
 

@@ -78,7 +78,8 @@ function responses (route: RouteSpec): Record<string, JsonSchema> {
       'x-events': Object.fromEntries(Object.keys(EVENTS).map(name => [name, { $ref: REF(`${name[0].toUpperCase()}${name.slice(1)}Event`) }]))
     }
   } else if (route.produces !== undefined) {
-    out['200'] = { description: REASON[200], content: { [route.produces]: { schema: { type: 'string' } } } }
+    const types: readonly string[] = typeof route.produces === 'string' ? [route.produces] : route.produces
+    out['200'] = { description: REASON[200], content: Object.fromEntries(types.map(type => [type, { schema: { type: 'string' } }])) }
   }
   for (const [status, schema] of Object.entries(route.responses ?? {})) {
     out[status] = { description: REASON[Number(status)] ?? String(status), content: { 'application/json': { schema: schemaOf(schema, 'output') } } }
@@ -120,7 +121,7 @@ export function openApiDocument (): JsonSchema {
     info: {
       title: 'memgossip agent API',
       version: '1',
-      description: 'JSON over HTTP on each agent (docs/design.md "Interfaces"). Loopback by default; with --api-token every route but /healthz needs `Authorization: Bearer <token>`. Bad input gets a 4xx `{ error, detail, field }` and nothing is written. Generated from agent/api/contract.ts.'
+      description: 'JSON over HTTP on each agent (docs/design.md "Interfaces"). Loopback by default; with --api-token every route but /healthz and the files of the page at /ui needs `Authorization: Bearer <token>`. Bad input gets a 4xx `{ error, detail, field }` and nothing is written. Generated from agent/api/contract.ts.'
     },
     components: {
       schemas: components(),
