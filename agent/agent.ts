@@ -270,7 +270,8 @@ export class Agent extends EventEmitter {
     for (const name of [MAP_RESERVATIONS, MAP_RELEASES, MAP_CAPACITY, MAP_MEMBERSHIP]) this.doc.getMap(name).observe(() => { this.ledgerDirty = true; this.ledgerChanges++ })
     this.input = new InputGuard({
       clock: this.clock,
-      log: lineSink(this.log),
+      // Its one line: a peer's input dropped (once per peer and kind).
+      log: (line) => { this.log.warn(line) },
       counters: this.metrics,
       limits: {
         maxUpdateBytes: init.maxUpdateBytes ?? DEFAULTS.maxUpdateBytes,
@@ -299,7 +300,8 @@ export class Agent extends EventEmitter {
       self: this.self,
       network: this.network,
       random: this.random,
-      log: lineSink(this.log),
+      // Its one line: a member it cannot connect to.
+      log: (line) => { this.log.warn(line) },
       liveness: (node) => this.liveness(node),
       targetPeers: DEFAULTS.targetPeers,
       stopped: () => this.stopped
