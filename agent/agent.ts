@@ -37,7 +37,7 @@ import {
   MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REQUEST, type WireBeacon, type WireMessage
 } from './wire.ts'
 import { DirectCalls } from './calls.ts'
-import { AGENT_DEFAULTS } from './config.ts'
+import { AGENT_DEFAULTS, type AgentSettings } from './config.ts'
 import { lineLogger, lineSink, toLogger, type Logger, type LogLine } from './log.ts'
 import { InputGuard } from './input.ts'
 import { ledgerReader, type LedgerReader } from './ledger-reader.ts'
@@ -61,7 +61,11 @@ const ORIGIN_ROLLBACK = Symbol('memgossip-rollback')
 
 export type { Liveness } from './liveness.ts'
 
-export interface AgentInit {
+/** The preset settings the agent reads (agent/config.ts: each with its reason); unset, the `lan` preset's. */
+export type AgentTimingSettings = Pick<AgentSettings, 'sampleIntervalMs' | 'heartbeatIntervalMs' | 'gossipBatchMs' | 'syncIntervalMs' | 'probeIntervalMs' |
+'beaconPullAfterMs' | 'evictAfterMs' | 'ackTimeoutMs' | 'maxClockOffsetMs' | 'beaconDelayMs' | 'recordRefreshMs' | 'nearLimitRatio'>
+
+export interface AgentInit extends Partial<AgentTimingSettings> {
   network: Network
   probe: MemoryProbe
   /** Cluster name; part of every topic and protocol id. */
@@ -88,26 +92,14 @@ export interface AgentInit {
   ackPeers?: number
   /** Where the agent logs: a levelled {@link Logger}, or a line sink (warn and error lines then start `WARNING ` / `ERROR `). */
   log?: Logger | LogLine
-  sampleIntervalMs?: number
-  heartbeatIntervalMs?: number
-  gossipBatchMs?: number
-  syncIntervalMs?: number
-  probeIntervalMs?: number
   /** Failure detector settings beyond the interval (agent/config.ts presets; default the `lan` preset's). */
   failureDetector?: Partial<Pick<FailureDetectorSettings, 'probeTimeoutMs' | 'indirectProbes' | 'suspicionMult' | 'suspicionMaxMult'>>
-  beaconPullAfterMs?: number
-  evictAfterMs?: number
+  /** Largest Yjs update accepted from a peer (the preset's `maxMessageBytes`). */
   maxUpdateBytes?: number
   maxUpdateEntries?: number
-  ackTimeoutMs?: number
-  maxClockOffsetMs?: number
-  beaconDelayMs?: number
-  recordRefreshMs?: number
   clockLeaseMs?: number
   /** The pressure ladder's thresholds (agent/pressure.ts; docs/design.md "Pressure ladder"). */
   pressure?: PressureConfig
-  /** Alert when a reservation uses more than this share of its limit; default {@link DEFAULTS}.nearLimitRatio. */
-  nearLimitRatio?: number
   /** Where reservation cgroups may be named (agent/usage.ts); default /sys/fs/cgroup. */
   cgroupRoot?: string
   /** Look for reservation cgroups nobody named, after a restart (agent/usage.ts); on only for the host's own memory. */
