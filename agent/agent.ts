@@ -31,12 +31,14 @@ import { MembershipDuties, positionsOf } from './membership.ts'
 import { timedOutQueued } from './queue.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import { MAX_DIRECT_BYTES, type Clock, type MemoryProbe, type MemorySample, type Network, type PeerIdStr, type TimerHandle } from './types.ts'
-import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
+import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type FailureDetectorSettings, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
   decodeMessage, encodeMessage, MAX_PULL, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
   MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REQUEST, type WireBeacon, type WireMessage
 } from './wire.ts'
 import { DirectCalls } from './calls.ts'
+import { AGENT_DEFAULTS, type AgentSettings } from './config.ts'
+import { lineLogger, lineSink, toLogger, type Logger, type LogLine } from './log.ts'
 import { InputGuard } from './input.ts'
 import { ledgerReader, type LedgerReader } from './ledger-reader.ts'
 import { Mesh } from './mesh.ts'
@@ -44,76 +46,8 @@ import { SyncExchange } from './sync.ts'
 
 export const VERSION = '0.1.0'
 
-/** Defaults, each with the reason it is what it is. */
-export const DEFAULTS = {
-  /** Probe memory every second; publish only on change (docs/design.md "Measuring memory"). */
-  sampleIntervalMs: 1000,
-  /**
-   * A slow beacon this often while nothing is written; 0 (the default) sends
-   * none: liveness comes from the failure detector, whose cost does not grow
-   * with the cluster (docs/design.md "Liveness").
-   */
-  heartbeatIntervalMs: 0,
-  /** Probe one connected member this often (docs/design.md "Liveness"). */
-  probeIntervalMs: FAILURE_DETECTOR_DEFAULTS.probeIntervalMs,
-  /** A verdict waiting this long for a member's beacon pulls it from a peer (a gossip message may be lost). */
-  beaconPullAfterMs: 1000,
-  /**
-   * Write the node record when a figure moves past the publish threshold, and
-   * otherwise only this often (docs/design.md "Measuring memory"): figures
-   * that drift within the threshold still show, at almost no cost.
-   */
-  recordRefreshMs: 10 * 60_000,
-  /**
-   * A restart never stamps below what this node's beacons carried: the data
-   * dir holds a clock lease this far past the latest beacon, renewed (one
-   * small fsync) when a beacon would pass it, and a restarted agent writes
-   * nothing until its wall clock has passed it (docs/design.md "Clock channel").
-   */
-  clockLeaseMs: 1_000,
-  /** Batch local writes this long so a burst is one gossip message (docs/design.md "Network"). */
-  gossipBatchMs: 5,
-  /** Anti-entropy with one random peer this often; gossip is lossy. */
-  syncIntervalMs: 5000,
-  /** Silent this long: write an eviction record (docs/design.md "Membership as views"). */
-  evictAfterMs: 10 * 60_000,
-  /** Largest Yjs update accepted from a peer in one message. */
-  maxUpdateBytes: 16 * 1024 * 1024,
-  /** Most structs (entries) in one update from a peer. */
-  maxUpdateEntries: 200_000,
-  /** Remote stamps further ahead of our wall clock than this do not drag our clock. */
-  maxClockSkewMs: 60_000,
-  /**
-   * Clock offset tolerated (CockroachDB's default): a host whose clock is
-   * behind the cluster's by more refuses writes rather than stamp them in the
-   * past, and a peer ahead by more is alerted (docs/design.md "Clocks").
-   */
-  maxClockOffsetMs: 500,
-  /** Batch delay of an on-demand beacon: a new entry is confirmed about two such round trips after it is written. */
-  beaconDelayMs: 20,
-  /** Compact the data file once the log holds this many bytes. */
-  compactAfterBytes: 8 * 1024 * 1024,
-  /** Warn clients when a placement leaves a node above this share committed. */
-  warnCommittedRatio: 0.85,
-  /** Alert operators when a node is committed above this share. */
-  alertCommittedRatio: 0.9,
-  /** Alert when a reservation uses more than this share of its limit (the kernel OOM-kills it at the limit). */
-  nearLimitRatio: 0.9,
-  /** Wait this long for `--ack peers:K`. */
-  ackTimeoutMs: 10_000,
-  /** Re-log an unchanged alert at most this often. */
-  alertLogIntervalMs: 5 * 60_000,
-  /**
-   * Per-peer gossip budget: a token bucket of messages and bytes. A healthy
-   * peer sends one batch per burst of writes; a flooding one is cut to this rate
-   * (the excess is dropped and counted) so it cannot starve the others, and
-   * anything legitimate it sent still arrives by anti-entropy sync.
-   */
-  gossipMessagesPerSecond: 200,
-  /** Connections kept to live members beyond the bootstrap peers (a gossipsub mesh of D = 3 forms over them; a few suffice for anti-entropy). */
-  targetPeers: 6,
-  gossipBytesPerSecond: 8 * 1024 * 1024
-} as const
+/** Defaults: the agent's constants and the `lan` preset's values (agent/config.ts, where each has its reason). */
+export const DEFAULTS = AGENT_DEFAULTS
 
 /** A beacon at a position this peer does not hold pulls the gap when gossip has not filled it in this long. */
 const BEHIND_PULL_AFTER_MS = 1000
@@ -127,7 +61,11 @@ const ORIGIN_ROLLBACK = Symbol('memgossip-rollback')
 
 export type { Liveness } from './liveness.ts'
 
-export interface AgentInit {
+/** The preset settings the agent reads (agent/config.ts: each with its reason); unset, the `lan` preset's. */
+export type AgentTimingSettings = Pick<AgentSettings, 'sampleIntervalMs' | 'heartbeatIntervalMs' | 'gossipBatchMs' | 'syncIntervalMs' | 'probeIntervalMs' |
+'beaconPullAfterMs' | 'evictAfterMs' | 'ackTimeoutMs' | 'maxClockOffsetMs' | 'beaconDelayMs' | 'recordRefreshMs' | 'nearLimitRatio'>
+
+export interface AgentInit extends Partial<AgentTimingSettings> {
   network: Network
   probe: MemoryProbe
   /** Cluster name; part of every topic and protocol id. */
@@ -152,25 +90,16 @@ export interface AgentInit {
   pricePerGiBHour?: number
   /** `--ack peers:K`: acknowledge reservations once K other peers hold them (default 0). */
   ackPeers?: number
-  log?: (line: string) => void
-  sampleIntervalMs?: number
-  heartbeatIntervalMs?: number
-  gossipBatchMs?: number
-  syncIntervalMs?: number
-  probeIntervalMs?: number
-  beaconPullAfterMs?: number
-  evictAfterMs?: number
+  /** Where the agent logs: a levelled {@link Logger}, or a line sink (warn and error lines then start `WARNING ` / `ERROR `). */
+  log?: Logger | LogLine
+  /** Failure detector settings beyond the interval (agent/config.ts presets; default the `lan` preset's). */
+  failureDetector?: Partial<Pick<FailureDetectorSettings, 'probeTimeoutMs' | 'indirectProbes' | 'suspicionMult' | 'suspicionMaxMult'>>
+  /** Largest Yjs update accepted from a peer (the preset's `maxMessageBytes`). */
   maxUpdateBytes?: number
   maxUpdateEntries?: number
-  ackTimeoutMs?: number
-  maxClockOffsetMs?: number
-  beaconDelayMs?: number
-  recordRefreshMs?: number
   clockLeaseMs?: number
   /** The pressure ladder's thresholds (agent/pressure.ts; docs/design.md "Pressure ladder"). */
   pressure?: PressureConfig
-  /** Alert when a reservation uses more than this share of its limit; default {@link DEFAULTS}.nearLimitRatio. */
-  nearLimitRatio?: number
   /** Where reservation cgroups may be named (agent/usage.ts); default /sys/fs/cgroup. */
   cgroupRoot?: string
   /** Look for reservation cgroups nobody named, after a restart (agent/usage.ts); on only for the host's own memory. */
@@ -263,7 +192,7 @@ export class Agent extends EventEmitter {
   private readonly init: AgentInit
   private readonly clock: Clock
   private readonly random: () => number
-  private readonly log: (line: string) => void
+  private readonly log: Logger
   private writer!: LedgerWriter
   private store?: LedgerStore
   private readonly gate: PublishGate
@@ -329,13 +258,14 @@ export class Agent extends EventEmitter {
     this.self = init.network.self
     this.clock = init.clock ?? systemClock
     this.random = init.random ?? Math.random
-    this.log = init.log ?? ((line) => { process.stderr.write(`${line}\n`) })
+    this.log = toLogger(init.log, () => lineLogger((line) => { process.stderr.write(`${line}\n`) }))
     this.doc = new Y.Doc({ gc: true })
     this.ledger = ledgerReader(this.doc)
     for (const name of [MAP_RESERVATIONS, MAP_RELEASES, MAP_CAPACITY, MAP_MEMBERSHIP]) this.doc.getMap(name).observe(() => { this.ledgerDirty = true; this.ledgerChanges++ })
     this.input = new InputGuard({
       clock: this.clock,
-      log: this.log,
+      // Its one line: a peer's input dropped (once per peer and kind).
+      log: (line) => { this.log.warn(line) },
       counters: this.metrics,
       limits: {
         maxUpdateBytes: init.maxUpdateBytes ?? DEFAULTS.maxUpdateBytes,
@@ -349,7 +279,7 @@ export class Agent extends EventEmitter {
       network: this.network,
       clock: this.clock,
       random: this.random,
-      log: this.log,
+      log: lineSink(this.log),
       counters: this.metrics,
       apply: (from, update) => this.applyRemote(from, update),
       ledgerChanges: () => this.ledgerChanges,
@@ -364,7 +294,8 @@ export class Agent extends EventEmitter {
       self: this.self,
       network: this.network,
       random: this.random,
-      log: this.log,
+      // Its one line: a member it cannot connect to.
+      log: (line) => { this.log.warn(line) },
       liveness: (node) => this.liveness(node),
       targetPeers: DEFAULTS.targetPeers,
       stopped: () => this.stopped
@@ -376,7 +307,7 @@ export class Agent extends EventEmitter {
     })
     this.alertSink = new AlertSink({
       clock: this.clock,
-      log: this.log,
+      log: lineSink(this.log),
       emit: (state, alert) => { this.emit('event', { type: 'alert', state, alert } satisfies AgentEvent) },
       logIntervalMs: DEFAULTS.alertLogIntervalMs
     })
@@ -384,7 +315,7 @@ export class Agent extends EventEmitter {
     this.pressure = new PressureLadder(init.pressure)
     this.usage = new UsageTracker({
       clock: this.clock,
-      log: this.log,
+      log: lineSink(this.log),
       counters: this.metrics,
       cgroupRoot: init.cgroupRoot,
       searchUnnamed: init.findCgroups,
@@ -404,7 +335,7 @@ export class Agent extends EventEmitter {
     const { dataDir } = this.init
     let clientId: number | undefined
     if (dataDir !== undefined) {
-      const opened = await LedgerStore.open(dataDir, { fsync: this.init.fsync ?? true, logger: (m) => this.log(`store: ${m}`) })
+      const opened = await LedgerStore.open(dataDir, { fsync: this.init.fsync ?? true, logger: (m) => { this.log.info(`store: ${m}`) } })
       this.store = opened.store
       const meta = await readMeta<{ clientId?: number, peerId?: string, clockLeaseMs?: number }>(dataDir)
       if (meta?.peerId !== undefined && meta.peerId !== this.self) {
@@ -420,10 +351,10 @@ export class Agent extends EventEmitter {
         try {
           Y.applyUpdate(this.doc, update, ORIGIN_RESTORE)
         } catch (error) {
-          this.log(`store: skipped an unreadable record (${(error as Error).message})`)
+          this.log.warn(`store: skipped an unreadable record (${(error as Error).message})`)
         }
       }
-      if (opened.recovered.droppedTailBytes > 0) this.log(`store: dropped a torn tail of ${opened.recovered.droppedTailBytes} bytes (${opened.recovered.reason ?? 'crash during a write'})`)
+      if (opened.recovered.droppedTailBytes > 0) this.log.warn(`store: dropped a torn tail of ${opened.recovered.droppedTailBytes} bytes (${opened.recovered.reason ?? 'crash during a write'})`)
       if (clientId === undefined) {
         clientId = this.randomClientId()
         await writeMeta(dataDir, { clientId, peerId: this.self })
@@ -451,7 +382,7 @@ export class Agent extends EventEmitter {
       changed: () => { this.finalityDirty = true; this.scheduleRefresh() },
       heard: (node, hlc) => this.heard(node, hlc),
       heldSeq: (node) => this.lastResolution().nodes.get(node)?.lastSeq ?? 0,
-      log: this.log,
+      log: lineSink(this.log),
       counters: this.metrics
     }, {
       delayMs: this.init.beaconDelayMs ?? DEFAULTS.beaconDelayMs,
@@ -463,7 +394,7 @@ export class Agent extends EventEmitter {
       cluster: this.init.cluster,
       clock: this.clock,
       random: this.random,
-      log: this.log,
+      log: lineSink(this.log),
       writer: () => this.writer,
       resolution: () => this.resolution(),
       durable: async () => { await this.durable() },
@@ -497,9 +428,9 @@ export class Agent extends EventEmitter {
         this.emit('event', { type: 'liveness', node, state } satisfies AgentEvent)
         this.scheduleRefresh()
       },
-      log: this.log,
+      log: lineSink(this.log),
       counters: this.metrics
-    }, { ...FAILURE_DETECTOR_DEFAULTS, probeIntervalMs, probeTimeoutMs: Math.min(FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs, probeIntervalMs) })
+    }, { ...FAILURE_DETECTOR_DEFAULTS, ...this.init.failureDetector, probeIntervalMs, probeTimeoutMs: Math.min(this.probeTimeoutMs, probeIntervalMs) })
     this.wasMember = this.joined
     this.doc.on('update', (update: Uint8Array, origin: unknown) => this.onDocUpdate(update, origin))
 
@@ -569,6 +500,11 @@ export class Agent extends EventEmitter {
   // ------------------------------------------------------------ reading
 
   /** A member of the current view, by the log. */
+  /** How long a direct ping waits (the preset's failure-detector timeout). */
+  private get probeTimeoutMs (): number {
+    return this.init.failureDetector?.probeTimeoutMs ?? FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs
+  }
+
   private get joined (): boolean {
     return this.resolution().members.includes(this.self)
   }
@@ -797,7 +733,7 @@ export class Agent extends EventEmitter {
     const after = this.resolution()
     const proposal = after.proposals.find(p => p.key === key)
     const remaining = res.members.filter(m => m !== node)
-    this.log(`${force ? 'forced eviction' : 'proposed evicting'} ${node} (operator, proposal ${key})`)
+    this.log.info(`${force ? 'forced eviction' : 'proposed evicting'} ${node} (operator, proposal ${key})`)
     return {
       node,
       proposal: key,
@@ -824,7 +760,7 @@ export class Agent extends EventEmitter {
     this.leftOnPurpose = true
     this.writer.capacity(0, 'left', this.clock.now())
     await this.durable()
-    this.log(`left cluster '${this.init.cluster}'`)
+    this.log.info(`left cluster '${this.init.cluster}'`)
   }
 
   private leftOnPurpose = false
@@ -898,7 +834,7 @@ export class Agent extends EventEmitter {
     } else if (origin === ORIGIN_REMOTE) {
       this.remoteChanges++
       void this.store?.append(update, { durable: false }).catch((error: unknown) => {
-        this.log(`store: could not persist a peer's update (${(error as Error).message}); sync will bring it back`)
+        this.log.warn(`store: could not persist a peer's update (${(error as Error).message}); sync will bring it back`)
       })
     }
   }
@@ -941,7 +877,7 @@ export class Agent extends EventEmitter {
   private fail (reason: string): void {
     if (this.failed !== undefined) return
     this.failed = reason
-    this.log(`ERROR ${reason}; this agent is now read-only until restarted (free disk space, then restart it)`)
+    this.log.error(`${reason}; this agent is now read-only until restarted (free disk space, then restart it)`)
     this.alertSink.raise({ key: `storage/${this.self}`, kind: 'StorageFailed', node: this.self, message: `data dir cannot be written: ${reason}`, setting: '--data-dir (free space or fix permissions, then restart)' })
   }
 
@@ -961,7 +897,7 @@ export class Agent extends EventEmitter {
         return
       }
       this.metrics.bytesOut += message.length
-      this.network.publish(message).catch((error: unknown) => this.log(`gossip: publish failed (${(error as Error).message}); sync will carry it`))
+      this.network.publish(message).catch((error: unknown) => this.log.warn(`gossip: publish failed (${(error as Error).message}); sync will carry it`))
     }, this.init.gossipBatchMs ?? DEFAULTS.gossipBatchMs)
   }
 
@@ -975,7 +911,7 @@ export class Agent extends EventEmitter {
       return
     }
     this.wasMember = true
-    this.log(`founded cluster '${this.init.cluster}' as its first member`)
+    this.log.info(`founded cluster '${this.init.cluster}' as its first member`)
     this.emit('event', { type: 'joined', sponsor: this.self } satisfies AgentEvent)
   }
 
@@ -1000,7 +936,7 @@ export class Agent extends EventEmitter {
   private stepEnforcement (sample: MemorySample, allocatable: number): boolean {
     const step = this.pressure.observe({ availableBytes: sample.availableBytes, floorBytes: this.floorBytes, nowMs: this.clock.now(), committedBytes: () => this.resolution().nodes.get(this.self)?.committedBytes ?? 0, allocatableBytes: allocatable })
     if (step === undefined) return false
-    this.log(`pressure ${step.from} → ${step.to}: ${step.message}`)
+    this.log.info(`pressure ${step.from} → ${step.to}: ${step.message}`)
     this.emit('event', { type: 'pressure', node: this.self, from: step.from, level: step.to, availableBytes: step.availableBytes, message: step.message } satisfies AgentEvent)
     return true
   }
@@ -1022,7 +958,7 @@ export class Agent extends EventEmitter {
     try {
       sample = await this.init.probe.sample()
     } catch (error) {
-      this.log(`probe: ${(error as Error).message}`)
+      this.log.warn(`probe: ${(error as Error).message}`)
       return
     }
     if (this.stopped) return
@@ -1205,7 +1141,7 @@ export class Agent extends EventEmitter {
     // second id would split this node's stream; refuse to write at all.
     if (this.doc.clientID !== this.clientId && this.identityLost === undefined) {
       this.identityLost = `a peer (${shortId(from)}) sent writes under this node's own Yjs client id ${this.clientId}: another process is writing as ${shortId(this.self)} (a copied or restored data dir). This agent no longer writes; give the other host its own data dir`
-      this.log(`ERROR ${this.identityLost}`)
+      this.log.error(`${this.identityLost}`)
       this.alertSink.raise({ key: `identity/${this.self}`, kind: 'IdentityConflict', node: this.self, message: this.identityLost, setting: '--data-dir' })
     }
     this.metrics.updatesIn++
@@ -1264,7 +1200,7 @@ export class Agent extends EventEmitter {
 
   /** Ask `via` to ping `target` for this node (SWIM's ping-req). */
   private async pingVia (via: PeerIdStr, target: PeerIdStr, timeoutMs: number): Promise<IndirectAnswer> {
-    const reply = await this.probeRequest(via, encodeMessage({ type: MSG_PING_REQ, target }), 2 * timeoutMs + FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs, { direct: true })
+    const reply = await this.probeRequest(via, encodeMessage({ type: MSG_PING_REQ, target }), 2 * timeoutMs + this.probeTimeoutMs, { direct: true })
     if (reply === undefined) return 'none'
     return reply.type === MSG_PONG ? 'ack' : 'nack'
   }
@@ -1276,7 +1212,7 @@ export class Agent extends EventEmitter {
       if (message.suspicion !== undefined && isHlc(message.suspicion)) this.detector.suspected(from, this.self, message.suspicion)
       return encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) })
     }
-    const acked = message.target !== this.self && await this.ping(message.target, FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs)
+    const acked = message.target !== this.self && await this.ping(message.target, this.probeTimeoutMs)
     return acked ? encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) }) : encodeMessage({ type: MSG_ERROR, reason: 'no answer' })
   }
 
@@ -1470,7 +1406,7 @@ export class Agent extends EventEmitter {
     this.wasMember = member
     const own = res.nodes.get(this.self)
     if (member) {
-      this.log(`admitted into cluster '${this.init.cluster}' by ${own?.sponsor ?? '?'} (view ${res.view.epoch}: ${res.members.length} members)`)
+      this.log.info(`admitted into cluster '${this.init.cluster}' by ${own?.sponsor ?? '?'} (view ${res.view.epoch}: ${res.members.length} members)`)
       this.emit('event', { type: 'joined', sponsor: own?.sponsor ?? this.self } satisfies AgentEvent)
       this.emit('event', { type: 'membership', state: 'admitted', node: this.self, by: own?.sponsor } satisfies AgentEvent)
       void this.publishCapacityIfChanged()
@@ -1478,7 +1414,7 @@ export class Agent extends EventEmitter {
       void this.sampleAndPublish(true)
     } else {
       const standing = own?.standing === 'evicted' ? 'evicted' : 'left'
-      this.log(`no longer a member of cluster '${this.init.cluster}': ${standing}${own?.cutSeq !== undefined ? ` (writes after position ${own.cutSeq} do not count)` : ''}${this.leftOnPurpose ? '' : '; asking to be admitted again'}`)
+      this.log.info(`no longer a member of cluster '${this.init.cluster}': ${standing}${own?.cutSeq !== undefined ? ` (writes after position ${own.cutSeq} do not count)` : ''}${this.leftOnPurpose ? '' : '; asking to be admitted again'}`)
       this.emit('event', { type: 'membership', state: standing, node: this.self } satisfies AgentEvent)
       this.membership.askAgainNow()
     }
@@ -1571,7 +1507,7 @@ export class Agent extends EventEmitter {
       await this.durableTail
       await store.compact(Y.encodeStateAsUpdate(this.doc))
     } catch (error) {
-      this.log(`store: compaction failed (${(error as Error).message}); will retry`)
+      this.log.warn(`store: compaction failed (${(error as Error).message}); will retry`)
     }
   }
 

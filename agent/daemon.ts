@@ -15,22 +15,27 @@ import { connect, createServer, type Server } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { formatSize } from '../crdt/size.ts'
-import { Agent, DEFAULTS, type AgentInit } from './agent.ts'
+import { Agent, type AgentInit } from './agent.ts'
+import { DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_P2P_PORT, resolveSettings, type AgentSettings, type PresetName } from './config.ts'
 import { startApi, splitHostPort, type ApiServer } from './api.ts'
 import { loadClusterKey } from './net/cluster-key.ts'
 import { loadOrCreatePeerKey } from './net/identity.ts'
 import { createLibp2pNetwork, type Libp2pNetwork } from './net/libp2p.ts'
+import { createLogger, lineSink, toLogger, type Logger, type LogLine } from './log.ts'
 import { createFakeProbe, createSystemProbe } from './probe.ts'
 import type { MemoryProbe } from './types.ts'
 import type { PressureConfig } from './pressure.ts'
 
-export const DEFAULT_P2P_PORT = 7646
-export const DEFAULT_API = '127.0.0.1:7647'
-export const DEFAULT_CLUSTER = 'default'
-/** Sync replies carry whole ledgers on join; gossip batches stay far below this. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+export { DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_P2P_PORT } from './config.ts'
 
-export interface DaemonOptions {
+/**
+ * What `memgossip agent` is started with: the chosen preset's settings
+ * (agent/config.ts; any field set here overrides the preset's) and what only
+ * this host knows — where it keeps data and listens, its keys, its peers.
+ */
+export interface DaemonOptions extends Partial<AgentSettings> {
+  /** Settings for where the agent runs (default `lan`, or `local` when `localCluster` is set). */
+  preset?: PresetName
   dataDir?: string
   cluster?: string
   /** libp2p listen multiaddrs (default: loopback without a key, all interfaces with one, port 7646). */
@@ -42,32 +47,20 @@ export interface DaemonOptions {
   bootstrap?: string[]
   mdns?: boolean
   transport?: 'tcp' | 'memory'
-  /** Many agents on one host (tests, demos): loopback-friendly libp2p settings. */
-  localCluster?: boolean
   allocatableCapBytes?: number
   systemReservedBytes?: number
   floor?: string
-  evictAfterMs?: number
-  /** Clock offset tolerated before this agent refuses writes (`--max-clock-offset`, default 500 ms). */
-  maxClockOffsetMs?: number
-  /** Slow beacon interval (liveness while nothing is written). */
-  heartbeatIntervalMs?: number
-  /** Node record refresh when no figure moved (default 10 min). */
-  recordRefreshMs?: number
-  syncIntervalMs?: number
   ackPeers?: number
   /** Rent price per GiB-hour (`--price-per-gib-hour`). */
   pricePerGiBHour?: number
   labels?: Record<string, string>
-  maxMessageBytes?: number
   /** A probe to use instead of the host's (tests, demos: `--fake-memory`). */
   probe?: MemoryProbe
   /** The pressure ladder's thresholds (`--pressure-*`, agent/pressure.ts). */
   pressure?: PressureConfig
-  /** Alert when a reservation uses more than this share of its limit (`--near-limit`). */
-  nearLimitRatio?: number
   fsync?: boolean
-  log?: (line: string) => void
+  /** Where the daemon and its agent log (default: pino, text lines on stderr at info). */
+  log?: Logger | LogLine
 }
 
 export interface Daemon {
@@ -104,9 +97,13 @@ export class DaemonConfigError extends Error {
 }
 
 export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon> {
-  const log = options.log ?? ((line: string) => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) })
+  const presetName = options.preset ?? (options.localCluster === true ? 'local' : 'lan')
+  const settings = resolveSettings(presetName, options)
+  const logger = toLogger(options.log, () => createLogger())
+  const log = lineSink(logger)
   const dataDir = options.dataDir ?? defaultDataDir()
   const cluster = options.cluster ?? DEFAULT_CLUSTER
+  logger.debug(`settings: preset ${presetName}`, { ...settings })
   const apiAddress = options.api ?? DEFAULT_API
   const [apiHost] = splitHostPort(apiAddress)
 
@@ -114,7 +111,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
   if (options.apiTokenFile !== undefined) {
     token = (await readFile(options.apiTokenFile, 'utf8')).trim()
     const mode = (await stat(options.apiTokenFile)).mode & 0o777
-    if ((mode & 0o077) !== 0) log(`WARNING API token file ${options.apiTokenFile} is readable by others (mode ${mode.toString(8)}); chmod 600 it`)
+    if ((mode & 0o077) !== 0) logger.warn(`API token file ${options.apiTokenFile} is readable by others (mode ${mode.toString(8)}); chmod 600 it`)
     if (token.length < 16) throw new DaemonConfigError(`API token in ${options.apiTokenFile} is shorter than 16 characters`)
   }
   if (!isLoopbackHost(apiHost) && token === undefined) {
@@ -125,7 +122,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
   if (options.clusterKeyFile !== undefined) {
     const loaded = await loadClusterKey(options.clusterKeyFile)
     clusterKey = loaded.key
-    if (loaded.warning !== undefined) log(`WARNING ${loaded.warning}`)
+    if (loaded.warning !== undefined) logger.warn(loaded.warning)
   }
   const transport = options.transport ?? 'tcp'
   const listen = options.listen ?? (transport === 'memory'
@@ -156,9 +153,10 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
       clusterKey,
       transport,
       mdns: options.mdns,
-      localCluster: options.localCluster,
-      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-      log: (m) => log(`net: ${m}`)
+      localCluster: settings.localCluster,
+      maxMessageBytes: settings.maxMessageBytes,
+      requestTimeoutMs: settings.requestTimeoutMs,
+      log: lineSink(logger, 'net: ')
     })
   } catch (error) {
     await unlock()
@@ -178,17 +176,29 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
     expectsPeers: (options.bootstrap?.length ?? 0) > 0,
     ackPeers: options.ackPeers,
     pricePerGiBHour: options.pricePerGiBHour,
-    evictAfterMs: options.evictAfterMs,
-    maxClockOffsetMs: options.maxClockOffsetMs,
-    heartbeatIntervalMs: options.heartbeatIntervalMs,
-    recordRefreshMs: options.recordRefreshMs,
-    syncIntervalMs: options.syncIntervalMs,
-    maxUpdateBytes: options.maxMessageBytes ?? DEFAULTS.maxUpdateBytes,
+    sampleIntervalMs: settings.sampleIntervalMs,
+    heartbeatIntervalMs: settings.heartbeatIntervalMs,
+    syncIntervalMs: settings.syncIntervalMs,
+    probeIntervalMs: settings.probeIntervalMs,
+    failureDetector: {
+      probeTimeoutMs: settings.probeTimeoutMs,
+      indirectProbes: settings.indirectProbes,
+      suspicionMult: settings.suspicionMult,
+      suspicionMaxMult: settings.suspicionMaxMult
+    },
+    evictAfterMs: settings.evictAfterMs,
+    maxClockOffsetMs: settings.maxClockOffsetMs,
+    recordRefreshMs: settings.recordRefreshMs,
+    gossipBatchMs: settings.gossipBatchMs,
+    beaconDelayMs: settings.beaconDelayMs,
+    beaconPullAfterMs: settings.beaconPullAfterMs,
+    ackTimeoutMs: settings.ackTimeoutMs,
+    maxUpdateBytes: settings.maxMessageBytes,
+    nearLimitRatio: settings.nearLimitRatio,
     pressure: options.pressure,
-    nearLimitRatio: options.nearLimitRatio,
     // A restarted agent finds the cgroups of what `memgossip run` still runs here; not with a fake probe.
     findCgroups: options.probe === undefined,
-    log
+    log: logger
   }
   let agent: Agent
   try {
@@ -225,13 +235,15 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
   await writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
   await rename(tmp, join(dataDir, 'agent.json'))
 
-  log(`memgossip agent ${agent.self}`)
-  for (const address of info.multiaddrs) log(`  p2p   ${address}`)
-  log(`  api   ${api.url}${token !== undefined ? ' (bearer token required)' : ''}`)
-  log(`  data  ${dataDir}`)
-  log(`  allocatable ${formatSize(agent.state().allocatableBytes)} (floor ${formatSize(agent.floorBytes)}: ${agent.floorRule})`)
+  // One event with the facts as fields (the JSON format keeps them apart; text prints them k=v).
+  logger.info(`memgossip agent ${agent.self} started`, {
+    p2p: info.multiaddrs,
+    api: api.url + (token !== undefined ? ' (bearer token required)' : ''),
+    data: dataDir,
+    allocatable: `${formatSize(agent.state().allocatableBytes)} (floor ${formatSize(agent.floorBytes)}: ${agent.floorRule})`
+  })
   if (clusterKey === undefined) {
-    log("  no cluster key: listening on loopback only. To join hosts, run 'memgossip keygen > cluster.key', copy it to every host (mode 0600) and start each agent with --cluster-key cluster.key")
+    logger.info("no cluster key: listening on loopback only. To join hosts, run 'memgossip keygen > cluster.key', copy it to every host (mode 0600) and start each agent with --cluster-key cluster.key")
   }
 
   let stopping: Promise<void> | undefined

@@ -13,6 +13,8 @@
  */
 import { readFile } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
+import { anySignal } from 'any-signal'
+import { createParser, type EventSourceParser } from 'eventsource-parser'
 
 /** Default API address: the agent's default `--api 127.0.0.1:7647`. */
 export const DEFAULT_API_URL = 'http://127.0.0.1:7647'
@@ -151,14 +153,14 @@ export class ApiClient {
     if (signal.aborted) return
     const url = this.api + '/v1/events'
     // No overall timeout: the stream is meant to stay open. Only the connect is bounded.
-    const controller = new AbortController()
-    const onAbort = (): void => { controller.abort() }
-    signal.addEventListener('abort', onAbort, { once: true })
-    const connectTimer = setTimeout(() => { controller.abort(new DOMException('connect timeout', 'TimeoutError')) }, this.timeoutMs)
+    // Aborted by the connect timeout, and at the end to close the connection.
+    const local = new AbortController()
+    const stream = anySignal([signal, local.signal])
+    const connectTimer = setTimeout(() => { local.abort(new DOMException('connect timeout', 'TimeoutError')) }, this.timeoutMs)
     try {
       let response: Response
       try {
-        response = await fetch(url, { headers: this.headers({ accept: 'text/event-stream' }), signal: controller.signal })
+        response = await fetch(url, { headers: this.headers({ accept: 'text/event-stream' }), signal: stream })
       } catch (error) {
         if (signal.aborted) return
         throw this.unreachable(error)
@@ -181,9 +183,9 @@ export class ApiClient {
         throw this.unreachable(error)
       }
     } finally {
-      // Also runs when the consumer stops early: close the connection.
-      signal.removeEventListener('abort', onAbort)
-      controller.abort()
+      // Also runs when the consumer stops early: close the connection, then detach from `signal`.
+      local.abort()
+      stream.clear()
     }
   }
 
@@ -214,41 +216,30 @@ export class ApiClient {
 }
 
 /**
- * Incremental parser of a `text/event-stream` (the subset the agent writes:
- * `event:` and `data:` lines, blank line ends an event, `:` comments are
- * keep-alives). Pure, so it is tested on its own.
+ * Incremental parser of a `text/event-stream`: eventsource-parser does the
+ * parsing (fields, CR/LF/CRLF line ends, comments as keep-alives, events
+ * split across chunks), this gives each event's `data` parsed as JSON when it
+ * is JSON. An event without data is not delivered (the spec's rule).
  */
 export class SseParser {
-  private buffer = ''
-  private event = ''
-  private data: string[] = []
+  private readonly parser: EventSourceParser
+  private ready: SseEvent[] = []
 
-  push (text: string): SseEvent[] {
-    this.buffer += text
-    const out: SseEvent[] = []
-    let nl: number
-    while ((nl = this.buffer.search(/\r\n|\n|\r/)) >= 0) {
-      const line = this.buffer.slice(0, nl)
-      this.buffer = this.buffer.slice(nl + (this.buffer.startsWith('\r\n', nl) ? 2 : 1))
-      if (line === '') {
-        if (this.data.length > 0) {
-          const raw = this.data.join('\n')
-          let data: unknown = raw
-          try { data = JSON.parse(raw) } catch {}
-          out.push({ event: this.event === '' ? 'message' : this.event, data })
-        }
-        this.event = ''
-        this.data = []
-        continue
+  constructor () {
+    this.parser = createParser({
+      onEvent: (message) => {
+        let data: unknown = message.data
+        try { data = JSON.parse(message.data) } catch {}
+        this.ready.push({ event: message.event ?? 'message', data })
       }
-      if (line.startsWith(':')) continue
-      const colon = line.indexOf(':')
-      const field = colon < 0 ? line : line.slice(0, colon)
-      let value = colon < 0 ? '' : line.slice(colon + 1)
-      if (value.startsWith(' ')) value = value.slice(1)
-      if (field === 'event') this.event = value
-      else if (field === 'data') this.data.push(value)
-    }
+    })
+  }
+
+  /** Feed the next chunk of text; returns the events it completed. */
+  push (text: string): SseEvent[] {
+    this.parser.feed(text)
+    const out = this.ready
+    this.ready = []
     return out
   }
 }

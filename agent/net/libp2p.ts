@@ -39,7 +39,10 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
+import { anySignal } from 'any-signal'
 import { createLibp2p } from 'libp2p'
+import { raceSignal } from 'race-signal'
+import { GOSSIP_D, LAN, MAX_MESSAGE_BYTES } from '../config.ts'
 import { parseClusterKey } from './cluster-key.ts'
 import {
   DialTimeoutError,
@@ -58,12 +61,12 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 
 /** Default TCP listen address: loopback only, so nothing is exposed unless asked (docs/design.md "Network"). */
 export const DEFAULT_LISTEN_TCP: readonly string[] = ['/ip4/127.0.0.1/tcp/7646']
-/** Largest gossip message, request or response accepted or sent: 1 MiB. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+/** Largest gossip message, request or response accepted or sent: the one limit of agent/config.ts. */
+export const DEFAULT_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES
 /** A direct stream with this much unsent data drops further messages (the peer is not reading). */
 const DIRECT_QUEUE_BYTES = 64 * 1024
-/** Every dial and request gives up after this long. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+/** Every dial and request gives up after this long (the `lan` preset's, agent/config.ts). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = LAN.requestTimeoutMs
 /** STACK.md: about 16 concurrent dials is safe; hundreds at once time out in the noise handshake. */
 export const DEFAULT_MAX_CONCURRENT_DIALS = 16
 /** How often disconnected bootstrap peers are dialled again. */
@@ -91,8 +94,7 @@ export const DEFAULT_REDIAL_INTERVAL_MS = 5_000
  *   it meshes elsewhere and still gets IHAVE gossip from the hub meanwhile.
  * - `Dout = 1`: must stay below Dlo and at most D/2.
  */
-/** Gossipsub mesh degree; the virtual tier's default `paths` follows it (simulations/scenario/schema.ts). */
-export const GOSSIP_D = 3
+export { GOSSIP_D }
 const GOSSIP_DLO = 2
 const GOSSIP_DHI = 5
 const GOSSIP_DOUT = 1
@@ -214,7 +216,7 @@ export interface Libp2pNetworkInit {
   /**
    * Largest gossip message, request or response; larger ones are dropped and counted.
    *
-   * @default 1 MiB (DEFAULT_MAX_MESSAGE_BYTES)
+   * @default 16 MiB (DEFAULT_MAX_MESSAGE_BYTES)
    */
   maxMessageBytes?: number
   /**
@@ -1015,52 +1017,26 @@ interface BoundedSignal {
 }
 
 /**
- * A signal that aborts after `timeoutMs` or when any source aborts.
- * `AbortSignal.any` would do, but combined with the long-lived `lifetime` signal
- * on every request it leaks on the Node versions this runs on
- * (nodejs/node#54614, #55351); this helper detaches itself in `dispose`.
+ * A signal that aborts after `timeoutMs` or when any source aborts: any-signal
+ * combines them (`AbortSignal.any` leaks when combined with the long-lived
+ * `lifetime` signal on every request, nodejs/node#54614, #55351; any-signal
+ * detaches in `clear`). The timeout is a timer of ours, cleared in `dispose`,
+ * so a finished request holds nothing until it would have expired.
  */
 function boundedSignal (timeoutMs: number, sources: Array<AbortSignal | undefined>): BoundedSignal {
-  const controller = new AbortController()
-  setMaxListeners(Infinity, controller.signal)
-  let timedOut = false
+  const timeout = new AbortController()
   const timer = setTimeout(() => {
-    timedOut = true
-    controller.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError'))
+    timeout.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError'))
   }, timeoutMs)
-  const attached: AbortSignal[] = []
-  const onAbort = (evt: Event): void => { controller.abort((evt.target as AbortSignal).reason) }
-  for (const source of sources) {
-    if (source == null) continue
-    if (source.aborted) {
-      controller.abort(source.reason)
-      break
-    }
-    source.addEventListener('abort', onAbort, { once: true })
-    attached.push(source)
-  }
+  const signal = anySignal([...sources, timeout.signal])
+  setMaxListeners(Infinity, signal)
   return {
-    signal: controller.signal,
-    timedOut: () => timedOut,
+    signal,
+    timedOut: () => timeout.signal.aborted,
     dispose: () => {
       clearTimeout(timer)
-      for (const source of attached) source.removeEventListener('abort', onAbort)
+      signal.clear()
     }
-  }
-}
-
-/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
-async function raceSignal<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted()
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([promise, aborted])
-  } finally {
-    if (onAbort != null) signal.removeEventListener('abort', onAbort)
   }
 }
 

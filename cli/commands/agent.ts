@@ -6,42 +6,27 @@
 import '../../agent/shim.ts'
 import { join } from 'node:path'
 import { parseSize } from '../../crdt/index.ts'
-import { DaemonConfigError, defaultDataDir, fakeProbeFromText, startDaemon, type DaemonOptions } from '../../agent/daemon.ts'
-import { PRESSURE_DEFAULTS, resolvePressureConfig, type PressureConfig } from '../../agent/pressure.ts'
+import { DaemonConfigError, fakeProbeFromText, startDaemon, type DaemonOptions } from '../../agent/daemon.ts'
+import { AGENT_FLAGS as CONFIG_FLAGS, flagDefault, preset, type AgentFlag, type AgentSettings, type PresetName } from '../../agent/config.ts'
+import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../../agent/log.ts'
+import { resolvePressureConfig, type PressureConfig } from '../../agent/pressure.ts'
 import { parseArgs, UsageError, type FlagSpec } from '../args.ts'
 
 /** How the line printed once the agent serves its API starts. */
 export const READY_LINE = 'memgossip agent ready'
 
+/** The flags of `memgossip agent`, generated from agent/config.ts's table (one place per setting). */
 export const AGENT_FLAGS: Record<string, FlagSpec> = {
-  'data-dir': { type: 'string', help: `data directory (default ${defaultDataDir()})` },
-  cluster: { type: 'string', help: "cluster name (default 'default')" },
-  listen: { type: 'list', help: 'libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/7646; all interfaces with a cluster key)' },
-  api: { type: 'string', help: 'HTTP API host:port (default 127.0.0.1:7647)' },
-  'api-token': { type: 'string', help: 'file holding the bearer token; required for a non-loopback --api' },
-  'cluster-key': { type: 'string', help: "pre-shared cluster key file from 'memgossip keygen'" },
-  bootstrap: { type: 'list', help: 'multiaddr with /p2p/<id> of a peer to join through, repeatable' },
-  mdns: { type: 'boolean', help: 'discover peers on the LAN with mDNS' },
-  allocatable: { type: 'string', help: 'cap on allocatable memory, e.g. 48GiB' },
-  'system-reserved': { type: 'string', help: 'memory kept for the system, out of allocatable, e.g. 2GiB' },
-  floor: { type: 'string', help: 'memory that must stay free (size or N%); env MEMGOSSIP_MINMEM_* wins' },
-  'evict-after': { type: 'string', help: 'propose evicting members silent this long (default 10m); a strict majority must acknowledge' },
-  'max-clock-offset': { type: 'string', help: 'refuse writes while this host\'s clock is behind the cluster\'s by more (default 500ms)' },
-  'heartbeat-interval': { type: 'string', help: 'also send a slow beacon this often (default off: liveness comes from the failure detector)' },
-  'sync-interval': { type: 'string', help: 'anti-entropy with one random peer this often (default 5s)' },
-  ack: { type: 'string', help: "'local' (default) or 'peers:K': acknowledge once K peers hold a reservation" },
-  label: { type: 'list', help: 'node label k=v, repeatable' },
-  'price-per-gib-hour': { type: 'string', help: 'rent price of one GiB held for one hour (default 0)' },
-  transport: { type: 'string', help: "'tcp' (default) or 'memory'" },
-  'local-cluster': { type: 'boolean', help: 'many agents on one host: loopback-friendly libp2p settings' },
-  'fake-memory': { type: 'string', help: 'demo/test: pretend this host has TOTAL[:AVAILABLE] memory' },
-  'pressure-warn': { type: 'string', help: `pressure ladder: warn clients below this × floor available (default ${PRESSURE_DEFAULTS.warnAtFloorRatio})` },
-  'pressure-refuse': { type: 'string', help: `pressure ladder: refuse new placements below this × floor (default ${PRESSURE_DEFAULTS.refuseAtFloorRatio})` },
-  'pressure-evict': { type: 'string', help: `pressure ladder: shrink allocatable (evict) below this × floor (default ${PRESSURE_DEFAULTS.evictAtFloorRatio})` },
-  'pressure-margin': { type: 'string', help: `pressure ladder: leave a level only this × floor above its threshold (default ${PRESSURE_DEFAULTS.marginFloorRatio})` },
-  'pressure-dwell': { type: 'string', help: `pressure ladder: hold a level at least this long before stepping down (default ${PRESSURE_DEFAULTS.dwellMs / 1000}s)` },
-  'near-limit': { type: 'string', help: 'alert when a reservation uses more than this share of its limit (default 90%)' },
+  ...Object.fromEntries(Object.entries(CONFIG_FLAGS).map(([name, flag]) => {
+    const spec: FlagSpec = { type: flag.kind === 'list' || flag.kind === 'boolean' ? flag.kind : 'string', help: flagHelp(flag) }
+    return [name, spec]
+  })),
   help: { type: 'boolean' }
+}
+
+function flagHelp (flag: AgentFlag): string {
+  const value = flagDefault(flag)
+  return value === undefined ? flag.help : `${flag.help} (default ${value})`
 }
 
 /** `30s`, `10m`, `2h`, `500ms`, or bare ms. */
@@ -64,7 +49,18 @@ export function sizeFlag (text: string, flag: string): number {
   }
 }
 
+/** How `memgossip agent` logs (`--log-level`, `--log-format`). */
+export interface AgentLogging {
+  level: LogLevel
+  format: LogFormat
+}
+
+/** `memgossip agent`'s flags as daemon options; throws {@link UsageError} naming the flag at fault. */
 export function agentOptionsFromArgs (argv: string[]): DaemonOptions {
+  return parseAgentArgs(argv).options
+}
+
+export function parseAgentArgs (argv: string[]): { options: DaemonOptions, logging: AgentLogging } {
   const { positionals, flags } = parseArgs(argv, AGENT_FLAGS)
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`)
   const str = (k: string): string | undefined => flags[k] as string | undefined
@@ -78,15 +74,29 @@ export function agentOptionsFromArgs (argv: string[]): DaemonOptions {
     clusterKeyFile: str('cluster-key'),
     bootstrap: list('bootstrap'),
     mdns: flags.mdns === true,
-    localCluster: flags['local-cluster'] === true,
     floor: str('floor')
+  }
+  const presetName = str('preset')
+  if (presetName !== undefined) {
+    try {
+      preset(presetName)
+    } catch (error) {
+      throw new UsageError(`--preset: ${(error as Error).message}`)
+    }
+    if (flags['local-cluster'] === true && presetName !== 'local') throw new UsageError(`--local-cluster is --preset local; it cannot go with --preset ${presetName}`)
+    options.preset = presetName as PresetName
+  } else if (flags['local-cluster'] === true) {
+    options.preset = 'local'
+  }
+  // Every flag that overrides a preset setting, parsed by its kind.
+  const settings = options as Partial<Record<keyof AgentSettings, number | boolean>>
+  for (const [name, flag] of Object.entries(CONFIG_FLAGS)) {
+    const text = str(name)
+    if (flag.setting === undefined || text === undefined) continue
+    settings[flag.setting] = settingValue(flag, text, `--${name}`)
   }
   if (str('allocatable') !== undefined) options.allocatableCapBytes = sizeFlag(str('allocatable')!, '--allocatable')
   if (str('system-reserved') !== undefined) options.systemReservedBytes = sizeFlag(str('system-reserved')!, '--system-reserved')
-  if (str('evict-after') !== undefined) options.evictAfterMs = parseDuration(str('evict-after')!, '--evict-after')
-  if (str('max-clock-offset') !== undefined) options.maxClockOffsetMs = parseDuration(str('max-clock-offset')!, '--max-clock-offset')
-  if (str('heartbeat-interval') !== undefined) options.heartbeatIntervalMs = parseDuration(str('heartbeat-interval')!, '--heartbeat-interval')
-  if (str('sync-interval') !== undefined) options.syncIntervalMs = parseDuration(str('sync-interval')!, '--sync-interval')
   const ack = str('ack')
   if (ack !== undefined && ack !== 'local') {
     const m = /^peers:(\d+)$/.exec(ack)
@@ -106,24 +116,17 @@ export function agentOptionsFromArgs (argv: string[]): DaemonOptions {
   }
   if (Object.keys(labels).length > 0) options.labels = labels
   const price = str('price-per-gib-hour')
-  if (price !== undefined) {
-    const value = Number(price)
-    if (price.trim() === '' || !Number.isFinite(value) || value < 0) throw new UsageError(`--price-per-gib-hour: '${price}' is not a non-negative number`)
-    options.pricePerGiBHour = value
-  }
+  if (price !== undefined) options.pricePerGiBHour = settingValue(CONFIG_FLAGS['price-per-gib-hour']!, price, '--price-per-gib-hour')
   const pressure: PressureConfig = {}
   const ratio = (flag: string, field: keyof PressureConfig): void => {
     const text = str(flag)
-    if (text === undefined) return
-    const value = Number(text)
-    if (text.trim() === '' || !Number.isFinite(value) || value < 0) throw new UsageError(`--${flag}: '${text}' is not a non-negative multiple of the floor (e.g. 1.5)`)
-    pressure[field] = value
+    if (text !== undefined) pressure[field] = settingValue(CONFIG_FLAGS[flag]!, text, `--${flag}`)
   }
   ratio('pressure-warn', 'warnAtFloorRatio')
   ratio('pressure-refuse', 'refuseAtFloorRatio')
   ratio('pressure-evict', 'evictAtFloorRatio')
   ratio('pressure-margin', 'marginFloorRatio')
-  if (str('pressure-dwell') !== undefined) pressure.dwellMs = parseDuration(str('pressure-dwell')!, '--pressure-dwell')
+  ratio('pressure-dwell', 'dwellMs')
   if (Object.keys(pressure).length > 0) {
     try {
       resolvePressureConfig(pressure)
@@ -132,19 +135,46 @@ export function agentOptionsFromArgs (argv: string[]): DaemonOptions {
     }
     options.pressure = pressure
   }
-  const nearLimit = str('near-limit')
-  if (nearLimit !== undefined) {
-    const m = /^(\d+(?:\.\d+)?)%?$/.exec(nearLimit.trim())
-    const pct = m === null ? NaN : Number(m[1])
-    if (!(pct > 0 && pct <= 100)) throw new UsageError(`--near-limit: '${nearLimit}' is not a percentage above 0 and at most 100 (e.g. 90%)`)
-    options.nearLimitRatio = pct / 100
-  }
   const fake = str('fake-memory')
   if (fake !== undefined) {
     const [total, available] = fake.split(':')
     options.probe = fakeProbeFromText(sizeFlag(total, '--fake-memory'), available !== undefined ? sizeFlag(available, '--fake-memory') : undefined)
   }
-  return options
+  const level = str('log-level') ?? 'info'
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level: '${level}' is not one of ${LOG_LEVELS.join(', ')}`)
+  const format = str('log-format') ?? 'text'
+  if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format: '${format}' is not text or json`)
+  return { options, logging: { level: level as LogLevel, format } }
+}
+
+/** A flag's text as the value its kind says, or a {@link UsageError} naming the flag. */
+function settingValue (flag: AgentFlag, text: string, name: string): number {
+  switch (flag.kind) {
+    case 'duration': return parseDuration(text, name)
+    case 'size': return sizeFlag(text, name)
+    case 'count': {
+      const n = Number(text)
+      if (text.trim() === '' || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name}: '${text}' is not a whole number of at least 1`)
+      return n
+    }
+    case 'ratio': {
+      const n = Number(text)
+      if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`${name}: '${text}' is not a non-negative multiple of the floor (e.g. 1.5)`)
+      return n
+    }
+    case 'percent': {
+      const m = /^(\d+(?:\.\d+)?)%?$/.exec(text.trim())
+      const pct = m === null ? NaN : Number(m[1])
+      if (!(pct > 0 && pct <= 100)) throw new UsageError(`${name}: '${text}' is not a percentage above 0 and at most 100 (e.g. 90%)`)
+      return pct / 100
+    }
+    case 'number': {
+      const n = Number(text)
+      if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`${name}: '${text}' is not a non-negative number`)
+      return n
+    }
+    default: throw new Error(`${name}: a ${flag.kind} flag has no numeric value`)
+  }
 }
 
 export const AGENT_HELP = `Usage: memgossip agent [flags]
@@ -163,9 +193,10 @@ export async function runAgent (argv: string[], out: { stdout: (s: string) => vo
   if (argv.includes('--help')) { out.stdout(AGENT_HELP); return 0 }
   let daemon
   try {
-    daemon = await startDaemon(agentOptionsFromArgs(argv))
+    const { options, logging } = parseAgentArgs(argv)
+    daemon = await startDaemon({ ...options, log: createLogger({ level: logging.level, format: logging.format, write: out.stderr }) })
   } catch (error) {
-    if (error instanceof UsageError || error instanceof DaemonConfigError || (error as Error).name === 'ConfigError' || (error as Error).name === 'ClusterKeyError') {
+    if (error instanceof UsageError || error instanceof DaemonConfigError || (error as Error).name === 'ConfigError' || (error as Error).name === 'UnknownPresetError' || (error as Error).name === 'ClusterKeyError') {
       out.stderr(`memgossip agent: ${(error as Error).message}\n`)
       return 2
     }

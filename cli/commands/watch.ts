@@ -3,6 +3,7 @@
  * server-sent events): verdict changes, alerts raised and cleared, peers,
  * joins. Ctrl-C exits 0.
  */
+import { anySignal } from 'any-signal'
 import type { ApiEvent } from '../../agent/api/contract.ts'
 import { shortId } from '../../crdt/placement.ts'
 import type { SseEvent } from '../client.ts'
@@ -22,27 +23,25 @@ line: the event's data with its name in 'type'. Ctrl-C exits 0; exit 3 when the
 agent cannot be reached or closes the stream.`,
   examples: ['memgossip watch', 'memgossip watch --json | jq -c "select(.type == \\"alert\\")"']
 }, async ({ client, json, color, io, out, err }) => {
-  const controller = new AbortController()
-  const onSignal = (): void => { controller.abort() }
-  const external = io.signal
-  if (external !== undefined) {
-    if (external.aborted) return 0
-    external.addEventListener('abort', onSignal, { once: true })
-  } else {
+  const stop = new AbortController()
+  const onSignal = (): void => { stop.abort() }
+  if (io.signal?.aborted === true) return 0
+  if (io.signal === undefined) {
     // Kept until the process exits: a Ctrl-C reaches npx/npm too, which
     // forwards it, so a second SIGINT arrives while watch is ending. Without a
     // listener it would kill the process (exit 130 where the help says 0).
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
   }
+  const signal = anySignal([io.signal, stop.signal])
   try {
-    for await (const event of client.events(controller.signal)) {
+    for await (const event of client.events(signal)) {
       out(json ? JSON.stringify({ ...(event.data as object), type: event.event }) + '\n' : renderEvent(event, color, new Date()))
     }
   } finally {
-    external?.removeEventListener('abort', onSignal)
+    signal.clear()
   }
-  if (controller.signal.aborted) return 0
+  if (signal.aborted) return 0
   err(`memgossip watch: the agent at ${client.api} closed the event stream\n`)
   return 3
 })

@@ -27,6 +27,7 @@
  */
 import * as z from 'zod'
 import type { AgentInit } from '../../agent/agent.ts'
+import { GOSSIP_D, LAN } from '../../agent/config.ts'
 import { ACCEPTED_SIZE_FORMS, parseSize } from '../../crdt/size.ts'
 import { ScenarioError } from '../support/errors.ts'
 import { childPath, positionOf, type JsonPath, type Position } from './json.ts'
@@ -167,8 +168,9 @@ export interface Scenario {
   lineOf: (path: string) => number | undefined
 }
 
-export const DEFAULT_AGENT: AgentSettings = { heartbeatMs: 0, syncMs: 5000, probeMs: 1000 }
-export const DEFAULT_NETWORK: NetworkSettings = { latencyMs: [1, 10], loss: 0, duplicate: 0, degree: 4, paths: 3, coalesce: true }
+/** The agent's own defaults (the `lan` preset, agent/config.ts). */
+export const DEFAULT_AGENT: AgentSettings = { heartbeatMs: LAN.heartbeatIntervalMs, syncMs: LAN.syncIntervalMs, probeMs: LAN.sampleIntervalMs }
+export const DEFAULT_NETWORK: NetworkSettings = { latencyMs: [1, 10], loss: 0, duplicate: 0, degree: 4, paths: GOSSIP_D, coalesce: true }
 const DEFAULT_MEMORY = 16 * 1024 ** 3
 const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/{}-]{0,100}$/

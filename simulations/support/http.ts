@@ -6,6 +6,7 @@
  * CLI has its own client in cli/, kept lean for start-up time.)
  */
 import { Agent as HttpAgent, request, type IncomingMessage, type ClientRequest } from 'node:http'
+import { SseParser } from '../../cli/client.ts'
 
 const keepAlive = new HttpAgent({ keepAlive: true, maxSockets: 16 })
 
@@ -104,26 +105,13 @@ export class EventStream {
       const req = request(this.url, { method: 'GET', headers: { accept: 'text/event-stream' } }, (res) => {
         this.res = res
         res.setEncoding('utf8')
-        let buffer = ''
+        const parser = new SseParser()
         let helloSeen = false
         res.on('data', (chunk: string) => {
           const at = performance.now()
-          buffer += chunk
-          let end: number
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end)
-            buffer = buffer.slice(end + 2)
-            let type = 'message'
-            const data: string[] = []
-            for (const line of block.split('\n')) {
-              if (line.startsWith('event: ')) type = line.slice(7)
-              else if (line.startsWith('data: ')) data.push(line.slice(6))
-            }
-            if (data.length === 0) continue
-            let parsed: unknown = data.join('\n')
-            try { parsed = JSON.parse(parsed as string) } catch {}
-            if (type === 'hello' && !helloSeen) { helloSeen = true; resolve() }
-            this.onEvent(type, parsed, at)
+          for (const { event, data } of parser.push(chunk)) {
+            if (event === 'hello' && !helloSeen) { helloSeen = true; resolve() }
+            this.onEvent(event, data, at)
           }
         })
         res.on('error', () => {})

@@ -50,6 +50,7 @@
  * the injected `random`, drawn in an order fixed by the calls made; every
  * collection is iterated in insertion order.
  */
+import { LAN, MAX_MESSAGE_BYTES } from '../../agent/config.ts'
 import { MessageTooLargeError, NetworkConfigError, NetworkStateError, RequestFailedError, RequestTimeoutError } from '../../agent/net/errors.ts'
 import { MAX_DIRECT_BYTES, type Clock, type Network, type NetworkHandlers, type PeerIdStr } from '../../agent/types.ts'
 
@@ -62,9 +63,9 @@ export const DEFAULT_MESH_PATHS = 1
 /** Gossip copies delivered twice by default: none. */
 export const DEFAULT_DUPLICATE_RATE = 0
 /** Same as the libp2p network's `DEFAULT_REQUEST_TIMEOUT_MS`, so timeouts play out alike. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
-/** Larger than production's 1 MiB: simulations may test big snapshots without the limit getting in the way. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+export const DEFAULT_REQUEST_TIMEOUT_MS = LAN.requestTimeoutMs
+/** The product's one message limit (agent/config.ts). */
+export const DEFAULT_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES
 /** Prefix of a simulated peer's address: `/memory-sim/<peerId>`. */
 export const MEMORY_ADDRESS_PREFIX = '/memory-sim/'
 

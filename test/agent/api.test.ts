@@ -11,6 +11,7 @@ import * as Y from 'yjs'
 import * as contract from '../../agent/api/contract.ts'
 import { openApiDocument } from '../../agent/api/openapi.ts'
 import { StoreError } from '../../agent/store.ts'
+import { memoryLogger, SILENT } from '../../agent/log.ts'
 import { decodeMessage, encodeMessage, MSG_SYNC_REPLY, MSG_SYNC_REQUEST } from '../../agent/wire.ts'
 import { api, GiB, startAgent, startCluster, stopAll, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
@@ -542,8 +543,8 @@ describe('a disk-write failure', () => {
     started.push(b)
     await waitFor('joined', () => b.daemon.agent.state().joined)
     expect((await api(b, '/v1/reservations', { body: { id: 'before-failure', size: '1GiB' } })).status).toBe(201)
-    const logs: string[] = []
-    ;(b.daemon.agent as any).log = (line: string) => { logs.push(line) }
+    const log = memoryLogger()
+    ;(b.daemon.agent as any).log = log
     const store = (b.daemon.agent as any).store
     store.append = async () => { throw new StoreError('ENOSPC', 'ENOSPC: no space left on device, write', { file: 'ledger.log' }) }
 
@@ -582,8 +583,9 @@ describe('a disk-write failure', () => {
     const alerts = await api(b, '/v1/alerts')
     expect(alerts.body.alerts.map((x: any) => x.kind)).toContain('StorageFailed')
     // The operator is told once, with what to do.
-    expect(logs.filter(l => l.startsWith('ERROR')).length).toBe(1)
-    expect(logs.find(l => l.startsWith('ERROR'))).toMatch(/read-only until restarted/)
+    const errors = log.records.filter(r => r.level === 'error')
+    expect(errors.length).toBe(1)
+    expect(errors[0]!.message).toMatch(/read-only until restarted/)
   })
 })
 
@@ -593,7 +595,7 @@ describe('a disk-write failure on a release', () => {
     started.push(c)
     await waitFor('joined', () => c.daemon.agent.state().joined)
     expect((await api(c, '/v1/reservations', { body: { id: 'kept', size: '1GiB' } })).status).toBe(201)
-    ;(c.daemon.agent as any).log = () => {}
+    ;(c.daemon.agent as any).log = SILENT
     ;(c.daemon.agent as any).store.append = async () => { throw new StoreError('ENOSPC', 'ENOSPC: no space left on device, write', { file: 'ledger.log' }) }
     const r = await api(c, '/v1/reservations/kept', { method: 'DELETE' })
     expectError(r, 503, 'Unavailable')
@@ -610,7 +612,7 @@ describe('a disk-write failure on an eviction', () => {
     const [x, y] = await startCluster(2)
     started.push(x, y)
     await waitFor('two members', () => [x, y].every(t => t.daemon.agent.resolution().members.length === 2))
-    ;(x.daemon.agent as any).log = () => {}
+    ;(x.daemon.agent as any).log = SILENT
     ;(x.daemon.agent as any).store.append = async () => { throw new StoreError('ENOSPC', 'ENOSPC: no space left on device, write', { file: 'ledger.log' }) }
     const membership = x.daemon.agent.ledger.size('membership')
     const r = await api(x, '/v1/evict', { body: { node: y.daemon.agent.self } })

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Agent, systemClock } from '../../agent/agent.ts'
 import { MemoryNetworkHub } from '../../simulations/virtual/network.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
+import { memoryLogger } from '../../agent/log.ts'
 import { encodeMessage, MSG_GOSSIP } from '../../agent/wire.ts'
 import { LedgerWriter } from '../../crdt/index.ts'
 
@@ -29,8 +30,8 @@ describe('identity', () => {
         return typeof value === 'function' ? value.bind(target) : value
       }
     })
-    const lines: string[] = []
-    const agent = await Agent.start({ network: tapped, probe: createFakeProbe({ totalBytes: 16 * GiB, availableBytes: 16 * GiB }), cluster: 't', env: {}, heartbeatIntervalMs: 60_000, syncIntervalMs: 60_000, log: (l) => { lines.push(l) } })
+    const log = memoryLogger()
+    const agent = await Agent.start({ network: tapped, probe: createFakeProbe({ totalBytes: 16 * GiB, availableBytes: 16 * GiB }), cluster: 't', env: {}, heartbeatIntervalMs: 60_000, syncIntervalMs: 60_000, log })
     started.push(agent)
     expect((await agent.reserve({ id: 'before', bytes: GiB, placement: { kind: 'any' } })).written).toBe(true)
 
@@ -52,6 +53,6 @@ describe('identity', () => {
     const writtenByNewId = agent.ledger.entries('reservations').map(([key]) => key).filter(k => k.startsWith('after'))
     expect(writtenByNewId).toEqual([])
     expect(Y.decodeStateVector(agent.ledger.stateVector()).has(agent.ledger.clientId())).toBe(false)
-    expect(lines.some(l => l.startsWith('ERROR') && l.includes('client id'))).toBe(true)
+    expect(log.records.some(r => r.level === 'error' && r.message.includes('client id'))).toBe(true)
   })
 })

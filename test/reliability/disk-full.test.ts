@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LedgerStore } from '../../agent/store.ts'
+import { memoryLogger } from '../../agent/log.ts'
 import { api, GiB, startAgent, tempDir, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
 const mountPoint = await mkdtemp(join(tmpdir(), 'memgossip-tmpfs-'))
@@ -37,8 +38,8 @@ afterAll(async () => {
 describe.skipIf(skipReason !== undefined)('a full disk (tmpfs of 2 MiB)', () => {
   it('the failing write → 503, read-only, reads still work; every earlier 201 survives a restart on a bigger disk', async () => {
     const dataDir = join(mountPoint, 'data')
-    const logs: string[] = []
-    const a = await startAgent({ dataDir, totalBytes: 1024 * GiB, fsync: true, log: (l) => { logs.push(l) } })
+    const log = memoryLogger()
+    const a = await startAgent({ dataDir, totalBytes: 1024 * GiB, fsync: true, log })
     started.push(a)
     await waitFor('joined', () => a.daemon.agent.state().joined)
     // Leave ~96 KiB free so the disk fills after a few hundred reservations, not tens of thousands.
@@ -79,7 +80,7 @@ describe.skipIf(skipReason !== undefined)('a full disk (tmpfs of 2 MiB)', () => 
     expect((await api(a, '/v1/nodes')).status).toBe(200)
     expect((await api(a, '/v1/fit', { body: { size: '1MiB' } })).status).toBe(200)
     expect((await api(a, '/metrics')).body).toMatch(/^memgossip_read_only 1$/m)
-    expect(logs.filter(l => l.startsWith('ERROR')).length).toBe(1)
+    expect(log.records.filter(r => r.level === 'error').length).toBe(1)
 
     // Stop on the full disk, copy the dir to a big one, restart from the copy.
     await a.daemon.stop()

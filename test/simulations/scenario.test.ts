@@ -3,7 +3,7 @@
  * are refused with an error naming the JSON path and the line.
  */
 import { describe, expect, it } from 'vitest'
-import { GOSSIP_D } from '../../agent/net/libp2p.ts'
+import { GOSSIP_D } from '../../agent/config.ts'
 import { ScenarioError } from '../../simulations/support/errors.ts'
 import { listScenarios, loadScenario, parseScenario } from '../../simulations/scenario/load.ts'
 import { selectNodes, streamFor } from '../../simulations/scenario/plan.ts'
