@@ -2,7 +2,7 @@
  * Where an agent's memory goes under steady churn (issue 16, docs/decisions.md
  * "Heap findings").
  *
- *   npx tsx simulations/heap-diff.ts run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--out DIR]
+ *   npx tsx simulations/heap-diff.ts run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--snapshots 2] [--out DIR]
  *   npx tsx simulations/heap-diff.ts diff BEFORE.heapsnapshot AFTER.heapsnapshot [--made N] [--top 40]
  *
  * `run` starts real agent processes (the compiled CLI, as the benchmark does:
@@ -10,8 +10,11 @@
  * `--heapsnapshot-signal=SIGUSR2`, plus `--peers` more agents in its cluster,
  * and a synthetic writer that keeps `--live` reservations alive on agent 0
  * through the HTTP API, making and releasing `--rate` per second. It takes a
- * heap snapshot of agent 0 after the warm-up and again at the end, then diffs
- * them. `diff` sums the self size of every object in each snapshot by
+ * heap snapshot of agent 0 after the warm-up and `--snapshots` − 1 more,
+ * evenly spaced to the end, and diffs the first and the last (and each
+ * consecutive pair, for what stops growing). Between snapshots it samples
+ * agent 0's RSS every 15 s (a snapshot itself inflates RSS, so those samples
+ * are taken away from them) and fits RSS against reservations made. `diff` sums the self size of every object in each snapshot by
  * constructor (V8's node name), and prints what grew, in bytes and in bytes
  * per reservation made between the two snapshots (`--made`).
  *
@@ -26,7 +29,7 @@ import { Registry, startMemgossip, type MemgossipProc } from './bench/procs.ts'
 import { sleep } from './bench/stats.ts'
 
 const HELP = `usage:
-  heap-diff run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--out DIR]
+  heap-diff run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--snapshots 2] [--out DIR]
   heap-diff diff BEFORE.heapsnapshot AFTER.heapsnapshot [--made N] [--top 40]
 
 run   real agents + a writer at constant live count; heap snapshots of agent 0
@@ -40,6 +43,7 @@ const FLAGS: Record<string, FlagSpec> = {
   live: { type: 'string' },
   rate: { type: 'string' },
   peers: { type: 'string' },
+  snapshots: { type: 'string' },
   out: { type: 'string' },
   made: { type: 'string' },
   top: { type: 'string' }
@@ -181,6 +185,18 @@ class Writer {
   }
 }
 
+/** Least-squares slope of y over x (0 with fewer than two distinct x). */
+export function slope (x: number[], y: number[]): number {
+  const n = x.length
+  if (n < 2) return 0
+  const mx = x.reduce((s, v) => s + v, 0) / n
+  const my = y.reduce((s, v) => s + v, 0) / n
+  let num = 0
+  let den = 0
+  for (let i = 0; i < n; i++) { num += (x[i] - mx) * (y[i] - my); den += (x[i] - mx) ** 2 }
+  return den === 0 ? 0 : num / den
+}
+
 async function rssBytes (pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
   const kib = /VmRSS:\s+(\d+)/.exec(status)?.[1]
@@ -227,6 +243,7 @@ async function run (flags: Record<string, unknown>): Promise<void> {
   const live = numberFlag(parsed.flags, 'live', { integer: true, min: 1 }) ?? 150
   const rate = numberFlag(parsed.flags, 'rate', { min: 0.1 }) ?? 4
   const peers = numberFlag(parsed.flags, 'peers', { integer: true, min: 0, max: 8 }) ?? 1
+  const snapshots = numberFlag(parsed.flags, 'snapshots', { integer: true, min: 2, max: 10 }) ?? 2
   const registry = new Registry()
   const stop = (): void => { void registry.cleanup().then(() => process.exit(130)) }
   process.once('SIGINT', stop)
@@ -253,20 +270,37 @@ async function run (flags: Record<string, unknown>): Promise<void> {
     }
     await sleep(warmupMinutes * 60_000)
     await sample('warm')
+    const rss: Array<{ made: number, rssBytes: number }> = []
     const progress = setInterval(() => { process.stderr.write(`  ${writer.made} made, ${writer.released} released, ${writer.failures} failures\n`) }, 60_000)
-    await sleep(minutes * 60_000)
+    for (let k = 1; k < snapshots; k++) {
+      const until = Date.now() + minutes * 60_000 / (snapshots - 1)
+      // RSS away from the snapshots: the first 15 s after one are skipped.
+      while (Date.now() + 15_000 < until) {
+        await sleep(15_000)
+        rss.push({ made: writer.made, rssBytes: await rssBytes(agent.pid) })
+      }
+      await sleep(Math.max(0, until - Date.now()))
+      await sample(k === snapshots - 1 ? 'end' : `mid${k}`)
+    }
     clearInterval(progress)
-    await sample('end')
     writer.stop()
     await writing
-    const [a, b] = samples
+    const a = samples[0]
+    const b = samples[samples.length - 1]
     const made = b.made - a.made
+    const steps = []
+    for (let k = 1; k < samples.length; k++) {
+      const d = diff(await readSnapshot(samples[k - 1].snapshot), await readSnapshot(samples[k].snapshot), samples[k].made - samples[k - 1].made, 6)
+      steps.push({ from: samples[k - 1].label, to: samples[k].label, made: d.made, grewBytes: d.grewBytes, grewPerReservationBytes: d.grewPerReservationBytes, top: d.top })
+    }
     const result = {
       minutes, warmupMinutes, live, rate, peers, failures: writer.failures,
       samples,
-      rssPerReservationBytes: Math.round((b.rssBytes - a.rssBytes) / made),
+      rss,
+      rssSlopePerReservationBytes: Math.round(slope(rss.map(r => r.made), rss.map(r => r.rssBytes))),
       diskPerReservationBytes: Math.round((b.dataDirBytes - a.dataDirBytes) / made),
-      heap: diff(await readSnapshot(a.snapshot), await readSnapshot(b.snapshot), made, 40)
+      heap: diff(await readSnapshot(a.snapshot), await readSnapshot(b.snapshot), made, 40),
+      steps
     }
     process.stdout.write(JSON.stringify(result, null, 2) + '\n')
   } finally {
@@ -308,4 +342,4 @@ async function main (argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2))
+if (process.argv[1]?.endsWith('heap-diff.ts') === true || process.argv[1]?.endsWith('heap-diff.js') === true) process.exitCode = await main(process.argv.slice(2))
