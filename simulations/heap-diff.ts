@@ -33,7 +33,8 @@ const HELP = `usage:
   heap-diff diff BEFORE.heapsnapshot AFTER.heapsnapshot [--made N] [--top 40]
 
 run   real agents + a writer at constant live count; heap snapshots of agent 0
-      after the warm-up and at the end, diffed by constructor.
+      after the warm-up and --snapshots - 1 more to the end, diffed by
+      constructor; RSS sampled between them and fitted per reservation.
 diff  self size by constructor in two snapshots, what grew, per reservation made.`
 
 const FLAGS: Record<string, FlagSpec> = {

@@ -497,7 +497,7 @@ describe('checkpoints at stable cuts, taken anywhere in the programs', () => {
 
   // Not vacuous: the programs take checkpoints that carry running and queued
   // entries and ended ones, chained ones, and membership changes after a cut.
-  it('the checkpoint programs reach cuts with running, queued and ended entries, chains, and view changes after the cut (fixed seed 16, 60 programs)', () => {
+  it('the checkpoint programs reach cuts with running, queued and ended entries, chains, and view changes after the cut (fixed seed 16, 30 programs)', () => {
     const seen = { checkpoints: 0, running: 0, queued: 0, ended: 0, chained: 0, viewChangeAfter: 0 }
     fc.assert(fc.property(fc.oneof(programArb, boundsProgramArb), fc.integer(), (program, seed) => {
       const { net, taken } = runWithCheckpoints(program, seed)
@@ -510,7 +510,7 @@ describe('checkpoints at stable cuts, taken anywhere in the programs', () => {
         if (t.chained) seen.chained++
         if (res.views.some(v => v.hlc > t.checkpoint.cut)) seen.viewChangeAfter++
       }
-    }), { seed: 16, numRuns: 60 })
+    }), { seed: 16, numRuns: 30 })
     for (const [what, count] of Object.entries(seen)) expect(count, `${what} in ${JSON.stringify(seen)}`).toBeGreaterThan(0)
   }, TIMEOUT_MS)
 })
