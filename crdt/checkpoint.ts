@@ -73,25 +73,33 @@ export interface Checkpoint {
 
 /**
  * The latest cut this peer can take a checkpoint at: its finality watermark,
- * lowered below the earliest decision not yet final (a verdict of an older
- * view waits on that view's majority). Undefined while nothing is final.
+ * kept below the earliest decision not yet final (a verdict of an older view
+ * waits on that view's majority) and below the timeout of every entry still
+ * queued (a timeout takes effect only once the document has reached its
+ * stamp, which a peer's own clock can pass first: docs/design.md "Bounds and
+ * the queue"). Undefined while nothing is final.
  */
 export function stableCut (res: Resolution): HlcString | undefined {
-  let cut = res.watermark
-  if (cut === undefined) return undefined
-  let lowest: HlcString | undefined
+  const watermark = res.watermark
+  if (watermark === undefined) return undefined
+  /** The cut must stay strictly below this. */
+  let limit: HlcString | undefined
+  const below = (t: HlcString): void => { if (limit === undefined || compareHlc(t, limit) < 0) limit = t }
   for (const v of [...res.verdicts.values(), ...res.conflicts]) {
-    if (v.final || v.status === 'invalid' || v.status === 'queued' || v.hlc === undefined) continue
-    const t = v.decidedHlc ?? v.hlc
-    if (lowest === undefined || compareHlc(t, lowest) < 0) lowest = t
+    if (v.status === 'queued') {
+      if (v.queueExpiresHlc !== undefined) below(v.queueExpiresHlc)
+      continue
+    }
+    if (v.final || v.status === 'invalid' || v.hlc === undefined) continue
+    below(v.decidedHlc ?? v.hlc)
   }
-  if (lowest === undefined || compareHlc(lowest, cut) > 0) return cut
-  // The latest final decision before it (a cut is only a point to compare stamps with).
-  cut = undefined
+  if (limit === undefined || compareHlc(limit, watermark) > 0) return watermark
+  // The latest final decision before the limit (a cut is only a point to compare stamps with).
+  let cut: HlcString | undefined
   for (const v of [...res.verdicts.values(), ...res.conflicts]) {
     if (!v.final || v.hlc === undefined) continue
     const t = v.decidedHlc ?? v.hlc
-    if (compareHlc(t, lowest) < 0 && (cut === undefined || compareHlc(t, cut) > 0)) cut = t
+    if (compareHlc(t, limit) < 0 && compareHlc(t, watermark) <= 0 && (cut === undefined || compareHlc(t, cut) > 0)) cut = t
   }
   return cut
 }
