@@ -2,7 +2,7 @@
  * Where an agent's memory goes under steady churn (issue 16, docs/decisions.md
  * "Heap findings").
  *
- *   npx tsx simulations/heap-diff.ts run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--snapshots 2] [--out DIR]
+ *   npx tsx simulations/heap-diff.ts run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--snapshots 2] [--node-arg FLAG]… [--out DIR]
  *   npx tsx simulations/heap-diff.ts diff BEFORE.heapsnapshot AFTER.heapsnapshot [--made N] [--top 40]
  *
  * `run` starts real agent processes (the compiled CLI, as the benchmark does:
@@ -29,7 +29,7 @@ import { Registry, startMemgossip, type MemgossipProc } from './bench/procs.ts'
 import { sleep } from './bench/stats.ts'
 
 const HELP = `usage:
-  heap-diff run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--snapshots 2] [--out DIR]
+  heap-diff run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--snapshots 2] [--node-arg FLAG]… [--out DIR]
   heap-diff diff BEFORE.heapsnapshot AFTER.heapsnapshot [--made N] [--top 40]
 
 run   real agents + a writer at constant live count; heap snapshots of agent 0
@@ -45,6 +45,7 @@ const FLAGS: Record<string, FlagSpec> = {
   rate: { type: 'string' },
   peers: { type: 'string' },
   snapshots: { type: 'string' },
+  'node-arg': { type: 'list' },
   out: { type: 'string' },
   made: { type: 'string' },
   top: { type: 'string' }
@@ -252,7 +253,9 @@ async function run (flags: Record<string, unknown>): Promise<void> {
   try {
     const out = parsed.flags.out ?? await registry.tempDir('heapdiff-out-')
     const dataDir = await registry.tempDir('hd0-')
-    const agent = await startMemgossip({ registry, index: 0, dataDir, nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${out}`] })
+    // --node-arg: extra V8 flags for agent 0 (e.g. --max-old-space-size=96, to tell retained memory from GC headroom).
+    const nodeArgs = (flags['node-arg'] as string[] | undefined) ?? []
+    const agent = await startMemgossip({ registry, index: 0, dataDir, nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${out}`, ...nodeArgs] })
     for (let i = 1; i <= peers; i++) {
       await startMemgossip({ registry, index: i, dataDir: await registry.tempDir(`hd${i}-`), bootstrap: [agent.multiaddrs[0]] })
     }
@@ -295,7 +298,7 @@ async function run (flags: Record<string, unknown>): Promise<void> {
       steps.push({ from: samples[k - 1].label, to: samples[k].label, made: d.made, grewBytes: d.grewBytes, grewPerReservationBytes: d.grewPerReservationBytes, top: d.top })
     }
     const result = {
-      minutes, warmupMinutes, live, rate, peers, failures: writer.failures,
+      minutes, warmupMinutes, live, rate, peers, nodeArgs, failures: writer.failures,
       samples,
       rss,
       rssSlopePerReservationBytes: Math.round(slope(rss.map(r => r.made), rss.map(r => r.rssBytes))),
