@@ -26,6 +26,7 @@ import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from 
 import { AlertSink, computeAlerts, formatMs, type Alert } from './alerts.ts'
 import { PressureLadder, pressureWarnings, type PressureConfig, type PressureLevel } from './pressure.ts'
 import { UsageTracker, UsageWatchError, type OomReport, type ReservationUsage, type UsageCounters } from './usage.ts'
+import { verdictSignature } from './signatures.ts'
 import { ClockChannel, DIRECT_MEMBERS_MAX, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
 import { MembershipDuties, positionsOf } from './membership.ts'
 import { timedOutQueued } from './queue.ts'
@@ -1388,7 +1389,7 @@ export class Agent extends EventEmitter {
     this.maybePullBeacons(res)
     const next = new Map<string, string>()
     for (const v of [...res.verdicts.values(), ...res.conflicts]) {
-      const sig = `${v.status}|${v.final ? 1 : 0}|${v.code}`
+      const sig = verdictSignature(v.status, v.final, v.code) // interned (agent/signatures.ts)
       next.set(v.key, sig)
       if (this.previousVerdicts.get(v.key) !== sig) {
         this.emit('event', { type: 'verdict', id: v.id, status: v.status, final: v.final, code: v.code, reason: v.reason, nodes: v.runningOn.length > 0 ? v.runningOn : v.nodes } satisfies AgentEvent)

@@ -669,7 +669,7 @@ async function readIfExists (file: string): Promise<Buffer | undefined> {
 }
 
 /** Replace `file` with `bytes` atomically: tmp, fsync, rename, fsync the directory. */
-async function writeFileAtomic (
+export async function writeFileAtomic (
   file: string,
   bytes: Uint8Array,
   opts: { fsync: boolean, openFile: NonNullable<LedgerStoreInit['openFile']> }

@@ -5,7 +5,7 @@
  * so every peer bills the same.
  */
 import { hlcWallMs } from './hlc.ts'
-import type { Resolution, VerdictStatus } from './resolve.ts'
+import type { Resolution, Verdict, VerdictStatus } from './resolve.ts'
 import type { NodeId, ReservationId } from './schema.ts'
 
 const GIB = 1024 ** 3
@@ -49,23 +49,29 @@ export function computeRent (resolution: Resolution, options: RentOptions): Rent
   let totalByteSeconds = 0
   let totalCost = 0
   for (const verdict of resolution.verdicts.values()) {
-    if (verdict.decision !== 'admitted' || verdict.hlc === undefined) continue
-    // A queued entry is billed from where the queue let it in, not from when it asked.
-    const startMs = Math.max(hlcWallMs(verdict.admittedHlc ?? verdict.hlc), since)
-    const endMs = verdict.endedHlc !== undefined ? hlcWallMs(verdict.endedHlc) : options.nowMs
-    const durationMs = Math.max(0, endMs - startMs)
-    const nodeCount = verdict.status === 'admitted' ? verdict.runningOn.length : verdict.nodes.length
-    // Shrunk toward its minimum on capacity loss ("Bounds and the queue"): the
-    // limit in force from the shrink on. (Only the last shrink is kept, so an
-    // earlier, smaller one is billed at the full limit until the last.)
-    const shrunkMs = verdict.shrunkHlc !== undefined ? Math.min(Math.max(hlcWallMs(verdict.shrunkHlc), startMs), endMs) : endMs
-    const byteMs = nodeCount * (verdict.bytes * Math.max(0, shrunkMs - startMs) + verdict.effectiveBytes * Math.max(0, endMs - shrunkMs))
-    const byteSeconds = Math.round(byteMs / 1000)
-    const cost = (byteMs / GIB / MS_PER_HOUR) * price
-    lines.push({ id: verdict.id, creator: verdict.creator, status: verdict.status, bytes: verdict.bytes, nodeCount, startMs, endMs: Math.max(endMs, startMs), byteSeconds, cost })
-    totalByteSeconds += byteSeconds
-    totalCost += cost
+    const line = rentLine(verdict, since, options.nowMs, price)
+    if (line === undefined) continue
+    lines.push(line)
+    totalByteSeconds += line.byteSeconds
+    totalCost += line.cost
   }
   lines.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   return { lines, totalByteSeconds, totalCost, pricePerGiBHour: price, sinceMs: since, nowMs: options.nowMs }
+}
+
+/** One verdict's rent from `since` to its end (or `nowMs` while it runs); undefined when it was never admitted. */
+export function rentLine (verdict: Verdict, since: number, nowMs: number, price: number): RentLine | undefined {
+  if (verdict.decision !== 'admitted' || verdict.hlc === undefined) return undefined
+  // A queued entry is billed from where the queue let it in, not from when it asked.
+  const startMs = Math.max(hlcWallMs(verdict.admittedHlc ?? verdict.hlc), since)
+  const endMs = verdict.endedHlc !== undefined ? hlcWallMs(verdict.endedHlc) : nowMs
+  const nodeCount = verdict.status === 'admitted' ? verdict.runningOn.length : verdict.nodes.length
+  // Shrunk toward its minimum on capacity loss ("Bounds and the queue"): the
+  // limit in force from the shrink on. (Only the last shrink is kept, so an
+  // earlier, smaller one is billed at the full limit until the last.)
+  const shrunkMs = verdict.shrunkHlc !== undefined ? Math.min(Math.max(hlcWallMs(verdict.shrunkHlc), startMs), endMs) : endMs
+  const byteMs = nodeCount * (verdict.bytes * Math.max(0, shrunkMs - startMs) + verdict.effectiveBytes * Math.max(0, endMs - shrunkMs))
+  const byteSeconds = Math.round(byteMs / 1000)
+  const cost = (byteMs / GIB / MS_PER_HOUR) * price
+  return { id: verdict.id, creator: verdict.creator, status: verdict.status, bytes: verdict.bytes, nodeCount, startMs, endMs: Math.max(endMs, startMs), byteSeconds, cost }
 }

@@ -198,7 +198,7 @@ type LogEvent =
   | { kind: typeof KIND_RESERVATION, hlc: HlcString, key: string, reservation: Reservation }
   | { kind: typeof KIND_EXPIRE, hlc: HlcString, key: string }
 
-interface Slot extends PlacementNode {
+export interface Slot extends PlacementNode {
   state: PlacementNode['state']
   charges: Map<ReservationId, Reservation>
   /** The last few reservations admitted here, newest last (for naming a conflict's winner). */
@@ -207,7 +207,7 @@ interface Slot extends PlacementNode {
   sponsor?: NodeId
 }
 
-interface Running {
+export interface Running {
   key: string
   reservation: Reservation
   verdict: Verdict
@@ -217,7 +217,7 @@ interface Running {
 }
 
 /** An entry waiting in the queue, in log order (first come, first served by stamp). */
-interface Waiting {
+export interface Waiting {
   key: string
   reservation: Reservation
   verdict: Verdict
@@ -240,6 +240,11 @@ export class Replay {
   private roomMayHaveGrown = false
   private readonly index = new HeadroomIndex()
   private readonly lookup = (id: NodeId): Slot | undefined => this.slots.get(id)
+
+  /** File every slot in the headroom index: after a replay's state was restored from a checkpoint (crdt/checkpoint.ts). */
+  reindex (): void {
+    for (const slot of this.slots.values()) this.index.update(slot)
+  }
 
   /** An admission: the node is a member from here, with the capacity its sponsor wrote. */
   admit (record: AdmitRecord): void {
@@ -697,20 +702,69 @@ const STANDING_TEXT: Record<StandingCode, string> = {
   CreatorEvicted: 'was evicted and this write came after the cut of its stream'
 }
 
+/**
+ * Where a replay starts when it does not start from an empty cluster: the
+ * state at a stable cut, from a checkpoint (crdt/checkpoint.ts, docs/design.md
+ * "Checkpoints"). Counted entries stamped at or before `cut` are not replayed:
+ * their effect is in the restored state.
+ */
+export interface ReplayBase {
+  cut: HlcString
+  /** Ids owned by counted entries at or before the cut: a later entry of one loses it (`IdTaken`). */
+  owners: ReadonlyMap<ReservationId, { creator: NodeId, hlc: HlcString }>
+  /** How far counted entries at or before the cut reach in each node's stream. */
+  streams: ReadonlyMap<NodeId, { hlc?: HlcString, seq: number }>
+  /** Put the replay in the state at the cut; returns the verdicts of the entries live there (running or queued). */
+  restore: (replay: Replay) => Verdict[]
+}
+
+/** The replay's state at a cut, handed to {@link ReplayOptions.atCut}: read it at once, the replay goes on. */
+export interface CutState {
+  cut: HlcString
+  replay: Replay
+  /** Verdicts of the counted entries stamped at or before the cut (after the base's cut, plus those live at it), `IdTaken` losers included. */
+  counted: Verdict[]
+  /** Ids whose owner is a counted entry stamped at or before the cut (after the base's cut). */
+  owners: Map<ReservationId, { creator: NodeId, hlc: HlcString }>
+  /** How far counted entries at or before the cut (after the base's cut) reach in each node's stream. */
+  streams: Map<NodeId, { hlc?: HlcString, seq: number }>
+  /** Releases still waiting for their entry that can still meet it: no entry of that key is stamped at or before the cut. */
+  pendingReleases: Array<[string, HlcString]>
+}
+
+export interface ReplayOptions {
+  /** Start from the state at a cut instead of an empty cluster. */
+  base?: ReplayBase
+  /** Observe the state at this stamp: after every event at or before it, before any after it. */
+  cut?: HlcString
+  atCut?: (state: CutState) => void
+}
+
 /** Replay the log (reservations, releases, capacity, membership); heartbeats are not read. */
-export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed {
+export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: ReplayOptions = {}): Replayed {
+  const { base, cut } = options
+  /** Counted entries at or before the base's cut are in the restored state, not replayed. */
+  const inBase = (hlc: HlcString): boolean => base !== undefined && compareHlc(hlc, base.cut) <= 0
+  const byCut = (hlc: HlcString): boolean => cut !== undefined && compareHlc(hlc, cut) <= 0
+  const cutStreams = new Map<NodeId, { hlc?: HlcString, seq: number }>()
+  const advanceTo = (streams: Map<NodeId, { hlc?: HlcString, seq: number }>, node: NodeId, hlc: HlcString | undefined, seq: number): void => {
+    const s = streams.get(node)
+    if (s === undefined) streams.set(node, { hlc, seq })
+    else {
+      if (hlc !== undefined && (s.hlc === undefined || hlc > s.hlc)) s.hlc = hlc
+      if (seq > s.seq) s.seq = seq
+    }
+  }
+  /** A counted entry at or before the cut (not in the base): part of the state the cut observes. */
+  const counted = (node: NodeId, hlc: HlcString, seq: number): void => {
+    if (byCut(hlc) && !inBase(hlc)) advanceTo(cutStreams, node, hlc, seq)
+  }
   const issues: LedgerIssue[] = []
   const log: LogEvent[] = []
   /** Latest stamp and highest seq per writer: how far its stream has reached this peer. */
   const streams = new Map<NodeId, { hlc?: HlcString, seq: number }>()
-  const advance = (node: NodeId, hlc: HlcString, seq: number): void => {
-    const s = streams.get(node)
-    if (s === undefined) streams.set(node, { hlc, seq })
-    else {
-      if (s.hlc === undefined || hlc > s.hlc) s.hlc = hlc
-      if (seq > s.seq) s.seq = seq
-    }
-  }
+  const advance = (node: NodeId, hlc: HlcString, seq: number): void => { advanceTo(streams, node, hlc, seq) }
+  for (const [node, s] of base?.streams ?? []) advanceTo(streams, node, s.hlc, s.seq)
 
   const records: Array<{ key: string, record: MembershipRecord }> = []
   for (const [key, raw] of Object.entries(snapshot.membership)) {
@@ -729,6 +783,7 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
   const membership = computeMembership(records, capacity.filter(c => c.event.state === 'left'))
   for (const issue of membership.issues) issues.push({ map: 'membership', ...issue })
   for (const effect of membership.effects) {
+    if (inBase(effect.hlc)) continue
     if (effect.kind === 'admit') log.push({ kind: KIND_JOIN, hlc: effect.hlc, key: effect.key, record: effect.record })
     else log.push({ kind: KIND_EVICT, hlc: effect.hlc, key: effect.key, nodes: effect.nodes, forced: effect.forced })
   }
@@ -740,6 +795,8 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
       issues.push({ map: 'capacity', key, code, reason: `capacity event ignored: ${shortId(event.node)} ${STANDING_TEXT[code]}` })
       continue
     }
+    if (inBase(event.hlc)) continue
+    counted(event.node, event.hlc, event.seq)
     log.push({ kind: KIND_CAPACITY, hlc: event.hlc, key, event })
   }
 
@@ -752,6 +809,8 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
       issues.push({ map: 'releases', key, code, reason: `release ignored: ${shortId(v.value.by)} ${STANDING_TEXT[code]}` })
       continue
     }
+    if (inBase(v.value.hlc)) continue
+    counted(v.value.by, v.value.hlc, v.value.seq)
     log.push({ kind: KIND_RELEASE, hlc: v.value.hlc, key, release: v.value })
   }
 
@@ -764,19 +823,34 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
   const invalid: Verdict[] = []
   const expiries: LogEvent[] = []
   const valid: Array<{ key: string, reservation: Reservation, code?: StandingCode }> = []
+  /** Keys of entries stamped at or before the cut: a release waiting for one of them can never meet it. */
+  const stampedByCut = new Set<string>()
   for (const [key, raw] of Object.entries(snapshot.reservations)) {
     const v = validateReservation(key, raw)
     if (!v.ok) { invalid.push(invalidVerdict(key, raw, v.code, v.reason)); continue }
     const reservation = v.value
     advance(reservation.creator, reservation.hlc, reservation.seq)
+    if (byCut(reservation.hlc)) stampedByCut.add(key)
     const code = standing(reservation.creator, reservation.hlc, reservation.seq)
+    if (code === undefined && inBase(reservation.hlc)) continue
     valid.push({ key, reservation, code })
     if (code !== undefined) continue
+    counted(reservation.creator, reservation.hlc, reservation.seq)
     const owner = owners.get(reservation.id)
     if (owner === undefined || compareHlc(reservation.hlc, owner.reservation.hlc) < 0) owners.set(reservation.id, { key, reservation })
   }
   const byKey = new Map<string, Verdict>()
   const outsiders: Verdict[] = []
+  const replay = new Replay()
+  const cutCounted: Verdict[] = []
+  for (const verdict of base?.restore(replay) ?? []) {
+    verdicts.set(verdict.id, verdict)
+    // Live at the base's cut: counted there, and it may end before this cut.
+    cutCounted.push(verdict)
+    // A queued entry carried over still times out at its own point of the log.
+    if (verdict.status === 'queued' && verdict.queueExpiresHlc !== undefined) expiries.push({ kind: KIND_EXPIRE, hlc: verdict.queueExpiresHlc, key: verdict.key })
+  }
+  const cutOwners = new Map<ReservationId, { creator: NodeId, hlc: HlcString }>()
   for (const { key, reservation, code } of valid) {
     const verdict = newVerdict(key, reservation)
     byKey.set(key, verdict)
@@ -785,13 +859,17 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
       outsiders.push(verdict)
       continue
     }
+    if (byCut(reservation.hlc)) cutCounted.push(verdict)
     const owner = owners.get(reservation.id)!
-    if (owner.key === key) {
+    const taken = base?.owners.get(reservation.id)
+    if (taken === undefined && owner.key === key) {
+      if (byCut(reservation.hlc)) cutOwners.set(reservation.id, { creator: reservation.creator, hlc: reservation.hlc })
       verdicts.set(reservation.id, verdict)
       log.push({ kind: KIND_RESERVATION, hlc: reservation.hlc, key, reservation })
       if (reservation.queue === true && reservation.queueTimeoutMs !== undefined) expiries.push({ kind: KIND_EXPIRE, hlc: verdict.queueExpiresHlc!, key })
     } else {
-      decide(verdict, 'rejected', 'IdTaken', `rejected: id '${reservation.id}' was taken by ${shortId(owner.reservation.creator)} earlier in the log (${owner.reservation.hlc})`)
+      const by = taken ?? owner.reservation
+      decide(verdict, 'rejected', 'IdTaken', `rejected: id '${reservation.id}' was taken by ${shortId(by.creator)} earlier in the log (${by.hlc})`)
       verdict.winner = reservation.id
       conflicts.push(verdict)
     }
@@ -799,7 +877,7 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
   // Entries that do not count and invalid ones own an id only when nothing else does (earliest stamp, then key).
   outsiders.sort((a, b) => compareHlc(a.hlc!, b.hlc!) || (a.key < b.key ? -1 : 1))
   for (const verdict of [...outsiders, ...invalid]) {
-    if (verdicts.has(verdict.id)) conflicts.push(verdict)
+    if (verdicts.has(verdict.id) || base?.owners.has(verdict.id) === true) conflicts.push(verdict)
     else verdicts.set(verdict.id, verdict)
   }
 
@@ -814,8 +892,14 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
   for (const stream of streams.values()) if (stream.hlc !== undefined && stream.hlc > reached) reached = stream.hlc
   for (const expiry of expiries) if (expiry.hlc <= reached) log.push(expiry)
   log.sort((a, b) => compareHlc(a.hlc, b.hlc) || a.kind - b.kind || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-  const replay = new Replay()
+  const observe = (): void => {
+    if (cut === undefined) return
+    const pendingReleases = [...replay.pendingReleases].filter(([key]) => !stampedByCut.has(key))
+    options.atCut?.({ cut, replay, counted: cutCounted, owners: cutOwners, streams: cutStreams, pendingReleases })
+  }
+  let observed = cut === undefined
   for (const event of log) {
+    if (!observed && compareHlc(event.hlc, cut!) > 0) { observe(); observed = true }
     switch (event.kind) {
       case KIND_JOIN: replay.admit(event.record); break
       case KIND_CAPACITY: replay.capacity(event.event, event.key); break
@@ -826,6 +910,7 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed
     }
     replay.drainQueue(event.hlc)
   }
+  if (!observed) observe()
   replay.finish()
   issues.push(...replay.issues)
 

@@ -13,7 +13,8 @@
 import * as Y from 'yjs'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { entryKey, ledgerMaps, resolve, viewDigest, type Placement, type Resolution, type StreamPosition } from '../../crdt/index.ts'
+import { computeRent, digestVerdicts, entryKey, ledgerMaps, resolve, viewDigest, type Placement, type Resolution, type StreamPosition, type Verdict } from '../../crdt/index.ts'
+import { resolveFrom, stableCut, takeCheckpoint, type Checkpoint } from '../../crdt/checkpoint.ts'
 import { GiB, MiB, nodeId } from './helpers.ts'
 import { seededRandom, YDocNetwork } from './ydoc-network.ts'
 
@@ -120,8 +121,8 @@ function signature (res: Resolution, key: string): string | undefined {
 
 interface Outcome { net: YDocNetwork, finals: Map<string, string>, failures: string[] }
 
-/** Run a program; check the per-step properties (2, 3, 5) as it goes. */
-function run (program: Program): Outcome {
+/** Run a program; check the per-step properties (2, 3, 5) as it goes; `onStep` sees the network after every step. */
+function run (program: Program, onStep?: (net: YDocNetwork, step: number) => void): Outcome {
   const ids = Array.from({ length: PEERS }, (_, i) => nodeId(i + 1))
   // The initial members' clocks are good; only later joiners may be minutes off.
   const net = new YDocNetwork(ids, program.skew.map((s, i) => (i < program.initial ? Math.max(-20, Math.min(20, s)) : s)))
@@ -246,6 +247,7 @@ function run (program: Program): Outcome {
       case 'advance': net.advance(op.ms); break
     }
     check(step)
+    onStep?.(net, step)
   })
   net.syncAll()
   // Every member acknowledges what it holds open, as the agent does at once (an
@@ -388,6 +390,131 @@ describe('bounds and the queue under the same network: shrinks, queue admissions
         if (v.status === 'queued') seen.waiting++
       }
     }), { seed: 14, numRuns: 100 })
+    for (const [what, count] of Object.entries(seen)) expect(count, `${what} in ${JSON.stringify(seen)}`).toBeGreaterThan(0)
+  }, TIMEOUT_MS)
+})
+
+/**
+ * Checkpoints (docs/design.md "Checkpoints"): at random steps a random peer
+ * takes a checkpoint at its stable cut (half the time from its previous one),
+ * while the program goes on — membership changes, partitions and all. Once
+ * everything is delivered, on every replica: the checkpoint at the same cut
+ * has the same digest (nothing it summarises changed), and resolving from it
+ * gives the verdicts of a resolution of the whole document — the same
+ * decisions, statuses and finality, the same digest over them — less only
+ * entries that had ended, final, at or before the cut; the same counts; no
+ * over-commit; and the rent accrued across the cut is the rent without it.
+ */
+interface Taken { peer: number, step: number, checkpoint: Checkpoint, chained: boolean }
+
+function runWithCheckpoints (program: Program, seed: number): { net: YDocNetwork, taken: Taken[], failures: string[] } {
+  const random = seededRandom(seed)
+  const taken: Taken[] = []
+  const latest = new Map<number, Checkpoint>()
+  const { net, failures } = run(program, (net, step) => {
+    if (random() >= 0.2) return
+    const peer = Math.floor(random() * PEERS)
+    // The peer's side of any partition settles first (beacons, anti-entropy,
+    // twice: clocks past, then lines announced), as a quiet moment in an agent
+    // would; a member on the other side still holds the cut back.
+    const side = net.ids.map((_, i) => i).filter(i => net.group[i] === net.group[peer])
+    for (let round = 0; round < 2; round++) {
+      for (const i of side) net.writers[i].heartbeat(FIGURES, net.wall[i], net.resolveAt(i).seen)
+      for (const a of side) for (const b of side) if (a < b) net.sync(a, b)
+    }
+    const cut = stableCut(net.resolveAt(peer))
+    if (cut === undefined) return
+    const earlier = latest.get(peer)
+    const chained = earlier !== undefined && earlier.cut < cut && random() < 0.5
+    const checkpoint = takeCheckpoint(net.docs[peer], cut, chained ? earlier : undefined)
+    taken.push({ peer, step, checkpoint, chained })
+    if (earlier === undefined || earlier.cut < cut) latest.set(peer, checkpoint)
+  })
+  return { net, taken, failures }
+}
+
+/** Everything a verdict says, as text: fields in name order, undefined ones left out. */
+function verdictText (v: Verdict): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(v).filter(([, value]) => value !== undefined).sort(([a], [b]) => (a < b ? -1 : 1))))
+}
+
+function checkFromCheckpoint (net: YDocNetwork, t: Taken, label: string): void {
+  const { checkpoint } = t
+  const nowMs = Math.max(...net.wall) + 1
+  for (let q = 0; q < PEERS; q++) {
+    const at = `${label}: checkpoint ${checkpoint.cut} of peer ${t.peer} at step ${t.step}${t.chained ? ' (chained)' : ''}, replica ${q}`
+    const direct = takeCheckpoint(net.docs[q], checkpoint.cut)
+    expect(direct, `${at}: the same cut`).toEqual(checkpoint)
+    expect(direct.digest, `${at}: digest of the same cut`).toBe(checkpoint.digest)
+    const options = { self: net.ids[q], selfClock: net.writers[q].clock.peek() }
+    const full = resolve(net.docs[q], options)
+    const from = resolveFrom(checkpoint, net.docs[q], options)
+    const fullByKey = new Map([...full.verdicts.values(), ...full.conflicts].map(v => [v.key, v]))
+    const fromAll = [...from.verdicts.values(), ...from.conflicts]
+    for (const v of fromAll) {
+      const whole = fullByKey.get(v.key)
+      expect(whole, `${at}: ${v.key} only from the checkpoint`).toBeDefined()
+      expect(verdictText(v), `${at}: ${v.key}`).toBe(verdictText(whole!))
+    }
+    const kept = new Set(fromAll.map(v => v.key))
+    for (const v of fullByKey.values()) {
+      if (kept.has(v.key)) continue
+      // Left out: it had ended at or before the cut. (Its finality flag may
+      // lapse later — most of its view left before announcing — but its
+      // decision and end cannot change: property 3.)
+      const end = v.status === 'rejected' ? v.decidedHlc : v.endedHlc
+      expect(end !== undefined && end <= checkpoint.cut && ['released', 'evicted', 'rejected'].includes(v.status),
+        `${at}: ${v.key} left out but ${v.status}, ended at ${end}`).toBe(true)
+    }
+    expect(from.digest, `${at}: digest`).toBe(digestVerdicts([...fullByKey.values()].filter(v => kept.has(v.key))))
+    expect(from.counts, `${at}: counts`).toEqual(full.counts)
+    expect([from.seen, from.watermark, from.members], `${at}: finality line and view`).toEqual([full.seen, full.watermark, full.members])
+    for (const node of from.nodes.values()) {
+      expect(node.committedBytes, `${at}: ${node.id} over-committed`).toBeLessThanOrEqual(node.allocatableBytes)
+      expect([node.committedBytes, node.reservations], `${at}: ${node.id}`).toEqual([full.nodes.get(node.id)!.committedBytes, full.nodes.get(node.id)!.reservations])
+    }
+    expect(computeRent(from, { nowMs }).totalByteSeconds + checkpoint.ended.byteSeconds, `${at}: rent`).toBe(computeRent(full, { nowMs }).totalByteSeconds)
+  }
+}
+
+/** About 0.4–2 s a program (a checkpoint is checked on every replica): a tenth of the runs, at least 10. */
+const CHECKPOINT_RUNS = Math.max(10, Math.ceil(RUNS / 10))
+/** With MEMGOSSIP_PROPERTY_PROGRAM: the checkpoint seed of the counterexample (its second element). */
+const CHECKPOINT_SEED = Number(process.env.MEMGOSSIP_CHECKPOINT_SEED ?? 1)
+
+describe('checkpoints at stable cuts, taken anywhere in the programs', () => {
+  it(`the same checkpoint on every replica, and resolving from it gives the whole resolution's verdicts, digest, counts and rent (${CHECKPOINT_RUNS} programs, membership changing)`, () => {
+    fc.assert(fc.property(programArb, fc.integer(), (program, seed) => {
+      const { net, taken, failures } = runWithCheckpoints(program, seed)
+      expect(failures).toEqual([])
+      for (const t of taken) checkFromCheckpoint(net, t, `checkpoint seed ${seed}`)
+    }), PROGRAM !== undefined ? { numRuns: 1, examples: [[PROGRAM, CHECKPOINT_SEED]] } : { ...base, numRuns: CHECKPOINT_RUNS })
+  }, TIMEOUT_MS)
+
+  it(`the same under bounds and the queue: shrinks, queued entries carried across a cut, timeouts after it (${CHECKPOINT_RUNS} programs)`, () => {
+    fc.assert(fc.property(boundsProgramArb, fc.integer(), (program, seed) => {
+      const { net, taken, failures } = runWithCheckpoints(program, seed)
+      expect(failures).toEqual([])
+      for (const t of taken) checkFromCheckpoint(net, t, `checkpoint seed ${seed}`)
+    }), PROGRAM !== undefined ? { numRuns: 1, examples: [[PROGRAM, CHECKPOINT_SEED]] } : { ...base, numRuns: CHECKPOINT_RUNS })
+  }, TIMEOUT_MS)
+
+  // Not vacuous: the programs take checkpoints that carry running and queued
+  // entries and ended ones, chained ones, and membership changes after a cut.
+  it('the checkpoint programs reach cuts with running, queued and ended entries, chains, and view changes after the cut (fixed seed 16, 30 programs)', () => {
+    const seen = { checkpoints: 0, running: 0, queued: 0, ended: 0, chained: 0, viewChangeAfter: 0 }
+    fc.assert(fc.property(fc.oneof(programArb, boundsProgramArb), fc.integer(), (program, seed) => {
+      const { net, taken } = runWithCheckpoints(program, seed)
+      const res = net.resolveAt(0)
+      for (const t of taken) {
+        seen.checkpoints++
+        if (t.checkpoint.running.length > 0) seen.running++
+        if (t.checkpoint.queue.length > 0) seen.queued++
+        if (Object.values(t.checkpoint.ended.counts).some(n => n > 0)) seen.ended++
+        if (t.chained) seen.chained++
+        if (res.views.some(v => v.hlc > t.checkpoint.cut)) seen.viewChangeAfter++
+      }
+    }), { seed: 16, numRuns: 30 })
     for (const [what, count] of Object.entries(seen)) expect(count, `${what} in ${JSON.stringify(seen)}`).toBeGreaterThan(0)
   }, TIMEOUT_MS)
 })
