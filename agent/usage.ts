@@ -339,7 +339,8 @@ export class UsageTracker {
       this.counters.oomKillsHost += oom.kills
       message = `reservation ${u.id} lost ${oom.kills} process(es) to the kernel's OOM killer while within its limit of ${formatSize(u.reservedBytes)} (${peak}): the host or a parent cgroup ran out of memory; it was a bystander`
     }
-    this.deps.log(`OOM ${oom.cause === 'limit' ? 'offender' : 'bystander'}: ${message}`)
+    // A warning either way: a process of the reservation was killed.
+    this.deps.log(`WARNING OOM ${oom.cause === 'limit' ? 'offender' : 'bystander'}: ${message}`)
     this.deps.onOom({ id: u.id, cause: oom.cause, kills: oom.kills, reservedBytes: u.reservedBytes, peakBytes: u.peakBytes, message })
   }
 }

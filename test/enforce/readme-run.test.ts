@@ -59,7 +59,7 @@ it.skipIf(noCgroups !== undefined)('README: run under a reservation, within the 
   // the agent's side: usage while import-3 runs, the OOM report of import-2, its counter
   expect(stdout, context).toMatch(/^import-3\s+256\.00 MiB\s+admitted\s+1\d\d\.\d\d MiB \(\d+%\)\s+yes/m)
   expect(stderr).toMatch(/the command exited 0; peak \d+\.\d\d MiB of 256\.00 MiB reserved\n[^]*released 'import-3'/)
-  expect(stdout).toMatch(/^\S+ OOM offender: reservation import-2 exceeded its limit of 256\.00 MiB: 1 process\(es\) OOM-killed inside its cgroup/m)
+  expect(stdout).toMatch(/^\S+ WARN +OOM offender: reservation import-2 exceeded its limit of 256\.00 MiB: 1 process\(es\) OOM-killed inside its cgroup/m)
   expect(stdout).toMatch(/^memgossip_oom_kills_total\{cause="limit"\} 1$/m)
   expect(stdout).toMatch(/^memgossip_oom_kills_total\{cause="host"\} 0$/m)
 }, 120_000)

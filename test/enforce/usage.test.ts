@@ -69,7 +69,7 @@ describe.each([
     await t.tick(new Map([['hog', 64 * MIB]])) // the same counters again: nothing new
     expect(ooms).toEqual([expect.objectContaining({ id: 'hog', cause: 'limit', kills: 1, reservedBytes: 64 * MIB, peakBytes: 64 * MIB })])
     expect(ooms[0].message).toMatch(/reservation hog exceeded its limit of 64\.00 MiB: 1 process\(es\) OOM-killed inside its cgroup \(peak 64\.00 MiB\); it is the offender/)
-    expect(logs.some(l => l.startsWith('OOM offender: reservation hog exceeded its limit'))).toBe(true)
+    expect(logs.some(l => l.startsWith('WARNING OOM offender: reservation hog exceeded its limit'))).toBe(true)
     expect(t.counters).toEqual({ oomKillsLimit: 1, oomKillsHost: 0 })
     expect(t.get('hog')).toMatchObject({ exceededLimitKills: 1, hostKills: 0 })
   })

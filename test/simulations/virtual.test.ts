@@ -1,8 +1,8 @@
 /**
  * The virtual tier (docs/design.md "Simulation harness"): every shipped
  * scenario on the in-memory network and a virtual clock — membership-storm at
- * 128 peers, the others at 64 — and a seeded run reproduced exactly. At 64 a
- * view is small enough for direct beacons and probes to every member; at 128
+ * 80 peers, the others at 64 — and a seeded run reproduced exactly. At 64 a
+ * view is small enough for direct beacons and probes to every member; at 80
  * beacons go by gossip, so both paths run. (MEMGOSSIP_VIRTUAL_PEERS=200 runs
  * them all at 200: membership-storm alone is about 6 CPU-minutes there, every
  * write costing two rounds of messages from every member in one process, which
@@ -18,7 +18,7 @@ import { formatSummary } from '../../simulations/harness/summary.ts'
 import { loadScenario } from '../../simulations/scenario/load.ts'
 
 /** Peers per scenario run; `membership-storm` is the one run beyond 64 in CI. */
-const PEERS: Record<string, number> = { 'membership-storm': 128 }
+const PEERS: Record<string, number> = { 'membership-storm': 80 }
 const DEFAULT_PEERS = Number(process.env.MEMGOSSIP_VIRTUAL_PEERS ?? 64)
 const peersOf = (name: string): number => process.env.MEMGOSSIP_VIRTUAL_PEERS !== undefined ? DEFAULT_PEERS : (PEERS[name] ?? DEFAULT_PEERS)
 const SEED = 20261121
