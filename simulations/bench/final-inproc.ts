@@ -4,7 +4,7 @@
  * agents"). The benchmark's `final-inproc` phase runs it once per size in a
  * child process of its own:
  *
- *   npx tsx simulations/bench/final-inproc.ts N [--reservations R]
+ *   npx tsx simulations/bench/final-inproc.ts N [--reservations R] [--cpu-prof FILE]
  *
  * 1. N agents start (simulations/support/cluster.ts `startCluster`: each
  *    bootstraps from the first), every timer at the agent's default (no slow
@@ -24,6 +24,8 @@
 import '../../agent/shim.ts'
 import { resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { DEFAULTS, type AgentEvent } from '../../agent/agent.ts'
 import { parsePlacement } from '../../crdt/index.ts'
@@ -76,7 +78,7 @@ export interface FinalInprocResult {
   syncRounds: number
 }
 
-export async function benchFinalInproc (options: { nodes: number, reservations?: number, log?: (line: string) => void }): Promise<FinalInprocResult> {
+export async function benchFinalInproc (options: { nodes: number, reservations?: number, log?: (line: string) => void, cpuProfile?: string }): Promise<FinalInprocResult> {
   const n = options.nodes
   const count = options.reservations ?? 20
   const log = options.log ?? (() => {})
@@ -108,6 +110,9 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
       return [sent, pulls, syncs]
     }
     const before = counters()
+    // --cpu-prof FILE: a CPU profile of the writes only (formation left out), for Chrome's DevTools.
+    const profiler = options.cpuProfile !== undefined ? new Session() : undefined
+    if (profiler !== undefined) { profiler.connect(); await profiler.post('Profiler.enable'); await profiler.post('Profiler.start') }
     const delay = monitorEventLoopDelay({ resolution: 10 })
     delay.enable()
     const cpu0 = process.cpuUsage()
@@ -123,6 +128,11 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
     const wallMs = performance.now() - wall0
     const cpu = process.cpuUsage(cpu0)
     delay.disable()
+    if (profiler !== undefined) {
+      const { profile } = await profiler.post('Profiler.stop')
+      await writeFile(options.cpuProfile!, JSON.stringify(profile))
+      profiler.disconnect()
+    }
     const after = counters()
     everywhere.sort((a, b) => a - b)
     perPeer.sort((a, b) => a - b)
@@ -182,15 +192,15 @@ async function reserveAndWait (agents: TestAgent[], writer: TestAgent, id: strin
 
 const invokedDirectly = process.argv[1] !== undefined && resolvePath(process.argv[1]) === fileURLToPath(import.meta.url)
 if (invokedDirectly) {
-  const usage = 'usage: npx tsx simulations/bench/final-inproc.ts N [--reservations R]'
+  const usage = 'usage: npx tsx simulations/bench/final-inproc.ts N [--reservations R] [--cpu-prof FILE]'
   try {
-    const { positionals, flags } = parseArgs(process.argv.slice(2), { reservations: { type: 'string' } })
+    const { positionals, flags } = parseArgs(process.argv.slice(2), { reservations: { type: 'string' }, 'cpu-prof': { type: 'string' } })
     const [text, extra] = positionals
     if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`)
     const nodes = Number(text)
     if (text === undefined || !Number.isSafeInteger(nodes) || nodes < 2) throw new UsageError(`N: '${text ?? ''}' is not a cluster size (an integer ≥ 2)`)
     const reservations = numberFlag(flags, 'reservations', { integer: true, min: 1 })
-    const result = await benchFinalInproc({ nodes, reservations, log: line => process.stderr.write(line + '\n') })
+    const result = await benchFinalInproc({ nodes, reservations, cpuProfile: flags['cpu-prof'] as string | undefined, log: line => process.stderr.write(line + '\n') })
     process.stdout.write(JSON.stringify(result) + '\n')
     process.exit(0)
   } catch (error) {
