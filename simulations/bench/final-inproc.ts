@@ -92,10 +92,16 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
   })
   try {
     const want = n - 1 <= FULL_MESH_UP_TO ? n - 1 : FEW_CONNECTIONS
-    await waitFor(`${n} agents to see every member and hold ${want} connections each`, () => {
+    const formed = (): boolean => {
       const res = agents.map(a => a.daemon.agent.resolution())
       return res.every(r => r.members.length === n) && new Set(res.map(r => r.digest)).size === 1 && agents.every(a => a.daemon.network.peers().length >= want)
-    }, FORM_TIMEOUT_MS, 250)
+    }
+    await waitFor(`${n} agents to see every member and hold ${want} connections each`, formed, FORM_TIMEOUT_MS, 250).catch((error: unknown) => {
+      // Say how far it got: members seen, digests held, connections.
+      const members = agents.map(a => a.daemon.agent.resolution().members.length)
+      const links = agents.map(a => a.daemon.network.peers().length)
+      throw new Error(`${(error as Error).message} (members seen per agent ${Math.min(...members)}–${Math.max(...members)}, ${new Set(agents.map(a => a.daemon.agent.resolution().digest)).size} digests, connections ${Math.min(...links)}–${Math.max(...links)})`)
+    })
     const formMs = performance.now() - formStart
     const conns = agents.map(a => a.daemon.network.peers().length)
     log(`final-inproc ${n}: formed in ${(formMs / 1000).toFixed(1)} s (connections ${Math.min(...conns)}–${Math.max(...conns)} per agent)`)
