@@ -74,6 +74,7 @@ interface Plan {
   rssPeers: number
   /** Sizes of the in-process finality run (final-inproc.ts) and its limit per size. */
   inprocSizes: number[]
+  inprocReservations: number
   inprocTimeoutMs: number
   virtualSizes: number[]
   /** Stop growing the virtual tier once one run takes longer than this. */
@@ -89,9 +90,9 @@ interface Plan {
 }
 
 const PLANS: Record<Mode, Plan> = {
-  full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, inprocSizes: [25, 50, 100], inprocTimeoutMs: 900_000, virtualSizes: [300, 500, 1000], virtualBudgetMs: 600_000, virtualTimeoutMs: 1_800_000, realTierTimeoutMs: 180_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
-  quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 25, inprocSizes: [25], inprocTimeoutMs: 300_000, virtualSizes: [100], virtualBudgetMs: 60_000, virtualTimeoutMs: 120_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
-  smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, inprocSizes: [3], inprocTimeoutMs: 120_000, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 60_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 3 }
+  full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, inprocSizes: [25, 50, 100], inprocReservations: 20, inprocTimeoutMs: 900_000, virtualSizes: [300, 500, 1000], virtualBudgetMs: 600_000, virtualTimeoutMs: 1_800_000, realTierTimeoutMs: 180_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
+  quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 25, inprocSizes: [25], inprocReservations: 10, inprocTimeoutMs: 300_000, virtualSizes: [100], virtualBudgetMs: 60_000, virtualTimeoutMs: 120_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
+  smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, inprocSizes: [3], inprocReservations: 3, inprocTimeoutMs: 120_000, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 60_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 3 }
 }
 
 /** Phases `--skip` and `--only` name. */
@@ -647,7 +648,7 @@ async function runFinalInproc (sizes: number[], plan: Plan, results: BenchResult
   for (const nodes of sizes) {
     log(`final-inproc: ${nodes} agents in one process over libp2p TCP, reservations one at a time…`)
     try {
-      const r = await runChild(['simulations/bench/final-inproc.ts', String(nodes)], plan.inprocTimeoutMs, log) as FinalInprocResult
+      const r = await runChild(['simulations/bench/final-inproc.ts', String(nodes), '--reservations', String(plan.inprocReservations)], plan.inprocTimeoutMs, log) as FinalInprocResult
       results.finalInproc.push(r)
       log(`  N=${nodes}: reservation → final on every agent p50 ${r.allP50Ms ?? '?'} ms, p99 ${r.allP99Ms ?? '?'} ms (${r.reservations} reservations, ${r.notFinal} not final in time); CPU ${r.cpuCores} cores, event-loop delay p99 ${r.loopDelayP99Ms} ms, RSS ${(r.rssBytes / 1024 ** 2).toFixed(0)} MiB`)
     } catch (error) {
