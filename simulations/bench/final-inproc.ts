@@ -10,8 +10,9 @@
  *    bootstraps from the first), every timer at the agent's default (no slow
  *    beacons, anti-entropy 5 s, failure probe 1 s), real data dirs;
  * 2. it waits until every agent sees all N as members and holds one digest,
- *    and until each holds the connections the agent aims for (every member
- *    up to 64, else 6: docs/design.md "Network"), then 5 s more of quiet;
+ *    then up to a minute until each holds the connections the agent aims for
+ *    (every member up to 64, else 6: docs/design.md "Network"; reported as
+ *    they are), then 5 s more of quiet;
  * 3. R reservations are written one at a time, by agents 0, 1, 2, … in turn;
  *    for each, the time from the `reserve` call until every agent has
  *    emitted its verdict `final` (the agent's `event` stream), and until each
@@ -42,6 +43,8 @@ const FEW_CONNECTIONS = 6
 const FINAL_TIMEOUT_MS = 15_000
 /** Limit for the cluster to form. */
 const FORM_TIMEOUT_MS = 300_000
+/** Longest wait for every agent's connections once the members agree. */
+const CONNECT_WAIT_MS = 60_000
 /** Pause between two reservations, so each is measured on a quiet cluster. */
 const GAP_MS = 300
 
@@ -94,14 +97,18 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
     const want = n - 1 <= FULL_MESH_UP_TO ? n - 1 : FEW_CONNECTIONS
     const formed = (): boolean => {
       const res = agents.map(a => a.daemon.agent.resolution())
-      return res.every(r => r.members.length === n) && new Set(res.map(r => r.digest)).size === 1 && agents.every(a => a.daemon.network.peers().length >= want)
+      return res.every(r => r.members.length === n) && new Set(res.map(r => r.digest)).size === 1
     }
-    await waitFor(`${n} agents to see every member and hold ${want} connections each`, formed, FORM_TIMEOUT_MS, 250).catch((error: unknown) => {
+    await waitFor(`${n} agents to see every member and hold one digest`, formed, FORM_TIMEOUT_MS, 250).catch((error: unknown) => {
       // Say how far it got: members seen, digests held, connections.
       const members = agents.map(a => a.daemon.agent.resolution().members.length)
       const links = agents.map(a => a.daemon.network.peers().length)
       throw new Error(`${(error as Error).message} (members seen per agent ${Math.min(...members)}–${Math.max(...members)}, ${new Set(agents.map(a => a.daemon.agent.resolution().digest)).size} digests, connections ${Math.min(...links)}–${Math.max(...links)})`)
     })
+    // Then the connections the agent aims for; beyond a view of 64 it dials a
+    // few per sync round, and anti-entropy backs off, so this is given a
+    // minute and then measured as it is (the result says how many there were).
+    await waitFor(`${want} connections per agent`, () => agents.every(a => a.daemon.network.peers().length >= want), CONNECT_WAIT_MS, 250).catch(() => {})
     const formMs = performance.now() - formStart
     const conns = agents.map(a => a.daemon.network.peers().length)
     log(`final-inproc ${n}: formed in ${(formMs / 1000).toFixed(1)} s (connections ${Math.min(...conns)}–${Math.max(...conns)} per agent)`)
