@@ -361,6 +361,14 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private readonly dialing = new Set<PeerIdStr>()
   /** When each connected peer's first connection opened, to detect flaps. */
   private readonly connectedAt = new Map<PeerIdStr, number>()
+  /**
+   * `peers()` as last computed; dropped whenever a connection opens or
+   * closes. libp2p's `getPeers()` rebuilds a PeerSet from the connections
+   * (each id base58-encoded, decoded and encoded again), and the agent asks on
+   * every refresh: at 50 agents in one process that was a quarter of all CPU
+   * while writing (docs/decisions.md "Fleet-scale figures").
+   */
+  private peersCache: PeerIdStr[] | undefined
   /** Redial backoff of flapping peers: current delay and the earliest next dial. */
   private readonly flapBackoff = new Map<PeerIdStr, { delayMs: number, notBefore: number }>()
   /** `kind:peer` keys already logged, so a misbehaving peer costs one log line. */
@@ -488,13 +496,18 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     this.handlers = handlers
     this.state = 'started'
 
+    const dropPeers = (): void => { this.peersCache = undefined }
+    node.addEventListener('connection:open', dropPeers)
+    node.addEventListener('connection:close', dropPeers)
     node.addEventListener('peer:connect', (evt) => {
+      this.peersCache = undefined
       const peer = evt.detail.toString()
       this.loggedOnce.delete(`dial:${peer}`)
       this.connectedAt.set(peer, Date.now())
       this.callHandler('onPeerConnected', peer, () => this.handlers?.onPeerConnected(peer))
     })
     node.addEventListener('peer:disconnect', (evt) => {
+      this.peersCache = undefined
       const peer = evt.detail.toString()
       this.directStreams.get(peer)?.stream?.abort(new NetworkStateError('disconnected'))
       this.directStreams.delete(peer)
@@ -621,7 +634,10 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   }
 
   peers (): PeerIdStr[] {
-    return this.node?.getPeers().map(String) ?? []
+    if (this.state !== 'started' || this.node === undefined) return this.node?.getPeers().map(String) ?? []
+    this.peersCache ??= this.node.getPeers().map(String)
+    // A copy: callers may sort or splice what they get.
+    return [...this.peersCache]
   }
 
   addresses (): string[] {

@@ -73,6 +73,11 @@ export function evaluateTargets (r: BenchResults): Target[] {
     const goal = p.nodes <= 25 ? '≤ 250 ms p99 at N = 25 processes' : '≤ 250 ms p99 (N = 25 target; reported)'
     add(`final-${p.nodes}`, `reservation → final on every agent, N = ${p.nodes} processes`, goal, `p50 ${ms(f.p50)}, p99 ${ms(f.p99)} over ${f.n} trials`, p.nodes === 25 ? f.n > 0 && f.p99 <= 250 : undefined)
   }
+  for (const f of r.finalInproc ?? []) {
+    const goal = '≤ 1 s p99 at N = 100 in-process agents'
+    if ('error' in f) { add(`final-inproc-${f.nodes}`, `reservation → final on every agent, N = ${f.nodes} in-process agents (libp2p TCP)`, goal, `no result: ${f.error.slice(0, 200)}`, f.nodes === 100 ? false : undefined); continue }
+    add(`final-inproc-${f.nodes}`, `reservation → final on every agent, N = ${f.nodes} in-process agents (libp2p TCP)`, goal, `p50 ${ms(f.allP50Ms ?? Number.NaN)}, p99 ${ms(f.allP99Ms ?? Number.NaN)} over ${f.reservations} reservations${f.notFinal > 0 ? ` (${f.notFinal} not final within 15 s)` : ''}; process CPU ${fmt(f.cpuCores)} cores, event-loop delay p99 ${ms(f.loopDelayP99Ms)}, RSS ${fmt(f.rssBytes / MiB)} MiB`, f.nodes === 100 ? f.notFinal === 0 && f.allP99Ms !== null && f.allP99Ms <= 1000 : undefined)
+  }
   for (const l of r.liveness ?? []) {
     add(`liveness-${l.nodes}`, `failure detection, N = ${l.nodes} processes (one agent killed with SIGKILL)`, 'suspected ≤ 5 s, dead ≤ 15 s on every survivor; 0 false suspicions', `suspected by every survivor after ${ms(l.suspectAllMs)} (first ${ms(l.suspectFirstMs)}), dead after ${ms(l.deadAllMs)} (first ${ms(l.deadFirstMs)}); ${l.falseSuspicions} suspicions in ${fmt(l.windowS)} s of traffic windows`, l.nodes === 50 ? l.suspectAllMs <= 5000 && l.deadAllMs <= 15000 && l.falseSuspicions === 0 : undefined)
   }
@@ -295,6 +300,15 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
     for (const v of r.virtual.runs) {
       const res = (v.result ?? {}) as { rssPerPeerBytes?: number, passed?: boolean }
       L.push(`| ${v.nodes.toLocaleString('en-US')} | ${ms(v.convergenceP50)} | ${ms(v.convergenceP99)} | ${v.memoryBytes !== undefined ? `${fmt(v.memoryBytes / MiB)} MiB` : '–'} | ${typeof res.rssPerPeerBytes === 'number' ? `${fmt(res.rssPerPeerBytes / MiB)} MiB` : '–'} | ${res.passed === undefined ? '–' : res.passed ? 'passed' : '**failed**'} | ${v.memoryBytes !== undefined ? Math.floor(v.nodes * Math.sqrt(0.85 * r.machine.memoryGiB * 1024 ** 3 / v.memoryBytes)).toLocaleString('en-US') : '–'} | ${ms(v.wallMs)} | ${v.error ?? ''} |`)
+    }
+    const finals = r.virtual.runs.filter(v => (v.result as { finality?: unknown } | undefined)?.finality !== undefined)
+    if (finals.length > 0) {
+      L.push('', 'Reservation → final on every peer (virtual time, reservations written on a whole network; those written during a partition wait for the heal), and traffic at rest after the run (payload bytes, per node per second):', '', '| N | final everywhere p50 / p99 / max | per peer p50 / p99 | never final | at rest: messages in | bytes in / out | CPU | wall per virtual s |', '| --- | --- | --- | --- | --- | --- | --- | --- |')
+      for (const v of finals) {
+        const res = v.result as { finality: { whole: { allP50Ms: number | null, allP99Ms: number | null, allMaxMs: number | null, peerP50Ms: number | null, peerP99Ms: number | null, neverFinal: number } }, rest: { messagesInPerNodePerS: number, bytesInPerNodePerS: number, bytesOutPerNodePerS: number } | null, cpuMs?: number, wallMsPerVirtualS?: number }
+        const w = res.finality.whole
+        L.push(`| ${v.nodes.toLocaleString('en-US')} | ${ms(w.allP50Ms ?? Number.NaN)} / ${ms(w.allP99Ms ?? Number.NaN)} / ${ms(w.allMaxMs ?? Number.NaN)} | ${ms(w.peerP50Ms ?? Number.NaN)} / ${ms(w.peerP99Ms ?? Number.NaN)} | ${w.neverFinal} | ${res.rest !== null ? fmt(res.rest.messagesInPerNodePerS) : '–'} | ${res.rest !== null ? `${fmt(res.rest.bytesInPerNodePerS)} / ${fmt(res.rest.bytesOutPerNodePerS)} B/s` : '–'} | ${res.cpuMs !== undefined ? ms(res.cpuMs) : '–'} | ${res.wallMsPerVirtualS !== undefined ? ms(res.wallMsPerVirtualS) : '–'} |`)
+      }
     }
     const ok = r.virtual.runs.filter(v => v.error === undefined)
     if (ok.length > 0) L.push('', `Largest N run: ${Math.max(...ok.map(v => v.nodes)).toLocaleString('en-US')}. Memory grows as N² (every virtual peer holds a replica of the whole ledger), hence the estimate. The \`fleet\` scenario runs its agents with heartbeats and anti-entropy every 10 s (the agent's default is 5 s) and loses 1 % of gossip copies per path; each peer's copy of a message travels 3 paths, as over gossipsub's mesh of degree 3 (docs/simulations.md, "Mesh paths"). Full results in the JSON.`)

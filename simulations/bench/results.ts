@@ -3,6 +3,7 @@
  * written by run.ts, read by report.ts and findings.ts. Its own module so the
  * report does not import the runner that imports the report.
  */
+import type { FinalInprocResult } from './final-inproc.ts'
 import type { CliTimingResult } from './cli-timing.ts'
 import type { TrafficWindow } from './clusters.ts'
 import type { CrdtBenchResult } from './crdt.ts'
@@ -85,6 +86,8 @@ export interface BenchResults {
   heal?: HealResult & { summary: Summary, bothSeen: Summary, unblock: Summary }
   virtual: { available: boolean, file?: string, runs: VirtualRun[], note: string }
   realTier?: { source: string, nodes: number, rssPerPeerBytes?: number, result: unknown, error?: string }
+  /** Reservation → final on every agent, N agents in one process (final-inproc.ts), per size. */
+  finalInproc?: Array<FinalInprocResult | { nodes: number, error: string }>
   crdt?: Pick<CrdtBenchResult, 'resolve' | 'fit' | 'heartbeats' | 'churn'>
   fitCpu?: FitCpuResult
   httpFit?: HttpFitResult

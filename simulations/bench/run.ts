@@ -51,6 +51,7 @@ import { renderCharts, renderMarkdown, evaluateTargets, summaryTable } from './r
 import { pairedRatios, summarize } from './stats.ts'
 import { sleep } from '../support/wait.ts'
 import { findSimulationApi, pick } from './virtual.ts'
+import type { FinalInprocResult } from './final-inproc.ts'
 import type { BenchResults, LivenessResult, Mode, PropagationResult, PropagationTrial, VirtualRun } from './results.ts'
 import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
 import type { Io } from '../../cli/io.ts'
@@ -71,6 +72,10 @@ interface Plan {
   fitReservations: number
   idleS: number
   rssPeers: number
+  /** Sizes of the in-process finality run (final-inproc.ts) and its limit per size. */
+  inprocSizes: number[]
+  inprocReservations: number
+  inprocTimeoutMs: number
   virtualSizes: number[]
   /** Stop growing the virtual tier once one run takes longer than this. */
   virtualBudgetMs: number
@@ -85,13 +90,13 @@ interface Plan {
 }
 
 const PLANS: Record<Mode, Plan> = {
-  full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, virtualSizes: [300, 500, 1000], virtualBudgetMs: 600_000, virtualTimeoutMs: 1_800_000, realTierTimeoutMs: 180_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
-  quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 25, virtualSizes: [100], virtualBudgetMs: 60_000, virtualTimeoutMs: 120_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
-  smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 60_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 3 }
+  full: { sizes: [10, 25, 50], trials: 20, warmup: 3, windows: 3, windowS: 15, healNodes: 20, healTrials: 7, fitS: 10, fitReservations: 100, idleS: 30, rssPeers: 100, inprocSizes: [25, 50, 100], inprocReservations: 20, inprocTimeoutMs: 900_000, virtualSizes: [300, 500, 1000], virtualBudgetMs: 600_000, virtualTimeoutMs: 1_800_000, realTierTimeoutMs: 180_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
+  quick: { sizes: [10], trials: 6, warmup: 2, windows: 1, windowS: 10, healNodes: 20, healTrials: 3, fitS: 5, fitReservations: 100, idleS: 30, rssPeers: 25, inprocSizes: [25], inprocReservations: 10, inprocTimeoutMs: 300_000, virtualSizes: [100], virtualBudgetMs: 60_000, virtualTimeoutMs: 120_000, realTierTimeoutMs: 90_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 20 },
+  smoke: { sizes: [3], trials: 2, warmup: 1, windows: 1, windowS: 3, healNodes: 4, healTrials: 1, fitS: 2, fitReservations: 10, idleS: 2, rssPeers: 3, inprocSizes: [3], inprocReservations: 3, inprocTimeoutMs: 120_000, virtualSizes: [], virtualBudgetMs: 10_000, virtualTimeoutMs: 15_000, realTierTimeoutMs: 60_000, mgTimeoutMs: 15_000, serfTimeoutMs: 10_000, cliRuns: 3 }
 }
 
 /** Phases `--skip` and `--only` name. */
-export const PHASES = ['propagation', 'heal', 'fit', 'crdt', 'virtual', 'rss', 'idle', 'cli'] as const
+export const PHASES = ['propagation', 'heal', 'fit', 'crdt', 'virtual', 'rss', 'final-inproc', 'idle', 'cli'] as const
 
 const BENCH_FLAGS: Record<string, FlagSpec> = {
   quick: { type: 'boolean' },
@@ -104,12 +109,13 @@ const BENCH_FLAGS: Record<string, FlagSpec> = {
   skip: { type: 'string' },
   only: { type: 'string' },
   sizes: { type: 'string' },
+  'inproc-sizes': { type: 'string' },
   trials: { type: 'string' },
   render: { type: 'string' },
   help: { type: 'boolean', short: 'h' }
 }
 
-interface BenchArgs { mode: Mode, out?: string, docs?: string, serf: boolean, install: boolean, profile: boolean, skip: Set<string>, sizes?: number[], trials?: number, render?: string, help: boolean }
+interface BenchArgs { mode: Mode, out?: string, docs?: string, serf: boolean, install: boolean, profile: boolean, skip: Set<string>, sizes?: number[], inprocSizes?: number[], trials?: number, render?: string, help: boolean }
 
 function parseBenchArgs (argv: string[]): BenchArgs {
   const { positionals, flags } = parseArgs(argv, BENCH_FLAGS)
@@ -123,11 +129,13 @@ function parseBenchArgs (argv: string[]): BenchArgs {
   const only = phases('only')
   const skip = new Set(phases('skip') ?? [])
   if (only !== undefined) for (const p of PHASES) if (!only.includes(p)) skip.add(p)
-  const sizes = (flags.sizes as string | undefined)?.split(',').map(text => {
+  const sizeList = (flag: string): number[] | undefined => (flags[flag] as string | undefined)?.split(',').map(text => {
     const n = Number(text)
-    if (!Number.isSafeInteger(n) || n < 2) throw new UsageError(`--sizes: '${text}' is not a cluster size (an integer ≥ 2)`)
+    if (!Number.isSafeInteger(n) || n < 2) throw new UsageError(`--${flag}: '${text}' is not a cluster size (an integer ≥ 2)`)
     return n
   })
+  const sizes = sizeList('sizes')
+  const inprocSizes = sizeList('inproc-sizes')
   const mode: Mode = flags.smoke === true ? 'smoke' : flags.quick === true ? 'quick' : 'full'
   return {
     mode,
@@ -138,6 +146,7 @@ function parseBenchArgs (argv: string[]): BenchArgs {
     profile: flags.profile === true,
     skip,
     sizes,
+    inprocSizes,
     trials: numberFlag(flags, 'trials', { integer: true, min: 1 }),
     render: flags.render as string | undefined,
     help: flags.help === true
@@ -157,8 +166,11 @@ Writes simulations/results/<date>.json, docs/benchmarks.md, docs/bench-*.svg.
   --no-install     do not apt-get install serf when it is missing
   --profile        CPU-profile the agent under the HTTP fit load (node --cpu-prof)
   --sizes 10,25    cluster sizes for propagation and traffic
+  --inproc-sizes 25,50,100
+                   sizes of the final-inproc phase (reservation → final on
+                   every agent, N agents in one process over libp2p TCP)
   --trials N       trials per size and origin
-  --skip LIST      phases to skip: propagation,heal,fit,crdt,virtual,rss,idle,cli
+  --skip LIST      phases to skip: propagation,heal,fit,crdt,virtual,rss,final-inproc,idle,cli
   --only LIST      run only these phases (e.g. --only cli; Serf only with propagation)
   --render FILE    only rewrite benchmarks.md and the SVGs from a results JSON
 `
@@ -305,6 +317,7 @@ export async function runBench (argv: string[], io: Io): Promise<number> {
     const sim = await findSimulationApi().catch((error: unknown) => { results.notes.push(`Could not load the simulation harness's bench API: ${(error as Error).message}`); return {} as Awaited<ReturnType<typeof findSimulationApi>> })
     if (!args.skip.has('virtual')) await phase('virtual tier', async () => { await runVirtual(sim, plan, results, log) })
     if (!args.skip.has('rss')) await phase('in-process RSS per peer', async () => { await runRealTierRss(sim, plan, results, log) })
+    if (!args.skip.has('final-inproc')) await phase('final in process', async () => { await runFinalInproc(args.inprocSizes ?? plan.inprocSizes, plan, results, log) })
 
     // 8a. Idle RSS.
     if (idle !== undefined) {
@@ -626,6 +639,23 @@ async function runRealTierRss (sim: Awaited<ReturnType<typeof findSimulationApi>
   } catch (error) {
     log(`  benchRealTier failed: ${(error as Error).message.slice(0, 300)}`)
     results.notes.push(`benchRealTier({ nodes: ${plan.rssPeers} }) did not give a result: ${(error as Error).message.slice(0, 300)}`)
+  }
+}
+
+/** Reservation → final on every agent, N agents in one child process over libp2p TCP (final-inproc.ts), per size. */
+async function runFinalInproc (sizes: number[], plan: Plan, results: BenchResults, log: (line: string) => void): Promise<void> {
+  results.finalInproc = []
+  for (const nodes of sizes) {
+    log(`final-inproc: ${nodes} agents in one process over libp2p TCP, reservations one at a time…`)
+    try {
+      const r = await runChild(['simulations/bench/final-inproc.ts', String(nodes), '--reservations', String(plan.inprocReservations)], plan.inprocTimeoutMs, log) as FinalInprocResult
+      results.finalInproc.push(r)
+      log(`  N=${nodes}: reservation → final on every agent p50 ${r.allP50Ms ?? '?'} ms, p99 ${r.allP99Ms ?? '?'} ms (${r.reservations} reservations, ${r.notFinal} not final in time); CPU ${r.cpuCores} cores, event-loop delay p99 ${r.loopDelayP99Ms} ms, RSS ${(r.rssBytes / 1024 ** 2).toFixed(0)} MiB`)
+    } catch (error) {
+      results.finalInproc.push({ nodes, error: (error as Error).message.slice(0, 500) })
+      log(`  N=${nodes} failed: ${(error as Error).message.slice(0, 500)}`)
+      break
+    }
   }
 }
 

@@ -18,12 +18,21 @@ import { resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { numberFlag, parseArgs, UsageError } from '../../cli/args.ts'
 import { heapToRaise, runWithHeap } from '../harness/heap.ts'
+import type { FinalityReport } from '../harness/finality.ts'
+import type { RestTraffic } from '../harness/rest.ts'
 import { runScenario, type Progress, type RunReport } from '../harness/run.ts'
 import { loadScenario, parseScenario } from '../scenario/load.ts'
 
 const GiB = 1024 ** 3
 /** The memory budget the estimate is for (the machine the issue names). */
 export const MEMORY_BUDGET_BYTES = 24 * GiB
+
+/**
+ * The at-rest window after the virtual run: anti-entropy backs off while its
+ * rounds bring nothing (doubling up to 12× the sync interval), so two minutes
+ * of quiet come first; then a minute is measured.
+ */
+export const VIRTUAL_REST = { warmMs: 120_000, windowMs: 60_000 }
 
 export interface BenchVirtualResult {
   convergenceP50Ms: number | null
@@ -45,19 +54,28 @@ export interface BenchVirtualResult {
   invariants: Array<{ name: string, passed: boolean }>
   scenario: string
   seed: number
+  /** Reservation → final on every peer, in virtual ms (simulations/harness/finality.ts). */
+  finality: FinalityReport
+  /** Messages and bytes per node per second at rest after the run (simulations/harness/rest.ts). */
+  rest: RestTraffic | null
+  /** CPU of the whole run (ms) and wall ms per virtual second over the timeline. */
+  cpuMs: number
+  wallMsPerVirtualS: number
+  /** The at-rest window's wall time. */
+  restWallMs: number
 }
 
 /** The virtual-tier benchmark at `nodes` peers (default scenario `fleet`). */
 export async function benchVirtual (options: { nodes: number, seed?: number, scenario?: string, model?: boolean }): Promise<BenchVirtualResult> {
   const seed = options.seed ?? 1
   const heap = heapToRaise('virtual', options.nodes)
-  if (heap !== undefined) return await inChild<BenchVirtualResult>(['virtual', String(options.nodes), '--seed', String(seed), ...(options.scenario !== undefined ? ['--scenario', options.scenario] : [])], heap)
+  if (heap !== undefined) return await inChild<BenchVirtualResult>(['virtual', String(options.nodes), '--seed', String(seed), ...(options.scenario !== undefined ? ['--scenario', options.scenario] : []), ...(options.model === false ? ['--no-model'] : [])], heap)
   const scenario = await loadScenario(options.scenario ?? 'fleet')
   const nodes = Math.max(options.nodes, scenario.minNodes)
   // Formation-only run at half the size first (smaller heap to measure), for the memory model.
   let half: RunReport | undefined
   if (options.model !== false && nodes >= 40) half = await formOnly(Math.floor(nodes / 2), seed, scenario.agent.heartbeatMs)
-  const report = await runScenario(scenario, { tier: 'virtual', nodes, seed, measureHeap: true, onProgress: progressLine(`virtual ${nodes}`) })
+  const report = await runScenario(scenario, { tier: 'virtual', nodes, seed, measureHeap: true, rest: VIRTUAL_REST, onProgress: progressLine(`virtual ${nodes}`) })
   let model: BenchVirtualResult['memoryModel'] = null
   let maxNodes: number | null = null
   if (half !== undefined) {
@@ -89,7 +107,12 @@ export async function benchVirtual (options: { nodes: number, seed?: number, sce
     memoryModel: model,
     invariants: report.invariants.map(i => ({ name: i.name, passed: i.passed })),
     scenario: report.scenario,
-    seed
+    seed,
+    finality: report.finality,
+    rest: report.rest ?? null,
+    cpuMs: report.wall.cpuMs,
+    wallMsPerVirtualS: report.wall.speed > 0 ? Math.round(1000 / report.wall.speed) : 0,
+    restWallMs: report.wall.restMs ?? 0
   }
 }
 
@@ -219,9 +242,9 @@ async function formOnly (nodes: number, seed: number, heartbeatMs: number): Prom
 
 const invokedDirectly = process.argv[1] !== undefined && resolvePath(process.argv[1]) === fileURLToPath(import.meta.url)
 if (invokedDirectly) {
-  const usage = 'usage: npx tsx simulations/bench/tiers.ts virtual|real [N] [--seed S] [--scenario NAME] [--transport tcp|memory]'
+  const usage = 'usage: npx tsx simulations/bench/tiers.ts virtual|real [N] [--seed S] [--scenario NAME] [--transport tcp|memory] [--no-model]'
   try {
-    const { positionals, flags } = parseArgs(process.argv.slice(2), { seed: { type: 'string' }, scenario: { type: 'string' }, transport: { type: 'string' } })
+    const { positionals, flags } = parseArgs(process.argv.slice(2), { seed: { type: 'string' }, scenario: { type: 'string' }, transport: { type: 'string' }, 'no-model': { type: 'boolean' } })
     const [tier = 'virtual', n = '1000', extra] = positionals
     if (tier !== 'virtual' && tier !== 'real') throw new UsageError(`tier must be 'virtual' or 'real', got '${tier}'`)
     if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`)
@@ -233,7 +256,7 @@ if (invokedDirectly) {
     const scenario = flags.scenario as string | undefined
     const result = tier === 'real'
       ? await benchRealTier({ nodes, transport, seed, scenario })
-      : await benchVirtual({ nodes, seed, scenario })
+      : await benchVirtual({ nodes, seed, scenario, model: flags['no-model'] !== true })
     process.stdout.write(JSON.stringify(result, null, 2) + '\n')
   } catch (error) {
     if (!(error instanceof UsageError)) throw error

@@ -56,11 +56,11 @@ export function scoreRaces (races: RacePair[], res: Resolution | undefined, writ
 }
 
 export function trafficOf (tier: Tier, atOrigin: Map<string, NodeTraffic>, running: number): RunReport['traffic'] {
-  const sum: NodeTraffic = { gossipIn: 0, gossipOut: 0, requestsIn: 0, requestsOut: 0, bytesIn: 0, bytesOut: 0, duplicatesIn: 0, dropped: 0 }
+  const sum: Required<NodeTraffic> = { gossipIn: 0, gossipOut: 0, requestsIn: 0, requestsOut: 0, bytesIn: 0, bytesOut: 0, duplicatesIn: 0, dropped: 0, directIn: 0, directOut: 0 }
   for (const node of tier.nodes) {
     const now = tier.traffic(node)
     const before = atOrigin.get(node.id)
-    for (const key of Object.keys(sum) as Array<keyof NodeTraffic>) sum[key] += now[key] - (before?.[key] ?? 0)
+    for (const key of Object.keys(sum) as Array<keyof NodeTraffic>) sum[key] += (now[key] ?? 0) - (before?.[key] ?? 0)
   }
   const peers = Math.max(1, tier.nodes.length)
   const per = (v: number): number => Number((v / peers).toFixed(2))

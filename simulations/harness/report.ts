@@ -3,7 +3,9 @@
  * the JSON report, read by the summary, the picture and the benchmark.
  */
 import type { AgentSettings, Scenario } from '../scenario/schema.ts'
+import type { FinalityReport } from './finality.ts'
 import type { ChangedFinal, Marker, PartitionSpan } from './recorder.ts'
+import type { RestTraffic } from './rest.ts'
 import type { TierKind } from './types.ts'
 
 export interface Invariant {
@@ -108,6 +110,10 @@ export interface RunReport {
     duplicateDeliveriesPerUpdate: number
     droppedPerPeer: number
   }
+  /** Reservation → final on every peer, in scenario ms (./finality.ts). */
+  finality: FinalityReport
+  /** Traffic at rest after the run, when asked for (`RunOptions.rest`; ./rest.ts). */
+  rest?: RestTraffic
   agents: {
     updatesInPerPeer: number
     updatesOutPerPeer: number

@@ -24,10 +24,12 @@ import type { AgentSettings, Scenario } from '../scenario/schema.ts'
 import { RealTier } from '../real/tier.ts'
 import { VirtualTier } from '../virtual/tier.ts'
 import { applyEvent, planTimeline, type EventContext } from './events.ts'
+import { FinalityTracker } from './finality.ts'
 import { checkInvariants } from './invariants.ts'
 import { agentTotals, cpuMsSince, episodesOf, formed, memory, nullable, pendingVerdicts, referenceOf, round, scoreRaces, trafficOf, type RacePair } from './measure.ts'
 import { overCommitted, quantile, Recorder } from './recorder.ts'
 import type { RunReport } from './report.ts'
+import { measureRest, type RestOptions } from './rest.ts'
 import type { Tier, TierKind } from './types.ts'
 
 export type { Invariant, RunReport } from './report.ts'
@@ -49,6 +51,8 @@ export interface RunOptions {
   onLog?: (node: number, line: string) => void
   /** Force a garbage collection before measuring memory (slower; benchmarks). */
   measureHeap?: boolean
+  /** After the run, let the cluster rest and measure its traffic (report `rest`; benchmarks). */
+  rest?: RestOptions
 }
 
 export interface Progress {
@@ -127,6 +131,8 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
     tier.markOrigin()
     // Fresh measurement for the timeline.
     const timelineRecorder = new Recorder(tier.nodes)
+    const finality = new FinalityTracker(() => tier.now())
+    finality.attach(tier.nodes)
     const trafficAtOrigin = new Map(tier.nodes.map(x => [x.id, tier.traffic(x)]))
     const timelineStart = performance.now()
     const lastEventMs = scenario.timeline.at(-1)?.atMs ?? 0
@@ -136,6 +142,7 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
     const tick = (): boolean => {
       const t = tier.now()
       const s = timelineRecorder.sample(t)
+      finality.attach(tier.nodes)
       rssPeak = Math.max(rssPeak, process.memoryUsage().rss)
       options.onProgress?.({ phase, tMs: t, endMs: endLimitMs, running: s.running, disagree: s.disagree })
       if (tier.errors.length > 0) return true
@@ -152,7 +159,12 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
     for (const event of scenario.timeline) {
       await tier.runUntil(event.atMs, tick)
       if (tier.errors.length > 0) break
+      const writtenBefore = written.length
+      const writeAt = tier.now()
       await applyEvent(context, event)
+      const cut = timelineRecorder.partitions.at(-1)?.toMs === undefined && timelineRecorder.partitions.length > 0
+      for (const w of written.slice(writtenBefore)) finality.wrote(w.id, writeAt, cut)
+      finality.attach(tier.nodes)
     }
     phase = 'settling'
     if (tier.errors.length === 0) await tier.runUntil(endLimitMs, tick)
@@ -204,6 +216,7 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
     })
 
     const traffic = trafficOf(tier, trafficAtOrigin, running.length)
+    const finalityReport = finality.report(running.map(x => x.id))
     const end = memory(options.measureHeap === true)
     rssPeak = Math.max(rssPeak, end.rss)
     const scenarioEnd = tier.now()
@@ -253,6 +266,7 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
         pendingAtEnd
       },
       traffic,
+      finality: finalityReport,
       agents: agentTotals(tier.nodes, running.length, logCount),
       tierStats: tier.stats(),
       errors: [...tier.errors.slice(0, 10), ...logLines],
@@ -272,6 +286,11 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
         heapUsedBytes: end.heapUsed,
         heapPerPeerBytes: Math.round(afterForm.heapUsed / n)
       }
+    }
+    if (options.rest !== undefined && tier.errors.length === 0) {
+      const restStart = performance.now()
+      report.rest = await measureRest(tier, options.rest)
+      report.wall.restMs = round(performance.now() - restStart)
     }
     return report
   } finally {

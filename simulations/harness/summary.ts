@@ -34,6 +34,12 @@ export function formatSummary (r: RunReport, files: { svg?: string, report?: str
   ]
   const races = r.writes.races
   if (races.pairs > 0) rows.push(['y/z races', `${races.pairs} pairs, ${races.bothWritten} with both written: ${races.oneAdmitted} one winner (${races.loserLostConcurrentConflict} LostConcurrentConflict), ${races.bothRejected} both rejected, ${races.bothAdmitted} both fit after the merge`])
+  const f = r.finality
+  if (f !== undefined && f.whole.writes + f.partitioned.writes > 0) {
+    rows.push(['final everywhere', `${f.whole.writes} reservations on a whole network: write → final on every peer p50 ${ms(f.whole.allP50Ms)} · p99 ${ms(f.whole.allP99Ms)} · max ${ms(f.whole.allMaxMs)}; per peer p50 ${ms(f.whole.peerP50Ms)} · p99 ${ms(f.whole.peerP99Ms)}${f.whole.neverFinal > 0 ? `; ${f.whole.neverFinal} (reservation, peer) never final` : ''}`])
+    if (f.partitioned.writes > 0) rows.push(['  across a cut', `${f.partitioned.writes} written during a partition: final on every peer p50 ${ms(f.partitioned.allP50Ms)} · p99 ${ms(f.partitioned.allP99Ms)} (includes waiting for the heal)`])
+  }
+  if (r.rest !== undefined) rows.push(['at rest', `${r.rest.messagesInPerNodePerS} messages and ${formatSize(Math.round(r.rest.bytesInPerNodePerS))} in / ${formatSize(Math.round(r.rest.bytesOutPerNodePerS))} out per node per second (payload; ${ms(r.rest.windowMs)} after ${ms(r.rest.warmMs)} quiet)`])
   rows.push(['outcome', `${Object.entries(r.outcome.verdicts).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(', ') || 'no verdicts'} · ${r.outcome.members} members · digest ${r.outcome.digest ?? '—'}`])
   const t = r.traffic
   rows.push(['traffic per peer', `gossip ${t.gossipInPerPeer} in / ${t.gossipOutPerPeer} out, ${t.requestsOutPerPeer} sync requests, ${formatSize(t.bytesInPerPeer)} in / ${formatSize(t.bytesOutPerPeer)} out (timeline only)`])

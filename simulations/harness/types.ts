@@ -39,6 +39,9 @@ export interface NodeTraffic {
   duplicatesIn: number
   /** Messages lost or cut in flight (virtual tier only). */
   dropped: number
+  /** Direct-stream messages (beacons to each member, failure-detector calls) delivered and sent (virtual tier only). */
+  directIn?: number
+  directOut?: number
 }
 
 export interface TierInit {

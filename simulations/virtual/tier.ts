@@ -182,7 +182,9 @@ export class VirtualTier implements Tier {
       bytesIn: s.bytesIn,
       bytesOut: s.bytesOut,
       duplicatesIn: s.duplicatesIn,
-      dropped: s.dropped
+      dropped: s.dropped,
+      directIn: s.directIn,
+      directOut: s.directOut
     }
   }
 

@@ -58,6 +58,9 @@ describe('npm run bench -- --smoke', () => {
       expect(p.memgossip.p50).toBeGreaterThan(0)
     }
     expect(r.traffic[0].windows.map(w => w.kind)).toEqual(['rest', 'load'])
+    // Reservation → final on every agent, 3 agents in one process.
+    const inproc = r.finalInproc?.[0]
+    expect(inproc !== undefined && !('error' in inproc) ? inproc.notFinal : inproc).toBe(0)
     expect(r.traffic[0].windows[0].memgossip.socketBytesPerNodeSec).toBeGreaterThan(0)
     expect(r.heal?.trials[0].consistent).toBe(true)
     expect(r.httpFit?.requests2xx).toBeGreaterThan(0)
