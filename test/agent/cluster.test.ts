@@ -13,6 +13,10 @@ describe('a five-agent cluster', () => {
     agents = await startCluster(5)
     await waitFor('all five members on every agent', () => agents.every(a => a.daemon.agent.resolution().members.length === 5))
     await waitFor('identical digests', () => converged(agents))
+    // A node record written while the mesh forms reaches a member that is not
+    // connected to its writer yet when they connect (sync on connect), not
+    // with the verdicts: wait for the figures, then check them.
+    await waitFor('every node\'s figures on agent 3', () => agents.every(a => agents[3].daemon.agent.ledger.get('nodes', a.daemon.info.peerId) !== undefined), 30_000)
     const { body } = await api(agents[3], '/v1/nodes')
     expect(body.nodes).toHaveLength(5)
     for (const n of body.nodes) expect(n).toMatchObject({ member: true, state: 'active', totalBytes: 16 * GiB })
