@@ -1019,13 +1019,10 @@ export class Agent extends EventEmitter {
    */
   private onDirect (from: PeerIdStr, data: Uint8Array): void {
     this.metrics.bytesIn += data.length
-    const message = this.input.admit(from, data, MAX_DIRECT_BYTES, 'direct message')
+    const beacon = data[0] === MSG_BEACON
+    const message = this.input.admit(from, data, beacon ? MAX_BEACON_BYTES : MAX_DIRECT_BYTES, beacon ? 'beacon' : 'direct message')
     if (message === undefined) return
     if (message.type === MSG_BEACON) {
-      if (data.length > MAX_BEACON_BYTES) {
-        this.input.drop(from, 'oversized', `beacon of ${data.length} bytes exceeds ${MAX_BEACON_BYTES}`)
-        return
-      }
       this.onBeacon(from, message.beacon)
       return
     }

@@ -19,6 +19,15 @@ const DIALS_PER_ROUND = 4
 /** Members whose failed dial was logged, before that table starts over (a bound, not a policy). */
 const MAX_LOGGED = 1000
 
+/**
+ * The connections an agent keeps in a view of `viewSize` members: every other
+ * member while the view is small enough for direct beacons, else
+ * `targetPeers`. Benchmarks wait for this steady state before measuring.
+ */
+export function wantedConnections (viewSize: number, targetPeers: number): number {
+  return viewSize - 1 <= DIRECT_MEMBERS_MAX ? Math.max(targetPeers, viewSize - 1) : targetPeers
+}
+
 export interface MeshDeps {
   self: PeerIdStr
   network: Pick<Network, 'addresses' | 'peers' | 'dial'>
@@ -76,9 +85,7 @@ export class Mesh {
     const dial = network.dial
     if (dial === undefined || this.deps.stopped()) return
     const connected = new Set(network.peers())
-    // Every member while the view is small enough for direct beacons.
-    const wanted = res.view.size - 1 <= DIRECT_MEMBERS_MAX ? Math.max(this.deps.targetPeers, res.view.size - 1) : this.deps.targetPeers
-    const missing = wanted - connected.size
+    const missing = wantedConnections(res.view.size, this.deps.targetPeers) - connected.size
     if (missing <= 0) return
     const candidates = res.members.filter(id => id !== this.deps.self && !connected.has(id) && this.deps.liveness(id) !== 'dead' && this.addrs.has(id))
     for (let i = candidates.length - 1; i > 0; i--) {

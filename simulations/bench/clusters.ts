@@ -8,6 +8,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as Y from 'yjs'
 import { LedgerWriter } from '../../crdt/index.ts'
+import { AGENT_DEFAULTS } from '../../agent/config.ts'
+import { wantedConnections } from '../../agent/mesh.ts'
 import { encodeMessage, MSG_GOSSIP } from '../../agent/wire.ts'
 import { EventStream, httpJson, scrapeMetrics } from '../support/http.ts'
 import { cpuSeconds, portOf, procIo, ssDelta, ssSnapshot, type SocketCounters } from './netstat.ts'
@@ -96,7 +98,7 @@ export class MemgossipCluster {
       // The steady state: in a view of up to 64 every agent keeps a connection
       // to every other (docs/design.md "Network"), dialled a few per sync
       // round; measuring "at rest" before that measures the dialling.
-      const want = Math.min(n - 1, 64)
+      const want = Math.min(n - 1, wantedConnections(n, AGENT_DEFAULTS.targetPeers))
       let peersSeen = ''
       const connectedMs = await waitUntil(`${n} memgossip agents connected to ${want} peers each`, async () => {
         const states = await Promise.all(cluster.nodes.map(async node => (await httpJson(`${node.api}/v1/state`)).body))

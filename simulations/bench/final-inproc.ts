@@ -29,6 +29,7 @@ import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { DEFAULTS, type AgentEvent } from '../../agent/agent.ts'
+import { wantedConnections } from '../../agent/mesh.ts'
 import { parsePlacement } from '../../crdt/index.ts'
 import { numberFlag, parseArgs, UsageError } from '../../cli/args.ts'
 import { histogram } from '../harness/finality.ts'
@@ -36,9 +37,6 @@ import { quantile } from '../harness/recorder.ts'
 import { GiB, sleep, startCluster, stopAll, type TestAgent } from '../support/cluster.ts'
 import { waitFor } from '../support/wait.ts'
 
-/** The agent keeps a connection to every member up to this view size, else `FEW_CONNECTIONS` (docs/design.md "Network"). */
-const FULL_MESH_UP_TO = 64
-const FEW_CONNECTIONS = 6
 /** Give one reservation this long to be final everywhere before it is counted as not final. */
 const FINAL_TIMEOUT_MS = 15_000
 /** Limit for the cluster to form. */
@@ -94,7 +92,7 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
     syncIntervalMs: DEFAULTS.syncIntervalMs
   })
   try {
-    const want = n - 1 <= FULL_MESH_UP_TO ? n - 1 : FEW_CONNECTIONS
+    const want = Math.min(n - 1, wantedConnections(n, DEFAULTS.targetPeers))
     const formed = (): boolean => {
       const res = agents.map(a => a.daemon.agent.resolution())
       return res.every(r => r.members.length === n) && new Set(res.map(r => r.digest)).size === 1
