@@ -205,6 +205,13 @@ export const AGENT_DEFAULTS = Object.freeze({
   beaconDelayMs: LAN.beaconDelayMs,
   /** Compact the data file once the log holds this many bytes. */
   compactAfterBytes: 8 * 1024 * 1024,
+  /**
+   * Propose a new epoch once this many entries ended (released, rejected,
+   * evicted) since the current one began (docs/design.md "Compaction:
+   * epochs"): what ended before the checkpoint's cut leaves memory and disk.
+   * A checkpoint is a replay of the epoch's document, so not every few entries.
+   */
+  compactAfterEnded: 2000,
   /** Warn clients when a placement leaves a node above this share committed. */
   warnCommittedRatio: 0.85,
   /** Alert operators when a node is committed above this share. */

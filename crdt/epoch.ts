@@ -5,7 +5,7 @@
  *
  * - A member proposes epoch e + 1 by writing a {@link EpochProposal} (its
  *   stable cut and the checkpoint digest it computed there) in the `epochs` map
- *   of epoch e's document.
+ *   of epoch e's document, a write of its stream like any other.
  * - Every peer takes the earliest-stamped proposal for e + 1 whose stamp is at
  *   or below its finality watermark (so every proposal stamped before it is
  *   known: the choice is the same everywhere) and whose cut is stable here,
@@ -27,29 +27,15 @@ import { checkpointIntact, type Checkpoint } from './checkpoint.ts'
 import { compareHlc, isHlc, type HlcString } from './hlc.ts'
 import type { Resolution, Verdict } from './resolve.ts'
 import {
-  entryKey, ledgerMaps, MAP_CAPACITY, MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, validateCapacity, validateRelease, validateReservation,
-  type NodeId
+  entryKey, ledgerMaps, MAP_EPOCHS, proposalKey, validateCapacity, validateProposal, validateRelease, validateReservation,
+  type EpochProposal
 } from './schema.ts'
 
-/** Proposals for the next epoch, in the current epoch's document: `<epoch>@<proposer>` → {@link EpochProposal}. */
-export const MAP_EPOCHS = 'epochs'
 /** The seed of an epoch's document: key {@link SEED_KEY} → {@link EpochSeed}. */
 export const MAP_EPOCH = 'epoch'
 export const SEED_KEY = 'seed'
 /** Client id of the seed transaction: the same on every peer, so every peer's seed is the same struct. Writers use random non-zero ids. */
 export const SEED_CLIENT_ID = 0
-
-export interface EpochProposal {
-  /** The epoch it proposes (the current one plus one). */
-  epoch: number
-  /** The proposer's stable cut. */
-  cut: HlcString
-  /** The digest of the checkpoint at `cut`, as the proposer computed it. */
-  digest: string
-  proposer: NodeId
-  /** When it was written (the proposer's clock): the earliest proposal wins. */
-  hlc: HlcString
-}
 
 /** What seeds an epoch's document. */
 export interface EpochSeed {
@@ -59,53 +45,21 @@ export interface EpochSeed {
   checkpoint: Checkpoint
 }
 
-export function proposalKey (proposal: Pick<EpochProposal, 'epoch' | 'proposer'>): string {
-  return `${proposal.epoch}@${proposal.proposer}`
-}
-
-/** A proposal as read from a peer's document, or the reason it is not one. */
-export function validateProposal (key: string, value: unknown): { ok: true, value: EpochProposal } | { ok: false, reason: string } {
-  if (typeof value !== 'object' || value === null) return { ok: false, reason: `epoch proposal ${key} is not an object` }
-  const v = value as Record<string, unknown>
-  if (typeof v.epoch !== 'number' || !Number.isSafeInteger(v.epoch) || v.epoch < 1) return { ok: false, reason: `epoch proposal ${key} has no valid epoch number` }
-  if (typeof v.cut !== 'string' || !isHlc(v.cut)) return { ok: false, reason: `epoch proposal ${key} has no valid cut` }
-  if (typeof v.hlc !== 'string' || !isHlc(v.hlc)) return { ok: false, reason: `epoch proposal ${key} has no valid stamp` }
-  if (typeof v.digest !== 'string' || v.digest.length === 0 || v.digest.length > 128) return { ok: false, reason: `epoch proposal ${key} has no valid digest` }
-  if (typeof v.proposer !== 'string' || key !== proposalKey({ epoch: v.epoch, proposer: v.proposer })) return { ok: false, reason: `epoch proposal ${key} is filed under another key than its epoch and proposer` }
-  if (!v.hlc.endsWith(`:${v.proposer}`)) return { ok: false, reason: `epoch proposal ${key} is stamped by another node than its proposer` }
-  if (compareHlc(v.cut, v.hlc) >= 0) return { ok: false, reason: `epoch proposal ${key} names a cut at or after its own stamp` }
-  return { ok: true, value: { epoch: v.epoch, cut: v.cut, digest: v.digest, proposer: v.proposer, hlc: v.hlc } }
-}
-
-/** Write a proposal for `epoch` into the current epoch's document. */
-export function writeProposal (doc: Y.Doc, proposal: EpochProposal, origin?: unknown): void {
-  doc.transact(() => { doc.getMap(MAP_EPOCHS).set(proposalKey(proposal), proposal) }, origin)
-}
-
 /**
- * The proposal for `epoch` every peer takes: the earliest-stamped valid one,
- * once its stamp is at or below `watermark` (every proposal stamped before it
- * is known here, so every peer picks the same). Undefined while there is none
- * or it is not settled yet.
+ * The proposal for `epoch` every peer takes: the earliest-stamped one that
+ * counts (its proposer a member when it wrote it: the replay's
+ * `proposals`), once its stamp is at or below `watermark` — every proposal
+ * stamped before it is then held here, so every peer picks the same.
+ * Undefined while there is none or it is not settled yet.
  */
-export function settledProposal (doc: Y.Doc, epoch: number, watermark: HlcString | undefined): EpochProposal | undefined {
+export function settledProposal (proposals: readonly EpochProposal[], epoch: number, watermark: HlcString | undefined): EpochProposal | undefined {
   let earliest: EpochProposal | undefined
-  for (const [key, value] of doc.getMap(MAP_EPOCHS).entries()) {
-    const v = validateProposal(key, value)
-    if (!v.ok || v.value.epoch !== epoch) continue
-    if (earliest === undefined || compareHlc(v.value.hlc, earliest.hlc) < 0) earliest = v.value
+  for (const p of proposals) {
+    if (p.epoch !== epoch) continue
+    if (earliest === undefined || compareHlc(p.hlc, earliest.hlc) < 0) earliest = p
   }
   if (earliest === undefined || watermark === undefined || compareHlc(earliest.hlc, watermark) > 0) return undefined
   return earliest
-}
-
-/** True when some proposal for `epoch` is in the document (settled or not). */
-export function hasProposal (doc: Y.Doc, epoch: number): boolean {
-  for (const [key, value] of doc.getMap(MAP_EPOCHS).entries()) {
-    const v = validateProposal(key, value)
-    if (v.ok && v.value.epoch === epoch) return true
-  }
-  return false
 }
 
 /** The seed of an epoch as one Yjs update: the same bytes on every peer for the same proposal and checkpoint. */
@@ -148,7 +102,8 @@ const NOT_COUNTED = new Set(['CreatorNotMember', 'CreatorLeft', 'CreatorEvicted'
  *   queued: the writer's duplicate check and listings read the document), and
  *   those that do not count or are invalid (judged again, the same way);
  * - releases of the reservations kept, and releases stamped after the cut;
- * - node records (figures and addresses: the newest each peer holds).
+ * - node records (figures and addresses: the newest each peer holds);
+ * - the proposals of the epoch entered (their proposers' stream positions).
  *
  * `verdicts` are the previous epoch's resolution: which entries ended counted
  * at or before the cut. When it is not given (a peer adopting an epoch it
@@ -193,6 +148,11 @@ export function carryOver (from: Y.Doc, to: Y.Doc, cut: HlcString, options: { ve
       keptEntries.add(key)
       copy(dst.reservations, key, value)
     }
+    const epochs = to.getMap(MAP_EPOCHS)
+    for (const [key, value] of from.getMap(MAP_EPOCHS).entries()) {
+      const v = validateProposal(key, value)
+      if (v.ok && after(v.value.hlc)) copy(epochs, key, value)
+    }
     for (const [key, value] of src.releases.entries()) {
       const v = validateRelease(key, value)
       if (!v.ok) continue
@@ -201,6 +161,3 @@ export function carryOver (from: Y.Doc, to: Y.Doc, cut: HlcString, options: { ve
   }, options.origin)
   return copied
 }
-
-/** The maps a ledger document holds: what {@link carryOver} reads and writes. */
-export const LEDGER_MAPS = [MAP_NODES, MAP_RESERVATIONS, MAP_RELEASES, MAP_CAPACITY, MAP_MEMBERSHIP] as const

@@ -15,7 +15,8 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { computeRent, digestVerdicts, entryKey, ledgerMaps, resolve, viewDigest, type Placement, type Resolution, type StreamPosition, type Verdict } from '../../crdt/index.ts'
 import { resolveFrom, stableCut, takeCheckpoint, type Checkpoint } from '../../crdt/checkpoint.ts'
-import { carryOver, checkpointOfEpoch, seedEpoch, type EpochProposal } from '../../crdt/epoch.ts'
+import { carryOver, checkpointOfEpoch, seedEpoch } from '../../crdt/epoch.ts'
+import type { EpochProposal } from '../../crdt/schema.ts'
 import { GiB, MiB, nodeId } from './helpers.ts'
 import { seededRandom, YDocNetwork } from './ydoc-network.ts'
 
@@ -489,7 +490,7 @@ function checkFromCheckpoint (net: YDocNetwork, t: Taken, label: string): void {
  */
 function checkEpoch (net: YDocNetwork, t: Taken, label: string): void {
   const { checkpoint } = t
-  const proposal: EpochProposal = { epoch: 1, cut: checkpoint.cut, digest: checkpoint.digest, proposer: net.ids[t.peer], hlc: `${'9'.repeat(13)}:0000:${net.ids[t.peer]}` }
+  const proposal: EpochProposal = { epoch: 1, cut: checkpoint.cut, digest: checkpoint.digest, proposer: net.ids[t.peer], hlc: `${'9'.repeat(13)}:0000:${net.ids[t.peer]}`, seq: 1 }
   const seeds = net.docs.map(() => seedEpoch(proposal, checkpoint))
   for (const s of seeds) expect(Buffer.from(s).equals(Buffer.from(seeds[0])), `${label}: seeds differ between replicas`).toBe(true)
   const merged = new Y.Doc()
