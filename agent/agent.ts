@@ -388,6 +388,10 @@ export class Agent extends EventEmitter {
     this.doc.clientID = clientId ?? this.randomClientId()
     this.clientId = this.doc.clientID
     this.writer = new LedgerWriter(this.doc, this.self, ORIGIN_LOCAL)
+    // In a later epoch the document holds only what the checkpoint did not
+    // summarise: how far this node's stream reached is in the checkpoint.
+    const own = this.epochs.checkpoint?.streams.find(([node]) => node === this.self)?.[1]
+    if (own !== undefined) this.writer.resume(own, this.clock.now())
     // Beacons are not in the ledger: a restarted agent writes nothing (and
     // sends no beacon) until its wall clock passes the lease its last run
     // held, so no stamp lands at or below one a peer holds in a beacon. It

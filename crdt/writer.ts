@@ -63,6 +63,17 @@ export class LedgerWriter {
     this.seq = latestSeq
   }
 
+  /**
+   * Go on past a position of this node's stream that the document no longer
+   * shows: its writes before an epoch's checkpoint left the document, the
+   * checkpoint keeps how far they reached (crdt/epoch.ts). A position or a
+   * stamp must never be issued twice.
+   */
+  resume (position: { hlc?: HlcString, seq: number }, wallMs: number): void {
+    if (position.seq > this.seq) this.seq = position.seq
+    if (position.hlc !== undefined) this.observe(position.hlc, wallMs)
+  }
+
   /** Highest sequence number written so far. */
   get lastSeq (): number {
     return this.seq

@@ -27,7 +27,17 @@ async function reserveMany (a: TestAgent, prefix: string, n: number): Promise<st
   const ids: string[] = []
   for (let i = 0; i < n; i++) {
     const id = `${prefix}-${i}`
-    const { written } = await agentOf(a).reserve({ id, bytes: 64 * 1024 ** 2, placement: { kind: 'any' } })
+    // A restarted agent writes once its clock passes the lease of its last run (about a second).
+    let written = false
+    await waitFor(`${id} written`, async () => {
+      try {
+        written = (await agentOf(a).reserve({ id, bytes: 64 * 1024 ** 2, placement: { kind: 'any' } })).written
+        return true
+      } catch (error) {
+        if (/clock lease/.test((error as Error).message)) return false
+        throw error
+      }
+    }, 5000)
     expect(written, id).toBe(true)
     ids.push(id)
   }
@@ -76,6 +86,10 @@ describe('compaction by epochs', () => {
     expect(epochOf(agents[0])).toBe(1)
     await settled(agents, 'after the restart')
     expect(agentOf(agents[0]).resolution().digest).toBe(digest)
+    // It writes on past the stream position its checkpointed writes reached
+    // (the document no longer shows them): its new writes become final.
+    const resumed = await reserveMany(agents[0], 'resumed', 2)
+    await settled(agents, 'writes after the restart')
     const metrics = await fetch(`${agents[0].daemon.api.url}/metrics`)
     expect(await metrics.text()).toMatch(/^memgossip_epoch 1$/m)
 
@@ -88,7 +102,7 @@ describe('compaction by epochs', () => {
     const joined = await reserveMany(agents[3], 'joiner', 2)
     await settled(agents, 'the joiner\'s writes')
     for (const a of agents) {
-      expect(liveIds(a)).toEqual([...kept, ...later, ...joined].sort())
+      expect(liveIds(a)).toEqual([...kept, ...later, ...resumed, ...joined].sort())
       expect(agentOf(a).resolution().digest).toBe(agentOf(agents[0]).resolution().digest)
     }
   }, 120_000)
@@ -109,6 +123,24 @@ describe('compaction by epochs', () => {
     await waitFor('every agent in epoch 1', () => agents.every(a => epochOf(a) >= 1), 60_000)
     await settled(agents, 'settled after the move')
     for (const a of agents) for (const id of mine) expect(agentOf(a).verdict(id)?.status, id).toBe('admitted')
+  }, 120_000)
+
+  it('an agent stopped as soon as it moved (before it writes again) resumes its stream past what the checkpoint holds of it', async () => {
+    agents = await startCluster(3, { compactAfterEnded: 30, totalBytes: 64 * GiB })
+    await waitFor('three members', () => agents.every(a => agentOf(a).resolution().members.length === 3), 30_000)
+    const churn = await reserveMany(agents[0], 'churn', 40)
+    for (const id of churn) await agentOf(agents[0]).release(id)
+    const writer = agentOf(agents[0]) as unknown as { writer: { lastSeq: number } }
+    await waitFor('agent 0 in epoch 1', () => epochOf(agents[0]) >= 1, 40_000, 5)
+    const seqBefore = writer.writer.lastSeq
+    const stopped = agents[0]
+    await stopped.daemon.stop()
+    agents[0] = await startAgent({ ...stopped.options, bootstrap: agents[1].daemon.info.multiaddrs })
+    expect((agentOf(agents[0]) as unknown as { writer: { lastSeq: number } }).writer.lastSeq, 'stream position after the restart').toBeGreaterThanOrEqual(seqBefore)
+    await waitFor('every agent in epoch 1', () => agents.every(a => epochOf(a) >= 1), 40_000)
+    const ids = await reserveMany(agents[0], 'after', 2)
+    await settled(agents, 'its writes after the restart')
+    for (const a of agents) for (const id of ids) expect(agentOf(a).verdict(id)?.final, id).toBe(true)
   }, 120_000)
 
   it('a settled proposal whose checkpoint digest differs is alerted on every agent and removes nothing', async () => {
