@@ -187,6 +187,9 @@ export const systemClock: Clock = {
   clearInterval: (h) => clearInterval(h as NodeJS.Timeout)
 }
 
+/** A peer in a later epoch is asked for it at most this often (docs/design.md "Compaction: epochs"). */
+const EPOCH_FETCH_COOLDOWN_MS = 2000
+
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
   /** Read-only copies of the replicated ledger (for tools and tests); the document itself stays private. */
@@ -201,8 +204,9 @@ export class Agent extends EventEmitter {
   /** The current epoch's document (replaced when the ledger moves to a new epoch: docs/design.md "Compaction: epochs"). */
   private doc: Y.Doc
   private readonly epochs: Epochs
-  /** A later epoch is being fetched from a peer. */
+  /** A later epoch is being fetched from a peer, and when the last fetch began. */
   private fetchingEpoch = false
+  private lastEpochFetchMs = -Infinity
   private readonly init: AgentInit
   private readonly clock: Clock
   private readonly random: () => number
@@ -1571,6 +1575,10 @@ export class Agent extends EventEmitter {
   /** A peer is in a later epoch: fetch its document and move to it (this peer missed the move). */
   private async fetchEpoch (peer: PeerIdStr, epoch: number): Promise<void> {
     if (this.fetchingEpoch || epoch <= this.epochs.epoch || this.stopped || this.init.compactAfterEnded === 0) return
+    // Every message of a later epoch says so: fetch once in a while, not per message.
+    const now = this.clock.now()
+    if (now - this.lastEpochFetchMs < EPOCH_FETCH_COOLDOWN_MS) return
+    this.lastEpochFetchMs = now
     this.fetchingEpoch = true
     try {
       // A peer that can still move by itself does (its own checkpoint is checked against the proposal).
@@ -1579,7 +1587,7 @@ export class Agent extends EventEmitter {
       const update = await this.sync.fetchEpoch(peer, epoch)
       if (update === undefined || this.stopped || epoch <= this.epochs.epoch) return
       if (!this.input.acceptsUpdate(peer, update, { whole: true })) return
-      const decision = this.epochs.adopt(this.doc, epoch, update, peer)
+      const decision = this.epochs.adopt(this.doc, epoch, update, peer, this.replayed?.proposals)
       if (decision !== undefined) await this.enterEpoch(decision)
     } catch (error) {
       this.log.warn(`epoch: could not fetch epoch ${epoch} from ${shortId(peer)} (${(error as Error).message}); the next sync tries again`)
