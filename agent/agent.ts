@@ -17,7 +17,7 @@
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
-  computeRent, decodeHlc, encodeHlc, entryKey, isHlc, stampInRange, finishResolution, fit, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
+  computeRent, encodeHlc, entryKey, finishResolution, fit, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
   MAP_EPOCHS, MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, readLedger, readMapRecord, releaseKey, replayFrom, replayLedger, shortId,
   MAX_QUEUE_TIMEOUT_MS, type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
 } from '../crdt/index.ts'
@@ -32,12 +32,13 @@ import { MembershipDuties, positionsOf } from './membership.ts'
 import { timedOutQueued } from './queue.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import { MAX_DIRECT_BYTES, type Clock, type MemoryProbe, type MemorySample, type Network, type PeerIdStr, type TimerHandle } from './types.ts'
-import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type FailureDetectorSettings, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
+import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type FailureDetectorSettings, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
-  decodeMessage, encodeMessage, MAX_PULL, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
-  MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REQUEST, type WireBeacon, type WireMessage
+  decodeMessage, encodeMessage, MAX_PULL, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PULL, MSG_PUSH,
+  MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REQUEST, type WireBeacon
 } from './wire.ts'
 import { DirectCalls } from './calls.ts'
+import { Probes } from './probes.ts'
 import { AGENT_DEFAULTS, type AgentSettings } from './config.ts'
 import { lineLogger, lineSink, toLogger, type Logger, type LogLine } from './log.ts'
 import { InputGuard } from './input.ts'
@@ -243,6 +244,7 @@ export class Agent extends EventEmitter {
   private membership!: MembershipDuties
   private beaconChannel!: ClockChannel
   private readonly calls: DirectCalls
+  private readonly probes: Probes
   private detector!: FailureDetector
   private lastPullAtMs = -Infinity
   /** Wall ms up to which a restart may not stamp (persisted in the data dir's meta). */
@@ -344,6 +346,20 @@ export class Agent extends EventEmitter {
       onOom: (report) => { this.emit('event', { type: 'oom', node: this.self, ...report } satisfies AgentEvent) }
     })
     this.calls = new DirectCalls({ clock: this.clock, send: (peer, bytes) => this.network.send?.call(this.network, peer, bytes) ?? false })
+    this.probes = new Probes({
+      self: this.self,
+      clock: this.clock,
+      network: this.network,
+      calls: this.calls,
+      detector: () => this.detector,
+      isMember: (node) => this.lastResolution().view.has(node),
+      probeTimeoutMs: () => this.probeTimeoutMs,
+      maxCallBytes: MAX_BEACON_BYTES,
+      stopped: () => this.stopped,
+      offsetSample: (peer, sampleMs) => { this.sampleOffset(peer, sampleMs) },
+      drop: (from, kind, reason) => { this.input.drop(from, kind, reason) },
+      counters: this.metrics
+    })
   }
 
   /** Open the data dir, restore the ledger, start the network and the timers. */
@@ -453,9 +469,9 @@ export class Agent extends EventEmitter {
       members: () => this.resolution().members,
       neighbours: () => this.network.peers(),
       stamp: () => encodeHlc({ wallMs: this.clock.now(), counter: 0, node: this.self }),
-      ping: async (peer, timeoutMs, suspicion) => await this.ping(peer, timeoutMs, suspicion),
-      pingVia: async (via, target, timeoutMs) => await this.pingVia(via, target, timeoutMs),
-      announce: (target, stamp) => { void this.announceSuspicion(target, stamp) },
+      ping: async (peer, timeoutMs, suspicion) => await this.probes.ping(peer, timeoutMs, suspicion),
+      pingVia: async (via, target, timeoutMs) => await this.probes.pingVia(via, target, timeoutMs),
+      announce: (target, stamp) => { void this.probes.announce(target, stamp) },
       refute: (stamp) => { this.refute(stamp) },
       changed: (node, state) => {
         this.emit('event', { type: 'liveness', node, state } satisfies AgentEvent)
@@ -1086,7 +1102,7 @@ export class Agent extends EventEmitter {
     }
     this.detector.heard(from)
     const id = message.id
-    void this.answerProbe(from, call).then((reply) => {
+    void this.probes.answer(from, call).then((reply) => {
       if (this.stopped) return
       this.metrics.bytesOut += reply.length
       this.calls.reply(from, id, reply)
@@ -1140,7 +1156,7 @@ export class Agent extends EventEmitter {
       return
     }
     if (message.type === MSG_SUSPECT) {
-      this.onSuspicion(from, message)
+      this.probes.onSuspicion(from, message)
       return
     }
     if (message.type !== MSG_GOSSIP) {
@@ -1207,7 +1223,7 @@ export class Agent extends EventEmitter {
     switch (message.type) {
       case MSG_PING:
       case MSG_PING_REQ:
-        return await this.answerProbe(from, message)
+        return await this.probes.answer(from, message)
       case MSG_PULL: {
         const reply = encodeMessage({ type: MSG_BEACONS, beacons: await this.beaconChannel.answerPull(message.nodes) })
         this.metrics.bytesOut += reply.length
@@ -1232,84 +1248,6 @@ export class Agent extends EventEmitter {
   // ------------------------------------------------------------ liveness and the clock channel
 
   /** One probe of the failure detector: ping → pong; the pong's wall time is a clock sample. */
-  private async ping (peer: PeerIdStr, timeoutMs: number, suspicion?: string): Promise<boolean> {
-    const reply = await this.probeRequest(peer, encodeMessage(suspicion === undefined ? { type: MSG_PING } : { type: MSG_PING, suspicion }), timeoutMs, { direct: true })
-    if (reply?.type !== MSG_PONG) return false
-    this.detector.heard(peer)
-    // Half the round trip is the most the answer can be late; a sample may only show a peer behind, never hide one ahead.
-    this.sampleOffset(peer, reply.wallMs - this.clock.now())
-    return true
-  }
-
-  /** Ask `via` to ping `target` for this node (SWIM's ping-req). */
-  private async pingVia (via: PeerIdStr, target: PeerIdStr, timeoutMs: number): Promise<IndirectAnswer> {
-    const reply = await this.probeRequest(via, encodeMessage({ type: MSG_PING_REQ, target }), 2 * timeoutMs + this.probeTimeoutMs, { direct: true })
-    if (reply === undefined) return 'none'
-    return reply.type === MSG_PONG ? 'ack' : 'nack'
-  }
-
-  /** The failure detector's probes, asked by a stream request or a direct call. */
-  private async answerProbe (from: PeerIdStr, message: Extract<WireMessage, { type: typeof MSG_PING | typeof MSG_PING_REQ }>): Promise<Uint8Array> {
-    if (message.type === MSG_PING) {
-      // A ping that says this node is suspected: refute it (the ping's sender is the suspector's buddy).
-      if (message.suspicion !== undefined && isHlc(message.suspicion)) this.detector.suspected(from, this.self, message.suspicion)
-      return encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) })
-    }
-    const acked = message.target !== this.self && await this.ping(message.target, this.probeTimeoutMs)
-    return acked ? encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) }) : encodeMessage({ type: MSG_ERROR, reason: 'no answer' })
-  }
-
-  /**
-   * A small exchange: a direct call for the failure detector's probes when
-   * the peer has a direct stream, else (and for beacon pulls, whose answers
-   * may be large) a request stream.
-   */
-  private async probeRequest (peer: PeerIdStr, request: Uint8Array, timeoutMs: number, options: { direct?: boolean } = {}): Promise<ReturnType<typeof decodeMessage> | undefined> {
-    if (this.stopped) return undefined
-    const direct = options.direct === true && request.length <= MAX_BEACON_BYTES ? this.calls.call(peer, request, timeoutMs) : undefined
-    if (direct !== undefined) {
-      this.metrics.bytesOut += request.length
-      const reply = await direct
-      if (reply === undefined) return undefined
-      this.metrics.bytesIn += reply.length
-      try {
-        return decodeMessage(reply)
-      } catch {
-        return undefined
-      }
-    }
-    const controller = new AbortController()
-    const timer = this.clock.setTimeout(() => { controller.abort(new Error(`no answer within ${timeoutMs} ms`)) }, timeoutMs)
-    try {
-      this.metrics.bytesOut += request.length
-      const reply = await this.network.request(peer, request, { signal: controller.signal })
-      this.metrics.bytesIn += reply.length
-      return decodeMessage(reply)
-    } catch {
-      return undefined
-    } finally {
-      this.clock.clearTimeout(timer)
-    }
-  }
-
-  /** Publish this node's suspicion of `target` to every member. */
-  private async announceSuspicion (target: PeerIdStr, stamp: string): Promise<void> {
-    const { wallMs, counter } = decodeHlc(stamp)
-    const bytes = encodeMessage({ type: MSG_SUSPECT, suspector: this.self, target, wallMs, counter })
-    this.metrics.bytesOut += bytes.length
-    await this.network.publish(bytes).catch(() => {})
-  }
-
-  private onSuspicion (from: PeerIdStr, message: { suspector: string, target: string, wallMs: number, counter: number }): void {
-    const members = this.lastResolution().view
-    if (message.suspector !== from || !members.has(from) || !members.has(message.target) || !stampInRange(message.wallMs, message.counter)) {
-      this.metrics.suspicionsDropped++
-      this.input.drop(from, 'invalid', message.suspector !== from ? `suspicion names ${shortId(message.suspector)} but was published by ${shortId(from)}` : 'suspicion from or of a non-member')
-      return
-    }
-    this.detector.suspected(from, message.target, encodeHlc({ wallMs: message.wallMs, counter: message.counter, node: from }))
-  }
-
   /** Someone suspects this node: a beacon stamped after the suspicion proves it alive. */
   private refute (stamp: string): void {
     const now = this.clock.now()
@@ -1351,7 +1289,7 @@ export class Agent extends EventEmitter {
     const from = direct.length > 0 ? direct[Math.floor(this.random() * direct.length)] : peers[Math.floor(this.random() * peers.length)]
     this.metrics.beaconPulls++
     void (async () => {
-      const reply = await this.probeRequest(from, encodeMessage({ type: MSG_PULL, nodes: [...wanted].slice(0, MAX_PULL) }), 2000)
+      const reply = await this.probes.request(from, encodeMessage({ type: MSG_PULL, nodes: [...wanted].slice(0, MAX_PULL) }), 2000)
       if (reply?.type !== MSG_BEACONS || this.stopped) return
       const view = this.lastResolution().view
       for (const beacon of reply.beacons) this.beaconChannel.receive(from, beacon, (node) => view.has(node), { pulled: true })
