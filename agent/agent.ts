@@ -190,6 +190,8 @@ export const systemClock: Clock = {
 
 /** A peer in a later epoch is asked for it at most this often (docs/design.md "Compaction: epochs"). */
 const EPOCH_FETCH_COOLDOWN_MS = 2000
+/** A later epoch is fetched only once it has been heard of this long: a peer that can move by itself does. */
+const EPOCH_FETCH_GRACE_MS = 1000
 
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
@@ -208,6 +210,8 @@ export class Agent extends EventEmitter {
   /** A later epoch is being fetched from a peer, and when the last fetch began. */
   private fetchingEpoch = false
   private lastEpochFetchMs = -Infinity
+  private laterEpochSeen?: { epoch: number, atMs: number }
+  private epochRetryScheduled = false
   private readonly init: AgentInit
   private readonly clock: Clock
   private readonly random: () => number
@@ -1513,8 +1517,20 @@ export class Agent extends EventEmitter {
   /** A peer is in a later epoch: fetch its document and move to it (this peer missed the move). */
   private async fetchEpoch (peer: PeerIdStr, epoch: number): Promise<void> {
     if (this.fetchingEpoch || epoch <= this.epochs.epoch || this.stopped || this.init.compactAfterEnded === 0) return
-    // Every message of a later epoch says so: fetch once in a while, not per message.
     const now = this.clock.now()
+    // A peer that holds the old epoch up to the cut moves by itself once the
+    // proposal settles here (its own checkpoint checked, every verdict before
+    // the cut seen final): give that a moment before fetching.
+    if (this.laterEpochSeen === undefined || this.laterEpochSeen.epoch < epoch) this.laterEpochSeen = { epoch, atMs: now }
+    const waited = now - this.laterEpochSeen.atMs
+    if (waited < EPOCH_FETCH_GRACE_MS) {
+      if (!this.epochRetryScheduled) {
+        this.epochRetryScheduled = true
+        this.schedule(() => { this.epochRetryScheduled = false; void this.fetchEpoch(peer, epoch) }, EPOCH_FETCH_GRACE_MS - waited)
+      }
+      return
+    }
+    // Every message of a later epoch says so: fetch once in a while, not per message.
     if (now - this.lastEpochFetchMs < EPOCH_FETCH_COOLDOWN_MS) return
     this.lastEpochFetchMs = now
     this.fetchingEpoch = true
