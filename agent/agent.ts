@@ -381,11 +381,13 @@ export class Agent extends EventEmitter {
       view: () => this.lastResolution().view,
       liveness: (node) => this.liveness(node),
       peers: () => this.network.peers(),
-      send: (peer, bytes) => {
-        const sent = this.network.send?.call(this.network, peer, bytes) === true
-        if (sent) this.metrics.bytesOut += bytes.length
-        return sent
-      },
+      send: this.network.send === undefined
+        ? undefined
+        : (peer, bytes) => {
+            const sent = this.network.send?.call(this.network, peer, bytes) === true
+            if (sent) this.metrics.bytesOut += bytes.length
+            return sent
+          },
       publish: async (bytes) => { this.metrics.bytesOut += bytes.length; await this.network.publish(bytes) },
       receive: (from, beacon, options) => this.onBeacon(from, beacon, options),
       drop: (from, why, reason) => { this.beaconChannel.drop(from, why, reason) },

@@ -318,10 +318,11 @@ export class ClockChannel {
    */
   maybeBeacon (res: Resolution): void {
     if (this.stopped || this.timer !== undefined || !this.due(res)) return
-    // Jittered to 1–3× the delay; by a relay 1–1.5×, so that one round's
-    // beacons reach the relay within one batch window (agent/relay.ts).
-    const jitter = this.deps.relay?.active() === true ? 0.5 : 2
-    const delay = Math.round(this.settings.delayMs * (1 + jitter * this.deps.random()))
+    // Jittered to 1–3× the delay. By a relay, 0.5–0.75× instead: the relay
+    // batches too (agent/relay.ts), and one round's beacons should reach it
+    // close together, within one batch window.
+    const [base, jitter] = this.deps.relay?.active() === true ? [0.5, 0.25] : [1, 2]
+    const delay = Math.round(this.settings.delayMs * (base + jitter * this.deps.random()))
     this.timer = this.deps.clock.setTimeout(() => {
       this.timer = undefined
       if (this.stopped || !this.due(this.deps.resolution())) return

@@ -37,7 +37,11 @@ import type { Clock, PeerIdStr, TimerHandle } from './types.ts'
 import { encodeMessage, MSG_BEACON, MSG_BEACON_RELAY, MSG_RELAYED, nodeTag, type WireBeacon, type WireMessage } from './wire.ts'
 
 export interface RelaySettings {
-  /** How long a relay holds beacons before it forwards them in one message (on the finality path: small). */
+  /**
+   * Longest a relay holds beacons before it forwards them in one message (on
+   * the finality path: small). It forwards at once when it holds a beacon of
+   * every member of the view.
+   */
   windowMs: number
   /** How long a member waits for its beacon to come back in its relay's batch before it sends it directly. */
   echoTimeoutMs: number
@@ -50,9 +54,11 @@ export interface RelaySettings {
 }
 
 export const RELAY_DEFAULTS: RelaySettings = {
-  // Members beacon 20–30 ms after they hold an entry (clock.ts), so most of
-  // one round's beacons reach the relay within about 10 ms of each other.
-  windowMs: 15,
+  // Members beacon 10–15 ms after they hold an entry (clock.ts), so most of
+  // one round's beacons reach the relay within about 10 ms of each other;
+  // the window waits a little longer for a member that is late, and ends
+  // early once every member's beacon is in.
+  windowMs: 25,
   // Two hops on a LAN are a few ms; a loaded host may take far longer, and a
   // false timeout only costs one beacon's direct copies.
   echoTimeoutMs: 250,
@@ -74,8 +80,8 @@ export interface BeaconRelaysDeps {
   liveness: (node: PeerIdStr) => Liveness
   /** Peers with an open connection now. */
   peers: () => PeerIdStr[]
-  /** Send to one connected peer (direct stream); false when it cannot go. */
-  send: (peer: PeerIdStr, bytes: Uint8Array) => boolean
+  /** Send to one connected peer (direct stream); false when it cannot go. Without it there are no relays. */
+  send?: (peer: PeerIdStr, bytes: Uint8Array) => boolean
   publish: (bytes: Uint8Array) => Promise<void>
   /** The clock channel's checks: true when the beacon counted. */
   receive: (from: PeerIdStr, beacon: WireBeacon, options: { relayed?: boolean }) => boolean
@@ -132,7 +138,7 @@ export class BeaconRelays implements BeaconRoute {
       return true
     }
     const bytes = encodeMessage({ type: MSG_BEACON_RELAY, beacon })
-    if (!this.deps.send(relay, bytes)) {
+    if (this.deps.send?.(relay, bytes) !== true) {
       this.putAside(relay, 'the message could not be sent')
       return this.route(beacon)
     }
@@ -171,6 +177,12 @@ export class BeaconRelays implements BeaconRoute {
   private hold (node: NodeId, beacon: WireBeacon): void {
     const held = this.pending.get(node)
     if (held === undefined || newer(beacon, held)) this.pending.set(node, { ...beacon, node })
+    if (this.pending.size >= this.deps.view().members.length) {
+      // Every member's beacon is in: waiting longer only delays finality.
+      if (this.windowTimer !== undefined) this.deps.clock.clearTimeout(this.windowTimer)
+      this.flush()
+      return
+    }
     if (this.windowTimer === undefined) this.windowTimer = this.deps.clock.setTimeout(() => { this.flush() }, this.settings.windowMs)
   }
 
@@ -186,11 +198,13 @@ export class BeaconRelays implements BeaconRoute {
     for (let i = 0; i < beacons.length; i += MAX_BATCH) {
       const bytes = encodeMessage({ type: MSG_RELAYED, beacons: beacons.slice(i, i + MAX_BATCH) })
       this.deps.counters.relayBatches++
-      if (direct) {
-        // Every connected peer, members or not: a joiner not yet in this
-        // node's view counts beacons too.
-        for (const peer of peers) this.deps.send(peer, bytes)
-      } else {
+      // Every connected peer, members or not: a joiner not yet in this
+      // node's view counts beacons too. A send that fails (a stream full or
+      // closing) makes the batch go by gossip as well; a peer that gets both
+      // drops the second copy as a replay.
+      let sentToAll = direct
+      if (direct) for (const peer of peers) sentToAll = this.deps.send?.(peer, bytes) === true && sentToAll
+      if (!sentToAll) {
         this.deps.publish(bytes).catch((error: Error) => { this.deps.log(`relayed beacons not published: ${error.message}`) })
       }
     }
@@ -227,6 +241,7 @@ export class BeaconRelays implements BeaconRoute {
 
   /** The first usable relay of the first `candidates` in the order, or undefined. */
   private choose (): PeerIdStr | undefined {
+    if (this.deps.send === undefined) return undefined
     const order = this.relayOrder()
     if (order.length < 2) return undefined
     const now = this.deps.clock.now()
