@@ -34,7 +34,7 @@ import { shortId, type NodeId } from '../crdt/index.ts'
 import { DIRECT_MEMBERS_MAX, type BeaconCounters, type BeaconDrop, type BeaconRoute } from './clock.ts'
 import type { Liveness } from './liveness.ts'
 import type { Clock, PeerIdStr, TimerHandle } from './types.ts'
-import { encodeMessage, MSG_BEACON, MSG_BEACON_RELAY, MSG_RELAYED, nodeTag, type WireBeacon, type WireMessage } from './wire.ts'
+import { encodeMessage, MSG_BEACON, MSG_BEACON_RELAY, MSG_RELAYED, relayedTag, type WireBeacon, type WireMessage } from './wire.ts'
 
 export interface RelaySettings {
   /**
@@ -58,11 +58,15 @@ export const RELAY_DEFAULTS: RelaySettings = {
   // one round's beacons reach the relay within about 10 ms of each other;
   // the window waits a little longer for a member that is late, and ends
   // early once every member's beacon is in.
-  windowMs: 25,
-  // Two hops on a LAN are a few ms; a loaded host may take far longer, and a
-  // false timeout only costs one beacon's direct copies.
-  echoTimeoutMs: 250,
-  setAsideMs: 30_000,
+  windowMs: 40,
+  // Two hops on a LAN are a few ms, but a loaded host may take hundreds (250
+  // ms timed out a third of the echoes with 25 agent processes on 2 cores,
+  // and every false timeout sends the beacon to every member again and moves
+  // that member to another relay, splitting the batches). A relay whose
+  // connection closed is skipped at once; this is for one that lost the
+  // message or hung, which the beacon pull (1 s) covers as well.
+  echoTimeoutMs: 1000,
+  setAsideMs: 10_000,
   rotateMs: 60_000,
   candidates: 4
 }
@@ -102,7 +106,8 @@ export class BeaconRelays implements BeaconRoute {
   private awaiting?: { relay: PeerIdStr, wallMs: number, counter: number, bytes: Uint8Array, timer: TimerHandle }
   private readonly setAside = new Map<PeerIdStr, number>()
   private order?: { key: string, members: readonly NodeId[] }
-  private tags?: { digest: string, byTag: Map<string, NodeId> }
+  /** The view's members by their relayed tag; `null` where two members share one. */
+  private tags?: { digest: string, byTag: Map<string, NodeId | null>, ambiguous: boolean }
   private readonly loggedSetAside = new Set<PeerIdStr>()
   private stopped = false
 
@@ -155,7 +160,7 @@ export class BeaconRelays implements BeaconRoute {
     if (message.type === MSG_BEACON_RELAY) {
       // The member's own beacon, checked as a direct one (its tag must name
       // the sender); only one that counted here is passed on.
-      if (this.deps.receive(from, message.beacon, {})) this.hold(from, { ...message.beacon, node: from, tag: undefined })
+      if (this.deps.receive(from, message.beacon, {}) && this.tagsOfView().get(hex(relayedTag(from))) === from) this.hold(from, { ...message.beacon, node: from, tag: undefined })
       return
     }
     const byTag = this.tagsOfView()
@@ -163,6 +168,10 @@ export class BeaconRelays implements BeaconRoute {
       const node = beacon.tag === undefined ? undefined : byTag.get(hex(beacon.tag))
       if (node === undefined) {
         this.deps.drop(from, 'stranger', `relayed beacon from ${shortId(from)} names no member of the current view`)
+        continue
+      }
+      if (node === null) {
+        this.deps.drop(from, 'invalid', `relayed beacon from ${shortId(from)} names two members of the current view (their tags collide)`)
         continue
       }
       if (node === this.deps.self) {
@@ -242,6 +251,10 @@ export class BeaconRelays implements BeaconRoute {
   /** The first usable relay of the first `candidates` in the order, or undefined. */
   private choose (): PeerIdStr | undefined {
     if (this.deps.send === undefined) return undefined
+    // Two members whose relayed tags collide could not be told apart in a
+    // batch: such a view does not relay (every member sees the same).
+    this.tagsOfView()
+    if (this.tags?.ambiguous === true) return undefined
     const order = this.relayOrder()
     if (order.length < 2) return undefined
     const now = this.deps.clock.now()
@@ -265,9 +278,18 @@ export class BeaconRelays implements BeaconRoute {
     return this.order.members
   }
 
-  private tagsOfView (): Map<string, NodeId> {
+  private tagsOfView (): Map<string, NodeId | null> {
     const view = this.deps.view()
-    if (this.tags?.digest !== view.digest) this.tags = { digest: view.digest, byTag: new Map(view.members.map(id => [hex(nodeTag(id)), id])) }
+    if (this.tags?.digest !== view.digest) {
+      const byTag = new Map<string, NodeId | null>()
+      let ambiguous = false
+      for (const id of view.members) {
+        const tag = hex(relayedTag(id))
+        ambiguous ||= byTag.has(tag)
+        byTag.set(tag, byTag.has(tag) ? null : id)
+      }
+      this.tags = { digest: view.digest, byTag, ambiguous }
+    }
     return this.tags.byTag
   }
 }

@@ -9,7 +9,7 @@
  *   suspect    0x03 | varstring suspector | varstring target | varuint wall ms | varuint counter
  *   relay-me   0x06 | as 0x02: a member's own beacon, sent to a relay to pass on
  *   relayed    0x07 | varuint base wall ms | varuint n
- *                   | n × (8-byte node tag | varint wall ms − base | varuint counter | varuint seq
+ *                   | n × (4-byte node tag | varint wall ms − base | varuint counter | varuint seq
  *                        | varuint line back (0: none, else wall ms − line wall ms + 1)
  *                        | varuint line counter, only when there is a line)
  *   sync-req   0x10 | varuint len | state vector of the requester
@@ -102,6 +102,18 @@ export interface WireBeacon {
    * author is the signed gossip author); `node` is then ''.
    */
   tag?: Uint8Array
+}
+
+/**
+ * Bytes of {@link nodeTag} a relay's batch names a member by: a view of 64
+ * members has two ids sharing them with odds of about 1 in 2 million, and
+ * then its members do not relay (agent/relay.ts).
+ */
+export const RELAYED_TAG_BYTES = 4
+
+/** The tag a relay's batch names a member by: the first {@link RELAYED_TAG_BYTES} of its {@link nodeTag}. */
+export function relayedTag (node: string): Uint8Array {
+  return nodeTag(node).subarray(0, RELAYED_TAG_BYTES)
 }
 
 /** The tag a published beacon names its member by. */
@@ -257,13 +269,13 @@ function readBeaconBody (decoder: decoding.Decoder, node: string): WireBeacon {
   return { node, wallMs, counter, seq, seen: encodeHlc({ wallMs: seenWall, counter: seenCounter, node: LOWEST_NODE }) }
 }
 
-function readTag (decoder: decoding.Decoder, length: number): Uint8Array {
-  if (length - decoder.pos < 8) throw new WireError('beacon shorter than its node tag')
-  return decoding.readUint8Array(decoder, 8).slice()
+function readTag (decoder: decoding.Decoder, length: number, bytes = 8): Uint8Array {
+  if (length - decoder.pos < bytes) throw new WireError('beacon shorter than its node tag')
+  return decoding.readUint8Array(decoder, bytes).slice()
 }
 
 /**
- * One beacon of a relay's batch: its member's tag, its wall time as a
+ * One beacon of a relay's batch: its member's short tag, its wall time as a
  * difference from the batch's first (beacons of one batch are stamped within
  * milliseconds of each other), its line's wall time as a distance back from
  * its own stamp (a line is never past its stamp) — about 13 bytes against a
@@ -273,8 +285,8 @@ function readTag (decoder: decoding.Decoder, length: number): Uint8Array {
  * peer waits).
  */
 function writeRelayedBeacon (encoder: encoding.Encoder, beacon: WireBeacon, base: number): void {
-  const tag = beacon.node !== '' ? nodeTag(beacon.node) : beacon.tag
-  if (tag?.length !== 8) throw new WireError('a relayed beacon needs its member (a node id or its tag)')
+  const tag = beacon.node !== '' ? relayedTag(beacon.node) : beacon.tag?.subarray(0, RELAYED_TAG_BYTES)
+  if (tag?.length !== RELAYED_TAG_BYTES) throw new WireError('a relayed beacon needs its member (a node id or its tag)')
   encoding.writeUint8Array(encoder, tag)
   encoding.writeVarInt(encoder, beacon.wallMs - base)
   encoding.writeVarUint(encoder, beacon.counter)
@@ -289,7 +301,7 @@ function writeRelayedBeacon (encoder: encoding.Encoder, beacon: WireBeacon, base
 }
 
 function readRelayedBeacon (decoder: decoding.Decoder, length: number, base: number): WireBeacon {
-  const tag = readTag(decoder, length)
+  const tag = readTag(decoder, length, RELAYED_TAG_BYTES)
   const wallMs = base + decoding.readVarInt(decoder)
   const counter = decoding.readVarUint(decoder)
   const seq = decoding.readVarUint(decoder)

@@ -9,12 +9,13 @@
 import { rm } from 'node:fs/promises'
 import * as Y from 'yjs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { Agent } from '../../agent/agent.ts'
+import { Agent, systemClock } from '../../agent/agent.ts'
 import { startApi, type ApiServer } from '../../agent/api.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
-import { RELAY_DEFAULTS, relayOrder, type BeaconRelays } from '../../agent/relay.ts'
+import { BeaconRelays, RELAY_DEFAULTS, relayOrder } from '../../agent/relay.ts'
+import { emptyBeaconCounters } from '../../agent/clock.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
-import { decodeMessage, encodeMessage, MSG_BEACON_RELAY, MSG_GOSSIP, MSG_RELAYED, nodeTag, tagNames, WireError, type WireBeacon } from '../../agent/wire.ts'
+import { decodeMessage, encodeMessage, MSG_BEACON_RELAY, MSG_GOSSIP, MSG_RELAYED, relayedTag, tagNames, WireError, type WireBeacon } from '../../agent/wire.ts'
 import { hlcWallMs, LedgerWriter } from '../../crdt/index.ts'
 import { api, GiB, startCluster, stopAll, tempDir, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
 
@@ -22,9 +23,11 @@ const A = '12D3KooWrelaymemberA0000000000000000000000000000'
 const B = '12D3KooWrelaymemberB0000000000000000000000000000'
 const STRANGER = '12D3KooWrelaystranger000000000000000000000000000'
 const line = (wallMs: number, node: string): string => `${String(wallMs).padStart(15, '0')}:000000:${node}`
+/** Does a relayed beacon's (short) tag name `node`? */
+const names = (tag: Uint8Array | undefined, node: string): boolean => tag !== undefined && Buffer.from(tag).equals(Buffer.from(relayedTag(node)))
 
 describe('relayed beacons on the wire', () => {
-  it('a batch carries each member by tag, its stamp as a difference, its line as a distance back: a few bytes per beacon', () => {
+  it('a batch carries each member by a 4-byte tag, its stamp as a difference, its line as a distance back: a few bytes per beacon', () => {
     const base = 1796530406400
     const beacons: WireBeacon[] = [
       { node: A, wallMs: base, counter: 3, seq: 42, seen: line(base - 30, A) },
@@ -32,12 +35,12 @@ describe('relayed beacons on the wire', () => {
       { node: STRANGER, wallMs: base + 12, counter: 1, seq: 300, seen: line(base + 12, B) }
     ]
     const bytes = encodeMessage({ type: MSG_RELAYED, beacons })
-    // 8-byte tag + about 5–7 bytes each, against 56 bytes per direct beacon on the socket.
-    expect(bytes.length).toBeLessThan(1 + 6 + 1 + 3 * 16)
+    // 4-byte tag + about 5–7 bytes each, against 56 bytes per direct beacon on the socket.
+    expect(bytes.length).toBeLessThan(1 + 6 + 1 + 3 * 12)
     const back = decodeMessage(bytes)
     if (back.type !== MSG_RELAYED) throw new Error('not a batch')
     expect(back.beacons.map(b => [b.wallMs, b.counter, b.seq])).toEqual(beacons.map(b => [b.wallMs, b.counter, b.seq]))
-    expect(beacons.map((b, i) => tagNames(back.beacons[i].tag, b.node))).toEqual([true, true, true])
+    expect(beacons.map((b, i) => names(back.beacons[i].tag, b.node))).toEqual([true, true, true])
     // A line comes back just below the exact one (its node part is lost), never above.
     expect(back.beacons[0].seen! < beacons[0].seen!).toBe(true)
     expect(back.beacons[0].seen!.startsWith(line(base - 30, '').slice(0, 22))).toBe(true)
@@ -54,8 +57,8 @@ describe('relayed beacons on the wire', () => {
   })
 
   it('a line decoded to wall time 0 or below is malformed', () => {
-    // Hand-made: base 10, one beacon 8-byte tag, delta 0, counter 0, seq 0, back 12 (line at wall −1).
-    const bytes = new Uint8Array([MSG_RELAYED, 10, 1, ...nodeTag(A), 0, 0, 0, 12, 0])
+    // Hand-made: base 10, one beacon: tag, delta 0, counter 0, seq 0, back 12 (line at wall −1).
+    const bytes = new Uint8Array([MSG_RELAYED, 10, 1, ...relayedTag(A), 0, 0, 0, 12, 0])
     expect(() => decodeMessage(bytes)).toThrow(WireError)
   })
 })
@@ -71,6 +74,57 @@ describe('the relay order', () => {
     expect(firsts.size).toBeGreaterThan(10)
   })
 })
+
+describe('members whose relayed tags collide', () => {
+  it('cannot be told apart in a batch: their view does not relay, and a batch naming the shared tag is dropped as invalid', () => {
+    // Ids whose first four tag bytes collide (a birthday search: about 2^16 tries).
+    const seen = new Map<string, string>()
+    let pair: [string, string] | undefined
+    for (let i = 0; pair === undefined; i++) {
+      const id = `12D3KooWcollide${i}`
+      const key = Buffer.from(relayedTag(id)).toString('hex')
+      const other = seen.get(key)
+      if (other !== undefined) pair = [other, id]
+      seen.set(key, id)
+    }
+    const [x, y] = pair
+    const self = '12D3KooWrelayself'
+    const drops: string[] = []
+    const sent: string[] = []
+    const received: string[] = []
+    const relays = new BeaconRelays({
+      self,
+      clock: systemClock,
+      view: () => ({ members: [self, x, y].sort(), digest: 'd' }),
+      liveness: () => 'alive',
+      peers: () => [x, y],
+      send: (peer) => { sent.push(peer); return true },
+      publish: async () => {},
+      receive: (_from, beacon) => { received.push(beacon.node); return true },
+      drop: (_from, why) => { drops.push(why) },
+      fallback: () => {},
+      log: () => {},
+      counters: emptyBeaconCounters()
+    })
+    try {
+      expect(relays.active()).toBe(false)
+      expect(relays.route({ node: self, wallMs: 5, counter: 0, seq: 1 })).toBe(false)
+      relays.onMessage(x, { type: MSG_RELAYED, beacons: decodeBatch([{ node: y, wallMs: 5, counter: 0, seq: 1 }]) })
+      expect(drops).toEqual(['invalid'])
+      expect(received).toEqual([])
+      expect(sent).toEqual([])
+    } finally {
+      relays.stop()
+    }
+  })
+})
+
+/** A batch as a receiver decodes it (members named by tag). */
+function decodeBatch (beacons: WireBeacon[]): WireBeacon[] {
+  const back = decodeMessage(encodeMessage({ type: MSG_RELAYED, beacons }))
+  if (back.type !== MSG_RELAYED) throw new Error('not a batch')
+  return back.beacons
+}
 
 /** A transport stand-in: the agent's publications and direct sends are recorded; A and B are connected. */
 class PeerStandIn implements Network {
@@ -188,16 +242,16 @@ describe('an agent receiving and passing on relayed beacons', () => {
     // B's two beacons within one batch window.
     direct(B, encodeMessage({ type: MSG_BEACON_RELAY, beacon: older }))
     direct(B, encodeMessage({ type: MSG_BEACON_RELAY, beacon: newer }))
-    await waitFor("a batch with B's beacon", () => batchesSince(at).some(beacons => beacons.some(b => tagNames(b.tag, B))), 5_000, 5)
+    await waitFor("a batch with B's beacon", () => batchesSince(at).some(beacons => beacons.some(b => names(b.tag, B))), 5_000, 5)
     // (The agent's own beacons may travel in batches of their own meanwhile.)
-    const withB = batchesSince(at).filter(beacons => beacons.some(b => tagNames(b.tag, B)))
+    const withB = batchesSince(at).filter(beacons => beacons.some(b => names(b.tag, B)))
     expect(withB).toHaveLength(1)
     const first = withB[0]
-    const ofB = first.filter(b => tagNames(b.tag, B))
+    const ofB = first.filter(b => names(b.tag, B))
     expect(ofB).toHaveLength(1)
     expect(ofB[0]).toMatchObject({ wallMs: newer.wallMs, seq: 7 })
     expect(ofB[0].seen?.slice(0, 22)).toBe(newer.seen!.slice(0, 22))
-    expect(first.some(b => tagNames(b.tag, A))).toBe(false)
+    expect(first.some(b => names(b.tag, A))).toBe(false)
     // Sent to both connected peers, B included (its echo).
     const targets = net.sent.slice(at).filter(s => s.bytes[0] === MSG_RELAYED).map(s => s.to)
     expect(new Set(targets)).toEqual(new Set([A, B]))
