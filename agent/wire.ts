@@ -278,7 +278,7 @@ function readTag (decoder: decoding.Decoder, length: number, bytes = 8): Uint8Ar
  * One beacon of a relay's batch: its member's short tag, its wall time as a
  * difference from the batch's first (beacons of one batch are stamped within
  * milliseconds of each other), its line's wall time as a distance back from
- * its own stamp (a line is never past its stamp) — about 13 bytes against a
+ * its own stamp (a line is never past its stamp) — about 10 bytes against a
  * 0x02 message's 25 and the ~30 bytes of framing each message costs on the
  * socket. The relay forwards only beacons it accepted, so a line past its
  * stamp cannot be written; one that would be is sent as no line (weaker: the
