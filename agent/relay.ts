@@ -71,8 +71,8 @@ export const RELAY_DEFAULTS: RelaySettings = {
   candidates: 4
 }
 
-/** Beacons in one batch message: 200 × at most ~20 bytes stays under the direct stream's 4 KiB frame. */
-const MAX_BATCH = 200
+/** Beacons in one batch message: 100 × at most 36 bytes (10 typical) stays under the direct stream's 4 KiB frame. */
+const MAX_BATCH = 100
 
 export type RelayCounters = Pick<BeaconCounters, 'beaconsRelayed' | 'relayBatches' | 'relayBatchBeacons' | 'relayTimeouts'>
 
