@@ -275,7 +275,8 @@ describe('real agents over libp2p TCP', () => {
   }
 
   it('beacons reach every member through a relay, merged into batches, and a reservation becomes final everywhere', async () => {
-    agents = await startCluster(5)
+    // No slow beacons (the default): only the two rounds of each change, which should meet at the relay.
+    agents = await startCluster(5, { heartbeatIntervalMs: 0 })
     await formed(5)
     const before = { batches: total('relayBatches'), carried: total('relayBatchBeacons'), relayed: total('beaconsRelayed'), direct: total('beaconsDirect') }
     const writtenAt = Date.now()
