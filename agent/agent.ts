@@ -28,13 +28,14 @@ import { PressureLadder, pressureWarnings, type PressureConfig, type PressureLev
 import { UsageTracker, UsageWatchError, type OomReport, type ReservationUsage, type UsageCounters } from './usage.ts'
 import { verdictSignature } from './signatures.ts'
 import { ClockChannel, DIRECT_MEMBERS_MAX, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
+import { BeaconRelays } from './relay.ts'
 import { MembershipDuties, positionsOf } from './membership.ts'
 import { timedOutQueued } from './queue.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import { MAX_DIRECT_BYTES, type Clock, type MemoryProbe, type MemorySample, type Network, type PeerIdStr, type TimerHandle } from './types.ts'
 import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type FailureDetectorSettings, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
-  decodeMessage, encodeMessage, MAX_PULL, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PULL, MSG_PUSH,
+  decodeMessage, encodeMessage, MAX_PULL, MSG_BEACON, MSG_BEACON_RELAY, MSG_BEACONS, MSG_RELAYED, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PULL, MSG_PUSH,
   MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REQUEST, type WireBeacon
 } from './wire.ts'
 import { DirectCalls } from './calls.ts'
@@ -247,6 +248,8 @@ export class Agent extends EventEmitter {
   private readonly peerOffsets = new Map<PeerIdStr, { sampleMs: number, atMs: number }>()
   private membership!: MembershipDuties
   private beaconChannel!: ClockChannel
+  /** Relays of the clock channel (agent/relay.ts). */
+  private relays!: BeaconRelays
   private readonly calls: DirectCalls
   private readonly probes: Probes
   private detector!: FailureDetector
@@ -422,6 +425,36 @@ export class Agent extends EventEmitter {
     // waits rather than jumping its clock ahead: a clock that jumped would
     // drag the cluster's stamps ahead of the wall clocks.
     this.restartLeaseMs = this.leaseMs
+    // --- clock channel relays (agent/relay.ts): the member side tries a relay
+    // first; the relay side passes beacons on in batches.
+    this.relays = new BeaconRelays({
+      self: this.self,
+      clock: this.clock,
+      view: () => this.lastResolution().view,
+      liveness: (node) => this.liveness(node),
+      peers: () => this.network.peers(),
+      send: this.network.send === undefined
+        ? undefined
+        : (peer, bytes) => {
+            const sent = this.network.send?.call(this.network, peer, bytes) === true
+            if (sent) this.metrics.bytesOut += bytes.length
+            return sent
+          },
+      publish: async (bytes) => { this.metrics.bytesOut += bytes.length; await this.network.publish(bytes) },
+      receive: (from, beacon, options) => this.onBeacon(from, beacon, options),
+      drop: (from, why, reason) => { this.beaconChannel.drop(from, why, reason) },
+      fallback: (bytes) => {
+        if (this.sendToMembers(bytes)) {
+          this.metrics.beaconsDirect++
+          return
+        }
+        this.metrics.bytesOut += bytes.length
+        this.network.publish(bytes).catch((error: Error) => { this.log.warn(`beacon not sent: ${error.message}`) })
+      },
+      log: lineSink(this.log),
+      counters: this.metrics
+    })
+    // --- end relays
     this.beaconChannel = new ClockChannel({
       self: this.self,
       clock: this.clock,
@@ -430,6 +463,7 @@ export class Agent extends EventEmitter {
       lease: async (wallMs) => await this.holdLease(wallMs),
       publish: async (bytes) => { this.metrics.bytesOut += bytes.length; await this.network.publish(bytes) },
       direct: (bytes) => this.sendToMembers(bytes),
+      relay: this.relays,
       resolution: () => this.resolution(),
       canBeacon: () => this.joined && this.writeRefusal() === undefined && this.network.peers().length > 0,
       changed: () => { this.finalityDirty = true; this.scheduleRefresh() },
@@ -540,6 +574,7 @@ export class Agent extends EventEmitter {
     if (this.gossipTimer !== undefined) this.clock.clearTimeout(this.gossipTimer)
     if (this.refreshTimer !== undefined) this.clock.clearTimeout(this.refreshTimer)
     this.beaconChannel?.stop()
+    this.relays?.stop()
     this.calls.stop()
     await this.durableTail.catch(() => {})
     await this.network.stop().catch(() => {})
@@ -1072,11 +1107,15 @@ export class Agent extends EventEmitter {
    */
   private onDirect (from: PeerIdStr, data: Uint8Array): void {
     this.metrics.bytesIn += data.length
-    const beacon = data[0] === MSG_BEACON
+    const beacon = data[0] === MSG_BEACON || data[0] === MSG_BEACON_RELAY
     const message = this.input.admit(from, data, beacon ? MAX_BEACON_BYTES : MAX_DIRECT_BYTES, beacon ? 'beacon' : 'direct message')
     if (message === undefined) return
     if (message.type === MSG_BEACON) {
       this.onBeacon(from, message.beacon)
+      return
+    }
+    if (message.type === MSG_BEACON_RELAY || message.type === MSG_RELAYED) {
+      this.relays.onMessage(from, message)
       return
     }
     if (message.type === MSG_GOSSIP) {
@@ -1139,9 +1178,9 @@ export class Agent extends EventEmitter {
     return all
   }
 
-  private onBeacon (from: PeerIdStr, beacon: WireBeacon): void {
+  private onBeacon (from: PeerIdStr, beacon: WireBeacon, options: { relayed?: boolean } = {}): boolean {
     const view = this.lastResolution().view
-    this.beaconChannel.receive(from, beacon, (node) => view.has(node))
+    return this.beaconChannel.receive(from, beacon, (node) => view.has(node), options)
   }
 
   private onGossip (from: PeerIdStr, data: Uint8Array): void {
@@ -1157,6 +1196,11 @@ export class Agent extends EventEmitter {
     if (message === undefined) return
     if (message.type === MSG_BEACON) {
       this.onBeacon(from, message.beacon)
+      return
+    }
+    if (message.type === MSG_RELAYED) {
+      // A relay not connected to every member publishes its batch (agent/relay.ts).
+      this.relays.onMessage(from, message)
       return
     }
     if (message.type === MSG_SUSPECT) {
