@@ -143,6 +143,29 @@ describe('compaction by epochs', () => {
     for (const a of agents) for (const id of ids) expect(agentOf(a).verdict(id)?.final, id).toBe(true)
   }, 120_000)
 
+  it('a member partitioned away across several moves is evicted, and when the partition heals it fetches the current epoch and is admitted again', async () => {
+    agents = await startCluster(3, { compactAfterEnded: 20, totalBytes: 64 * GiB, evictAfterMs: 3000 })
+    await waitFor('three members', () => agents.every(a => agentOf(a).resolution().members.length === 3), 30_000)
+    const [a, b, away] = agents
+    await a.daemon.network.block([away.daemon.agent.self])
+    await b.daemon.network.block([away.daemon.agent.self])
+    await away.daemon.network.block([a.daemon.agent.self, b.daemon.agent.self])
+    await waitFor('the partitioned member evicted', () => agentOf(a).resolution().members.length === 2 && agentOf(b).resolution().members.length === 2, 60_000)
+    for (let round = 0; round < 2; round++) {
+      const churn = await reserveMany(a, `churn${round}`, 25)
+      for (const id of churn) await agentOf(a).release(id)
+      await waitFor(`the majority in epoch ${round + 1}`, () => epochOf(a) >= round + 1 && epochOf(b) >= round + 1, 40_000)
+    }
+    const kept = await reserveMany(b, 'kept', 3)
+    expect(epochOf(away), 'the partitioned member cannot move on its own').toBe(0)
+    await away.daemon.network.unblock()
+    await a.daemon.network.unblock()
+    await b.daemon.network.unblock()
+    await waitFor('the member back in the current epoch and admitted again', () => epochOf(away) === epochOf(a) && agents.every(x => agentOf(x).resolution().members.length === 3), 60_000)
+    await settled(agents, 'after the heal')
+    for (const id of kept) expect(agentOf(away).verdict(id)?.final, id).toBe(true)
+  }, 150_000)
+
   it('a settled proposal whose checkpoint digest differs is alerted on every agent and removes nothing', async () => {
     agents = await startCluster(3, { compactAfterEnded: 1_000_000, totalBytes: 64 * GiB })
     await waitFor('three members', () => agents.every(a => agentOf(a).resolution().members.length === 3), 30_000)
