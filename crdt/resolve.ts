@@ -823,15 +823,21 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: 
   const invalid: Verdict[] = []
   const expiries: LogEvent[] = []
   const valid: Array<{ key: string, reservation: Reservation, code?: StandingCode }> = []
-  /** Keys of entries stamped at or before the cut: a release waiting for one of them can never meet it. */
+  /**
+   * Keys of counted entries stamped at or before the cut: a release waiting
+   * for one of them can never meet it. Only counted ones: a non-member's
+   * entry can arrive after any cut, whatever its stamp (it never reaches the
+   * replay, so a release waiting for it is inert either way), and the state
+   * at a cut must not depend on whether it has arrived yet.
+   */
   const stampedByCut = new Set<string>()
   for (const [key, raw] of Object.entries(snapshot.reservations)) {
     const v = validateReservation(key, raw)
     if (!v.ok) { invalid.push(invalidVerdict(key, raw, v.code, v.reason)); continue }
     const reservation = v.value
     advance(reservation.creator, reservation.hlc, reservation.seq)
-    if (byCut(reservation.hlc)) stampedByCut.add(key)
     const code = standing(reservation.creator, reservation.hlc, reservation.seq)
+    if (code === undefined && byCut(reservation.hlc)) stampedByCut.add(key)
     if (code === undefined && inBase(reservation.hlc)) continue
     valid.push({ key, reservation, code })
     if (code !== undefined) continue
