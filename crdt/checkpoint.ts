@@ -6,10 +6,13 @@
  * A checkpoint holds what later resolution reads of the log up to C: each
  * node's slot (state, allocatable, committed, what it is charged with, the
  * last few admissions that name a conflict's winner), the reservations
- * running or queued at C with their verdicts, releases still waiting for
- * their entry, the ids already owned (a later entry of one loses it,
- * `IdTaken`), how far each node's stream reached, and what the entries that
- * ended before C add to the counts and to rent. Membership records and
+ * running or queued at C with their verdicts (they hold their ids: a later
+ * entry of one loses it, `IdTaken`, while every other id is free after C),
+ * releases still waiting for their entry, how far each node's stream
+ * reached, and what the entries that ended before C add to the counts and to
+ * rent. Nothing in it grows with the reservations ever made, only with the
+ * live ones and the members (docs/decisions.md "Ids are free again once
+ * their entry has ended"). Membership records and
  * heartbeats are not folded in: resolution still reads them from the
  * document (they grow with members, not with reservations).
  *
@@ -28,7 +31,8 @@ import {
 } from './resolve.ts'
 import { readLedger, type LedgerSnapshot, type NodeId, type Reservation, type ReservationId } from './schema.ts'
 
-export const CHECKPOINT_VERSION = 1
+/** 2: ids owned by ended entries are no longer kept (an id is free again once its entry ended). */
+export const CHECKPOINT_VERSION = 2
 
 /** A node's slot at the cut. */
 export interface CheckpointSlot {
@@ -61,8 +65,6 @@ export interface Checkpoint {
   /** Releases stamped before the entry they end, whose entry is not stamped at or before the cut. */
   pendingReleases: Array<[string, HlcString]>
   allNeedBytes: number
-  /** Every id owned by a counted entry at or before the cut, sorted: the one part that grows with ids ever used. */
-  owners: Array<[ReservationId, { creator: NodeId, hlc: HlcString }]>
   /** How far counted entries at or before the cut reach in each node's stream, sorted by node. */
   streams: Array<[NodeId, { hlc?: HlcString, seq: number }]>
   /** Entries that ended at or before the cut: left out of later resolutions, kept as totals. */
@@ -172,8 +174,6 @@ function capture (state: CutState, from: Checkpoint | undefined): Checkpoint {
     // Ended at or before the cut: its rent is complete (runningOn is unused for an ended entry).
     byteSeconds += rentLine(verdict, 0, 0, 0)?.byteSeconds ?? 0
   }
-  const owners = new Map(from?.owners ?? [])
-  for (const [id, owner] of state.owners) owners.set(id, owner)
   const streams = new Map((from?.streams ?? []).map(([node, s]) => [node, { ...s }]))
   for (const [node, s] of state.streams) {
     const known = streams.get(node)
@@ -201,7 +201,6 @@ function capture (state: CutState, from: Checkpoint | undefined): Checkpoint {
     queue: [...replay.queue.values()].map(w => ({ key: w.key, reservation: w.reservation, verdict: keptVerdict(w.verdict) })),
     pendingReleases: state.pendingReleases,
     allNeedBytes: replay.allNeedBytes,
-    owners: [...owners].sort(byFirst),
     streams: [...streams].sort(byFirst),
     ended: { counts, byteSeconds }
   }))
@@ -211,7 +210,6 @@ function capture (state: CutState, from: Checkpoint | undefined): Checkpoint {
 function baseOf (checkpoint: Checkpoint): ReplayBase {
   return {
     cut: checkpoint.cut,
-    owners: new Map(checkpoint.owners),
     streams: new Map(checkpoint.streams),
     restore: replay => restore(checkpoint, replay)
   }

@@ -148,11 +148,14 @@ export class LedgerWriter {
 
   /**
    * Write a reservation once. Entries are write-once (a rewrite would move a
-   * decision another peer may already hold as final), so writing the same id
-   * twice from this node throws {@link DuplicateReservationError}.
+   * decision another peer may already hold as final, and the releases that
+   * name the old entry would end the new one), so writing the same id twice
+   * from this node throws {@link DuplicateReservationError}, even once the
+   * first has ended; another node may take the id then (docs/design.md
+   * "Resolution").
    */
   reserve (request: ReservationRequest, wallMs: number): Reservation {
-    if (ledgerMaps(this.doc).reservations.has(entryKey(request.id, this.node))) throw new DuplicateReservationError(request.id)
+    if (ledgerMaps(this.doc).reservations.has(entryKey(request.id, this.node))) throw new DuplicateReservationError(request.id, this.node)
     const reservation: Reservation = {
       id: request.id,
       bytes: request.bytes,
