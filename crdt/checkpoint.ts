@@ -12,9 +12,10 @@
  * reached, and what the entries that ended before C add to the counts and to
  * rent. Nothing in it grows with the reservations ever made, only with the
  * live ones and the members (docs/decisions.md "Ids are free again once
- * their entry has ended"). Membership records and
- * heartbeats are not folded in: resolution still reads them from the
- * document (they grow with members, not with reservations).
+ * their entry has ended"), but for a release stamped before an entry that
+ * never counts. Membership records and heartbeats are not folded in:
+ * resolution still reads them from the document (they grow with members,
+ * not with reservations).
  *
  * It is a function of the document's counted entries at or before C only, so
  * every peer that computes it at the same C gets the same {@link Checkpoint.digest};
@@ -62,7 +63,11 @@ export interface Checkpoint {
   running: Array<{ key: string, reservation: Reservation, verdict: CheckpointVerdict, nodes: NodeId[], effectiveBytes: number }>
   /** Entries waiting in the queue at the cut, in log order. */
   queue: Array<{ key: string, reservation: Reservation, verdict: CheckpointVerdict }>
-  /** Releases stamped before the entry they end, whose entry is not stamped at or before the cut. */
+  /**
+   * Releases stamped before the entry they end, while no counted entry of that
+   * key is stamped at or before the cut (whether a non-member's entry of it
+   * has arrived must not matter: it never counts, and it can arrive late).
+   */
   pendingReleases: Array<[string, HlcString]>
   allNeedBytes: number
   /** How far counted entries at or before the cut reach in each node's stream, sorted by node. */

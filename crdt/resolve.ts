@@ -151,9 +151,14 @@ export interface LedgerIssue {
 }
 
 export interface Resolution {
-  /** One verdict per deployment id: the entry that owns the id. */
+  /** One verdict per deployment id: the entry holding the id now (the latest counted entry that took it). */
   verdicts: Map<ReservationId, Verdict>
-  /** Entries that lost their id to an earlier one (`IdTaken`), or invalid duplicates. */
+  /**
+   * Every other entry: those that lost their id to the entry holding it
+   * (`IdTaken`), those that held it before and ended before a later entry
+   * took it, and entries that do not count or are invalid where a counted
+   * entry holds the id.
+   */
   conflicts: Verdict[]
   nodes: Map<NodeId, NodeView>
   /** Members of the current view, sorted. */
