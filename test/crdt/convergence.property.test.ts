@@ -386,14 +386,20 @@ describe('bounds and the queue under the same network: shrinks, queue admissions
 
   // The programs must reach what they are about, or the property above holds
   // vacuously. Checked over a fixed sample (seed 14), so it cannot flake.
-  it('the bounds programs reach shrinks, queue admissions, timeouts and entries left waiting (fixed seed 14, 100 programs)', () => {
-    const seen = { shrunk: 0, fromQueue: 0, timedOut: 0, waiting: 0 }
+  it('the bounds programs reach shrinks, queue admissions, timeouts, entries left waiting, ids lost and ids taken again after their entry ended (fixed seed 14, 100 programs)', () => {
+    const seen = { shrunk: 0, fromQueue: 0, timedOut: 0, waiting: 0, idTaken: 0, takenAgain: 0 }
     fc.assert(fc.property(boundsProgramArb, (program) => {
-      for (const v of run(program).net.resolveAll()[0].verdicts.values()) {
+      const res = run(program).net.resolveAll()[0]
+      for (const v of res.verdicts.values()) {
         if (v.shrunkHlc !== undefined) seen.shrunk++
         if (v.decision === 'admitted' && v.decidedHlc !== v.hlc) seen.fromQueue++
         if (v.decisionCode === 'QueueTimeout') seen.timedOut++
         if (v.status === 'queued') seen.waiting++
+      }
+      for (const c of res.conflicts) {
+        if (c.decisionCode === 'IdTaken') seen.idTaken++
+        // An entry that held its id and ended before a later entry took it.
+        else if (c.status !== 'invalid' && !['CreatorNotMember', 'CreatorLeft', 'CreatorEvicted'].includes(c.decisionCode)) seen.takenAgain++
       }
     }), { seed: 14, numRuns: 100 })
     for (const [what, count] of Object.entries(seen)) expect(count, `${what} in ${JSON.stringify(seen)}`).toBeGreaterThan(0)
@@ -534,8 +540,8 @@ describe('checkpoints at stable cuts, taken anywhere in the programs', () => {
 
   // Not vacuous: the programs take checkpoints that carry running and queued
   // entries and ended ones, chained ones, and membership changes after a cut.
-  it('the checkpoint programs reach cuts with running, queued and ended entries, chains, and view changes after the cut (fixed seed 16, 30 programs)', () => {
-    const seen = { checkpoints: 0, running: 0, queued: 0, ended: 0, chained: 0, viewChangeAfter: 0 }
+  it('the checkpoint programs reach cuts with running, queued and ended entries, chains, view changes and ids taken again after the cut (fixed seed 16, 30 programs)', () => {
+    const seen = { checkpoints: 0, running: 0, queued: 0, ended: 0, chained: 0, viewChangeAfter: 0, takenAgainAfter: 0 }
     fc.assert(fc.property(fc.oneof(programArb, boundsProgramArb), fc.integer(), (program, seed) => {
       const { net, taken } = runWithCheckpoints(program, seed)
       const res = net.resolveAt(0)
@@ -546,6 +552,8 @@ describe('checkpoints at stable cuts, taken anywhere in the programs', () => {
         if (Object.values(t.checkpoint.ended.counts).some(n => n > 0)) seen.ended++
         if (t.chained) seen.chained++
         if (res.views.some(v => v.hlc > t.checkpoint.cut)) seen.viewChangeAfter++
+        // An id whose entry ended at or before the cut, taken by an entry after it.
+        if (res.conflicts.some(c => (c.endedHlc ?? c.decidedHlc ?? '') <= t.checkpoint.cut && !['IdTaken', 'CreatorNotMember', 'CreatorLeft', 'CreatorEvicted'].includes(c.decisionCode) && c.status !== 'invalid' && (res.verdicts.get(c.id)?.hlc ?? '') > t.checkpoint.cut)) seen.takenAgainAfter++
       }
     }), { seed: 16, numRuns: 30 })
     for (const [what, count] of Object.entries(seen)) expect(count, `${what} in ${JSON.stringify(seen)}`).toBeGreaterThan(0)
