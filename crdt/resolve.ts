@@ -578,7 +578,8 @@ export class Replay {
       const room = slot.allocatableBytes - slot.committedBytes
       for (let i = slot.recent.length - 1; i >= 0; i--) {
         const other = slot.recent[i]
-        if (!slot.charges.has(other.id) || other.creator === reservation.creator || room + other.bytes < reservation.bytes) continue
+        // Charged here now, this very entry: an ended one of the same id (an id taken again) holds nothing.
+        if (slot.charges.get(other.id) !== other || other.creator === reservation.creator || room + other.bytes < reservation.bytes) continue
         if (found === undefined || compareHlc(other.hlc, found.reservation.hlc) > 0) found = { reservation: other, node: slot.id, room }
         break
       }

@@ -341,6 +341,18 @@ describe('ids (docs/design.md "Resolution": an id is free again once the entry h
     }
   })
 
+  it('a conflict names the entry that holds the memory, not an ended one of the same id', () => {
+    const l = new TestLedger({ [A]: 4 * GiB, [B]: 0, [C]: 0 })
+    l.reserve(B, 'x', 3 * GiB, { kind: 'node', node: A })
+    l.release(B, 'x', B)
+    l.reserve(C, 'x', 1 * GiB, { kind: 'node', node: A })
+    // Needs 5 GiB where 3 GiB are free: the old 'x' (3 GiB) would have made room, the one running (1 GiB) would not.
+    l.reserve(A, 'big', 5 * GiB, { kind: 'node', node: A })
+    const big = resolve(l.doc).verdicts.get('big')!
+    expect(big.decisionCode).not.toBe('LostConcurrentConflict')
+    expect(big.winner).toBeUndefined()
+  })
+
   it('an end at the very stamp of the new entry does not free the id (strictly before; only a malformed log can tie)', () => {
     const l = new TestLedger({ [A]: 4 * GiB, [B]: 4 * GiB })
     l.reserve(A, 'dup', 1 * GiB)
