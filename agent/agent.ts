@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
   computeRent, decodeHlc, encodeHlc, entryKey, isHlc, stampInRange, finishResolution, fit, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
-  MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, readLedger, readMapRecord, releaseKey, replayLedger, shortId,
+  MAP_EPOCHS, MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, readLedger, readMapRecord, releaseKey, replayFrom, replayLedger, shortId,
   MAX_QUEUE_TIMEOUT_MS, type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
 } from '../crdt/index.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
@@ -44,6 +44,7 @@ import { InputGuard } from './input.ts'
 import { ledgerReader, type LedgerReader } from './ledger-reader.ts'
 import { Mesh } from './mesh.ts'
 import { SyncExchange } from './sync.ts'
+import { Epochs, ORIGIN_CARRY, type EpochDecision } from './epochs.ts'
 
 export const VERSION = '0.1.0'
 
@@ -105,6 +106,8 @@ export interface AgentInit extends Partial<AgentTimingSettings> {
   cgroupRoot?: string
   /** Look for reservation cgroups nobody named, after a restart (agent/usage.ts); on only for the host's own memory. */
   findCgroups?: boolean
+  /** Propose a new epoch once this many entries ended since the current one began (docs/design.md "Compaction: epochs"); 0 turns compaction by epochs off. */
+  compactAfterEnded?: number
 }
 
 export interface ReserveRequest {
@@ -161,6 +164,12 @@ export interface AgentMetrics extends BeaconCounters, LivenessCounters, UsageCou
   gapPulls: number
   /** Local update batches sent straight to every member instead of published on the gossip topic. */
   updatesDirect: number
+  /** The epoch the ledger is in (docs/design.md "Compaction: epochs"), moves to a new one, and settled proposals refused for a different checkpoint. */
+  epoch: number
+  epochMoves: number
+  epochMismatches: number
+  /** Updates of another epoch's document dropped (a peer not yet moved, or ahead). */
+  epochForeign: number
   resolutions: number
   /** Admissions this node wrote as a sponsor. */
   admissions: number
@@ -182,14 +191,18 @@ export class Agent extends EventEmitter {
   readonly self: PeerIdStr
   /** Read-only copies of the replicated ledger (for tools and tests); the document itself stays private. */
   readonly ledger: LedgerReader
-  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, updatesDirect: 0, resolutions: 0, ...emptyBeaconCounters(), ...emptyLivenessCounters(), beaconPulls: 0, suspicionsDropped: 0, admissions: 0, evictionProposals: 0, evictionAcks: 0, oomKillsLimit: 0, oomKillsHost: 0 }
+  readonly metrics: AgentMetrics = { updatesIn: 0, updatesOut: 0, bytesIn: 0, bytesOut: 0, heartbeats: 0, syncRounds: 0, syncFailures: 0, droppedOversized: 0, droppedInvalid: 0, droppedThrottled: 0, redundantUpdates: 0, gapPulls: 0, updatesDirect: 0, epoch: 0, epochMoves: 0, epochMismatches: 0, epochForeign: 0, resolutions: 0, ...emptyBeaconCounters(), ...emptyLivenessCounters(), beaconPulls: 0, suspicionsDropped: 0, admissions: 0, evictionProposals: 0, evictionAcks: 0, oomKillsLimit: 0, oomKillsHost: 0 }
   readonly network: Network
   floorBytes = 0
   floorRule = ''
   lastSample?: MemorySample
   allocatableBytes = 0
 
-  private readonly doc: Y.Doc
+  /** The current epoch's document (replaced when the ledger moves to a new epoch: docs/design.md "Compaction: epochs"). */
+  private doc: Y.Doc
+  private readonly epochs: Epochs
+  /** A later epoch is being fetched from a peer. */
+  private fetchingEpoch = false
   private readonly init: AgentInit
   private readonly clock: Clock
   private readonly random: () => number
@@ -261,8 +274,14 @@ export class Agent extends EventEmitter {
     this.random = init.random ?? Math.random
     this.log = toLogger(init.log, () => lineLogger((line) => { process.stderr.write(`${line}\n`) }))
     this.doc = new Y.Doc({ gc: true })
-    this.ledger = ledgerReader(this.doc)
-    for (const name of [MAP_RESERVATIONS, MAP_RELEASES, MAP_CAPACITY, MAP_MEMBERSHIP]) this.doc.getMap(name).observe(() => { this.ledgerDirty = true; this.ledgerChanges++ })
+    this.ledger = ledgerReader(() => this.doc)
+    this.epochs = new Epochs({
+      self: this.self,
+      clock: this.clock,
+      clientId: () => this.randomClientId(),
+      log: (line) => { this.log.warn(line) },
+      mismatch: () => { this.metrics.epochMismatches++ }
+    }, { compactAfterEnded: init.compactAfterEnded ?? DEFAULTS.compactAfterEnded, checkEveryMs: 5000 })
     this.input = new InputGuard({
       clock: this.clock,
       // Its one line: a peer's input dropped (once per peer and kind).
@@ -276,7 +295,9 @@ export class Agent extends EventEmitter {
       }
     })
     this.sync = new SyncExchange({
-      doc: this.doc,
+      doc: () => this.doc,
+      epoch: () => this.epochs.epoch,
+      later: (peer, epoch) => { void this.fetchEpoch(peer, epoch) },
       network: this.network,
       clock: this.clock,
       random: this.random,
@@ -301,11 +322,7 @@ export class Agent extends EventEmitter {
       targetPeers: DEFAULTS.targetPeers,
       stopped: () => this.stopped
     })
-    const nodes = this.doc.getMap(MAP_NODES)
-    nodes.observe((event) => {
-      this.finalityDirty = true
-      for (const key of event.keysChanged) this.mesh.remember(key, nodes.get(key) as { addrs?: unknown } | undefined)
-    })
+    this.observe(this.doc)
     this.alertSink = new AlertSink({
       clock: this.clock,
       log: lineSink(this.log),
@@ -355,6 +372,13 @@ export class Agent extends EventEmitter {
           this.log.warn(`store: skipped an unreadable record (${(error as Error).message})`)
         }
       }
+      try {
+        this.epochs.restore(this.doc)
+        this.metrics.epoch = this.epochs.epoch
+      } catch (error) {
+        throw new UnavailableError(`data dir ${dataDir}: ${(error as Error).message}; move the data dir aside to rejoin from peers`)
+      }
+      if (this.epochs.epoch !== opened.epoch) this.log.warn(`store: the ledger files are of epoch ${opened.epoch}, the document they hold of epoch ${this.epochs.epoch}`)
       if (opened.recovered.droppedTailBytes > 0) this.log.warn(`store: dropped a torn tail of ${opened.recovered.droppedTailBytes} bytes (${opened.recovered.reason ?? 'crash during a write'})`)
       if (clientId === undefined) {
         clientId = this.randomClientId()
@@ -364,6 +388,10 @@ export class Agent extends EventEmitter {
     this.doc.clientID = clientId ?? this.randomClientId()
     this.clientId = this.doc.clientID
     this.writer = new LedgerWriter(this.doc, this.self, ORIGIN_LOCAL)
+    // In a later epoch the document holds only what the checkpoint did not
+    // summarise: how far this node's stream reached is in the checkpoint.
+    const own = this.epochs.checkpoint?.streams.find(([node]) => node === this.self)?.[1]
+    if (own !== undefined) this.writer.resume(own, this.clock.now())
     // Beacons are not in the ledger: a restarted agent writes nothing (and
     // sends no beacon) until its wall clock passes the lease its last run
     // held, so no stamp lands at or below one a peer holds in a beacon. It
@@ -433,7 +461,6 @@ export class Agent extends EventEmitter {
       counters: this.metrics
     }, { ...FAILURE_DETECTOR_DEFAULTS, ...this.init.failureDetector, probeIntervalMs, probeTimeoutMs: Math.min(this.probeTimeoutMs, probeIntervalMs) })
     this.wasMember = this.joined
-    this.doc.on('update', (update: Uint8Array, origin: unknown) => this.onDocUpdate(update, origin))
 
     const sample = await this.init.probe.sample()
     this.lastSample = sample
@@ -522,7 +549,8 @@ export class Agent extends EventEmitter {
     if (this.cached !== undefined && !this.ledgerDirty && !this.finalityDirty && clockNow === this.cachedClock) return this.cached
     if (this.replayed === undefined || this.ledgerDirty) {
       this.ledgerDirty = false
-      this.replayed = replayLedger(readLedger(this.doc))
+      const checkpoint = this.epochs.checkpoint
+      this.replayed = checkpoint !== undefined ? replayFrom(checkpoint, readLedger(this.doc)) : replayLedger(readLedger(this.doc))
       this.metrics.resolutions++
     }
     this.finalityDirty = false
@@ -617,7 +645,8 @@ export class Agent extends EventEmitter {
   }
 
   rent (options: { sinceMs?: number, pricePerGiBHour?: number } = {}): RentBill {
-    return computeRent(this.resolution(), { nowMs: this.clock.now(), sinceMs: options.sinceMs, pricePerGiBHour: options.pricePerGiBHour ?? this.init.pricePerGiBHour })
+    const bill = computeRent(this.resolution(), { nowMs: this.clock.now(), sinceMs: options.sinceMs, pricePerGiBHour: options.pricePerGiBHour ?? this.init.pricePerGiBHour })
+    return withEndedRent(bill, this.epochs.checkpoint, options.sinceMs, options.pricePerGiBHour ?? this.init.pricePerGiBHour)
   }
 
   state (): AgentState {
@@ -890,7 +919,7 @@ export class Agent extends EventEmitter {
       this.gossipTimer = undefined
       const batch = this.pendingGossip.length === 1 ? this.pendingGossip[0] : Y.mergeUpdates(this.pendingGossip)
       this.pendingGossip = []
-      const message = encodeMessage({ type: MSG_GOSSIP, update: batch })
+      const message = encodeMessage({ type: MSG_GOSSIP, update: batch, epoch: this.epochs.epoch })
       // Straight to every member when connected to each (a view of up to 64):
       // one copy per member instead of a signed flood and its relays' copies.
       if (message.length <= MAX_DIRECT_BYTES && this.sendToMembers(message)) {
@@ -1028,7 +1057,7 @@ export class Agent extends EventEmitter {
     }
     if (message.type === MSG_GOSSIP) {
       // A member's ledger update sent straight to this peer (queueGossip).
-      this.applyRemote(from, message.update)
+      if (this.sameEpoch(from, message.epoch)) this.applyRemote(from, message.update)
       return
     }
     if (message.type === MSG_REPLY) {
@@ -1114,7 +1143,19 @@ export class Agent extends EventEmitter {
       this.input.drop(from, 'invalid', `unexpected message type 0x${message.type.toString(16)} on the gossip topic`)
       return
     }
-    this.applyRemote(from, message.update)
+    if (this.sameEpoch(from, message.epoch)) this.applyRemote(from, message.update)
+  }
+
+  /**
+   * An update of another epoch's document means nothing in this one
+   * (docs/design.md "Compaction: epochs"): dropped and counted; a later
+   * epoch is fetched from its sender.
+   */
+  private sameEpoch (from: PeerIdStr, epoch: number | undefined): boolean {
+    if ((epoch ?? 0) === this.epochs.epoch) return true
+    this.metrics.epochForeign++
+    if ((epoch ?? 0) > this.epochs.epoch) void this.fetchEpoch(from, epoch!)
+    return false
   }
 
   /**
@@ -1393,6 +1434,7 @@ export class Agent extends EventEmitter {
       }
     }
     this.previousVerdicts = next
+    this.stepEpochs(res)
     this.updateAlerts(res)
     this.membership.requestAdmission(res)
   }
@@ -1484,6 +1526,7 @@ export class Agent extends EventEmitter {
       committedRatio: DEFAULTS.alertCommittedRatio,
       failed: this.failed,
       identityLost: this.identityLost,
+      checkpointMismatch: this.epochs.mismatch,
       clockBehindMs: this.clockBehindMs,
       maxOffsetMs: this.maxOffsetMs(),
       peersAhead: this.peersAhead(),
@@ -1495,6 +1538,107 @@ export class Agent extends EventEmitter {
     }))
   }
 
+  /** Follow a document: its decision maps mark the replay stale, its node records feed the mesh, its updates are persisted and sent. */
+  private observe (doc: Y.Doc): void {
+    for (const name of [MAP_RESERVATIONS, MAP_RELEASES, MAP_CAPACITY, MAP_MEMBERSHIP, MAP_EPOCHS]) doc.getMap(name).observe(() => { this.ledgerDirty = true; this.ledgerChanges++ })
+    const nodes = doc.getMap(MAP_NODES)
+    nodes.observe((event) => {
+      this.finalityDirty = true
+      for (const key of event.keysChanged) this.mesh.remember(key, nodes.get(key) as { addrs?: unknown } | undefined)
+    })
+    doc.on('update', (update: Uint8Array, origin: unknown) => { if (doc === this.doc) this.onDocUpdate(update, origin) })
+  }
+
+  /**
+   * Epochs (agent/epochs.ts): propose the next one when this node is the
+   * view's proposer and enough has ended; move to it once its proposal has
+   * settled and this peer's checkpoint at its cut agrees.
+   */
+  private stepEpochs (res: Resolution): void {
+    if (this.init.compactAfterEnded === 0 || this.replayed === undefined || this.stopped || this.failed !== undefined) return
+    const decision = this.epochs.next(this.doc, res, this.replayed)
+    if (decision !== undefined) {
+      void this.enterEpoch(decision)
+      return
+    }
+    if (!this.joined || this.writeRefusal() !== undefined) return
+    const proposal = this.epochs.toPropose(this.doc, res, this.replayed)
+    if (proposal === undefined) return
+    this.writer.proposeEpoch(proposal.epoch, proposal.cut, proposal.digest, this.clock.now())
+    this.log.info(`epoch: proposed epoch ${proposal.epoch} at cut ${proposal.cut} (checkpoint ${proposal.digest.slice(0, 12)})`)
+  }
+
+  /** A peer is in a later epoch: fetch its document and move to it (this peer missed the move). */
+  private async fetchEpoch (peer: PeerIdStr, epoch: number): Promise<void> {
+    if (this.fetchingEpoch || epoch <= this.epochs.epoch || this.stopped || this.init.compactAfterEnded === 0) return
+    this.fetchingEpoch = true
+    try {
+      // A peer that can still move by itself does (its own checkpoint is checked against the proposal).
+      this.stepEpochs(this.resolution())
+      if (epoch <= this.epochs.epoch) return
+      const update = await this.sync.fetchEpoch(peer, epoch)
+      if (update === undefined || this.stopped || epoch <= this.epochs.epoch) return
+      if (!this.input.acceptsUpdate(peer, update, { whole: true })) return
+      const decision = this.epochs.adopt(this.doc, epoch, update, peer)
+      if (decision !== undefined) await this.enterEpoch(decision)
+    } catch (error) {
+      this.log.warn(`epoch: could not fetch epoch ${epoch} from ${shortId(peer)} (${(error as Error).message}); the next sync tries again`)
+    } finally {
+      this.fetchingEpoch = false
+    }
+  }
+
+  /**
+   * Replace the document with the next epoch's, at once (no await before the
+   * swap: a write after it goes to the new document), then persist it as the
+   * new snapshot. The old log's appends are queued before the snapshot, the
+   * new document's after it; a crash in between restarts in either epoch
+   * whole (agent/store.ts).
+   */
+  private async enterEpoch (decision: EpochDecision): Promise<void> {
+    if (decision.epoch <= this.epochs.epoch || this.stopped) {
+      decision.doc.destroy()
+      return
+    }
+    const old = this.doc
+    // What waits to go out is of the old document: what it holds is carried
+    // over, and peers carry over what they hold or get it by sync.
+    if (this.gossipTimer !== undefined) this.clock.clearTimeout(this.gossipTimer)
+    this.gossipTimer = undefined
+    this.pendingGossip = []
+    this.doc = decision.doc
+    this.clientId = decision.doc.clientID
+    this.writer.moveTo(decision.doc)
+    this.observe(decision.doc)
+    this.epochs.moved(decision)
+    this.metrics.epoch = decision.epoch
+    this.metrics.epochMoves++
+    this.ledgerDirty = true
+    this.finalityDirty = true
+    this.cached = undefined
+    this.replayed = undefined
+    this.sync.movedEpoch()
+    const state = Y.encodeStateAsUpdate(decision.doc)
+    old.destroy()
+    this.log.info(`epoch: moved to epoch ${decision.epoch} (${decision.how}; checkpoint at ${decision.checkpoint.cut}, ${decision.checkpoint.running.length} running and ${decision.checkpoint.queue.length} queued there; ${decision.carried} entries carried over; document ${state.length} bytes)`)
+    this.scheduleRefresh()
+    // This node's own record, written in the new document after the copies peers carried of it.
+    this.schedule(() => { void this.sampleAndPublish(true) }, 1000 + Math.floor(this.random() * 1000))
+    for (const peer of this.network.peers().slice(0, 3)) this.schedule(() => { void this.syncWith(peer) }, Math.floor(this.random() * 50))
+    const store = this.store
+    const dataDir = this.init.dataDir
+    if (store === undefined || dataDir === undefined) return
+    try {
+      await store.compact(state, { epoch: decision.epoch })
+      this.leaseTail = this.leaseTail.catch(() => {}).then(async () => {
+        await writeMeta(dataDir, { clientId: this.clientId, peerId: this.self, clockLeaseMs: this.leaseMs })
+      })
+      await this.leaseTail
+    } catch (error) {
+      this.fail(`could not write epoch ${decision.epoch}'s snapshot: ${(error as Error).message}`)
+    }
+  }
+
   private async maybeCompact (): Promise<void> {
     const store = this.store
     if (store === undefined || this.failed !== undefined || this.stopped) return
@@ -1503,7 +1647,7 @@ export class Agent extends EventEmitter {
     if (store.sizeBytes() < 2 * state.length) return
     try {
       await this.durableTail
-      await store.compact(Y.encodeStateAsUpdate(this.doc))
+      await store.compact(Y.encodeStateAsUpdate(this.doc), { epoch: this.epochs.epoch })
     } catch (error) {
       this.log.warn(`store: compaction failed (${(error as Error).message}); will retry`)
     }
@@ -1564,4 +1708,17 @@ export interface AgentState {
   floorBytes: number
   floorRule: string
   allocatableBytes: number
+}
+
+/**
+ * Rent of the entries that ended before the epoch's checkpoint: their lines
+ * are gone with them (docs/design.md "Compaction: epochs"), their byte-seconds
+ * are in the checkpoint's totals. Added to a bill from the beginning; a bill
+ * since a later time cannot tell how much of it fell after that time, so it
+ * is left out there, and the bill says so.
+ */
+function withEndedRent (bill: RentBill, checkpoint: { ended: { byteSeconds: number } } | undefined, sinceMs: number | undefined, pricePerGiBHour: number | undefined): RentBill {
+  if (checkpoint === undefined || (sinceMs ?? 0) > 0) return bill
+  const byteSeconds = checkpoint.ended.byteSeconds
+  return { ...bill, totalByteSeconds: bill.totalByteSeconds + byteSeconds, totalCost: bill.totalCost + byteSeconds / (1024 ** 3 * 3600) * (pricePerGiBHour ?? 0) }
 }

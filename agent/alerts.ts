@@ -11,7 +11,7 @@ import type { Clock, MemorySample, PeerIdStr } from './types.ts'
 export interface Alert {
   /** Stable identity, e.g. `pressure/<node>`. */
   key: string
-  kind: 'MemoryPressure' | 'PressureLevel' | 'ReservationNearLimit' | 'NodeCommittedHigh' | 'UnaccountedUsage' | 'NodeUndersized' | 'StorageFailed' | 'ClockSkew' | 'IdentityConflict' | 'NotAMember' | 'EvictionBlocked'
+  kind: 'MemoryPressure' | 'PressureLevel' | 'ReservationNearLimit' | 'NodeCommittedHigh' | 'UnaccountedUsage' | 'NodeUndersized' | 'StorageFailed' | 'ClockSkew' | 'IdentityConflict' | 'NotAMember' | 'EvictionBlocked' | 'CheckpointMismatch'
   node: PeerIdStr
   message: string
   /** The setting an operator would change. */
@@ -31,6 +31,8 @@ export interface AlertInputs {
   /** Why the data dir cannot be written, if it cannot. */
   failed?: string
   identityLost?: string
+  /** A settled epoch proposal this peer refused: its checkpoint differs here (agent/epochs.ts). */
+  checkpointMismatch?: string
   clockBehindMs: number
   maxOffsetMs: number
   /** Members whose clocks run ahead of the cluster's by more than the maximum offset, and by how much. */
@@ -70,6 +72,7 @@ export function computeAlerts (i: AlertInputs): Map<string, Alert> {
     }
   }
   if (i.failed !== undefined) add({ key: `storage/${self}`, kind: 'StorageFailed', node: self, message: `data dir cannot be written: ${i.failed}`, setting: '--data-dir' })
+  if (i.checkpointMismatch !== undefined) add({ key: `checkpoint/${self}`, kind: 'CheckpointMismatch', node: self, message: i.checkpointMismatch, setting: 'none: report it (a bug or a damaged replica); the ledger is not compacted meanwhile, nothing is removed' })
   if (i.identityLost !== undefined) add({ key: `identity/${self}`, kind: 'IdentityConflict', node: self, message: i.identityLost, setting: '--data-dir (give each host its own; a restored copy needs a new identity)' })
   if (i.clockBehindMs > i.maxOffsetMs) {
     add({ key: `clock/${self}`, kind: 'ClockSkew', node: self, message: `this host's clock is ${formatMs(i.clockBehindMs)} behind the cluster's (median of the members' stamps; maximum offset ${formatMs(i.maxOffsetMs)}): writes refused${i.joined ? '' : ', admission not requested'}`, setting: 'NTP / chrony on this host, or --max-clock-offset' })

@@ -179,6 +179,9 @@ export function resolveSettings (name: PresetName, overrides: Partial<AgentSetti
  * agent reads them as `DEFAULTS` (agent/agent.ts), with the LAN preset's
  * values for what an `AgentInit` leaves unset.
  */
+/** Reservations ended between epochs (docs/design.md "Compaction: epochs"): a checkpoint is a replay of the epoch's document, so not every few. */
+const AGENT_DEFAULTS_COMPACT_AFTER_ENDED = 2000
+
 export const AGENT_DEFAULTS = Object.freeze({
   sampleIntervalMs: LAN.sampleIntervalMs,
   heartbeatIntervalMs: LAN.heartbeatIntervalMs,
@@ -205,6 +208,13 @@ export const AGENT_DEFAULTS = Object.freeze({
   beaconDelayMs: LAN.beaconDelayMs,
   /** Compact the data file once the log holds this many bytes. */
   compactAfterBytes: 8 * 1024 * 1024,
+  /**
+   * Propose a new epoch once this many entries ended (released, rejected,
+   * evicted) since the current one began (docs/design.md "Compaction:
+   * epochs"): what ended before the checkpoint's cut leaves memory and disk.
+   * A checkpoint is a replay of the epoch's document, so not every few entries.
+   */
+  compactAfterEnded: AGENT_DEFAULTS_COMPACT_AFTER_ENDED,
   /** Warn clients when a placement leaves a node above this share committed. */
   warnCommittedRatio: 0.85,
   /** Alert operators when a node is committed above this share. */
@@ -274,6 +284,7 @@ export const AGENT_FLAGS: Readonly<Record<string, AgentFlag>> = Object.freeze({
   'max-message': { kind: 'size', setting: 'maxMessageBytes', help: 'largest gossip message, request or response sent or accepted' },
   ack: { kind: 'string', help: "'local' or 'peers:K': acknowledge once K peers hold a reservation", default: 'local' },
   label: { kind: 'list', help: 'node label k=v, repeatable' },
+  'compact-after': { kind: 'count', help: 'move the ledger to a new epoch once this many reservations ended since the last (0: never)', default: String(AGENT_DEFAULTS_COMPACT_AFTER_ENDED) },
   'price-per-gib-hour': { kind: 'number', help: 'rent price of one GiB held for one hour', default: '0' },
   transport: { kind: 'string', help: "'tcp' or 'memory'", default: 'tcp' },
   'local-cluster': { kind: 'boolean', help: 'many agents on one host: the same as --preset local' },

@@ -59,6 +59,8 @@ export interface DaemonOptions extends Partial<AgentSettings> {
   /** The pressure ladder's thresholds (`--pressure-*`, agent/pressure.ts). */
   pressure?: PressureConfig
   fsync?: boolean
+  /** Propose a new epoch once this many entries ended (docs/design.md "Compaction: epochs"; 0: never). */
+  compactAfterEnded?: number
   /** Where the daemon and its agent log (default: pino, text lines on stderr at info). */
   log?: Logger | LogLine
 }
@@ -196,6 +198,7 @@ export async function startDaemon (options: DaemonOptions = {}): Promise<Daemon>
     maxUpdateBytes: settings.maxMessageBytes,
     nearLimitRatio: settings.nearLimitRatio,
     pressure: options.pressure,
+    compactAfterEnded: options.compactAfterEnded,
     // A restarted agent finds the cgroups of what `memgossip run` still runs here; not with a fake probe.
     findCgroups: options.probe === undefined,
     log: logger

@@ -7,12 +7,17 @@
  * (a flooding peer must not flood the log).
  */
 import * as Y from 'yjs'
-import { formatSize, shortId } from '../crdt/index.ts'
+import { formatSize, MAP_EPOCH, SEED_CLIENT_ID, shortId } from '../crdt/index.ts'
 import type { Clock, PeerIdStr } from './types.ts'
 import { decodeMessage, type WireMessage } from './wire.ts'
 
-/** The ledger's own root types; an update that creates any other root is refused. */
-export const LEDGER_ROOTS = new Set(['nodes', 'reservations', 'releases', 'capacity', 'membership'])
+/**
+ * The ledger's own root types; an update that creates any other root is
+ * refused. Not the epoch's seed (`epoch`): a peer builds it or fetches it
+ * whole with the epoch's document, and a peer's update never writes it
+ * (docs/design.md "Compaction: epochs").
+ */
+export const LEDGER_ROOTS = new Set(['nodes', 'reservations', 'releases', 'capacity', 'membership', 'epochs'])
 
 export type DropKind = 'invalid' | 'oversized' | 'throttled'
 
@@ -81,9 +86,11 @@ export class InputGuard {
 
   /**
    * Whether a peer's ledger update may be applied: within the size and entry
-   * limits, decodable in full, and writing only to ledger root types.
+   * limits, decodable in full, and writing only to ledger root types — with
+   * `whole` (an epoch's document fetched whole) also its seed, under the
+   * seed's own client id only.
    */
-  acceptsUpdate (from: PeerIdStr, update: Uint8Array): boolean {
+  acceptsUpdate (from: PeerIdStr, update: Uint8Array, options: { whole?: boolean } = {}): boolean {
     const { maxUpdateBytes, maxUpdateEntries } = this.deps.limits
     if (update.length > maxUpdateBytes) {
       this.drop(from, 'oversized', `update of ${update.length} bytes exceeds ${maxUpdateBytes}`)
@@ -102,6 +109,7 @@ export class InputGuard {
     }
     for (const struct of decoded.structs) {
       const parent = (struct as { parent?: unknown }).parent
+      if (options.whole === true && parent === MAP_EPOCH && struct.id.client === SEED_CLIENT_ID) continue
       if (typeof parent === 'string' && !LEDGER_ROOTS.has(parent)) {
         this.drop(from, 'invalid', `update writes to unknown root '${parent.slice(0, 40)}'`)
         return false

@@ -27,15 +27,16 @@ export interface LedgerReader {
   hasPending: () => boolean
 }
 
-export function ledgerReader (doc: Y.Doc): LedgerReader {
+/** `current` gives the current epoch's document (the ledger moves to a new one at each epoch). */
+export function ledgerReader (current: () => Y.Doc): LedgerReader {
   const copy = (value: unknown): unknown => value instanceof Y.AbstractType ? value.toJSON() : value === undefined ? undefined : structuredClone(value)
   return {
-    size: (map) => doc.getMap(map).size,
-    get: (map, key) => copy(doc.getMap(map).get(key)),
-    entries: (map) => [...doc.getMap(map).entries()].map(([key, value]) => [key, copy(value)]),
-    stateVector: () => Y.encodeStateVector(doc),
-    encode: () => Y.encodeStateAsUpdate(doc),
-    clientId: () => doc.clientID,
-    hasPending: () => doc.store.pendingStructs !== null || doc.store.pendingDs !== null
+    size: (map) => current().getMap(map).size,
+    get: (map, key) => copy(current().getMap(map).get(key)),
+    entries: (map) => [...current().getMap(map).entries()].map(([key, value]) => [key, copy(value)]),
+    stateVector: () => Y.encodeStateVector(current()),
+    encode: () => Y.encodeStateAsUpdate(current()),
+    clientId: () => current().clientID,
+    hasPending: () => current().store.pendingStructs !== null || current().store.pendingDs !== null
   }
 }

@@ -20,6 +20,14 @@
  *
  *   meta.json        small agent metadata (e.g. the Yjs client id), JSON, 0600
  *
+ * Epochs (docs/design.md "Compaction: epochs"): once the ledger has moved to
+ * a new document, the snapshot and the log name its epoch, as magic 'MGS2'
+ * or 'MGL2' followed by the epoch as a u32 LE (the 'MGS1'/'MGL1' files are
+ * epoch 0). A log of an older epoch than its snapshot is what a crash
+ * between writing the new epoch's snapshot and starting its log leaves: its
+ * records belong to the old document, which the snapshot has replaced (it
+ * holds everything of it that is still needed), so they are not loaded.
+ *
  * Loading is snapshot payload first, then every log record in order. Replaying
  * an update twice is harmless for Yjs (integration is idempotent), which is what
  * makes compaction crash-safe without a two-file transaction: see
@@ -41,6 +49,9 @@ import { crc32 } from 'node:zlib'
 export const LOG_MAGIC = 'MGL1'
 /** Magic of the snapshot file. */
 export const SNAPSHOT_MAGIC = 'MGS1'
+/** Magics of the files of an epoch after the first: followed by the epoch, u32 LE. */
+export const LOG_MAGIC_EPOCH = 'MGL2'
+export const SNAPSHOT_MAGIC_EPOCH = 'MGS2'
 /** The append-only log, inside the data directory. */
 export const LOG_FILE = 'ledger.log'
 /** The compacted state, inside the data directory. */
@@ -50,6 +61,8 @@ export const META_FILE = 'meta.json'
 const TMP_SUFFIX = '.tmp'
 
 const MAGIC_BYTES = 4
+/** Magic and u32 epoch. */
+const EPOCH_HEADER_BYTES = 8
 /** u32 length + u32 crc. */
 const RECORD_HEADER_BYTES = 8
 /**
@@ -125,6 +138,8 @@ export interface OpenedLedger {
    */
   updates: Uint8Array[]
   recovered: RecoveryReport
+  /** The epoch of the snapshot (0 when there is none, or it is of the first epoch). */
+  epoch: number
 }
 
 /** Counters of a store's activity since it was opened. */
@@ -183,6 +198,7 @@ export class LedgerStore {
   /** The log is known durable up to here. */
   private syncedOffset: number
   private snapshotBytes: number
+  private filesEpoch = 0
 
   private readonly queue: QueueItem[] = []
   private pumping = false
@@ -230,25 +246,38 @@ export class LedgerStore {
 
     const updates: Uint8Array[] = []
     let snapshotBytes = 0
+    let epoch = 0
     const snapshot = await readIfExists(snapshotPath)
     if (snapshot !== undefined) {
-      updates.push(decodeSnapshot(snapshot, snapshotPath))
+      const decoded = decodeSnapshot(snapshot, snapshotPath)
+      updates.push(decoded.payload)
+      epoch = decoded.epoch
       snapshotBytes = snapshot.byteLength
     }
 
     const recovered: RecoveryReport = { records: updates.length, droppedTailBytes: 0 }
     let log = await readIfExists(logPath)
-    if (log === undefined || (log.byteLength < MAGIC_BYTES && isPrefixOfMagic(log))) {
+    if (log === undefined || isTornHeader(log)) {
       // No log yet, or a crash tore its creation: start a clean one. A log is
       // only ever created empty, so a torn header held no records.
       if (log !== undefined && log.byteLength > 0) {
         recovered.droppedTailBytes = log.byteLength
-        recovered.reason = `torn header (${log.byteLength} of ${MAGIC_BYTES} magic bytes)`
+        recovered.reason = `torn header (${log.byteLength} bytes, shorter than the header)`
       }
-      await writeFileAtomic(logPath, Buffer.from(LOG_MAGIC, 'latin1'), { fsync: fsyncEnabled, openFile })
-      log = Buffer.from(LOG_MAGIC, 'latin1')
+      log = logHeader(epoch)
+      await writeFileAtomic(logPath, log, { fsync: fsyncEnabled, openFile })
     }
     const scan = scanLog(log, logPath)
+    if (scan.epoch > epoch) throw new StoreError('ECORRUPT', `${logPath} is of epoch ${scan.epoch}, after its snapshot's epoch ${epoch}: a log is only started after its snapshot is written`, { file: logPath })
+    if (scan.epoch < epoch) {
+      // A crash between the new epoch's snapshot and its log: the old log's
+      // records are of the replaced document. Start the new epoch's log.
+      init.logger?.(`${logPath}: ${scan.records.length} records of epoch ${scan.epoch} not loaded: the snapshot moved to epoch ${epoch} and holds what of them is still needed`)
+      log = logHeader(epoch)
+      await writeFileAtomic(logPath, log, { fsync: fsyncEnabled, openFile })
+      scan.records.length = 0
+      scan.validEnd = log.byteLength
+    }
     for (const payload of scan.records) updates.push(payload)
     recovered.records = updates.length
 
@@ -276,7 +305,8 @@ export class LedgerStore {
     }
 
     const store = new LedgerStore(dir, fh, scan.validEnd, snapshotBytes, init)
-    return { store, updates, recovered }
+    store.filesEpoch = epoch
+    return { store, updates, recovered, epoch }
   }
 
   /**
@@ -327,16 +357,21 @@ export class LedgerStore {
    * the snapshot and replay as no-ops (applying a Yjs update twice changes
    * nothing); after 2, the new snapshot and an empty log. Every point loads.
    */
-  async compact (fullState: Uint8Array): Promise<void> {
+  async compact (fullState: Uint8Array, options: { epoch?: number } = {}): Promise<void> {
     if (fullState.byteLength === 0 || fullState.byteLength > MAX_SNAPSHOT_BYTES) {
       throw new StoreError(fullState.byteLength === 0 ? 'EEMPTY' : 'ETOOBIG',
         `snapshot of ${fullState.byteLength} bytes is outside 1..${MAX_SNAPSHOT_BYTES} for ${this.snapshotPath}`,
         { file: this.snapshotPath })
     }
     await new Promise<void>((resolve, reject) => {
-      this.enqueue({ barrier: async () => { await this.compactNow(fullState) }, resolve, reject })
+      this.enqueue({ barrier: async () => { await this.compactNow(fullState, options.epoch ?? this.filesEpoch) }, resolve, reject })
     })
     this.counters.compactions++
+  }
+
+  /** The epoch of the files (docs/design.md "Compaction: epochs"). */
+  get epoch (): number {
+    return this.filesEpoch
   }
 
   /** Bytes on disk: snapshot plus log. */
@@ -512,18 +547,22 @@ export class LedgerStore {
     for (const w of waiting) w.reject(error)
   }
 
-  private async compactNow (fullState: Uint8Array): Promise<void> {
+  private async compactNow (fullState: Uint8Array, epoch: number): Promise<void> {
+    if (!Number.isSafeInteger(epoch) || epoch < this.filesEpoch || epoch > 0xffffffff) throw new StoreError('EINVAL', `cannot compact into epoch ${epoch}: the store is at epoch ${this.filesEpoch}`, { file: this.snapshotPath })
     const fsyncOpts = { fsync: this.fsyncEnabled, openFile: this.openFile }
-    const snapshot = concat([Buffer.from(SNAPSHOT_MAGIC, 'latin1'), encodeRecord(fullState)])
+    const snapshot = concat([snapshotHeader(epoch), encodeRecord(fullState)])
     await writeFileAtomic(this.snapshotPath, snapshot, fsyncOpts)
     this.snapshotBytes = snapshot.byteLength
+    // From here a restart loads the new epoch's snapshot and skips the old
+    // log (its epoch is older), whether or not the rename below happens.
+    this.filesEpoch = epoch
 
     // The new log is opened before its rename and kept open, so the handle
     // always points at the file that is named ledger.log after the rename.
     const tmp = this.logPath + TMP_SUFFIX
     const fresh = await guard(async () => await this.openFile(tmp, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_TRUNC, FILE_MODE), 'creating', tmp)
     try {
-      await guard(async () => { await writeAll(fresh, Buffer.from(LOG_MAGIC, 'latin1'), 0) }, 'writing', tmp)
+      await guard(async () => { await writeAll(fresh, logHeader(epoch), 0) }, 'writing', tmp)
       if (this.fsyncEnabled) await guard(async () => { await fresh.sync() }, 'syncing', tmp)
       await guard(async () => { await rename(tmp, this.logPath) }, 'renaming into place', this.logPath)
     } catch (err) {
@@ -535,8 +574,8 @@ export class LedgerStore {
     }
     const old = this.fh
     this.fh = fresh
-    this.endOffset = MAGIC_BYTES
-    this.syncedOffset = MAGIC_BYTES
+    this.endOffset = logHeader(epoch).byteLength
+    this.syncedOffset = this.endOffset
     await old.close().catch(() => {})
     if (this.fsyncEnabled) await syncDir(this.dir)
   }
@@ -557,6 +596,8 @@ interface LogScan {
   records: Uint8Array[]
   /** Offset just past the last valid record. */
   validEnd: number
+  /** The epoch named in the header (0 for an 'MGL1' log). */
+  epoch: number
   tailReason?: string
 }
 
@@ -566,11 +607,12 @@ interface LogScan {
  * this throws, since cutting there would drop records that were acknowledged.
  */
 function scanLog (buf: Buffer, file: string): LogScan {
-  if (buf.byteLength < MAGIC_BYTES || buf.toString('latin1', 0, MAGIC_BYTES) !== LOG_MAGIC) {
-    throw new StoreError('ECORRUPT', `${file} is not a memgossip ledger log (expected magic '${LOG_MAGIC}' at offset 0)`, { file })
+  const header = readHeader(buf, LOG_MAGIC, LOG_MAGIC_EPOCH)
+  if (header === undefined) {
+    throw new StoreError('ECORRUPT', `${file} is not a memgossip ledger log (expected magic '${LOG_MAGIC}' or '${LOG_MAGIC_EPOCH}' at offset 0)`, { file })
   }
   const records: Uint8Array[] = []
-  let offset = MAGIC_BYTES
+  let offset = header.bytes
   while (offset < buf.byteLength) {
     const problem = recordProblem(buf, offset, MAX_RECORD_BYTES)
     if (problem !== undefined) {
@@ -581,13 +623,13 @@ function scanLog (buf: Buffer, file: string): LogScan {
           'this is not a torn write, so refusing to cut acknowledged records. Move the file aside to start from the ' +
           'snapshot and let peers resupply the rest.', { file })
       }
-      return { records, validEnd: offset, tailReason: problem }
+      return { records, validEnd: offset, tailReason: problem, epoch: header.epoch }
     }
     const length = buf.readUInt32LE(offset)
     records.push(buf.subarray(offset + RECORD_HEADER_BYTES, offset + RECORD_HEADER_BYTES + length))
     offset += RECORD_HEADER_BYTES + length
   }
-  return { records, validEnd: offset }
+  return { records, validEnd: offset, epoch: header.epoch }
 }
 
 /** Why the record at `offset` is not valid, or undefined when it is. */
@@ -618,23 +660,44 @@ function findValidRecord (buf: Buffer, from: number): number | undefined {
   return undefined
 }
 
-function decodeSnapshot (buf: Buffer, file: string): Uint8Array {
+function decodeSnapshot (buf: Buffer, file: string): { payload: Uint8Array, epoch: number } {
   const corrupt = (what: string): StoreError => new StoreError('ECORRUPT',
     `${file} is damaged: ${what}. Refusing to start from a partial ledger; restore the file or move the data ` +
     'directory aside to rejoin as a new node.', { file })
-  if (buf.byteLength < MAGIC_BYTES || buf.toString('latin1', 0, MAGIC_BYTES) !== SNAPSHOT_MAGIC) {
-    throw corrupt(`expected magic '${SNAPSHOT_MAGIC}' at offset 0`)
-  }
-  const problem = recordProblem(buf, MAGIC_BYTES, MAX_SNAPSHOT_BYTES)
+  const header = readHeader(buf, SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_EPOCH)
+  if (header === undefined) throw corrupt(`expected magic '${SNAPSHOT_MAGIC}' or '${SNAPSHOT_MAGIC_EPOCH}' and its epoch at offset 0`)
+  const problem = recordProblem(buf, header.bytes, MAX_SNAPSHOT_BYTES)
   if (problem !== undefined) throw corrupt(problem)
-  const length = buf.readUInt32LE(MAGIC_BYTES)
-  const end = MAGIC_BYTES + RECORD_HEADER_BYTES + length
+  const length = buf.readUInt32LE(header.bytes)
+  const end = header.bytes + RECORD_HEADER_BYTES + length
   if (end !== buf.byteLength) throw corrupt(`${buf.byteLength - end} unexpected bytes after the record`)
-  return buf.subarray(MAGIC_BYTES + RECORD_HEADER_BYTES, end)
+  return { payload: buf.subarray(header.bytes + RECORD_HEADER_BYTES, end), epoch: header.epoch }
 }
 
-function isPrefixOfMagic (buf: Buffer): boolean {
-  return LOG_MAGIC.startsWith(buf.toString('latin1'))
+/** A log shorter than its header, as a crash while creating it leaves it (it held no records). */
+function isTornHeader (buf: Buffer): boolean {
+  if (buf.byteLength < MAGIC_BYTES) return LOG_MAGIC.startsWith(buf.toString('latin1')) || LOG_MAGIC_EPOCH.startsWith(buf.toString('latin1'))
+  return buf.byteLength < EPOCH_HEADER_BYTES && buf.toString('latin1', 0, MAGIC_BYTES) === LOG_MAGIC_EPOCH
+}
+
+/** Magic, then the epoch when it is not 0. */
+function header (magic: string, epochMagic: string, epoch: number): Buffer {
+  if (epoch === 0) return Buffer.from(magic, 'latin1')
+  const buf = Buffer.alloc(EPOCH_HEADER_BYTES)
+  buf.write(epochMagic, 0, 'latin1')
+  buf.writeUInt32LE(epoch, MAGIC_BYTES)
+  return buf
+}
+
+const logHeader = (epoch: number): Buffer => header(LOG_MAGIC, LOG_MAGIC_EPOCH, epoch)
+const snapshotHeader = (epoch: number): Buffer => header(SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_EPOCH, epoch)
+
+function readHeader (buf: Buffer, magic: string, epochMagic: string): { epoch: number, bytes: number } | undefined {
+  if (buf.byteLength < MAGIC_BYTES) return undefined
+  const found = buf.toString('latin1', 0, MAGIC_BYTES)
+  if (found === magic) return { epoch: 0, bytes: MAGIC_BYTES }
+  if (found !== epochMagic || buf.byteLength < EPOCH_HEADER_BYTES) return undefined
+  return { epoch: buf.readUInt32LE(MAGIC_BYTES), bytes: EPOCH_HEADER_BYTES }
 }
 
 function hex (n: number): string {

@@ -13,6 +13,12 @@
  * (epidemic pull, so a healed partition converges in a wave); an update that
  * arrived with a gap before it pulls the gap. Neither side serves its own
  * stream beyond what is durable (docs/design.md "Durability").
+ *
+ * Both sides name their epoch (docs/design.md "Compaction: epochs"): a state
+ * vector or an update of one epoch's document means nothing in another's, so
+ * peers in different epochs exchange nothing but that; a peer that learns of
+ * a later epoch than its own is told ({@link SyncDeps.later}) and fetches it
+ * whole ({@link SyncExchange.fetchEpoch}).
  */
 import * as Y from 'yjs'
 import { shortId } from '../crdt/index.ts'
@@ -34,6 +40,8 @@ export const MAX_SYNC_BACKOFF = 12
 
 /** A Yjs update with no entries and an empty delete set. */
 export const EMPTY_UPDATE = new Uint8Array([0, 0])
+/** The state vector of a document that holds nothing. */
+export const EMPTY_STATE_VECTOR = new Uint8Array([0])
 
 export interface SyncCounters {
   bytesIn: number
@@ -44,7 +52,11 @@ export interface SyncCounters {
 }
 
 export interface SyncDeps {
-  doc: Y.Doc
+  /** The current epoch's document (it is replaced when the ledger moves to a new epoch). */
+  doc: () => Y.Doc
+  epoch: () => number
+  /** `peer` is in a later epoch than this one. */
+  later: (peer: PeerIdStr, epoch: number) => void
   network: Pick<Network, 'request' | 'peers'>
   clock: Clock
   random: () => number
@@ -99,18 +111,24 @@ export class SyncExchange {
 
   /** One exchange with `peer`: pull what we lack, push what it lacks. */
   async syncWith (peer: PeerIdStr): Promise<boolean> {
-    const { doc, network, counters } = this.deps
+    const { network, counters } = this.deps
     if (this.deps.stopped() || this.syncing.has(peer)) return false
     this.syncing.add(peer)
     try {
       await this.deps.durable()
-      const request = encodeMessage({ type: MSG_SYNC_REQUEST, stateVector: Y.encodeStateVector(doc) })
+      const doc = this.deps.doc()
+      const epoch = this.deps.epoch()
+      const request = encodeMessage({ type: MSG_SYNC_REQUEST, stateVector: Y.encodeStateVector(doc), epoch })
       counters.bytesOut += request.length
       const replyBytes = await network.request(peer, request)
       counters.bytesIn += replyBytes.length
       const reply = decodeMessage(replyBytes)
       if (reply.type === MSG_ERROR) throw new WireError(`peer refused sync: ${reply.reason}`)
       if (reply.type !== MSG_SYNC_REPLY) throw new WireError(`unexpected reply type 0x${reply.type.toString(16)}`)
+      if ((reply.epoch ?? 0) !== epoch || this.deps.doc() !== doc) {
+        if ((reply.epoch ?? 0) > epoch) this.deps.later(peer, reply.epoch!)
+        return false
+      }
       // Only decision-map news is passed on: node records supersede themselves;
       // relaying them made every periodic sync at rest start a wave.
       const changesBefore = this.deps.ledgerChanges()
@@ -123,7 +141,8 @@ export class SyncExchange {
       this.notePeerClock(peer, theirs)
       if (!this.deps.readOnly()) {
         await this.deps.settled()
-        if (lacksEntries(doc, theirs)) {
+        // (The ledger may have moved to a new epoch meanwhile: push nothing of it.)
+        if (this.deps.doc() === doc && lacksEntries(doc, theirs)) {
           const push = encodeMessage({ type: MSG_PUSH, update: Y.encodeStateAsUpdate(doc, reply.stateVector) })
           counters.bytesOut += push.length
           this.moved = true
@@ -161,6 +180,27 @@ export class SyncExchange {
     this.nextRoundAtMs = this.deps.clock.now() + (factor - 0.5) * baseMs
   }
 
+  /**
+   * The whole document of `epoch` from `peer` (a state vector that holds
+   * nothing, in that epoch): what a peer that missed the move to it starts
+   * from. Undefined when the peer is not in that epoch (any more).
+   */
+  async fetchEpoch (peer: PeerIdStr, epoch: number): Promise<Uint8Array | undefined> {
+    const request = encodeMessage({ type: MSG_SYNC_REQUEST, stateVector: EMPTY_STATE_VECTOR, epoch })
+    this.deps.counters.bytesOut += request.length
+    const replyBytes = await this.deps.network.request(peer, request)
+    this.deps.counters.bytesIn += replyBytes.length
+    const reply = decodeMessage(replyBytes)
+    if (reply.type !== MSG_SYNC_REPLY || reply.epoch !== epoch) return undefined
+    return reply.update
+  }
+
+  /** The ledger moved to a new epoch's document: what peers held of the old one says nothing of the new one. */
+  movedEpoch (): void {
+    this.peerClocks.clear()
+    this.wake()
+  }
+
   /** Something says a sync may bring news (a new connection, a gap): periodic rounds go back to the base interval. */
   wake (): void {
     this.quietRounds = 0
@@ -174,9 +214,16 @@ export class SyncExchange {
    * on a malformed state vector (the caller drops it as invalid input).
    */
   async answer (from: PeerIdStr, message: SyncRequest): Promise<Uint8Array> {
-    const { doc, counters } = this.deps
+    const { counters } = this.deps
     await this.deps.settled()
+    const doc = this.deps.doc()
+    const epoch = this.deps.epoch()
     if (this.deps.readOnly()) return encodeMessage({ type: MSG_ERROR, reason: 'peer is read-only' })
+    if (message.type === MSG_SYNC_REQUEST && (message.epoch ?? 0) !== epoch) {
+      // Another epoch's state vector: answer with our epoch only.
+      if ((message.epoch ?? 0) > epoch) this.deps.later(from, message.epoch!)
+      return encodeMessage({ type: MSG_SYNC_REPLY, update: EMPTY_UPDATE, stateVector: EMPTY_STATE_VECTOR, epoch })
+    }
     if (message.type === MSG_PUSH) {
       const changesBefore = this.deps.ledgerChanges()
       if (this.deps.apply(from, message.update) && this.deps.ledgerChanges() !== changesBefore) this.spreadNews(from)
@@ -190,7 +237,7 @@ export class SyncExchange {
     }
     const update = lacksEntries(doc, theirs) ? Y.encodeStateAsUpdate(doc, message.stateVector) : EMPTY_UPDATE
     this.notePeerClock(from, theirs)
-    const reply = encodeMessage({ type: MSG_SYNC_REPLY, update, stateVector: Y.encodeStateVector(doc) })
+    const reply = encodeMessage({ type: MSG_SYNC_REPLY, update, stateVector: Y.encodeStateVector(doc), epoch })
     counters.bytesOut += reply.length
     return reply
   }
@@ -235,7 +282,7 @@ export class SyncExchange {
   }
 
   private notePeerClock (peer: PeerIdStr, stateVector: Map<number, number>): void {
-    const clock = stateVector.get(this.deps.doc.clientID) ?? 0
+    const clock = stateVector.get(this.deps.doc().clientID) ?? 0
     this.peerClocks.set(peer, Math.max(clock, this.peerClocks.get(peer) ?? 0))
   }
 }

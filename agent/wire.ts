@@ -3,13 +3,13 @@
  * exchange (docs/design.md "Network"). Every message starts with a
  * version-and-type byte.
  *
- *   gossip     0x01 | varuint len | Yjs update (a merged batch of local writes)
+ *   gossip     0x01 | varuint len | Yjs update (a merged batch of local writes) [| varuint epoch]
  *   beacon     0x02 | 8-byte node tag | varuint wall ms | varuint counter
  *                   | varuint seq | varuint seen wall ms (0: none) | varuint seen counter
  *   suspect    0x03 | varstring suspector | varstring target | varuint wall ms | varuint counter
- *   sync-req   0x10 | varuint len | state vector of the requester
+ *   sync-req   0x10 | varuint len | state vector of the requester [| varuint epoch]
  *   sync-reply 0x11 | varuint len | Yjs update the requester lacks
- *                   | varuint len | state vector of the responder
+ *                   | varuint len | state vector of the responder [| varuint epoch]
  *   push       0x12 | varuint len | Yjs update the responder lacks
  *   ack        0x13
  *   ping       0x14 | varstring suspicion stamp ('' when the target is not suspected)
@@ -21,6 +21,10 @@
  *
  * The failure detector probes with ping → pong and ping-req → pong (or
  * error); a peer missing beacons pulls them with pull → beacons.
+ *
+ * The epoch (docs/design.md "Compaction: epochs") is written only when it is
+ * not 0: an update or state vector is of one epoch's document and means
+ * nothing in another's.
  *
  * One sync exchange is two request/response round trips over the network's
  * `request()`: sync-req → sync-reply, then push → ack when the responder lacks
@@ -57,7 +61,7 @@ export class WireError extends Error {
 }
 
 export type WireMessage =
-  | { type: typeof MSG_GOSSIP, update: Uint8Array }
+  | { type: typeof MSG_GOSSIP, update: Uint8Array, epoch?: number }
   | { type: typeof MSG_BEACON, beacon: WireBeacon }
   | { type: typeof MSG_SUSPECT, suspector: string, target: string, wallMs: number, counter: number }
   | { type: typeof MSG_CALL, id: number, body: Uint8Array }
@@ -67,8 +71,8 @@ export type WireMessage =
   | { type: typeof MSG_PONG, wallMs: number }
   | { type: typeof MSG_PULL, nodes: string[] }
   | { type: typeof MSG_BEACONS, beacons: WireBeacon[] }
-  | { type: typeof MSG_SYNC_REQUEST, stateVector: Uint8Array }
-  | { type: typeof MSG_SYNC_REPLY, update: Uint8Array, stateVector: Uint8Array }
+  | { type: typeof MSG_SYNC_REQUEST, stateVector: Uint8Array, epoch?: number }
+  | { type: typeof MSG_SYNC_REPLY, update: Uint8Array, stateVector: Uint8Array, epoch?: number }
   | { type: typeof MSG_PUSH, update: Uint8Array }
   | { type: typeof MSG_ACK }
   | { type: typeof MSG_ERROR, reason: string }
@@ -110,6 +114,9 @@ export function encodeMessage (message: WireMessage): Uint8Array {
   encoding.writeUint8(encoder, message.type)
   switch (message.type) {
     case MSG_GOSSIP:
+      encoding.writeVarUint8Array(encoder, message.update)
+      writeEpoch(encoder, message.epoch)
+      break
     case MSG_PUSH:
       encoding.writeVarUint8Array(encoder, message.update)
       break
@@ -148,10 +155,12 @@ export function encodeMessage (message: WireMessage): Uint8Array {
       break
     case MSG_SYNC_REQUEST:
       encoding.writeVarUint8Array(encoder, message.stateVector)
+      writeEpoch(encoder, message.epoch)
       break
     case MSG_SYNC_REPLY:
       encoding.writeVarUint8Array(encoder, message.update)
       encoding.writeVarUint8Array(encoder, message.stateVector)
+      writeEpoch(encoder, message.epoch)
       break
     case MSG_ACK:
       break
@@ -170,11 +179,18 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
     if (len > bytes.length - decoder.pos) throw new WireError(`length ${len} runs past the end of a ${bytes.length}-byte message`)
     return decoding.readUint8Array(decoder, len)
   }
+  /** The optional epoch at the end of a message (absent: epoch 0). */
+  const readEpoch = (): { epoch?: number } => {
+    if (decoder.pos === bytes.length) return {}
+    const epoch = decoding.readVarUint(decoder)
+    if (epoch === 0 || epoch > 0xffffffff) throw new WireError(`epoch ${epoch} out of range (1 to 2^32 − 1; epoch 0 is not written)`)
+    return { epoch }
+  }
   let message: WireMessage
   try {
     const type = decoding.readUint8(decoder)
     switch (type) {
-      case MSG_GOSSIP: message = { type, update: readBytes() }; break
+      case MSG_GOSSIP: message = { type, update: readBytes(), ...readEpoch() }; break
       case MSG_PUSH: message = { type, update: readBytes() }; break
       case MSG_BEACON: {
         if (bytes.length - decoder.pos < 8) throw new WireError('beacon shorter than its node tag')
@@ -194,8 +210,8 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
       case MSG_PONG: message = { type, wallMs: decoding.readVarUint(decoder) }; break
       case MSG_PULL: message = { type, nodes: readList(decoder, () => decoding.readVarString(decoder)) }; break
       case MSG_BEACONS: message = { type, beacons: readList(decoder, () => readBeaconBody(decoder, decoding.readVarString(decoder))) }; break
-      case MSG_SYNC_REQUEST: message = { type, stateVector: readBytes() }; break
-      case MSG_SYNC_REPLY: message = { type, update: readBytes(), stateVector: readBytes() }; break
+      case MSG_SYNC_REQUEST: message = { type, stateVector: readBytes(), ...readEpoch() }; break
+      case MSG_SYNC_REPLY: message = { type, update: readBytes(), stateVector: readBytes(), ...readEpoch() }; break
       case MSG_ACK: message = { type }; break
       case MSG_ERROR: message = { type, reason: decoding.readVarString(decoder) }; break
       default: throw new WireError(`unknown message type 0x${type.toString(16)}`)
@@ -232,6 +248,10 @@ function readBeaconBody (decoder: decoding.Decoder, node: string): WireBeacon {
   if (seenWall === 0) return { node, wallMs, counter, seq }
   if (!stampInRange(seenWall, seenCounter)) throw new WireError(`beacon line out of range (wall ${seenWall}, counter ${seenCounter})`)
   return { node, wallMs, counter, seq, seen: encodeHlc({ wallMs: seenWall, counter: seenCounter, node: LOWEST_NODE }) }
+}
+
+function writeEpoch (encoder: encoding.Encoder, epoch: number | undefined): void {
+  if (epoch !== undefined && epoch !== 0) encoding.writeVarUint(encoder, epoch)
 }
 
 /** Sorts below every node id: a line decoded without its node part. */

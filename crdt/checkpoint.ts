@@ -28,7 +28,7 @@ import { compareHlc, type HlcString } from './hlc.ts'
 import { rentLine } from './rent.ts'
 import {
   finishResolution, replayLedger,
-  type CutState, type FinalityOptions, type Replay, type ReplayBase, type Resolution, type Running, type Slot, type Verdict, type VerdictStatus
+  type CutState, type FinalityOptions, type Replay, type ReplayBase, type Replayed, type Resolution, type Running, type Slot, type Verdict, type VerdictStatus
 } from './resolve.ts'
 import { readLedger, type LedgerSnapshot, type NodeId, type Reservation, type ReservationId } from './schema.ts'
 
@@ -134,10 +134,15 @@ export function takeCheckpoint (input: Y.Doc | LedgerSnapshot, cut: HlcString, f
  */
 export function resolveFrom (checkpoint: Checkpoint, input: Y.Doc | LedgerSnapshot, options: FinalityOptions = {}): Resolution {
   const snapshot = isSnapshot(input) ? input : readLedger(input)
+  return finishResolution(replayFrom(checkpoint, snapshot), snapshot.nodes, options)
+}
+
+/** The replay half of {@link resolveFrom} (an agent caches it and re-runs only finality as beacons arrive). */
+export function replayFrom (checkpoint: Checkpoint, snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed {
   const replayed = replayLedger(snapshot, { base: baseOf(checkpoint) })
   const counts = { ...replayed.counts }
   for (const [status, n] of Object.entries(checkpoint.ended.counts) as Array<[VerdictStatus, number]>) counts[status] += n
-  return finishResolution({ ...replayed, counts }, snapshot.nodes, options)
+  return { ...replayed, counts }
 }
 
 /** Rent accrued at or before the cut by the entries that ended there: add it to a bill of a resolution from the checkpoint. */

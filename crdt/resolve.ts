@@ -18,7 +18,7 @@ import { HeadroomIndex, lowerBound, place, shortId, type PlacementNode } from '.
 import {
   entryKey, readLedger, splitEntryKey, validateCapacity, validateHeartbeat, validateMembership, validateRelease, validateReservation,
   type AdmissionRequest, type Beacon, type AdmitRecord, type CapacityEvent, type Heartbeat, type InvalidCode, type LedgerSnapshot,
-  type MembershipRecord, type NodeId, type NodeState, type Placement, type Release, type Reservation, type ReservationId
+  type MembershipRecord, type NodeId, type NodeState, type Placement, type Release, type Reservation, type ReservationId, validateProposal, type EpochProposal
 } from './schema.ts'
 import { formatSize } from './size.ts'
 import { computeMembership, viewAt, type Interval, type Membership, type MembershipIssue, type ProposalState, type StandingCode, type View } from './views.ts'
@@ -144,7 +144,7 @@ export interface NodeView extends PlacementNode {
 
 /** An entry other than a reservation that resolution refused or ignored. */
 export interface LedgerIssue {
-  map: 'nodes' | 'releases' | 'capacity' | 'membership'
+  map: 'nodes' | 'releases' | 'capacity' | 'membership' | 'epochs'
   key: string
   code: InvalidCode | StandingCode | MembershipIssue['code']
   reason: string
@@ -716,6 +716,8 @@ export interface Replayed {
   issues: LedgerIssue[]
   counts: Record<VerdictStatus, number>
   latestHlc?: HlcString
+  /** Epoch proposals written by members (docs/design.md "Compaction: epochs"). */
+  proposals: EpochProposal[]
   digest: string
 }
 
@@ -804,6 +806,15 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: 
     capacity.push({ key, event: v.value })
   }
   const membership = computeMembership(records, capacity.filter(c => c.event.state === 'left'))
+  // Epoch proposals: positions of their proposers' streams, and the ones
+  // that count (written by a member) for crdt/epoch.ts settledProposal.
+  const proposals: EpochProposal[] = []
+  for (const [key, raw] of Object.entries(snapshot.epochs ?? {})) {
+    const v = validateProposal(key, raw)
+    if (!v.ok) { issues.push({ map: 'epochs', key, code: v.code, reason: v.reason }); continue }
+    advance(v.value.proposer, v.value.hlc, v.value.seq)
+    if (membership.standing(v.value.proposer, v.value.hlc, v.value.seq) === undefined) proposals.push(v.value)
+  }
   for (const issue of membership.issues) issues.push({ map: 'membership', ...issue })
   for (const effect of membership.effects) {
     if (inBase(effect.hlc)) continue
@@ -973,6 +984,7 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: 
     issues,
     counts,
     latestHlc,
+    proposals,
     digest: digestVerdicts(all)
   }
 }

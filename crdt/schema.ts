@@ -43,6 +43,8 @@ export const MAP_RESERVATIONS = 'reservations'
 export const MAP_RELEASES = 'releases'
 export const MAP_CAPACITY = 'capacity'
 export const MAP_MEMBERSHIP = 'membership'
+/** Proposals for the next epoch (docs/design.md "Compaction: epochs"): `<epoch>@<proposer>` → {@link EpochProposal}. */
+export const MAP_EPOCHS = 'epochs'
 
 /**
  * `cordoned`: the node keeps what runs on it but takes no new placements (its
@@ -272,13 +274,56 @@ export class ViewDigest {
   }
 }
 
-/** Plain-object copy of the five maps; what `resolve()` reads. Values are untrusted. */
+/** Plain-object copy of the maps; what `resolve()` reads. Values are untrusted. */
 export interface LedgerSnapshot {
   nodes: Record<string, unknown>
   reservations: Record<string, unknown>
   releases: Record<string, unknown>
   capacity: Record<string, unknown>
   membership: Record<string, unknown>
+  /** Epoch proposals: read for the proposers' stream positions (older snapshots have none). */
+  epochs?: Record<string, unknown>
+}
+
+/**
+ * A member's proposal to move the ledger to epoch `epoch`, seeded with the
+ * checkpoint at `cut` (docs/design.md "Compaction: epochs"). A write of its
+ * proposer's stream like any other (stamp and position), so a peer whose
+ * finality line passes its stamp holds it.
+ */
+export interface EpochProposal {
+  /** The epoch it proposes (the current one plus one). */
+  epoch: number
+  /** The proposer's stable cut. */
+  cut: HlcString
+  /** The digest of the checkpoint at `cut`, as the proposer computed it. */
+  digest: string
+  proposer: NodeId
+  hlc: HlcString
+  seq: number
+}
+
+export function proposalKey (proposal: Pick<EpochProposal, 'epoch' | 'proposer'>): string {
+  return `${proposal.epoch}@${proposal.proposer}`
+}
+
+/** A proposal as read from a peer's document, or the reason it is not one. */
+export function validateProposal (key: string, value: unknown): Validated<EpochProposal> {
+  if (typeof value !== 'object' || value === null) return fail('InvalidValue', `epoch proposal ${key} is not an object`)
+  const v = value as Record<string, unknown>
+  if (typeof v.epoch !== 'number' || !Number.isSafeInteger(v.epoch) || v.epoch < 1) return fail('InvalidValue', `epoch proposal ${key} has no valid epoch number`)
+  if (typeof v.cut !== 'string' || !isHlc(v.cut)) return fail('InvalidHlc', `epoch proposal ${key} has no valid cut`)
+  if (typeof v.hlc !== 'string' || !isHlc(v.hlc)) return fail('InvalidHlc', `epoch proposal ${key} has no valid stamp`)
+  if (typeof v.seq !== 'number' || !Number.isSafeInteger(v.seq) || v.seq < 1) return fail('InvalidValue', `epoch proposal ${key} has no valid stream position`)
+  if (typeof v.digest !== 'string' || v.digest.length === 0 || v.digest.length > 128) return fail('InvalidValue', `epoch proposal ${key} has no valid digest`)
+  if (typeof v.proposer !== 'string' || key !== proposalKey({ epoch: v.epoch, proposer: v.proposer })) return fail('InvalidValue', `epoch proposal ${key} is filed under another key than its epoch and proposer`)
+  if (!v.hlc.endsWith(`:${v.proposer}`)) return fail('InvalidHlc', `epoch proposal ${key} is stamped by another node than its proposer`)
+  if (v.cut >= v.hlc) return fail('InvalidHlc', `epoch proposal ${key} names a cut at or after its own stamp`)
+  return { ok: true, value: { epoch: v.epoch, cut: v.cut, digest: v.digest, proposer: v.proposer, hlc: v.hlc, seq: v.seq } }
+}
+
+export function writeProposal (doc: Y.Doc, proposal: EpochProposal, origin?: unknown): void {
+  setOne(doc, MAP_EPOCHS, proposalKey(proposal), proposal, origin)
 }
 
 export const MAX_ID_LENGTH = 128
@@ -626,7 +671,8 @@ export function readLedger (doc: Y.Doc): LedgerSnapshot {
     reservations: mapToRecord(maps.reservations),
     releases: mapToRecord(maps.releases),
     capacity: mapToRecord(maps.capacity),
-    membership: mapToRecord(maps.membership)
+    membership: mapToRecord(maps.membership),
+    epochs: readMapRecord(doc, MAP_EPOCHS)
   }
 }
 

@@ -8,8 +8,8 @@ import type * as Y from 'yjs'
 import { DuplicateReservationError } from './errors.ts'
 import { HybridClock, isHlc, type HlcString } from './hlc.ts'
 import {
-  entryKey, ledgerMaps, membershipKey, releaseKey, writeCapacity, writeHeartbeat, writeMembership, writeRelease, writeReservation,
-  type Beacon, type EvictionAck, type EvictionProposal, type Heartbeat, type NodeId, type NodeState, type Placement, type Reservation,
+  entryKey, ledgerMaps, MAP_EPOCHS, membershipKey, releaseKey, writeCapacity, writeHeartbeat, writeMembership, writeRelease, writeProposal, writeReservation,
+  type Beacon, type EpochProposal, type EvictionAck, type EvictionProposal, type Heartbeat, type NodeId, type NodeState, type Placement, type Reservation,
   type ReservationId, type StreamPosition
 } from './schema.ts'
 
@@ -41,7 +41,7 @@ export interface ReservationRequest {
 }
 
 export class LedgerWriter {
-  readonly doc: Y.Doc
+  doc: Y.Doc
   readonly node: NodeId
   readonly clock: HybridClock
   /** Origin tag of every local transaction, so the network layer can tell local writes from received ones. */
@@ -61,6 +61,17 @@ export class LedgerWriter {
     const { latestHlc, latestSeq } = scanOwnWrites(doc, node)
     this.clock = new HybridClock(node, latestHlc)
     this.seq = latestSeq
+  }
+
+  /**
+   * Go on past a position of this node's stream that the document no longer
+   * shows: its writes before an epoch's checkpoint left the document, the
+   * checkpoint keeps how far they reached (crdt/epoch.ts). A position or a
+   * stamp must never be issued twice.
+   */
+  resume (position: { hlc?: HlcString, seq: number }, wallMs: number): void {
+    if (position.seq > this.seq) this.seq = position.seq
+    if (position.hlc !== undefined) this.observe(position.hlc, wallMs)
   }
 
   /** Highest sequence number written so far. */
@@ -179,6 +190,21 @@ export class LedgerWriter {
    * Release the entry `<id>@<creator>`; releasing it again is a no-op (the first
    * release keeps its place in the log). Returns false then.
    */
+  /** Propose moving the ledger to `epoch`, seeded with the checkpoint at `cut` whose digest is `digest` (crdt/epoch.ts). */
+  proposeEpoch (epoch: number, cut: HlcString, digest: string, wallMs: number): EpochProposal {
+    const proposal: EpochProposal = { epoch, cut, digest, proposer: this.node, hlc: this.clock.now(wallMs), seq: ++this.seq }
+    writeProposal(this.doc, proposal, this.origin)
+    return proposal
+  }
+
+  /**
+   * Write into `doc` from now on: the ledger moved to a new epoch's document
+   * (crdt/epoch.ts). The clock and the stream position go on where they were.
+   */
+  moveTo (doc: Y.Doc): void {
+    this.doc = doc
+  }
+
   release (id: ReservationId, creator: NodeId, wallMs: number): boolean {
     if (ledgerMaps(this.doc).releases.has(releaseKey(id, creator, this.node))) return false
     writeRelease(this.doc, { id, creator, hlc: this.clock.now(wallMs), by: this.node, seq: ++this.seq }, this.origin)
@@ -205,5 +231,6 @@ function scanOwnWrites (doc: Y.Doc, node: NodeId): { latestHlc?: HlcString, late
     const r = v as { kind?: unknown, node?: unknown, by?: unknown } | null
     consider(v, r?.kind === 'request' ? r.node : r?.by)
   }
+  for (const v of doc.getMap(MAP_EPOCHS).values()) consider(v, (v as { proposer?: unknown } | null)?.proposer)
   return { latestHlc, latestSeq }
 }

@@ -115,6 +115,8 @@ export function parseAgentArgs (argv: string[]): { options: DaemonOptions, loggi
     labels[l.slice(0, eq)] = l.slice(eq + 1)
   }
   if (Object.keys(labels).length > 0) options.labels = labels
+  const compactAfter = str('compact-after')
+  if (compactAfter !== undefined) options.compactAfterEnded = compactAfter.trim() === '0' ? 0 : settingValue(CONFIG_FLAGS['compact-after']!, compactAfter, '--compact-after')
   const price = str('price-per-gib-hour')
   if (price !== undefined) options.pricePerGiBHour = settingValue(CONFIG_FLAGS['price-per-gib-hour']!, price, '--price-per-gib-hour')
   const pressure: PressureConfig = {}

@@ -12,6 +12,14 @@
  * recorded. At the end the cluster must converge (equal verdictsDigest on every
  * agent) and every acknowledged id must be admitted on every agent.
  *
+ * With `--compact-after N` (docs/design.md "Compaction: epochs") the agents
+ * move to a new epoch every N ended reservations, the burst releases most of
+ * what it reserved, and each kill lands 0–20 ms after agent 1 logs that it
+ * proposed or moved to an epoch — during the swap of its document and the
+ * write of the new epoch's snapshot — or at a random moment when no move
+ * comes within 15 s. Then, besides every acknowledged reservation admitted on
+ * every agent, every acknowledged release must stay released.
+ *
  * Prints progress on stderr and one JSON summary on stdout:
  *   { kills, acknowledged, checked, lost, restartFailures, seed, ... }
  * Exit code 1 when anything acknowledged was lost or a restart failed (the data
@@ -46,6 +54,8 @@ export interface CrashLoopOptions {
   seed: number
   nodes: number
   keep?: boolean
+  /** Move to a new epoch every this many ended reservations, and kill during the moves. */
+  compactAfter?: number
   log?: (line: string) => void
 }
 
@@ -68,6 +78,11 @@ export interface CrashLoopSummary {
   convergedMs: number
   durationMs: number
   lostIds: string[]
+  /** With `compactAfter`: releases acknowledged, kills that landed right after an epoch line, epochs at the end per agent, released ids found admitted. */
+  releasesAcknowledged?: number
+  killsDuringMoves?: number
+  epochs?: number[]
+  revived?: number
 }
 
 interface Child extends AgentProcess {
@@ -79,8 +94,9 @@ class CrashLoopError extends Error {
 }
 
 /** Start one agent (simulations/support/agent-process.ts); resolves once it wrote agent.json and /healthz answers 200. */
-async function startChild (index: number, dataDir: string, bootstrap: string[]): Promise<Child> {
-  const agent = await startAgentProcess({ dataDir, cluster: 'crash', fakeMemory: '256GiB', bootstrap, healthy: true, timeoutMs: START_TIMEOUT_MS })
+async function startChild (index: number, dataDir: string, bootstrap: string[], compactAfter?: number): Promise<Child> {
+  const extraArgs = compactAfter !== undefined ? ['--compact-after', String(compactAfter)] : []
+  const agent = await startAgentProcess({ dataDir, cluster: 'crash', fakeMemory: '256GiB', bootstrap, healthy: true, timeoutMs: START_TIMEOUT_MS, extraArgs })
   return Object.assign(agent, { index })
 }
 
@@ -88,7 +104,7 @@ async function startChild (index: number, dataDir: string, bootstrap: string[]):
  * Reservations at `api`, CONCURRENCY in flight, until `stop()` is true or the
  * agent stops answering. Returns the ids answered 201 and how many were cut.
  */
-async function burst (api: string, prefix: string, stop: () => boolean): Promise<{ acked: string[], attempted: number, cut: number, other: Map<number, number> }> {
+async function burst (api: string, prefix: string, stop: () => boolean, churn?: { released: string[] }): Promise<{ acked: string[], attempted: number, cut: number, other: Map<number, number> }> {
   const acked: string[] = []
   const other = new Map<number, number>()
   let attempted = 0
@@ -102,6 +118,13 @@ async function burst (api: string, prefix: string, stop: () => boolean): Promise
         const response = await httpJson(`${api}/v1/reservations`, { body: { id, bytes: RESERVATION_BYTES, placement: 'any' }, timeoutMs: 10_000 })
         if (response.status === 201) acked.push(id)
         else other.set(response.status, (other.get(response.status) ?? 0) + 1)
+        // Churn: release most of what was reserved, so epochs come.
+        if (churn !== undefined && acked.length > 4) {
+          const victim = acked.splice(Math.floor(acked.length / 2), 1)[0]
+          const released = await httpJson(`${api}/v1/reservations/${encodeURIComponent(victim)}`, { method: 'DELETE', timeoutMs: 10_000 })
+          if (released.status === 200) churn.released.push(victim)
+          else acked.push(victim)
+        }
       } catch {
         // Connection reset or refused: the kill landed. Not acknowledged.
         cut++
@@ -136,10 +159,13 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
   let restartFailures = 0
   let tornTails = 0
   let kills = 0
+  let killsDuringMoves = 0
+  const released: string[] = []
   log(`crash-loop: seed ${options.seed} (replay: --seed ${options.seed}), ${options.nodes} agents, ${options.kills} kills, data under ${base}`)
   try {
-    children.push(await startChild(1, dirs[0], []))
-    children.push(...await Promise.all(dirs.slice(1).map(async (dir, i) => await startChild(i + 2, dir, children[0].multiaddrs))))
+    const compactAfter = options.compactAfter
+    children.push(await startChild(1, dirs[0], [], compactAfter))
+    children.push(...await Promise.all(dirs.slice(1).map(async (dir, i) => await startChild(i + 2, dir, children[0].multiaddrs, compactAfter))))
     // Writes on agent 1 need it joined; the others join through it.
     const joinDeadline = Date.now() + START_TIMEOUT_MS
     while ((await Promise.all(children.map(async c => (await httpJson(`${c.api}/v1/state`, { timeoutMs: 5000 })).body.joined === true))).includes(false)) {
@@ -151,13 +177,23 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
     for (let round = 1; round <= options.kills; round++) {
       const victim = children[0]
       // Kill somewhere in the first 50–1500 ms of the burst: mid-append, mid-fsync, mid-reply.
-      const killAfterMs = 50 + Math.floor(random() * 1450)
+      // With compaction: 0–20 ms after the victim logs an epoch proposal or move.
+      let killAfterMs = 50 + Math.floor(random() * 1450)
       let killed = false
-      const killer = sleep(killAfterMs).then(() => {
-        victim.child.kill('SIGKILL')
-        killed = true
-      })
-      const result = await burst(victim.api, `crash-${options.seed}-r${round}`, () => killed)
+      const roundStart = Date.now()
+      const linesBefore = victim.log.length
+      const killer = compactAfter === undefined
+        ? sleep(killAfterMs).then(() => { victim.child.kill('SIGKILL'); killed = true })
+        : (async () => {
+            const deadline = Date.now() + 15_000
+            while (Date.now() < deadline && !victim.log.slice(linesBefore).some(l => /epoch: (proposed|moved to) epoch/.test(l))) await sleep(2)
+            if (Date.now() < deadline) killsDuringMoves++
+            await sleep(Math.floor(random() * 20))
+            killAfterMs = Date.now() - roundStart
+            victim.child.kill('SIGKILL')
+            killed = true
+          })()
+      const result = await burst(victim.api, `crash-${options.seed}-r${round}`, () => killed, compactAfter !== undefined ? { released } : undefined)
       await killer
       await victim.exited
       kills++
@@ -172,7 +208,7 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
       let restarted: Child | undefined
       for (let attempt = 1; attempt <= 2 && restarted === undefined; attempt++) {
         try {
-          restarted = await startChild(1, victim.dataDir, peers)
+          restarted = await startChild(1, victim.dataDir, peers, compactAfter)
         } catch (error) {
           restartFailures++
           log(`crash-loop: RESTART FAILED (attempt ${attempt}): ${(error as Error).message}`)
@@ -214,7 +250,24 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
         }))
       }
     }
+    // Every acknowledged release, on every agent: not admitted again.
+    let revived = 0
+    for (const child of options.compactAfter !== undefined ? children : []) {
+      for (let i = 0; i < released.length; i += 16) {
+        await Promise.all(released.slice(i, i + 16).map(async id => {
+          const r = await httpJson(`${child.api}/v1/reservations/${encodeURIComponent(id)}`, { timeoutMs: 5000 }).catch(() => ({ status: 0, body: undefined }))
+          if (r.status === 200 && r.body?.status === 'admitted') {
+            revived++
+            log(`crash-loop: RELEASED ${id} is admitted again on agent ${child.index}`)
+          }
+        }))
+      }
+    }
+    const epochs = options.compactAfter !== undefined
+      ? await Promise.all(children.map(async c => Number(/^memgossip_epoch (\d+)$/m.exec(await (await fetch(`${c.api}/metrics`)).text())?.[1] ?? NaN)))
+      : undefined
     return {
+      ...(options.compactAfter !== undefined ? { releasesAcknowledged: released.length, killsDuringMoves, epochs, revived } : {}),
       kills,
       acknowledged: acknowledged.length,
       checked,
@@ -236,18 +289,19 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
   }
 }
 
-const CRASH_LOOP_USAGE = 'Usage: npx tsx simulations/reliability/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]\n'
+const CRASH_LOOP_USAGE = 'Usage: npx tsx simulations/reliability/crash-loop.ts --kills K [--seed S] [--nodes 3] [--compact-after N] [--keep]\n'
 
 const CRASH_LOOP_FLAGS: Record<string, FlagSpec> = {
   kills: { type: 'string' },
   seed: { type: 'string' },
   nodes: { type: 'string' },
+  'compact-after': { type: 'string' },
   keep: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }
 }
 
 async function main (argv: string[]): Promise<number> {
-  let kills: number, seed: number, nodes: number, keep: boolean
+  let kills: number, seed: number, nodes: number, keep: boolean, compactAfter: number | undefined
   try {
     const { positionals, flags } = parseArgs(argv, CRASH_LOOP_FLAGS)
     if (flags.help === true) {
@@ -259,14 +313,15 @@ async function main (argv: string[]): Promise<number> {
     seed = numberFlag(flags, 'seed', { integer: true }) ?? Date.now() % 2 ** 31
     nodes = numberFlag(flags, 'nodes', { integer: true, min: 2 }) ?? 3
     keep = flags.keep === true
+    compactAfter = numberFlag(flags, 'compact-after', { integer: true, min: 1 })
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
     process.stderr.write(`crash-loop: ${error.message}\n${CRASH_LOOP_USAGE}`)
     return 2
   }
-  const summary = await runCrashLoop({ kills, seed, nodes, keep })
+  const summary = await runCrashLoop({ kills, seed, nodes, keep, compactAfter })
   process.stdout.write(JSON.stringify(summary) + '\n')
-  if (summary.lost > 0 || summary.restartFailures > 0) {
+  if (summary.lost > 0 || summary.restartFailures > 0 || (summary.revived ?? 0) > 0) {
     process.stderr.write(`crash-loop: FAILED (lost ${summary.lost}, restart failures ${summary.restartFailures}); replay with --seed ${summary.seed}\n`)
     return 1
   }

@@ -279,6 +279,58 @@ describe('LedgerStore snapshot and compaction', () => {
     await expect(stat(path.join(dir, SNAPSHOT_FILE + '.tmp'))).rejects.toMatchObject({ code: 'ENOENT' })
   })
 
+  it('moves to a new epoch: the snapshot and the log name it, and later appends load after it', async () => {
+    const { store, epoch } = await LedgerStore.open(dir, { fsync: false })
+    expect(epoch).toBe(0)
+    for (let i = 0; i < 20; i++) await store.append(payload(i), { durable: true })
+    await store.compact(payload(5000, 80), { epoch: 3 })
+    expect(store.epoch).toBe(3)
+    for (let i = 20; i < 25; i++) await store.append(payload(i), { durable: true })
+    await expect(store.compact(payload(1, 10), { epoch: 2 })).rejects.toMatchObject({ name: 'StoreError', code: 'EINVAL' })
+    await store.close()
+    expect((await readFile(path.join(dir, SNAPSHOT_FILE))).toString('latin1', 0, 4)).toBe('MGS2')
+    expect((await readFile(path.join(dir, LOG_FILE))).toString('latin1', 0, 4)).toBe('MGL2')
+    const reopened = await LedgerStore.open(dir)
+    expect(reopened.epoch).toBe(3)
+    expect(toArrays(reopened.updates)).toEqual(toArrays([payload(5000, 80), ...Array.from({ length: 5 }, (_, i) => payload(20 + i))]))
+    // Compacting again without an epoch stays in it.
+    await reopened.store.compact(payload(6000, 40))
+    await reopened.store.close()
+    const third = await LedgerStore.open(dir)
+    expect([third.epoch, toArrays(third.updates)]).toEqual([3, toArrays([payload(6000, 40)])])
+    await third.store.close()
+  })
+
+  it('a crash between a new epoch\'s snapshot and its log: the old epoch\'s records are not loaded', async () => {
+    const logged: string[] = []
+    await writeRecords(dir, Array.from({ length: 10 }, (_, i) => payload(i)))
+    const oldLog = await readFile(path.join(dir, LOG_FILE))
+    const { store } = await LedgerStore.open(dir)
+    await store.compact(payload(7000, 50), { epoch: 1 })
+    await store.close()
+    await writeFile(path.join(dir, LOG_FILE), oldLog)
+    const { store: s2, updates, epoch } = await LedgerStore.open(dir, { logger: m => logged.push(m) })
+    expect([epoch, toArrays(updates)]).toEqual([1, toArrays([payload(7000, 50)])])
+    expect(logged.join('\n')).toMatch(/10 records of epoch 0 not loaded/)
+    await s2.append(payload(99), { durable: true })
+    await s2.close()
+    const s3 = await LedgerStore.open(dir)
+    expect(toArrays(s3.updates)).toEqual(toArrays([payload(7000, 50), payload(99)]))
+    await s3.store.close()
+  })
+
+  it('refuses a log of a later epoch than its snapshot', async () => {
+    const { store } = await LedgerStore.open(dir)
+    await store.compact(payload(1, 30), { epoch: 2 })
+    await store.close()
+    const log = await readFile(path.join(dir, LOG_FILE))
+    log.writeUInt32LE(5, 4)
+    await writeFile(path.join(dir, LOG_FILE), log)
+    const err = await errorOf(async () => await LedgerStore.open(dir))
+    expect(err).toMatchObject({ name: 'StoreError', code: 'ECORRUPT' })
+    expect(err.message).toMatch(/epoch 5, after its snapshot's epoch 2/)
+  })
+
   it('refuses a damaged snapshot with a StoreError naming the file', async () => {
     const { store } = await LedgerStore.open(dir)
     await store.compact(payload(1, 200))

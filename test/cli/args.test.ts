@@ -54,6 +54,8 @@ describe('every script refuses an unknown flag (exit 2, naming it)', () => {
   it.each([
     ['simulations/reliability/soak.ts', []],
     ['simulations/reliability/crash-loop.ts', []],
+    ['simulations/reliability/bounded.ts', []],
+    ['simulations/bench/million.ts', []],
     ['simulations/bench/run.ts', []],
     ['simulations/bench/crdt.ts', []],
     ['simulations/bench/tiers.ts', []],

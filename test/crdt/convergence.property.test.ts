@@ -15,6 +15,8 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { computeRent, digestVerdicts, entryKey, ledgerMaps, resolve, viewDigest, type Placement, type Resolution, type StreamPosition, type Verdict } from '../../crdt/index.ts'
 import { resolveFrom, stableCut, takeCheckpoint, type Checkpoint } from '../../crdt/checkpoint.ts'
+import { carryOver, checkpointOfEpoch, seedEpoch } from '../../crdt/epoch.ts'
+import type { EpochProposal } from '../../crdt/schema.ts'
 import { GiB, MiB, nodeId } from './helpers.ts'
 import { seededRandom, YDocNetwork } from './ydoc-network.ts'
 
@@ -495,6 +497,41 @@ function checkFromCheckpoint (net: YDocNetwork, t: Taken, label: string): void {
   }
 }
 
+/**
+ * The epoch a checkpoint seeds (crdt/epoch.ts): every replica builds the seed
+ * and carries over what it holds that the checkpoint does not summarise,
+ * judged by its own resolution; the replicas' new documents are merged (as
+ * peers of the new epoch sync). Resolving the merged document from the
+ * checkpoint gives what resolving the whole history from it gives: the same
+ * verdicts, digest, counts and committed bytes. And the seeds are byte for
+ * byte the same on every replica.
+ */
+function checkEpoch (net: YDocNetwork, t: Taken, label: string): void {
+  const { checkpoint } = t
+  const proposal: EpochProposal = { epoch: 1, cut: checkpoint.cut, digest: checkpoint.digest, proposer: net.ids[t.peer], hlc: `${'9'.repeat(13)}:0000:${net.ids[t.peer]}`, seq: 1 }
+  const seeds = net.docs.map(() => seedEpoch(proposal, checkpoint))
+  for (const s of seeds) expect(Buffer.from(s).equals(Buffer.from(seeds[0])), `${label}: seeds differ between replicas`).toBe(true)
+  const merged = new Y.Doc()
+  const sizes: number[] = []
+  net.docs.forEach((doc, q) => {
+    const next = new Y.Doc()
+    next.clientID = 1000 + q
+    Y.applyUpdate(next, seeds[q])
+    carryOver(doc, next, checkpoint.cut, { verdicts: resolve(doc, { self: net.ids[q] }) })
+    sizes.push(next.getMap('reservations').size)
+    Y.applyUpdate(merged, Y.encodeStateAsUpdate(next))
+  })
+  expect(checkpointOfEpoch(merged)?.digest, `${label}: the merged epoch's checkpoint`).toBe(checkpoint.digest)
+  const options = { self: net.ids[0], selfClock: net.writers[0].clock.peek() }
+  const whole = resolveFrom(checkpoint, net.docs[0], options)
+  const epoch = resolveFrom(checkpointOfEpoch(merged)!, merged, options)
+  const text = (r: Resolution): string[] => [...r.verdicts.values(), ...r.conflicts].map(verdictText).sort()
+  expect(text(epoch), `${label}: verdicts in the new epoch`).toEqual(text(whole))
+  expect([epoch.digest, epoch.counts, epoch.members], `${label}: digest, counts, view`).toEqual([whole.digest, whole.counts, whole.members])
+  for (const node of epoch.nodes.values()) expect(node.committedBytes, `${label}: ${node.id}`).toBe(whole.nodes.get(node.id)!.committedBytes)
+  expect(merged.getMap('reservations').size, `${label}: the merged epoch holds no more entries than one replica carried`).toBe(Math.max(...sizes))
+}
+
 /** About 0.4–2 s a program (a checkpoint is checked on every replica): a tenth of the runs, at least 10. */
 const CHECKPOINT_RUNS = Math.max(10, Math.ceil(RUNS / 10))
 /** With MEMGOSSIP_PROPERTY_PROGRAM: the checkpoint seed of the counterexample (its second element). */
@@ -505,7 +542,7 @@ describe('checkpoints at stable cuts, taken anywhere in the programs', () => {
     fc.assert(fc.property(programArb, fc.integer(), (program, seed) => {
       const { net, taken, failures } = runWithCheckpoints(program, seed)
       expect(failures).toEqual([])
-      for (const t of taken) checkFromCheckpoint(net, t, `checkpoint seed ${seed}`)
+      for (const t of taken) { checkFromCheckpoint(net, t, `checkpoint seed ${seed}`); checkEpoch(net, t, `checkpoint seed ${seed}`) }
     }), PROGRAM !== undefined ? { numRuns: 1, examples: [[PROGRAM, CHECKPOINT_SEED]] } : { ...base, numRuns: CHECKPOINT_RUNS })
   }, TIMEOUT_MS)
 
@@ -514,7 +551,7 @@ describe('checkpoints at stable cuts, taken anywhere in the programs', () => {
   const boundsCheckpointProperty = fc.property(boundsProgramArb, fc.integer(), (program, seed) => {
     const { net, taken, failures } = runWithCheckpoints(program, seed)
     expect(failures).toEqual([])
-    for (const t of taken) checkFromCheckpoint(net, t, `checkpoint seed ${seed}`)
+    for (const t of taken) { checkFromCheckpoint(net, t, `checkpoint seed ${seed}`); checkEpoch(net, t, `checkpoint seed ${seed}`) }
   })
   it(`the same under bounds and the queue: shrinks, queued entries carried across a cut, timeouts after it (${CHECKPOINT_RUNS} programs)`, () => {
     fc.assert(boundsCheckpointProperty, PROGRAM !== undefined ? { numRuns: 1, examples: [[PROGRAM, CHECKPOINT_SEED]] } : { ...base, seed: SEED ?? 20261206, numRuns: CHECKPOINT_RUNS })

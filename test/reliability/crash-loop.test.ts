@@ -24,4 +24,19 @@ describe('crash loop', () => {
     expect(summary.lostIds).toEqual([])
     expect(summary.lost).toBe(0)
   }, 60_000)
+
+  it('3 × kill -9 while moving to a new epoch: every acknowledged reservation survives and every acknowledged release stays released', async () => {
+    console.log(`crash-loop (compaction) seed ${SEED} (replay: MEMGOSSIP_CRASH_SEED=${SEED})`)
+    const lines: string[] = []
+    const summary = await runCrashLoop({ kills: 3, seed: SEED, nodes: 3, compactAfter: 30, log: (l) => { lines.push(l) } })
+    console.log(lines.join('\n'))
+    console.log(JSON.stringify(summary))
+    expect(summary.restartFailures).toBe(0)
+    expect(summary.killsDuringMoves, 'kills that landed right after an epoch line').toBeGreaterThanOrEqual(2)
+    expect(Math.min(...summary.epochs!), 'every agent moved at least once').toBeGreaterThanOrEqual(1)
+    expect(summary.releasesAcknowledged).toBeGreaterThan(30)
+    expect(summary.convergedMs).toBeGreaterThanOrEqual(0)
+    expect(summary.lostIds).toEqual([])
+    expect(summary.revived).toBe(0)
+  }, 90_000)
 })
