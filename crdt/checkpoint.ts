@@ -32,7 +32,12 @@ import {
 } from './resolve.ts'
 import { readLedger, type LedgerSnapshot, type NodeId, type Reservation, type ReservationId } from './schema.ts'
 
-/** 2: ids owned by ended entries are no longer kept (an id is free again once its entry ended). */
+/**
+ * 2: ids of ended entries are no longer kept (an id is free again once its
+ * entry ended). Version 1 (which also listed every id ever owned, `owners`)
+ * is still read: its live entries hold their ids the same way, and the list
+ * is ignored.
+ */
 export const CHECKPOINT_VERSION = 2
 
 /** A node's slot at the cut. */
@@ -54,7 +59,8 @@ export interface CheckpointSlot {
 export type CheckpointVerdict = Omit<Verdict, 'final' | 'waitsFor' | 'waitingOn' | 'view' | 'runningOn' | 'queuePosition' | 'queueLength'>
 
 export interface Checkpoint {
-  version: typeof CHECKPOINT_VERSION
+  /** {@link CHECKPOINT_VERSION} when taken here; 1 in one taken before ids became free again (read, never written). */
+  version: typeof CHECKPOINT_VERSION | 1
   /** The stable cut: the state after every counted entry stamped at or before it. */
   cut: HlcString
   /** Slots in the order the replay created them (placement breaks ties by it). */
@@ -152,7 +158,7 @@ export function endedRentByteSeconds (checkpoint: Checkpoint): number {
 
 /** True when the checkpoint's digest matches its content (a damaged or forged one does not). */
 export function checkpointIntact (checkpoint: Checkpoint): boolean {
-  return checkpoint.version === CHECKPOINT_VERSION && digestOf(checkpoint) === checkpoint.digest
+  return (checkpoint.version === CHECKPOINT_VERSION || checkpoint.version === 1) && digestOf(checkpoint) === checkpoint.digest
 }
 
 // ---------------------------------------------------------------- capture and restore

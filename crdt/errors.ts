@@ -35,8 +35,8 @@ export class DuplicateReservationError extends Error {
   override readonly name = 'DuplicateReservationError'
   readonly id: string
 
-  constructor (id: string, node?: string) {
-    super(`reservation '${id}' was already written by this node${node !== undefined ? ` (entry ${id}@${node})` : ''}: an entry is write-once and stays in the ledger after it ends, so this node cannot write that id again`)
+  constructor (id: string, node?: string, why = 'an entry is write-once and stays in the ledger after it ends') {
+    super(`reservation '${id}' was already written by this node${node !== undefined ? ` (entry ${id}@${node})` : ''}: ${why}, so this node cannot write that id again`)
     this.id = id
   }
 }

@@ -9,7 +9,8 @@
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
 import { checkpointIntact, resolveFrom, stableCut, takeCheckpoint, type Checkpoint } from '../../crdt/checkpoint.ts'
-import { entryKey, LedgerWriter, resolve, type Verdict } from '../../crdt/index.ts'
+import { carryOver, seedEpoch } from '../../crdt/epoch.ts'
+import { DuplicateReservationError, entryKey, fingerprint, ledgerMaps, LedgerWriter, resolve, type Verdict } from '../../crdt/index.ts'
 import { GiB, TestLedger, nodeId } from './helpers.ts'
 
 const A = nodeId(1)
@@ -127,5 +128,74 @@ describe('the same checkpoint on every replica', () => {
     expect(nonMember.hlc! <= checkpoint.cut).toBe(true)
     expect(checkpoint.pendingReleases.map(([key]) => key)).toEqual([entryKey('x', N)])
     expect(takeCheckpoint(withEntry, checkpoint.cut)).toEqual(checkpoint)
+  })
+})
+
+describe('versions', () => {
+  /** The digest as crdt/checkpoint.ts computes it: a fingerprint of the JSON with object keys sorted, without the digest. */
+  function digest (body: Record<string, unknown>): string {
+    const canonical = (value: unknown): string => {
+      if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`
+      if (value !== null && typeof value === 'object') {
+        const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`
+      }
+      return JSON.stringify(value)
+    }
+    const { digest: _, ...rest } = body
+    return fingerprint(canonical(rest))
+  }
+
+  it('a version 1 checkpoint (which listed every id ever owned) is still read, its list ignored; another version or a wrong digest is refused', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
+    l.reserve(A, 'live', 1 * GiB)
+    l.reserve(A, 'ended', 1 * GiB)
+    l.release(A, 'ended', A)
+    const current = checkpointNow(l)
+    expect(current.version).toBe(2)
+    expect(digest(current as unknown as Record<string, unknown>)).toBe(current.digest)
+    const v1Body = { ...current, version: 1, owners: [['ended', { creator: A, hlc: current.cut }], ['live', { creator: A, hlc: current.cut }]] }
+    const v1 = { ...v1Body, digest: digest(v1Body) } as unknown as Checkpoint
+    expect(checkpointIntact(v1)).toBe(true)
+    l.reserve(B, 'ended', 1 * GiB)
+    l.reserve(B, 'live', 1 * GiB)
+    l.heartbeatAll()
+    const from1 = resolveFrom(v1, l.doc)
+    expect(from1.digest).toBe(resolveFrom(current, l.doc).digest)
+    expect(from1.verdicts.get('ended')).toMatchObject({ creator: B, status: 'admitted' })
+    expect(entry(from1, entryKey('live', B))).toMatchObject({ code: 'IdTaken' })
+    const v3Body = { ...current, version: 3 }
+    expect(checkpointIntact({ ...v3Body, digest: digest(v3Body) } as unknown as Checkpoint)).toBe(false)
+    expect(checkpointIntact({ ...v1, owners: [] } as unknown as Checkpoint)).toBe(false)
+  })
+})
+
+describe('an id across an epoch (crdt/epoch.ts)', () => {
+  it('another node may take an id whose entry ended before the cut; its own node may not, while a release of the old entry was carried over', () => {
+    const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB, [C]: 8 * GiB })
+    l.reserve(A, 'x', 1 * GiB)
+    l.release(B, 'x', A)
+    const checkpoint = checkpointNow(l)
+    // A second release of the same entry, through another node, after the cut: it ends nothing (the entry ended), and it is carried over.
+    l.release(C, 'x', A)
+    l.heartbeatAll()
+    const next = new Y.Doc()
+    Y.applyUpdate(next, seedEpoch({ epoch: 1, cut: checkpoint.cut, digest: checkpoint.digest, proposer: A, hlc: `${'9'.repeat(15)}:000000:${A}`, seq: 1 }, checkpoint))
+    carryOver(l.doc, next, checkpoint.cut, { verdicts: resolve(l.doc) })
+    expect(ledgerMaps(next).reservations.has(entryKey('x', A))).toBe(false)
+    const wall = l.wallMs + 10
+    // The old entry's key would be written again, and the carried release would end the new entry at once.
+    const writerA = new LedgerWriter(next, A)
+    expect(() => writerA.reserve({ id: 'x', bytes: 1 * GiB, placement: { kind: 'any' } }, wall)).toThrow(DuplicateReservationError)
+    expect(() => writerA.reserve({ id: 'x', bytes: 1 * GiB, placement: { kind: 'any' } }, wall)).toThrow(/still holds a release of that entry/)
+    expect(ledgerMaps(next).reservations.has(entryKey('x', A))).toBe(false)
+    // What the check prevents, written past it:
+    const raw = new Y.Doc()
+    Y.applyUpdate(raw, Y.encodeStateAsUpdate(next))
+    ledgerMaps(raw).reservations.set(entryKey('x', A), { id: 'x', bytes: 1 * GiB, placement: { kind: 'any' }, priority: 0, hlc: `${String(wall).padStart(15, '0')}:000000:${A}`, creator: A, seq: 99, labels: {} })
+    expect(resolveFrom(checkpoint, raw).verdicts.get('x')).toMatchObject({ creator: A, status: 'released' })
+    // Another node takes the id.
+    new LedgerWriter(next, B).reserve({ id: 'x', bytes: 1 * GiB, placement: { kind: 'any' } }, wall)
+    expect(resolveFrom(checkpoint, next).verdicts.get('x')).toMatchObject({ creator: B, status: 'admitted' })
   })
 })

@@ -564,7 +564,7 @@ describe('checkpoints at stable cuts, taken anywhere in the programs', () => {
     fc.assert(fc.property(fc.oneof(programArb, boundsProgramArb), fc.integer(), (program, seed) => {
       const { net, taken, failures } = runWithCheckpoints(program, seed, false)
       expect(failures).toEqual([])
-      for (const t of taken) checkFromCheckpoint(net, t, `checkpoint seed ${seed}, unsettled`)
+      for (const t of taken) { checkFromCheckpoint(net, t, `checkpoint seed ${seed}, unsettled`); checkEpoch(net, t, `checkpoint seed ${seed}, unsettled`) }
     }), PROGRAM !== undefined ? { numRuns: 1, examples: [[PROGRAM, CHECKPOINT_SEED]] } : { ...base, numRuns: 2 * CHECKPOINT_RUNS })
   }, TIMEOUT_MS)
 
@@ -588,7 +588,7 @@ describe('checkpoints at stable cuts, taken anywhere in the programs', () => {
       const { net, taken, failures } = runWithCheckpoints(program, seed)
       expect(failures).toEqual([])
       expect(taken.length, 'checkpoints taken').toBeGreaterThan(0)
-      for (const t of taken) checkFromCheckpoint(net, t, `checkpoint seed ${seed}`)
+      for (const t of taken) { checkFromCheckpoint(net, t, `checkpoint seed ${seed}`); checkEpoch(net, t, `checkpoint seed ${seed}`) }
     }, TIMEOUT_MS)
   }
 
