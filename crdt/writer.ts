@@ -6,6 +6,7 @@
  */
 import type * as Y from 'yjs'
 import { DuplicateReservationError } from './errors.ts'
+import { MAP_EPOCH, SEED_KEY } from './epoch.ts'
 import { HybridClock, isHlc, type HlcString } from './hlc.ts'
 import {
   entryKey, ledgerMaps, MAP_EPOCHS, membershipKey, releaseKey, writeCapacity, writeHeartbeat, writeMembership, writeRelease, writeProposal, writeReservation,
@@ -172,7 +173,7 @@ export class LedgerWriter {
     const maps = ledgerMaps(this.doc)
     const key = entryKey(request.id, this.node)
     if (maps.reservations.has(key)) throw new DuplicateReservationError(request.id, this.node)
-    if (namesEntry(maps.releases, request.id, this.node)) {
+    if (this.doc.getMap(MAP_EPOCH).has(SEED_KEY) && namesEntry(maps.releases, request.id, this.node)) {
       throw new DuplicateReservationError(request.id, this.node, 'the ledger still holds a release of that entry (it ended before the last compaction), which would end a new one')
     }
     const reservation: Reservation = {
@@ -220,7 +221,13 @@ export class LedgerWriter {
   }
 }
 
-/** The releases map holds a release of the entry `<id>@<creator>` (keys `<id>@<creator>@<by>`; an id has no `@`). */
+/**
+ * The releases map holds a release of the entry `<id>@<creator>` (keys
+ * `<id>@<creator>@<by>`; an id has no `@`). A scan: asked only in an epoch's
+ * document (it holds what was carried over and what came since, thousands of
+ * releases at most between compactions), never in epoch 0, whose map grows
+ * with every release ever made and where the entry's own key already answers.
+ */
 function namesEntry (releases: Y.Map<unknown>, id: ReservationId, creator: NodeId): boolean {
   const prefix = `${entryKey(id, creator)}@`
   for (const [key, value] of releases.entries()) {
