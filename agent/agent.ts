@@ -17,7 +17,7 @@
 import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
-  computeRent, decodeHlc, encodeHlc, entryKey, isHlc, stampInRange, finishResolution, fit, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
+  computeRent, encodeHlc, entryKey, finishResolution, fit, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
   MAP_EPOCHS, MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, readLedger, readMapRecord, releaseKey, replayFrom, replayLedger, shortId,
   MAX_QUEUE_TIMEOUT_MS, type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
 } from '../crdt/index.ts'
@@ -28,16 +28,18 @@ import { PressureLadder, pressureWarnings, type PressureConfig, type PressureLev
 import { UsageTracker, UsageWatchError, type OomReport, type ReservationUsage, type UsageCounters } from './usage.ts'
 import { verdictSignature } from './signatures.ts'
 import { ClockChannel, DIRECT_MEMBERS_MAX, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
+import { BeaconRelays } from './relay.ts'
 import { MembershipDuties, positionsOf } from './membership.ts'
 import { timedOutQueued } from './queue.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import { MAX_DIRECT_BYTES, type Clock, type MemoryProbe, type MemorySample, type Network, type PeerIdStr, type TimerHandle } from './types.ts'
-import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type FailureDetectorSettings, type IndirectAnswer, type Liveness, type LivenessCounters } from './liveness.ts'
+import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type FailureDetectorSettings, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
-  decodeMessage, encodeMessage, MAX_PULL, MSG_BEACON, MSG_BEACONS, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PONG, MSG_PULL, MSG_PUSH,
-  MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REQUEST, type WireBeacon, type WireMessage
+  decodeMessage, encodeMessage, MAX_PULL, MSG_BEACON, MSG_BEACON_RELAY, MSG_BEACONS, MSG_RELAYED, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PULL, MSG_PUSH,
+  MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REQUEST, type WireBeacon
 } from './wire.ts'
 import { DirectCalls } from './calls.ts'
+import { Probes } from './probes.ts'
 import { AGENT_DEFAULTS, type AgentSettings } from './config.ts'
 import { lineLogger, lineSink, toLogger, type Logger, type LogLine } from './log.ts'
 import { InputGuard } from './input.ts'
@@ -187,6 +189,11 @@ export const systemClock: Clock = {
   clearInterval: (h) => clearInterval(h as NodeJS.Timeout)
 }
 
+/** A peer in a later epoch is asked for it at most this often (docs/design.md "Compaction: epochs"). */
+const EPOCH_FETCH_COOLDOWN_MS = 2000
+/** A later epoch is fetched only once it has been heard of this long: a peer that can move by itself does. */
+const EPOCH_FETCH_GRACE_MS = 1000
+
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
   /** Read-only copies of the replicated ledger (for tools and tests); the document itself stays private. */
@@ -201,8 +208,11 @@ export class Agent extends EventEmitter {
   /** The current epoch's document (replaced when the ledger moves to a new epoch: docs/design.md "Compaction: epochs"). */
   private doc: Y.Doc
   private readonly epochs: Epochs
-  /** A later epoch is being fetched from a peer. */
+  /** A later epoch is being fetched from a peer, and when the last fetch began. */
   private fetchingEpoch = false
+  private lastEpochFetchMs = -Infinity
+  private laterEpochSeen?: { epoch: number, atMs: number }
+  private epochRetryScheduled = false
   private readonly init: AgentInit
   private readonly clock: Clock
   private readonly random: () => number
@@ -238,7 +248,10 @@ export class Agent extends EventEmitter {
   private readonly peerOffsets = new Map<PeerIdStr, { sampleMs: number, atMs: number }>()
   private membership!: MembershipDuties
   private beaconChannel!: ClockChannel
+  /** Relays of the clock channel (agent/relay.ts). */
+  private relays!: BeaconRelays
   private readonly calls: DirectCalls
+  private readonly probes: Probes
   private detector!: FailureDetector
   private lastPullAtMs = -Infinity
   /** Wall ms up to which a restart may not stamp (persisted in the data dir's meta). */
@@ -340,6 +353,20 @@ export class Agent extends EventEmitter {
       onOom: (report) => { this.emit('event', { type: 'oom', node: this.self, ...report } satisfies AgentEvent) }
     })
     this.calls = new DirectCalls({ clock: this.clock, send: (peer, bytes) => this.network.send?.call(this.network, peer, bytes) ?? false })
+    this.probes = new Probes({
+      self: this.self,
+      clock: this.clock,
+      network: this.network,
+      calls: this.calls,
+      detector: () => this.detector,
+      isMember: (node) => this.lastResolution().view.has(node),
+      probeTimeoutMs: () => this.probeTimeoutMs,
+      maxCallBytes: MAX_BEACON_BYTES,
+      stopped: () => this.stopped,
+      offsetSample: (peer, sampleMs) => { this.sampleOffset(peer, sampleMs) },
+      drop: (from, kind, reason) => { this.input.drop(from, kind, reason) },
+      counters: this.metrics
+    })
   }
 
   /** Open the data dir, restore the ledger, start the network and the timers. */
@@ -398,6 +425,36 @@ export class Agent extends EventEmitter {
     // waits rather than jumping its clock ahead: a clock that jumped would
     // drag the cluster's stamps ahead of the wall clocks.
     this.restartLeaseMs = this.leaseMs
+    // --- clock channel relays (agent/relay.ts): the member side tries a relay
+    // first; the relay side passes beacons on in batches.
+    this.relays = new BeaconRelays({
+      self: this.self,
+      clock: this.clock,
+      view: () => this.lastResolution().view,
+      liveness: (node) => this.liveness(node),
+      peers: () => this.network.peers(),
+      send: this.network.send === undefined
+        ? undefined
+        : (peer, bytes) => {
+            const sent = this.network.send?.call(this.network, peer, bytes) === true
+            if (sent) this.metrics.bytesOut += bytes.length
+            return sent
+          },
+      publish: async (bytes) => { this.metrics.bytesOut += bytes.length; await this.network.publish(bytes) },
+      receive: (from, beacon, options) => this.onBeacon(from, beacon, options),
+      drop: (from, why, reason) => { this.beaconChannel.drop(from, why, reason) },
+      fallback: (bytes) => {
+        if (this.sendToMembers(bytes)) {
+          this.metrics.beaconsDirect++
+          return
+        }
+        this.metrics.bytesOut += bytes.length
+        this.network.publish(bytes).catch((error: Error) => { this.log.warn(`beacon not sent: ${error.message}`) })
+      },
+      log: lineSink(this.log),
+      counters: this.metrics
+    })
+    // --- end relays
     this.beaconChannel = new ClockChannel({
       self: this.self,
       clock: this.clock,
@@ -406,6 +463,7 @@ export class Agent extends EventEmitter {
       lease: async (wallMs) => await this.holdLease(wallMs),
       publish: async (bytes) => { this.metrics.bytesOut += bytes.length; await this.network.publish(bytes) },
       direct: (bytes) => this.sendToMembers(bytes),
+      relay: this.relays,
       resolution: () => this.resolution(),
       canBeacon: () => this.joined && this.writeRefusal() === undefined && this.network.peers().length > 0,
       changed: () => { this.finalityDirty = true; this.scheduleRefresh() },
@@ -449,9 +507,9 @@ export class Agent extends EventEmitter {
       members: () => this.resolution().members,
       neighbours: () => this.network.peers(),
       stamp: () => encodeHlc({ wallMs: this.clock.now(), counter: 0, node: this.self }),
-      ping: async (peer, timeoutMs, suspicion) => await this.ping(peer, timeoutMs, suspicion),
-      pingVia: async (via, target, timeoutMs) => await this.pingVia(via, target, timeoutMs),
-      announce: (target, stamp) => { void this.announceSuspicion(target, stamp) },
+      ping: async (peer, timeoutMs, suspicion) => await this.probes.ping(peer, timeoutMs, suspicion),
+      pingVia: async (via, target, timeoutMs) => await this.probes.pingVia(via, target, timeoutMs),
+      announce: (target, stamp) => { void this.probes.announce(target, stamp) },
       refute: (stamp) => { this.refute(stamp) },
       changed: (node, state) => {
         this.emit('event', { type: 'liveness', node, state } satisfies AgentEvent)
@@ -516,6 +574,7 @@ export class Agent extends EventEmitter {
     if (this.gossipTimer !== undefined) this.clock.clearTimeout(this.gossipTimer)
     if (this.refreshTimer !== undefined) this.clock.clearTimeout(this.refreshTimer)
     this.beaconChannel?.stop()
+    this.relays?.stop()
     this.calls.stop()
     await this.durableTail.catch(() => {})
     await this.network.stop().catch(() => {})
@@ -1048,11 +1107,15 @@ export class Agent extends EventEmitter {
    */
   private onDirect (from: PeerIdStr, data: Uint8Array): void {
     this.metrics.bytesIn += data.length
-    const beacon = data[0] === MSG_BEACON
+    const beacon = data[0] === MSG_BEACON || data[0] === MSG_BEACON_RELAY
     const message = this.input.admit(from, data, beacon ? MAX_BEACON_BYTES : MAX_DIRECT_BYTES, beacon ? 'beacon' : 'direct message')
     if (message === undefined) return
     if (message.type === MSG_BEACON) {
       this.onBeacon(from, message.beacon)
+      return
+    }
+    if (message.type === MSG_BEACON_RELAY || message.type === MSG_RELAYED) {
+      this.relays.onMessage(from, message)
       return
     }
     if (message.type === MSG_GOSSIP) {
@@ -1082,7 +1145,7 @@ export class Agent extends EventEmitter {
     }
     this.detector.heard(from)
     const id = message.id
-    void this.answerProbe(from, call).then((reply) => {
+    void this.probes.answer(from, call).then((reply) => {
       if (this.stopped) return
       this.metrics.bytesOut += reply.length
       this.calls.reply(from, id, reply)
@@ -1115,9 +1178,9 @@ export class Agent extends EventEmitter {
     return all
   }
 
-  private onBeacon (from: PeerIdStr, beacon: WireBeacon): void {
+  private onBeacon (from: PeerIdStr, beacon: WireBeacon, options: { relayed?: boolean } = {}): boolean {
     const view = this.lastResolution().view
-    this.beaconChannel.receive(from, beacon, (node) => view.has(node))
+    return this.beaconChannel.receive(from, beacon, (node) => view.has(node), options)
   }
 
   private onGossip (from: PeerIdStr, data: Uint8Array): void {
@@ -1135,8 +1198,13 @@ export class Agent extends EventEmitter {
       this.onBeacon(from, message.beacon)
       return
     }
+    if (message.type === MSG_RELAYED) {
+      // A relay not connected to every member publishes its batch (agent/relay.ts).
+      this.relays.onMessage(from, message)
+      return
+    }
     if (message.type === MSG_SUSPECT) {
-      this.onSuspicion(from, message)
+      this.probes.onSuspicion(from, message)
       return
     }
     if (message.type !== MSG_GOSSIP) {
@@ -1203,7 +1271,7 @@ export class Agent extends EventEmitter {
     switch (message.type) {
       case MSG_PING:
       case MSG_PING_REQ:
-        return await this.answerProbe(from, message)
+        return await this.probes.answer(from, message)
       case MSG_PULL: {
         const reply = encodeMessage({ type: MSG_BEACONS, beacons: await this.beaconChannel.answerPull(message.nodes) })
         this.metrics.bytesOut += reply.length
@@ -1228,84 +1296,6 @@ export class Agent extends EventEmitter {
   // ------------------------------------------------------------ liveness and the clock channel
 
   /** One probe of the failure detector: ping → pong; the pong's wall time is a clock sample. */
-  private async ping (peer: PeerIdStr, timeoutMs: number, suspicion?: string): Promise<boolean> {
-    const reply = await this.probeRequest(peer, encodeMessage(suspicion === undefined ? { type: MSG_PING } : { type: MSG_PING, suspicion }), timeoutMs, { direct: true })
-    if (reply?.type !== MSG_PONG) return false
-    this.detector.heard(peer)
-    // Half the round trip is the most the answer can be late; a sample may only show a peer behind, never hide one ahead.
-    this.sampleOffset(peer, reply.wallMs - this.clock.now())
-    return true
-  }
-
-  /** Ask `via` to ping `target` for this node (SWIM's ping-req). */
-  private async pingVia (via: PeerIdStr, target: PeerIdStr, timeoutMs: number): Promise<IndirectAnswer> {
-    const reply = await this.probeRequest(via, encodeMessage({ type: MSG_PING_REQ, target }), 2 * timeoutMs + this.probeTimeoutMs, { direct: true })
-    if (reply === undefined) return 'none'
-    return reply.type === MSG_PONG ? 'ack' : 'nack'
-  }
-
-  /** The failure detector's probes, asked by a stream request or a direct call. */
-  private async answerProbe (from: PeerIdStr, message: Extract<WireMessage, { type: typeof MSG_PING | typeof MSG_PING_REQ }>): Promise<Uint8Array> {
-    if (message.type === MSG_PING) {
-      // A ping that says this node is suspected: refute it (the ping's sender is the suspector's buddy).
-      if (message.suspicion !== undefined && isHlc(message.suspicion)) this.detector.suspected(from, this.self, message.suspicion)
-      return encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) })
-    }
-    const acked = message.target !== this.self && await this.ping(message.target, this.probeTimeoutMs)
-    return acked ? encodeMessage({ type: MSG_PONG, wallMs: Math.max(0, Math.round(this.clock.now())) }) : encodeMessage({ type: MSG_ERROR, reason: 'no answer' })
-  }
-
-  /**
-   * A small exchange: a direct call for the failure detector's probes when
-   * the peer has a direct stream, else (and for beacon pulls, whose answers
-   * may be large) a request stream.
-   */
-  private async probeRequest (peer: PeerIdStr, request: Uint8Array, timeoutMs: number, options: { direct?: boolean } = {}): Promise<ReturnType<typeof decodeMessage> | undefined> {
-    if (this.stopped) return undefined
-    const direct = options.direct === true && request.length <= MAX_BEACON_BYTES ? this.calls.call(peer, request, timeoutMs) : undefined
-    if (direct !== undefined) {
-      this.metrics.bytesOut += request.length
-      const reply = await direct
-      if (reply === undefined) return undefined
-      this.metrics.bytesIn += reply.length
-      try {
-        return decodeMessage(reply)
-      } catch {
-        return undefined
-      }
-    }
-    const controller = new AbortController()
-    const timer = this.clock.setTimeout(() => { controller.abort(new Error(`no answer within ${timeoutMs} ms`)) }, timeoutMs)
-    try {
-      this.metrics.bytesOut += request.length
-      const reply = await this.network.request(peer, request, { signal: controller.signal })
-      this.metrics.bytesIn += reply.length
-      return decodeMessage(reply)
-    } catch {
-      return undefined
-    } finally {
-      this.clock.clearTimeout(timer)
-    }
-  }
-
-  /** Publish this node's suspicion of `target` to every member. */
-  private async announceSuspicion (target: PeerIdStr, stamp: string): Promise<void> {
-    const { wallMs, counter } = decodeHlc(stamp)
-    const bytes = encodeMessage({ type: MSG_SUSPECT, suspector: this.self, target, wallMs, counter })
-    this.metrics.bytesOut += bytes.length
-    await this.network.publish(bytes).catch(() => {})
-  }
-
-  private onSuspicion (from: PeerIdStr, message: { suspector: string, target: string, wallMs: number, counter: number }): void {
-    const members = this.lastResolution().view
-    if (message.suspector !== from || !members.has(from) || !members.has(message.target) || !stampInRange(message.wallMs, message.counter)) {
-      this.metrics.suspicionsDropped++
-      this.input.drop(from, 'invalid', message.suspector !== from ? `suspicion names ${shortId(message.suspector)} but was published by ${shortId(from)}` : 'suspicion from or of a non-member')
-      return
-    }
-    this.detector.suspected(from, message.target, encodeHlc({ wallMs: message.wallMs, counter: message.counter, node: from }))
-  }
-
   /** Someone suspects this node: a beacon stamped after the suspicion proves it alive. */
   private refute (stamp: string): void {
     const now = this.clock.now()
@@ -1347,7 +1337,7 @@ export class Agent extends EventEmitter {
     const from = direct.length > 0 ? direct[Math.floor(this.random() * direct.length)] : peers[Math.floor(this.random() * peers.length)]
     this.metrics.beaconPulls++
     void (async () => {
-      const reply = await this.probeRequest(from, encodeMessage({ type: MSG_PULL, nodes: [...wanted].slice(0, MAX_PULL) }), 2000)
+      const reply = await this.probes.request(from, encodeMessage({ type: MSG_PULL, nodes: [...wanted].slice(0, MAX_PULL) }), 2000)
       if (reply?.type !== MSG_BEACONS || this.stopped) return
       const view = this.lastResolution().view
       for (const beacon of reply.beacons) this.beaconChannel.receive(from, beacon, (node) => view.has(node), { pulled: true })
@@ -1571,6 +1561,22 @@ export class Agent extends EventEmitter {
   /** A peer is in a later epoch: fetch its document and move to it (this peer missed the move). */
   private async fetchEpoch (peer: PeerIdStr, epoch: number): Promise<void> {
     if (this.fetchingEpoch || epoch <= this.epochs.epoch || this.stopped || this.init.compactAfterEnded === 0) return
+    const now = this.clock.now()
+    // A peer that holds the old epoch up to the cut moves by itself once the
+    // proposal settles here (its own checkpoint checked, every verdict before
+    // the cut seen final): give that a moment before fetching.
+    if (this.laterEpochSeen === undefined || this.laterEpochSeen.epoch < epoch) this.laterEpochSeen = { epoch, atMs: now }
+    const waited = now - this.laterEpochSeen.atMs
+    if (waited < EPOCH_FETCH_GRACE_MS) {
+      if (!this.epochRetryScheduled) {
+        this.epochRetryScheduled = true
+        this.schedule(() => { this.epochRetryScheduled = false; void this.fetchEpoch(peer, epoch) }, EPOCH_FETCH_GRACE_MS - waited)
+      }
+      return
+    }
+    // Every message of a later epoch says so: fetch once in a while, not per message.
+    if (now - this.lastEpochFetchMs < EPOCH_FETCH_COOLDOWN_MS) return
+    this.lastEpochFetchMs = now
     this.fetchingEpoch = true
     try {
       // A peer that can still move by itself does (its own checkpoint is checked against the proposal).
@@ -1579,7 +1585,7 @@ export class Agent extends EventEmitter {
       const update = await this.sync.fetchEpoch(peer, epoch)
       if (update === undefined || this.stopped || epoch <= this.epochs.epoch) return
       if (!this.input.acceptsUpdate(peer, update, { whole: true })) return
-      const decision = this.epochs.adopt(this.doc, epoch, update, peer)
+      const decision = this.epochs.adopt(this.doc, epoch, update, peer, this.replayed?.proposals)
       if (decision !== undefined) await this.enterEpoch(decision)
     } catch (error) {
       this.log.warn(`epoch: could not fetch epoch ${epoch} from ${shortId(peer)} (${(error as Error).message}); the next sync tries again`)

@@ -470,6 +470,10 @@ function metricsText (agent: Agent, requests: { total: number, errors4xx: number
   metric('memgossip_beacons_sent_total', 'counter', 'Clock-channel beacons published by this agent.', m.beaconsSent)
   metric('memgossip_beacons_on_demand_total', 'counter', 'Beacons published because an entry waited for them (not on the timer).', m.beaconsOnDemand)
   metric('memgossip_beacons_direct_total', 'counter', 'Beacons sent straight to every member over direct streams instead of the gossip topic.', m.beaconsDirect)
+  metric('memgossip_beacons_relayed_total', 'counter', 'Beacons of this agent handed to a relay that passes them on in batches.', m.beaconsRelayed)
+  metric('memgossip_relay_batches_total', 'counter', 'Batches of members\' beacons this agent sent as a relay.', m.relayBatches)
+  metric('memgossip_relay_batch_beacons_total', 'counter', 'Beacons carried in the batches this agent sent as a relay.', m.relayBatchBeacons)
+  metric('memgossip_relay_timeouts_total', 'counter', 'Beacons of this agent whose relay did not pass them back in time (then sent directly).', m.relayTimeouts)
   metric('memgossip_beacons_accepted_total', 'counter', 'Beacons accepted from members.', m.beaconsAccepted)
   metric('memgossip_beacons_ahead_total', 'counter', 'Accepted beacons stamped more than the skew bound ahead of this host\'s clock.', m.beaconsAhead)
   for (const [reason, value] of [['forged', m.beaconsForged], ['stranger', m.beaconsStranger], ['invalid', m.beaconsInvalid], ['replayed', m.beaconsReplayed]] as const) {

@@ -12,6 +12,10 @@
  *   written;
  * - on a slow timer, so its peers hear it while nothing is written (liveness).
  *
+ * A beacon goes to a relay when one can take it (agent/relay.ts: the relay
+ * forwards one batch of every member's newest beacon to every peer), else
+ * straight to every member, else on the gossip topic.
+ *
  * Incoming beacons are checked before they count: named by the member that
  * published them (else `forged`), from a member of the current view (else
  * `stranger`), well formed with a line no later than their own stamp (else
@@ -36,6 +40,13 @@ export interface BeaconCounters {
   beaconsOnDemand: number
   /** Sent straight to every member (not published on the gossip topic). */
   beaconsDirect: number
+  /** Handed to a relay (agent/relay.ts) instead. */
+  beaconsRelayed: number
+  /** As a relay: batches sent, and the beacons they carried. */
+  relayBatches: number
+  relayBatchBeacons: number
+  /** This node's beacon did not come back in its relay's batch in time: sent the old way. */
+  relayTimeouts: number
   /** Beacons accepted from members. */
   beaconsAccepted: number
   /** Accepted, stamped further ahead of this host's clock than `maxAheadMs` (a clock offset; alerted). */
@@ -48,10 +59,18 @@ export interface BeaconCounters {
 }
 
 export function emptyBeaconCounters (): BeaconCounters {
-  return { beaconsSent: 0, beaconsOnDemand: 0, beaconsDirect: 0, beaconsAccepted: 0, beaconsAhead: 0, beaconsForged: 0, beaconsStranger: 0, beaconsInvalid: 0, beaconsReplayed: 0 }
+  return { beaconsSent: 0, beaconsOnDemand: 0, beaconsDirect: 0, beaconsRelayed: 0, relayBatches: 0, relayBatchBeacons: 0, relayTimeouts: 0, beaconsAccepted: 0, beaconsAhead: 0, beaconsForged: 0, beaconsStranger: 0, beaconsInvalid: 0, beaconsReplayed: 0 }
 }
 
 const DROP_COUNTER = { forged: 'beaconsForged', stranger: 'beaconsStranger', invalid: 'beaconsInvalid', replayed: 'beaconsReplayed' } as const
+
+/** A way to send this node's beacon through a relay (agent/relay.ts). */
+export interface BeaconRoute {
+  /** Hand the beacon to a relay; false when none can take it (then it goes directly or by gossip). */
+  route: (beacon: WireBeacon) => boolean
+  /** Would a beacon go by a relay now? */
+  active: () => boolean
+}
 
 export interface ClockChannelDeps {
   self: PeerIdStr
@@ -64,6 +83,8 @@ export interface ClockChannelDeps {
   publish: (bytes: Uint8Array) => Promise<void>
   /** Send to every member directly when connected to each; false when it did not (then `publish`). */
   direct?: (bytes: Uint8Array) => boolean
+  /** Tried first: a relay that batches every member's beacon into one message per peer. */
+  relay?: BeaconRoute
   /** The current resolution, computed with this channel's beacons. */
   resolution: () => Resolution
   /** This node may beacon now: a member, writing, with a peer to tell. */
@@ -136,12 +157,15 @@ export class ClockChannel {
     this.timer = undefined
   }
 
-  /** A beacon from the gossip topic, published by `from`. */
-  receive (from: PeerIdStr, wire: WireBeacon, isMember: (node: NodeId) => boolean, options: { pulled?: boolean } = {}): boolean {
-    // A pulled beacon (a pull's answer, the answering member's own or one it
-    // relays) names whom it is of; a published one names its member by a tag,
-    // which must be its author's (wire.ts nodeTag).
-    if (options.pulled !== true) {
+  /**
+   * A beacon from `from`: published or sent by its member, or passed on by a
+   * member — in a pull's answer (`pulled`) or a relay's batch (`relayed`).
+   */
+  receive (from: PeerIdStr, wire: WireBeacon, isMember: (node: NodeId) => boolean, options: { pulled?: boolean, relayed?: boolean } = {}): boolean {
+    // A pulled or relayed beacon names whom it is of (the member, resolved
+    // from its tag by the relay code); a published one names its member by a
+    // tag, which must be its author's (wire.ts nodeTag).
+    if (options.pulled !== true && options.relayed !== true) {
       if (!tagNames(wire.tag, from)) return this.drop(from, 'forged', `beacon published by ${shortId(from)} names another member`)
       wire = { ...wire, node: from }
     }
@@ -294,7 +318,11 @@ export class ClockChannel {
    */
   maybeBeacon (res: Resolution): void {
     if (this.stopped || this.timer !== undefined || !this.due(res)) return
-    const delay = Math.round(this.settings.delayMs * (1 + 2 * this.deps.random()))
+    // Jittered to 1–3× the delay. By a relay, 0.5–0.75× instead: the relay
+    // batches too (agent/relay.ts), and one round's beacons should reach it
+    // close together, within one batch window.
+    const [base, jitter] = this.deps.relay?.active() === true ? [0.5, 0.25] : [1, 2]
+    const delay = Math.round(this.settings.delayMs * (base + jitter * this.deps.random()))
     this.timer = this.deps.clock.setTimeout(() => {
       this.timer = undefined
       if (this.stopped || !this.due(this.deps.resolution())) return
@@ -360,9 +388,11 @@ export class ClockChannel {
       const wire = toWire(this.deps.self, beacon)
       this.counters.beaconsSent++
       if (onDemand) this.counters.beaconsOnDemand++
-      const bytes = encodeMessage({ type: MSG_BEACON, beacon: wire })
-      if (this.deps.direct?.(bytes) === true) this.counters.beaconsDirect++
-      else await this.deps.publish(bytes)
+      if (this.deps.relay?.route(wire) !== true) {
+        const bytes = encodeMessage({ type: MSG_BEACON, beacon: wire })
+        if (this.deps.direct?.(bytes) === true) this.counters.beaconsDirect++
+        else await this.deps.publish(bytes)
+      }
     } catch (error) {
       this.deps.log(`beacon not sent: ${(error as Error).message}`)
     } finally {
@@ -377,7 +407,8 @@ export class ClockChannel {
     if (!this.stopped) this.maybeBeacon(this.deps.resolution())
   }
 
-  private drop (from: PeerIdStr, why: BeaconDrop, reason: string): false {
+  /** Count a dropped beacon, and say so once per peer and reason. */
+  drop (from: PeerIdStr, why: BeaconDrop, reason: string): false {
     this.counters[DROP_COUNTER[why]]++
     const key = `${why}|${from}`
     if (!this.loggedDrops.has(key)) {

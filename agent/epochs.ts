@@ -118,7 +118,7 @@ export class Epochs {
    * be intact and of that epoch; what this peer holds after the seed's cut
    * is carried over. Undefined, with the reason logged, when it is not.
    */
-  adopt (doc: Y.Doc, epoch: number, update: Uint8Array, from: string): EpochDecision | undefined {
+  adopt (doc: Y.Doc, epoch: number, update: Uint8Array, from: string, known: readonly EpochProposal[] = []): EpochDecision | undefined {
     const next = new Y.Doc({ gc: true })
     let seed: ReturnType<typeof epochOf>
     try {
@@ -131,6 +131,14 @@ export class Epochs {
     }
     if (seed.epoch !== epoch || seed.checkpoint === undefined || !checkpointIntact(seed.checkpoint)) {
       this.deps.log(`epoch ${epoch} from ${shortId(from)} not adopted: its document is of epoch ${seed.epoch}`)
+      next.destroy()
+      return undefined
+    }
+    // What this peer holds of the move must agree with it: a proposal it holds
+    // for that epoch under the seed's key names the seed's checkpoint.
+    const named = known.find(p => p.epoch === epoch && proposalKey(p) === seed.proposal)
+    if (named !== undefined && (named.digest !== seed.checkpoint.digest || named.cut !== seed.checkpoint.cut)) {
+      this.deps.log(`epoch ${epoch} from ${shortId(from)} not adopted: its checkpoint (${seed.checkpoint.cut}, ${seed.checkpoint.digest.slice(0, 12)}) is not the one its proposal names`)
       next.destroy()
       return undefined
     }

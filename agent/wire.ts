@@ -7,6 +7,11 @@
  *   beacon     0x02 | 8-byte node tag | varuint wall ms | varuint counter
  *                   | varuint seq | varuint seen wall ms (0: none) | varuint seen counter
  *   suspect    0x03 | varstring suspector | varstring target | varuint wall ms | varuint counter
+ *   relay-me   0x06 | as 0x02: a member's own beacon, sent to a relay to pass on
+ *   relayed    0x07 | varuint base wall ms | varuint n
+ *                   | n × (4-byte node tag | varint wall ms − base | varuint counter | varuint seq
+ *                        | varuint line back (0: none, else wall ms − line wall ms + 1)
+ *                        | varuint line counter, only when there is a line)
  *   sync-req   0x10 | varuint len | state vector of the requester [| varuint epoch]
  *   sync-reply 0x11 | varuint len | Yjs update the requester lacks
  *                   | varuint len | state vector of the responder [| varuint epoch]
@@ -43,6 +48,10 @@ export const MSG_SUSPECT = 0x03
 /** A small request and its answer over a direct stream, matched by id (agent/calls.ts). */
 export const MSG_CALL = 0x04
 export const MSG_REPLY = 0x05
+/** A member's own beacon, sent straight to a relay that passes it on (agent/relay.ts). */
+export const MSG_BEACON_RELAY = 0x06
+/** A relay's batch: the newest beacon it holds of each member, a few bytes each. */
+export const MSG_RELAYED = 0x07
 export const MSG_SYNC_REQUEST = 0x10
 export const MSG_SYNC_REPLY = 0x11
 export const MSG_PUSH = 0x12
@@ -63,6 +72,8 @@ export class WireError extends Error {
 export type WireMessage =
   | { type: typeof MSG_GOSSIP, update: Uint8Array, epoch?: number }
   | { type: typeof MSG_BEACON, beacon: WireBeacon }
+  | { type: typeof MSG_BEACON_RELAY, beacon: WireBeacon }
+  | { type: typeof MSG_RELAYED, beacons: WireBeacon[] }
   | { type: typeof MSG_SUSPECT, suspector: string, target: string, wallMs: number, counter: number }
   | { type: typeof MSG_CALL, id: number, body: Uint8Array }
   | { type: typeof MSG_REPLY, id: number, body: Uint8Array }
@@ -97,6 +108,18 @@ export interface WireBeacon {
   tag?: Uint8Array
 }
 
+/**
+ * Bytes of {@link nodeTag} a relay's batch names a member by: a view of 64
+ * members has two ids sharing them with odds of about 1 in 2 million, and
+ * then its members do not relay (agent/relay.ts).
+ */
+export const RELAYED_TAG_BYTES = 4
+
+/** The tag a relay's batch names a member by: the first {@link RELAYED_TAG_BYTES} of its {@link nodeTag}. */
+export function relayedTag (node: string): Uint8Array {
+  return nodeTag(node).subarray(0, RELAYED_TAG_BYTES)
+}
+
 /** The tag a published beacon names its member by. */
 export function nodeTag (node: string): Uint8Array {
   return new Uint8Array(createHash('sha256').update(node).digest().subarray(0, 8))
@@ -121,9 +144,16 @@ export function encodeMessage (message: WireMessage): Uint8Array {
       encoding.writeVarUint8Array(encoder, message.update)
       break
     case MSG_BEACON:
+    case MSG_BEACON_RELAY:
       encoding.writeUint8Array(encoder, nodeTag(message.beacon.node))
       writeBeaconBody(encoder, message.beacon)
       break
+    case MSG_RELAYED: {
+      const base = message.beacons[0]?.wallMs ?? 0
+      encoding.writeVarUint(encoder, base)
+      writeList(encoder, message.beacons, beacon => { writeRelayedBeacon(encoder, beacon, base) })
+      break
+    }
     case MSG_SUSPECT:
       encoding.writeVarString(encoder, message.suspector)
       encoding.writeVarString(encoder, message.target)
@@ -192,10 +222,15 @@ export function decodeMessage (bytes: Uint8Array): WireMessage {
     switch (type) {
       case MSG_GOSSIP: message = { type, update: readBytes(), ...readEpoch() }; break
       case MSG_PUSH: message = { type, update: readBytes() }; break
-      case MSG_BEACON: {
-        if (bytes.length - decoder.pos < 8) throw new WireError('beacon shorter than its node tag')
-        const tag = decoding.readUint8Array(decoder, 8).slice()
+      case MSG_BEACON:
+      case MSG_BEACON_RELAY: {
+        const tag = readTag(decoder, bytes.length)
         message = { type, beacon: { ...readBeaconBody(decoder, ''), tag } }
+        break
+      }
+      case MSG_RELAYED: {
+        const base = decoding.readVarUint(decoder)
+        message = { type, beacons: readList(decoder, () => readRelayedBeacon(decoder, bytes.length, base)) }
         break
       }
       case MSG_SUSPECT: message = { type, suspector: decoding.readVarString(decoder), target: decoding.readVarString(decoder), wallMs: decoding.readVarUint(decoder), counter: decoding.readVarUint(decoder) }; break
@@ -252,6 +287,51 @@ function readBeaconBody (decoder: decoding.Decoder, node: string): WireBeacon {
 
 function writeEpoch (encoder: encoding.Encoder, epoch: number | undefined): void {
   if (epoch !== undefined && epoch !== 0) encoding.writeVarUint(encoder, epoch)
+}
+
+function readTag (decoder: decoding.Decoder, length: number, bytes = 8): Uint8Array {
+  if (length - decoder.pos < bytes) throw new WireError('beacon shorter than its node tag')
+  return decoding.readUint8Array(decoder, bytes).slice()
+}
+
+/**
+ * One beacon of a relay's batch: its member's short tag, its wall time as a
+ * difference from the batch's first (beacons of one batch are stamped within
+ * milliseconds of each other), its line's wall time as a distance back from
+ * its own stamp (a line is never past its stamp) — about 10 bytes against a
+ * 0x02 message's 25 and the ~30 bytes of framing each message costs on the
+ * socket. The relay forwards only beacons it accepted, so a line past its
+ * stamp cannot be written; one that would be is sent as no line (weaker: the
+ * peer waits).
+ */
+function writeRelayedBeacon (encoder: encoding.Encoder, beacon: WireBeacon, base: number): void {
+  const tag = beacon.node !== '' ? relayedTag(beacon.node) : beacon.tag?.subarray(0, RELAYED_TAG_BYTES)
+  if (tag?.length !== RELAYED_TAG_BYTES) throw new WireError('a relayed beacon needs its member (a node id or its tag)')
+  encoding.writeUint8Array(encoder, tag)
+  encoding.writeVarInt(encoder, beacon.wallMs - base)
+  encoding.writeVarUint(encoder, beacon.counter)
+  encoding.writeVarUint(encoder, beacon.seq)
+  const seen = beacon.seen !== undefined && isHlc(beacon.seen) ? decodeHlc(beacon.seen) : undefined
+  if (seen === undefined || seen.wallMs > beacon.wallMs || seen.wallMs === 0) {
+    encoding.writeVarUint(encoder, 0)
+    return
+  }
+  encoding.writeVarUint(encoder, beacon.wallMs - seen.wallMs + 1)
+  encoding.writeVarUint(encoder, seen.counter)
+}
+
+function readRelayedBeacon (decoder: decoding.Decoder, length: number, base: number): WireBeacon {
+  const tag = readTag(decoder, length, RELAYED_TAG_BYTES)
+  const wallMs = base + decoding.readVarInt(decoder)
+  const counter = decoding.readVarUint(decoder)
+  const seq = decoding.readVarUint(decoder)
+  if (!Number.isSafeInteger(wallMs) || wallMs < 0) throw new WireError(`relayed beacon's wall time out of range (${wallMs})`)
+  const back = decoding.readVarUint(decoder)
+  if (back === 0) return { node: '', wallMs, counter, seq, tag }
+  const seenWall = wallMs - (back - 1)
+  const seenCounter = decoding.readVarUint(decoder)
+  if (seenWall <= 0 || !stampInRange(seenWall, seenCounter)) throw new WireError(`relayed beacon's line out of range (wall ${seenWall}, counter ${seenCounter})`)
+  return { node: '', wallMs, counter, seq, tag, seen: encodeHlc({ wallMs: seenWall, counter: seenCounter, node: LOWEST_NODE }) }
 }
 
 /** Sorts below every node id: a line decoded without its node part. */

@@ -36,6 +36,7 @@ export const MUTATIONS: Mutation[] = [
   { name: 'a joiner\'s writes before its admission count', file: 'crdt/views.ts', from: 'if (interval.admitHlc >= hlc) continue', to: 'if (interval.admitHlc >= hlc && i > 0) continue' },
   { name: 'a beacon counts before its position is held (clock channel)', file: 'crdt/resolve.ts', from: 'if (held >= beacon.seq && beacon.hlc', to: 'if (beacon.hlc' },
   { name: 'a beacon counts under any name (clock channel)', file: 'crdt/resolve.ts', from: 'if (!beacon.hlc.endsWith(`:${node}`) || membership', to: 'if (membership' },
+  { name: 'a relay forwards the oldest beacon of each member instead of the newest (clock channel relays)', file: 'agent/relay.ts', from: 'if (held === undefined || newer(beacon, held)) this.pending.set', to: 'if (held === undefined) this.pending.set', tests: 'test/agent/clock-relay.test.ts' },
   { name: 'an acknowledged proposal caps the line for ever (never expires)', file: 'crdt/resolve.ts', from: 'for (const [target, cap] of acknowledgedCaps(live, self)) {', to: 'for (const [target, cap] of acknowledgedCaps(membership.proposals.filter(p => p.status === \'open\'), self)) {' },
   { name: 'an acknowledgement after the deadline counts', file: 'crdt/views.ts', from: '    if (record.hlc > o.state.deadline) continue\n', to: '' },
   { name: 'a release ends the id whatever entry it names', file: 'crdt/resolve.ts', from: 'if (run === undefined || run.key !== key) {', to: 'if (run === undefined) {' },

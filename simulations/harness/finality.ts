@@ -33,6 +33,13 @@ export interface FinalityFigures {
   allMaxMs: number | null
   /** (reservation, running peer) pairs never final on that peer by the end. */
   neverFinal: number
+  /**
+   * Pairs not seen final on a peer that started from a checkpoint after the
+   * reservation ended (a joiner or a restarted peer after a move to a new
+   * epoch): the peer never held the entry, and everything before the cut is
+   * final (docs/design.md "Compaction: epochs"). Not in `neverFinal`.
+   */
+  compacted: number
   /** Histogram of the per-reservation "final everywhere" times: `[upper bound ms, count]`, bounds doubling from 25 ms. */
   histogram: Array<[number, number]>
 }
@@ -52,6 +59,8 @@ export class FinalityTracker {
   /** id → node id → scenario ms of the first `final` there. */
   private readonly finalAt = new Map<string, Map<string, number>>()
   private readonly attached = new WeakSet<Agent>()
+  /** The agent each node runs now (the latest one attached). */
+  private readonly listening = new Map<string, Agent>()
 
   constructor (now: () => number) {
     this.now = now
@@ -59,7 +68,10 @@ export class FinalityTracker {
 
   /** A reservation the harness wrote at scenario time `atMs`. */
   wrote (id: string, atMs: number, partitioned: boolean): void {
-    if (!this.writes.has(id)) this.writes.set(id, { id, atMs, partitioned })
+    if (this.writes.has(id)) return
+    this.writes.set(id, { id, atMs, partitioned })
+    // Final already somewhere (the writer's own verdict can be final before its write returns): it counts from now.
+    for (const [nodeId, agent] of this.listening) if (agent.verdict(id)?.final === true) this.record(id, nodeId)
   }
 
   /** Listen to every running agent not yet listened to (call at every sample). */
@@ -69,6 +81,7 @@ export class FinalityTracker {
       if (node.state !== 'running' || agent === undefined || this.attached.has(agent)) continue
       this.attached.add(agent)
       const nodeId = node.id
+      this.listening.set(nodeId, agent)
       // Anything final before this agent was heard counts as final now.
       for (const w of this.writes.values()) if (agent.verdict(w.id)?.final === true) this.record(w.id, nodeId)
       agent.on('event', (event: AgentEvent) => {
@@ -87,12 +100,16 @@ export class FinalityTracker {
     if (!byNode.has(nodeId)) byNode.set(nodeId, this.now())
   }
 
-  /** The figures over the peers running at the end (`running`: their node ids). */
-  report (running: string[]): FinalityReport {
+  /**
+   * The figures over the peers running at the end (`running`: their node
+   * ids). `compacted(node, id)`: the peer is in a later epoch and does not
+   * know the reservation — it ended before the checkpoint the peer holds.
+   */
+  report (running: string[], compacted: (node: string, id: string) => boolean = () => false): FinalityReport {
     const all = [...this.writes.values()]
     return {
-      whole: figures(all.filter(w => !w.partitioned), running, this.finalAt),
-      partitioned: figures(all.filter(w => w.partitioned), running, this.finalAt)
+      whole: figures(all.filter(w => !w.partitioned), running, this.finalAt, compacted),
+      partitioned: figures(all.filter(w => w.partitioned), running, this.finalAt, compacted)
     }
   }
 }
@@ -110,17 +127,23 @@ export function histogram (values: number[], bounds = HISTOGRAM_BOUNDS_MS): Arra
   return [...bounds, Infinity].map((b, i) => [b, counts[i]] as [number, number]).filter(([, c], i, a) => c > 0 || a.slice(i).some(([, later]) => later > 0))
 }
 
-function figures (writes: Write[], running: string[], finalAt: Map<string, Map<string, number>>): FinalityFigures {
+function figures (writes: Write[], running: string[], finalAt: Map<string, Map<string, number>>, compacted: (node: string, id: string) => boolean): FinalityFigures {
   const perPeer: number[] = []
   const everywhere: number[] = []
   let never = 0
+  let gone = 0
   for (const w of writes) {
     const byNode = finalAt.get(w.id)
     let last = 0
     let complete = true
     for (const node of running) {
       const at = byNode?.get(node)
-      if (at === undefined) { never++; complete = false; continue }
+      if (at === undefined) {
+        if (compacted(node, w.id)) gone++
+        else never++
+        complete = false
+        continue
+      }
       const ms = Math.max(0, at - w.atMs)
       perPeer.push(ms)
       last = Math.max(last, ms)
@@ -139,6 +162,7 @@ function figures (writes: Write[], running: string[], finalAt: Map<string, Map<s
     allP99Ms: q(everywhere, 0.99),
     allMaxMs: q(everywhere, 1),
     neverFinal: never,
+    compacted: gone,
     histogram: histogram(everywhere)
   }
 }

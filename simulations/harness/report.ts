@@ -94,6 +94,8 @@ export interface RunReport {
     verdicts: Record<string, number>
     members: number
     pendingAtEnd: number
+    /** The ledger's epoch on the running peers at the end, least and most (docs/design.md "Compaction: epochs"). */
+    epochs: [number, number]
   }
   traffic: {
     /** Per peer, over the timeline (t = 0 to the end). Bytes are payload bytes. */

@@ -216,7 +216,10 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
     })
 
     const traffic = trafficOf(tier, trafficAtOrigin, running.length)
-    const finalityReport = finality.report(running.map(x => x.id))
+    const finalityReport = finality.report(running.map(x => x.id), (nodeId, id) => {
+      const agent = running.find(x => x.id === nodeId)?.agent
+      return agent !== undefined && agent.metrics.epoch > 0 && agent.verdict(id) === undefined
+    })
     const end = memory(options.measureHeap === true)
     rssPeak = Math.max(rssPeak, end.rss)
     const scenarioEnd = tier.now()
@@ -263,7 +266,8 @@ export async function runScenario (scenario: Scenario, options: RunOptions): Pro
         digest: majority ?? null,
         verdicts: finalRes === undefined ? {} : { ...finalRes.counts },
         members: finalRes?.members.length ?? 0,
-        pendingAtEnd
+        pendingAtEnd,
+        epochs: [Math.min(...running.map(n => n.agent!.metrics.epoch)), Math.max(...running.map(n => n.agent!.metrics.epoch))]
       },
       traffic,
       finality: finalityReport,

@@ -9,7 +9,7 @@
  *   "name": "yz-race",
  *   "nodes": 6,
  *   "memory": "16GiB",
- *   "agent": { "heartbeat": "1s", "sync": "1s" },
+ *   "agent": { "heartbeat": "1s", "sync": "1s", "compactAfter": 20 },
  *   "network": { "latency": ["2ms", "20ms"], "loss": 0.01, "duplicate": 0.01, "degree": 4 },
  *   "groups": { "left": { "fraction": [0, 0.5] }, "right": { "fraction": [0.5, 1] } },
  *   "timeline": [
@@ -70,10 +70,12 @@ export interface AgentSettings {
   evictAfterMs?: number
   /** Batch delay of on-demand beacons (agent default 20 ms). */
   beaconDelayMs?: number
+  /** Move to a new epoch once this many reservations ended (agent default 2000; docs/design.md "Compaction: epochs"). */
+  compactAfter?: number
 }
 
 /** The agent's timer options for these settings (both tiers start agents with them). */
-export function agentTimers (settings: AgentSettings): Pick<AgentInit, 'sampleIntervalMs' | 'heartbeatIntervalMs' | 'syncIntervalMs' | 'gossipBatchMs' | 'probeIntervalMs' | 'evictAfterMs' | 'beaconDelayMs'> {
+export function agentTimers (settings: AgentSettings): Pick<AgentInit, 'sampleIntervalMs' | 'heartbeatIntervalMs' | 'syncIntervalMs' | 'gossipBatchMs' | 'probeIntervalMs' | 'evictAfterMs' | 'beaconDelayMs' | 'compactAfterEnded'> {
   return {
     sampleIntervalMs: settings.probeMs,
     heartbeatIntervalMs: settings.heartbeatMs,
@@ -81,7 +83,8 @@ export function agentTimers (settings: AgentSettings): Pick<AgentInit, 'sampleIn
     ...(settings.gossipBatchMs !== undefined ? { gossipBatchMs: settings.gossipBatchMs } : {}),
     ...(settings.failureProbeMs !== undefined ? { probeIntervalMs: settings.failureProbeMs } : {}),
     ...(settings.evictAfterMs !== undefined ? { evictAfterMs: settings.evictAfterMs } : {}),
-    ...(settings.beaconDelayMs !== undefined ? { beaconDelayMs: settings.beaconDelayMs } : {})
+    ...(settings.beaconDelayMs !== undefined ? { beaconDelayMs: settings.beaconDelayMs } : {}),
+    ...(settings.compactAfter !== undefined ? { compactAfterEnded: settings.compactAfter } : {})
   }
 }
 
@@ -448,7 +451,8 @@ const agentSettingsSchema = fields({
   gossipBatch: duration(1).optional(),
   failureProbe: duration(10).optional(),
   evictAfter: duration(1).optional(),
-  beaconDelay: duration(1).optional()
+  beaconDelay: duration(1).optional(),
+  compactAfter: integer(0, 1_000_000).optional()
 }).transform((o): Partial<AgentSettings> => {
   const out: Partial<AgentSettings> = {}
   if (o.heartbeat !== undefined) out.heartbeatMs = o.heartbeat
@@ -458,6 +462,7 @@ const agentSettingsSchema = fields({
   if (o.failureProbe !== undefined) out.failureProbeMs = o.failureProbe
   if (o.evictAfter !== undefined) out.evictAfterMs = o.evictAfter
   if (o.beaconDelay !== undefined) out.beaconDelayMs = o.beaconDelay
+  if (o.compactAfter !== undefined) out.compactAfter = o.compactAfter
   return out
 })
 

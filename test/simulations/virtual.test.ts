@@ -18,7 +18,7 @@ import { formatSummary } from '../../simulations/harness/summary.ts'
 import { loadScenario } from '../../simulations/scenario/load.ts'
 
 /** Peers per scenario run; `membership-storm` is the one run beyond 64 in CI. */
-const PEERS: Record<string, number> = { 'membership-storm': 80 }
+const PEERS: Record<string, number> = { 'membership-storm': 80, compaction: 12 }
 const DEFAULT_PEERS = Number(process.env.MEMGOSSIP_VIRTUAL_PEERS ?? 64)
 const peersOf = (name: string): number => process.env.MEMGOSSIP_VIRTUAL_PEERS !== undefined ? DEFAULT_PEERS : (PEERS[name] ?? DEFAULT_PEERS)
 const SEED = 20261121
@@ -43,7 +43,7 @@ function check (report: RunReport): void {
  * (`simulations/cli.ts --json`) in its own process, two at a time, so both
  * cores work and one run's heap does not slow the next.
  */
-const SCENARIOS = ['membership-storm', 'fleet', 'churn', 'partition-heal-storm', 'replicated-all-placement', 'node-loss', 'yz-race']
+const SCENARIOS = ['membership-storm', 'fleet', 'churn', 'partition-heal-storm', 'replicated-all-placement', 'node-loss', 'yz-race', 'compaction']
 const PARALLEL = Math.max(1, Math.min(2, availableParallelism()))
 const runs = new Map<string, Promise<{ code: number, report: RunReport }>>()
 
@@ -74,6 +74,11 @@ describe(`every shipped scenario, virtual tier, ${DEFAULT_PEERS} peers (membersh
         // two peers, has exactly one winner.
         expect(report.writes.races.oneAdmitted).toBe(report.writes.races.pairs)
         expect(report.writes.races.loserLostConcurrentConflict).toBe(report.writes.races.pairs)
+      }
+      if (name === 'compaction') {
+        // docs/design.md "Compaction: epochs": every running peer moved, through a crash, a partition and a join.
+        expect(report.outcome.epochs[0], 'the least epoch among the running peers').toBeGreaterThanOrEqual(1)
+        expect(report.outcome.epochs[0]).toBe(report.outcome.epochs[1])
       }
     }, 600_000)
   }
