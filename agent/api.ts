@@ -14,7 +14,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { z } from 'zod'
-import { formatPlacement, formatSize, shortId, type FitAnswer, type Placement, type Verdict } from '../crdt/index.ts'
+import { DuplicateReservationError, formatPlacement, formatSize, shortId, type FitAnswer, type Placement, type Verdict } from '../crdt/index.ts'
 import type { Agent, AgentEvent } from './agent.ts'
 import {
   ApiError, ROUTES, toApiError,
@@ -62,6 +62,8 @@ function asApiError (error: unknown): ApiError {
   if (error instanceof ApiError) return error
   if (error instanceof BadRequestError) return new ApiError('BadRequest', error.message, error.field)
   if (error instanceof IdExistsError) return new ApiError('IdExists', error.message, 'id')
+  // ckfix (issue 16): the ledger writer refuses an id this node wrote before that the agent's own check let through (after compaction).
+  if (error instanceof DuplicateReservationError) return new ApiError('IdExists', error.message, 'id')
   if (error instanceof NotFoundError) return new ApiError('NotFound', error.message)
   if (error instanceof UnavailableError) return new ApiError('Unavailable', error.message)
   if (error instanceof AckTimeoutError) return new ApiError('AckTimeout', error.message)

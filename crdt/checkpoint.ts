@@ -6,12 +6,16 @@
  * A checkpoint holds what later resolution reads of the log up to C: each
  * node's slot (state, allocatable, committed, what it is charged with, the
  * last few admissions that name a conflict's winner), the reservations
- * running or queued at C with their verdicts, releases still waiting for
- * their entry, the ids already owned (a later entry of one loses it,
- * `IdTaken`), how far each node's stream reached, and what the entries that
- * ended before C add to the counts and to rent. Membership records and
- * heartbeats are not folded in: resolution still reads them from the
- * document (they grow with members, not with reservations).
+ * running or queued at C with their verdicts (they hold their ids: a later
+ * entry of one loses it, `IdTaken`, while every other id is free after C),
+ * releases still waiting for their entry, how far each node's stream
+ * reached, and what the entries that ended before C add to the counts and to
+ * rent. Nothing in it grows with the reservations ever made, only with the
+ * live ones and the members (docs/decisions.md "Ids are free again once
+ * their entry has ended"), but for a release stamped before an entry that
+ * never counts. Membership records and heartbeats are not folded in:
+ * resolution still reads them from the document (they grow with members,
+ * not with reservations).
  *
  * It is a function of the document's counted entries at or before C only, so
  * every peer that computes it at the same C gets the same {@link Checkpoint.digest};
@@ -28,7 +32,13 @@ import {
 } from './resolve.ts'
 import { readLedger, type LedgerSnapshot, type NodeId, type Reservation, type ReservationId } from './schema.ts'
 
-export const CHECKPOINT_VERSION = 1
+/**
+ * 2: ids of ended entries are no longer kept (an id is free again once its
+ * entry ended). Version 1 (which also listed every id ever owned, `owners`)
+ * is still read: its live entries hold their ids the same way, and the list
+ * is ignored.
+ */
+export const CHECKPOINT_VERSION = 2
 
 /** A node's slot at the cut. */
 export interface CheckpointSlot {
@@ -49,7 +59,8 @@ export interface CheckpointSlot {
 export type CheckpointVerdict = Omit<Verdict, 'final' | 'waitsFor' | 'waitingOn' | 'view' | 'runningOn' | 'queuePosition' | 'queueLength'>
 
 export interface Checkpoint {
-  version: typeof CHECKPOINT_VERSION
+  /** {@link CHECKPOINT_VERSION} when taken here; 1 in one taken before ids became free again (read, never written). */
+  version: typeof CHECKPOINT_VERSION | 1
   /** The stable cut: the state after every counted entry stamped at or before it. */
   cut: HlcString
   /** Slots in the order the replay created them (placement breaks ties by it). */
@@ -58,11 +69,13 @@ export interface Checkpoint {
   running: Array<{ key: string, reservation: Reservation, verdict: CheckpointVerdict, nodes: NodeId[], effectiveBytes: number }>
   /** Entries waiting in the queue at the cut, in log order. */
   queue: Array<{ key: string, reservation: Reservation, verdict: CheckpointVerdict }>
-  /** Releases stamped before the entry they end, whose entry is not stamped at or before the cut. */
+  /**
+   * Releases stamped before the entry they end, while no counted entry of that
+   * key is stamped at or before the cut (whether a non-member's entry of it
+   * has arrived must not matter: it never counts, and it can arrive late).
+   */
   pendingReleases: Array<[string, HlcString]>
   allNeedBytes: number
-  /** Every id owned by a counted entry at or before the cut, sorted: the one part that grows with ids ever used. */
-  owners: Array<[ReservationId, { creator: NodeId, hlc: HlcString }]>
   /** How far counted entries at or before the cut reach in each node's stream, sorted by node. */
   streams: Array<[NodeId, { hlc?: HlcString, seq: number }]>
   /** Entries that ended at or before the cut: left out of later resolutions, kept as totals. */
@@ -145,7 +158,7 @@ export function endedRentByteSeconds (checkpoint: Checkpoint): number {
 
 /** True when the checkpoint's digest matches its content (a damaged or forged one does not). */
 export function checkpointIntact (checkpoint: Checkpoint): boolean {
-  return checkpoint.version === CHECKPOINT_VERSION && digestOf(checkpoint) === checkpoint.digest
+  return (checkpoint.version === CHECKPOINT_VERSION || checkpoint.version === 1) && digestOf(checkpoint) === checkpoint.digest
 }
 
 // ---------------------------------------------------------------- capture and restore
@@ -177,8 +190,6 @@ function capture (state: CutState, from: Checkpoint | undefined): Checkpoint {
     // Ended at or before the cut: its rent is complete (runningOn is unused for an ended entry).
     byteSeconds += rentLine(verdict, 0, 0, 0)?.byteSeconds ?? 0
   }
-  const owners = new Map(from?.owners ?? [])
-  for (const [id, owner] of state.owners) owners.set(id, owner)
   const streams = new Map((from?.streams ?? []).map(([node, s]) => [node, { ...s }]))
   for (const [node, s] of state.streams) {
     const known = streams.get(node)
@@ -206,7 +217,6 @@ function capture (state: CutState, from: Checkpoint | undefined): Checkpoint {
     queue: [...replay.queue.values()].map(w => ({ key: w.key, reservation: w.reservation, verdict: keptVerdict(w.verdict) })),
     pendingReleases: state.pendingReleases,
     allNeedBytes: replay.allNeedBytes,
-    owners: [...owners].sort(byFirst),
     streams: [...streams].sort(byFirst),
     ended: { counts, byteSeconds }
   }))
@@ -216,7 +226,6 @@ function capture (state: CutState, from: Checkpoint | undefined): Checkpoint {
 function baseOf (checkpoint: Checkpoint): ReplayBase {
   return {
     cut: checkpoint.cut,
-    owners: new Map(checkpoint.owners),
     streams: new Map(checkpoint.streams),
     restore: replay => restore(checkpoint, replay)
   }

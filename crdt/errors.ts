@@ -25,13 +25,18 @@ export class HlcError extends Error {
   override readonly name = 'HlcError'
 }
 
-/** This node already wrote a reservation with that id; entries are write-once. */
+/**
+ * This node already wrote a reservation with that id. Its entry `<id>@<node>`
+ * is write-once and stays in the document after it ends, so the same node
+ * cannot write the id again there (another node can, once the entry holding
+ * the id has ended: docs/design.md "Resolution").
+ */
 export class DuplicateReservationError extends Error {
   override readonly name = 'DuplicateReservationError'
   readonly id: string
 
-  constructor (id: string) {
-    super(`reservation '${id}' was already written by this node`)
+  constructor (id: string, node?: string, why = 'an entry is write-once and stays in the ledger after it ends') {
+    super(`reservation '${id}' was already written by this node${node !== undefined ? ` (entry ${id}@${node})` : ''}: ${why}, so this node cannot write that id again`)
     this.id = id
   }
 }

@@ -48,14 +48,15 @@ export function computeRent (resolution: Resolution, options: RentOptions): Rent
   const lines: RentLine[] = []
   let totalByteSeconds = 0
   let totalCost = 0
-  for (const verdict of resolution.verdicts.values()) {
+  // Entries that held an id before a later one took it (with the conflicts) ran too.
+  for (const verdict of [...resolution.verdicts.values(), ...resolution.conflicts]) {
     const line = rentLine(verdict, since, options.nowMs, price)
     if (line === undefined) continue
     lines.push(line)
     totalByteSeconds += line.byteSeconds
     totalCost += line.cost
   }
-  lines.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  lines.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.creator < b.creator ? -1 : a.creator > b.creator ? 1 : 0))
   return { lines, totalByteSeconds, totalCost, pricePerGiBHour: price, sinceMs: since, nowMs: options.nowMs }
 }
 

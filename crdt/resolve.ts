@@ -151,9 +151,14 @@ export interface LedgerIssue {
 }
 
 export interface Resolution {
-  /** One verdict per deployment id: the entry that owns the id. */
+  /** One verdict per deployment id: the entry holding the id now (the latest counted entry that took it). */
   verdicts: Map<ReservationId, Verdict>
-  /** Entries that lost their id to an earlier one (`IdTaken`), or invalid duplicates. */
+  /**
+   * Every other entry: those that lost their id to the entry holding it
+   * (`IdTaken`), those that held it before and ended before a later entry
+   * took it, and entries that do not count or are invalid where a counted
+   * entry holds the id.
+   */
   conflicts: Verdict[]
   nodes: Map<NodeId, NodeView>
   /** Members of the current view, sorted. */
@@ -573,7 +578,8 @@ export class Replay {
       const room = slot.allocatableBytes - slot.committedBytes
       for (let i = slot.recent.length - 1; i >= 0; i--) {
         const other = slot.recent[i]
-        if (!slot.charges.has(other.id) || other.creator === reservation.creator || room + other.bytes < reservation.bytes) continue
+        // Charged here now, this very entry: an ended one of the same id (an id taken again) holds nothing.
+        if (slot.charges.get(other.id) !== other || other.creator === reservation.creator || room + other.bytes < reservation.bytes) continue
         if (found === undefined || compareHlc(other.hlc, found.reservation.hlc) > 0) found = { reservation: other, node: slot.id, room }
         break
       }
@@ -585,6 +591,23 @@ export class Replay {
 /** Shrink order: lowest priority first, then the latest stamp first, then by id (the same on every peer). */
 function shrinkOrder (a: Reservation, b: Reservation): number {
   return a.priority - b.priority || compareHlc(b.hlc, a.hlc) || (a.id < b.id ? -1 : 1)
+}
+
+/**
+ * docs/design.md "Resolution": a counted entry stamped `hlc` takes an id from
+ * the entry holding it only when that entry has ended — released, evicted,
+ * rejected, timed out of the queue or withdrawn — at a stamp strictly before
+ * `hlc`. A rule of the log alone, evaluated at the new entry's point: every
+ * end stamped before it has been replayed there, so every peer decides alike,
+ * and the decision rests on the log before `hlc`, like any other (final once
+ * that prefix is, docs/decisions.md "Ids are free again once their entry has
+ * ended"). A holder still running or queued there keeps the id.
+ */
+function takesId (holder: Verdict, hlc: HlcString): boolean {
+  const end = holder.status === 'released' || holder.status === 'evicted'
+    ? holder.endedHlc
+    : holder.status === 'rejected' ? holder.decidedHlc : undefined
+  return end !== undefined && compareHlc(end, hlc) < 0
 }
 
 /** Decide a queued entry at a later point of the log. */
@@ -712,11 +735,13 @@ const STANDING_TEXT: Record<StandingCode, string> = {
  */
 export interface ReplayBase {
   cut: HlcString
-  /** Ids owned by counted entries at or before the cut: a later entry of one loses it (`IdTaken`). */
-  owners: ReadonlyMap<ReservationId, { creator: NodeId, hlc: HlcString }>
   /** How far counted entries at or before the cut reach in each node's stream. */
   streams: ReadonlyMap<NodeId, { hlc?: HlcString, seq: number }>
-  /** Put the replay in the state at the cut; returns the verdicts of the entries live there (running or queued). */
+  /**
+   * Put the replay in the state at the cut; returns the verdicts of the
+   * entries live there (running or queued): they hold their ids, and no
+   * entry that ended at or before the cut holds one for an entry after it.
+   */
   restore: (replay: Replay) => Verdict[]
 }
 
@@ -726,8 +751,6 @@ export interface CutState {
   replay: Replay
   /** Verdicts of the counted entries stamped at or before the cut (after the base's cut, plus those live at it), `IdTaken` losers included. */
   counted: Verdict[]
-  /** Ids whose owner is a counted entry stamped at or before the cut (after the base's cut). */
-  owners: Map<ReservationId, { creator: NodeId, hlc: HlcString }>
   /** How far counted entries at or before the cut (after the base's cut) reach in each node's stream. */
   streams: Map<NodeId, { hlc?: HlcString, seq: number }>
   /** Releases still waiting for their entry that can still meet it: no entry of that key is stamped at or before the cut. */
@@ -825,43 +848,52 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: 
     log.push({ kind: KIND_RELEASE, hlc: v.value.hlc, key, release: v.value })
   }
 
-  // Reservations: the earliest entry that counts owns each id; later ones lose
-  // it (IdTaken). An entry that does not count (its creator was not a member
-  // then) owns nothing: it is rejected with the reason, for good.
-  const verdicts = new Map<ReservationId, Verdict>()
+  // Reservations: every entry that counts enters the log, and takes its id at
+  // its point there unless the entry holding the id has not ended before it
+  // (IdTaken; see `takesId`). An entry that does not count (its creator was
+  // not a member then) holds nothing: it is rejected with the reason, for good.
   const conflicts: Verdict[] = []
-  const owners = new Map<ReservationId, { key: string, reservation: Reservation }>()
   const invalid: Verdict[] = []
   const expiries: LogEvent[] = []
   const valid: Array<{ key: string, reservation: Reservation, code?: StandingCode }> = []
-  /** Keys of entries stamped at or before the cut: a release waiting for one of them can never meet it. */
+  /**
+   * Keys of counted entries stamped at or before the cut: a release waiting
+   * for one of them can never meet it. Only counted ones: a non-member's
+   * entry can arrive after any cut, whatever its stamp (it never reaches the
+   * replay, so a release waiting for it is inert either way), and the state
+   * at a cut must not depend on whether it has arrived yet.
+   */
   const stampedByCut = new Set<string>()
   for (const [key, raw] of Object.entries(snapshot.reservations)) {
     const v = validateReservation(key, raw)
     if (!v.ok) { invalid.push(invalidVerdict(key, raw, v.code, v.reason)); continue }
     const reservation = v.value
     advance(reservation.creator, reservation.hlc, reservation.seq)
-    if (byCut(reservation.hlc)) stampedByCut.add(key)
     const code = standing(reservation.creator, reservation.hlc, reservation.seq)
+    if (code === undefined && byCut(reservation.hlc)) stampedByCut.add(key)
     if (code === undefined && inBase(reservation.hlc)) continue
     valid.push({ key, reservation, code })
-    if (code !== undefined) continue
-    counted(reservation.creator, reservation.hlc, reservation.seq)
-    const owner = owners.get(reservation.id)
-    if (owner === undefined || compareHlc(reservation.hlc, owner.reservation.hlc) < 0) owners.set(reservation.id, { key, reservation })
+    if (code === undefined) counted(reservation.creator, reservation.hlc, reservation.seq)
   }
   const byKey = new Map<string, Verdict>()
   const outsiders: Verdict[] = []
   const replay = new Replay()
   const cutCounted: Verdict[] = []
+  /**
+   * The entry holding each id: the latest that took it, in log order. One
+   * restored from a base is live at its cut (running or queued); the entries
+   * that ended at or before the cut hold nothing for any entry after it.
+   */
+  const holders = new Map<ReservationId, Verdict>()
+  /** Entries that held their id and ended before a later entry took it. */
+  const former: Verdict[] = []
   for (const verdict of base?.restore(replay) ?? []) {
-    verdicts.set(verdict.id, verdict)
+    holders.set(verdict.id, verdict)
     // Live at the base's cut: counted there, and it may end before this cut.
     cutCounted.push(verdict)
     // A queued entry carried over still times out at its own point of the log.
     if (verdict.status === 'queued' && verdict.queueExpiresHlc !== undefined) expiries.push({ kind: KIND_EXPIRE, hlc: verdict.queueExpiresHlc, key: verdict.key })
   }
-  const cutOwners = new Map<ReservationId, { creator: NodeId, hlc: HlcString }>()
   for (const { key, reservation, code } of valid) {
     const verdict = newVerdict(key, reservation)
     byKey.set(key, verdict)
@@ -871,25 +903,22 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: 
       continue
     }
     if (byCut(reservation.hlc)) cutCounted.push(verdict)
-    const owner = owners.get(reservation.id)!
-    const taken = base?.owners.get(reservation.id)
-    if (taken === undefined && owner.key === key) {
-      if (byCut(reservation.hlc)) cutOwners.set(reservation.id, { creator: reservation.creator, hlc: reservation.hlc })
-      verdicts.set(reservation.id, verdict)
-      log.push({ kind: KIND_RESERVATION, hlc: reservation.hlc, key, reservation })
-      if (reservation.queue === true && reservation.queueTimeoutMs !== undefined) expiries.push({ kind: KIND_EXPIRE, hlc: verdict.queueExpiresHlc!, key })
-    } else {
-      const by = taken ?? owner.reservation
-      decide(verdict, 'rejected', 'IdTaken', `rejected: id '${reservation.id}' was taken by ${shortId(by.creator)} earlier in the log (${by.hlc})`)
+    log.push({ kind: KIND_RESERVATION, hlc: reservation.hlc, key, reservation })
+    if (reservation.queue === true && reservation.queueTimeoutMs !== undefined) expiries.push({ kind: KIND_EXPIRE, hlc: verdict.queueExpiresHlc!, key })
+  }
+  /** A counted entry at its point in the log: it takes its id, or loses it to the entry holding it. */
+  const reserve = (key: string, reservation: Reservation): void => {
+    const verdict = byKey.get(key)!
+    const holder = holders.get(reservation.id)
+    if (holder !== undefined && !takesId(holder, reservation.hlc)) {
+      decide(verdict, 'rejected', 'IdTaken', `rejected: id '${reservation.id}' is held by ${shortId(holder.creator)}'s entry (${holder.hlc}), which had not ended before this one; an id is free again once the entry holding it has ended`)
       verdict.winner = reservation.id
       conflicts.push(verdict)
+      return
     }
-  }
-  // Entries that do not count and invalid ones own an id only when nothing else does (earliest stamp, then key).
-  outsiders.sort((a, b) => compareHlc(a.hlc!, b.hlc!) || (a.key < b.key ? -1 : 1))
-  for (const verdict of [...outsiders, ...invalid]) {
-    if (verdicts.has(verdict.id) || base?.owners.has(verdict.id) === true) conflicts.push(verdict)
-    else verdicts.set(verdict.id, verdict)
+    if (holder !== undefined) former.push(holder)
+    holders.set(reservation.id, verdict)
+    replay.reserve(key, reservation, verdict)
   }
 
   // A queue timeout is a point of the log only once the document has reached
@@ -906,7 +935,7 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: 
   const observe = (): void => {
     if (cut === undefined) return
     const pendingReleases = [...replay.pendingReleases].filter(([key]) => !stampedByCut.has(key))
-    options.atCut?.({ cut, replay, counted: cutCounted, owners: cutOwners, streams: cutStreams, pendingReleases })
+    options.atCut?.({ cut, replay, counted: cutCounted, streams: cutStreams, pendingReleases })
   }
   let observed = cut === undefined
   for (const event of log) {
@@ -916,7 +945,7 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: 
       case KIND_CAPACITY: replay.capacity(event.event, event.key); break
       case KIND_EVICT: for (const node of event.nodes) replay.evict(node, event.hlc); break
       case KIND_RELEASE: replay.release(event.release); break
-      case KIND_RESERVATION: replay.reserve(event.key, event.reservation, byKey.get(event.key)!); break
+      case KIND_RESERVATION: reserve(event.key, event.reservation); break
       case KIND_EXPIRE: replay.expire(event.key, event.hlc); break
     }
     replay.drainQueue(event.hlc)
@@ -924,6 +953,18 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: 
   if (!observed) observe()
   replay.finish()
   issues.push(...replay.issues)
+
+  // One verdict per id: the entry holding it now; those that held it before
+  // and ended are kept with the conflicts. Entries that do not count and
+  // invalid ones take an id only when no counted entry holds it (earliest
+  // stamp, then key).
+  const verdicts = new Map(holders)
+  conflicts.push(...former)
+  outsiders.sort((a, b) => compareHlc(a.hlc!, b.hlc!) || (a.key < b.key ? -1 : 1))
+  for (const verdict of [...outsiders, ...invalid]) {
+    if (verdicts.has(verdict.id)) conflicts.push(verdict)
+    else verdicts.set(verdict.id, verdict)
+  }
 
   const counts: Record<VerdictStatus, number> = { admitted: 0, rejected: 0, evicted: 0, released: 0, invalid: 0, queued: 0 }
   const all = [...verdicts.values(), ...conflicts]

@@ -23,7 +23,8 @@
  * concurrent reservations of one id would leave Yjs to keep one (by client id),
  * which can replace a reservation after its verdict was final; so here both are
  * kept under `<id>@<creator>` and `resolve()` gives the id to the earlier HLC —
- * the later one is `rejected: IdTaken`, on every peer (docs/decisions.md).
+ * the later one is `rejected: IdTaken`, on every peer, unless the earlier one
+ * had ended before it (docs/design.md "Resolution", docs/decisions.md).
  *
  * Values arrive from peers and may be anything. Readers never trust them: the
  * `validate*` functions turn a malformed value into a reason string, which

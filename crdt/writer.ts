@@ -6,6 +6,7 @@
  */
 import type * as Y from 'yjs'
 import { DuplicateReservationError } from './errors.ts'
+import { MAP_EPOCH, SEED_KEY } from './epoch.ts'
 import { HybridClock, isHlc, type HlcString } from './hlc.ts'
 import {
   entryKey, ledgerMaps, MAP_EPOCHS, membershipKey, releaseKey, writeCapacity, writeHeartbeat, writeMembership, writeRelease, writeProposal, writeReservation,
@@ -159,11 +160,22 @@ export class LedgerWriter {
 
   /**
    * Write a reservation once. Entries are write-once (a rewrite would move a
-   * decision another peer may already hold as final), so writing the same id
-   * twice from this node throws {@link DuplicateReservationError}.
+   * decision another peer may already hold as final, and the releases that
+   * name the old entry would end the new one), so writing the same id twice
+   * from this node throws {@link DuplicateReservationError}, even once the
+   * first has ended; another node may take the id then (docs/design.md
+   * "Resolution"). In an epoch's document (crdt/epoch.ts) an entry that ended
+   * before the checkpoint is gone, but a release naming it may have been
+   * carried over; it would end a new entry under the same key, so that is
+   * refused the same way.
    */
   reserve (request: ReservationRequest, wallMs: number): Reservation {
-    if (ledgerMaps(this.doc).reservations.has(entryKey(request.id, this.node))) throw new DuplicateReservationError(request.id)
+    const maps = ledgerMaps(this.doc)
+    const key = entryKey(request.id, this.node)
+    if (maps.reservations.has(key)) throw new DuplicateReservationError(request.id, this.node)
+    if (this.doc.getMap(MAP_EPOCH).has(SEED_KEY) && namesEntry(maps.releases, request.id, this.node)) {
+      throw new DuplicateReservationError(request.id, this.node, 'the ledger still holds a release of that entry (it ended before the last compaction), which would end a new one')
+    }
     const reservation: Reservation = {
       id: request.id,
       bytes: request.bytes,
@@ -207,6 +219,23 @@ export class LedgerWriter {
     writeRelease(this.doc, { id, creator, hlc: this.clock.now(wallMs), by: this.node, seq: ++this.seq }, this.origin)
     return true
   }
+}
+
+/**
+ * The releases map holds a release of the entry `<id>@<creator>` (keys
+ * `<id>@<creator>@<by>`; an id has no `@`). A scan: asked only in an epoch's
+ * document (it holds what was carried over and what came since, thousands of
+ * releases at most between compactions), never in epoch 0, whose map grows
+ * with every release ever made and where the entry's own key already answers.
+ */
+function namesEntry (releases: Y.Map<unknown>, id: ReservationId, creator: NodeId): boolean {
+  const prefix = `${entryKey(id, creator)}@`
+  for (const [key, value] of releases.entries()) {
+    if (!key.startsWith(prefix)) continue
+    const release = value as { id?: unknown, creator?: unknown } | null
+    if (release?.id === id && release.creator === creator) return true
+  }
+  return false
 }
 
 /** Latest stamp and sequence number of `node`'s own writes in the document. */

@@ -152,6 +152,25 @@ describe('bad input to POST /v1/reservations', () => {
     expect(a.daemon.agent.verdict('dup')?.bytes).toBe(GiB)
   })
 
+  it('an id this node wrote before, gone from the ledger but named by a release still in it (after compaction) → 409 IdExists with nothing written', async () => {
+    // Its own agent: the ledger is made to look like an epoch's document (a
+    // seed marker) holding a release of this node's entry 'gone', carried
+    // over, the entry itself left behind. The agent is stopped, not restarted.
+    const b = await startAgent({ totalBytes: 64 * GiB })
+    started.push(b)
+    await waitFor('joined', () => b.daemon.agent.state().joined)
+    const doc = (b.daemon.agent as unknown as { doc: Y.Doc }).doc
+    const other = '12D3KooWother'
+    doc.getMap('epoch').set('seed', { marker: 'test' })
+    doc.getMap('releases').set(`gone@${b.daemon.agent.self}@${other}`, { id: 'gone', creator: b.daemon.agent.self, by: other, hlc: `000000000000001:000000:${other}`, seq: 1 })
+    const before = ledgerReservations(b)
+    const r = await api(b, '/v1/reservations', { body: { id: 'gone', size: '1GiB' } })
+    expectError(r, 409, 'IdExists', 'id')
+    expect(r.body.detail).toMatch(/still holds a release of that entry/)
+    expect(ledgerReservations(b)).toBe(before)
+    await b.daemon.stop()
+  })
+
   it('does not fit now → 200, the one answer shape saying rejected and not written, with the fit answer (histogram, per-node numbers); nothing written', async () => {
     expect((await api(a, '/v1/reservations', { body: { id: 'dnf-filler', size: '1GiB' } })).status).toBe(201)
     const self = a.daemon.agent.resolution().nodes.get(a.daemon.agent.self)!

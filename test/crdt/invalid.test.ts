@@ -70,6 +70,15 @@ describe('malformed entries injected straight into the Y.Doc', () => {
     expect(() => l.reserve(A, 'once', 2 * GiB)).toThrow(DuplicateReservationError)
     expect(l.writer(A).release('once', A, l.tick())).toBe(true)
     expect(l.writer(A).release('once', A, l.tick())).toBe(false)
+    // Ended, the id is free for another node's entry, but not for a second
+    // entry of this node: its key is taken for good (and the release above
+    // names that key). Refused with nothing written.
+    const before = Y.encodeStateAsUpdate(l.doc)
+    expect(() => l.reserve(A, 'once', GiB)).toThrow(/reservation 'once' was already written by this node \(entry once@12D3KooWnode001\): an entry is write-once/)
+    expect(Y.encodeStateAsUpdate(l.doc)).toEqual(before)
+    l.join(B, 8 * GiB)
+    l.reserve(B, 'once', GiB)
+    expect(resolve(l.doc).verdicts.get('once')).toMatchObject({ creator: B, status: 'admitted' })
   })
 })
 

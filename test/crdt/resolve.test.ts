@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
-import { LedgerWriter, resolve, entryKey, shortId, type Verdict } from '../../crdt/index.ts'
+import { computeRent, LedgerWriter, ledgerMaps, releaseKey, resolve, entryKey, shortId, type Verdict } from '../../crdt/index.ts'
 import { GiB, MiB, TestLedger, nodeId } from './helpers.ts'
 
 const A = nodeId(1)
@@ -246,15 +246,123 @@ describe('the log order is the clocks\' order', () => {
   })
 })
 
-describe('ids', () => {
-  it('two concurrent creators of one id: the earlier HLC keeps it, the other sees IdTaken', () => {
+describe('ids (docs/design.md "Resolution": an id is free again once the entry holding it has ended)', () => {
+  it('two concurrent creators of one id: the earlier HLC keeps it while it runs, the other sees IdTaken', () => {
     const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB })
     l.reserve(A, 'dup', 1 * GiB)
     l.reserve(B, 'dup', 2 * GiB)
     const res = resolve(l.doc)
     expect(res.verdicts.get('dup')).toMatchObject({ creator: A, status: 'admitted', bytes: 1 * GiB })
     expect(res.conflicts).toHaveLength(1)
-    expect(res.conflicts[0]).toMatchObject({ key: entryKey('dup', B), status: 'rejected', code: 'IdTaken' })
+    expect(res.conflicts[0]).toMatchObject({ key: entryKey('dup', B), status: 'rejected', code: 'IdTaken', winner: 'dup' })
+    expect(res.conflicts[0].reason).toBe(`rejected: id 'dup' is held by ${shortId(A)}'s entry (${res.verdicts.get('dup')!.hlc}), which had not ended before this one; an id is free again once the entry holding it has ended`)
+    // Released later, the id does not go back to the loser: its decision was made at its own stamp.
+    l.release(A, 'dup', A)
+    const after = resolve(l.doc)
+    expect(after.verdicts.get('dup')).toMatchObject({ creator: A, status: 'released' })
+    expect(after.conflicts[0]).toMatchObject({ key: entryKey('dup', B), code: 'IdTaken' })
+  })
+
+  it('a queued entry holds its id while it waits', () => {
+    const l = new TestLedger({ [A]: 1 * GiB, [B]: 1 * GiB })
+    l.writer(A).reserve({ id: 'dup', bytes: 2 * GiB, placement: { kind: 'any' }, queue: true }, l.tick())
+    l.reserve(B, 'dup', 1 * GiB)
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('dup')).toMatchObject({ creator: A, status: 'queued' })
+    expect(res.conflicts).toMatchObject([{ key: entryKey('dup', B), code: 'IdTaken' }])
+  })
+
+  it('after a release, eviction, rejection or queue timeout stamped before it, a later entry of another node takes the id', () => {
+    const l = new TestLedger({ [A]: 4 * GiB, [B]: 4 * GiB, [C]: 4 * GiB })
+    // Released.
+    l.reserve(A, 'rel', 1 * GiB, { kind: 'node', node: A })
+    l.release(A, 'rel', A)
+    l.reserve(B, 'rel', 2 * GiB, { kind: 'node', node: A })
+    // Rejected at its own stamp (it did not fit).
+    l.reserve(A, 'big', 8 * GiB)
+    l.reserve(B, 'big', 1 * GiB, { kind: 'node', node: B })
+    // Evicted: its node left.
+    l.reserve(A, 'ev', 1 * GiB, { kind: 'node', node: C })
+    l.capacity(C, 0, 'left')
+    l.reserve(B, 'ev', 1 * GiB, { kind: 'node', node: B })
+    // Timed out of the queue (its timeout is a point of the log once a later entry is there).
+    l.writer(A).reserve({ id: 'wait', bytes: 6 * GiB, placement: { kind: 'any' }, queue: true, queueTimeoutMs: 5 }, l.tick())
+    l.wallMs += 10
+    l.reserve(B, 'wait', 1 * GiB, { kind: 'node', node: B })
+    l.heartbeatAll()
+    const res = resolve(l.doc)
+    for (const id of ['rel', 'big', 'ev', 'wait']) {
+      expect(res.verdicts.get(id), id).toMatchObject({ creator: B, status: 'admitted', code: 'Fits', final: true })
+    }
+    // The entries that held the ids before are kept, ended, with the conflicts.
+    const former = new Map(res.conflicts.map(v => [v.id, v]))
+    expect(former.get('rel')).toMatchObject({ creator: A, status: 'released' })
+    expect(former.get('big')).toMatchObject({ creator: A, status: 'rejected', code: 'NoNodeFits' })
+    expect(former.get('ev')).toMatchObject({ creator: A, status: 'evicted', code: 'NodeLeft' })
+    expect(former.get('wait')).toMatchObject({ creator: A, status: 'rejected', code: 'QueueTimeout' })
+    expect(res.conflicts.every(v => v.final)).toBe(true)
+    expect(res.counts).toMatchObject({ admitted: 4, released: 1, evicted: 1, rejected: 2 })
+    // Both entries of a reused id ran: both are billed.
+    const bill = computeRent(res, { nowMs: l.wallMs })
+    expect(bill.lines.filter(line => line.id === 'rel').map(line => line.creator)).toEqual([A, B])
+    // A release names its entry: releasing the old one again ends nothing of the new one.
+    l.release(C, 'rel', A)
+    expect(resolve(l.doc).verdicts.get('rel')).toMatchObject({ creator: B, status: 'admitted' })
+  })
+
+  it('a new entry racing a release of the holder: it takes the id only when the release is stamped before it, the same on both sides', () => {
+    for (const releaseFirst of [true, false]) {
+      const base = new TestLedger({ [A]: 4 * GiB, [B]: 4 * GiB })
+      base.reserve(A, 'dup', 1 * GiB)
+      base.heartbeatAll()
+      const left = new Y.Doc()
+      const right = new Y.Doc()
+      Y.applyUpdate(left, Y.encodeStateAsUpdate(base.doc))
+      Y.applyUpdate(right, Y.encodeStateAsUpdate(base.doc))
+      // Partitioned: A releases its entry on one side, B writes the id on the other, 5 ms apart either way.
+      const wall = base.wallMs + 10
+      new LedgerWriter(left, A).release('dup', A, releaseFirst ? wall : wall + 5)
+      new LedgerWriter(right, B).reserve({ id: 'dup', bytes: 2 * GiB, placement: { kind: 'any' } }, releaseFirst ? wall + 5 : wall)
+      Y.applyUpdate(left, Y.encodeStateAsUpdate(right))
+      Y.applyUpdate(right, Y.encodeStateAsUpdate(left))
+      const [l, r] = [resolve(left), resolve(right)]
+      expect(l.digest).toBe(r.digest)
+      const mine = [...l.verdicts.values(), ...l.conflicts].find(v => v.key === entryKey('dup', B))!
+      const theirs = [...l.verdicts.values(), ...l.conflicts].find(v => v.key === entryKey('dup', A))!
+      expect(theirs.status, `release first: ${releaseFirst}`).toBe('released')
+      if (releaseFirst) {
+        expect(mine).toMatchObject({ status: 'admitted' })
+        expect(l.verdicts.get('dup')!.key).toBe(entryKey('dup', B))
+      } else {
+        // The release came after: the entry lost the id at its own stamp, for good.
+        expect(mine).toMatchObject({ status: 'rejected', code: 'IdTaken' })
+        expect(l.verdicts.get('dup')!.key).toBe(entryKey('dup', A))
+      }
+    }
+  })
+
+  it('a conflict names the entry that holds the memory, not an ended one of the same id', () => {
+    const l = new TestLedger({ [A]: 4 * GiB, [B]: 0, [C]: 0 })
+    l.reserve(B, 'x', 3 * GiB, { kind: 'node', node: A })
+    l.release(B, 'x', B)
+    l.reserve(C, 'x', 1 * GiB, { kind: 'node', node: A })
+    // Needs 5 GiB where 3 GiB are free: the old 'x' (3 GiB) would have made room, the one running (1 GiB) would not.
+    l.reserve(A, 'big', 5 * GiB, { kind: 'node', node: A })
+    const big = resolve(l.doc).verdicts.get('big')!
+    expect(big.decisionCode).not.toBe('LostConcurrentConflict')
+    expect(big.winner).toBeUndefined()
+  })
+
+  it('an end at the very stamp of the new entry does not free the id (strictly before; only a malformed log can tie)', () => {
+    const l = new TestLedger({ [A]: 4 * GiB, [B]: 4 * GiB })
+    l.reserve(A, 'dup', 1 * GiB)
+    l.reserve(B, 'dup', 1 * GiB)
+    const stamp = resolve(l.doc).conflicts[0].hlc!
+    // A release carrying the new entry's own stamp (an honest writer never reuses a stamp; it sorts first, kind before reservations).
+    ledgerMaps(l.doc).releases.set(releaseKey('dup', A, B), { id: 'dup', creator: A, by: B, hlc: stamp, seq: 99 })
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('dup')).toMatchObject({ creator: A, status: 'released', endedHlc: stamp })
+    expect(res.conflicts).toMatchObject([{ key: entryKey('dup', B), code: 'IdTaken' }])
   })
 })
 
