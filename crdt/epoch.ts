@@ -142,7 +142,7 @@ export function carryOver (from: Y.Doc, to: Y.Doc, cut: HlcString, options: { ve
       else if (byKey === undefined) keep = false
       else {
         const verdict = byKey.get(key)
-        keep = verdict === undefined || verdict.status === 'admitted' || verdict.status === 'invalid' || (verdict.code !== undefined && NOT_COUNTED.has(verdict.code))
+        keep = verdict === undefined || verdict.status === 'admitted' || verdict.status === 'queued' || verdict.status === 'invalid' || (verdict.code !== undefined && NOT_COUNTED.has(verdict.code))
       }
       if (!keep) continue
       keptEntries.add(key)

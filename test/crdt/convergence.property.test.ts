@@ -530,6 +530,8 @@ function checkEpoch (net: YDocNetwork, t: Taken, label: string): void {
   expect([epoch.digest, epoch.counts, epoch.members], `${label}: digest, counts, view`).toEqual([whole.digest, whole.counts, whole.members])
   for (const node of epoch.nodes.values()) expect(node.committedBytes, `${label}: ${node.id}`).toBe(whole.nodes.get(node.id)!.committedBytes)
   expect(merged.getMap('reservations').size, `${label}: the merged epoch holds no more entries than one replica carried`).toBe(Math.max(...sizes))
+  // What is live at the cut stays in the document (the writer's duplicate check and listings read it).
+  for (const { key } of [...checkpoint.running, ...checkpoint.queue]) expect(merged.getMap('reservations').has(key), `${label}: ${key}, live at the cut, carried`).toBe(true)
 }
 
 /** About 0.4–2 s a program (a checkpoint is checked on every replica): a tenth of the runs, at least 10. */
