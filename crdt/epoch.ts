@@ -99,8 +99,10 @@ const NOT_COUNTED = new Set(['CreatorNotMember', 'CreatorLeft', 'CreatorEvicted'
  * - every membership record (membership is computed over the whole log);
  * - capacity events stamped after the cut, and every `left` event (membership reads them);
  * - reservations stamped after the cut, those live at the cut (running or
- *   queued: the writer's duplicate check and listings read the document), and
- *   those that do not count or are invalid (judged again, the same way);
+ *   queued then, whatever they are now: the writer's duplicate check and
+ *   listings read the document), and those that do not count or are invalid
+ *   (judged again, the same way) — every one but those that ended, counted,
+ *   at or before the cut;
  * - releases of the reservations kept, and releases stamped after the cut;
  * - node records (figures and addresses: the newest each peer holds);
  * - the proposals of the epoch entered (their proposers' stream positions).
@@ -142,7 +144,10 @@ export function carryOver (from: Y.Doc, to: Y.Doc, cut: HlcString, options: { ve
       else if (byKey === undefined) keep = false
       else {
         const verdict = byKey.get(key)
-        keep = verdict === undefined || verdict.status === 'admitted' || verdict.status === 'queued' || verdict.status === 'invalid' || (verdict.code !== undefined && NOT_COUNTED.has(verdict.code))
+        // Dropped only when it ended, counted, at or before the cut (then the checkpoint holds all of it).
+        const end = verdict?.status === 'rejected' ? verdict.decidedHlc : verdict?.endedHlc
+        keep = verdict === undefined || verdict.status === 'admitted' || verdict.status === 'queued' || verdict.status === 'invalid' ||
+          (verdict.code !== undefined && NOT_COUNTED.has(verdict.code)) || end === undefined || after(end)
       }
       if (!keep) continue
       keptEntries.add(key)
