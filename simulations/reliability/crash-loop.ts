@@ -15,9 +15,8 @@
  * With `--compact-after N` (docs/design.md "Compaction: epochs") the agents
  * move to a new epoch every N ended reservations, the burst releases most of
  * what it reserved, and each kill lands 0–20 ms after agent 1 logs that it
- * proposed or moved to an epoch — during the swap of its document and the
- * write of the new epoch's snapshot — or at a random moment when no move
- * comes within 15 s. Then, besides every acknowledged reservation admitted on
+ * moved to an epoch — while it writes the new epoch's snapshot and starts its
+ * log — or, when no move comes within 15 s, then. Then, besides every acknowledged reservation admitted on
  * every agent, every acknowledged release must stay released.
  *
  * Prints progress on stderr and one JSON summary on stdout:
@@ -177,7 +176,7 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
     for (let round = 1; round <= options.kills; round++) {
       const victim = children[0]
       // Kill somewhere in the first 50–1500 ms of the burst: mid-append, mid-fsync, mid-reply.
-      // With compaction: 0–20 ms after the victim logs an epoch proposal or move.
+      // With compaction: 0–20 ms after the victim logs a move to an epoch.
       let killAfterMs = 50 + Math.floor(random() * 1450)
       let killed = false
       const roundStart = Date.now()
@@ -186,7 +185,7 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
         ? sleep(killAfterMs).then(() => { victim.child.kill('SIGKILL'); killed = true })
         : (async () => {
             const deadline = Date.now() + 15_000
-            while (Date.now() < deadline && !victim.log.slice(linesBefore).some(l => /epoch: (proposed|moved to) epoch/.test(l))) await sleep(2)
+            while (Date.now() < deadline && !victim.log.slice(linesBefore).some(l => /epoch: moved to epoch/.test(l))) await sleep(2)
             if (Date.now() < deadline) killsDuringMoves++
             await sleep(Math.floor(random() * 20))
             killAfterMs = Date.now() - roundStart
