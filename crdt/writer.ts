@@ -49,6 +49,7 @@ export class LedgerWriter {
   readonly origin: unknown
   private seq: number
   private state: NodeState = 'active'
+  private released?: { doc: Y.Doc, entries: Set<string> }
 
   /**
    * Resume this node's stream from whatever the document already holds of it
@@ -73,6 +74,26 @@ export class LedgerWriter {
   resume (position: { hlc?: HlcString, seq: number }, wallMs: number): void {
     if (position.seq > this.seq) this.seq = position.seq
     if (position.hlc !== undefined) this.observe(position.hlc, wallMs)
+  }
+
+  /**
+   * The entries (`<id>@<creator>`) the document holds a release of, kept up
+   * to date as releases arrive: asked on every reservation in an epoch's
+   * document, which holds thousands of releases between compactions, so not
+   * a scan of them each time. (Keys are `<id>@<creator>@<by>`; an id and a
+   * node id have no `@`. A rolled-back release stays in it: a refusal too
+   * many, never one too few.)
+   */
+  private releasedEntries (): Set<string> {
+    if (this.released?.doc !== this.doc) {
+      const releases = ledgerMaps(this.doc).releases
+      const entries = new Set<string>()
+      const add = (key: string): void => { entries.add(key.slice(0, key.lastIndexOf('@'))) }
+      for (const key of releases.keys()) add(key)
+      releases.observe(event => { for (const key of event.keysChanged) if (releases.has(key)) add(key) })
+      this.released = { doc: this.doc, entries }
+    }
+    return this.released.entries
   }
 
   /** Highest sequence number written so far. */
@@ -173,7 +194,7 @@ export class LedgerWriter {
     const maps = ledgerMaps(this.doc)
     const key = entryKey(request.id, this.node)
     if (maps.reservations.has(key)) throw new DuplicateReservationError(request.id, this.node)
-    if (this.doc.getMap(MAP_EPOCH).has(SEED_KEY) && namesEntry(maps.releases, request.id, this.node)) {
+    if (this.doc.getMap(MAP_EPOCH).has(SEED_KEY) && this.releasedEntries().has(key)) {
       throw new DuplicateReservationError(request.id, this.node, 'the ledger still holds a release of that entry (it ended before the last compaction), which would end a new one')
     }
     const reservation: Reservation = {
@@ -219,23 +240,6 @@ export class LedgerWriter {
     writeRelease(this.doc, { id, creator, hlc: this.clock.now(wallMs), by: this.node, seq: ++this.seq }, this.origin)
     return true
   }
-}
-
-/**
- * The releases map holds a release of the entry `<id>@<creator>` (keys
- * `<id>@<creator>@<by>`; an id has no `@`). A scan: asked only in an epoch's
- * document (it holds what was carried over and what came since, thousands of
- * releases at most between compactions), never in epoch 0, whose map grows
- * with every release ever made and where the entry's own key already answers.
- */
-function namesEntry (releases: Y.Map<unknown>, id: ReservationId, creator: NodeId): boolean {
-  const prefix = `${entryKey(id, creator)}@`
-  for (const [key, value] of releases.entries()) {
-    if (!key.startsWith(prefix)) continue
-    const release = value as { id?: unknown, creator?: unknown } | null
-    if (release?.id === id && release.creator === creator) return true
-  }
-  return false
 }
 
 /** Latest stamp and sequence number of `node`'s own writes in the document. */
