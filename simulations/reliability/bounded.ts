@@ -32,6 +32,7 @@ import { Registry, startMemgossip, type MemgossipProc } from '../bench/procs.ts'
 import { httpJson } from '../support/http.ts'
 import { el, esc, px, svgDocument, svgOpen, text, ticks } from '../support/svg.ts'
 import { sleep } from '../support/wait.ts'
+import { slope } from '../support/slope.ts'
 
 const HELP = `usage: bounded [--minutes 60] [--agents 3] [--live 150] [--rate 5] [--compact-after 1000] [--sample-seconds 15] [--out DIR]
 
@@ -80,17 +81,6 @@ export interface BoundedResult {
   verdict: string
 }
 
-/** Least-squares slope of y against x. */
-export function slope (points: Array<[number, number]>): number {
-  const n = points.length
-  if (n < 2) return 0
-  const mx = points.reduce((s, [x]) => s + x, 0) / n
-  const my = points.reduce((s, [, y]) => s + y, 0) / n
-  let num = 0
-  let den = 0
-  for (const [x, y] of points) { num += (x - mx) * (y - my); den += (x - mx) ** 2 }
-  return den === 0 ? 0 : num / den
-}
 
 /** The least value in each window of `size` consecutive points (at the window's last x). */
 export function windowMinima (points: Array<[number, number]>, size: number): Array<[number, number]> {

@@ -41,6 +41,9 @@ import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args
 import { seededRandom } from '../support/random.ts'
 import { el, polyline, px, svgDocument, svgOpen, text } from '../support/svg.ts'
 import { sleep } from '../support/wait.ts'
+import { slope } from '../support/slope.ts'
+
+export { slope }
 
 const MiB = 1024 * 1024
 /** The 30-minute run's pacing; shorter runs scale these down (at most 10×). */
@@ -160,17 +163,6 @@ export interface SoakReport {
 
 const mb = (bytes: number): number => Math.round(bytes / MiB * 10) / 10
 
-/** Least-squares slope of y over x. */
-export function slope (points: Array<[number, number]>): number {
-  const n = points.length
-  if (n < 2) return 0
-  const mx = points.reduce((a, [x]) => a + x, 0) / n
-  const my = points.reduce((a, [, y]) => a + y, 0) / n
-  let num = 0
-  let den = 0
-  for (const [x, y] of points) { num += (x - mx) * (y - my); den += (x - mx) ** 2 }
-  return den === 0 ? 0 : num / den
-}
 
 function diagnose (agents: TestAgent[]): AgentDiagnosis[] {
   return agents.map(a => {

@@ -1,0 +1,55 @@
+/**
+ * The bounded soak's verdict (simulations/reliability/bounded.ts) comes from
+ * slopes after every agent passed its first epoch, never from a label: a flat
+ * series is flat, a leak of a fraction of the old growth is not, and a run
+ * that never reached an epoch shows nothing.
+ */
+import { describe, expect, it } from 'vitest'
+import { analyse, chart, windowMinima } from '../../simulations/reliability/bounded.ts'
+
+const MiB = 1024 ** 2
+const settings = { minutes: 60, agents: 2, live: 150, rate: 5, compactAfter: 1000, sampleSeconds: 15 }
+
+/** Samples every 15 s for an hour; `grow(i)` bytes added at sample i; every agent in epoch 1 from `epochAt` s. */
+function samples (grow: (t: number) => number, epochAt = 300): Parameters<typeof analyse>[1] {
+  return Array.from({ length: 240 }, (_, i) => {
+    const atS = (i + 1) * 15
+    const wobble = (i % 4) * 8 * MiB // a sawtooth between collections
+    return {
+      atS,
+      made: atS * 5,
+      live: 150,
+      agents: [0, 1].map(() => ({ rss: 200 * MiB + grow(atS) + wobble, heap: 40 * MiB + grow(atS) + wobble, disk: MiB + grow(atS) / 10, epoch: atS >= epochAt ? 1 + Math.floor(atS / 200) : 0 }))
+    }
+  })
+}
+
+describe('the bounded soak verdict', () => {
+  it('flat memory and disk after the first epoch are FLAT, whatever they did before it', () => {
+    const r = analyse(settings, samples(t => (t < 300 ? t * 0.2 * MiB : 60 * MiB)), 18_000, 17_850, 0)
+    expect(r.flat).toBe(true)
+    expect(r.verdict).toMatch(/^FLAT/)
+    expect(r.firstEpochAtS).toBe(300)
+    for (const s of r.slopes) expect(Math.abs(s.rss.perHour)).toBeLessThan(MiB)
+  })
+
+  it('a leak of a fifth of the growth without compaction is GROWING', () => {
+    // 3.2 KB of heap per reservation at 5/s over two agents, a fifth of it.
+    const perSecond = 3200 * 5 / 2 * 0.2
+    const r = analyse(settings, samples(t => t * perSecond), 18_000, 17_850, 0)
+    expect(r.flat).toBe(false)
+    expect(r.verdict).toMatch(/^GROWING/)
+    expect(r.slopes[0].heapAfterGc.perHour).toBeGreaterThan(r.slopes[0].heapAfterGc.tolerancePerHour)
+  })
+
+  it('a run in which not every agent reached an epoch shows nothing', () => {
+    const r = analyse(settings, samples(() => 0, Infinity), 100, 0, 0)
+    expect(r.flat).toBe(false)
+    expect(r.verdict).toMatch(/^NOT SHOWN/)
+    expect(chart(r)).toContain('not shown')
+  })
+
+  it('the heap after collection is the least reading of each window', () => {
+    expect(windowMinima([[1, 5], [2, 3], [3, 9], [4, 4], [5, 7], [6, 1]], 3)).toEqual([[3, 3], [6, 1]])
+  })
+})
