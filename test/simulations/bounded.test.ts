@@ -5,7 +5,7 @@
  * that never reached an epoch shows nothing.
  */
 import { describe, expect, it } from 'vitest'
-import { analyse, chart, windowMinima } from '../../simulations/reliability/bounded.ts'
+import { analyse, chart, epochFloors, windowMinima } from '../../simulations/reliability/bounded.ts'
 
 const MiB = 1024 ** 2
 const settings = { minutes: 60, agents: 2, live: 150, rate: 5, compactAfter: 1000, sampleSeconds: 15 }
@@ -19,7 +19,8 @@ function samples (grow: (t: number) => number, epochAt = 300): Parameters<typeof
       atS,
       made: atS * 5,
       live: 150,
-      agents: [0, 1].map(() => ({ rss: 200 * MiB + grow(atS) + wobble, heap: 40 * MiB + grow(atS) + wobble, disk: MiB + grow(atS) / 10, epoch: atS >= epochAt ? 1 + Math.floor(atS / 200) : 0 }))
+      // Disk: a sawtooth within each 200 s epoch (the log grows, the move resets it), on a floor that grows with `grow`.
+      agents: [0, 1].map(() => ({ rss: 200 * MiB + grow(atS) + wobble, heap: 40 * MiB + grow(atS) + wobble, disk: MiB + grow(atS) / 10 + (atS % 200) * 4096, epoch: atS >= epochAt ? 1 + Math.floor(atS / 200) : 0 }))
     }
   })
 }
@@ -49,7 +50,15 @@ describe('the bounded soak verdict', () => {
     expect(chart(r)).toContain('not shown')
   })
 
-  it('the heap after collection is the least reading of each window', () => {
+  it('the heap after collection is the least reading of each window; the disk, the least of each epoch', () => {
     expect(windowMinima([[1, 5], [2, 3], [3, 9], [4, 4], [5, 7], [6, 1]], 3)).toEqual([[3, 3], [6, 1]])
+    expect(epochFloors([[1, 5, 1], [2, 3, 1], [3, 9, 2], [4, 4, 2], [5, 7, 3]])).toEqual([[2, 3], [4, 4], [5, 7]])
+  })
+
+  it('a disk sawtooth over a flat floor is flat, wherever the run cuts it; a rising floor is not', () => {
+    const flat = analyse(settings, samples(() => 0).slice(0, 239), 18_000, 17_850, 0)
+    expect(flat.slopes.every(s => s.disk.flat), flat.verdict).toBe(true)
+    const rising = analyse(settings, samples(t => t * 4096).slice(0, 239), 18_000, 17_850, 0)
+    expect(rising.slopes[0].disk.flat, rising.verdict).toBe(false)
   })
 })
