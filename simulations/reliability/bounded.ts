@@ -278,7 +278,7 @@ export function chart (result: BoundedResult): string {
     const maxV = Math.max(1, ...values) / 1024 ** 2 * 1.1
     const y = (v: number): number => bottom - (bottom - top) * (v / 1024 ** 2) / maxV
     parts.push(text({ x: left, y: top + 10, 'font-size': 11 }, esc(panel.title)))
-    for (const t of ticks(0, maxV, 3)) parts.push(text({ x: left - 6, y: px(bottom - (bottom - top) * t / maxV), 'text-anchor': 'end', 'font-size': 10 }, t.toFixed(0)))
+    for (const t of ticks(0, maxV, 3)) parts.push(text({ x: left - 6, y: px(bottom - (bottom - top) * t / maxV), 'text-anchor': 'end', 'font-size': 10 }, t.toFixed(maxV < 10 ? 1 : 0)))
     parts.push(el('line', { x1: left, y1: bottom, x2: W - right, y2: bottom, stroke: '#999' }))
     // Live reservations on the right axis, in every panel.
     const maxLive = Math.max(1, ...samples.map(s => s.live)) * 1.1
