@@ -191,8 +191,6 @@ export const systemClock: Clock = {
 
 /** A peer in a later epoch is asked for it at most this often (docs/design.md "Compaction: epochs"). */
 const EPOCH_FETCH_COOLDOWN_MS = 2000
-/** A later epoch is fetched only once it has been heard of this long: a peer that can move by itself does. */
-const EPOCH_FETCH_GRACE_MS = 1000
 
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
@@ -211,8 +209,6 @@ export class Agent extends EventEmitter {
   /** A later epoch is being fetched from a peer, and when the last fetch began. */
   private fetchingEpoch = false
   private lastEpochFetchMs = -Infinity
-  private laterEpochSeen?: { epoch: number, atMs: number }
-  private epochRetryScheduled = false
   private readonly init: AgentInit
   private readonly clock: Clock
   private readonly random: () => number
@@ -440,17 +436,10 @@ export class Agent extends EventEmitter {
             if (sent) this.metrics.bytesOut += bytes.length
             return sent
           },
-      publish: async (bytes) => { this.metrics.bytesOut += bytes.length; await this.network.publish(bytes) },
+      publish: async (bytes) => { await this.publishCounted(bytes) },
       receive: (from, beacon, options) => this.onBeacon(from, beacon, options),
       drop: (from, why, reason) => { this.beaconChannel.drop(from, why, reason) },
-      fallback: (bytes) => {
-        if (this.sendToMembers(bytes)) {
-          this.metrics.beaconsDirect++
-          return
-        }
-        this.metrics.bytesOut += bytes.length
-        this.network.publish(bytes).catch((error: Error) => { this.log.warn(`beacon not sent: ${error.message}`) })
-      },
+      fallback: (bytes) => { this.beaconChannel.sendUnrelayed(bytes).catch((error: Error) => { this.log.warn(`beacon not sent: ${error.message}`) }) },
       log: lineSink(this.log),
       counters: this.metrics
     })
@@ -461,7 +450,7 @@ export class Agent extends EventEmitter {
       random: this.random,
       stamp: (wallMs, seen) => this.writer.beacon(wallMs, seen),
       lease: async (wallMs) => await this.holdLease(wallMs),
-      publish: async (bytes) => { this.metrics.bytesOut += bytes.length; await this.network.publish(bytes) },
+      publish: async (bytes) => { await this.publishCounted(bytes) },
       direct: (bytes) => this.sendToMembers(bytes),
       relay: this.relays,
       resolution: () => this.resolution(),
@@ -704,8 +693,7 @@ export class Agent extends EventEmitter {
   }
 
   rent (options: { sinceMs?: number, pricePerGiBHour?: number } = {}): RentBill {
-    const bill = computeRent(this.resolution(), { nowMs: this.clock.now(), sinceMs: options.sinceMs, pricePerGiBHour: options.pricePerGiBHour ?? this.init.pricePerGiBHour })
-    return withEndedRent(bill, this.epochs.checkpoint, options.sinceMs, options.pricePerGiBHour ?? this.init.pricePerGiBHour)
+    return computeRent(this.resolution(), { nowMs: this.clock.now(), sinceMs: options.sinceMs, pricePerGiBHour: options.pricePerGiBHour ?? this.init.pricePerGiBHour, ended: this.epochs.checkpoint?.ended })
   }
 
   state (): AgentState {
@@ -985,8 +973,7 @@ export class Agent extends EventEmitter {
         this.metrics.updatesDirect++
         return
       }
-      this.metrics.bytesOut += message.length
-      this.network.publish(message).catch((error: unknown) => this.log.warn(`gossip: publish failed (${(error as Error).message}); sync will carry it`))
+      this.publishCounted(message).catch((error: unknown) => this.log.warn(`gossip: publish failed (${(error as Error).message}); sync will carry it`))
     }, this.init.gossipBatchMs ?? DEFAULTS.gossipBatchMs)
   }
 
@@ -1176,6 +1163,12 @@ export class Agent extends EventEmitter {
       else all = false
     }
     return all
+  }
+
+  /** Publish on the gossip topic, counted in the bytes sent. */
+  private async publishCounted (bytes: Uint8Array): Promise<void> {
+    this.metrics.bytesOut += bytes.length
+    await this.network.publish(bytes)
   }
 
   private onBeacon (from: PeerIdStr, beacon: WireBeacon, options: { relayed?: boolean } = {}): boolean {
@@ -1493,6 +1486,14 @@ export class Agent extends EventEmitter {
     await this.leaseTail
   }
 
+  /** Write meta.json again as it stands (a new client id), after the writes of the lease queued before it. */
+  private async rewriteMeta (dataDir: string): Promise<void> {
+    this.leaseTail = this.leaseTail.catch(() => {}).then(async () => {
+      await writeMeta(dataDir, { clientId: this.clientId, peerId: this.self, clockLeaseMs: this.leaseMs })
+    })
+    await this.leaseTail
+  }
+
   /**
    * A fresh stamp from `peer` at our wall time: its clock is at least this far
    * ahead of ours (delivery delay only makes the sample smaller). The largest
@@ -1562,18 +1563,6 @@ export class Agent extends EventEmitter {
   private async fetchEpoch (peer: PeerIdStr, epoch: number): Promise<void> {
     if (this.fetchingEpoch || epoch <= this.epochs.epoch || this.stopped || this.init.compactAfterEnded === 0) return
     const now = this.clock.now()
-    // A peer that holds the old epoch up to the cut moves by itself once the
-    // proposal settles here (its own checkpoint checked, every verdict before
-    // the cut seen final): give that a moment before fetching.
-    if (this.laterEpochSeen === undefined || this.laterEpochSeen.epoch < epoch) this.laterEpochSeen = { epoch, atMs: now }
-    const waited = now - this.laterEpochSeen.atMs
-    if (waited < EPOCH_FETCH_GRACE_MS) {
-      if (!this.epochRetryScheduled) {
-        this.epochRetryScheduled = true
-        this.schedule(() => { this.epochRetryScheduled = false; void this.fetchEpoch(peer, epoch) }, EPOCH_FETCH_GRACE_MS - waited)
-      }
-      return
-    }
     // Every message of a later epoch says so: fetch once in a while, not per message.
     if (now - this.lastEpochFetchMs < EPOCH_FETCH_COOLDOWN_MS) return
     this.lastEpochFetchMs = now
@@ -1636,10 +1625,7 @@ export class Agent extends EventEmitter {
     if (store === undefined || dataDir === undefined) return
     try {
       await store.compact(state, { epoch: decision.epoch })
-      this.leaseTail = this.leaseTail.catch(() => {}).then(async () => {
-        await writeMeta(dataDir, { clientId: this.clientId, peerId: this.self, clockLeaseMs: this.leaseMs })
-      })
-      await this.leaseTail
+      await this.rewriteMeta(dataDir)
     } catch (error) {
       this.fail(`could not write epoch ${decision.epoch}'s snapshot: ${(error as Error).message}`)
     }
@@ -1714,17 +1700,4 @@ export interface AgentState {
   floorBytes: number
   floorRule: string
   allocatableBytes: number
-}
-
-/**
- * Rent of the entries that ended before the epoch's checkpoint: their lines
- * are gone with them (docs/design.md "Compaction: epochs"), their byte-seconds
- * are in the checkpoint's totals. Added to a bill from the beginning; a bill
- * since a later time cannot tell how much of it fell after that time, so it
- * is left out there, and the bill says so.
- */
-function withEndedRent (bill: RentBill, checkpoint: { ended: { byteSeconds: number } } | undefined, sinceMs: number | undefined, pricePerGiBHour: number | undefined): RentBill {
-  if (checkpoint === undefined || (sinceMs ?? 0) > 0) return bill
-  const byteSeconds = checkpoint.ended.byteSeconds
-  return { ...bill, totalByteSeconds: bill.totalByteSeconds + byteSeconds, totalCost: bill.totalCost + byteSeconds / (1024 ** 3 * 3600) * (pricePerGiBHour ?? 0) }
 }

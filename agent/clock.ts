@@ -216,6 +216,12 @@ export class ClockChannel {
     return list?.[list.length - 1]
   }
 
+  /** A beacon message not through a relay: straight to every member when connected to each, else on the gossip topic. */
+  async sendUnrelayed (bytes: Uint8Array): Promise<void> {
+    if (this.deps.direct?.(bytes) === true) this.counters.beaconsDirect++
+    else await this.deps.publish(bytes)
+  }
+
   /** Send a beacon now (a refutation of a suspicion of this node). */
   sendNow (): void {
     if (this.stopped || !this.deps.canBeacon()) return
@@ -388,11 +394,7 @@ export class ClockChannel {
       const wire = toWire(this.deps.self, beacon)
       this.counters.beaconsSent++
       if (onDemand) this.counters.beaconsOnDemand++
-      if (this.deps.relay?.route(wire) !== true) {
-        const bytes = encodeMessage({ type: MSG_BEACON, beacon: wire })
-        if (this.deps.direct?.(bytes) === true) this.counters.beaconsDirect++
-        else await this.deps.publish(bytes)
-      }
+      if (this.deps.relay?.route(wire) !== true) await this.sendUnrelayed(encodeMessage({ type: MSG_BEACON, beacon: wire }))
     } catch (error) {
       this.deps.log(`beacon not sent: ${(error as Error).message}`)
     } finally {

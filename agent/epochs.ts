@@ -56,6 +56,8 @@ export class Epochs {
   /** Why, for the alert (until the ledger moves on). */
   mismatch?: string
   private lastLookMs = -Infinity
+  /** The checkpoint this peer proposed the next epoch with: a function of the log up to its cut, so not computed again when the proposal settles. */
+  private proposed?: Checkpoint
 
   constructor (private readonly deps: EpochDeps, readonly settings: EpochSettings) {}
 
@@ -84,7 +86,8 @@ export class Epochs {
     if (ended < this.settings.compactAfterEnded) return undefined
     const cut = stableCut(res)
     if (cut === undefined || (this.checkpoint !== undefined && compareHlc(cut, this.checkpoint.cut) <= 0)) return undefined
-    return { epoch: next, cut, digest: this.checkpointAt(doc, cut).digest }
+    this.proposed = this.checkpointAt(doc, cut)
+    return { epoch: next, cut, digest: this.proposed.digest }
   }
 
   /** The checkpoint of the current epoch's document at `cut`, chained from the epoch's own. */
@@ -102,7 +105,7 @@ export class Epochs {
     if (proposal === undefined || this.refused === proposalKey(proposal)) return undefined
     const cut = stableCut(res)
     if (cut === undefined || compareHlc(cut, proposal.cut) < 0) return undefined
-    const checkpoint = this.checkpointAt(doc, proposal.cut)
+    const checkpoint = this.proposed?.cut === proposal.cut ? this.proposed : this.checkpointAt(doc, proposal.cut)
     if (checkpoint.digest !== proposal.digest) {
       this.refused = proposalKey(proposal)
       this.mismatch = `the checkpoint at ${proposal.cut} for epoch ${proposal.epoch} has digest ${checkpoint.digest} here and ${proposal.digest} at ${shortId(proposal.proposer)}: this peer stays in epoch ${this.epoch} and removes nothing`
@@ -153,6 +156,7 @@ export class Epochs {
     this.checkpoint = decision.checkpoint
     this.refused = undefined
     this.mismatch = undefined
+    this.proposed = undefined
     this.lastLookMs = -Infinity
   }
 

@@ -19,7 +19,7 @@
  *   ledger reads the same).
  *
  * Resolution in epoch e + 1 starts from the checkpoint
- * ({@link checkpointOfEpoch}, then `replayFrom`): verdicts are those of the
+ * ({@link epochOf}, then `replayFrom`): verdicts are those of the
  * whole history less the entries that ended at or before the cut.
  */
 import * as Y from 'yjs'
@@ -83,11 +83,6 @@ export function epochOf (doc: Y.Doc): { epoch: number, checkpoint?: Checkpoint, 
     throw new RangeError('the epoch seed of this document is damaged (its checkpoint does not match its digest, or a field is missing)')
   }
   return { epoch: seed.epoch, checkpoint: seed.checkpoint, proposal: seed.proposal }
-}
-
-/** The checkpoint a document's epoch starts from, or undefined in epoch 0. */
-export function checkpointOfEpoch (doc: Y.Doc): Checkpoint | undefined {
-  return epochOf(doc).checkpoint
 }
 
 /** Verdict codes of entries that do not count (their creator's standing): judged again in every epoch, so they are carried. */

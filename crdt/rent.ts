@@ -18,6 +18,14 @@ export interface RentOptions {
   sinceMs?: number
   /** Price of one GiB held for one hour (default 0: byte-seconds only). */
   pricePerGiBHour?: number
+  /**
+   * What ended before the checkpoint the resolution started from
+   * (crdt/checkpoint.ts): its entries are gone, its byte-seconds are in the
+   * checkpoint's totals. Added to a bill from the beginning; a bill since a
+   * later time cannot tell how much of it fell after that time, so it is left
+   * out there.
+   */
+  ended?: { byteSeconds: number }
 }
 
 export interface RentLine {
@@ -57,6 +65,10 @@ export function computeRent (resolution: Resolution, options: RentOptions): Rent
     totalCost += line.cost
   }
   lines.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.creator < b.creator ? -1 : a.creator > b.creator ? 1 : 0))
+  if (options.ended !== undefined && since <= 0) {
+    totalByteSeconds += options.ended.byteSeconds
+    totalCost += (options.ended.byteSeconds * 1000 / GIB / MS_PER_HOUR) * price
+  }
   return { lines, totalByteSeconds, totalCost, pricePerGiBHour: price, sinceMs: since, nowMs: options.nowMs }
 }
 

@@ -15,7 +15,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { computeRent, digestVerdicts, entryKey, ledgerMaps, resolve, viewDigest, type Placement, type Resolution, type StreamPosition, type Verdict } from '../../crdt/index.ts'
 import { resolveFrom, stableCut, takeCheckpoint, type Checkpoint } from '../../crdt/checkpoint.ts'
-import { carryOver, checkpointOfEpoch, seedEpoch } from '../../crdt/epoch.ts'
+import { carryOver, epochOf, seedEpoch } from '../../crdt/epoch.ts'
 import type { EpochProposal } from '../../crdt/schema.ts'
 import { GiB, MiB, nodeId } from './helpers.ts'
 import { seededRandom, YDocNetwork } from './ydoc-network.ts'
@@ -521,10 +521,10 @@ function checkEpoch (net: YDocNetwork, t: Taken, label: string): void {
     sizes.push(next.getMap('reservations').size)
     Y.applyUpdate(merged, Y.encodeStateAsUpdate(next))
   })
-  expect(checkpointOfEpoch(merged)?.digest, `${label}: the merged epoch's checkpoint`).toBe(checkpoint.digest)
+  expect(epochOf(merged).checkpoint?.digest, `${label}: the merged epoch's checkpoint`).toBe(checkpoint.digest)
   const options = { self: net.ids[0], selfClock: net.writers[0].clock.peek() }
   const whole = resolveFrom(checkpoint, net.docs[0], options)
-  const epoch = resolveFrom(checkpointOfEpoch(merged)!, merged, options)
+  const epoch = resolveFrom(epochOf(merged).checkpoint!, merged, options)
   const text = (r: Resolution): string[] => [...r.verdicts.values(), ...r.conflicts].map(verdictText).sort()
   expect(text(epoch), `${label}: verdicts in the new epoch`).toEqual(text(whole))
   expect([epoch.digest, epoch.counts, epoch.members], `${label}: digest, counts, view`).toEqual([whole.digest, whole.counts, whole.members])
