@@ -18,13 +18,24 @@ export class ApiRefusal extends Error {
    * @param {string} code the contract's error code (`InvalidSize`, `Unauthorized`, …)
    * @param {string} detail the API's own words
    * @param {string | undefined} field
+   * @param {string | undefined} sentToken the token the refused request carried
    */
-  constructor (status, code, detail, field) {
+  constructor (status, code, detail, field, sentToken) {
     super(detail)
     this.name = 'ApiRefusal'
     this.status = status
     this.code = code
     this.field = field
+    this.sentToken = sentToken
+  }
+
+  /**
+   * A refusal of the token still in use. One that answers a request sent
+   * before the person typed a token (it can arrive after) says nothing
+   * about the new one.
+   */
+  get refusesCurrentToken () {
+    return this.status === 401 && this.sentToken === token()
   }
 }
 
@@ -37,9 +48,9 @@ export function setToken (/** @type {string | undefined} */ value) {
   else sessionStorage.setItem(TOKEN_KEY, value)
 }
 
-function headers (/** @type {Record<string, string>} */ extra = {}) {
-  const t = token()
-  return t !== undefined ? { ...extra, Authorization: `Bearer ${t}` } : extra
+/** @param {string | undefined} sent @param {Record<string, string>} extra */
+function headers (sent, extra = {}) {
+  return sent !== undefined ? { ...extra, Authorization: `Bearer ${sent}` } : extra
 }
 
 /**
@@ -52,27 +63,28 @@ function headers (/** @type {Record<string, string>} */ extra = {}) {
  * @returns {Promise<T>}
  */
 export async function call (path, init = {}) {
+  const sent = token()
   let response
   try {
     response = await fetch(path, {
       method: init.method ?? 'GET',
-      headers: headers(init.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+      headers: headers(sent, init.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
       body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
       cache: 'no-store'
     })
   } catch {
-    throw new ApiRefusal(0, 'Unreachable', `the agent at ${location.host} cannot be reached`, undefined)
+    throw new ApiRefusal(0, 'Unreachable', `the agent at ${location.host} cannot be reached`, undefined, sent)
   }
   const text = await response.text()
   let body
   try {
     body = JSON.parse(text)
   } catch {
-    throw new ApiRefusal(response.status, 'NotJson', `the agent answered ${response.status} with something that is not JSON`, undefined)
+    throw new ApiRefusal(response.status, 'NotJson', `the agent answered ${response.status} with something that is not JSON`, undefined, sent)
   }
   if (!response.ok) {
     const error = /** @type {Partial<ErrorJson>} */ (body)
-    throw new ApiRefusal(response.status, String(error.error ?? response.status), String(error.detail ?? response.statusText), error.field)
+    throw new ApiRefusal(response.status, String(error.error ?? response.status), String(error.detail ?? response.statusText), error.field, sent)
   }
   return body
 }
@@ -86,15 +98,16 @@ export async function call (path, init = {}) {
  * @param {AbortSignal} signal
  */
 export async function followEvents (onEvent, signal) {
+  const sent = token()
   let response
   try {
-    response = await fetch('/v1/events', { headers: headers({ Accept: 'text/event-stream' }), signal, cache: 'no-store' })
+    response = await fetch('/v1/events', { headers: headers(sent, { Accept: 'text/event-stream' }), signal, cache: 'no-store' })
   } catch {
     return
   }
   if (!response.ok || response.body === null) {
     const body = await response.json().catch(() => ({}))
-    throw new ApiRefusal(response.status, String(body.error ?? response.status), String(body.detail ?? response.statusText), undefined)
+    throw new ApiRefusal(response.status, String(body.error ?? response.status), String(body.detail ?? response.statusText), undefined, sent)
   }
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
   let buffer = ''

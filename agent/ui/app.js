@@ -134,7 +134,8 @@ async function follow () {
       }, signal)
     } catch (error) {
       if (error instanceof ApiRefusal && error.status === 401) {
-        askToken(error.message)
+        // A refusal of a token no longer in use: start() already follows with the new one.
+        if (error.refusesCurrentToken) askToken(error.message)
         return
       }
     }
@@ -153,10 +154,16 @@ function setLive (/** @type {string} */ what) {
 
 // ------------------------------------------------------------------ the token
 
-/** A refusal of the token asks for another; anything else is shown in words. @param {unknown} error */
+/**
+ * A refusal of the token in use asks for another (one of a token already
+ * replaced is old news: the new token's reads are under way); anything else
+ * is shown in words.
+ * @param {unknown} error
+ */
 function onRefusal (error) {
-  if (error instanceof ApiRefusal && error.status === 401) askToken(error.message)
-  else showProblem(error instanceof ApiRefusal ? `${error.message} (${error.code})` : 'the page could not read the agent')
+  if (error instanceof ApiRefusal && error.status === 401) {
+    if (error.refusesCurrentToken) askToken(error.message)
+  } else showProblem(error instanceof ApiRefusal ? `${error.message} (${error.code})` : 'the page could not read the agent')
 }
 
 function askToken (/** @type {string} */ why) {
