@@ -46,9 +46,12 @@ beforeAll(async () => {
   const boot = ['--cluster-key', keyFile, '--bootstrap', A.info.multiaddrs[0]]
   ;[B, C] = await Promise.all([startChildAgent(boot), startChildAgent([...boot, '--api-token', tokenFile])])
   agents.push(B, C)
-  await waitFor('three joined members on every agent, one digest', async () => {
+  await waitFor('three joined members on every agent, one digest, every node\'s record everywhere', async () => {
     const states = await Promise.all([A, B, C].map(async a => await getJson(`${a.api}/v1/state`, tokenOf(a))))
-    return states.every(s => s.joined === true && s.members.length === 3) && new Set(states.map(s => s.verdictsDigest)).size === 1
+    // A member's node record is a write of its own, apart from its admission: it can arrive after.
+    const nodes = await Promise.all([A, B, C].map(async a => (await getJson(`${a.api}/v1/nodes`, tokenOf(a))).nodes as Array<{ totalBytes: number }>))
+    return states.every(s => s.joined === true && s.members.length === 3) && new Set(states.map(s => s.verdictsDigest)).size === 1 &&
+      nodes.every(list => list.length === 3 && list.every(n => n.totalBytes > 0))
   }, 45_000)
 }, 90_000)
 
