@@ -19,7 +19,7 @@ import * as Y from 'yjs'
 import {
   computeRent, encodeHlc, entryKey, finishResolution, fit, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
   MAP_EPOCHS, MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, readLedger, readMapRecord, releaseKey, replayFrom, replayLedger, shortId,
-  MAX_QUEUE_TIMEOUT_MS, type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type StreamPosition, type Verdict, type NodeView
+  MAX_QUEUE_TIMEOUT_MS, type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type Verdict, type NodeView
 } from '../crdt/index.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
 import { computeAllocatable, PublishGate, resolveFloor, type FloorConfig } from './probe.ts'
@@ -46,7 +46,7 @@ import { InputGuard } from './input.ts'
 import { ledgerReader, type LedgerReader } from './ledger-reader.ts'
 import { Mesh } from './mesh.ts'
 import { SyncExchange } from './sync.ts'
-import { Epochs, ORIGIN_CARRY, type EpochDecision } from './epochs.ts'
+import { Epochs, type EpochDecision } from './epochs.ts'
 
 export const VERSION = '0.1.0'
 

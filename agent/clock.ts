@@ -26,7 +26,7 @@
  * stamp is (a member's clock never goes back). A stamp far ahead of this
  * host's clock is counted (`beaconsAhead`) and feeds the clock-offset alert.
  */
-import { decodeHlc, encodeHlc, hlcWallMs, isHlc, shortId, stampInRange, type Beacon, type HlcString, type NodeId, type Resolution } from '../crdt/index.ts'
+import { decodeHlc, encodeHlc, hlcWallMs, shortId, stampInRange, type Beacon, type HlcString, type NodeId, type Resolution } from '../crdt/index.ts'
 import type { Clock, PeerIdStr, TimerHandle } from './types.ts'
 import { encodeMessage, MSG_BEACON, tagNames, type WireBeacon } from './wire.ts'
 

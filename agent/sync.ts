@@ -118,13 +118,7 @@ export class SyncExchange {
       await this.deps.durable()
       const doc = this.deps.doc()
       const epoch = this.deps.epoch()
-      const request = encodeMessage({ type: MSG_SYNC_REQUEST, stateVector: Y.encodeStateVector(doc), epoch })
-      counters.bytesOut += request.length
-      const replyBytes = await network.request(peer, request)
-      counters.bytesIn += replyBytes.length
-      const reply = decodeMessage(replyBytes)
-      if (reply.type === MSG_ERROR) throw new WireError(`peer refused sync: ${reply.reason}`)
-      if (reply.type !== MSG_SYNC_REPLY) throw new WireError(`unexpected reply type 0x${reply.type.toString(16)}`)
+      const reply = await this.request(peer, Y.encodeStateVector(doc), epoch)
       if ((reply.epoch ?? 0) !== epoch || this.deps.doc() !== doc) {
         if ((reply.epoch ?? 0) > epoch) this.deps.later(peer, reply.epoch!)
         return false
@@ -186,13 +180,21 @@ export class SyncExchange {
    * from. Undefined when the peer is not in that epoch (any more).
    */
   async fetchEpoch (peer: PeerIdStr, epoch: number): Promise<Uint8Array | undefined> {
-    const request = encodeMessage({ type: MSG_SYNC_REQUEST, stateVector: EMPTY_STATE_VECTOR, epoch })
-    this.deps.counters.bytesOut += request.length
+    const reply = await this.request(peer, EMPTY_STATE_VECTOR, epoch)
+    return reply.epoch === epoch ? reply.update : undefined
+  }
+
+  /** The first half of an exchange: our state vector in `epoch`, the peer's reply; throws {@link WireError} on a refusal or another message. */
+  private async request (peer: PeerIdStr, stateVector: Uint8Array, epoch: number): Promise<Extract<WireMessage, { type: typeof MSG_SYNC_REPLY }>> {
+    const { counters } = this.deps
+    const request = encodeMessage({ type: MSG_SYNC_REQUEST, stateVector, epoch })
+    counters.bytesOut += request.length
     const replyBytes = await this.deps.network.request(peer, request)
-    this.deps.counters.bytesIn += replyBytes.length
+    counters.bytesIn += replyBytes.length
     const reply = decodeMessage(replyBytes)
-    if (reply.type !== MSG_SYNC_REPLY || reply.epoch !== epoch) return undefined
-    return reply.update
+    if (reply.type === MSG_ERROR) throw new WireError(`peer refused sync: ${reply.reason}`)
+    if (reply.type !== MSG_SYNC_REPLY) throw new WireError(`unexpected reply type 0x${reply.type.toString(16)}`)
+    return reply
   }
 
   /** The ledger moved to a new epoch's document: what peers held of the old one says nothing of the new one. */

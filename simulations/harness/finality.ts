@@ -59,8 +59,6 @@ export class FinalityTracker {
   /** id → node id → scenario ms of the first `final` there. */
   private readonly finalAt = new Map<string, Map<string, number>>()
   private readonly attached = new WeakSet<Agent>()
-  /** The agent each node runs now (the latest one attached). */
-  private readonly listening = new Map<string, Agent>()
 
   constructor (now: () => number) {
     this.now = now
@@ -68,10 +66,7 @@ export class FinalityTracker {
 
   /** A reservation the harness wrote at scenario time `atMs`. */
   wrote (id: string, atMs: number, partitioned: boolean): void {
-    if (this.writes.has(id)) return
-    this.writes.set(id, { id, atMs, partitioned })
-    // Final already somewhere (the writer's own verdict can be final before its write returns): it counts from now.
-    for (const [nodeId, agent] of this.listening) if (agent.verdict(id)?.final === true) this.record(id, nodeId)
+    if (!this.writes.has(id)) this.writes.set(id, { id, atMs, partitioned })
   }
 
   /** Listen to every running agent not yet listened to (call at every sample). */
@@ -81,7 +76,6 @@ export class FinalityTracker {
       if (node.state !== 'running' || agent === undefined || this.attached.has(agent)) continue
       this.attached.add(agent)
       const nodeId = node.id
-      this.listening.set(nodeId, agent)
       // Anything final before this agent was heard counts as final now.
       for (const w of this.writes.values()) if (agent.verdict(w.id)?.final === true) this.record(w.id, nodeId)
       agent.on('event', (event: AgentEvent) => {

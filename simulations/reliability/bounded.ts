@@ -10,7 +10,7 @@
  * A writer keeps `--live` reservations alive, spread over the agents through
  * their HTTP APIs, making and releasing `--rate` a second. Every
  * `--sample-seconds` it reads each agent's `/metrics` (RSS, V8 heap in use,
- * epoch) and the size of its data directory.
+ * epoch, the size of its ledger files).
  *
  * What is judged, per agent:
  * - RSS and the heap "after collection": the least reading in each window
@@ -34,11 +34,11 @@
  * simulations/results), a summary on stdout, progress on stderr.
  */
 import '../../agent/shim.ts'
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
 import { Registry, startMemgossip, type MemgossipProc } from '../bench/procs.ts'
-import { httpJson } from '../support/http.ts'
+import { httpJson, scrapeMetrics } from '../support/http.ts'
 import { el, esc, px, svgDocument, svgOpen, text, ticks } from '../support/svg.ts'
 import { sleep } from '../support/wait.ts'
 import { slope } from '../support/slope.ts'
@@ -111,20 +111,6 @@ export function windowMinima (points: Array<[number, number]>, size: number): Ar
     out.push([window[window.length - 1][0], Math.min(...window.map(([, y]) => y))])
   }
   return out
-}
-
-function metricValue (textBody: string, name: string): number {
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(textBody)
-  return m === null ? NaN : Number(m[1])
-}
-
-async function dirBytes (dir: string): Promise<number> {
-  let total = 0
-  for (const name of await readdir(dir)) {
-    if (!name.startsWith('ledger.')) continue
-    total += (await stat(join(dir, name)).catch(() => ({ size: 0 }))).size
-  }
-  return total
 }
 
 async function main (argv: string[]): Promise<void> {
@@ -204,8 +190,8 @@ async function main (argv: string[]): Promise<void> {
       await sleep(sampleSeconds * 1000)
       const sample: Sample = { atS: (Date.now() - started) / 1000, made, live: live.length, agents: [] }
       for (const a of agents) {
-        const body = await (await fetch(`${a.api}/metrics`)).text()
-        sample.agents.push({ rss: metricValue(body, 'process_resident_memory_bytes'), heap: metricValue(body, 'nodejs_heap_used_bytes'), disk: await dirBytes(a.dataDir), epoch: metricValue(body, 'memgossip_epoch') })
+        const m = await scrapeMetrics(a.api)
+        sample.agents.push({ rss: m.get('process_resident_memory_bytes') ?? NaN, heap: m.get('nodejs_heap_used_bytes') ?? NaN, disk: m.get('memgossip_ledger_bytes') ?? NaN, epoch: m.get('memgossip_epoch') ?? NaN })
       }
       samples.push(sample)
       const mib = (b: number): string => (b / 1024 ** 2).toFixed(1)

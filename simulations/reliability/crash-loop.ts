@@ -35,7 +35,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
 import { startAgentProcess, type AgentProcess } from '../support/agent-process.ts'
-import { httpJson } from '../support/http.ts'
+import { httpJson, scrapeMetrics } from '../support/http.ts'
 import { seededRandom } from '../support/random.ts'
 import { sleep } from '../support/wait.ts'
 
@@ -263,7 +263,7 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
       }
     }
     const epochs = options.compactAfter !== undefined
-      ? await Promise.all(children.map(async c => Number(/^memgossip_epoch (\d+)$/m.exec(await (await fetch(`${c.api}/metrics`)).text())?.[1] ?? NaN)))
+      ? await Promise.all(children.map(async c => (await scrapeMetrics(c.api)).get('memgossip_epoch') ?? NaN))
       : undefined
     return {
       ...(options.compactAfter !== undefined ? { releasesAcknowledged: released.length, killsDuringMoves, epochs, revived } : {}),

@@ -7,67 +7,38 @@
  */
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import * as Y from 'yjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Agent } from '../../agent/agent.ts'
-import { startApi, type ApiServer } from '../../agent/api.ts'
-import { createFakeProbe } from '../../agent/probe.ts'
-import type { Network, NetworkHandlers } from '../../agent/types.ts'
-import { decodeMessage, encodeMessage, MSG_BEACON, MSG_BEACONS, MSG_GOSSIP, tagNames, WireError, type WireBeacon } from '../../agent/wire.ts'
-import { hlcWallMs, LedgerWriter } from '../../crdt/index.ts'
+import type { Agent } from '../../agent/agent.ts'
+import type { ApiServer } from '../../agent/api.ts'
+import { decodeMessage, encodeMessage, MSG_BEACON, MSG_BEACONS, tagNames, WireError, type WireBeacon } from '../../agent/wire.ts'
+import { hlcWallMs } from '../../crdt/index.ts'
 import { tempDir } from '../../simulations/support/cluster.ts'
+import { ledgerOfA, metricAt, PeerStandIn, startOnStandIn, verdictOf } from './stand-in.ts'
 
 const GiB = 1024 ** 3
 const A = '12D3KooWbeaconmemberA000000000000000000000000000'
 const B = '12D3KooWbeaconmemberB000000000000000000000000000'
 const STRANGER = '12D3KooWbeaconstranger0000000000000000000000000'
 
-class PeerStandIn implements Network {
-  readonly self = '12D3KooWbeaconvictim00000000000000000000000000'
-  handlers!: NetworkHandlers
-  readonly published: Uint8Array[] = []
-  async start (handlers: NetworkHandlers): Promise<void> { this.handlers = handlers }
-  async stop (): Promise<void> {}
-  async publish (data: Uint8Array): Promise<void> { this.published.push(data) }
-  async request (): Promise<Uint8Array> { throw new Error('no sync in this test') }
-  peers (): string[] { return [A, B] }
-  addresses (): string[] { return [] }
-}
-
 let agent: Agent
 let net: PeerStandIn
 let dir: string
 let api: ApiServer
-/** Member A's side of the ledger: it founded the cluster and admitted B and the agent. */
-const docA = new Y.Doc()
-const writerA = new LedgerWriter(docA, A)
+const SELF = '12D3KooWbeaconvictim00000000000000000000000000'
+/** Member A's side of the ledger (test/agent/stand-in.ts). */
+let ledgerA: ReturnType<typeof ledgerOfA>
 
 const gossip = (from: string, bytes: Uint8Array): void => { net.handlers.onGossip(from, bytes) }
 const beacon = (from: string, b: WireBeacon): void => { gossip(from, encodeMessage({ type: MSG_BEACON, beacon: b })) }
-const sendLedger = (): void => { gossip(A, encodeMessage({ type: MSG_GOSSIP, update: Y.encodeStateAsUpdate(docA) })) }
-const verdict = (id: string): { final: boolean, waitingOn?: string, waitsFor: string[] } => {
-  agent.refresh()
-  const v = agent.resolution().verdicts.get(id)
-  if (v === undefined) throw new Error(`no verdict for ${id}`)
-  return v
-}
-async function metric (name: string): Promise<number> {
-  const text = await (await fetch(`${api.url}/metrics`)).text()
-  const line = text.split('\n').find(l => l.startsWith(`${name} `))
-  if (line === undefined) throw new Error(`no metric ${name} in /metrics`)
-  return Number(line.split(' ')[1])
-}
+const sendLedger = (): void => { gossip(A, ledgerA.update()) }
+const verdict = (id: string): ReturnType<typeof verdictOf> => verdictOf(agent, id)
+const metric = async (name: string): Promise<number> => await metricAt(api.url, name)
 
 beforeAll(async () => {
   dir = await tempDir()
-  net = new PeerStandIn()
-  agent = await Agent.start({ network: net, probe: createFakeProbe({ totalBytes: 64 * GiB, availableBytes: 64 * GiB }), cluster: 'beacons', dataDir: dir, fsync: false, expectsPeers: true, log: () => {} })
-  api = await startApi({ agent, listen: '127.0.0.1:0' })
-  const now = Date.now()
-  writerA.admit(A, 8 * GiB, now)
-  writerA.admit(B, 8 * GiB, now)
-  writerA.admit(net.self, 8 * GiB, now)
-  writerA.reserve({ id: 'r1', bytes: GiB, placement: { kind: 'node', node: A } }, now)
+  net = new PeerStandIn(SELF, [A, B])
+  ;({ agent, api } = await startOnStandIn(net, dir, 'beacons'))
+  ledgerA = ledgerOfA(A, B, net.self)
   sendLedger()
 })
 afterAll(async () => {
@@ -122,7 +93,7 @@ describe('beacons from the gossip topic', () => {
   })
 
   it('a beacon a year ahead whose position is not held counts as ahead and makes nothing final', async () => {
-    writerA.reserve({ id: 'r2', bytes: GiB, placement: { kind: 'node', node: A } }, Date.now())
+    ledgerA.writer.reserve({ id: 'r2', bytes: GiB, placement: { kind: 'node', node: A } }, Date.now())
     sendLedger()
     expect(verdict('r2').final).toBe(false)
     // B's clock a year ahead, at a position of B's stream this agent does not hold (B wrote nothing it holds).
@@ -158,9 +129,8 @@ describe('a restart and the clock lease', () => {
     const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as { clockLeaseMs: number }
     await api.close()
     await agent.stop()
-    net = new PeerStandIn()
-    agent = await Agent.start({ network: net, probe: createFakeProbe({ totalBytes: 64 * GiB, availableBytes: 64 * GiB }), cluster: 'beacons', dataDir: dir, fsync: false, expectsPeers: true, log: () => {} })
-    api = await startApi({ agent, listen: '127.0.0.1:0' })
+    net = new PeerStandIn(SELF, [A, B])
+    ;({ agent, api } = await startOnStandIn(net, dir, 'beacons'))
     const startedAt = Date.now()
     if (startedAt < meta.clockLeaseMs) {
       await expect(agent.reserve({ id: 'too-soon', bytes: GiB, placement: { kind: 'any' } })).rejects.toThrow(/clock lease/)

@@ -7,17 +7,15 @@
  * passing them on, or dies.
  */
 import { rm } from 'node:fs/promises'
-import * as Y from 'yjs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Agent, systemClock } from '../../agent/agent.ts'
-import { startApi, type ApiServer } from '../../agent/api.ts'
-import { createFakeProbe } from '../../agent/probe.ts'
+import type { ApiServer } from '../../agent/api.ts'
 import { BeaconRelays, RELAY_DEFAULTS, relayOrder } from '../../agent/relay.ts'
 import { emptyBeaconCounters } from '../../agent/clock.ts'
-import type { Network, NetworkHandlers } from '../../agent/types.ts'
-import { decodeMessage, encodeMessage, MSG_BEACON_RELAY, MSG_GOSSIP, MSG_RELAYED, relayedTag, tagNames, WireError, type WireBeacon } from '../../agent/wire.ts'
-import { hlcWallMs, LedgerWriter } from '../../crdt/index.ts'
+import { decodeMessage, encodeMessage, MSG_BEACON_RELAY, MSG_RELAYED, relayedTag, tagNames, WireError, type WireBeacon } from '../../agent/wire.ts'
+import { hlcWallMs } from '../../crdt/index.ts'
 import { api, GiB, startCluster, stopAll, tempDir, waitFor, type TestAgent } from '../../simulations/support/cluster.ts'
+import { ledgerOfA, metricAt, PeerStandIn, startOnStandIn, verdictOf } from './stand-in.ts'
 
 const A = '12D3KooWrelaymemberA0000000000000000000000000000'
 const B = '12D3KooWrelaymemberB0000000000000000000000000000'
@@ -126,56 +124,27 @@ function decodeBatch (beacons: WireBeacon[]): WireBeacon[] {
   return back.beacons
 }
 
-/** A transport stand-in: the agent's publications and direct sends are recorded; A and B are connected. */
-class PeerStandIn implements Network {
-  readonly self = '12D3KooWrelayvictim000000000000000000000000000'
-  handlers!: NetworkHandlers
-  readonly published: Uint8Array[] = []
-  readonly sent: Array<{ to: string, bytes: Uint8Array }> = []
-  async start (handlers: NetworkHandlers): Promise<void> { this.handlers = handlers }
-  async stop (): Promise<void> {}
-  async publish (data: Uint8Array): Promise<void> { this.published.push(data) }
-  async request (): Promise<Uint8Array> { throw new Error('no sync in this test') }
-  send (to: string, bytes: Uint8Array): boolean { this.sent.push({ to, bytes }); return true }
-  peers (): string[] { return [A, B] }
-  addresses (): string[] { return [] }
-}
-
 describe('an agent receiving and passing on relayed beacons', () => {
   let agent: Agent
   let net: PeerStandIn
   let dir: string
   let server: ApiServer
-  const docA = new Y.Doc()
-  const writerA = new LedgerWriter(docA, A)
+  /** Member A's side of the ledger (test/agent/stand-in.ts). */
+  let ledgerA: ReturnType<typeof ledgerOfA>
   const direct = (from: string, bytes: Uint8Array): void => { net.handlers.onMessage!(from, bytes) }
   const batch = (from: string, beacons: WireBeacon[]): void => { direct(from, encodeMessage({ type: MSG_RELAYED, beacons })) }
-  const sendLedger = (): void => { net.handlers.onGossip(A, encodeMessage({ type: MSG_GOSSIP, update: Y.encodeStateAsUpdate(docA) })) }
-  const verdict = (id: string): { final: boolean, waitingOn?: string, waitsFor: string[] } => {
-    agent.refresh()
-    const v = agent.resolution().verdicts.get(id)
-    if (v === undefined) throw new Error(`no verdict for ${id}`)
-    return v
-  }
-  const metric = async (name: string): Promise<number> => {
-    const text = await (await fetch(`${server.url}/metrics`)).text()
-    const found = text.split('\n').find(l => l.startsWith(`${name} `))
-    if (found === undefined) throw new Error(`no metric ${name} in /metrics`)
-    return Number(found.split(' ')[1])
-  }
+  const sendLedger = (): void => { net.handlers.onGossip(A, ledgerA.update()) }
+  const verdict = (id: string): ReturnType<typeof verdictOf> => verdictOf(agent, id)
+  const metric = async (name: string): Promise<number> => await metricAt(server.url, name)
   /** The batches the agent sent as a relay since `from` (an index into `net.sent`), as A got them. */
   const batchesSince = (from: number): WireBeacon[][] => net.sent.slice(from).filter(s => s.to === A).map(s => decodeMessage(s.bytes)).flatMap(m => m.type === MSG_RELAYED ? [m.beacons] : [])
 
   beforeAll(async () => {
     dir = await tempDir()
-    net = new PeerStandIn()
-    agent = await Agent.start({ network: net, probe: createFakeProbe({ totalBytes: 64 * GiB, availableBytes: 64 * GiB }), cluster: 'relay', dataDir: dir, fsync: false, expectsPeers: true, log: () => {} })
-    server = await startApi({ agent, listen: '127.0.0.1:0' })
-    const now = Date.now()
-    writerA.admit(A, 8 * GiB, now)
-    writerA.admit(B, 8 * GiB, now)
-    writerA.admit(net.self, 8 * GiB, now)
-    writerA.reserve({ id: 'r1', bytes: GiB, placement: { kind: 'node', node: A } }, now)
+    // Direct sends recorded: the agent relays to A and B by them.
+    net = new PeerStandIn('12D3KooWrelayvictim000000000000000000000000000', [A, B], { direct: true })
+    ;({ agent, api: server } = await startOnStandIn(net, dir, 'relay'))
+    ledgerA = ledgerOfA(A, B, net.self)
     sendLedger()
   })
   afterAll(async () => {
@@ -219,7 +188,7 @@ describe('an agent receiving and passing on relayed beacons', () => {
   })
 
   it("a relayed beacon of B at a position of B's stream this agent does not hold makes nothing final", async () => {
-    writerA.reserve({ id: 'r2', bytes: GiB, placement: { kind: 'node', node: A } }, Date.now())
+    ledgerA.writer.reserve({ id: 'r2', bytes: GiB, placement: { kind: 'node', node: A } }, Date.now())
     sendLedger()
     expect(verdict('r2').final).toBe(false)
     const r2 = hlcWallMs(agent.resolution().verdicts.get('r2')!.hlc!)

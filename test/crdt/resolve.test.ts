@@ -14,15 +14,22 @@ function verdict (ledger: TestLedger, id: string): Verdict {
   return v
 }
 
+/** Two replicas of `doc` that go on apart (a partition). */
+function fork (doc: Y.Doc): [Y.Doc, Y.Doc] {
+  const state = Y.encodeStateAsUpdate(doc)
+  const left = new Y.Doc()
+  const right = new Y.Doc()
+  Y.applyUpdate(left, state)
+  Y.applyUpdate(right, state)
+  return [left, right]
+}
+
 describe('the y/z race (docs/design.md "The y/z race")', () => {
   it('resolves identically on both sides once they merge, naming the winner', () => {
     // Node A has 4 GiB allocatable; both peers start from the same state.
     const base = new TestLedger({ [A]: 4 * GiB, [B]: 0 })
     base.heartbeatAll()
-    const left = new Y.Doc()
-    const right = new Y.Doc()
-    Y.applyUpdate(left, Y.encodeStateAsUpdate(base.doc))
-    Y.applyUpdate(right, Y.encodeStateAsUpdate(base.doc))
+    const [left, right] = fork(base.doc)
     // Partitioned: y = 3 GiB reserved through A, z = 2 GiB through B, at the same wall time.
     const wall = base.wallMs + 10
     new LedgerWriter(left, A).reserve({ id: 'y', bytes: 3 * GiB, placement: { kind: 'node', node: A } }, wall)
@@ -315,10 +322,7 @@ describe('ids (docs/design.md "Resolution": an id is free again once the entry h
       const base = new TestLedger({ [A]: 4 * GiB, [B]: 4 * GiB })
       base.reserve(A, 'dup', 1 * GiB)
       base.heartbeatAll()
-      const left = new Y.Doc()
-      const right = new Y.Doc()
-      Y.applyUpdate(left, Y.encodeStateAsUpdate(base.doc))
-      Y.applyUpdate(right, Y.encodeStateAsUpdate(base.doc))
+      const [left, right] = fork(base.doc)
       // Partitioned: A releases its entry on one side, B writes the id on the other, 5 ms apart either way.
       const wall = base.wallMs + 10
       new LedgerWriter(left, A).release('dup', A, releaseFirst ? wall : wall + 5)
