@@ -4,7 +4,6 @@
  * 0), and the measurements that need both side by side: propagation trials
  * (interleaved) and traffic windows (simultaneous).
  */
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as Y from 'yjs'
 import { LedgerWriter } from '../../crdt/index.ts'
@@ -14,6 +13,7 @@ import { encodeMessage, MSG_GOSSIP } from '../../agent/wire.ts'
 import { EventStream, httpJson, scrapeMetrics } from '../support/http.ts'
 import { cpuSeconds, portOf, procIo, ssDelta, ssSnapshot, type SocketCounters } from './netstat.ts'
 import { startMemgossip, startSerf, type MemgossipProc, type Registry, type SerfProc } from './procs.ts'
+import { askProbe } from '../support/probe-file.ts'
 import { sleep } from '../support/wait.ts'
 
 export type Log = (line: string) => void
@@ -188,20 +188,7 @@ export class MemgossipCluster {
 
   /** Ask every agent's gossip probe for its counters (SIGUSR2) and read them. */
   async probes (): Promise<Array<GossipProbe | undefined>> {
-    const file = (n: MemgossipProc): string => join(n.dataDir, 'gossip-probe.json')
-    const before = await Promise.all(this.nodes.map(async n => await readSeq(file(n))))
-    for (const n of this.nodes) { try { process.kill(n.pid, 'SIGUSR2') } catch {} }
-    return await Promise.all(this.nodes.map(async (n, i) => {
-      for (let k = 0; k < 40; k++) {
-        const text = await readFile(file(n), 'utf8').catch(() => '')
-        try {
-          const c = JSON.parse(text)
-          if (c.seq > before[i]) return c
-        } catch {}
-        await sleep(25)
-      }
-      return undefined
-    }))
+    return await Promise.all(this.nodes.map(async n => await askProbe<GossipProbe>(n.pid, join(n.dataDir, 'gossip-probe.json'))))
   }
 
   async stop (registry: Registry): Promise<void> {
@@ -210,9 +197,6 @@ export class MemgossipCluster {
   }
 }
 
-async function readSeq (file: string): Promise<number> {
-  try { return JSON.parse(await readFile(file, 'utf8')).seq as number } catch { return 0 }
-}
 
 // ------------------------------------------------------------ Serf cluster
 

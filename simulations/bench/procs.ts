@@ -118,6 +118,8 @@ export interface MemgossipStart {
   extraArgs?: string[]
   /** Preload the gossip probe (simulations/bench/gossip-probe.ts) to count gossipsub receptions. */
   probe?: boolean
+  /** Preload the GC probe (simulations/reliability/gc-probe.ts): memory after a full collection, on SIGUSR2, into this file. */
+  gcProbe?: string
   /** Extra node flags placed before the loader (e.g. `--cpu-prof`). */
   nodeArgs?: string[]
   timeoutMs?: number
@@ -157,8 +159,12 @@ export async function startMemgossip (options: MemgossipStart): Promise<Memgossi
     heartbeatInterval: null,
     bootstrap: options.bootstrap,
     extraArgs: options.extraArgs,
-    nodeArgs: [...(options.nodeArgs ?? []), ...(options.probe === true ? ['--import', join(DIST, 'simulations/bench/gossip-probe.js')] : [])],
-    env: { MEMGOSSIP_BENCH_PROBE: options.probe === true ? probeFile : '' },
+    nodeArgs: [
+      ...(options.nodeArgs ?? []),
+      ...(options.probe === true ? ['--import', join(DIST, 'simulations/bench/gossip-probe.js')] : []),
+      ...(options.gcProbe !== undefined ? ['--expose-gc', '--import', join(DIST, 'simulations/reliability/gc-probe.js')] : [])
+    ],
+    env: { MEMGOSSIP_BENCH_PROBE: options.probe === true ? probeFile : '', MEMGOSSIP_GC_PROBE: options.gcProbe ?? '' },
     keepLines: 30,
     timeoutMs: options.timeoutMs ?? 60_000,
     onSpawn: child => { options.registry.track(child) }

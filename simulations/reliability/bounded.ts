@@ -10,14 +10,18 @@
  * A writer keeps `--live` reservations alive, spread over the agents through
  * their HTTP APIs, making and releasing `--rate` a second. Every
  * `--sample-seconds` it reads each agent's `/metrics` (RSS, V8 heap in use,
- * epoch, the size of its ledger files).
+ * epoch, the size of its ledger files), and once a minute each agent's memory
+ * after a full collection: the agents run with the GC probe preloaded
+ * (simulations/reliability/gc-probe.ts, `--expose-gc`), which on SIGUSR2
+ * collects twice and writes RSS and heap in use.
  *
  * What is judged, per agent:
- * - RSS and the heap "after collection": the least reading in each window
- *   of eight samples (two minutes at 15 s). The collector runs many times a
- *   minute under this load, so the least reading is the live heap plus what
- *   a minor collection leaves; between collections both swing by the
- *   garbage of re-resolving the epoch's document.
+ * - RSS and the heap after collection: the probe's readings. (A run judged
+ *   again with `--analyse` from samples without them — runs before the probe
+ *   — falls back to the least `/metrics` reading in each window of eight
+ *   samples; `estimator` in the JSON says which.) A reading of `/metrics`
+ *   lands anywhere between two collections, swinging by the garbage of
+ *   re-resolving the epoch's document; those readings are drawn, not judged.
  * - Disk: the least reading in each epoch — the files right after a move,
  *   the new epoch's snapshot. Within an epoch the log grows by design (up to
  *   `--compact-after` ended entries); what would grow with history shows in
@@ -42,6 +46,7 @@ import { httpJson, scrapeMetrics } from '../support/http.ts'
 import { el, esc, px, svgDocument, svgOpen, text, ticks } from '../support/svg.ts'
 import { sleep } from '../support/wait.ts'
 import { slope } from '../support/slope.ts'
+import { askProbe } from '../support/probe-file.ts'
 
 const HELP = `usage: bounded [--minutes 60] [--agents 3] [--live 150] [--rate 5] [--compact-after 1000] [--sample-seconds 15] [--out DIR]
        bounded --analyse bounded.json [--out DIR]   (judge a run again from its samples)
@@ -69,11 +74,15 @@ const RSS_PER_RESERVATION = 12_000
 /** Flat: below this share of the growth without compaction. */
 const TOLERANCE_SHARE = 0.1
 
+/** How often each agent is asked for its memory after a full collection. */
+const GC_PROBE_EVERY_S = 60
+
 interface Sample {
   atS: number
   made: number
   live: number
-  agents: Array<{ rss: number, heap: number, disk: number, epoch: number }>
+  /** `rssGc`/`heapGc`: after a full collection (the GC probe), in the samples where it was asked. */
+  agents: Array<{ rss: number, heap: number, disk: number, epoch: number, rssGc?: number, heapGc?: number }>
 }
 
 export interface Slope { perHour: number, tolerancePerHour: number, flat: boolean }
@@ -86,6 +95,8 @@ export interface BoundedResult {
   firstEpochAtS?: number
   epochs: number[]
   samples: Sample[]
+  /** What RSS and heap were judged on: the GC probe's readings, or (older runs) window minima of `/metrics`. */
+  estimator: 'gc-probe' | 'window-minima'
   /** Per agent, from the first sample after every agent reached epoch 1. */
   slopes: Array<{ rss: Slope, heapAfterGc: Slope, disk: Slope }>
   flat: boolean
@@ -142,7 +153,7 @@ async function main (argv: string[]): Promise<void> {
   try {
     for (let i = 0; i < count; i++) {
       const dataDir = await registry.tempDir(`memgossip-bounded-${i}-`)
-      agents.push(await startMemgossip({ registry, index: i, dataDir, bootstrap: i === 0 ? undefined : agents[0].multiaddrs, extraArgs: ['--compact-after', String(compactAfter)] }))
+      agents.push(await startMemgossip({ registry, index: i, dataDir, bootstrap: i === 0 ? undefined : agents[0].multiaddrs, extraArgs: ['--compact-after', String(compactAfter)], gcProbe: join(dataDir, 'gc-probe.json') }))
     }
     process.stderr.write(`bounded: ${count} agents (pids ${agents.map(a => a.pid).join(', ')}), ${liveTarget} live, ${rate}/s made and released, --compact-after ${compactAfter}, ${minutes} min\n`)
     for (let waited = 0; ; waited += 500) {
@@ -186,16 +197,20 @@ async function main (argv: string[]): Promise<void> {
       }
     })()
 
+    let probedAt = -Infinity
     while (Date.now() < endAt) {
       await sleep(sampleSeconds * 1000)
       const sample: Sample = { atS: (Date.now() - started) / 1000, made, live: live.length, agents: [] }
+      const probe = sample.atS - probedAt >= GC_PROBE_EVERY_S
+      if (probe) probedAt = sample.atS
       for (const a of agents) {
         const m = await scrapeMetrics(a.api)
-        sample.agents.push({ rss: m.get('process_resident_memory_bytes') ?? NaN, heap: m.get('nodejs_heap_used_bytes') ?? NaN, disk: m.get('memgossip_ledger_bytes') ?? NaN, epoch: m.get('memgossip_epoch') ?? NaN })
+        const gc = probe ? await askProbe<{ rss: number, heapUsed: number }>(a.pid, join(a.dataDir, 'gc-probe.json'), 10_000) : undefined
+        sample.agents.push({ rss: m.get('process_resident_memory_bytes') ?? NaN, heap: m.get('nodejs_heap_used_bytes') ?? NaN, disk: m.get('memgossip_ledger_bytes') ?? NaN, epoch: m.get('memgossip_epoch') ?? NaN, rssGc: gc?.rss, heapGc: gc?.heapUsed })
       }
       samples.push(sample)
-      const mib = (b: number): string => (b / 1024 ** 2).toFixed(1)
-      process.stderr.write(`  ${sample.atS.toFixed(0).padStart(5)} s: ${made} made, ${live.length} live; ${sample.agents.map((s, i) => `#${i} epoch ${s.epoch} rss ${mib(s.rss)} heap ${mib(s.heap)} disk ${mib(s.disk)} MiB`).join('; ')}\n`)
+      const mib = (b: number | undefined): string => b === undefined ? '-' : (b / 1024 ** 2).toFixed(1)
+      process.stderr.write(`  ${sample.atS.toFixed(0).padStart(5)} s: ${made} made, ${live.length} live; ${sample.agents.map((s, i) => `#${i} epoch ${s.epoch} rss ${mib(s.rss)}${probe ? ` (${mib(s.rssGc)} after GC)` : ''} heap ${mib(s.heap)}${probe ? ` (${mib(s.heapGc)})` : ''} disk ${mib(s.disk)} MiB`).join('; ')}\n`)
     }
     stopWriter = true
     await writer
@@ -213,31 +228,35 @@ async function main (argv: string[]): Promise<void> {
 export function analyse (settings: BoundedResult['settings'], samples: Sample[], made: number, released: number, writeErrors: number): BoundedResult {
   const first = samples.find(s => s.agents.every(a => a.epoch >= 1))
   const after = first === undefined ? [] : samples.filter(s => s.atS >= first.atS)
+  const estimator = samples.some(s => s.agents.some(a => a.rssGc !== undefined)) ? 'gc-probe' : 'window-minima'
   const perHourMade = settings.rate * 3600
   const tolerance = (perReservation: number): number => perReservation * perHourMade * TOLERANCE_SHARE / settings.agents
   const slopes = settings.agents > 0
     ? Array.from({ length: settings.agents }, (_, i) => {
-      const series = (pick: (a: Sample['agents'][number]) => number): Array<[number, number]> => after.map(s => [s.atS / 3600, pick(s.agents[i])])
+      const series = (pick: (a: Sample['agents'][number]) => number | undefined): Array<[number, number]> =>
+        after.flatMap(s => { const v = pick(s.agents[i]); return v === undefined ? [] : [[s.atS / 3600, v]] })
+      const afterGc = (gc: (a: Sample['agents'][number]) => number | undefined, any: (a: Sample['agents'][number]) => number): Array<[number, number]> =>
+        estimator === 'gc-probe' ? series(gc) : windowMinima(series(any), 8)
       const judge = (points: Array<[number, number]>, perReservation: number): Slope => {
         const perHour = slope(points)
         const tolerancePerHour = tolerance(perReservation)
         return { perHour, tolerancePerHour, flat: points.length >= 4 && perHour <= tolerancePerHour }
       }
       return {
-        rss: judge(windowMinima(series(a => a.rss), 8), RSS_PER_RESERVATION),
-        heapAfterGc: judge(windowMinima(series(a => a.heap), 8), HEAP_PER_RESERVATION),
+        rss: judge(afterGc(a => a.rssGc, a => a.rss), RSS_PER_RESERVATION),
+        heapAfterGc: judge(afterGc(a => a.heapGc, a => a.heap), HEAP_PER_RESERVATION),
         disk: judge(epochFloors(after.map(s => [s.atS / 3600, s.agents[i].disk, s.agents[i].epoch])), DISK_PER_RESERVATION)
       }
     })
     : []
   const flat = first !== undefined && slopes.every(s => s.rss.flat && s.heapAfterGc.flat && s.disk.flat)
   const mib = (b: number): string => (b / 1024 ** 2).toFixed(2)
-  const lines = slopes.map((s, i) => `agent ${i}: RSS ${mib(s.rss.perHour)} MiB/h (tolerance ${mib(s.rss.tolerancePerHour)}), heap after GC ${mib(s.heapAfterGc.perHour)} MiB/h (${mib(s.heapAfterGc.tolerancePerHour)}), disk ${mib(s.disk.perHour)} MiB/h (${mib(s.disk.tolerancePerHour)})`)
+  const lines = slopes.map((s, i) => `agent ${i}: RSS after GC ${mib(s.rss.perHour)} MiB/h (tolerance ${mib(s.rss.tolerancePerHour)}), heap after GC ${mib(s.heapAfterGc.perHour)} MiB/h (${mib(s.heapAfterGc.tolerancePerHour)}), disk ${mib(s.disk.perHour)} MiB/h (${mib(s.disk.tolerancePerHour)})`)
   const epochs = samples.length > 0 ? samples[samples.length - 1].agents.map(a => a.epoch) : []
   const verdict = first === undefined
     ? `NOT SHOWN: no sample with every agent past its first epoch (${made} made; raise --minutes or lower --compact-after)`
-    : `${flat ? 'FLAT' : 'GROWING'}: ${made} made, ${released} released, ${writeErrors} write errors; every agent in epoch ≥ 1 from ${first.atS.toFixed(0)} s, epochs at the end ${epochs.join('/')}; slopes per agent per hour over ${((samples[samples.length - 1].atS - first.atS) / 60).toFixed(0)} min:\n  ${lines.join('\n  ')}`
-  return { settings, made, released, writeErrors, firstEpochAtS: first?.atS, epochs, samples, slopes, flat, verdict }
+    : `${flat ? 'FLAT' : 'GROWING'}: ${made} made, ${released} released, ${writeErrors} write errors; every agent in epoch ≥ 1 from ${first.atS.toFixed(0)} s, epochs at the end ${epochs.join('/')}; slopes per agent per hour (${estimator === 'gc-probe' ? 'RSS and heap after a full collection' : 'RSS and heap as the least reading of each two-minute window'}) over ${((samples[samples.length - 1].atS - first.atS) / 60).toFixed(0)} min:\n  ${lines.join('\n  ')}`
+  return { settings, made, released, writeErrors, firstEpochAtS: first?.atS, epochs, samples, estimator, slopes, flat, verdict }
 }
 
 /** Live reservations beside each agent's RSS, heap and disk, over time. */
@@ -246,9 +265,9 @@ export function chart (result: BoundedResult): string {
   const H = 520
   const left = 70
   const right = 70
-  const panels: Array<{ title: string, pick: (a: Sample['agents'][number]) => number }> = [
-    { title: 'RSS (MiB)', pick: a => a.rss },
-    { title: 'V8 heap in use (MiB)', pick: a => a.heap },
+  const panels: Array<{ title: string, pick: (a: Sample['agents'][number]) => number, gc?: (a: Sample['agents'][number]) => number | undefined }> = [
+    { title: 'RSS (MiB); dots: after a full collection', pick: a => a.rss, gc: a => a.rssGc },
+    { title: 'V8 heap in use (MiB); dots: after a full collection', pick: a => a.heap, gc: a => a.heapGc },
     { title: 'data directory (MiB)', pick: a => a.disk }
   ]
   const samples = result.samples
@@ -272,7 +291,11 @@ export function chart (result: BoundedResult): string {
     parts.push(el('polyline', { fill: 'none', stroke: '#aaa', 'stroke-dasharray': '4 3', points: samples.map(s => `${px(x(s.atS))},${px(yl(s.live))}`).join(' ') }))
     parts.push(text({ x: W - right + 6, y: px(yl(samples[samples.length - 1]?.live ?? 0)), 'font-size': 10, fill: '#888' }, 'live'))
     samples[0]?.agents.forEach((_, i) => {
-      parts.push(el('polyline', { fill: 'none', stroke: colors[i % colors.length], 'stroke-width': 1.5, points: samples.map(s => `${px(x(s.atS))},${px(y(panel.pick(s.agents[i])))}`).join(' ') }))
+      parts.push(el('polyline', { fill: 'none', stroke: colors[i % colors.length], 'stroke-width': 1.5, 'stroke-opacity': panel.gc !== undefined ? 0.45 : 1, points: samples.map(s => `${px(x(s.atS))},${px(y(panel.pick(s.agents[i])))}`).join(' ') }))
+      for (const s of samples) {
+        const v = panel.gc?.(s.agents[i])
+        if (v !== undefined) parts.push(el('circle', { cx: px(x(s.atS)), cy: px(y(v)), r: 2.2, fill: colors[i % colors.length] }))
+      }
     })
     if (result.firstEpochAtS !== undefined) parts.push(el('line', { x1: px(x(result.firstEpochAtS)), y1: top, x2: px(x(result.firstEpochAtS)), y2: bottom, stroke: '#555', 'stroke-dasharray': '2 2' }))
   })

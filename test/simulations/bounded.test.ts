@@ -43,6 +43,27 @@ describe('the bounded soak verdict', () => {
     expect(r.slopes[0].heapAfterGc.perHour).toBeGreaterThan(r.slopes[0].heapAfterGc.tolerancePerHour)
   })
 
+  it('with the GC probe\'s readings, RSS and heap are judged on them, not on /metrics between collections', () => {
+    /** Every fourth sample carries a reading after a full collection: 30 MiB under /metrics, growing by `gcGrow`. */
+    const withGc = (gcGrow: (t: number) => number, metricsGrow: (t: number) => number): Parameters<typeof analyse>[1] =>
+      samples(metricsGrow).map((s, i) => ({
+        ...s,
+        agents: s.agents.map(a => i % 4 === 0 ? { ...a, rssGc: 170 * MiB + gcGrow(s.atS), heapGc: 10 * MiB + gcGrow(s.atS) } : a)
+      }))
+    // Garbage between collections rising (the /metrics readings), what survives a collection flat: FLAT.
+    const flat = analyse(settings, withGc(() => 0, t => t * 2000), 18_000, 17_850, 0)
+    expect(flat.estimator).toBe('gc-probe')
+    expect(flat.verdict).toMatch(/^FLAT/)
+    expect(flat.verdict).toContain('after a full collection')
+    // What survives a collection rising by a fifth of the growth without compaction: GROWING, on RSS and heap.
+    const growing = analyse(settings, withGc(t => t * 3200 * 5 / 2 * 0.2, () => 0), 18_000, 17_850, 0)
+    expect(growing.verdict).toMatch(/^GROWING/)
+    expect(growing.slopes[0].heapAfterGc.flat).toBe(false)
+    expect(chart(growing)).toContain('<circle')
+    // Runs before the probe are judged as they were.
+    expect(analyse(settings, samples(() => 0), 18_000, 17_850, 0).estimator).toBe('window-minima')
+  })
+
   it('a run in which not every agent reached an epoch shows nothing', () => {
     const r = analyse(settings, samples(() => 0, Infinity), 100, 0, 0)
     expect(r.flat).toBe(false)
