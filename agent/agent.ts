@@ -784,8 +784,16 @@ export class Agent extends EventEmitter {
     if (lost !== undefined && existing.creator !== this.self) {
       throw new IdExistsError(`'${id}' reserved through this peer lost the id to ${shortId(existing.creator)} (IdTaken); it holds no memory, so there is nothing of yours to release. Release it through ${shortId(existing.creator)} to end that reservation.`)
     }
-    if (this.writer.release(id, existing.creator, this.clock.now())) await this.durableOrRollback('releases', releaseKey(id, existing.creator, this.self))
-    else await this.durable()
+    if (this.writer.release(id, existing.creator, this.clock.now())) {
+      await this.durableOrRollback('releases', releaseKey(id, existing.creator, this.self))
+    } else if (existing.status === 'admitted' || existing.status === 'queued') {
+      // This peer's release of an earlier entry under the same key (one that
+      // ended before a compaction, carried over) holds the key, and names that
+      // entry's stamp: it ends nothing of this one, and cannot be written again.
+      throw new IdExistsError(`this peer released an earlier reservation '${id}' of ${shortId(existing.creator)} (it ended before the last compaction) and a peer releases each entry key once; release this one through ${shortId(existing.creator)} or another peer`)
+    } else {
+      await this.durable()
+    }
     return this.resolution().verdicts.get(id)!
   }
 

@@ -322,16 +322,26 @@ export class Replay {
     this.index.update(slot)
   }
 
-  /** A release ends exactly the entry it names; one naming an entry that lost its id ends nothing. */
+  /**
+   * A release ends exactly the entry it names; one naming an entry that lost
+   * its id ends nothing. One that names its entry's stamp (`of`, always
+   * earlier than its own) ends only that entry, met earlier in the log, or
+   * nothing: a later entry under the same key (after a compaction) is another
+   * reservation.
+   */
   release (release: Release): void {
     const key = entryKey(release.id, release.creator)
     const waiting = this.queue.get(key)
-    if (waiting !== undefined) {
+    if (waiting !== undefined && (release.of === undefined || release.of === waiting.reservation.hlc)) {
       this.queue.delete(key)
       decideAt(waiting.verdict, 'rejected', 'Withdrawn', `withdrawn from the queue at ${release.hlc} by ${shortId(release.by)} before it was admitted`, release.hlc)
       return
     }
     const run = this.running.get(release.id)
+    if (release.of !== undefined) {
+      if (run !== undefined && run.key === key && run.reservation.hlc === release.of) this.end(run, 'released', 'Released', `released at ${release.hlc} by ${shortId(release.by)}`, release.hlc)
+      return
+    }
     if (run === undefined || run.key !== key) {
       // A release earlier in the log than its reservation: the reservation is
       // released the moment it is admitted. Earliest release wins.

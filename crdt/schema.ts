@@ -129,6 +129,15 @@ export interface Release {
   hlc: HlcString
   by: NodeId
   seq: number
+  /**
+   * The stamp of the entry it ends, earlier than the release's own. After a
+   * compaction the same node may write the id again (a new entry with the same
+   * key and a later stamp); a release naming the old entry's stamp ends
+   * nothing of the new one. Without it (agents before it, or an entry stamped
+   * after the releasing peer's clock) it ends whichever entry of the key it
+   * meets, as before.
+   */
+  of?: HlcString
 }
 
 /** A change of a node's allocatable memory or state: what `resolve()` replays. */
@@ -469,7 +478,12 @@ export function validateRelease (key: string, value: unknown): Validated<Release
   if (!isHlc(value.hlc)) return fail('InvalidHlc', `release hlc is not a valid stamp: ${describe(value.hlc)}`)
   if (!isNodeId(value.by)) return fail('InvalidValue', `release 'by' must be a node id, got ${describe(value.by)}`)
   if (!isSeq(value.seq)) return fail('InvalidValue', `release seq must be a non-negative integer, got ${describe(value.seq)}`)
-  return { ok: true, value: { id: value.id, creator: value.creator, hlc: value.hlc, by: value.by, seq: value.seq } }
+  if (value.of !== undefined && !(isHlc(value.of) && value.of < value.hlc)) {
+    return fail('InvalidHlc', `release 'of' must be the stamp of the entry it ends, earlier than the release's own (${value.hlc}), got ${describe(value.of)}`)
+  }
+  const release: Release = { id: value.id, creator: value.creator, hlc: value.hlc, by: value.by, seq: value.seq }
+  if (value.of !== undefined) release.of = value.of
+  return { ok: true, value: release }
 }
 
 export function validateCapacity (key: string, value: unknown): Validated<CapacityEvent> {

@@ -10,8 +10,8 @@ import { MAP_EPOCH, SEED_KEY } from './epoch.ts'
 import { HybridClock, isHlc, type HlcString } from './hlc.ts'
 import {
   entryKey, ledgerMaps, MAP_EPOCHS, membershipKey, releaseKey, writeCapacity, writeHeartbeat, writeMembership, writeRelease, writeProposal, writeReservation,
-  type Beacon, type EpochProposal, type EvictionAck, type EvictionProposal, type Heartbeat, type NodeId, type NodeState, type Placement, type Reservation,
-  type ReservationId, type StreamPosition
+  type Beacon, type EpochProposal, type EvictionAck, type EvictionProposal, type Heartbeat, type NodeId, type NodeState, type Placement, type Release,
+  type Reservation, type ReservationId, type StreamPosition
 } from './schema.ts'
 
 export interface HeartbeatFigures {
@@ -77,7 +77,7 @@ export class LedgerWriter {
   }
 
   /**
-   * The entries (`<id>@<creator>`) the document holds a release of, kept up
+   * The entries (`<id>@<creator>`) the document holds a release without a stamp (`of`) of, kept up
    * to date as releases arrive: asked on every reservation in an epoch's
    * document, which holds thousands of releases between compactions, so not
    * a scan of them each time. (Keys are `<id>@<creator>@<by>`; an id and a
@@ -88,7 +88,10 @@ export class LedgerWriter {
     if (this.released?.doc !== this.doc) {
       const releases = ledgerMaps(this.doc).releases
       const entries = new Set<string>()
-      const add = (key: string): void => { entries.add(key.slice(0, key.lastIndexOf('@'))) }
+      // Only releases that name no stamp: one naming its entry's stamp ends nothing of a new entry with the key.
+      const add = (key: string): void => {
+        if ((releases.get(key) as { of?: unknown } | undefined)?.of === undefined) entries.add(key.slice(0, key.lastIndexOf('@')))
+      }
       for (const key of releases.keys()) add(key)
       releases.observe(event => { for (const key of event.keysChanged) if (releases.has(key)) add(key) })
       this.released = { doc: this.doc, entries }
@@ -187,8 +190,9 @@ export class LedgerWriter {
    * first has ended; another node may take the id then (docs/design.md
    * "Resolution"). In an epoch's document (crdt/epoch.ts) an entry that ended
    * before the checkpoint is gone, but a release naming it may have been
-   * carried over; it would end a new entry under the same key, so that is
-   * refused the same way.
+   * carried over. One that names the old entry's stamp (`of`) ends nothing
+   * of a new one; one that does not (written by an agent before `of`) would
+   * end a new entry under the same key, so that is refused the same way.
    */
   reserve (request: ReservationRequest, wallMs: number): Reservation {
     const maps = ledgerMaps(this.doc)
@@ -216,10 +220,6 @@ export class LedgerWriter {
     return reservation
   }
 
-  /**
-   * Release the entry `<id>@<creator>`; releasing it again is a no-op (the first
-   * release keeps its place in the log). Returns false then.
-   */
   /** Propose moving the ledger to `epoch`, seeded with the checkpoint at `cut` whose digest is `digest` (crdt/epoch.ts). */
   proposeEpoch (epoch: number, cut: HlcString, digest: string, wallMs: number): EpochProposal {
     const proposal: EpochProposal = { epoch, cut, digest, proposer: this.node, hlc: this.clock.now(wallMs), seq: ++this.seq }
@@ -235,9 +235,21 @@ export class LedgerWriter {
     this.doc = doc
   }
 
+  /**
+   * Release the entry `<id>@<creator>`, naming its stamp; releasing it again
+   * through this node is a no-op (the first release keeps its place in the
+   * log). Returns false then.
+   */
   release (id: ReservationId, creator: NodeId, wallMs: number): boolean {
-    if (ledgerMaps(this.doc).releases.has(releaseKey(id, creator, this.node))) return false
-    writeRelease(this.doc, { id, creator, hlc: this.clock.now(wallMs), by: this.node, seq: ++this.seq }, this.origin)
+    const maps = ledgerMaps(this.doc)
+    if (maps.releases.has(releaseKey(id, creator, this.node))) return false
+    const release: Release = { id, creator, hlc: this.clock.now(wallMs), by: this.node, seq: ++this.seq }
+    // Name the entry by its stamp when the document holds it and it sorts
+    // before this release (an entry stamped past this clock is not observed:
+    // the agent keeps its clock within the skew bound).
+    const entry = maps.reservations.get(entryKey(id, creator)) as { hlc?: unknown } | undefined
+    if (typeof entry?.hlc === 'string' && isHlc(entry.hlc) && entry.hlc < release.hlc) release.of = entry.hlc
+    writeRelease(this.doc, release, this.origin)
     return true
   }
 }

@@ -171,20 +171,49 @@ describe('versions', () => {
 })
 
 describe('an id across an epoch (crdt/epoch.ts)', () => {
-  it('another node may take an id whose entry ended before the cut; its own node may not, while a release of the old entry was carried over', () => {
+  /**
+   * `x` of A, released through B before the cut and again through C after it
+   * (a client retrying through another peer): the second release ends
+   * nothing, and it is carried over into epoch 1, where x's entry is gone.
+   */
+  function epochWithASecondRelease (options: { unstamped?: boolean } = {}): { l: TestLedger, checkpoint: Checkpoint, next: Y.Doc, old: string, wall: number } {
     const l = new TestLedger({ [A]: 8 * GiB, [B]: 8 * GiB, [C]: 8 * GiB })
     l.reserve(A, 'x', 1 * GiB)
+    const old = resolve(l.doc).verdicts.get('x')!.hlc!
     l.release(B, 'x', A)
     const checkpoint = checkpointNow(l)
-    // A second release of the same entry, through another node, after the cut: it ends nothing (the entry ended), and it is carried over.
     l.release(C, 'x', A)
+    const second = ledgerMaps(l.doc).releases.get(`${entryKey('x', A)}@${C}`) as { of?: string }
+    expect(second.of).toBe(old)
+    // As an agent before releases named their entry's stamp wrote it.
+    if (options.unstamped === true) { const { of: _, ...bare } = second; ledgerMaps(l.doc).releases.set(`${entryKey('x', A)}@${C}`, bare) }
     l.heartbeatAll()
     const next = new Y.Doc()
     Y.applyUpdate(next, seedEpoch({ epoch: 1, cut: checkpoint.cut, digest: checkpoint.digest, proposer: A, hlc: `${'9'.repeat(15)}:000000:${A}`, seq: 1 }, checkpoint))
     carryOver(l.doc, next, checkpoint.cut, { verdicts: resolve(l.doc) })
     expect(ledgerMaps(next).reservations.has(entryKey('x', A))).toBe(false)
-    const wall = l.wallMs + 10
-    // The old entry's key would be written again, and the carried release would end the new entry at once.
+    expect(ledgerMaps(next).releases.has(`${entryKey('x', A)}@${C}`)).toBe(true)
+    return { l, checkpoint, next, old, wall: l.wallMs + 10 }
+  }
+
+  it('its own node may write an id again whose entry ended before the cut: a carried release names the old entry\'s stamp and ends nothing of the new one', () => {
+    const { checkpoint, next, wall } = epochWithASecondRelease()
+    new LedgerWriter(next, A).reserve({ id: 'x', bytes: 2 * GiB, placement: { kind: 'any' } }, wall)
+    expect(resolveFrom(checkpoint, next).verdicts.get('x')).toMatchObject({ creator: A, status: 'admitted', bytes: 2 * GiB })
+    // The same when the new entry sorts before the carried release (A's clock behind C's, or the release reached A only after it wrote x).
+    const behind = new Y.Doc()
+    Y.applyUpdate(behind, Y.encodeStateAsUpdate(epochWithASecondRelease().next))
+    const release = ledgerMaps(behind).releases.get(`${entryKey('x', A)}@${C}`) as { hlc: string }
+    ledgerMaps(behind).reservations.set(entryKey('x', A), { id: 'x', bytes: 2 * GiB, placement: { kind: 'any' }, priority: 0, hlc: `${release.hlc.slice(0, 15)}:000000:${A}`, creator: A, seq: 99, labels: {} })
+    expect((ledgerMaps(behind).reservations.get(entryKey('x', A)) as { hlc: string }).hlc < release.hlc).toBe(true)
+    expect(resolveFrom(checkpoint, behind).verdicts.get('x')).toMatchObject({ creator: A, status: 'admitted' })
+    // A release of the new entry names the new stamp and ends it.
+    new LedgerWriter(next, B).release('x', A, wall + 5)
+    expect(resolveFrom(checkpoint, next).verdicts.get('x')).toMatchObject({ creator: A, status: 'released' })
+  })
+
+  it('a carried release without a stamp (an older agent\'s) would end a new entry: its own node may not write the id then; another node may', () => {
+    const { checkpoint, next, wall } = epochWithASecondRelease({ unstamped: true })
     const writerA = new LedgerWriter(next, A)
     expect(() => writerA.reserve({ id: 'x', bytes: 1 * GiB, placement: { kind: 'any' } }, wall)).toThrow(DuplicateReservationError)
     expect(() => writerA.reserve({ id: 'x', bytes: 1 * GiB, placement: { kind: 'any' } }, wall)).toThrow(/still holds a release of that entry/)

@@ -54,6 +54,28 @@ describe('malformed entries injected straight into the Y.Doc', () => {
     expect(res.nodes.get(A)!.allocatableBytes).toBe(8 * GiB)
   })
 
+  it('a release naming a stamp that is not its entry\'s earlier one is reported and ends nothing', () => {
+    const l = new TestLedger({ [A]: 8 * GiB })
+    l.reserve(A, 'kept', GiB)
+    const entry = resolve(l.doc).verdicts.get('kept')!.hlc!
+    const release = { id: 'kept', creator: A, hlc: `000000009000000:000000:${A}`, by: A, seq: 50 }
+    // `of` later than the release itself, and `of` not a stamp: refused by validation.
+    l.doc.getMap('releases').set(`kept@${A}@${A}`, { ...release, of: `000000009000001:000000:${A}` })
+    let res = resolve(l.doc)
+    expect(res.issues).toContainEqual(expect.objectContaining({ map: 'releases', code: 'InvalidHlc', reason: expect.stringMatching(/'of' must be the stamp of the entry it ends, earlier than the release's own/) }))
+    expect(res.verdicts.get('kept')!.status).toBe('admitted')
+    l.doc.getMap('releases').set(`kept@${A}@${A}`, { ...release, of: 'yesterday' })
+    expect(resolve(l.doc).verdicts.get('kept')!.status).toBe('admitted')
+    // Well-formed, naming another stamp than the entry's: valid, and it ends nothing.
+    l.doc.getMap('releases').set(`kept@${A}@${A}`, { ...release, of: `000000000000001:000000:${A}` })
+    res = resolve(l.doc)
+    expect(res.issues.filter(i => i.map === 'releases')).toEqual([])
+    expect(res.verdicts.get('kept')!.status).toBe('admitted')
+    // Naming the entry's own: it ends it.
+    l.doc.getMap('releases').set(`kept@${A}@${A}`, { ...release, of: entry })
+    expect(resolve(l.doc).verdicts.get('kept')!.status).toBe('released')
+  })
+
   it('a key named __proto__ is an ordinary (invalid) entry, not a prototype', () => {
     const l = new TestLedger({ [A]: 8 * GiB })
     l.doc.getMap('reservations').set('__proto__', { [`evil@${A}`]: { id: 'evil', bytes: GiB, placement: { kind: 'any' }, priority: 0, hlc, creator: A, seq: 99 } })
