@@ -2,7 +2,7 @@
  * Where an agent's memory goes under steady churn (issue 16, docs/decisions.md
  * "Heap findings").
  *
- *   npx tsx simulations/reliability/heap-diff.ts run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--snapshots 2] [--node-arg FLAG]… [--out DIR]
+ *   npx tsx simulations/reliability/heap-diff.ts run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--snapshots 2] [--compact-after N] [--node-arg FLAG]… [--out DIR]
  *   npx tsx simulations/reliability/heap-diff.ts diff BEFORE.heapsnapshot AFTER.heapsnapshot [--made N] [--top 40]
  *
  * `run` starts real agent processes (the compiled CLI, as the benchmark does:
@@ -29,7 +29,7 @@ import { Registry, startMemgossip, type MemgossipProc } from '../bench/procs.ts'
 import { sleep } from '../support/wait.ts'
 
 const HELP = `usage:
-  heap-diff run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--snapshots 2] [--node-arg FLAG]… [--out DIR]
+  heap-diff run [--minutes 15] [--warmup-minutes 2] [--live 150] [--rate 4] [--peers 1] [--snapshots 2] [--compact-after N] [--node-arg FLAG]… [--out DIR]
   heap-diff diff BEFORE.heapsnapshot AFTER.heapsnapshot [--made N] [--top 40]
 
 run   real agents + a writer at constant live count; heap snapshots of agent 0
@@ -46,6 +46,7 @@ const FLAGS: Record<string, FlagSpec> = {
   peers: { type: 'string' },
   snapshots: { type: 'string' },
   'node-arg': { type: 'list' },
+  'compact-after': { type: 'string' },
   out: { type: 'string' },
   made: { type: 'string' },
   top: { type: 'string' }
@@ -255,9 +256,12 @@ async function run (flags: Record<string, unknown>): Promise<void> {
     const dataDir = await registry.tempDir('hd0-')
     // --node-arg: extra V8 flags for agent 0 (e.g. --max-old-space-size=96, to tell retained memory from GC headroom).
     const nodeArgs = (flags['node-arg'] as string[] | undefined) ?? []
-    const agent = await startMemgossip({ registry, index: 0, dataDir, nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${out}`, ...nodeArgs] })
+    // `--compact-after`: the agents' own flag (default 2000 ended); small values make many moves between snapshots.
+    const compactAfter = numberFlag(parsed.flags, 'compact-after', { integer: true, min: 0 })
+    const extraArgs = compactAfter !== undefined ? ['--compact-after', String(compactAfter)] : []
+    const agent = await startMemgossip({ registry, index: 0, dataDir, extraArgs, nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${out}`, ...nodeArgs] })
     for (let i = 1; i <= peers; i++) {
-      await startMemgossip({ registry, index: i, dataDir: await registry.tempDir(`hd${i}-`), bootstrap: [agent.multiaddrs[0]] })
+      await startMemgossip({ registry, index: i, dataDir: await registry.tempDir(`hd${i}-`), bootstrap: [agent.multiaddrs[0]], extraArgs })
     }
     process.stderr.write(`agent 0 pid ${agent.pid} api ${agent.api}; ${peers} peer(s); snapshots in ${out}\n`)
     const writer = new Writer(agent.api, live, rate)
