@@ -13,7 +13,8 @@
  * epoch, the size of its ledger files), and once a minute each agent's memory
  * after a full collection: the agents run with the GC probe preloaded
  * (simulations/reliability/gc-probe.ts, `--expose-gc`), which on SIGUSR2
- * collects twice and writes RSS and heap in use.
+ * collects twice and writes the heap in use, and RSS half a second later (once
+ * V8 has returned the pages the collection freed).
  *
  * What is judged, per agent:
  * - RSS and the heap after collection: the probe's readings. (A run judged
