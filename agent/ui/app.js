@@ -94,6 +94,8 @@ async function load (source) {
     case 'capacity':
       data.capacity = await call('/v1/capacity')
       drawNodes()
+      // The membership panel counts members by the liveness the capacity answer carries (it may arrive after the state).
+      drawMembership()
       break
     case 'state':
       data.state = await call('/v1/state')
