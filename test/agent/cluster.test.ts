@@ -16,10 +16,15 @@ describe('a five-agent cluster', () => {
     // A node record written while the mesh forms reaches a member that is not
     // connected to its writer yet when they connect (sync on connect), not
     // with the verdicts: wait for the figures, then check them.
-    await waitFor('every node\'s figures on agent 3', () => agents.every(a => agents[3].daemon.agent.ledger.get('nodes', a.daemon.info.peerId) !== undefined), 30_000)
-    const { body } = await api(agents[3], '/v1/nodes')
+    // Through the API, as a client reads them (the record in the ledger can be there a moment before the answer shows it).
+    let body: { nodes: Array<{ totalBytes: number }> } = { nodes: [] }
+    await waitFor('every node\'s figures on agent 3', async () => {
+      body = (await api(agents[3], '/v1/nodes')).body
+      return body.nodes.length === 5 && body.nodes.every(n => n.totalBytes > 0)
+    }, 30_000)
     expect(body.nodes).toHaveLength(5)
     for (const n of body.nodes) expect(n).toMatchObject({ member: true, state: 'active', totalBytes: 16 * GiB })
+    expect(agents[3].daemon.agent.resolution().issues.filter(i => i.map === 'nodes')).toEqual([])
     // A reservation made on one agent appears, with the same verdict, on all.
     const made = await api(agents[2], '/v1/reservations', { body: { id: 'web-1', size: '3GiB' } })
     expect(made.status).toBe(201)
