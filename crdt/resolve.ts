@@ -331,24 +331,22 @@ export class Replay {
    */
   release (release: Release): void {
     const key = entryKey(release.id, release.creator)
+    const names = (entry: Reservation): boolean => release.of === undefined || release.of === entry.hlc
     const waiting = this.queue.get(key)
-    if (waiting !== undefined && (release.of === undefined || release.of === waiting.reservation.hlc)) {
+    if (waiting !== undefined && names(waiting.reservation)) {
       this.queue.delete(key)
       decideAt(waiting.verdict, 'rejected', 'Withdrawn', `withdrawn from the queue at ${release.hlc} by ${shortId(release.by)} before it was admitted`, release.hlc)
       return
     }
     const run = this.running.get(release.id)
-    if (release.of !== undefined) {
-      if (run !== undefined && run.key === key && run.reservation.hlc === release.of) this.end(run, 'released', 'Released', `released at ${release.hlc} by ${shortId(release.by)}`, release.hlc)
+    if (run !== undefined && run.key === key && names(run.reservation)) {
+      this.end(run, 'released', 'Released', `released at ${release.hlc} by ${shortId(release.by)}`, release.hlc)
       return
     }
-    if (run === undefined || run.key !== key) {
-      // A release earlier in the log than its reservation: the reservation is
-      // released the moment it is admitted. Earliest release wins.
-      if (!this.pendingReleases.has(key)) this.pendingReleases.set(key, release.hlc)
-      return
-    }
-    this.end(run, 'released', 'Released', `released at ${release.hlc} by ${shortId(release.by)}`, release.hlc)
+    // A release earlier in the log than its reservation: the reservation is
+    // released the moment it is admitted. Earliest release wins. (One naming
+    // a stamp met its entry earlier in the log, or has none to meet.)
+    if (release.of === undefined && !this.pendingReleases.has(key)) this.pendingReleases.set(key, release.hlc)
   }
 
   reserve (key: string, reservation: Reservation, verdict: Verdict): void {

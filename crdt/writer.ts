@@ -248,7 +248,7 @@ export class LedgerWriter {
     // before this release (an entry stamped past this clock is not observed:
     // the agent keeps its clock within the skew bound).
     const entry = maps.reservations.get(entryKey(id, creator)) as { hlc?: unknown } | undefined
-    if (typeof entry?.hlc === 'string' && isHlc(entry.hlc) && entry.hlc < release.hlc) release.of = entry.hlc
+    if (isHlc(entry?.hlc) && entry.hlc < release.hlc) release.of = entry.hlc
     writeRelease(this.doc, release, this.origin)
     return true
   }

@@ -197,7 +197,6 @@ export class MemgossipCluster {
   }
 }
 
-
 // ------------------------------------------------------------ Serf cluster
 
 interface LineWaiter { match: (line: string) => boolean, t0: number, need: Set<number>, arrivals: Map<number, number>, done: () => void }

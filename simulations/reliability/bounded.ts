@@ -204,11 +204,11 @@ async function main (argv: string[]): Promise<void> {
       const sample: Sample = { atS: (Date.now() - started) / 1000, made, live: live.length, agents: [] }
       const probe = sample.atS - probedAt >= GC_PROBE_EVERY_S
       if (probe) probedAt = sample.atS
-      for (const a of agents) {
+      sample.agents = await Promise.all(agents.map(async a => {
         const m = await scrapeMetrics(a.api)
         const gc = probe ? await askProbe<{ rss: number, heapUsed: number }>(a.pid, join(a.dataDir, 'gc-probe.json'), 10_000) : undefined
-        sample.agents.push({ rss: m.get('process_resident_memory_bytes') ?? NaN, heap: m.get('nodejs_heap_used_bytes') ?? NaN, disk: m.get('memgossip_ledger_bytes') ?? NaN, epoch: m.get('memgossip_epoch') ?? NaN, rssGc: gc?.rss, heapGc: gc?.heapUsed })
-      }
+        return { rss: m.get('process_resident_memory_bytes') ?? NaN, heap: m.get('nodejs_heap_used_bytes') ?? NaN, disk: m.get('memgossip_ledger_bytes') ?? NaN, epoch: m.get('memgossip_epoch') ?? NaN, rssGc: gc?.rss, heapGc: gc?.heapUsed }
+      }))
       samples.push(sample)
       const mib = (b: number | undefined): string => b === undefined ? '-' : (b / 1024 ** 2).toFixed(1)
       process.stderr.write(`  ${sample.atS.toFixed(0).padStart(5)} s: ${made} made, ${live.length} live; ${sample.agents.map((s, i) => `#${i} epoch ${s.epoch} rss ${mib(s.rss)}${probe ? ` (${mib(s.rssGc)} after GC)` : ''} heap ${mib(s.heap)}${probe ? ` (${mib(s.heapGc)})` : ''} disk ${mib(s.disk)} MiB`).join('; ')}\n`)

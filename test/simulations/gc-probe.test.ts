@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, expect, it } from 'vitest'
 import { askProbe } from '../../simulations/support/probe-file.ts'
+import { waitFor } from '../../simulations/support/wait.ts'
 
 const REPO = join(import.meta.dirname, '../..')
 const cleanups: Array<() => Promise<void>> = []
@@ -31,8 +32,7 @@ it('answers SIGUSR2 with the heap after a full collection and RSS, each answer n
   cleanups.push(async () => { child.kill('SIGKILL'); await rm(dir, { recursive: true, force: true }) })
   const lines: string[] = []
   child.stdout.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(l => l !== '')))
-  const until = async (pred: () => boolean): Promise<void> => { for (let i = 0; i < 300 && !pred(); i++) await new Promise(resolve => setTimeout(resolve, 50)) }
-  await until(() => lines.some(l => l.startsWith('ready')))
+  await waitFor('the child ready', () => lines.some(l => l.startsWith('ready')), 15_000)
 
   const held = await askProbe<{ rss: number, rssAtOnce: number, heapUsed: number, gcMs: number }>(child.pid!, file, 10_000)
   expect(held).toBeDefined()
@@ -40,7 +40,7 @@ it('answers SIGUSR2 with the heap after a full collection and RSS, each answer n
   expect(held!.rss).toBeGreaterThan(held!.heapUsed)
   expect(held!.rssAtOnce).toBeGreaterThan(0)
   child.stdin.write('drop\n')
-  await until(() => lines.includes('dropped'))
+  await waitFor('the garbage dropped', () => lines.includes('dropped'), 5000)
   const dropped = await askProbe<{ seq: number, heapUsed: number }>(child.pid!, file, 10_000)
   expect(dropped!.seq).toBe(held!.seq + 1)
   // What was dropped is gone from the reading: it was taken after a full collection.
