@@ -29,13 +29,14 @@ import { UsageTracker, UsageWatchError, type OomReport, type ReservationUsage, t
 import { verdictSignature } from './signatures.ts'
 import { ClockChannel, DIRECT_MEMBERS_MAX, emptyBeaconCounters, type BeaconCounters } from './clock.ts'
 import { BeaconRelays } from './relay.ts'
+import { ClockRepair } from './repair.ts'
 import { MembershipDuties, positionsOf } from './membership.ts'
 import { timedOutQueued } from './queue.ts'
 import { LedgerStore, readMeta, writeMeta } from './store.ts'
 import { MAX_DIRECT_BYTES, type Clock, type MemoryProbe, type MemorySample, type Network, type PeerIdStr, type TimerHandle } from './types.ts'
 import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type FailureDetectorSettings, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
-  decodeMessage, encodeMessage, MAX_PULL, MSG_BEACON, MSG_BEACON_RELAY, MSG_BEACONS, MSG_RELAYED, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PULL, MSG_PUSH,
+  decodeMessage, encodeMessage, MSG_BEACON, MSG_BEACON_RELAY, MSG_BEACONS, MSG_RELAYED, MSG_ERROR, MSG_GOSSIP, MSG_PING, MSG_PING_REQ, MSG_PULL, MSG_PUSH,
   MSG_CALL, MSG_REPLY, MSG_SUSPECT, MSG_SYNC_REQUEST, type WireBeacon
 } from './wire.ts'
 import { DirectCalls } from './calls.ts'
@@ -54,7 +55,6 @@ export const VERSION = '0.1.0'
 export const DEFAULTS = AGENT_DEFAULTS
 
 /** A beacon at a position this peer does not hold pulls the gap when gossip has not filled it in this long. */
-const BEHIND_PULL_AFTER_MS = 1000
 /** A beacon is about 100 bytes (a node id, a stamp, a position, a line); anything much larger is not one. */
 const MAX_BEACON_BYTES = 512
 const ORIGIN_LOCAL = Symbol('memgossip-local')
@@ -249,7 +249,7 @@ export class Agent extends EventEmitter {
   private readonly calls: DirectCalls
   private readonly probes: Probes
   private detector!: FailureDetector
-  private lastPullAtMs = -Infinity
+  private repair!: ClockRepair
   /** Wall ms up to which a restart may not stamp (persisted in the data dir's meta). */
   private leaseMs = 0
   /** The lease found at start: no write until the wall clock passes it. */
@@ -489,6 +489,21 @@ export class Agent extends EventEmitter {
       counters: this.metrics
     })
     const probeIntervalMs = this.init.probeIntervalMs ?? DEFAULTS.probeIntervalMs
+    this.repair = new ClockRepair({
+      clock: this.clock,
+      random: this.random,
+      self: this.self,
+      peers: () => this.network.peers(),
+      request: async (peer, bytes, timeoutMs) => await this.probes.request(peer, bytes, timeoutMs),
+      receive: (from, beacons) => {
+        const view = this.lastResolution().view
+        for (const beacon of beacons) this.beaconChannel.receive(from, beacon, (node) => view.has(node), { pulled: true })
+      },
+      streamsBehind: () => this.beaconChannel.streamsBehind(),
+      pullGap: (node) => { this.sync.wake(); this.sync.pullGap(node) },
+      stopped: () => this.stopped,
+      counters: this.metrics
+    }, this.init.beaconPullAfterMs ?? DEFAULTS.beaconPullAfterMs)
     this.detector = new FailureDetector({
       self: this.self,
       clock: this.clock,
@@ -538,7 +553,7 @@ export class Agent extends EventEmitter {
     this.every(() => { void this.sampleAndPublish(false) }, this.init.sampleIntervalMs ?? DEFAULTS.sampleIntervalMs)
     const syncIntervalMs = this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs
     this.every(() => { void this.sync.periodic(syncIntervalMs); void this.mesh.keepConnected(this.resolution()) }, syncIntervalMs)
-    this.every(() => { this.refresh(); this.beaconChannel.tick(); this.pullBehind(); void this.membership.evictTheDead() }, 1000)
+    this.every(() => { this.refresh(); this.beaconChannel.tick(); this.repair.tick(); void this.membership.evictTheDead() }, 1000)
     this.every(() => { this.detector.tick() }, probeIntervalMs)
     this.every(() => { void this.maybeCompact() }, 30_000)
     // --- bounds and the queue: withdraw our own queued entries past their timeout (agent/queue.ts).
@@ -1296,7 +1311,6 @@ export class Agent extends EventEmitter {
 
   // ------------------------------------------------------------ liveness and the clock channel
 
-  /** One probe of the failure detector: ping → pong; the pong's wall time is a clock sample. */
   /** Someone suspects this node: a beacon stamped after the suspicion proves it alive. */
   private refute (stamp: string): void {
     const now = this.clock.now()
@@ -1304,74 +1318,9 @@ export class Agent extends EventEmitter {
     this.beaconChannel.sendNow()
   }
 
-  /**
-   * A verdict has waited `beaconPullAfterMs` for members' beacons (a gossip
-   * message can be lost, and beacons are not in the ledger, so anti-entropy
-   * does not bring them): ask one peer — one of those members when connected
-   * — for the latest beacon it holds of each. At most once a second.
-   */
-  private waitingSince = new Map<string, number>()
-
-  private maybePullBeacons (res: Resolution): void {
-    const now = this.clock.now()
-    if (res.pending === 0 || now - this.lastPullAtMs < 1000 || this.stopped) return
-    const after = this.init.beaconPullAfterMs ?? DEFAULTS.beaconPullAfterMs
-    const wanted = new Set<PeerIdStr>()
-    // How long a verdict waited is measured on this host's clock from when
-    // this peer first saw it waiting, not from its stamp: a host whose clock
-    // is behind the writer's would otherwise never pull.
-    const waiting = new Map<string, number>()
-    for (const v of [...res.verdicts.values(), ...res.conflicts]) {
-      if (v.final || v.hlc === undefined || (v.waitingOn !== 'clocks' && v.waitingOn !== 'confirmations')) continue
-      const key = `${v.id}@${v.hlc}`
-      const since = this.waitingSince.get(key) ?? Math.min(now, hlcWallMs(v.hlc))
-      waiting.set(key, since)
-      if (now - since < after || wanted.size >= MAX_PULL) continue
-      for (const node of v.waitsFor) if (node !== this.self) wanted.add(node)
-    }
-    this.waitingSince = waiting
-    if (wanted.size === 0) return
-    const peers = this.network.peers()
-    if (peers.length === 0) return
-    this.lastPullAtMs = now
-    const direct = peers.filter(p => wanted.has(p))
-    const from = direct.length > 0 ? direct[Math.floor(this.random() * direct.length)] : peers[Math.floor(this.random() * peers.length)]
-    this.metrics.beaconPulls++
-    void (async () => {
-      const reply = await this.probes.request(from, encodeMessage({ type: MSG_PULL, nodes: [...wanted].slice(0, MAX_PULL) }), 2000)
-      if (reply?.type !== MSG_BEACONS || this.stopped) return
-      const view = this.lastResolution().view
-      for (const beacon of reply.beacons) this.beaconChannel.receive(from, beacon, (node) => view.has(node), { pulled: true })
-    })()
-  }
-
   /** One anti-entropy exchange with `peer` (agent/sync.ts). */
   async syncWith (peer: PeerIdStr): Promise<boolean> {
     return await this.sync.syncWith(peer)
-  }
-
-  /**
-   * A member's beacon says this peer lacks part of its stream, and gossip has
-   * not brought it for a second (a lost message, and nothing written after it
-   * to show the gap): pull it from that member, and end the anti-entropy
-   * backoff. Checked every second; once a second per member at most.
-   */
-  private readonly behindSince = new Map<PeerIdStr, number>()
-
-  private pullBehind (): void {
-    const now = this.clock.now()
-    const behind = new Set(this.beaconChannel.streamsBehind())
-    for (const node of this.behindSince.keys()) if (!behind.has(node)) this.behindSince.delete(node)
-    for (const node of behind) {
-      const since = this.behindSince.get(node)
-      if (since === undefined) {
-        this.behindSince.set(node, now)
-      } else if (now - since >= BEHIND_PULL_AFTER_MS) {
-        this.behindSince.set(node, now)
-        this.sync.wake()
-        this.sync.pullGap(node)
-      }
-    }
   }
 
   /** `--ack peers:K`: sync with peers until K of them hold everything we wrote. */
@@ -1415,7 +1364,7 @@ export class Agent extends EventEmitter {
     this.beaconChannel.prune((node) => res.nodes.get(node)?.standing !== undefined && res.nodes.get(node)?.standing !== 'none')
     this.beaconChannel.maybeBeacon(res)
     this.detector.prune()
-    this.maybePullBeacons(res)
+    this.repair.afterResolution(res)
     const next = new Map<string, string>()
     for (const v of [...res.verdicts.values(), ...res.conflicts]) {
       const sig = verdictSignature(v.status, v.final, v.code) // interned (agent/signatures.ts)

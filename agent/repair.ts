@@ -1,0 +1,105 @@
+/**
+ * Repair of the clock channel (docs/design.md "Clock channel"): what a peer
+ * does when a beacon or part of a member's stream that gossip should have
+ * brought has not come. Beacons are not ledger entries, so anti-entropy does
+ * not carry them; a lost one would hold a verdict back until the member's
+ * next beacon. Two pulls cover it:
+ *
+ * - **Beacons.** A verdict that has waited `pullAfterMs` for members' clocks
+ *   or confirmations asks one peer — one of those members when connected —
+ *   for the latest beacon it holds of each (`PULL` → `BEACONS`). At most once
+ *   a second.
+ * - **Stream gaps.** A member's beacon names a position in its stream this
+ *   peer does not hold, and gossip has not brought it for a second (a lost
+ *   update, and nothing written after it to show the gap): pull the gap from
+ *   that member and end the anti-entropy backoff. Once a second per member.
+ *
+ * The agent owns the connections and the channel; this module decides when
+ * and whom to ask.
+ */
+import { hlcWallMs, type Resolution } from '../crdt/index.ts'
+import type { Clock, PeerIdStr } from './types.ts'
+import { encodeMessage, MAX_PULL, MSG_BEACONS, MSG_PULL, type WireBeacon, type WireMessage } from './wire.ts'
+
+/** A member's stream is pulled once a beacon has shown a gap this long. */
+const BEHIND_PULL_AFTER_MS = 1000
+/** Beacons are pulled at most this often. */
+const BEACON_PULL_EVERY_MS = 1000
+/** How long a beacon pull waits for its answer. */
+const BEACON_PULL_TIMEOUT_MS = 2000
+
+export interface RepairDeps {
+  clock: Clock
+  random: () => number
+  self: PeerIdStr
+  /** Connected peers. */
+  peers: () => readonly PeerIdStr[]
+  /** One request/response with `peer`; undefined on no answer in time. */
+  request: (peer: PeerIdStr, bytes: Uint8Array, timeoutMs: number) => Promise<WireMessage | undefined>
+  /** Pulled beacons go in as received ones do, from `from`. */
+  receive: (from: PeerIdStr, beacons: readonly WireBeacon[]) => void
+  /** Members whose beacons name a position of their stream this peer does not hold. */
+  streamsBehind: () => Iterable<PeerIdStr>
+  /** Pull what this peer lacks of `node`'s stream, and end the anti-entropy backoff. */
+  pullGap: (node: PeerIdStr) => void
+  stopped: () => boolean
+  counters: { beaconPulls: number }
+}
+
+export class ClockRepair {
+  private lastPullAtMs = -Infinity
+  /** Per waiting verdict (`id@stamp`), when this peer first saw it waiting. */
+  private waitingSince = new Map<string, number>()
+  private readonly behindSince = new Map<PeerIdStr, number>()
+
+  constructor (private readonly deps: RepairDeps, private readonly pullAfterMs: number) {}
+
+  /** After each resolution: pull beacons for verdicts that waited too long. */
+  afterResolution (res: Resolution): void {
+    const now = this.deps.clock.now()
+    if (res.pending === 0 || now - this.lastPullAtMs < BEACON_PULL_EVERY_MS || this.deps.stopped()) return
+    const wanted = new Set<PeerIdStr>()
+    // How long a verdict waited is measured on this host's clock from when
+    // this peer first saw it waiting, not from its stamp: a host whose clock
+    // is behind the writer's would otherwise never pull.
+    const waiting = new Map<string, number>()
+    for (const v of [...res.verdicts.values(), ...res.conflicts]) {
+      if (v.final || v.hlc === undefined || (v.waitingOn !== 'clocks' && v.waitingOn !== 'confirmations')) continue
+      const key = `${v.id}@${v.hlc}`
+      const since = this.waitingSince.get(key) ?? Math.min(now, hlcWallMs(v.hlc))
+      waiting.set(key, since)
+      if (now - since < this.pullAfterMs || wanted.size >= MAX_PULL) continue
+      for (const node of v.waitsFor) if (node !== this.deps.self) wanted.add(node)
+    }
+    this.waitingSince = waiting
+    if (wanted.size === 0) return
+    const peers = this.deps.peers()
+    if (peers.length === 0) return
+    this.lastPullAtMs = now
+    const direct = peers.filter(p => wanted.has(p))
+    const pick = direct.length > 0 ? direct : peers
+    const from = pick[Math.floor(this.deps.random() * pick.length)]
+    this.deps.counters.beaconPulls++
+    void (async () => {
+      const reply = await this.deps.request(from, encodeMessage({ type: MSG_PULL, nodes: [...wanted].slice(0, MAX_PULL) }), BEACON_PULL_TIMEOUT_MS)
+      if (reply?.type !== MSG_BEACONS || this.deps.stopped()) return
+      this.deps.receive(from, reply.beacons)
+    })()
+  }
+
+  /** Every second: pull the streams that beacons have shown a gap in for a second. */
+  tick (): void {
+    const now = this.deps.clock.now()
+    const behind = new Set(this.deps.streamsBehind())
+    for (const node of this.behindSince.keys()) if (!behind.has(node)) this.behindSince.delete(node)
+    for (const node of behind) {
+      const since = this.behindSince.get(node)
+      if (since === undefined) {
+        this.behindSince.set(node, now)
+      } else if (now - since >= BEHIND_PULL_AFTER_MS) {
+        this.behindSince.set(node, now)
+        this.deps.pullGap(node)
+      }
+    }
+  }
+}

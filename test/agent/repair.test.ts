@@ -1,0 +1,122 @@
+/**
+ * Repair of the clock channel (agent/repair.ts) on a virtual clock: a verdict
+ * that has waited long enough for members' clocks pulls their beacons — from
+ * one of those members when connected, once a second at most — and a stream
+ * a beacon showed a gap in is pulled after a second of gossip not bringing it.
+ * The peers are a table; the requests are real wire messages.
+ */
+import { describe, expect, it } from 'vitest'
+import { ClockRepair, type RepairDeps } from '../../agent/repair.ts'
+import { decodeMessage, MSG_BEACONS, MSG_PULL, type WireBeacon, type WireMessage } from '../../agent/wire.ts'
+import { encodeHlc, type Resolution, type Verdict } from '../../crdt/index.ts'
+import { VirtualClock } from '../../simulations/virtual/clock.ts'
+
+const START_MS = 1_000_000
+const PULL_AFTER_MS = 1000
+
+interface Setup {
+  repair: ClockRepair
+  clock: VirtualClock
+  connected: string[]
+  asked: Array<{ peer: string, nodes: string[] }>
+  received: Array<{ from: string, beacons: readonly WireBeacon[] }>
+  behind: Set<string>
+  gaps: string[]
+  counters: { beaconPulls: number }
+}
+
+function setup (connected: string[]): Setup {
+  const clock = new VirtualClock({ startMs: START_MS })
+  const asked: Setup['asked'] = []
+  const received: Setup['received'] = []
+  const behind = new Set<string>()
+  const gaps: string[] = []
+  const counters = { beaconPulls: 0 }
+  const answer: WireMessage = { type: MSG_BEACONS, beacons: [] }
+  const deps: RepairDeps = {
+    clock,
+    random: () => 0.99,
+    self: 'self',
+    peers: () => connected,
+    request: async (peer, bytes) => {
+      const message = decodeMessage(bytes)
+      if (message.type !== MSG_PULL) throw new Error(`unexpected request ${message.type}`)
+      asked.push({ peer, nodes: message.nodes })
+      return answer
+    },
+    receive: (from, beacons) => { received.push({ from, beacons }) },
+    streamsBehind: () => behind,
+    pullGap: (node) => { gaps.push(node) },
+    stopped: () => false,
+    counters
+  }
+  return { repair: new ClockRepair(deps, PULL_AFTER_MS), clock, connected, asked, received, behind, gaps, counters }
+}
+
+/** A resolution with one verdict written at `writtenMs`, waiting on the clocks of `waitsFor`. */
+function waiting (writtenMs: number, waitsFor: string[], final = false): Resolution {
+  const verdict = { id: 'd1', key: 'd1@w', hlc: encodeHlc({ wallMs: writtenMs, counter: 0, node: 'w' }), final, waitingOn: final ? undefined : 'clocks', waitsFor } as unknown as Verdict
+  return { pending: final ? 0 : 1, verdicts: new Map([['d1', verdict]]), conflicts: [] } as unknown as Resolution
+}
+
+describe('clock channel repair', () => {
+  it('pulls the beacons a verdict waits for once it has waited long enough, from one of those members, once a second', async () => {
+    const s = setup(['m1', 'm2', 'm3'])
+    const res = waiting(START_MS, ['self', 'm2', 'm9'])
+    s.repair.afterResolution(res)
+    await s.clock.advance(PULL_AFTER_MS - 1)
+    s.repair.afterResolution(res)
+    expect(s.asked).toEqual([])
+    await s.clock.advance(1)
+    s.repair.afterResolution(res)
+    await s.clock.advance(0)
+    // m2 is both waited for and connected: asked directly; this node is never asked for.
+    expect(s.asked).toEqual([{ peer: 'm2', nodes: ['m2', 'm9'] }])
+    expect(s.received).toEqual([{ from: 'm2', beacons: [] }])
+    expect(s.counters.beaconPulls).toBe(1)
+    await s.clock.advance(999)
+    s.repair.afterResolution(res)
+    expect(s.asked).toHaveLength(1)
+    await s.clock.advance(1)
+    s.repair.afterResolution(res)
+    expect(s.asked).toHaveLength(2)
+  })
+
+  it('asks any connected peer when none of the members waited for is connected, and nobody once the verdict is final', async () => {
+    const s = setup(['m1'])
+    s.repair.afterResolution(waiting(START_MS - 5000, ['m7']))
+    expect(s.asked.map(a => a.peer)).toEqual(['m1'])
+    await s.clock.advance(5000)
+    s.repair.afterResolution(waiting(START_MS - 5000, ['m7'], true))
+    expect(s.asked).toHaveLength(1)
+  })
+
+  it('measures the wait on its own clock: a verdict stamped ahead of it is pulled for after the wait, not never', async () => {
+    const s = setup(['m1'])
+    const ahead = waiting(START_MS + 60_000, ['m1'])
+    s.repair.afterResolution(ahead)
+    await s.clock.advance(PULL_AFTER_MS)
+    s.repair.afterResolution(ahead)
+    expect(s.asked.map(a => a.peer)).toEqual(['m1'])
+  })
+
+  it('pulls a stream a beacon showed a gap in after a second, then at most once a second, and forgets a gap that closed', async () => {
+    const s = setup(['m1'])
+    s.behind.add('m1')
+    s.repair.tick()
+    await s.clock.advance(999)
+    s.repair.tick()
+    expect(s.gaps).toEqual([])
+    await s.clock.advance(1)
+    s.repair.tick()
+    expect(s.gaps).toEqual(['m1'])
+    s.repair.tick()
+    expect(s.gaps).toEqual(['m1'])
+    s.behind.delete('m1')
+    s.repair.tick()
+    s.behind.add('m1')
+    await s.clock.advance(1000)
+    s.repair.tick()
+    expect(s.gaps).toEqual(['m1'])
+  })
+})
