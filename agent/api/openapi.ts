@@ -137,8 +137,9 @@ export function openApiText (): string {
   return JSON.stringify(openApiDocument(), null, 2) + '\n'
 }
 
-// `npm run openapi`: regenerate the checked-in copy.
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+// `npm run openapi`: regenerate the checked-in copy (only from the source
+// file: in the bundle this module shares a file with others, tools/bundle.mjs).
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1]) && import.meta.url.endsWith('/agent/api/openapi.ts')) {
   writeFileSync(OPENAPI_PATH, openApiText())
   process.stdout.write(`wrote ${OPENAPI_PATH}\n`)
 }

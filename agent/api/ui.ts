@@ -31,10 +31,11 @@ const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; style-sr
 /**
  * Where the files are: `agent/ui/` next to this module when run from the
  * sources (tsx), and the same folder of the checkout when run from the
- * compiled `dist/agent/api/` (the build compiles TypeScript only).
+ * compiled `dist/agent/api/` or from the bundle in `dist/bundle/` (the build
+ * compiles and bundles TypeScript only).
  */
 function uiDir (): string {
-  const candidates = [new URL('../ui/', import.meta.url), new URL('../../../agent/ui/', import.meta.url)].map(u => fileURLToPath(u))
+  const candidates = [new URL('../ui/', import.meta.url), new URL('../../../agent/ui/', import.meta.url), new URL('../../agent/ui/', import.meta.url)].map(u => fileURLToPath(u))
   return candidates.find(dir => existsSync(join(dir, 'index.html'))) ?? candidates[0]
 }
 

@@ -1,7 +1,7 @@
 /**
  * Child processes of the benchmark: memgossip agents (`memgossip agent`, run
- * the way `npm start` runs it: the compiled JavaScript in dist/ with
- * `--max-semi-space-size=2`), Serf
+ * the way `npm start` runs it: the bundle in dist/bundle/ with
+ * `--max-semi-space-size=2 --v8-pool-size=1`; with the gossip probe, tsc's dist/ instead), Serf
  * agents, and one registry that stops every child and removes every temp dir
  * when the run ends, fails, or is interrupted (SIGINT/SIGTERM).
  */
@@ -128,23 +128,32 @@ export interface MemgossipStart {
 const DIST = join(REPO_ROOT, 'dist')
 
 let built: Promise<void> | undefined
-/** Compile the sources to dist/ (`npm run build`), once per run, before any agent starts. */
+/** Build dist/ as `npm run build` does (tsc, then tools/bundle.mjs), once per run, before any agent starts. */
 export async function buildAgent (): Promise<void> {
-  built ??= new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(REPO_ROOT, 'tsconfig.build.json')], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  built ??= (async () => {
+    await runBuildStep([join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(REPO_ROOT, 'tsconfig.build.json')])
+    await runBuildStep([join(REPO_ROOT, 'tools/bundle.mjs')])
+  })()
+  await built
+}
+
+async function runBuildStep (args: string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
     child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
     child.once('error', reject)
-    child.once('exit', (code) => { code === 0 ? resolve() : reject(new Error(`npm run build failed (${code}):\n${out.slice(-2000)}`)) })
+    child.once('exit', (code) => { code === 0 ? resolve() : reject(new Error(`npm run build failed at ${args[0]} (${code}):\n${out.slice(-2000)}`)) })
   })
-  await built
 }
 
 /**
  * `memgossip agent --local-cluster --fake-memory 64GiB` on random loopback
- * ports, run as `node --max-semi-space-size=2 dist/cli/main.js agent …` (what
- * `npm start` runs; without npm, so the pid is the agent's), through the one
+ * ports, run as `node --max-semi-space-size=2 --v8-pool-size=1 dist/bundle/main.js agent …`
+ * (what `npm start` runs; without npm, so the pid is the agent's), or from
+ * tsc's `dist/cli/main.js` when the gossip probe is preloaded (it patches
+ * gossipsub's module, which the bundle holds its own copy of), through the one
  * launcher (simulations/support/agent-process.ts). Resolves once it wrote its
  * `<data-dir>/agent.json`.
  */
@@ -153,7 +162,7 @@ export async function startMemgossip (options: MemgossipStart): Promise<Memgossi
   const probeFile = join(options.dataDir, 'gossip-probe.json')
   const started = startAgentProcess({
     dataDir: options.dataDir,
-    from: 'dist',
+    from: options.probe === true ? 'dist' : 'bundle',
     cluster: CLUSTER,
     fakeMemory: FAKE_MEMORY,
     heartbeatInterval: null,

@@ -2,10 +2,12 @@
  * `memgossip agent` as a child process, the way an operator starts it: the one
  * launcher of the benchmark, the crash loop and the end-to-end tests.
  *
- * Two ways to run the same command: `source` runs `cli/main.ts` through tsx
- * (no build needed), `dist` runs the compiled `dist/cli/main.js` with the V8
- * flags `npm start` uses (call `npm run build` first; simulations/bench/procs.ts
- * does). Either way the child is `node` itself — no npx or npm wrapper — so its
+ * Three ways to run the same command: `source` runs `cli/main.ts` through tsx
+ * (no build needed); `bundle` runs `dist/bundle/main.js`, what `npm start`
+ * runs, with its V8 flags; `dist` runs tsc's `dist/cli/main.js` the same way,
+ * one module per source file (for preloads that patch a dependency's module,
+ * which the bundle has its own copy of). Both need `npm run build` first
+ * (simulations/bench/procs.ts runs it). Either way the child is `node` itself — no npx or npm wrapper — so its
  * pid is the agent's pid, `kill` reaches the agent, and readiness is decided by
  * `<data-dir>/agent.json` naming that pid (a stale file from a killed run names
  * a dead one and is never taken for a fresh start).
@@ -23,13 +25,22 @@ export { AgentStartError } from './errors.ts'
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..')
 
-/** What `npm start` runs the compiled agent with: a small V8 young generation. */
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=2']
+/** What `npm start` runs (tools/bundle.mjs). */
+export const BUNDLE_ENTRY = join(REPO_ROOT, 'dist', 'bundle', 'main.js')
+
+/**
+ * What `npm start` runs the agent with: a small V8 young generation, and one
+ * V8 worker thread (fewer threads, fewer malloc arenas kept: about 5 MB of an
+ * idle agent's RSS; docs/decisions.md "The agent runs from a bundle").
+ */
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=2', '--v8-pool-size=1']
 
 export interface AgentProcessStart {
   dataDir: string
-  /** `source`: `node --import tsx cli/main.ts` (default); `dist`: `node --max-semi-space-size=2 dist/cli/main.js`. */
-  from?: 'source' | 'dist'
+  /** `source`: `node --import tsx cli/main.ts` (default); `bundle`: `node` with {@link AGENT_NODE_FLAGS} on `dist/bundle/main.js`; `dist`: the same with `dist/cli/main.js`. */
+  from?: 'source' | 'dist' | 'bundle'
+  /** With `bundle` or `dist`: the script to run instead of the built one (a bundle built elsewhere by tools/bundle.mjs). */
+  entry?: string
   /** `--cluster` (default `test`). */
   cluster?: string
   /** `--fake-memory` (default `8GiB`). */
@@ -39,6 +50,8 @@ export interface AgentProcessStart {
   bootstrap?: string[]
   /** More `memgossip agent` flags, after the ones above. */
   extraArgs?: string[]
+  /** With `bundle` or `dist`: the V8 flags in place of {@link AGENT_NODE_FLAGS} (to compare settings). */
+  agentNodeFlags?: string[]
   /** Node flags placed before the entry point (e.g. `--cpu-prof`, `--import <preload>`). */
   nodeArgs?: string[]
   /** Added to (or overriding) this process's environment for the child. */
@@ -74,9 +87,10 @@ export interface AgentProcess {
 
 /** The `memgossip agent` command line for `options`, without the node executable. */
 export function agentCommand (options: AgentProcessStart): string[] {
-  const entry = options.from === 'dist'
-    ? [...AGENT_NODE_FLAGS, ...(options.nodeArgs ?? []), join(REPO_ROOT, 'dist', 'cli', 'main.js')]
-    : [...(options.nodeArgs ?? []), '--import', 'tsx', join(REPO_ROOT, 'cli', 'main.ts')]
+  const from = options.from ?? 'source'
+  const entry = from === 'source'
+    ? [...(options.nodeArgs ?? []), '--import', 'tsx', join(REPO_ROOT, 'cli', 'main.ts')]
+    : [...(options.agentNodeFlags ?? AGENT_NODE_FLAGS), ...(options.nodeArgs ?? []), options.entry ?? (from === 'bundle' ? BUNDLE_ENTRY : join(REPO_ROOT, 'dist', 'cli', 'main.js'))]
   const heartbeat = options.heartbeatInterval === undefined ? '1s' : options.heartbeatInterval
   return [
     ...entry, 'agent',

@@ -4,10 +4,11 @@
  * agent.json is never taken for a fresh start, and an agent that exits
  * before it is ready is reported with what it said.
  */
+import { readFileSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { AgentStartError, agentCommand, startAgentProcess, type AgentProcess } from '../../simulations/support/agent-process.ts'
+import { AgentStartError, agentCommand, REPO_ROOT, startAgentProcess, type AgentProcess } from '../../simulations/support/agent-process.ts'
 import { tempDir } from '../../simulations/support/cluster.ts'
 import { httpJson } from '../../simulations/support/http.ts'
 
@@ -27,9 +28,14 @@ describe('agent launcher', () => {
     expect(argv.slice(3)).toEqual(['agent', '--data-dir', '/d', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--local-cluster',
       '--cluster', 'test', '--fake-memory', '8GiB', '--heartbeat-interval', '1s', '--bootstrap', '/ip4/1.2.3.4/tcp/1', '--x'])
     const dist = agentCommand({ dataDir: '/d', from: 'dist', heartbeatInterval: null, nodeArgs: ['--cpu-prof'] })
-    expect(dist.slice(0, 2)).toEqual(['--max-semi-space-size=2', '--cpu-prof'])
-    expect(dist[2]).toMatch(/dist\/cli\/main\.js$/)
+    expect(dist.slice(0, 3)).toEqual(['--max-semi-space-size=2', '--v8-pool-size=1', '--cpu-prof'])
+    expect(dist[3]).toMatch(/dist\/cli\/main\.js$/)
     expect(dist).not.toContain('--heartbeat-interval')
+    // What npm start runs: the same node flags as package.json's start script, on the bundle.
+    const bundle = agentCommand({ dataDir: '/d', from: 'bundle' })
+    const start = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
+    expect(start).toContain(`node ${bundle.slice(0, 2).join(' ')} dist/bundle/main.js agent`)
+    expect(bundle[2]).toBe(join(REPO_ROOT, 'dist', 'bundle', 'main.js'))
   })
 
   it('a stale agent.json from a killed run is not taken for the new agent', async () => {
