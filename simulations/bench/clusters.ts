@@ -72,17 +72,17 @@ export class MemgossipCluster {
 
   private constructor (readonly nodes: MemgossipProc[], private readonly log: Log) {}
 
-  static async start (registry: Registry, n: number, log: Log, options: { probe?: boolean, batch?: number, nodeArgs?: (index: number) => string[] } = {}): Promise<MemgossipCluster> {
+  static async start (registry: Registry, n: number, log: Log, options: { probe?: boolean, from?: 'bundle' | 'dist', batch?: number, nodeArgs?: (index: number) => string[] } = {}): Promise<MemgossipCluster> {
     const root = await registry.tempDir('mgb-')
     const started: MemgossipProc[] = []
     const cluster = new MemgossipCluster(started, log)
     try {
       const t0 = performance.now()
-      const first = await startMemgossip({ registry, index: 0, dataDir: join(root, 'a0'), probe: options.probe, nodeArgs: options.nodeArgs?.(0), timeoutMs: 180_000 })
+      const first = await startMemgossip({ registry, index: 0, dataDir: join(root, 'a0'), probe: options.probe, from: options.from, nodeArgs: options.nodeArgs?.(0), timeoutMs: 180_000 })
       started.push(first)
       log(`  memgossip: node 0 up (pid ${first.pid}); starting ${n - 1} more, each with --bootstrap node 0…`)
       await inBatches(n - 1, options.batch ?? 6, async i => {
-        started.push(await startMemgossip({ registry, index: i + 1, dataDir: join(root, `a${i + 1}`), bootstrap: first.multiaddrs, probe: options.probe, nodeArgs: options.nodeArgs?.(i + 1), timeoutMs: 180_000 }))
+        started.push(await startMemgossip({ registry, index: i + 1, dataDir: join(root, `a${i + 1}`), bootstrap: first.multiaddrs, probe: options.probe, from: options.from, nodeArgs: options.nodeArgs?.(i + 1), timeoutMs: 180_000 }))
       })
       started.sort((a, b) => a.index - b.index)
       log(`  memgossip: ${n} processes started in ${((performance.now() - t0) / 1000).toFixed(1)} s`)

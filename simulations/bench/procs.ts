@@ -118,6 +118,8 @@ export interface MemgossipStart {
   extraArgs?: string[]
   /** Preload the gossip probe (simulations/bench/gossip-probe.ts) to count gossipsub receptions. */
   probe?: boolean
+  /** Run the bundle (default) or tsc's unbundled dist/ (always with the gossip probe; for CPU profiles with the sources' names). */
+  from?: 'bundle' | 'dist'
   /** Preload the GC probe (simulations/reliability/gc-probe.ts): memory after a full collection, on SIGUSR2, into this file. */
   gcProbe?: string
   /** Extra node flags placed before the loader (e.g. `--cpu-prof`). */
@@ -162,7 +164,7 @@ export async function startMemgossip (options: MemgossipStart): Promise<Memgossi
   const probeFile = join(options.dataDir, 'gossip-probe.json')
   const started = startAgentProcess({
     dataDir: options.dataDir,
-    from: options.probe === true ? 'dist' : 'bundle',
+    from: options.probe === true ? 'dist' : options.from ?? 'bundle',
     cluster: CLUSTER,
     fakeMemory: FAKE_MEMORY,
     heartbeatInterval: null,

@@ -3,8 +3,13 @@
  * N agents as the benchmark does (every one joining node 0), runs one of them
  * under `node --cpu-prof`, lets the cluster sit idle, and prints that agent's
  * CPU share over the idle window and its hottest functions and packages.
+ * With `--changes R`, the window is not idle but has R reservations a second,
+ * the k-th made on node k mod N (the benchmark's "1 change/s" window at R = 1).
  *
- *   npx tsx simulations/bench/rest-profile.ts [--nodes 25] [--seconds 60] [--node 5]
+ *   npx tsx simulations/bench/rest-profile.ts [--nodes 25] [--seconds 60] [--node 5] [--changes 1]
+ *
+ * The agents run from tsc's dist/ (not the bundle), so that the profile
+ * names the sources' functions and files.
  *
  * Only the profile's samples from the idle window are counted (the agent is
  * stopped right after it); the CPU share printed is the same window's, from
@@ -16,12 +21,14 @@ import { MemgossipCluster } from './clusters.ts'
 import { cpuSeconds } from './netstat.ts'
 import { Registry } from './procs.ts'
 import { readProfileDir } from './profile.ts'
+import { httpJson } from '../support/http.ts'
 import { sleep } from '../support/wait.ts'
 
-const USAGE = 'usage: rest-profile.ts [--nodes N ≥ 2] [--seconds S > 0] [--node K < N]'
-let n: number, seconds: number, profiled: number
+const USAGE = 'usage: rest-profile.ts [--nodes N ≥ 2] [--seconds S > 0] [--node K < N] [--changes R ≥ 0]'
+let n: number, seconds: number, profiled: number, rate: number
 try {
-  const { flags } = parseArgs(process.argv.slice(2), { nodes: { type: 'string' }, seconds: { type: 'string' }, node: { type: 'string' } })
+  const { flags } = parseArgs(process.argv.slice(2), { nodes: { type: 'string' }, seconds: { type: 'string' }, node: { type: 'string' }, changes: { type: 'string' } })
+  rate = numberFlag(flags, 'changes', { min: 0 }) ?? 0
   n = numberFlag(flags, 'nodes', { integer: true, min: 2 }) ?? 25
   seconds = numberFlag(flags, 'seconds', { min: 1 }) ?? 60
   profiled = numberFlag(flags, 'node', { integer: true, min: 0, max: n - 1 }) ?? 5
@@ -36,19 +43,26 @@ const registry = new Registry()
 const log = (line: string): void => { console.log(line) }
 try {
   const profileDir = join(await registry.tempDir('mgp-'), 'prof')
-  const cluster = await MemgossipCluster.start(registry, n, log, { nodeArgs: i => i === profiled ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] })
+  const cluster = await MemgossipCluster.start(registry, n, log, { from: 'dist', nodeArgs: i => i === profiled ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] })
   const pids = cluster.nodes.map(node => node.pid)
   const c0 = await Promise.all(pids.map(cpuSeconds))
-  log(`idle for ${seconds} s…`)
-  await sleep(seconds * 1000)
+  log(rate === 0 ? `idle for ${seconds} s…` : `${rate} reservation(s) a second for ${seconds} s…`)
+  const end = performance.now() + seconds * 1000
+  const writes: Array<Promise<unknown>> = []
+  for (let k = 0; rate > 0 && performance.now() < end; k++) {
+    writes.push(httpJson(`${cluster.nodes[k % n].api}/v1/reservations`, { body: { id: `p${k}`, size: '1MiB', placement: 'any' } }).catch(() => undefined))
+    await sleep(1000 / rate)
+  }
+  await sleep(Math.max(0, end - performance.now()))
+  await Promise.all(writes)
   const c1 = await Promise.all(pids.map(cpuSeconds))
   const shares = c1.map((c, i) => (c - c0[i]) / seconds)
   const sorted = [...shares].sort((a, b) => a - b)
-  log(`CPU at rest, N = ${n}: agent ${profiled} ${(shares[profiled] * 100).toFixed(2)}% of a core; median agent ${(sorted[Math.floor(n / 2)] * 100).toFixed(2)}%; all agents ${shares.reduce((a, b) => a + b, 0).toFixed(2)} cores`)
+  log(`CPU ${rate === 0 ? 'at rest' : `at ${rate} change(s)/s`}, N = ${n}: agent ${profiled} ${(shares[profiled] * 100).toFixed(2)}% of a core; median agent ${(sorted[Math.floor(n / 2)] * 100).toFixed(2)}%; all agents ${shares.reduce((a, b) => a + b, 0).toFixed(2)} cores`)
   await cluster.stop(registry)
   const summary = await readProfileDir(profileDir, 30, seconds * 1000)
   if (summary === undefined) throw new Error(`no profile written to ${profileDir}`)
-  log(`profile of agent ${profiled} over the idle window (${(summary.totalMs / 1000).toFixed(1)} s sampled, ${(summary.idleShare * 100).toFixed(1)}% idle):`)
+  log(`profile of agent ${profiled} over the window (${(summary.totalMs / 1000).toFixed(1)} s sampled, ${(summary.idleShare * 100).toFixed(1)}% idle):`)
   for (const p of summary.byPackage) log(`  ${(p.share * 100).toFixed(1).padStart(5)}%  ${p.pkg}`)
   for (const f of summary.functions) {
     log(`  ${(f.share * 100).toFixed(2).padStart(6)}%  ${f.name}  ${f.where}`)
