@@ -256,6 +256,8 @@ export class Agent extends EventEmitter {
   private restartLeaseMs = 0
   private leaseTail: Promise<void> = Promise.resolve()
   private cachedClock = ''
+  /** The last record held of each node (see `nodeRecords()`). */
+  private readonly lastNodeRecords = new Map<string, unknown>()
   /** The latest stamp of each node's stream already taken as a clock sample and a proof of life. */
   private readonly lastStamps = new Map<PeerIdStr, string | undefined>()
   private previousVerdicts = new Map<string, string>()
@@ -618,8 +620,26 @@ export class Agent extends EventEmitter {
     }
     this.finalityDirty = false
     this.cachedClock = clockNow
-    this.cached = finishResolution(this.replayed, readMapRecord(this.doc, MAP_NODES), { self: this.self, selfClock: clockNow === '' ? undefined : clockNow, beacons: this.beaconChannel?.beacons })
+    this.cached = finishResolution(this.replayed, this.nodeRecords(), { self: this.self, selfClock: clockNow === '' ? undefined : clockNow, beacons: this.beaconChannel?.beacons })
     return this.cached
+  }
+
+  /**
+   * Every node's record, with the last one held standing in for one that is
+   * missing for a moment. A node replaces its record; a peer that receives the
+   * replacement while an earlier update of that node is still missing applies
+   * the old record's deletion at once and holds the new record back until the
+   * gap is pulled (Yjs applies a writer's items in order, deletions at once),
+   * so the node would show 0 B until then. Records are never deleted
+   * otherwise (an epoch carries them over), so an absent one is such a gap,
+   * and the last one held is what the document said a moment before.
+   * Verdicts do not read node records; the figures and addresses shown do.
+   */
+  private nodeRecords (): Record<string, unknown> {
+    const records = readMapRecord(this.doc, MAP_NODES)
+    for (const [node, record] of this.lastNodeRecords) if (!(node in records)) records[node] = record
+    for (const [node, record] of Object.entries(records)) this.lastNodeRecords.set(node, record)
+    return records
   }
 
   /**
