@@ -54,7 +54,6 @@ export const VERSION = '0.1.0'
 /** Defaults: the agent's constants and the `lan` preset's values (agent/config.ts, where each has its reason). */
 export const DEFAULTS = AGENT_DEFAULTS
 
-/** A beacon at a position this peer does not hold pulls the gap when gossip has not filled it in this long. */
 /** A beacon is about 100 bytes (a node id, a stamp, a position, a line); anything much larger is not one. */
 const MAX_BEACON_BYTES = 512
 const ORIGIN_LOCAL = Symbol('memgossip-local')
@@ -256,8 +255,8 @@ export class Agent extends EventEmitter {
   private restartLeaseMs = 0
   private leaseTail: Promise<void> = Promise.resolve()
   private cachedClock = ''
-  /** The last record held of each node (see `nodeRecords()`). */
-  private readonly lastNodeRecords = new Map<string, unknown>()
+  /** Node records the document lost to a replacement it holds back, by node: the old record stands in (see `nodeRecords()`). */
+  private readonly heldBackRecords = new Map<string, unknown>()
   /** The latest stamp of each node's stream already taken as a clock sample and a proof of life. */
   private readonly lastStamps = new Map<PeerIdStr, string | undefined>()
   private previousVerdicts = new Map<string, string>()
@@ -625,20 +624,19 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * Every node's record, with the last one held standing in for one that is
-   * missing for a moment. A node replaces its record; a peer that receives the
+   * Every node's record, with the old one standing in for a record the
+   * document holds back. A node replaces its record; a peer that receives the
    * replacement while an earlier update of that node is still missing applies
    * the old record's deletion at once and holds the new record back until the
    * gap is pulled (Yjs applies a writer's items in order, deletions at once),
    * so the node would show 0 B until then. Records are never deleted
-   * otherwise (an epoch carries them over), so an absent one is such a gap,
-   * and the last one held is what the document said a moment before.
-   * Verdicts do not read node records; the figures and addresses shown do.
+   * otherwise (an epoch carries them over), so the document's observer keeps
+   * each deleted record until that node's next one arrives. Verdicts do not
+   * read node records; the figures and addresses shown do.
    */
   private nodeRecords (): Record<string, unknown> {
     const records = readMapRecord(this.doc, MAP_NODES)
-    for (const [node, record] of this.lastNodeRecords) if (!(node in records)) records[node] = record
-    for (const [node, record] of Object.entries(records)) this.lastNodeRecords.set(node, record)
+    for (const [node, record] of this.heldBackRecords) if (!(node in records)) records[node] = record
     return records
   }
 
@@ -1512,7 +1510,11 @@ export class Agent extends EventEmitter {
     const nodes = doc.getMap(MAP_NODES)
     nodes.observe((event) => {
       this.finalityDirty = true
-      for (const key of event.keysChanged) this.mesh.remember(key, nodes.get(key) as { addrs?: unknown } | undefined)
+      for (const [key, change] of event.changes.keys) {
+        if (change.action === 'delete') this.heldBackRecords.set(key, change.oldValue)
+        else this.heldBackRecords.delete(key)
+        this.mesh.remember(key, nodes.get(key) as { addrs?: unknown } | undefined)
+      }
     })
     doc.on('update', (update: Uint8Array, origin: unknown) => { if (doc === this.doc) this.onDocUpdate(update, origin) })
   }

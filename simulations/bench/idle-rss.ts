@@ -22,7 +22,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { numberFlag, parseArgs, UsageError, type FlagSpec } from '../../cli/args.ts'
 import { AGENT_NODE_FLAGS, buildAgent, Registry, REPO_ROOT } from './procs.ts'
-import { procStatus } from './netstat.ts'
+import { processMemory, type ProcessMemory } from './netstat.ts'
 import { startAgentProcess, type AgentProcess } from '../support/agent-process.ts'
 import { sleep } from '../support/wait.ts'
 
@@ -44,10 +44,9 @@ const WAYS: Way[] = [
   { name: 'npm start', from: 'bundle', flags: AGENT_NODE_FLAGS }
 ]
 
-interface Reading { minute: number, rssBytes: number, anonBytes: number, fileBytes: number, threads: number }
+interface Reading extends ProcessMemory { minute: number }
 
 const MiB = 1024 ** 2
-const kb = (status: Record<string, string>, key: string): number => Number((status[key] ?? '').replace(/\s*kB$/, '')) * 1024
 
 async function main (argv: string[]): Promise<void> {
   const { flags } = parseArgs(argv, FLAGS)
@@ -76,10 +75,9 @@ async function main (argv: string[]): Promise<void> {
       await sleep(60_000)
       const row: string[] = []
       for (let i = 0; i < WAYS.length; i++) {
-        const status = await procStatus(agents[i].pid)
-        const r: Reading = { minute, rssBytes: kb(status, 'VmRSS'), anonBytes: kb(status, 'RssAnon'), fileBytes: kb(status, 'RssFile'), threads: Number(status.Threads ?? 0) }
+        const r: Reading = { minute, ...await processMemory(agents[i].pid) }
         readings[i].push(r)
-        row.push(`${(r.rssBytes / MiB).toFixed(1)} (${(r.anonBytes / MiB).toFixed(1)} / ${(r.fileBytes / MiB).toFixed(1)})`)
+        row.push(`${(r.rssBytes / MiB).toFixed(1)} (${(r.rssAnonBytes / MiB).toFixed(1)} / ${(r.rssFileBytes / MiB).toFixed(1)})`)
       }
       process.stdout.write(`| ${minute} | ${row.join(' | ')} |\n`)
     }

@@ -83,13 +83,16 @@ export function portOf (address: string): number {
 
 /** Resident set size in bytes (VmRSS), or NaN when the process is gone. */
 export async function rssBytes (pid: number): Promise<number> {
-  try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8')
-    const m = /VmRSS:\s+(\d+) kB/.exec(status)
-    return m === null ? Number.NaN : Number(m[1]) * 1024
-  } catch {
-    return Number.NaN
-  }
+  return (await processMemory(pid)).rssBytes
+}
+
+/** Resident memory of a process and its parts (anonymous, file-backed), and its threads; NaN when it is gone. */
+export interface ProcessMemory { rssBytes: number, rssAnonBytes: number, rssFileBytes: number, threads: number }
+
+export async function processMemory (pid: number): Promise<ProcessMemory> {
+  const status = await procStatus(pid)
+  const kb = (key: string): number => Number.parseInt(status[key] ?? '', 10) * 1024
+  return { rssBytes: kb('VmRSS'), rssAnonBytes: kb('RssAnon'), rssFileBytes: kb('RssFile'), threads: Number.parseInt(status.Threads ?? '', 10) }
 }
 
 export async function procStatus (pid: number): Promise<Record<string, string>> {

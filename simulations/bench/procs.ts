@@ -130,24 +130,17 @@ export interface MemgossipStart {
 const DIST = join(REPO_ROOT, 'dist')
 
 let built: Promise<void> | undefined
-/** Build dist/ as `npm run build` does (tsc, then tools/bundle.mjs), once per run, before any agent starts. */
+/** `npm run build` (tsc, then tools/bundle.mjs), once per run, before any agent starts. */
 export async function buildAgent (): Promise<void> {
-  built ??= (async () => {
-    await runBuildStep([join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(REPO_ROOT, 'tsconfig.build.json')])
-    await runBuildStep([join(REPO_ROOT, 'tools/bundle.mjs')])
-  })()
-  await built
-}
-
-async function runBuildStep (args: string[]): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  built ??= new Promise<void>((resolve, reject) => {
+    const child = spawn('npm', ['run', 'build', '--silent'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
     child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
     child.once('error', reject)
-    child.once('exit', (code) => { code === 0 ? resolve() : reject(new Error(`npm run build failed at ${args[0]} (${code}):\n${out.slice(-2000)}`)) })
+    child.once('exit', (code) => { code === 0 ? resolve() : reject(new Error(`npm run build failed (${code}):\n${out.slice(-2000)}`)) })
   })
+  await built
 }
 
 /**

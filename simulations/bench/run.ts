@@ -44,7 +44,7 @@ import { runFitCpu } from './fit-cpu.ts'
 import { MemgossipCluster, reservationMessageBytes, SerfCluster, trafficSnapshot, trafficWindow, type TrafficWindow } from './clusters.ts'
 import { runHeal } from './heal.ts'
 import { closeHttp, httpJson } from '../support/http.ts'
-import { procStatus, rssBytes } from './netstat.ts'
+import { processMemory } from './netstat.ts'
 import { GOSSIP_DEGREE } from '../../agent/net/libp2p.ts'
 import { ensureSerf, Registry, REPO_ROOT, startMemgossip } from './procs.ts'
 import { renderCharts, renderMarkdown, evaluateTargets, summaryTable } from './report.ts'
@@ -323,9 +323,7 @@ export async function runBench (argv: string[], io: Io): Promise<number> {
     if (idle !== undefined) {
       const wait = plan.idleS * 1000 - (performance.now() - idleSince)
       if (wait > 0) { log(`waiting ${(wait / 1000).toFixed(0)} s more for the idle agent…`); await sleep(wait) }
-      const status = await procStatus(idle.pid)
-      const kb = (k: string): number => Number((status[k] ?? '0').split(' ')[0]) * 1024
-      results.idle = { idleS: (performance.now() - idleSince) / 1000, rssBytes: await rssBytes(idle.pid), rssAnonBytes: kb('RssAnon'), rssFileBytes: kb('RssFile'), threads: Number(status.Threads ?? 0) }
+      results.idle = { idleS: (performance.now() - idleSince) / 1000, ...await processMemory(idle.pid) }
       log(`idle agent after ${results.idle.idleS.toFixed(0)} s: RSS ${(results.idle.rssBytes / 1024 ** 2).toFixed(1)} MiB (anon ${(results.idle.rssAnonBytes / 1024 ** 2).toFixed(1)}, file ${(results.idle.rssFileBytes / 1024 ** 2).toFixed(1)})`)
       await registry.stopChild(idle.child)
     }

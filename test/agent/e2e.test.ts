@@ -104,10 +104,8 @@ describe('three agents as child processes', () => {
     const ms = await waitFor('three members and one digest', async () => await converged(agents))
     console.log(`three agents converged ${ms} ms after start`)
     const peerIds = agents.map(a => a.info.peerId)
-    // A member's figures travel in its node record, which may reach a peer just after its admission does; and
-    // a record replaced while an earlier update of its writer is still missing is absent until that update
-    // arrives (Yjs applies the old record's deletion at once and holds the new one back): the figures are
-    // judged on one reading of every agent at which all are there.
+    // A member's figures travel in its node record, which may reach a peer just after its admission does:
+    // the figures are judged on one reading of every agent at which all are there.
     let bodies: any[] = []
     await waitFor('every node\'s figures on every agent', async () => {
       bodies = await Promise.all(agents.map(async a => (await get(a, '/v1/nodes')).body))

@@ -21,7 +21,7 @@ import { waitFor } from '../../simulations/support/cluster.ts'
 
 const GiB = 1024 ** 3
 const TIMERS = { heartbeatIntervalMs: 60_000, syncIntervalMs: 60_000 }
-type TIMERS_T = typeof TIMERS & { sampleIntervalMs?: number }
+type Timers = typeof TIMERS & { sampleIntervalMs?: number }
 
 /**
  * `inner`, except that ledger updates (by gossip or direct) for which `drop`
@@ -53,7 +53,7 @@ const until = async (what: string, ok: () => boolean, ms: number): Promise<numbe
 const started: Agent[] = []
 afterEach(async () => { await Promise.all(started.splice(0).map(async a => { await a.stop() })) })
 
-async function pair (drop: (from: string, data: Uint8Array) => boolean = () => false, timers: TIMERS_T = TIMERS, options: { delivered?: (from: string) => void, probeA?: FakeProbe } = {}): Promise<{ a: Agent, b: Agent }> {
+async function pair (drop: (from: string, data: Uint8Array) => boolean = () => false, timers: Timers = TIMERS, options: { delivered?: (from: string) => void, probeA?: FakeProbe } = {}): Promise<{ a: Agent, b: Agent }> {
   const hub = new MemoryNetworkHub({ clock: systemClock, random: Math.random, latencyMs: { min: 1, max: 3 } })
   const probe = (): FakeProbe => createFakeProbe({ totalBytes: 64 * GiB, availableBytes: 60 * GiB })
   const a = await Agent.start({ network: hub.createNetwork('A'), probe: options.probeA ?? probe(), cluster: 't', env: {}, ...timers, log: () => {} })

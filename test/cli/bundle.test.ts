@@ -8,15 +8,14 @@
  * (`npm run openapi` writes docs/openapi.json only from the source file).
  */
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, rm, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { REPO_ROOT, startAgentProcess, type AgentProcess } from '../../simulations/support/agent-process.ts'
 import { tempDir } from '../../simulations/support/cluster.ts'
 import { httpJson } from '../../simulations/support/http.ts'
-import { runCli } from './procs.ts'
+import { modulesLoaded, runCli } from './procs.ts'
 
 const run = promisify(execFile)
 const outdir = join(REPO_ROOT, 'dist', `bundle-test-${process.pid}`)
@@ -47,15 +46,9 @@ async function startBundled (bootstrap?: string[]): Promise<AgentProcess> {
 async function sourcesLoaded (argv: string[]): Promise<{ code: number, sources: string[] }> {
   const meta = JSON.parse(await readFile(join(outdir, 'meta.json'), 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> }
   const inputs = new Map(Object.entries(meta.outputs).map(([file, out]) => [basename(file), Object.keys(out.inputs)]))
-  const dir = await mkdtemp(join(tmpdir(), 'memgossip-imports-'))
-  const log = join(dir, 'imports.log')
-  try {
-    const r = await runCli(argv, { entry: join(outdir, 'main.js'), env: { MEMGOSSIP_IMPORT_LOG: log }, nodeArgs: ['--import', './test/cli/fixtures/record-imports.mjs'] })
-    const urls = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(u => u.startsWith(`file://${outdir}/`))
-    return { code: r.code, sources: urls.flatMap(u => inputs.get(basename(u)) ?? [`(not in the metafile: ${u})`]) }
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
+  const { code, urls } = await modulesLoaded(argv, { entry: join(outdir, 'main.js') })
+  const inBundle = urls.filter(u => u.startsWith(`file://${outdir}/`))
+  return { code, sources: inBundle.flatMap(u => inputs.get(basename(u)) ?? [`(not in the metafile: ${u})`]) }
 }
 
 const heavy = (source: string): boolean => /^node_modules\/(libp2p|@libp2p|@chainsafe|yjs)\/|^(agent|simulations)\//.test(source)

@@ -3,10 +3,7 @@
  * to exit codes (against a tiny local server), the SSE parser, tables, colour
  * rules, durations and argument checks.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_QUEUE_TIMEOUT_MS, parseSize } from '../../crdt/index.ts'
@@ -14,7 +11,7 @@ import { ApiClient, ClientError, normalizeApiUrl, SseParser } from '../../cli/cl
 import { formatAge, paint, percent, table, useColor, visibleLength } from '../../cli/format.ts'
 import { QUEUE_TIMEOUT_MAX_MS } from '../../cli/commands/reserve.ts'
 import { readableReason } from '../../cli/commands/print.ts'
-import { cli, runCli } from './procs.ts'
+import { cli, modulesLoaded } from './procs.ts'
 
 let server: Server
 let base: string
@@ -198,33 +195,23 @@ describe('arguments (exit 2 before any call)', () => {
   })
 
   it('client commands load nothing of libp2p, Yjs, the agent or simulations/; simulate and bench load theirs on demand', async () => {
-    const loaded = async (argv: string[]): Promise<{ code: number, urls: string[] }> => {
-      const dir = await mkdtemp(join(tmpdir(), 'memgossip-imports-'))
-      const log = join(dir, 'imports.log')
-      try {
-        const r = await runCli(argv, { env: { MEMGOSSIP_IMPORT_LOG: log }, nodeArgs: ['--import', './test/cli/fixtures/record-imports.mjs'] })
-        return { code: r.code, urls: (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(u => u !== '') }
-      } finally {
-        await rm(dir, { recursive: true, force: true })
-      }
-    }
     const heavy = (u: string): boolean => /\/node_modules\/(libp2p|@libp2p|@chainsafe|yjs)\/|\/(agent|simulations)\//.test(u)
     for (const argv of [['fit', '--help'], ['status', '--help'], ['watch', '--help'], ['reservations', '--help'], ['rent', '--help']]) {
-      const r = await loaded(argv)
+      const r = await modulesLoaded(argv)
       expect(r.code, argv.join(' ')).toBe(0)
       expect(r.urls.some(u => u.endsWith('/cli/commands/fit.ts')), 'the recorder saw the CLI load').toBe(true)
       expect(r.urls.filter(heavy), argv.join(' ')).toEqual([])
     }
     // The request path too (the local server answers 404: exit 2, the agent's detail printed).
-    const asked = await loaded(['fit', '1GiB', '--api', base])
+    const asked = await modulesLoaded(['fit', '1GiB', '--api', base])
     expect(asked.code).toBe(2)
     expect(asked.urls.filter(heavy)).toEqual([])
     // --placement loads the agent's placement parser (beside the Yjs schema), still nothing of libp2p or the agent.
-    const placed = await loaded(['fit', '1GiB', '--placement', 'spread:2', '--api', base])
+    const placed = await modulesLoaded(['fit', '1GiB', '--placement', 'spread:2', '--api', base])
     expect(placed.code).toBe(2)
     expect(placed.urls.some(u => u.endsWith('/crdt/schema.ts'))).toBe(true)
     expect(placed.urls.filter(u => heavy(u) && !u.includes('/node_modules/yjs/'))).toEqual([])
-    const sim = await loaded(['simulate', '--help'])
+    const sim = await modulesLoaded(['simulate', '--help'])
     expect(sim.code).toBe(0)
     expect(sim.urls.some(u => u.endsWith('/simulations/cli.ts'))).toBe(true)
   })

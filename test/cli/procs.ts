@@ -117,6 +117,21 @@ export async function runCli (argv: string[], options: { env?: Record<string, st
   return await spawnCli(argv, options).done
 }
 
+/**
+ * Run the CLI with a loader hook that records every module it loads
+ * (test/cli/fixtures/record-imports.mjs): its exit code and the modules' URLs.
+ */
+export async function modulesLoaded (argv: string[], options: { entry?: string } = {}): Promise<{ code: number, urls: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'memgossip-imports-'))
+  const log = join(dir, 'imports.log')
+  try {
+    const r = await runCli(argv, { entry: options.entry, env: { MEMGOSSIP_IMPORT_LOG: log }, nodeArgs: ['--import', './test/cli/fixtures/record-imports.mjs'] })
+    return { code: r.code, urls: (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(u => u !== '') }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
 /** A TCP port nobody listens on right now (bound, then released). */
 export { freePort } from '../../simulations/bench/procs.ts'
 
