@@ -47,6 +47,13 @@ const START_TIMEOUT_MS = 45_000
 const CONVERGE_TIMEOUT_MS = 45_000
 /** Each reservation is small against the fake 256 GiB hosts: admission never says no. */
 const RESERVATION_BYTES = 1024 * 1024
+/**
+ * With compaction, how long a round waits for the victim's next move to an
+ * epoch before killing it anyway. A move takes 2–5 s on a quiet machine
+ * (proposal, stable cut, move); under the full test suite on 2 cores one
+ * round took over 15 s.
+ */
+const MOVE_WAIT_MS = 30_000
 
 export interface CrashLoopOptions {
   kills: number
@@ -184,9 +191,10 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
       const killer = compactAfter === undefined
         ? sleep(killAfterMs).then(() => { victim.child.kill('SIGKILL'); killed = true })
         : (async () => {
-            const deadline = Date.now() + 15_000
+            const deadline = Date.now() + MOVE_WAIT_MS
             while (Date.now() < deadline && !victim.log.slice(linesBefore).some(l => /epoch: moved to epoch/.test(l))) await sleep(2)
             if (Date.now() < deadline) killsDuringMoves++
+            else log(`crash-loop: round ${round}: no move to an epoch within ${MOVE_WAIT_MS / 1000} s; killing anyway`)
             await sleep(Math.floor(random() * 20))
             killAfterMs = Date.now() - roundStart
             victim.child.kill('SIGKILL')

@@ -65,7 +65,14 @@ describe('npm run bench -- --smoke', () => {
     expect(r.heal?.trials[0].consistent).toBe(true)
     expect(r.httpFit?.requests2xx).toBeGreaterThan(0)
     expect(r.idle?.rssBytes).toBeGreaterThan(0)
-    expect(r.realTier?.rssPerPeerBytes).toBeGreaterThan(0)
+    // RSS per in-process peer is a difference of two readings of this
+    // process; at 3 peers its sign is noise (CI once read −13.6 kB), so the
+    // smoke run checks that both readings were taken and the scenario passed.
+    const realTier = r.realTier?.result as { baselineRssBytes?: number, rssBytes?: number, passed?: boolean } | undefined
+    expect(Number.isFinite(r.realTier?.rssPerPeerBytes)).toBe(true)
+    expect(realTier?.baselineRssBytes).toBeGreaterThan(0)
+    expect(realTier?.rssBytes).toBeGreaterThan(0)
+    expect(realTier?.passed).toBe(true)
     expect(r.cliTiming?.installed.n).toBe(3)
     expect(r.cliTiming?.installed.p50).toBeGreaterThan(0)
     expect(r.targets.find(t => t.id === 'cli')?.value).toMatch(/installed/)
