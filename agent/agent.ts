@@ -257,6 +257,8 @@ export class Agent extends EventEmitter {
   private cachedClock = ''
   /** Node records the document lost to a replacement it holds back, by node: the old record stands in (see `nodeRecords()`). */
   private readonly heldBackRecords = new Map<string, unknown>()
+  /** `nodeRecords()` as last read, and of which document; the node map's observer clears it. */
+  private nodeRecordsRead?: { doc: Y.Doc, records: Record<string, unknown> }
   /** The latest stamp of each node's stream already taken as a clock sample and a proof of life. */
   private readonly lastStamps = new Map<PeerIdStr, string | undefined>()
   private previousVerdicts = new Map<string, string>()
@@ -635,8 +637,12 @@ export class Agent extends EventEmitter {
    * read node records; the figures and addresses shown do.
    */
   private nodeRecords (): Record<string, unknown> {
+    // Read again only after the node map changed (its observer clears the
+    // cache) or the document was replaced: most resolutions follow a beacon.
+    if (this.nodeRecordsRead?.doc === this.doc) return this.nodeRecordsRead.records
     const records = readMapRecord(this.doc, MAP_NODES)
     for (const [node, record] of this.heldBackRecords) if (!(node in records)) records[node] = record
+    this.nodeRecordsRead = { doc: this.doc, records }
     return records
   }
 
@@ -1510,6 +1516,7 @@ export class Agent extends EventEmitter {
     const nodes = doc.getMap(MAP_NODES)
     nodes.observe((event) => {
       this.finalityDirty = true
+      this.nodeRecordsRead = undefined
       for (const [key, change] of event.changes.keys) {
         if (change.action === 'delete') this.heldBackRecords.set(key, change.oldValue)
         else this.heldBackRecords.delete(key)

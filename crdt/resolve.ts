@@ -1027,7 +1027,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   const heartbeats = new Map<NodeId, Heartbeat>()
   const announced = new Map<NodeId, HlcString>()
   for (const [key, raw] of Object.entries(nodesMap)) {
-    const v = validateHeartbeat(raw)
+    const v = validateHeartbeat(key, raw)
     if (!v.ok) { issues.push({ map: 'nodes', key, code: v.code, reason: v.reason }); continue }
     const beat = v.value
     heartbeats.set(key, beat)

@@ -566,7 +566,10 @@ function validateMembershipUncached (key: string, value: unknown): Validated<Mem
   return { ok: true, value: record }
 }
 
-export function validateHeartbeat (value: unknown): Validated<Heartbeat> {
+/** A node record (by its node's key); a node replaces its record with a new value, never changes one in place. */
+export const validateHeartbeat = cachedByValue((_node: string, value: unknown) => validateHeartbeatUncached(value))
+
+function validateHeartbeatUncached (value: unknown): Validated<Heartbeat> {
   if (!isObject(value)) return fail('InvalidValue', `heartbeat must be an object, got ${describe(value)}`)
   for (const field of ['totalBytes', 'floorBytes', 'allocatableBytes', 'availableBytes', 'usedBytes'] as const) {
     if (!isByteCount(value[field])) return fail('InvalidSize', `heartbeat ${field} must be a non-negative integer, got ${describe(value[field])}`)
