@@ -221,7 +221,8 @@ function progressLine (label: string): (p: Progress) => void {
 async function inChild<T> (args: string[], heapBytes: number): Promise<T> {
   let out = ''
   let err = ''
-  const code = await runWithHeap(fileURLToPath(import.meta.url), args, heapBytes, { stdout: (s) => { out += s }, stderr: (s) => { err += s } })
+  // The child's progress lines pass through; its last words go into the error.
+  const code = await runWithHeap(fileURLToPath(import.meta.url), args, heapBytes, { stdout: (s) => { out += s }, stderr: (s) => { err = (err + s).slice(-1500); process.stderr.write(s) } })
   if (code !== 0) throw new Error(`benchmark child exited ${code}: ${err.slice(-1500)}`)
   return JSON.parse(out) as T
 }
