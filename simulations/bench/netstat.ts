@@ -17,7 +17,7 @@
  * moved by 25 bytes in 10 s while memberlist exchanged ~9 kB of UDP).
  */
 import { execFile } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 
 export interface SocketCounters {
   pid: number
@@ -108,7 +108,30 @@ export async function procIo (pid: number): Promise<{ rchar: number, wchar: numb
 
 /** User + system CPU seconds of a process so far (/proc/<pid>/stat). */
 export async function cpuSeconds (pid: number): Promise<number> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  return await statCpuSeconds(`/proc/${pid}/stat`)
+}
+
+/**
+ * A process's CPU seconds so far split by thread: its main thread (the event
+ * loop: JavaScript, and the system calls it makes) and all others (V8's
+ * garbage-collection and compiler helpers, libuv's pool for file I/O).
+ * A thread that has ended is no longer counted; Node's are long-lived.
+ */
+export async function threadCpuSeconds (pid: number): Promise<{ main: number, other: number }> {
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[])
+  let main = 0
+  let other = 0
+  for (const tid of tids) {
+    const seconds = await statCpuSeconds(`/proc/${pid}/task/${tid}/stat`)
+    if (Number.isNaN(seconds)) continue // the thread ended meanwhile
+    if (tid === String(pid)) main += seconds
+    else other += seconds
+  }
+  return { main, other }
+}
+
+async function statCpuSeconds (path: string): Promise<number> {
+  const text = await readFile(path, 'utf8').catch(() => '')
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
   // Fields 14 and 15 (utime, stime) counted from 1; after the ')' the 3rd field is index 0.
   const ticks = Number(fields[11]) + Number(fields[12])

@@ -13,12 +13,14 @@
  *
  * Only the profile's samples from the idle window are counted (the agent is
  * stopped right after it); the CPU share printed is the same window's, from
- * /proc/<pid>/stat.
+ * /proc/<pid>/stat, and so is its split by thread over every agent (the event
+ * loop against V8's and libuv's helper threads, which a CPU profile does not
+ * see).
  */
 import { join } from 'node:path'
 import { numberFlag, parseArgs, UsageError } from '../../cli/args.ts'
 import { MemgossipCluster } from './clusters.ts'
-import { cpuSeconds } from './netstat.ts'
+import { cpuSeconds, threadCpuSeconds } from './netstat.ts'
 import { Registry } from './procs.ts'
 import { readProfileDir } from './profile.ts'
 import { httpJson } from '../support/http.ts'
@@ -46,6 +48,7 @@ try {
   const cluster = await MemgossipCluster.start(registry, n, log, { from: 'dist', nodeArgs: i => i === profiled ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] })
   const pids = cluster.nodes.map(node => node.pid)
   const c0 = await Promise.all(pids.map(cpuSeconds))
+  const t0 = await Promise.all(pids.map(threadCpuSeconds))
   log(rate === 0 ? `idle for ${seconds} s…` : `${rate} reservation(s) a second for ${seconds} s…`)
   const end = performance.now() + seconds * 1000
   const writes: Array<Promise<unknown>> = []
@@ -56,9 +59,15 @@ try {
   await sleep(Math.max(0, end - performance.now()))
   await Promise.all(writes)
   const c1 = await Promise.all(pids.map(cpuSeconds))
+  const t1 = await Promise.all(pids.map(threadCpuSeconds))
   const shares = c1.map((c, i) => (c - c0[i]) / seconds)
   const sorted = [...shares].sort((a, b) => a - b)
   log(`CPU ${rate === 0 ? 'at rest' : `at ${rate} change(s)/s`}, N = ${n}: agent ${profiled} ${(shares[profiled] * 100).toFixed(2)}% of a core; median agent ${(sorted[Math.floor(n / 2)] * 100).toFixed(2)}%; all agents ${shares.reduce((a, b) => a + b, 0).toFixed(2)} cores`)
+  // By thread, over every agent: the event loop against V8's and libuv's helpers.
+  const main = t1.reduce((sum, t, i) => sum + t.main - t0[i].main, 0)
+  const other = t1.reduce((sum, t, i) => sum + t.other - t0[i].other, 0)
+  const changes = rate * seconds
+  log(`  by thread, all agents: main (event loop) ${(main / seconds).toFixed(3)} cores, other threads (GC, compiler, file I/O) ${(other / seconds).toFixed(3)} cores${changes > 0 ? `; per change per agent ${(main / changes / n * 1000).toFixed(1)} ms and ${(other / changes / n * 1000).toFixed(1)} ms (rest included: subtract a run with --changes 0)` : ''}`)
   await cluster.stop(registry)
   const summary = await readProfileDir(profileDir, 30, seconds * 1000)
   if (summary === undefined) throw new Error(`no profile written to ${profileDir}`)
