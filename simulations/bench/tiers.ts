@@ -223,7 +223,7 @@ async function inChild<T> (args: string[], heapBytes: number): Promise<T> {
   let err = ''
   // The child's progress lines pass through; its last words go into the error.
   const code = await runWithHeap(fileURLToPath(import.meta.url), args, heapBytes, { stdout: (s) => { out += s }, stderr: (s) => { err = (err + s).slice(-1500); process.stderr.write(s) } })
-  if (code !== 0) throw new Error(`benchmark child exited ${code}: ${err.slice(-1500)}`)
+  if (code !== 0) throw new Error(`benchmark child exited ${code}: ${err}`)
   return JSON.parse(out) as T
 }
 

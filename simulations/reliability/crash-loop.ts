@@ -50,8 +50,8 @@ const RESERVATION_BYTES = 1024 * 1024
 /**
  * With compaction, how long a round waits for the victim's next move to an
  * epoch before killing it anyway. A move takes 2–5 s on a quiet machine
- * (proposal, stable cut, move); under the full test suite on 2 cores one
- * round took over 15 s.
+ * (proposal, stable cut, move); under the full test suite on 2 cores two
+ * rounds of one run took over 15 s.
  */
 const MOVE_WAIT_MS = 30_000
 
