@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events'
 import * as Y from 'yjs'
 import {
   computeRent, encodeHlc, entryKey, finishResolution, fit, hlcWallMs, latestWithin, LedgerWriter, ledgerMaps, MAP_CAPACITY,
-  MAP_EPOCHS, MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, readLedger, readMapRecord, releaseKey, replayFrom, replayLedger, shortId,
+  MAP_EPOCHS, MAP_MEMBERSHIP, MAP_NODES, MAP_RELEASES, MAP_RESERVATIONS, plainValue, readLedger, readMapRecord, releaseKey, replayFrom, replayLedger, shortId,
   MAX_QUEUE_TIMEOUT_MS, type Replayed, type FitAnswer, type Placement, type RentBill, type Resolution, type Verdict, type NodeView
 } from '../crdt/index.ts'
 import { AckTimeoutError, BadRequestError, IdExistsError, NotFoundError, UnavailableError } from './errors.ts'
@@ -255,10 +255,20 @@ export class Agent extends EventEmitter {
   private restartLeaseMs = 0
   private leaseTail: Promise<void> = Promise.resolve()
   private cachedClock = ''
-  /** Node records the document lost to a replacement it holds back, by node: the old record stands in (see `nodeRecords()`). */
-  private readonly heldBackRecords = new Map<string, unknown>()
-  /** `nodeRecords()` as last read, and of which document; the node map's observer clears it. */
-  private nodeRecordsRead?: { doc: Y.Doc, records: Record<string, unknown> }
+  /**
+   * Every node's record as this peer shows it, kept by the node map's
+   * observer (`observe()`), with the last record standing in for one the
+   * document holds back. A node replaces its record; a peer that receives the
+   * replacement while an earlier update of that node is still missing applies
+   * the old record's deletion at once and holds the new record back until the
+   * gap is pulled (Yjs applies a writer's items in order, deletions at once),
+   * so the node would show 0 B until then. Records are never deleted
+   * otherwise (an epoch carries them over), so a deletion leaves the record
+   * here until that node's next one arrives. Verdicts do not read node
+   * records; the figures and addresses shown do. Null prototype, like
+   * `readMapRecord`'s: a key is a peer's input.
+   */
+  private readonly nodeRecords: Record<string, unknown> = Object.create(null)
   /** The latest stamp of each node's stream already taken as a clock sample and a proof of life. */
   private readonly lastStamps = new Map<PeerIdStr, string | undefined>()
   private previousVerdicts = new Map<string, string>()
@@ -621,29 +631,8 @@ export class Agent extends EventEmitter {
     }
     this.finalityDirty = false
     this.cachedClock = clockNow
-    this.cached = finishResolution(this.replayed, this.nodeRecords(), { self: this.self, selfClock: clockNow === '' ? undefined : clockNow, beacons: this.beaconChannel?.beacons })
+    this.cached = finishResolution(this.replayed, this.nodeRecords, { self: this.self, selfClock: clockNow === '' ? undefined : clockNow, beacons: this.beaconChannel?.beacons })
     return this.cached
-  }
-
-  /**
-   * Every node's record, with the old one standing in for a record the
-   * document holds back. A node replaces its record; a peer that receives the
-   * replacement while an earlier update of that node is still missing applies
-   * the old record's deletion at once and holds the new record back until the
-   * gap is pulled (Yjs applies a writer's items in order, deletions at once),
-   * so the node would show 0 B until then. Records are never deleted
-   * otherwise (an epoch carries them over), so the document's observer keeps
-   * each deleted record until that node's next one arrives. Verdicts do not
-   * read node records; the figures and addresses shown do.
-   */
-  private nodeRecords (): Record<string, unknown> {
-    // Read again only after the node map changed (its observer clears the
-    // cache) or the document was replaced: most resolutions follow a beacon.
-    if (this.nodeRecordsRead?.doc === this.doc) return this.nodeRecordsRead.records
-    const records = readMapRecord(this.doc, MAP_NODES)
-    for (const [node, record] of this.heldBackRecords) if (!(node in records)) records[node] = record
-    this.nodeRecordsRead = { doc: this.doc, records }
-    return records
   }
 
   /**
@@ -1514,12 +1503,12 @@ export class Agent extends EventEmitter {
   private observe (doc: Y.Doc): void {
     for (const name of [MAP_RESERVATIONS, MAP_RELEASES, MAP_CAPACITY, MAP_MEMBERSHIP, MAP_EPOCHS]) doc.getMap(name).observe(() => { this.ledgerDirty = true; this.ledgerChanges++ })
     const nodes = doc.getMap(MAP_NODES)
+    // An epoch's document arrives holding its records; the agent's first starts empty.
+    Object.assign(this.nodeRecords, readMapRecord(doc, MAP_NODES))
     nodes.observe((event) => {
       this.finalityDirty = true
-      this.nodeRecordsRead = undefined
       for (const [key, change] of event.changes.keys) {
-        if (change.action === 'delete') this.heldBackRecords.set(key, change.oldValue)
-        else this.heldBackRecords.delete(key)
+        if (change.action !== 'delete' && doc === this.doc) this.nodeRecords[key] = plainValue(nodes.get(key))
         this.mesh.remember(key, nodes.get(key) as { addrs?: unknown } | undefined)
       }
     })

@@ -663,15 +663,20 @@ export function ledgerMaps (doc: Y.Doc): LedgerMaps {
   }
 }
 
+/**
+ * A ledger map's value as plain data. Values are plain JSON (ContentAny); a
+ * peer could still put a shared type there, which is handed on as its JSON
+ * form so validation can refuse it.
+ */
+export function plainValue (value: unknown): unknown {
+  return value instanceof Y.AbstractType ? value.toJSON() : value
+}
+
 function mapToRecord (map: Y.Map<unknown>): Record<string, unknown> {
   // Null prototype: a peer may name a key `__proto__`, which on a plain object
   // would replace the prototype instead of adding an entry.
   const out: Record<string, unknown> = Object.create(null)
-  // Values are plain JSON (ContentAny); a peer could still put a shared type
-  // there, which we hand on as its JSON form so validation can refuse it.
-  for (const [key, value] of map.entries()) {
-    out[key] = value instanceof Y.AbstractType ? value.toJSON() : value
-  }
+  for (const [key, value] of map.entries()) out[key] = plainValue(value)
   return out
 }
 

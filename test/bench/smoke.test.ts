@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { runBench, type BenchResults } from '../../simulations/bench/run.ts'
 import { decodeMsgpack, encodeMsgpack } from '../../simulations/bench/serf-rpc.ts'
 import { pairedRatios, percentile, summarize } from '../../simulations/bench/stats.ts'
+import type { BenchRealResult } from '../../simulations/bench/tiers.ts'
 
 const serfInstalled = (process.env.PATH ?? '').split(':').some(d => existsSync(join(d, 'serf')))
 
@@ -68,7 +69,7 @@ describe('npm run bench -- --smoke', () => {
     // RSS per in-process peer is a difference of two readings of this
     // process; at 3 peers its sign is noise (CI once read −13.6 kB), so the
     // smoke run checks that both readings were taken and the scenario passed.
-    const realTier = r.realTier?.result as { baselineRssBytes?: number, rssBytes?: number, passed?: boolean } | undefined
+    const realTier = r.realTier?.result as BenchRealResult | undefined
     expect(Number.isFinite(r.realTier?.rssPerPeerBytes)).toBe(true)
     expect(realTier?.baselineRssBytes).toBeGreaterThan(0)
     expect(realTier?.rssBytes).toBeGreaterThan(0)
