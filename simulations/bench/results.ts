@@ -31,8 +31,12 @@ export interface PropagationTrial {
 
 export interface LivenessResult {
   nodes: number
-  /** Suspicions reported while every agent was running (the traffic windows). */
+  /** Suspicions reported while every agent was running, in the traffic windows: one per agent that reported one. */
   falseSuspicions: number
+  /** How many members those suspicions were about. */
+  suspectedMembers?: number
+  /** Suspicions reported before the windows: from the cluster's formation through the propagation trials. */
+  suspicionsBefore?: number
   windowS: number
   /** After SIGKILL of one agent: ms until the first / every survivor suspected it, and until the first / every survivor held it dead. */
   suspectFirstMs: number

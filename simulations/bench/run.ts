@@ -483,6 +483,9 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
     const windowCount = mg === undefined ? 1 : plan.windows
     log(`  traffic: ${windowCount} × (${plan.windowS} s at rest, ${plan.windowS} s with one change per second)${mg !== undefined && serf !== undefined ? ', both clusters at once' : ''}…`)
     const windows: TrafficWindow[] = []
+    // The liveness events before the windows (formation and propagation
+    // trials) are counted apart: the target is about the windows.
+    const windowsFrom = mg?.liveness.length ?? 0
     let change = 0
     for (let w = 0; w < windowCount; w++) {
       for (const kind of ['rest', 'load'] as const) {
@@ -509,11 +512,17 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
       }
     }
     results.traffic.push({ nodes: n, windows })
+    const windowsTo = mg?.liveness.length ?? 0
 
     // 4. Liveness: no suspicion while everyone ran; then kill one agent and time its detection.
     if (mg !== undefined) {
       const windowS = windowCount * 2 * plan.windowS
-      const falseSuspicions = mg.liveness.filter(l => l.state === 'suspect').length
+      const suspicions = (events: MemgossipCluster['liveness']): { count: number, members: number } => {
+        const raised = events.filter(l => l.state === 'suspect')
+        return { count: raised.length, members: new Set(raised.map(l => l.node)).size }
+      }
+      const during = suspicions(mg.liveness.slice(windowsFrom, windowsTo))
+      const before = suspicions(mg.liveness.slice(0, windowsFrom))
       const victim = mg.nodes[n - 1]
       const victimId = String((await httpJson(`${victim.api}/v1/state`)).body.self ?? '')
       const from = mg.liveness.length
@@ -531,7 +540,9 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
       const deads = firstAt('dead')
       const result: LivenessResult = {
         nodes: n,
-        falseSuspicions,
+        falseSuspicions: during.count,
+        suspectedMembers: during.members,
+        suspicionsBefore: before.count,
         windowS,
         survivors,
         suspectFirstMs: suspects.length > 0 ? Math.min(...suspects) : Number.NaN,
@@ -540,7 +551,7 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
         deadAllMs: deads.length === survivors ? Math.max(...deads) : Number.NaN
       }
       results.liveness!.push(result)
-      log(`  N=${n} liveness: ${falseSuspicions} suspicions during ${windowS} s of traffic windows; agent ${n - 1} killed: suspected after ${fmtMs(result.suspectFirstMs)} (by all ${suspects.length}/${survivors}: ${fmtMs(result.suspectAllMs)}), dead after ${fmtMs(result.deadFirstMs)} (by all ${deads.length}/${survivors}: ${fmtMs(result.deadAllMs)})`)
+      log(`  N=${n} liveness: ${during.count} suspicions (of ${during.members} members) during ${windowS} s of traffic windows, ${before.count} before them (propagation trials); agent ${n - 1} killed: suspected after ${fmtMs(result.suspectFirstMs)} (by all ${suspects.length}/${survivors}: ${fmtMs(result.suspectAllMs)}), dead after ${fmtMs(result.deadFirstMs)} (by all ${deads.length}/${survivors}: ${fmtMs(result.deadAllMs)})`)
     }
   } finally {
     await mg?.stop(registry)
