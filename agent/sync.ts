@@ -27,6 +27,16 @@ import { decodeMessage, encodeMessage, MSG_ACK, MSG_ERROR, MSG_PUSH, MSG_SYNC_RE
 
 /** A peer is synced with at most this often by epidemic pull. */
 const SPREAD_COOLDOWN_MS = 500
+/**
+ * Peers a sync that brought news passes it on to. Each that learns something
+ * from it does the same, so news reaches a view of N in about log₃ N waves
+ * at 3 exchanges per peer that learns it. Passing it to every connected peer
+ * cost N − 1 exchanges per peer instead: at 50 agents on two cores, an
+ * entry that arrived after its beacons (a gap pull) set off 49 exchanges on
+ * every agent that pulled it, and the answers, late under that load, made
+ * more gaps (docs/decisions.md "Epidemic pull with a fanout").
+ */
+export const SPREAD_FANOUT = 3
 /** A gap is pulled from the same peer at most this often. */
 const GAP_PULL_COOLDOWN_MS = 1000
 /**
@@ -247,17 +257,20 @@ export class SyncExchange {
   /**
    * Epidemic pull after a heal: a sync that brought news (a partition's worth
    * of writes, which gossip never carried across the cut) is passed on at once
-   * by syncing with every other connected peer, instead of waiting for the
-   * periodic round. Each peer that learns something does the same; a sync that
-   * brings nothing triggers nothing, so the wave stops by itself. A per-peer
+   * by syncing with {@link SPREAD_FANOUT} other connected peers at random,
+   * instead of waiting for the periodic round. Each peer that learns something
+   * does the same; a sync that brings nothing triggers nothing, so the wave
+   * stops by itself. A peer the wave missed still sees members' beacons name
+   * positions it does not hold, and pulls them (agent/repair.ts). A per-peer
    * cooldown keeps a busy cluster from syncing in circles.
    */
   spreadNews (from: PeerIdStr): void {
     if (this.deps.stopped()) return
     const now = this.deps.clock.now()
-    for (const peer of this.deps.network.peers()) {
-      if (peer === from || this.syncing.has(peer)) continue
-      if (now - (this.lastSpreadAt.get(peer) ?? 0) < SPREAD_COOLDOWN_MS) continue
+    const eligible = this.deps.network.peers().filter(peer =>
+      peer !== from && !this.syncing.has(peer) && now - (this.lastSpreadAt.get(peer) ?? 0) >= SPREAD_COOLDOWN_MS)
+    for (let picked = 0; picked < SPREAD_FANOUT && eligible.length > 0; picked++) {
+      const [peer] = eligible.splice(Math.floor(this.deps.random() * eligible.length), 1)
       this.lastSpreadAt.set(peer, now)
       this.deps.schedule(() => { void this.syncWith(peer) }, Math.floor(this.deps.random() * 20))
     }

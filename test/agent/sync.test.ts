@@ -8,7 +8,8 @@
  * - a sync between peers that hold the same entries moves no update either way;
  * - a lost message with nothing written after it is pulled once the writer's
  *   beacon shows a position this peer does not hold;
- * - periodic syncs that bring nothing back off.
+ * - periodic syncs that bring nothing back off;
+ * - a sync that brought news passes it on to a few peers, not to every one.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { Agent, systemClock } from '../../agent/agent.ts'
@@ -16,7 +17,7 @@ import { MemoryNetworkHub } from '../../simulations/virtual/network.ts'
 import { createFakeProbe, type FakeProbe } from '../../agent/probe.ts'
 import type { Network, NetworkHandlers } from '../../agent/types.ts'
 import { MSG_GOSSIP } from '../../agent/wire.ts'
-import { MAX_SYNC_BACKOFF } from '../../agent/sync.ts'
+import { MAX_SYNC_BACKOFF, SPREAD_FANOUT } from '../../agent/sync.ts'
 import { waitFor } from '../../simulations/support/cluster.ts'
 
 const GiB = 1024 ** 3
@@ -176,5 +177,45 @@ describe('anti-entropy', () => {
     dropAll = true
     await a.reserve({ id: 'quiet-1', bytes: GiB, placement: { kind: 'any' } })
     await until('B to hold "quiet-1"', () => b.verdict('quiet-1') !== undefined, 10_000)
+  })
+
+  it('a sync that brought news passes it on to a few peers, not to every connected one', async () => {
+    // Eight agents, each connected to every other. B misses A's entry, pulls
+    // it from A, and passes the news on; the others hold it already.
+    const names = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H']
+    const hub = new MemoryNetworkHub({ clock: systemClock, random: Math.random, latencyMs: { min: 1, max: 3 } })
+    let dropping = false
+    let dropped = 0
+    const agents: Agent[] = []
+    for (const name of names) {
+      const inner = hub.createNetwork(name)
+      const network = name !== 'B' ? inner : lossy(inner, (from, data) => { if (dropping && from === 'A' && Buffer.from(data).includes('missed')) { dropping = false; dropped++; return true } return false })
+      const agent = await Agent.start({ network, probe: createFakeProbe({ totalBytes: 64 * GiB, availableBytes: 60 * GiB }), cluster: 't', env: {}, expectsPeers: name !== 'A', ...TIMERS, log: () => {} })
+      started.push(agent)
+      agents.push(agent)
+      for (const other of names.slice(0, agents.length - 1)) hub.connect(name, other)
+    }
+    const [a, b] = agents
+    await until('every agent to see 8 members', () => agents.every(x => x.state().joined && x.state().members.length === names.length), 20_000)
+    let last = -1
+    await until('the joining syncs to end (no sync round for 300 ms)', () => {
+      const rounds = agents.reduce((n, x) => n + x.metrics.syncRounds, 0)
+      if (rounds !== last) { last = rounds; return false }
+      return true
+    }, 20_000).catch(() => {})
+    await new Promise(resolve => setTimeout(resolve, 300))
+
+    const before = { rounds: b.metrics.syncRounds, pulls: b.metrics.gapPulls }
+    dropping = true
+    await a.reserve({ id: 'missed', bytes: GiB, placement: { kind: 'any' } })
+    await until('the update of "missed" to B to be dropped', () => dropped === 1, 5000)
+    await until('B to hold "missed"', () => b.verdict('missed') !== undefined, 10_000)
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const rounds = b.metrics.syncRounds - before.rounds
+    console.log(`epidemic pull: B ran ${rounds} sync round(s) after pulling the entry it missed (${b.metrics.gapPulls - before.pulls} gap pull(s); fanout ${SPREAD_FANOUT}, ${names.length - 2} other peers)`)
+    // The pull itself and the news passed on to SPREAD_FANOUT peers; passing it to every peer but A would make 7.
+    expect(rounds).toBeGreaterThanOrEqual(1 + 1)
+    expect(rounds).toBeLessThanOrEqual(1 + SPREAD_FANOUT)
+    await until('one digest everywhere', () => agents.every(x => x.resolution().digest === a.resolution().digest), 5000)
   })
 })
