@@ -513,7 +513,8 @@ export class Agent extends EventEmitter {
         for (const beacon of beacons) this.beaconChannel.receive(from, beacon, (node) => view.has(node), { pulled: true })
       },
       streamsBehind: () => this.beaconChannel.streamsBehind(),
-      pullGap: (node) => { this.sync.wake(); this.sync.pullGap(node) },
+      pullGap: (peer) => { this.sync.wake(); this.sync.pullGap(peer) },
+      health: () => this.detector.localHealth,
       stopped: () => this.stopped,
       counters: this.metrics
     }, this.init.beaconPullAfterMs ?? DEFAULTS.beaconPullAfterMs)

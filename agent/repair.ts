@@ -11,8 +11,15 @@
  *   a second.
  * - **Stream gaps.** A member's beacon names a position in its stream this
  *   peer does not hold, and gossip has not brought it for a second (a lost
- *   update, and nothing written after it to show the gap): pull the gap from
- *   that member and end the anti-entropy backoff. Once a second per member.
+ *   update, and nothing written after it to show the gap): pull the gap and
+ *   end the anti-entropy backoff. Once a second per member, first from a
+ *   connected peer at random — the writer sent its update to every member, so
+ *   most hold it — then from the member itself, and so on in turn. Every
+ *   peer that lags sees the same beacon within the same second: pulling from
+ *   the member alone sent them all to it at once, and at 50 agents on two
+ *   cores the member, starved, answered none of them within 10 s. The second
+ *   grows with this node's local health multiplier: a node whose own event
+ *   loop is late most likely holds the update unread in its own sockets.
  *
  * The agent owns the connections and the channel; this module decides when
  * and whom to ask.
@@ -40,8 +47,10 @@ export interface RepairDeps {
   receive: (from: PeerIdStr, beacons: readonly WireBeacon[]) => void
   /** Members whose beacons name a position of their stream this peer does not hold. */
   streamsBehind: () => Iterable<PeerIdStr>
-  /** Pull what this peer lacks of `node`'s stream, and end the anti-entropy backoff. */
-  pullGap: (node: PeerIdStr) => void
+  /** Pull what this peer lacks of a member's stream from `peer`, and end the anti-entropy backoff. */
+  pullGap: (peer: PeerIdStr) => void
+  /** The failure detector's local health multiplier (0 while this node keeps up). */
+  health: () => number
   stopped: () => boolean
   counters: { beaconPulls: number }
 }
@@ -50,7 +59,8 @@ export class ClockRepair {
   private lastPullAtMs = -Infinity
   /** Per waiting verdict (`id@stamp`), when this peer first saw it waiting. */
   private waitingSince = new Map<string, number>()
-  private readonly behindSince = new Map<PeerIdStr, number>()
+  /** Per member whose stream is behind: since when, and how many pulls it has had. */
+  private readonly behind = new Map<PeerIdStr, { sinceMs: number, pulls: number }>()
 
   constructor (private readonly deps: RepairDeps, private readonly pullAfterMs: number) {}
 
@@ -87,19 +97,25 @@ export class ClockRepair {
     })()
   }
 
-  /** Every second: pull the streams that beacons have shown a gap in for a second. */
+  /** Every second: pull the streams that beacons have shown a gap in for a second (longer while this node is slow). */
   tick (): void {
     const now = this.deps.clock.now()
     const behind = new Set(this.deps.streamsBehind())
-    for (const node of this.behindSince.keys()) if (!behind.has(node)) this.behindSince.delete(node)
+    for (const node of this.behind.keys()) if (!behind.has(node)) this.behind.delete(node)
+    const waitMs = BEHIND_PULL_AFTER_MS * (1 + this.deps.health())
     for (const node of behind) {
-      const since = this.behindSince.get(node)
-      if (since === undefined) {
-        this.behindSince.set(node, now)
-      } else if (now - since >= BEHIND_PULL_AFTER_MS) {
-        this.behindSince.set(node, now)
-        this.deps.pullGap(node)
+      const gap = this.behind.get(node)
+      if (gap === undefined) {
+        this.behind.set(node, { sinceMs: now, pulls: 0 })
+      } else if (now - gap.sinceMs >= waitMs) {
+        gap.sinceMs = now
+        this.deps.pullGap(gap.pulls++ % 2 === 0 ? this.anyPeerBut(node) ?? node : node)
       }
     }
+  }
+
+  private anyPeerBut (node: PeerIdStr): PeerIdStr | undefined {
+    const others = this.deps.peers().filter(p => p !== node && p !== this.deps.self)
+    return others.length > 0 ? others[Math.floor(this.deps.random() * others.length)] : undefined
   }
 }

@@ -2,7 +2,9 @@
  * Repair of the clock channel (agent/repair.ts) on a virtual clock: a verdict
  * that has waited long enough for members' clocks pulls their beacons — from
  * one of those members when connected, once a second at most — and a stream
- * a beacon showed a gap in is pulled after a second of gossip not bringing it.
+ * a beacon showed a gap in is pulled after a second of gossip not bringing it
+ * (longer while this node is slow), from another peer and from the member in
+ * turn.
  * The peers are a table; the requests are real wire messages.
  */
 import { describe, expect, it } from 'vitest'
@@ -23,6 +25,7 @@ interface Setup {
   behind: Set<string>
   gaps: string[]
   counters: { beaconPulls: number }
+  health: { value: number }
 }
 
 function setup (connected: string[]): Setup {
@@ -32,6 +35,7 @@ function setup (connected: string[]): Setup {
   const behind = new Set<string>()
   const gaps: string[] = []
   const counters = { beaconPulls: 0 }
+  const health = { value: 0 }
   const answer: WireMessage = { type: MSG_BEACONS, beacons: [] }
   const deps: RepairDeps = {
     clock,
@@ -46,11 +50,12 @@ function setup (connected: string[]): Setup {
     },
     receive: (from, beacons) => { received.push({ from, beacons }) },
     streamsBehind: () => behind,
-    pullGap: (node) => { gaps.push(node) },
+    pullGap: (peer) => { gaps.push(peer) },
+    health: () => health.value,
     stopped: () => false,
     counters
   }
-  return { repair: new ClockRepair(deps, PULL_AFTER_MS), clock, connected, asked, received, behind, gaps, counters }
+  return { repair: new ClockRepair(deps, PULL_AFTER_MS), clock, connected, asked, received, behind, gaps, counters, health }
 }
 
 /** A resolution with one verdict written at `writtenMs`, waiting on the clocks of `waitsFor`. */
@@ -116,6 +121,31 @@ describe('clock channel repair', () => {
     s.repair.tick()
     s.behind.add('m1')
     await s.clock.advance(1000)
+    s.repair.tick()
+    expect(s.gaps).toEqual(['m1'])
+  })
+
+  it('pulls a gap from another connected peer first and from the member next, in turn, so lagging peers do not all ask the member at once', async () => {
+    const s = setup(['m1', 'm2', 'm3'])
+    s.behind.add('m1')
+    s.repair.tick()
+    for (let i = 0; i < 3; i++) {
+      await s.clock.advance(1000)
+      s.repair.tick()
+    }
+    // random() is 0.99: the last of the peers other than m1.
+    expect(s.gaps).toEqual(['m3', 'm1', 'm3'])
+  })
+
+  it('waits longer before pulling a gap while its own local health says it is slow', async () => {
+    const s = setup(['m1'])
+    s.health.value = 2
+    s.behind.add('m1')
+    s.repair.tick()
+    await s.clock.advance(2999)
+    s.repair.tick()
+    expect(s.gaps).toEqual([])
+    await s.clock.advance(1)
     s.repair.tick()
     expect(s.gaps).toEqual(['m1'])
   })
