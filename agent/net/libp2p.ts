@@ -861,7 +861,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     } catch (err) {
       stream.abort(asError(err))
       if (signal.aborted) {
-        this.logOnce('request-handler-slow', from, `request from ${from} not answered within ${this.requestTimeoutMs} ms`)
+        // The first byte is the message type (agent/wire.ts): which handler was slow.
+        this.logOnce('request-handler-slow', from, `request from ${from} (type 0x${(request[0] ?? 0).toString(16).padStart(2, '0')}, ${request.byteLength} bytes) not answered within ${this.requestTimeoutMs} ms`)
         return
       }
       // The agent refused the request (undecodable, or a bug): the requester
