@@ -490,6 +490,7 @@ function metricsText (agent: Agent, requests: { total: number, errors4xx: number
   metric('memgossip_dropped_total', 'counter', 'Peer input dropped, by reason.', m.droppedThrottled, '{reason="throttled"}')
   metric('memgossip_redundant_updates_total', 'counter', 'Peer updates that brought nothing new (gossip amplification).', m.redundantUpdates)
   metric('memgossip_gap_pulls_total', 'counter', 'Syncs started at once because a peer update arrived after one that was missed.', m.gapPulls)
+  metric('memgossip_beacon_pulls_total', 'counter', 'Beacons asked of a peer because a verdict waited too long for members\' clocks.', m.beaconPulls)
   metric('memgossip_updates_direct_total', 'counter', 'Local update batches sent straight to every member (a view of up to 64, all connected) instead of published by gossip.', m.updatesDirect)
   const memory = process.memoryUsage()
   metric('process_resident_memory_bytes', 'gauge', 'Resident set size of the agent process.', memory.rss)

@@ -344,6 +344,9 @@ export interface TrafficWindow {
     /** Share of applied updates that brought nothing new (memgossip_redundant_updates_total). */
     redundantShare: number
     syncRoundsPerNodeSec: number
+    /** Stream gaps pulled (agent/repair.ts) and beacons pulled for verdicts that waited, per node per second. */
+    gapPullsPerNodeSec?: number
+    beaconPullsPerNodeSec?: number
     updatesOut: number
     /** CPU seconds per second of an agent process (1.0 = one core): mean over agents, and node 0's. */
     cpuPerNode: number
@@ -419,6 +422,8 @@ export function trafficWindow (kind: 'rest' | 'load', changes: number, a: Traffi
       updatesAppliedPerNodePerMessage: published > 0 && n > 1 ? updatesIn / (published * (n - 1)) : Number.NaN,
       redundantShare: updatesIn > 0 ? d('memgossip_redundant_updates_total') / updatesIn : Number.NaN,
       syncRoundsPerNodeSec: d('memgossip_sync_rounds_total') / n / seconds,
+      gapPullsPerNodeSec: d('memgossip_gap_pulls_total') / n / seconds,
+      beaconPullsPerNodeSec: d('memgossip_beacon_pulls_total') / n / seconds,
       updatesOut: d('memgossip_updates_out_total'),
       cpuPerNode: sum(mg.nodes.map((_, i) => (b.mgCpu?.[i] ?? 0) - (a.mgCpu?.[i] ?? 0))) / n / seconds,
       cpuHub: n > 0 ? ((b.mgCpu?.[0] ?? 0) - (a.mgCpu?.[0] ?? 0)) / seconds : Number.NaN

@@ -429,7 +429,7 @@ describe('positive shapes', () => {
       'memgossip_sync_rounds_total', 'memgossip_sync_failures_total', 'memgossip_dropped_total',
       'memgossip_verdicts', 'memgossip_verdicts_pending', 'memgossip_ledger_bytes',
       'memgossip_allocatable_bytes', 'memgossip_floor_bytes', 'memgossip_http_requests_total',
-      'memgossip_http_errors_total', 'memgossip_read_only'
+      'memgossip_http_errors_total', 'memgossip_read_only', 'memgossip_gap_pulls_total', 'memgossip_beacon_pulls_total'
     ]) {
       expect(text, name).toMatch(new RegExp(`^# TYPE ${name} (counter|gauge)$`, 'm'))
     }
