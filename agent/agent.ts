@@ -254,6 +254,8 @@ export class Agent extends EventEmitter {
   /** The lease found at start: no write until the wall clock passes it. */
   private restartLeaseMs = 0
   private leaseTail: Promise<void> = Promise.resolve()
+  /** The furthest lease asked for, written or on its way. */
+  private leaseAskedMs = 0
   private cachedClock = ''
   /**
    * Every node's record as this peer shows it, kept by the node map's
@@ -1443,18 +1445,31 @@ export class Agent extends EventEmitter {
    * Hold a clock lease past `wallMs` before a beacon stamped there leaves this
    * node: the data dir records a wall time a restarted clock starts beyond, so
    * no stamp a peer saw in a beacon is reused. Renewed a lease period ahead,
-   * so at most one small fsync per period.
+   * so at most one small fsync per period — and half a period before it runs
+   * out, without waiting for it: the write is eight steps through the event
+   * loop (open, write, fsync, close, rename, and the directory's open, fsync,
+   * close), and a beacon or the answer to a beacon pull that waited for it on
+   * an agent starved of CPU waited for eight turns of a late loop (at 50
+   * agents on two cores, beacon pulls not answered within 10 s).
    */
   private async holdLease (wallMs: number): Promise<void> {
     const dataDir = this.init.dataDir
-    if (dataDir === undefined || wallMs < this.leaseMs) return
-    this.leaseTail = this.leaseTail.catch(() => {}).then(async () => {
-      if (wallMs < this.leaseMs) return
-      const leaseMs = wallMs + (this.init.clockLeaseMs ?? DEFAULTS.clockLeaseMs)
-      await writeMeta(dataDir, { clientId: this.clientId, peerId: this.self, clockLeaseMs: leaseMs })
-      this.leaseMs = leaseMs
-    })
-    await this.leaseTail
+    if (dataDir === undefined) return
+    const periodMs = this.init.clockLeaseMs ?? DEFAULTS.clockLeaseMs
+    this.leaseAskedMs = Math.max(this.leaseAskedMs, this.leaseMs)
+    if (wallMs + periodMs / 2 >= this.leaseAskedMs) {
+      const leaseMs = wallMs + periodMs
+      this.leaseAskedMs = leaseMs
+      this.leaseTail = this.leaseTail.catch(() => {}).then(async () => {
+        if (leaseMs <= this.leaseMs) return
+        await writeMeta(dataDir, { clientId: this.clientId, peerId: this.self, clockLeaseMs: leaseMs })
+        this.leaseMs = leaseMs
+      })
+      // Awaited below only when the lease has run out; a failed write rejects there, or at the next beacon.
+      this.leaseTail.catch(() => {})
+    }
+    // The lease asked for last is past wallMs: once the writes queued so far are done, it covers it.
+    if (wallMs >= this.leaseMs) await this.leaseTail
   }
 
   /** Write meta.json again as it stands (a new client id), after the writes of the lease queued before it. */

@@ -7,6 +7,7 @@
  */
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Agent } from '../../agent/agent.ts'
 import type { ApiServer } from '../../agent/api.ts'
@@ -163,5 +164,46 @@ describe('beacons on the wire', () => {
     const back = decodeMessage(bytes)
     if (back.type !== MSG_BEACONS) throw new Error('not beacons')
     expect(back.beacons.map(b => [b.node, b.seq])).toEqual([[A, 1], [B, 2]])
+  })
+})
+
+describe('the clock lease, renewed ahead', () => {
+  it('no beacon leaves before a lease past its stamp is on disk, after a quiet spell or in quick succession', async () => {
+    const leaseDir = await tempDir()
+    const self = '12D3KooWbeaconleaseholder00000000000000000000'
+    const standIn = new PeerStandIn(self, [A, B])
+    // Each own beacon published, with the lease meta.json held on disk at that moment.
+    const atPublish: Array<{ wallMs: number, leaseMs: number }> = []
+    const publish = standIn.publish.bind(standIn)
+    standIn.publish = async (data: Uint8Array): Promise<void> => {
+      const message = decodeMessage(data)
+      if (message.type === MSG_BEACON) {
+        let leaseMs = -1
+        try { leaseMs = (JSON.parse(readFileSync(join(leaseDir, 'meta.json'), 'utf8')) as { clockLeaseMs?: number }).clockLeaseMs ?? -1 } catch {}
+        atPublish.push({ wallMs: message.beacon.wallMs, leaseMs })
+      }
+      await publish(data)
+    }
+    const started = await startOnStandIn(standIn, leaseDir, 'lease')
+    try {
+      standIn.handlers.onGossip(A, ledgerOfA(A, B, self).update())
+      // A write after the lease ran out (1 s, renewed only as beacons go),
+      // then writes in quick succession (renewed in the background, half a
+      // period ahead): each write sends a beacon.
+      for (let i = 0; i < 3; i++) {
+        await new Promise(resolve => setTimeout(resolve, 1200))
+        for (let j = 0; j < 3; j++) {
+          await started.agent.reserve({ id: `lease-${i}-${j}`, bytes: 1024 ** 2, placement: { kind: 'any' } })
+          await new Promise(resolve => setTimeout(resolve, 300))
+        }
+      }
+      console.log(`clock lease: ${atPublish.length} beacons over 3 quiet spells; lease past each by ${atPublish.map(b => b.leaseMs - b.wallMs).join(', ')} ms`)
+      expect(atPublish.length).toBeGreaterThanOrEqual(3)
+      expect(atPublish.filter(b => b.leaseMs <= b.wallMs)).toEqual([])
+    } finally {
+      await started.api.close()
+      await started.agent.stop()
+      await rm(leaseDir, { recursive: true, force: true })
+    }
   })
 })
