@@ -105,16 +105,21 @@ describe('clock channel repair', () => {
     expect(s.asked.map(a => a.peer)).toEqual(['m1'])
   })
 
-  it('pulls a stream a beacon showed a gap in after a second, then at most once a second, and forgets a gap that closed', async () => {
-    const s = setup(['m1'])
+  /** m1's stream falls behind now: no pull until `waitMs` has passed, then one from m1 (the only peer). */
+  async function expectFirstPullAfter (s: Setup, waitMs: number): Promise<void> {
     s.behind.add('m1')
     s.repair.tick()
-    await s.clock.advance(999)
+    await s.clock.advance(waitMs - 1)
     s.repair.tick()
     expect(s.gaps).toEqual([])
     await s.clock.advance(1)
     s.repair.tick()
     expect(s.gaps).toEqual(['m1'])
+  }
+
+  it('pulls a stream a beacon showed a gap in after a second, then at most once a second, and forgets a gap that closed', async () => {
+    const s = setup(['m1'])
+    await expectFirstPullAfter(s, 1000)
     s.repair.tick()
     expect(s.gaps).toEqual(['m1'])
     s.behind.delete('m1')
@@ -140,13 +145,6 @@ describe('clock channel repair', () => {
   it('waits longer before pulling a gap while its own local health says it is slow', async () => {
     const s = setup(['m1'])
     s.health.value = 2
-    s.behind.add('m1')
-    s.repair.tick()
-    await s.clock.advance(2999)
-    s.repair.tick()
-    expect(s.gaps).toEqual([])
-    await s.clock.advance(1)
-    s.repair.tick()
-    expect(s.gaps).toEqual(['m1'])
+    await expectFirstPullAfter(s, 3000)
   })
 })
