@@ -34,7 +34,7 @@ const SPREAD_COOLDOWN_MS = 500
  * cost N − 1 exchanges per peer instead: at 50 agents on two cores, an
  * entry that arrived after its beacons (a gap pull) set off 49 exchanges on
  * every agent that pulled it, and the answers, late under that load, made
- * more gaps (docs/decisions.md "Epidemic pull with a fanout").
+ * more gaps (docs/decisions.md "False deaths at N = 50 under load").
  */
 export const SPREAD_FANOUT = 3
 /** A gap is pulled from the same peer at most this often. */

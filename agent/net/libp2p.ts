@@ -443,8 +443,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       // yamux pings every connection from both ends every 30 s and only
       // logs a ping that fails: about 200 B/s per node at rest at N = 50,
       // growing with N, that tells nobody anything. The failure detector's
-      // probes already cross every connection (docs/decisions.md "No
-      // keepalive pings on connections").
+      // probes already cross every connection (docs/decisions.md "False
+      // deaths at N = 50 under load").
       streamMuxers: [yamux({ enableKeepAlive: false })],
       ...(this.clusterKey == null ? {} : { connectionProtector: preSharedKey({ psk: this.clusterKey }) }),
       peerDiscovery: this.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG })] : [],
