@@ -398,7 +398,7 @@ export class Agent extends EventEmitter {
         throw new UnavailableError(`data dir ${dataDir} belongs to peer ${meta.peerId}, not ${this.self}`)
       }
       clientId = meta?.clientId
-      if (typeof meta?.clockLeaseMs === 'number' && Number.isSafeInteger(meta.clockLeaseMs)) this.leaseMs = meta.clockLeaseMs
+      if (typeof meta?.clockLeaseMs === 'number' && Number.isSafeInteger(meta.clockLeaseMs)) this.leaseMs = this.leaseAskedMs = meta.clockLeaseMs
       // Restore under a throwaway client id: Yjs re-rolls its own id when a
       // non-local transaction adds structs of that id, which is exactly what
       // replaying our own history would look like.
@@ -1456,7 +1456,6 @@ export class Agent extends EventEmitter {
     const dataDir = this.init.dataDir
     if (dataDir === undefined) return
     const periodMs = this.init.clockLeaseMs ?? DEFAULTS.clockLeaseMs
-    this.leaseAskedMs = Math.max(this.leaseAskedMs, this.leaseMs)
     if (wallMs + periodMs / 2 >= this.leaseAskedMs) {
       const leaseMs = wallMs + periodMs
       this.leaseAskedMs = leaseMs

@@ -277,9 +277,10 @@ export class SyncExchange {
   }
 
   /**
-   * Sync at once with the peer that sent an update we could not fully apply:
-   * its author when connected (it holds its whole stream), else a connected
-   * peer at random. Once per peer per second, and not while another sync is
+   * Sync at once with `from` when connected, else a connected peer at
+   * random: the peer that sent an update we could not fully apply, or the one
+   * agent/repair.ts picked for a gap a beacon showed (another peer, then the
+   * member, in turn). Once per peer per second, and not while another sync is
    * running (after a heal or a restart those syncs bring the gap anyway; the
    * writer's next update shows it again if not); the periodic sync stays the
    * backstop.
