@@ -16,7 +16,7 @@
  * move to a new epoch every N ended reservations, the burst releases most of
  * what it reserved, and each kill lands 0–20 ms after agent 1 logs that it
  * moved to an epoch — while it writes the new epoch's snapshot and starts its
- * log — or, when no move comes within 15 s, then. Then, besides every acknowledged reservation admitted on
+ * log — or, when no move comes within 30 s (MOVE_WAIT_MS), then. Then, besides every acknowledged reservation admitted on
  * every agent, every acknowledged release must stay released.
  *
  * Prints progress on stderr and one JSON summary on stdout:
