@@ -512,7 +512,9 @@ export class Agent extends EventEmitter {
       request: async (peer, bytes, timeoutMs) => await this.probes.request(peer, bytes, timeoutMs),
       receive: (from, beacons) => {
         const view = this.lastResolution().view
-        for (const beacon of beacons) this.beaconChannel.receive(from, beacon, (node) => view.has(node), { pulled: true })
+        const counted = new Set<PeerIdStr>()
+        for (const beacon of beacons) if (this.beaconChannel.receive(from, beacon, (node) => view.has(node), { pulled: true })) counted.add(beacon.node)
+        return counted
       },
       streamsBehind: () => this.beaconChannel.streamsBehind(),
       pullGap: (peer) => { this.sync.wake(); this.sync.pullGap(peer) },

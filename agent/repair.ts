@@ -8,7 +8,15 @@
  * - **Beacons.** A verdict that has waited `pullAfterMs` for members' clocks
  *   or confirmations asks one peer — one of those members when connected —
  *   for the latest beacon it holds of each (`PULL` → `BEACONS`). At most once
- *   a second.
+ *   a second, longer while this node's local health says it is slow. A member
+ *   a pull brought nothing newer of (no answer in time, or an answer with
+ *   its beacon no newer than the one held) is asked about again only after
+ *   twice the wait of the last time, up to {@link BEACON_PULL_BACKOFF_MAX_MS}:
+ *   a member slow to beacon is most likely slow to answer too, every peer
+ *   waiting for it asks it, and at 50 agents on two cores those pulls
+ *   (0.5–0.7 per node per second in the load windows) were most of the
+ *   requests starved members left unanswered. A beacon of it that counts
+ *   ends the backoff.
  * - **Stream gaps.** A member's beacon names a position in its stream this
  *   peer does not hold, and gossip has not brought it for a second (a lost
  *   update, and nothing written after it to show the gap): pull the gap and
@@ -34,6 +42,8 @@ const BEHIND_PULL_AFTER_MS = 1000
 const BEACON_PULL_EVERY_MS = 1000
 /** How long a beacon pull waits for its answer. */
 const BEACON_PULL_TIMEOUT_MS = 2000
+/** The longest wait before asking again about a member whose last pulls brought nothing newer of it. */
+export const BEACON_PULL_BACKOFF_MAX_MS = 16_000
 
 export interface RepairDeps {
   clock: Clock
@@ -43,8 +53,8 @@ export interface RepairDeps {
   peers: () => readonly PeerIdStr[]
   /** One request/response with `peer`; undefined on no answer in time. */
   request: (peer: PeerIdStr, bytes: Uint8Array, timeoutMs: number) => Promise<WireMessage | undefined>
-  /** Pulled beacons go in as received ones do, from `from`. */
-  receive: (from: PeerIdStr, beacons: readonly WireBeacon[]) => void
+  /** Pulled beacons go in as received ones do, from `from`; returns the members whose beacon counted (newer than the one held). */
+  receive: (from: PeerIdStr, beacons: readonly WireBeacon[]) => ReadonlySet<PeerIdStr>
   /** Members whose beacons name a position of their stream this peer does not hold. */
   streamsBehind: () => Iterable<PeerIdStr>
   /** Pull what this peer lacks of a member's stream from `peer`, and end the anti-entropy backoff. */
@@ -61,14 +71,18 @@ export class ClockRepair {
   private waitingSince = new Map<string, number>()
   /** Per member whose stream is behind: since when, and how many pulls it has had. */
   private readonly behind = new Map<PeerIdStr, { sinceMs: number, pulls: number }>()
+  /** Per member the last pulls brought nothing newer of: how many in a row, and not asked about before `nextMs`. */
+  private readonly fruitless = new Map<PeerIdStr, { pulls: number, nextMs: number }>()
 
   constructor (private readonly deps: RepairDeps, private readonly pullAfterMs: number) {}
 
   /** After each resolution: pull beacons for verdicts that waited too long. */
   afterResolution (res: Resolution): void {
     const now = this.deps.clock.now()
-    if (res.pending === 0 || now - this.lastPullAtMs < BEACON_PULL_EVERY_MS || this.deps.stopped()) return
+    if (res.pending === 0) this.fruitless.clear()
+    if (res.pending === 0 || now - this.lastPullAtMs < BEACON_PULL_EVERY_MS * (1 + this.deps.health()) || this.deps.stopped()) return
     const wanted = new Set<PeerIdStr>()
+    const waitedFor = new Set<PeerIdStr>()
     // How long a verdict waited is measured on this host's clock from when
     // this peer first saw it waiting, not from its stamp: a host whose clock
     // is behind the writer's would otherwise never pull.
@@ -78,10 +92,12 @@ export class ClockRepair {
       const key = `${v.id}@${v.hlc}`
       const since = this.waitingSince.get(key) ?? Math.min(now, hlcWallMs(v.hlc))
       waiting.set(key, since)
+      for (const node of v.waitsFor) waitedFor.add(node)
       if (now - since < this.pullAfterMs || wanted.size >= MAX_PULL) continue
-      for (const node of v.waitsFor) if (node !== this.deps.self) wanted.add(node)
+      for (const node of v.waitsFor) if (node !== this.deps.self && (this.fruitless.get(node)?.nextMs ?? -Infinity) <= now) wanted.add(node)
     }
     this.waitingSince = waiting
+    for (const node of this.fruitless.keys()) if (!waitedFor.has(node)) this.fruitless.delete(node)
     if (wanted.size === 0) return
     const peers = this.deps.peers()
     if (peers.length === 0) return
@@ -89,12 +105,28 @@ export class ClockRepair {
     const direct = peers.filter(p => wanted.has(p))
     const pick = direct.length > 0 ? direct : peers
     const from = pick[Math.floor(this.deps.random() * pick.length)]
+    const asked = [...wanted].slice(0, MAX_PULL)
     this.deps.counters.beaconPulls++
     void (async () => {
-      const reply = await this.deps.request(from, encodeMessage({ type: MSG_PULL, nodes: [...wanted].slice(0, MAX_PULL) }), BEACON_PULL_TIMEOUT_MS)
-      if (reply?.type !== MSG_BEACONS || this.deps.stopped()) return
-      this.deps.receive(from, reply.beacons)
+      const reply = await this.deps.request(from, encodeMessage({ type: MSG_PULL, nodes: asked }), BEACON_PULL_TIMEOUT_MS)
+      if (this.deps.stopped()) return
+      const fresh = reply?.type === MSG_BEACONS ? this.deps.receive(from, reply.beacons) : new Set<PeerIdStr>()
+      this.backOff(asked, fresh)
     })()
+  }
+
+  /** After a pull about `asked`: forget the backoff of the members it brought a newer beacon of, double the others'. */
+  private backOff (asked: readonly PeerIdStr[], fresh: ReadonlySet<PeerIdStr>): void {
+    const now = this.deps.clock.now()
+    for (const node of asked) {
+      if (fresh.has(node)) {
+        this.fruitless.delete(node)
+        continue
+      }
+      const pulls = (this.fruitless.get(node)?.pulls ?? 0) + 1
+      const waitMs = Math.min(BEACON_PULL_BACKOFF_MAX_MS, BEACON_PULL_EVERY_MS * 2 ** pulls)
+      this.fruitless.set(node, { pulls, nextMs: now + waitMs })
+    }
   }
 
   /** Every second: pull the streams that beacons have shown a gap in for a second (longer while this node is slow). */

@@ -4,11 +4,12 @@
  * one of those members when connected, once a second at most — and a stream
  * a beacon showed a gap in is pulled after a second of gossip not bringing it
  * (longer while this node is slow), from another peer and from the member in
- * turn.
+ * turn. A member whose pulls bring nothing newer of it is asked about less
+ * and less often.
  * The peers are a table; the requests are real wire messages.
  */
 import { describe, expect, it } from 'vitest'
-import { ClockRepair, type RepairDeps } from '../../agent/repair.ts'
+import { BEACON_PULL_BACKOFF_MAX_MS, ClockRepair, type RepairDeps } from '../../agent/repair.ts'
 import { decodeMessage, MSG_BEACONS, MSG_PULL, type WireBeacon, type WireMessage } from '../../agent/wire.ts'
 import { encodeHlc, type Resolution, type Verdict } from '../../crdt/index.ts'
 import { VirtualClock } from '../../simulations/virtual/clock.ts'
@@ -21,22 +22,30 @@ interface Setup {
   clock: VirtualClock
   connected: string[]
   asked: Array<{ peer: string, nodes: string[] }>
+  /** When each pull was asked, in ms after the start. */
+  pulledAtMs: number[]
   received: Array<{ from: string, beacons: readonly WireBeacon[] }>
   behind: Set<string>
   gaps: string[]
   counters: { beaconPulls: number }
   health: { value: number }
+  /** The answer to a pull of `nodes`; by default a newer beacon of each, all of which count. */
+  reply: { answer: (nodes: string[]) => WireMessage | undefined }
 }
+
+let beaconWallMs = START_MS
+const fresh = (nodes: string[]): WireMessage => ({ type: MSG_BEACONS, beacons: nodes.map(node => ({ node, wallMs: ++beaconWallMs, counter: 0, seq: 1 })) })
 
 function setup (connected: string[]): Setup {
   const clock = new VirtualClock({ startMs: START_MS })
   const asked: Setup['asked'] = []
+  const pulledAtMs: number[] = []
   const received: Setup['received'] = []
   const behind = new Set<string>()
   const gaps: string[] = []
   const counters = { beaconPulls: 0 }
   const health = { value: 0 }
-  const answer: WireMessage = { type: MSG_BEACONS, beacons: [] }
+  const reply: Setup['reply'] = { answer: fresh }
   const deps: RepairDeps = {
     clock,
     random: () => 0.99,
@@ -46,16 +55,20 @@ function setup (connected: string[]): Setup {
       const message = decodeMessage(bytes)
       if (message.type !== MSG_PULL) throw new Error(`unexpected request ${message.type}`)
       asked.push({ peer, nodes: message.nodes })
-      return answer
+      pulledAtMs.push(clock.now() - START_MS)
+      return reply.answer(message.nodes)
     },
-    receive: (from, beacons) => { received.push({ from, beacons }) },
+    receive: (from, beacons) => {
+      received.push({ from, beacons })
+      return new Set(beacons.map(b => b.node))
+    },
     streamsBehind: () => behind,
     pullGap: (peer) => { gaps.push(peer) },
     health: () => health.value,
     stopped: () => false,
     counters
   }
-  return { repair: new ClockRepair(deps, PULL_AFTER_MS), clock, connected, asked, received, behind, gaps, counters, health }
+  return { repair: new ClockRepair(deps, PULL_AFTER_MS), clock, connected, asked, pulledAtMs, received, behind, gaps, counters, health, reply }
 }
 
 /** A resolution with one verdict written at `writtenMs`, waiting on the clocks of `waitsFor`. */
@@ -77,7 +90,7 @@ describe('clock channel repair', () => {
     await s.clock.advance(0)
     // m2 is both waited for and connected: asked directly; this node is never asked for.
     expect(s.asked).toEqual([{ peer: 'm2', nodes: ['m2', 'm9'] }])
-    expect(s.received).toEqual([{ from: 'm2', beacons: [] }])
+    expect(s.received.map(r => [r.from, r.beacons.map(b => b.node)])).toEqual([['m2', ['m2', 'm9']]])
     expect(s.counters.beaconPulls).toBe(1)
     await s.clock.advance(999)
     s.repair.afterResolution(res)
@@ -103,6 +116,38 @@ describe('clock channel repair', () => {
     await s.clock.advance(PULL_AFTER_MS)
     s.repair.afterResolution(ahead)
     expect(s.asked.map(a => a.peer)).toEqual(['m1'])
+  })
+
+  /** The times (ms after the start) of the pulls while `res` waits, each answered by `s.reply`, over `spanMs`. */
+  async function pullTimes (s: Setup, res: Resolution, spanMs: number): Promise<number[]> {
+    for (let t = 0; t <= spanMs; t += 100) {
+      s.repair.afterResolution(res)
+      await s.clock.advance(100)
+    }
+    return s.pulledAtMs
+  }
+
+  it('asks about a member whose pulls brought nothing newer of it half as often each time, up to a cap, and as often as before once one does', async () => {
+    const s = setup(['m1'])
+    const res = waiting(START_MS, ['m1'])
+    // m1 does not answer (a starved member): asked at 1 s, then 2, 4, 8, 16, 16 s after each fruitless pull.
+    s.reply.answer = () => undefined
+    expect(await pullTimes(s, res, 48_000)).toEqual([1000, 3000, 7000, 15_000, 31_000, 47_000])
+    expect(BEACON_PULL_BACKOFF_MAX_MS).toBe(16_000)
+    // An answer whose beacon of m1 is no newer than the one held is no better.
+    s.reply.answer = () => ({ type: MSG_BEACONS, beacons: [] })
+    s.pulledAtMs.length = 0
+    expect(await pullTimes(s, res, 20_000)).toEqual([63_000])
+    // Then m1 answers with a newer beacon (at 79 s, 16 s after the last): the verdict still waits, and it is asked once a second again.
+    s.reply.answer = fresh
+    s.pulledAtMs.length = 0
+    expect(await pullTimes(s, res, 18_000)).toEqual([79_000, 80_000, 81_000, 82_000, 83_000, 84_000, 85_000, 86_000])
+  })
+
+  it('pulls beacons less often while its own local health says it is slow', async () => {
+    const s = setup(['m1'])
+    s.health.value = 2
+    expect(await pullTimes(s, waiting(START_MS, ['m1']), 10_000)).toEqual([1000, 4000, 7000, 10_000])
   })
 
   /** m1's stream falls behind now: no pull until `waitMs` has passed, then one from m1 (the only peer). */
