@@ -146,9 +146,10 @@ export function resolveFrom (checkpoint: Checkpoint, input: Y.Doc | LedgerSnapsh
 /** The replay half of {@link resolveFrom} (an agent caches it and re-runs only finality as beacons arrive). */
 export function replayFrom (checkpoint: Checkpoint, snapshot: Omit<LedgerSnapshot, 'nodes'>): Replayed {
   const replayed = replayLedger(snapshot, { base: baseOf(checkpoint) })
-  const counts = { ...replayed.counts }
-  for (const [status, n] of Object.entries(checkpoint.ended.counts) as Array<[VerdictStatus, number]>) counts[status] += n
-  return { ...replayed, counts }
+  // The replay's counts are its own: added to in place (a copy of the whole
+  // would compute its digest, which is left until it is read).
+  for (const [status, n] of Object.entries(checkpoint.ended.counts) as Array<[VerdictStatus, number]>) replayed.counts[status] += n
+  return replayed
 }
 
 /** Rent accrued at or before the cut by the entries that ended there: add it to a bill of a resolution from the checkpoint. */

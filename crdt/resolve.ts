@@ -982,6 +982,7 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: 
   }
   let latestHlc: HlcString | undefined
   for (const s of streams.values()) if (s.hlc !== undefined && (latestHlc === undefined || s.hlc > latestHlc)) latestHlc = s.hlc
+  let digest: string | undefined
   return {
     verdicts,
     conflicts,
@@ -993,7 +994,9 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: 
     counts,
     latestHlc,
     proposals,
-    digest: digestVerdicts(all)
+    // Computed when first read: it sorts and prints every verdict, and most
+    // replays (one per ledger change) are never asked for it.
+    get digest () { return (digest ??= digestVerdicts(all)) }
   }
 }
 
@@ -1165,7 +1168,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
     pending,
     issues,
     counts: replayed.counts,
-    digest: replayed.digest
+    get digest () { return replayed.digest }
   }
 }
 
