@@ -107,6 +107,24 @@ async function startChild (index: number, dataDir: string, bootstrap: string[], 
 }
 
 /**
+ * Where finality stands on each agent, for a round that saw no move to an
+ * epoch (a move needs a stable cut, and so final verdicts): each agent's
+ * completeness line and watermark, and the first verdicts still tentative
+ * there with the members they wait for.
+ */
+async function finalityLines (children: Child[]): Promise<string[]> {
+  const lines: string[] = []
+  for (const child of children) {
+    const state = await httpJson(`${child.api}/v1/state`, { timeoutMs: 5000 }).catch(() => undefined)
+    const list = await httpJson(`${child.api}/v1/reservations`, { timeoutMs: 5000 }).catch(() => undefined)
+    const tentative = ((list?.body?.reservations ?? []) as Array<{ id: string, status: string, final: boolean, waitingOn?: string, waitsFor?: string[] }>).filter(v => !v.final)
+    lines.push(`crash-loop:   agent ${child.index} (${String(state?.body?.self).slice(-6)}): seen ${state?.body?.seen}, watermark ${state?.body?.watermark}, ${tentative.length} tentative` +
+      tentative.slice(0, 2).map(v => `; ${v.id} ${v.status} waits on ${v.waitingOn} of ${(v.waitsFor ?? []).map(n => n.slice(-6)).join(', ')}`).join(''))
+  }
+  return lines
+}
+
+/**
  * Reservations at `api`, CONCURRENCY in flight, until `stop()` is true or the
  * agent stops answering. Returns the ids answered 201 and how many were cut.
  */
@@ -194,7 +212,10 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
             const deadline = Date.now() + MOVE_WAIT_MS
             while (Date.now() < deadline && !victim.log.slice(linesBefore).some(l => /epoch: moved to epoch/.test(l))) await sleep(2)
             if (Date.now() < deadline) killsDuringMoves++
-            else log(`crash-loop: round ${round}: no move to an epoch within ${MOVE_WAIT_MS / 1000} s; killing anyway`)
+            else {
+              log(`crash-loop: round ${round}: no move to an epoch within ${MOVE_WAIT_MS / 1000} s; killing anyway`)
+              for (const line of await finalityLines(children)) log(line)
+            }
             await sleep(Math.floor(random() * 20))
             killAfterMs = Date.now() - roundStart
             victim.child.kill('SIGKILL')
