@@ -190,6 +190,8 @@ export const systemClock: Clock = {
 
 /** A peer in a later epoch is asked for it at most this often (docs/design.md "Compaction: epochs"). */
 const EPOCH_FETCH_COOLDOWN_MS = 2000
+/** At most this often, a record written again because a stale copy of it won (reassertRecord). */
+const RECORD_REASSERT_EVERY_MS = 1000
 
 export class Agent extends EventEmitter {
   readonly self: PeerIdStr
@@ -230,6 +232,8 @@ export class Agent extends EventEmitter {
   private pendingGossip: Uint8Array[] = []
   private gossipTimer?: TimerHandle
   private refreshTimer?: TimerHandle
+  /** When this node last wrote its record again because a stale copy had won (reassertRecord). */
+  private recordReassertedAtMs = -Infinity
   private failed?: string
   /** Set when Yjs re-assigned our client id: another process writes under this identity; this one never writes again. */
   private identityLost?: string
@@ -1395,6 +1399,27 @@ export class Agent extends EventEmitter {
     this.stepEpochs(res)
     this.updateAlerts(res)
     this.membership.requestAdmission(res)
+    this.reassertRecord(res)
+  }
+
+  /**
+   * A copy of this node's record carried over at a move to a new epoch
+   * (crdt/epoch.ts `carryOver`) by a peer whose copies spread late — killed
+   * right after its move, or cut off — is a set of the same key concurrent
+   * with this node's newer record, and Yjs may let it win. Every peer then
+   * holds this node's stream short of the position its beacons name, counts
+   * none of them, and finality stops everywhere until this node writes again
+   * (docs/decisions.md "Finality stalled after a kill right after a move").
+   * Written again, the record comes after everything held here and wins.
+   */
+  private reassertRecord (res: Resolution): void {
+    const own = res.nodes.get(this.self)
+    if (own === undefined || !own.member || own.lastSeq >= this.writer.position) return
+    const now = this.clock.now()
+    if (now - this.recordReassertedAtMs < RECORD_REASSERT_EVERY_MS) return
+    this.recordReassertedAtMs = now
+    this.log.info(`this node's record in the ledger is older than its latest write (position ${own.lastSeq} of ${this.writer.position}: a copy a peer carried over won): writing it again`)
+    void this.sampleAndPublish(true)
   }
 
   /** Follow this node's own membership by the log: admitted, or no longer a member (evicted, left). */

@@ -29,16 +29,14 @@ describe('crash loop', () => {
     console.log(`crash-loop (compaction) seed ${SEED} (replay: MEMGOSSIP_CRASH_SEED=${SEED})`)
     const lines: string[] = []
     // A move every 10 ended reservations, so each round has moves to land on.
-    // At least one kill must land right after a move, not two: after a kill
-    // right after a move, finality can stall for good (no stable cut, so no
-    // further move; docs/decisions.md "Found, not fixed: finality stalls
-    // after a kill right after a move"). What this test is about, nothing
-    // acknowledged lost and no release undone, holds either way.
+    // A round without one printed where finality stood on each agent: that is
+    // how a stall after a kill right after a move was found (docs/decisions.md
+    // "Finality stalled after a kill right after a move").
     const summary = await runCrashLoop({ kills: 3, seed: SEED, nodes: 3, compactAfter: 10, log: (l) => { lines.push(l) } })
     console.log(lines.join('\n'))
     console.log(JSON.stringify(summary))
     expect(summary.restartFailures).toBe(0)
-    expect(summary.killsDuringMoves, 'kills that landed right after an epoch line').toBeGreaterThanOrEqual(1)
+    expect(summary.killsDuringMoves, 'kills that landed right after an epoch line').toBeGreaterThanOrEqual(2)
     expect(Math.min(...summary.epochs!), 'every agent moved at least once').toBeGreaterThanOrEqual(1)
     expect(summary.releasesAcknowledged).toBeGreaterThan(30)
     expect(summary.convergedMs).toBeGreaterThanOrEqual(0)
