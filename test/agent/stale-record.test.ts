@@ -10,13 +10,13 @@
  */
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Agent, systemClock } from '../../agent/agent.ts'
-import { MemoryNetworkHub } from '../../simulations/virtual/network.ts'
+import { Agent } from '../../agent/agent.ts'
 import { createFakeProbe } from '../../agent/probe.ts'
 import { memoryLogger } from '../../agent/log.ts'
 import { encodeMessage, MSG_GOSSIP } from '../../agent/wire.ts'
 import { MAP_NODES } from '../../crdt/index.ts'
 import { waitFor } from '../../simulations/support/wait.ts'
+import { PeerStandIn } from './stand-in.ts'
 
 const GiB = 1024 ** 3
 const started: Agent[] = []
@@ -24,19 +24,10 @@ afterEach(async () => { await Promise.all(started.splice(0).map(async a => { awa
 
 describe('a stale copy of a node\'s record', () => {
   it('that wins over its newer record makes the node write its record again, past every position it holds', async () => {
-    const hub = new MemoryNetworkHub({ clock: systemClock, random: Math.random, latencyMs: { min: 1, max: 2 } })
-    const network = hub.createNetwork('A')
-    let deliver: ((from: string, data: Uint8Array) => void) | undefined
-    const tapped = new Proxy(network, {
-      get (target, key) {
-        if (key === 'start') return async (handlers: Parameters<typeof network.start>[0]) => { deliver = handlers.onGossip; await target.start(handlers) }
-        const value = Reflect.get(target, key, target) as unknown
-        return typeof value === 'function' ? value.bind(target) : value
-      }
-    })
+    const network = new PeerStandIn('A', [])
     const probe = createFakeProbe({ totalBytes: 16 * GiB, availableBytes: 16 * GiB })
     const log = memoryLogger()
-    const agent = await Agent.start({ network: tapped, probe, cluster: 't', env: {}, sampleIntervalMs: 100, heartbeatIntervalMs: 0, syncIntervalMs: 60_000, log })
+    const agent = await Agent.start({ network, probe, cluster: 't', env: {}, sampleIntervalMs: 100, heartbeatIntervalMs: 0, syncIntervalMs: 60_000, log })
     started.push(agent)
     const recordSeq = (): number => (agent.ledger.entries(MAP_NODES).find(([key]) => key === agent.self)?.[1] as { seq: number } | undefined)?.seq ?? 0
     await waitFor('the first record', () => recordSeq() > 0, 10_000)
@@ -55,7 +46,7 @@ describe('a stale copy of a node\'s record', () => {
     peer.clientID = 0xffffffff
     const before = Y.encodeStateVector(peer)
     peer.getMap(MAP_NODES).set(agent.self, { ...copy })
-    deliver!('12D3KooWpeer', encodeMessage({ type: MSG_GOSSIP, update: Y.encodeStateAsUpdate(peer, before) }))
+    network.handlers.onGossip('12D3KooWpeer', encodeMessage({ type: MSG_GOSSIP, update: Y.encodeStateAsUpdate(peer, before) }))
     expect(recordSeq(), 'the stale copy won the key').toBe(copy.seq)
 
     // The node writes its record again, past the newer one.
