@@ -1415,6 +1415,8 @@ export class Agent extends EventEmitter {
   private reassertRecord (res: Resolution): void {
     const own = res.nodes.get(this.self)
     if (own === undefined || !own.member || own.lastSeq >= this.writer.position) return
+    // A node that no longer writes (sampleAndPublish would not) says so in its alerts already.
+    if (this.failed !== undefined || this.identityLost !== undefined) return
     const now = this.clock.now()
     if (now - this.recordReassertedAtMs < RECORD_REASSERT_EVERY_MS) return
     this.recordReassertedAtMs = now
