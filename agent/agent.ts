@@ -1379,6 +1379,8 @@ export class Agent extends EventEmitter {
     const latest = latestWithin(this.resolution(), now + DEFAULTS.maxClockSkewMs)
     if (latest !== undefined) this.writer.observe(latest, now)
     const res = this.resolution()
+    // The position of this node's stream that `res` shows: the duties below may write.
+    const position = this.writer.position
     this.trackLiveness(res)
     this.trackMembership(res)
     this.membership.admitRequests(res)
@@ -1399,7 +1401,7 @@ export class Agent extends EventEmitter {
     this.stepEpochs(res)
     this.updateAlerts(res)
     this.membership.requestAdmission(res)
-    this.reassertRecord(res)
+    this.reassertRecord(res, position)
   }
 
   /**
@@ -1412,15 +1414,15 @@ export class Agent extends EventEmitter {
    * (docs/decisions.md "Finality stalled after a kill right after a move").
    * Written again, the record comes after everything held here and wins.
    */
-  private reassertRecord (res: Resolution): void {
+  private reassertRecord (res: Resolution, position: number): void {
     const own = res.nodes.get(this.self)
-    if (own === undefined || !own.member || own.lastSeq >= this.writer.position) return
+    if (own === undefined || !own.member || own.lastSeq >= position) return
     // A node that no longer writes (sampleAndPublish would not) says so in its alerts already.
     if (this.failed !== undefined || this.identityLost !== undefined) return
     const now = this.clock.now()
     if (now - this.recordReassertedAtMs < RECORD_REASSERT_EVERY_MS) return
     this.recordReassertedAtMs = now
-    this.log.info(`this node's record in the ledger is older than its latest write (position ${own.lastSeq} of ${this.writer.position}: a copy a peer carried over won): writing it again`)
+    this.log.info(`this node's record in the ledger is older than its latest write (position ${own.lastSeq} of ${position}: a copy a peer carried over won): writing it again`)
     void this.sampleAndPublish(true)
   }
 
