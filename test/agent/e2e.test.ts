@@ -181,7 +181,7 @@ describe('three agents as child processes', () => {
       for (const peer of [agents[0], agents[2]]) expect(await missing(peer, acked), `seed ${SEED}, round ${round}, on ${peer.info.peerId}`).toEqual([])
       // Its stream continues after the restart: new writes are accepted, once
       // its clock has passed the lease of its last run's beacons (writes are
-      // refused until then, at most about a second and a half after a restart).
+      // refused with 503 until then: at most about a second after the kill).
       await waitFor(`writes accepted after restart ${round}`, async () => (await get(victim, '/v1/state')).body.writesRefused === undefined, 5_000)
       expect((await post(victim, '/v1/reservations', { id: `after-kill-${round}`, size: '64MiB' })).status).toBe(201)
 
