@@ -234,6 +234,8 @@ export class Agent extends EventEmitter {
   private refreshTimer?: TimerHandle
   /** When this node last wrote its record again because a stale copy had won (reassertRecord). */
   private recordReassertedAtMs = -Infinity
+  /** Position of the last node record this node wrote (this run). */
+  private lastRecordSeq?: number
   private failed?: string
   /** Set when Yjs re-assigned our client id: another process writes under this identity; this one never writes again. */
   private identityLost?: string
@@ -1113,7 +1115,7 @@ export class Agent extends EventEmitter {
   /** The node record: its figures, written when one moves (finality and liveness travel on the clock channel). */
   private writeHeartbeat (sample: MemorySample, allocatable: number): void {
     if (this.identityLost !== undefined || this.failed !== undefined || this.leaseWaitMs() > 0) return
-    this.writer.heartbeat({
+    this.lastRecordSeq = this.writer.heartbeat({
       totalBytes: sample.totalBytes,
       floorBytes: this.floorBytes,
       allocatableBytes: allocatable,
@@ -1124,7 +1126,7 @@ export class Agent extends EventEmitter {
       addrs: this.mesh.forRecord(),
       pressure: this.pressure.level === 'ok' ? undefined : this.pressure.level,
       usage: this.usageRecord
-    }, this.clock.now())
+    }, this.clock.now()).seq
     this.metrics.heartbeats++
   }
 
@@ -1379,8 +1381,6 @@ export class Agent extends EventEmitter {
     const latest = latestWithin(this.resolution(), now + DEFAULTS.maxClockSkewMs)
     if (latest !== undefined) this.writer.observe(latest, now)
     const res = this.resolution()
-    // The position of this node's stream that `res` shows: the duties below may write.
-    const position = this.writer.position
     this.trackLiveness(res)
     this.trackMembership(res)
     this.membership.admitRequests(res)
@@ -1401,7 +1401,7 @@ export class Agent extends EventEmitter {
     this.stepEpochs(res)
     this.updateAlerts(res)
     this.membership.requestAdmission(res)
-    this.reassertRecord(res, position)
+    this.reassertRecord(res)
   }
 
   /**
@@ -1411,18 +1411,20 @@ export class Agent extends EventEmitter {
    * with this node's newer record, and Yjs may let it win. Every peer then
    * holds this node's stream short of the position its beacons name, counts
    * none of them, and finality stops everywhere until this node writes again
-   * (docs/decisions.md "Finality stalled after a kill right after a move").
-   * Written again, the record comes after everything held here and wins.
+   * (docs/decisions.md "Finality stalled after a kill right after a move"),
+   * and its figures are old ones. So whenever the ledger's record of this
+   * node is not the last one it wrote, it writes it again: that comes after
+   * everything held here and wins.
    */
-  private reassertRecord (res: Resolution, position: number): void {
+  private reassertRecord (res: Resolution): void {
     const own = res.nodes.get(this.self)
-    if (own === undefined || !own.member || own.lastSeq >= position) return
+    if (own === undefined || !own.member || this.lastRecordSeq === undefined || (own.heartbeat?.seq ?? 0) >= this.lastRecordSeq) return
     // A node that no longer writes (sampleAndPublish would not) says so in its alerts already.
     if (this.failed !== undefined || this.identityLost !== undefined) return
     const now = this.clock.now()
     if (now - this.recordReassertedAtMs < RECORD_REASSERT_EVERY_MS) return
     this.recordReassertedAtMs = now
-    this.log.info(`this node's record in the ledger is older than its latest write (position ${own.lastSeq} of ${position}: a copy a peer carried over won): writing it again`)
+    this.log.info(`this node's record in the ledger is older than the one it last wrote (position ${own.heartbeat?.seq ?? 0} of ${this.lastRecordSeq}: a copy a peer carried over won): writing it again`)
     void this.sampleAndPublish(true)
   }
 

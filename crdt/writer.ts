@@ -71,11 +71,6 @@ export class LedgerWriter {
    * checkpoint keeps how far they reached (crdt/epoch.ts). A position or a
    * stamp must never be issued twice.
    */
-  /** The position of this node's latest write in its stream: what its beacons name. */
-  get position (): number {
-    return this.seq
-  }
-
   resume (position: { hlc?: HlcString, seq: number }, wallMs: number): void {
     if (position.seq > this.seq) this.seq = position.seq
     if (position.hlc !== undefined) this.observe(position.hlc, wallMs)
