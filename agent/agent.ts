@@ -785,7 +785,7 @@ export class Agent extends EventEmitter {
    * when it does not fit (returns `written: false`) or the id exists.
    */
   async reserve (request: ReserveRequest): Promise<{ written: boolean, verdict?: Verdict, answer: FitAnswer, ackedPeers?: number }> {
-    this.assertWritable()
+    await this.assertWritable()
     if (this.resolution().verdicts.has(request.id) || this.resolution().conflicts.some(v => v.id === request.id)) {
       throw new IdExistsError(`reservation '${request.id}' already exists`)
     }
@@ -813,7 +813,7 @@ export class Agent extends EventEmitter {
    * ends (`<id>@<creator>`), so it can never end another creator's entry.
    */
   async release (id: string): Promise<Verdict> {
-    this.assertWritable()
+    await this.assertWritable()
     const res = this.resolution()
     const existing = res.verdicts.get(id)
     if (existing === undefined) throw new NotFoundError(`no reservation '${id}'`)
@@ -845,7 +845,7 @@ export class Agent extends EventEmitter {
    * on the evicted node's unseen writes may change.
    */
   async evict (node: PeerIdStr, options: { force?: boolean } = {}): Promise<EvictionAnswer> {
-    this.assertWritable()
+    await this.assertWritable()
     const res = this.resolution()
     if (!res.members.includes(this.self)) throw new UnavailableError('this agent is not a member of the current view, so it cannot propose a view change')
     if (!res.members.includes(node)) throw new NotFoundError(`no member '${node}' in the current view (members: ${res.members.map(shortId).join(', ')})`)
@@ -880,7 +880,7 @@ export class Agent extends EventEmitter {
    * bootstrap peer).
    */
   async leave (): Promise<void> {
-    this.assertWritable()
+    await this.assertWritable()
     this.leftOnPurpose = true
     this.writer.capacity(0, 'left', this.clock.now())
     await this.durable()
@@ -891,12 +891,23 @@ export class Agent extends EventEmitter {
 
   /** Mark this node draining (no new placements; its reservations are evicted, docs/design.md "Capacity loss"). */
   async drain (): Promise<void> {
-    this.assertWritable()
+    await this.assertWritable()
     this.writer.capacity(this.allocatableBytes, 'draining', this.clock.now())
     await this.durable()
   }
 
-  private assertWritable (): void {
+  /**
+   * A write that arrives while the restart's clock lease runs out (at most
+   * about a lease period after a restart) waits for it rather than being
+   * refused: the wait is short and known, and a deploy system retrying a 503
+   * would only wait longer.
+   */
+  private async assertWritable (): Promise<void> {
+    const lease = this.leaseWaitMs()
+    if (lease > 0 && lease <= this.leasePeriodMs() * 2 && this.failed === undefined && this.identityLost === undefined && !this.stopped) {
+      // Not this.schedule: a stop must still settle the wait (it then refuses, below).
+      await new Promise<void>(resolve => { this.clock.setTimeout(resolve, lease + 1) })
+    }
     if (this.stopped) throw new UnavailableError('agent is stopping')
     const refusal = this.writeRefusal()
     if (refusal !== undefined) throw new UnavailableError(refusal)
@@ -918,6 +929,10 @@ export class Agent extends EventEmitter {
   /** How long until the wall clock passes the lease a previous run held (0 once it has). */
   private leaseWaitMs (): number {
     return Math.max(0, this.restartLeaseMs - this.clock.now())
+  }
+
+  private leasePeriodMs (): number {
+    return this.init.clockLeaseMs ?? DEFAULTS.clockLeaseMs
   }
 
   private maxOffsetMs (): number {
@@ -1488,7 +1503,7 @@ export class Agent extends EventEmitter {
   private async holdLease (wallMs: number): Promise<void> {
     const dataDir = this.init.dataDir
     if (dataDir === undefined) return
-    const periodMs = this.init.clockLeaseMs ?? DEFAULTS.clockLeaseMs
+    const periodMs = this.leasePeriodMs()
     if (wallMs + periodMs / 2 >= this.leaseAskedMs) {
       const leaseMs = wallMs + periodMs
       this.leaseAskedMs = leaseMs
