@@ -614,7 +614,6 @@ export class Agent extends EventEmitter {
 
   // ------------------------------------------------------------ reading
 
-  /** A member of the current view, by the log. */
   /** How long a direct ping waits (the preset's failure-detector timeout). */
   private get probeTimeoutMs (): number {
     return this.init.failureDetector?.probeTimeoutMs ?? FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs
@@ -1558,7 +1557,9 @@ export class Agent extends EventEmitter {
       evictionBlocked: this.membership.blocked,
       pressure: this.pressure.level === 'ok' ? undefined : { level: this.pressure.level, message: this.pressure.describe() ?? '' },
       usage: this.usage.list(),
-      nearLimitRatio: this.init.nearLimitRatio ?? DEFAULTS.nearLimitRatio
+      nearLimitRatio: this.init.nearLimitRatio ?? DEFAULTS.nearLimitRatio,
+      nowMs: this.clock.now(),
+      finalityStallMs: DEFAULTS.finalityStallAlertMs
     }))
   }
 
@@ -1655,8 +1656,8 @@ export class Agent extends EventEmitter {
     old.destroy()
     this.log.info(`epoch: moved to epoch ${decision.epoch} (${decision.how}; checkpoint at ${decision.checkpoint.cut}, ${decision.checkpoint.running.length} running and ${decision.checkpoint.queue.length} queued there; ${decision.carried} entries carried over; document ${state.length} bytes)`)
     this.scheduleRefresh()
-    // This node's own record, written in the new document after the copies peers carried of it.
-    this.schedule(() => { void this.sampleAndPublish(true) }, 1000 + Math.floor(this.random() * 1000))
+    // This node's own record is among the copies carried over; if a stale or
+    // no copy of it wins in the new document, reassertRecord writes it again.
     for (const peer of this.network.peers().slice(0, 3)) this.schedule(() => { void this.syncWith(peer) }, Math.floor(this.random() * 50))
     const store = this.store
     const dataDir = this.init.dataDir

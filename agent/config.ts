@@ -224,6 +224,12 @@ export const AGENT_DEFAULTS = Object.freeze({
   /** Re-log an unchanged alert at most this often. */
   alertLogIntervalMs: 5 * 60_000,
   /**
+   * Alert (FinalityStalled) when a verdict stays tentative this long after it
+   * was stamped: finality normally takes well under a second, so a minute
+   * means a member's clock, confirmations or a view change are stuck.
+   */
+  finalityStallAlertMs: 60_000,
+  /**
    * Per-peer gossip budget: a token bucket of messages and bytes. A healthy
    * peer sends one batch per burst of writes; a flooding one is cut to this rate
    * (the excess is dropped and counted) so it cannot starve the others, and

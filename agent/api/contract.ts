@@ -505,7 +505,7 @@ export const State = z.object({
 
 export const Alert = z.object({
   key: z.string(),
-  kind: z.enum(['MemoryPressure', 'PressureLevel', 'ReservationNearLimit', 'NodeCommittedHigh', 'UnaccountedUsage', 'NodeUndersized', 'StorageFailed', 'ClockSkew', 'IdentityConflict', 'NotAMember', 'EvictionBlocked', 'CheckpointMismatch']),
+  kind: z.enum(['MemoryPressure', 'PressureLevel', 'ReservationNearLimit', 'NodeCommittedHigh', 'UnaccountedUsage', 'NodeUndersized', 'StorageFailed', 'ClockSkew', 'IdentityConflict', 'NotAMember', 'EvictionBlocked', 'CheckpointMismatch', 'FinalityStalled']),
   node: NodeId,
   message: z.string(),
   setting: z.string().meta({ description: 'The setting an operator would change.' })
