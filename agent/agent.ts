@@ -239,7 +239,15 @@ export class Agent extends EventEmitter {
   private failed?: string
   /** Set when Yjs re-assigned our client id: another process writes under this identity; this one never writes again. */
   private identityLost?: string
+  /** The document's Yjs client id: this node's stream in the current epoch. */
   private clientId = 0
+  /**
+   * The client id of the document the files on disk hold: what meta.json
+   * names, and a restart writes under. A new epoch's id is only named there
+   * once its snapshot is on disk (docs/decisions.md "A restart reused a
+   * client id").
+   */
+  private filesClientId = 0
   private stopped = false
   /** Membership as last reported (admitted / no longer a member), for the transitions. */
   private wasMember = false
@@ -430,7 +438,7 @@ export class Agent extends EventEmitter {
       }
     }
     this.doc.clientID = clientId ?? this.randomClientId()
-    this.clientId = this.doc.clientID
+    this.clientId = this.filesClientId = this.doc.clientID
     this.writer = new LedgerWriter(this.doc, this.self, ORIGIN_LOCAL)
     // In a later epoch the document holds only what the checkpoint did not
     // summarise: how far this node's stream reached is in the checkpoint.
@@ -1508,7 +1516,7 @@ export class Agent extends EventEmitter {
       this.leaseAskedMs = leaseMs
       this.leaseTail = this.leaseTail.catch(() => {}).then(async () => {
         if (leaseMs <= this.leaseMs) return
-        await writeMeta(dataDir, { clientId: this.clientId, peerId: this.self, clockLeaseMs: leaseMs })
+        await writeMeta(dataDir, { clientId: this.filesClientId, peerId: this.self, clockLeaseMs: leaseMs })
         this.leaseMs = leaseMs
       })
       // Awaited below only when the lease has run out; a failed write rejects there, or at the next beacon.
@@ -1518,10 +1526,10 @@ export class Agent extends EventEmitter {
     if (wallMs >= this.leaseMs) await this.leaseTail
   }
 
-  /** Write meta.json again as it stands (a new client id), after the writes of the lease queued before it. */
+  /** Write meta.json again as it stands (the files' new client id), after the writes of the lease queued before it. */
   private async rewriteMeta (dataDir: string): Promise<void> {
     this.leaseTail = this.leaseTail.catch(() => {}).then(async () => {
-      await writeMeta(dataDir, { clientId: this.clientId, peerId: this.self, clockLeaseMs: this.leaseMs })
+      await writeMeta(dataDir, { clientId: this.filesClientId, peerId: this.self, clockLeaseMs: this.leaseMs })
     })
     await this.leaseTail
   }
@@ -1664,6 +1672,8 @@ export class Agent extends EventEmitter {
     if (store === undefined || dataDir === undefined) return
     try {
       await store.compact(state, { epoch: decision.epoch })
+      // Only now do the files hold the new document: a restart may write under its id.
+      this.filesClientId = decision.doc.clientID
       await this.rewriteMeta(dataDir)
     } catch (error) {
       this.fail(`could not write epoch ${decision.epoch}'s snapshot: ${(error as Error).message}`)

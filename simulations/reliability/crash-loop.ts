@@ -5,6 +5,9 @@
  *
  *   npx tsx simulations/reliability/crash-loop.ts --kills K [--seed S] [--nodes 3] [--keep]
  *
+ * With --keep, the data dirs stay, and each agent start's output is in
+ * `agent-<i>.<n>.log` beside them.
+ *
  * Starts N agents as child processes (real libp2p over TCP on 127.0.0.1, real
  * data dirs with fsync, `--fake-memory`), then K times: fires a burst of
  * reservations at agent 1 (8 in flight), SIGKILLs it at a seeded random moment
@@ -100,9 +103,12 @@ class CrashLoopError extends Error {
 }
 
 /** Start one agent (simulations/support/agent-process.ts); resolves once it wrote agent.json and /healthz answers 200. */
-async function startChild (index: number, dataDir: string, bootstrap: string[], compactAfter?: number): Promise<Child> {
+let starts = 0
+/** With `logs`, each start's output goes to `<dataDir>.<n>.log` beside the data dir (kept with --keep). */
+async function startChild (index: number, dataDir: string, bootstrap: string[], compactAfter?: number, logs = false): Promise<Child> {
   const extraArgs = compactAfter !== undefined ? ['--compact-after', String(compactAfter)] : []
-  const agent = await startAgentProcess({ dataDir, cluster: 'crash', fakeMemory: '256GiB', bootstrap, healthy: true, timeoutMs: START_TIMEOUT_MS, extraArgs })
+  const logFile = logs ? `${dataDir}.${++starts}.log` : undefined
+  const agent = await startAgentProcess({ dataDir, cluster: 'crash', fakeMemory: '256GiB', bootstrap, healthy: true, timeoutMs: START_TIMEOUT_MS, extraArgs, logFile })
   return Object.assign(agent, { index })
 }
 
@@ -188,8 +194,8 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
   log(`crash-loop: seed ${options.seed} (replay: --seed ${options.seed}), ${options.nodes} agents, ${options.kills} kills, data under ${base}`)
   try {
     const compactAfter = options.compactAfter
-    children.push(await startChild(1, dirs[0], [], compactAfter))
-    children.push(...await Promise.all(dirs.slice(1).map(async (dir, i) => await startChild(i + 2, dir, children[0].multiaddrs, compactAfter))))
+    children.push(await startChild(1, dirs[0], [], compactAfter, options.keep))
+    children.push(...await Promise.all(dirs.slice(1).map(async (dir, i) => await startChild(i + 2, dir, children[0].multiaddrs, compactAfter, options.keep))))
     // Writes on agent 1 need it joined; the others join through it.
     const joinDeadline = Date.now() + START_TIMEOUT_MS
     while ((await Promise.all(children.map(async c => (await httpJson(`${c.api}/v1/state`, { timeoutMs: 5000 })).body.joined === true))).includes(false)) {
@@ -236,7 +242,7 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
       let restarted: Child | undefined
       for (let attempt = 1; attempt <= 2 && restarted === undefined; attempt++) {
         try {
-          restarted = await startChild(1, victim.dataDir, peers, compactAfter)
+          restarted = await startChild(1, victim.dataDir, peers, compactAfter, options.keep)
         } catch (error) {
           restartFailures++
           log(`crash-loop: RESTART FAILED (attempt ${attempt}): ${(error as Error).message}`)
@@ -272,7 +278,7 @@ export async function runCrashLoop (options: CrashLoopOptions): Promise<CrashLoo
           checked++
           const r = await httpJson(`${child.api}/v1/reservations/${encodeURIComponent(id)}`, { timeoutMs: 5000 }).catch(() => ({ status: 0, body: undefined }))
           if (r.status !== 200 || r.body?.status !== 'admitted') {
-            if (!lostIds.has(id)) log(`crash-loop: LOST ${id} on agent ${child.index}: ${r.status} ${JSON.stringify(r.body)?.slice(0, 200)}`)
+            log(`crash-loop: LOST ${id} on agent ${child.index}: ${r.status} ${JSON.stringify(r.body)?.slice(0, 200)}`)
             lostIds.add(id)
           }
         }))
