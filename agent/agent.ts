@@ -243,9 +243,9 @@ export class Agent extends EventEmitter {
   private clientId = 0
   /**
    * The client id of the document the files on disk hold: what meta.json
-   * names, and a restart writes under. A new epoch's id is only named there
-   * once its snapshot is on disk (docs/decisions.md "A restart reused a
-   * client id").
+   * names (the snapshot names it too, and a restart reads it there first). A
+   * new epoch's id is only named once its snapshot is on disk
+   * (docs/decisions.md "A restart reused a client id").
    */
   private filesClientId = 0
   private stopped = false
@@ -411,7 +411,9 @@ export class Agent extends EventEmitter {
       if (meta?.peerId !== undefined && meta.peerId !== this.self) {
         throw new UnavailableError(`data dir ${dataDir} belongs to peer ${meta.peerId}, not ${this.self}`)
       }
-      clientId = meta?.clientId
+      // The snapshot names its document's client id when it was written with
+      // it; meta.json is only the fallback (no snapshot yet, or an older one).
+      clientId = opened.clientId ?? meta?.clientId
       if (typeof meta?.clockLeaseMs === 'number' && Number.isSafeInteger(meta.clockLeaseMs)) this.leaseMs = this.leaseAskedMs = meta.clockLeaseMs
       // Restore under a throwaway client id: Yjs re-rolls its own id when a
       // non-local transaction adds structs of that id, which is exactly what
@@ -1671,7 +1673,7 @@ export class Agent extends EventEmitter {
     const dataDir = this.init.dataDir
     if (store === undefined || dataDir === undefined) return
     try {
-      await store.compact(state, { epoch: decision.epoch })
+      await store.compact(state, { epoch: decision.epoch, clientId: decision.doc.clientID })
       // Only now do the files hold the new document: a restart may write under its id.
       this.filesClientId = decision.doc.clientID
       await this.rewriteMeta(dataDir)
@@ -1688,7 +1690,7 @@ export class Agent extends EventEmitter {
     if (store.sizeBytes() < 2 * state.length) return
     try {
       await this.durableTail
-      await store.compact(Y.encodeStateAsUpdate(this.doc), { epoch: this.epochs.epoch })
+      await store.compact(Y.encodeStateAsUpdate(this.doc), { epoch: this.epochs.epoch, clientId: this.clientId })
     } catch (error) {
       this.log.warn(`store: compaction failed (${(error as Error).message}); will retry`)
     }

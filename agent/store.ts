@@ -28,6 +28,13 @@
  * records belong to the old document, which the snapshot has replaced (it
  * holds everything of it that is still needed), so they are not loaded.
  *
+ * A snapshot written with the Yjs client id of its document is 'MGS3': the
+ * epoch, then the client id, each a u32 LE. The id a restarted agent writes
+ * under must be the one its document's own structs were written under (Yjs
+ * integrates one client's structs in order: docs/design.md "State"), and only
+ * the snapshot changes with the document, atomically; meta.json is a second
+ * file, written after it (docs/decisions.md "A restart reused a client id").
+ *
  * Loading is snapshot payload first, then every log record in order. Replaying
  * an update twice is harmless for Yjs (integration is idempotent), which is what
  * makes compaction crash-safe without a two-file transaction: see
@@ -52,6 +59,8 @@ export const SNAPSHOT_MAGIC = 'MGS1'
 /** Magics of the files of an epoch after the first: followed by the epoch, u32 LE. */
 export const LOG_MAGIC_EPOCH = 'MGL2'
 export const SNAPSHOT_MAGIC_EPOCH = 'MGS2'
+/** Magic of a snapshot that names its document's Yjs client id: epoch, then client id, each u32 LE. */
+export const SNAPSHOT_MAGIC_CLIENT = 'MGS3'
 /** The append-only log, inside the data directory. */
 export const LOG_FILE = 'ledger.log'
 /** The compacted state, inside the data directory. */
@@ -63,6 +72,8 @@ const TMP_SUFFIX = '.tmp'
 const MAGIC_BYTES = 4
 /** Magic and u32 epoch. */
 const EPOCH_HEADER_BYTES = 8
+/** Magic, u32 epoch and u32 client id ('MGS3'). */
+const CLIENT_HEADER_BYTES = 12
 /** u32 length + u32 crc. */
 const RECORD_HEADER_BYTES = 8
 /**
@@ -140,6 +151,8 @@ export interface OpenedLedger {
   recovered: RecoveryReport
   /** The epoch of the snapshot (0 when there is none, or it is of the first epoch). */
   epoch: number
+  /** The Yjs client id the snapshot's document was written under, when the snapshot names it ('MGS3'). */
+  clientId?: number
 }
 
 /** Counters of a store's activity since it was opened. */
@@ -247,11 +260,13 @@ export class LedgerStore {
     const updates: Uint8Array[] = []
     let snapshotBytes = 0
     let epoch = 0
+    let clientId: number | undefined
     const snapshot = await readIfExists(snapshotPath)
     if (snapshot !== undefined) {
       const decoded = decodeSnapshot(snapshot, snapshotPath)
       updates.push(decoded.payload)
       epoch = decoded.epoch
+      clientId = decoded.clientId
       snapshotBytes = snapshot.byteLength
     }
 
@@ -306,7 +321,7 @@ export class LedgerStore {
 
     const store = new LedgerStore(dir, fh, scan.validEnd, snapshotBytes, init)
     store.filesEpoch = epoch
-    return { store, updates, recovered, epoch }
+    return { store, updates, recovered, epoch, ...(clientId !== undefined ? { clientId } : {}) }
   }
 
   /**
@@ -357,14 +372,14 @@ export class LedgerStore {
    * the snapshot and replay as no-ops (applying a Yjs update twice changes
    * nothing); after 2, the new snapshot and an empty log. Every point loads.
    */
-  async compact (fullState: Uint8Array, options: { epoch?: number } = {}): Promise<void> {
+  async compact (fullState: Uint8Array, options: { epoch?: number, clientId?: number } = {}): Promise<void> {
     if (fullState.byteLength === 0 || fullState.byteLength > MAX_SNAPSHOT_BYTES) {
       throw new StoreError(fullState.byteLength === 0 ? 'EEMPTY' : 'ETOOBIG',
         `snapshot of ${fullState.byteLength} bytes is outside 1..${MAX_SNAPSHOT_BYTES} for ${this.snapshotPath}`,
         { file: this.snapshotPath })
     }
     await new Promise<void>((resolve, reject) => {
-      this.enqueue({ barrier: async () => { await this.compactNow(fullState, options.epoch ?? this.filesEpoch) }, resolve, reject })
+      this.enqueue({ barrier: async () => { await this.compactNow(fullState, options.epoch ?? this.filesEpoch, options.clientId) }, resolve, reject })
     })
     this.counters.compactions++
   }
@@ -547,10 +562,11 @@ export class LedgerStore {
     for (const w of waiting) w.reject(error)
   }
 
-  private async compactNow (fullState: Uint8Array, epoch: number): Promise<void> {
+  private async compactNow (fullState: Uint8Array, epoch: number, clientId?: number): Promise<void> {
     if (!Number.isSafeInteger(epoch) || epoch < this.filesEpoch || epoch > 0xffffffff) throw new StoreError('EINVAL', `cannot compact into epoch ${epoch}: the store is at epoch ${this.filesEpoch}`, { file: this.snapshotPath })
     const fsyncOpts = { fsync: this.fsyncEnabled, openFile: this.openFile }
-    const snapshot = concat([snapshotHeader(epoch), encodeRecord(fullState)])
+    if (clientId !== undefined && (!Number.isSafeInteger(clientId) || clientId < 0 || clientId > 0xffffffff)) throw new StoreError('EINVAL', `client id ${clientId} is not a u32`, { file: this.snapshotPath })
+    const snapshot = concat([snapshotHeader(epoch, clientId), encodeRecord(fullState)])
     await writeFileAtomic(this.snapshotPath, snapshot, fsyncOpts)
     this.snapshotBytes = snapshot.byteLength
     // From here a restart loads the new epoch's snapshot and skips the old
@@ -660,18 +676,21 @@ function findValidRecord (buf: Buffer, from: number): number | undefined {
   return undefined
 }
 
-function decodeSnapshot (buf: Buffer, file: string): { payload: Uint8Array, epoch: number } {
+function decodeSnapshot (buf: Buffer, file: string): { payload: Uint8Array, epoch: number, clientId?: number } {
   const corrupt = (what: string): StoreError => new StoreError('ECORRUPT',
     `${file} is damaged: ${what}. Refusing to start from a partial ledger; restore the file or move the data ` +
     'directory aside to rejoin as a new node.', { file })
-  const header = readHeader(buf, SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_EPOCH)
-  if (header === undefined) throw corrupt(`expected magic '${SNAPSHOT_MAGIC}' or '${SNAPSHOT_MAGIC_EPOCH}' and its epoch at offset 0`)
+  const withClient = buf.byteLength >= MAGIC_BYTES && buf.toString('latin1', 0, MAGIC_BYTES) === SNAPSHOT_MAGIC_CLIENT
+  const header = withClient
+    ? (buf.byteLength >= CLIENT_HEADER_BYTES ? { epoch: buf.readUInt32LE(MAGIC_BYTES), clientId: buf.readUInt32LE(EPOCH_HEADER_BYTES), bytes: CLIENT_HEADER_BYTES } : undefined)
+    : readHeader(buf, SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_EPOCH)
+  if (header === undefined) throw corrupt(`expected magic '${SNAPSHOT_MAGIC}', '${SNAPSHOT_MAGIC_EPOCH}' or '${SNAPSHOT_MAGIC_CLIENT}' and its header at offset 0`)
   const problem = recordProblem(buf, header.bytes, MAX_SNAPSHOT_BYTES)
   if (problem !== undefined) throw corrupt(problem)
   const length = buf.readUInt32LE(header.bytes)
   const end = header.bytes + RECORD_HEADER_BYTES + length
   if (end !== buf.byteLength) throw corrupt(`${buf.byteLength - end} unexpected bytes after the record`)
-  return { payload: buf.subarray(header.bytes + RECORD_HEADER_BYTES, end), epoch: header.epoch }
+  return { payload: buf.subarray(header.bytes + RECORD_HEADER_BYTES, end), epoch: header.epoch, ...('clientId' in header ? { clientId: header.clientId } : {}) }
 }
 
 /** A log shorter than its header, as a crash while creating it leaves it (it held no records). */
@@ -690,7 +709,14 @@ function header (magic: string, epochMagic: string, epoch: number): Buffer {
 }
 
 const logHeader = (epoch: number): Buffer => header(LOG_MAGIC, LOG_MAGIC_EPOCH, epoch)
-const snapshotHeader = (epoch: number): Buffer => header(SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_EPOCH, epoch)
+function snapshotHeader (epoch: number, clientId?: number): Buffer {
+  if (clientId === undefined) return header(SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_EPOCH, epoch)
+  const buf = Buffer.alloc(CLIENT_HEADER_BYTES)
+  buf.write(SNAPSHOT_MAGIC_CLIENT, 0, 'latin1')
+  buf.writeUInt32LE(epoch, MAGIC_BYTES)
+  buf.writeUInt32LE(clientId, EPOCH_HEADER_BYTES)
+  return buf
+}
 
 function readHeader (buf: Buffer, magic: string, epochMagic: string): { epoch: number, bytes: number } | undefined {
   if (buf.byteLength < MAGIC_BYTES) return undefined

@@ -9,10 +9,12 @@
  *
  * A real agent with a real data dir; the store's temporary files open 1.2 s
  * late, so the move's snapshot takes that long, and a write in that window
- * makes the agent beacon and renew its clock lease (a meta.json write).
+ * makes the agent beacon and renew its clock lease (a meta.json write). Then
+ * a restart whose meta.json still names the old id — a kill between the
+ * snapshot and meta.json — writes under the id the snapshot names.
  */
 import { readFileSync } from 'node:fs'
-import { open, rm } from 'node:fs/promises'
+import { open, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Agent } from '../../agent/agent.ts'
@@ -26,11 +28,11 @@ const SLOW_TMP_MS = 1200
 const writes = vi.hoisted(() => [] as Array<{ clientId: unknown, filesEpoch: number, docId?: number }>)
 const current = vi.hoisted(() => ({ agent: undefined as undefined | { ledger: { clientId: () => number } } }))
 
-/** The epoch of the snapshot on disk: 'MGS2' and a u32 LE epoch, 'MGS1' or none for epoch 0. */
+/** The epoch of the snapshot on disk: 'MGS2' or 'MGS3' and a u32 LE epoch, 'MGS1' or none for epoch 0. */
 function snapshotEpoch (dir: string): number {
   try {
     const head = readFileSync(join(dir, 'ledger.snapshot')).subarray(0, 8)
-    return head.subarray(0, 4).toString() === 'MGS2' ? head.readUInt32LE(4) : 0
+    return ['MGS2', 'MGS3'].includes(head.subarray(0, 4).toString()) ? head.readUInt32LE(4) : 0
   } catch {
     return 0
   }
@@ -90,5 +92,22 @@ describe('the client id meta.json names', () => {
     expect(inWindow.map(w => name(w.clientId)), 'meta.json named the new epoch\'s id while the files were of the old epoch').toEqual(inWindow.map(() => 'old'))
     expect(name(writes.at(-1)!.clientId)).toBe('new')
     expect(writes.at(-1)!.filesEpoch).toBe(1)
+
+    // A kill after the snapshot, before meta.json: it still names the old id.
+    await agent.stop()
+    started.splice(started.indexOf(agent), 1)
+    const metaPath = join(dir, 'meta.json')
+    // (A lease write queued before the stop may still land: let it.)
+    await new Promise(resolve => setTimeout(resolve, 500))
+    await writeFile(metaPath, JSON.stringify({ ...JSON.parse(await readFile(metaPath, 'utf8')), clientId: firstId }))
+    expect(JSON.parse(await readFile(metaPath, 'utf8')).clientId).toBe(firstId)
+    const restarted = await Agent.start({
+      network: new PeerStandIn('12D3KooWmetaself000000000000000000000000000000', ['12D3KooWmetapeer000000000000000000000000000000']),
+      probe: createFakeProbe({ totalBytes: 16 * GiB, availableBytes: 16 * GiB }),
+      cluster: 'meta', dataDir: dir, fsync: false, compactAfterEnded: 4, log: () => {}
+    })
+    started.push(restarted)
+    expect(restarted.metrics.epoch).toBe(1)
+    expect(name(restarted.ledger.clientId()), 'the restart writes under the id its snapshot names').toBe('new')
   })
 })

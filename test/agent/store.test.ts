@@ -301,6 +301,30 @@ describe('LedgerStore snapshot and compaction', () => {
     await third.store.close()
   })
 
+  it('a snapshot written with its document\'s client id names it (MGS3), in a new epoch or the same; one without it names none', async () => {
+    const { store } = await LedgerStore.open(dir, { fsync: false })
+    await store.compact(payload(1, 30), { epoch: 2 })
+    await store.close()
+    const plain = await LedgerStore.open(dir)
+    expect([plain.epoch, plain.clientId]).toEqual([2, undefined])
+    await plain.store.compact(payload(2, 30), { epoch: 4, clientId: 0xfedcba98 })
+    await plain.store.append(payload(3), { durable: true })
+    await plain.store.close()
+    expect((await readFile(path.join(dir, SNAPSHOT_FILE))).toString('latin1', 0, 4)).toBe('MGS3')
+    const named = await LedgerStore.open(dir)
+    expect([named.epoch, named.clientId, toArrays(named.updates)]).toEqual([4, 0xfedcba98, toArrays([payload(2, 30), payload(3)])])
+    await named.store.compact(payload(4, 30), { clientId: 7 })
+    await expect(named.store.compact(payload(5, 30), { clientId: 2 ** 32 })).rejects.toMatchObject({ name: 'StoreError', code: 'EINVAL' })
+    await named.store.close()
+    const again = await LedgerStore.open(dir)
+    expect([again.epoch, again.clientId]).toEqual([4, 7])
+    await again.store.close()
+    // Cut short inside its header: refused as damaged, like any snapshot.
+    const snapshot = await readFile(path.join(dir, SNAPSHOT_FILE))
+    await writeFile(path.join(dir, SNAPSHOT_FILE), snapshot.subarray(0, 10))
+    expect(await errorOf(async () => await LedgerStore.open(dir))).toMatchObject({ name: 'StoreError', code: 'ECORRUPT' })
+  })
+
   it('a crash between a new epoch\'s snapshot and its log: the old epoch\'s records are not loaded', async () => {
     const logged: string[] = []
     await writeRecords(dir, Array.from({ length: 10 }, (_, i) => payload(i)))
