@@ -56,6 +56,15 @@ vi.mock('../../agent/store.ts', async (importOriginal) => {
 
 const GiB = 1024 ** 3
 const started: Agent[] = []
+
+/** One member on a stand-in transport (a peer that is not a member, so it beacons), moving to a new epoch every 4 ended entries. */
+async function startIn (dir: string): Promise<Agent> {
+  return await Agent.start({
+    network: new PeerStandIn('12D3KooWmetaself000000000000000000000000000000', ['12D3KooWmetapeer000000000000000000000000000000']),
+    probe: createFakeProbe({ totalBytes: 16 * GiB, availableBytes: 16 * GiB }),
+    cluster: 'meta', dataDir: dir, fsync: false, compactAfterEnded: 4, log: () => {}
+  })
+}
 const dirs: string[] = []
 afterEach(async () => {
   await Promise.all(started.splice(0).map(async a => { await a.stop() }))
@@ -66,11 +75,7 @@ describe('the client id meta.json names', () => {
   it('is a new epoch\'s only once that epoch\'s snapshot is on disk, though the lease is renewed while it is written', async () => {
     const dir = await tempDir()
     dirs.push(dir)
-    const agent = await Agent.start({
-      network: new PeerStandIn('12D3KooWmetaself000000000000000000000000000000', ['12D3KooWmetapeer000000000000000000000000000000']),
-      probe: createFakeProbe({ totalBytes: 16 * GiB, availableBytes: 16 * GiB }),
-      cluster: 'meta', dataDir: dir, fsync: false, compactAfterEnded: 4, log: () => {}
-    })
+    const agent = await startIn(dir)
     started.push(agent)
     current.agent = agent
     const firstId = agent.ledger.clientId()
@@ -101,11 +106,7 @@ describe('the client id meta.json names', () => {
     await new Promise(resolve => setTimeout(resolve, 500))
     await writeFile(metaPath, JSON.stringify({ ...JSON.parse(await readFile(metaPath, 'utf8')), clientId: firstId }))
     expect(JSON.parse(await readFile(metaPath, 'utf8')).clientId).toBe(firstId)
-    const restarted = await Agent.start({
-      network: new PeerStandIn('12D3KooWmetaself000000000000000000000000000000', ['12D3KooWmetapeer000000000000000000000000000000']),
-      probe: createFakeProbe({ totalBytes: 16 * GiB, availableBytes: 16 * GiB }),
-      cluster: 'meta', dataDir: dir, fsync: false, compactAfterEnded: 4, log: () => {}
-    })
+    const restarted = await startIn(dir)
     started.push(restarted)
     expect(restarted.metrics.epoch).toBe(1)
     expect(name(restarted.ledger.clientId()), 'the restart writes under the id its snapshot names').toBe('new')
