@@ -1672,10 +1672,11 @@ export class Agent extends EventEmitter {
     const store = this.store
     const dataDir = this.init.dataDir
     if (store === undefined || dataDir === undefined) return
+    const clientId = this.clientId
     try {
-      await store.compact(state, { epoch: decision.epoch, clientId: decision.doc.clientID })
+      await store.compact(state, { epoch: decision.epoch, clientId })
       // Only now do the files hold the new document: a restart may write under its id.
-      this.filesClientId = decision.doc.clientID
+      this.filesClientId = clientId
       await this.rewriteMeta(dataDir)
     } catch (error) {
       this.fail(`could not write epoch ${decision.epoch}'s snapshot: ${(error as Error).message}`)
