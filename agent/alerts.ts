@@ -5,7 +5,7 @@
  * sink turns its result into raised and cleared events and a log that a
  * figure wobbling around a threshold cannot flood.
  */
-import { formatSize, hlcWallMs, shortId, type NodeId, type Resolution, type Verdict } from '../crdt/index.ts'
+import { formatSize, hlcWallMs, shortId, type NodeId, type Resolution } from '../crdt/index.ts'
 import type { Clock, MemorySample, PeerIdStr } from './types.ts'
 
 export interface Alert {
@@ -96,31 +96,15 @@ export function computeAlerts (i: AlertInputs): Map<string, Alert> {
     const pct = Math.floor((u.usedBytes / u.reservedBytes) * 100)
     add({ key: `near-limit/${u.id}`, kind: 'ReservationNearLimit', node: self, message: `reservation ${u.id} uses ${pct}% of its limit on ${shortId(self)} (about ${formatSize(Math.floor(u.reservedBytes * pct / 100))} of ${formatSize(u.reservedBytes)}, alert at ${Math.round(nearLimit * 100)}%): the kernel OOM-kills it at the limit`, setting: 'reserve more for it, or --near-limit' })
   }
-  const stalled = i.nowMs !== undefined && i.finalityStallMs !== undefined ? oldestTentative(res, i.nowMs - i.finalityStallMs) : undefined
-  if (stalled !== undefined) {
+  // The oldest tentative verdict, as the resolution found it (queued entries wait for room, not for finality).
+  const stalled = res.oldestPending
+  if (stalled !== undefined && i.nowMs !== undefined && i.finalityStallMs !== undefined && hlcWallMs(stalled.decidedHlc ?? stalled.hlc!) < i.nowMs - i.finalityStallMs) {
     const names = stalled.waitsFor.slice(0, 5).map(shortId).join(', ') + (stalled.waitsFor.length > 5 ? ` and ${stalled.waitsFor.length - 5} more` : '')
     const on = stalled.waitingOn === 'confirmations' ? 'the confirmations (announced lines) of' : stalled.waitingOn === 'view-change' ? 'the open view change of' : 'the clocks (beacons) of'
     add({ key: `finality/${self}`, kind: 'FinalityStalled', node: self, message: `finality has stalled on ${shortId(self)}: ${stalled.id}, written over ${formatMs(i.finalityStallMs!)} ago, is still tentative here, waiting on ${on} ${names || 'no member'}`, setting: 'none: look at the members named (memgossip status: liveness, clock offset, reachability); a minority side of a partition waits for the heal' })
   }
   if (i.evictionBlocked !== undefined) add({ key: `eviction/${self}`, kind: 'EvictionBlocked', node: self, message: i.evictionBlocked, setting: '--evict-after / memgossip evict --force' })
   return next
-}
-
-/**
- * The oldest tentative verdict stamped before `beforeWallMs` (queued entries
- * wait for room, not for finality, and are left out), or undefined. Skipped
- * when nothing is pending, as at rest.
- */
-function oldestTentative (res: Resolution, beforeWallMs: number): Verdict | undefined {
-  if (res.pending === 0) return undefined
-  let oldest: Verdict | undefined
-  let oldestStamp = ''
-  for (const v of res.verdicts.values()) {
-    if (v.final || v.status === 'queued' || v.status === 'invalid' || v.hlc === undefined) continue
-    const t = v.decidedHlc ?? v.hlc
-    if (oldest === undefined || t < oldestStamp) { oldest = v; oldestStamp = t }
-  }
-  return oldest !== undefined && hlcWallMs(oldestStamp) < beforeWallMs ? oldest : undefined
 }
 
 export interface AlertSinkDeps {

@@ -179,6 +179,8 @@ export interface Resolution {
   latestHlc?: HlcString
   /** Tentative (not yet final) verdicts, invalid ones excepted. */
   pending: number
+  /** The earliest-stamped of those (by the stamp that decided it): what a stalled finality waits on first. */
+  oldestPending?: Verdict
   issues: LedgerIssue[]
   counts: Record<VerdictStatus, number>
   /** Fingerprint of every verdict's decision and status: equal digests, equal answers. */
@@ -1111,6 +1113,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   const behind = (hlc: HlcString): NodeId[] => (behindRanked ??= rankBelow([...reach.entries()]))(hlc)
   const unconfirmed = new Map<number, (hlc: HlcString) => NodeId[]>()
   let pending = 0
+  let oldestPending: Verdict | undefined
   for (const verdict of all) {
     verdict.final = false
     verdict.waitsFor = []
@@ -1129,7 +1132,10 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
       verdict.final = true
       continue
     }
-    if (verdict.status !== 'invalid') pending++
+    if (verdict.status !== 'invalid') {
+      pending++
+      if (oldestPending === undefined || t < (oldestPending.decidedHlc ?? oldestPending.hlc!)) oldestPending = verdict
+    }
     if (seen === undefined || t > seen) {
       verdict.waitsFor = behind(t)
       verdict.waitingOn = verdict.waitsFor.some(id => openTargets.has(id)) ? 'view-change' : 'clocks'
@@ -1166,6 +1172,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
     watermark,
     latestHlc: replayed.latestHlc,
     pending,
+    ...(oldestPending !== undefined ? { oldestPending } : {}),
     issues,
     counts: replayed.counts,
     get digest () { return replayed.digest }
