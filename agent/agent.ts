@@ -629,8 +629,9 @@ export class Agent extends EventEmitter {
     return this.init.failureDetector?.probeTimeoutMs ?? FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs
   }
 
+  /** Membership follows the ledger alone: beacons that arrived since do not change it. */
   private get joined (): boolean {
-    return this.resolution().members.includes(this.self)
+    return this.lastResolution().members.includes(this.self)
   }
 
   /**
@@ -956,11 +957,15 @@ export class Agent extends EventEmitter {
     return out
   }
 
+  /** The median clock offset of the live members (runs on every refresh: no per-member allocation). */
   private medianOffset (): number {
-    const members = new Set(this.cached?.members ?? [])
-    const samples = [...this.peerOffsets.entries()].filter(([peer]) => members.has(peer) && this.liveness(peer) === 'alive').map(([, o]) => o.sampleMs).sort((a, b) => a - b)
-    if (samples.length === 0) return 0
-    return samples[Math.floor(samples.length / 2)]
+    const nodes = this.cached?.nodes
+    if (nodes === undefined) return 0
+    const samples = new Float64Array(this.peerOffsets.size)
+    let n = 0
+    for (const [peer, o] of this.peerOffsets) if (nodes.get(peer)?.member === true && this.liveness(peer) === 'alive') samples[n++] = o.sampleMs
+    if (n === 0) return 0
+    return samples.subarray(0, n).sort()[Math.floor(n / 2)]
   }
 
   // ------------------------------------------------------------ local writes

@@ -1005,6 +1005,15 @@ export function replayLedger (snapshot: Omit<LedgerSnapshot, 'nodes'>, options: 
 /** Above every stamp: a stream that is complete (a node that left, or an evicted one held up to its cut). */
 const COMPLETE = '\uffff'
 
+/** `waitsFor` of a verdict that waits for nobody: one frozen list, not a new one per verdict per resolution. */
+const NONE: NodeId[] = Object.freeze([]) as unknown as NodeId[]
+
+/** `hlc` is stamped by `node` (ends in `:node`), without building the suffix. */
+function stampedBy (hlc: HlcString, node: NodeId): boolean {
+  const at = hlc.length - node.length - 1
+  return at >= 0 && hlc.charCodeAt(at) === 58 /* ':' */ && hlc.endsWith(node)
+}
+
 /**
  * Add what beacons decide — finality, node figures — to a replay. Beacons
  * (heartbeats) never change a decision, so a peer that just heard one runs
@@ -1027,22 +1036,22 @@ const COMPLETE = '\uffff'
 export function finishResolution (replayed: Replayed, nodesMap: Record<string, unknown>, options: FinalityOptions = {}): Resolution {
   const { replay, verdicts, conflicts, all, membership } = replayed
   const issues: LedgerIssue[] = [...replayed.issues]
-  const streams = new Map<NodeId, { hlc?: HlcString, seq: number }>()
-  for (const [id, s] of replayed.streams) streams.set(id, { ...s })
+  // Runs once per beacon batch on every peer, over every member: the replay's
+  // stream positions are shared, not copied, and replaced where a record is ahead.
+  const streams = new Map<NodeId, { readonly hlc?: HlcString, readonly seq: number }>(replayed.streams)
   const heartbeats = new Map<NodeId, Heartbeat>()
   const announced = new Map<NodeId, HlcString>()
-  for (const [key, raw] of Object.entries(nodesMap)) {
-    const v = validateHeartbeat(key, raw)
+  for (const key in nodesMap) {
+    const v = validateHeartbeat(key, nodesMap[key])
     if (!v.ok) { issues.push({ map: 'nodes', key, code: v.code, reason: v.reason }); continue }
     const beat = v.value
     heartbeats.set(key, beat)
     const stream = streams.get(key)
     if (stream === undefined) streams.set(key, { hlc: beat.hlc, seq: beat.seq })
-    else {
-      if (stream.hlc === undefined || beat.hlc > stream.hlc) stream.hlc = beat.hlc
-      if (beat.seq > stream.seq) stream.seq = beat.seq
+    else if (stream.hlc === undefined || beat.hlc > stream.hlc || beat.seq > stream.seq) {
+      streams.set(key, { hlc: stream.hlc === undefined || beat.hlc > stream.hlc ? beat.hlc : stream.hlc, seq: Math.max(beat.seq, stream.seq) })
     }
-    if (beat.seen !== undefined && beat.hlc.endsWith(`:${key}`) && membership.standing(key, beat.hlc, beat.seq) === undefined) announced.set(key, beat.seen)
+    if (beat.seen !== undefined && stampedBy(beat.hlc, key) && membership.standing(key, beat.hlc, beat.seq) === undefined) announced.set(key, beat.seen)
   }
   // Beacons: a member's clock counts once this peer holds its stream up to the
   // beacon's position; its announcement counts while its writes would.
@@ -1050,7 +1059,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   for (const [node, list] of options.beacons ?? []) {
     const held = streams.get(node)?.seq ?? 0
     for (const beacon of list) {
-      if (!beacon.hlc.endsWith(`:${node}`) || membership.standing(node, beacon.hlc, beacon.seq) !== undefined) continue
+      if (!stampedBy(beacon.hlc, node) || membership.standing(node, beacon.hlc, beacon.seq) !== undefined) continue
       if (held >= beacon.seq && beacon.hlc > (beaconLines.get(node) ?? '')) beaconLines.set(node, beacon.hlc)
       if (beacon.seen !== undefined && beacon.seen > (announced.get(node) ?? '')) announced.set(node, beacon.seen)
     }
@@ -1116,7 +1125,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   let oldestPending: Verdict | undefined
   for (const verdict of all) {
     verdict.final = false
-    verdict.waitsFor = []
+    verdict.waitsFor = NONE
     verdict.waitingOn = undefined
     if (verdict.hlc === undefined) continue
     if (verdict.status === 'queued') {
@@ -1249,10 +1258,27 @@ function rankBelow (entries: Array<[NodeId, HlcString]>): (hlc: HlcString) => No
   }
 }
 
+/**
+ * A slot's reservations, sorted, listed once per replay: node views are built
+ * on every resolution (once per beacon batch), the charges change only with
+ * the replay.
+ */
+const reservationLists = new WeakMap<ReadonlyMap<string, unknown>, string[]>()
+function reservationsOf (charges: ReadonlyMap<string, unknown>): string[] {
+  let list = reservationLists.get(charges)
+  if (list === undefined || list.length !== charges.size) {
+    list = Object.freeze([...charges.keys()].sort()) as string[]
+    reservationLists.set(charges, list)
+  }
+  return list
+}
+
 function buildNodeViews (replay: Replay, membership: Membership, heartbeats: Map<NodeId, Heartbeat>, streams: Map<NodeId, { hlc?: HlcString, seq: number }>, announced: Map<NodeId, HlcString>): Map<NodeId, NodeView> {
   const views = new Map<NodeId, NodeView>()
-  const ids = new Set<NodeId>([...replay.slots.keys(), ...heartbeats.keys(), ...membership.intervals.keys()])
-  for (const id of [...ids].sort()) {
+  const ids = [...replay.slots.keys()]
+  for (const id of heartbeats.keys()) if (!replay.slots.has(id)) ids.push(id)
+  for (const id of membership.intervals.keys()) if (!replay.slots.has(id) && !heartbeats.has(id)) ids.push(id)
+  for (const id of ids.sort()) {
     const slot = replay.slots.get(id)
     const stream = streams.get(id)
     const last: Interval | undefined = membership.intervals.get(id)?.at(-1)
@@ -1276,7 +1302,7 @@ function buildNodeViews (replay: Replay, membership: Membership, heartbeats: Map
       seen: announced.get(id),
       allNeedBytes: allNeed,
       deficitBytes: undersized ? Math.max(0, allNeed - (allocatable - committed)) : 0,
-      reservations: slot !== undefined ? [...slot.charges.keys()].sort() : [],
+      reservations: slot !== undefined ? reservationsOf(slot.charges) : NONE,
       heartbeat: heartbeats.get(id),
       lastHlc: stream?.hlc,
       lastSeq: stream?.seq ?? 0,
