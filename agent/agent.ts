@@ -253,6 +253,8 @@ export class Agent extends EventEmitter {
   private wasMember = false
   /** This host's clock behind the cluster's (median over live members), in ms; 0 when not behind. */
   private clockBehindMs = 0
+  /** The live members' median clock offset, as of the last refresh (peers ahead are measured against it). */
+  private medianOffsetMs = 0
   /** Per peer: the largest (stamp wall − our wall) seen in the last window: how far ahead its clock is, at least. */
   private readonly peerOffsets = new Map<PeerIdStr, { sampleMs: number, atMs: number }>()
   private membership!: MembershipDuties
@@ -951,7 +953,7 @@ export class Agent extends EventEmitter {
 
   /** Members whose clocks run ahead of the cluster's median by more than the maximum offset. */
   private peersAhead (): Array<[PeerIdStr, number]> {
-    const median = this.medianOffset()
+    const median = this.medianOffsetMs
     const out: Array<[PeerIdStr, number]> = []
     for (const [peer, o] of this.peerOffsets) if (o.sampleMs - median > this.maxOffsetMs()) out.push([peer, Math.round(o.sampleMs - median)])
     return out
@@ -1494,7 +1496,8 @@ export class Agent extends EventEmitter {
         }
       }
     }
-    this.clockBehindMs = Math.max(0, this.medianOffset())
+    this.medianOffsetMs = this.medianOffset()
+    this.clockBehindMs = Math.max(0, this.medianOffsetMs)
   }
 
   /** A member's beacon arrived now: it is alive, and its stamp is a fresh clock sample. */

@@ -1162,11 +1162,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   const now = current(membership)
   const majority = lineOf(now)
   const watermark = seen !== undefined && majority !== undefined ? (seen < majority ? seen : majority) : undefined
-  const nodes = buildNodeViews(replay, membership, heartbeats, streams, announced)
-  for (const [node, line] of beaconLines) {
-    const view = nodes.get(node)
-    if (view !== undefined && (view.heldTo === undefined || line > view.heldTo)) view.heldTo = line
-  }
+  const nodes = buildNodeViews(replay, membership, heartbeats, streams, announced, beaconLines)
   const members = [...now.members]
   return {
     verdicts,
@@ -1195,6 +1191,14 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
  * the future; the peer is alerted instead (docs/design.md "Clocks").
  */
 export function latestWithin (res: Pick<Resolution, 'nodes'>, maxWallMs: number): HlcString | undefined {
+  // Runs on every refresh: nearly always the latest stamp is within bounds, so
+  // one pass of comparisons and one parse, and the filtered pass only when not.
+  let newest: HlcString | undefined
+  for (const node of res.nodes.values()) {
+    const h = node.lastHlc
+    if (h !== undefined && (newest === undefined || h > newest)) newest = h
+  }
+  if (newest === undefined || hlcWallMs(newest) <= maxWallMs) return newest
   let latest: HlcString | undefined
   for (const node of res.nodes.values()) {
     const h = node.lastHlc
@@ -1258,58 +1262,89 @@ function rankBelow (entries: Array<[NodeId, HlcString]>): (hlc: HlcString) => No
   }
 }
 
-/**
- * A slot's reservations, sorted, listed once per replay: node views are built
- * on every resolution (once per beacon batch), the charges change only with
- * the replay.
- */
-const reservationLists = new WeakMap<ReadonlyMap<string, unknown>, string[]>()
-function reservationsOf (charges: ReadonlyMap<string, unknown>): string[] {
-  let list = reservationLists.get(charges)
-  if (list === undefined || list.length !== charges.size) {
-    list = Object.freeze([...charges.keys()].sort()) as string[]
-    reservationLists.set(charges, list)
-  }
-  return list
+/** What a node's view is built from, besides the replay (fixed while it is reused). */
+interface NodeViewInputs {
+  heartbeat?: Heartbeat
+  lastHlc?: HlcString
+  lastSeq: number
+  seen?: HlcString
+  heldTo?: HlcString
 }
 
-function buildNodeViews (replay: Replay, membership: Membership, heartbeats: Map<NodeId, Heartbeat>, streams: Map<NodeId, { hlc?: HlcString, seq: number }>, announced: Map<NodeId, HlcString>): Map<NodeId, NodeView> {
+/**
+ * The node views last built over each replay, with what they were built from.
+ * Views are built on every resolution — once per beacon batch, on every peer,
+ * for every node — and between two batches most nodes' figures stand still:
+ * such a view is handed out again rather than built anew (a view is never
+ * changed once built). A new replay starts afresh.
+ */
+const nodeViewCache = new WeakMap<Replay, Map<NodeId, { inputs: NodeViewInputs, view: NodeView }>>()
+
+function sameInputs (a: NodeViewInputs, b: NodeViewInputs): boolean {
+  return a.heartbeat === b.heartbeat && a.lastHlc === b.lastHlc && a.lastSeq === b.lastSeq && a.seen === b.seen && a.heldTo === b.heldTo
+}
+
+function buildNodeViews (replay: Replay, membership: Membership, heartbeats: Map<NodeId, Heartbeat>, streams: ReadonlyMap<NodeId, { readonly hlc?: HlcString, readonly seq: number }>, announced: Map<NodeId, HlcString>, beaconLines: Map<NodeId, HlcString>): Map<NodeId, NodeView> {
+  let cache = nodeViewCache.get(replay)
+  if (cache === undefined) {
+    cache = new Map()
+    nodeViewCache.set(replay, cache)
+  }
   const views = new Map<NodeId, NodeView>()
   const ids = [...replay.slots.keys()]
   for (const id of heartbeats.keys()) if (!replay.slots.has(id)) ids.push(id)
   for (const id of membership.intervals.keys()) if (!replay.slots.has(id) && !heartbeats.has(id)) ids.push(id)
   for (const id of ids.sort()) {
-    const slot = replay.slots.get(id)
     const stream = streams.get(id)
-    const last: Interval | undefined = membership.intervals.get(id)?.at(-1)
-    const standing = last === undefined ? 'none' : last.end === undefined ? 'member' : last.end.kind
-    const state = slot?.state ?? 'unknown'
-    const allocatable = slot?.allocatableBytes ?? 0
-    const committed = slot?.committedBytes ?? 0
-    const undersized = slot?.undersized ?? false
-    const allNeed = state === 'active' ? replay.allNeedBytes : 0
-    views.set(id, {
-      id,
-      state,
-      allocatableBytes: allocatable,
-      committedBytes: committed,
-      undersized,
-      member: standing === 'member',
-      standing,
-      joinedHlc: last?.admitHlc,
-      sponsor: last?.sponsor,
-      cutSeq: last?.end?.kind === 'evicted' ? last.end.cut : undefined,
-      seen: announced.get(id),
-      allNeedBytes: allNeed,
-      deficitBytes: undersized ? Math.max(0, allNeed - (allocatable - committed)) : 0,
-      reservations: slot !== undefined ? reservationsOf(slot.charges) : NONE,
+    const beaconLine = beaconLines.get(id)
+    const inputs: NodeViewInputs = {
       heartbeat: heartbeats.get(id),
       lastHlc: stream?.hlc,
       lastSeq: stream?.seq ?? 0,
-      heldTo: stream?.hlc
-    })
+      seen: announced.get(id),
+      heldTo: beaconLine !== undefined && (stream?.hlc === undefined || beaconLine > stream.hlc) ? beaconLine : stream?.hlc
+    }
+    const cached = cache.get(id)
+    if (cached !== undefined && sameInputs(cached.inputs, inputs)) {
+      views.set(id, cached.view)
+      continue
+    }
+    const view = buildNodeView(id, replay, membership, inputs)
+    cache.set(id, { inputs, view })
+    views.set(id, view)
   }
   return views
+}
+
+function buildNodeView (id: NodeId, replay: Replay, membership: Membership, inputs: NodeViewInputs): NodeView {
+  const slot = replay.slots.get(id)
+  const last: Interval | undefined = membership.intervals.get(id)?.at(-1)
+  const standing = last === undefined ? 'none' : last.end === undefined ? 'member' : last.end.kind
+  const state = slot?.state ?? 'unknown'
+  const allocatable = slot?.allocatableBytes ?? 0
+  const committed = slot?.committedBytes ?? 0
+  const undersized = slot?.undersized ?? false
+  const allNeed = state === 'active' ? replay.allNeedBytes : 0
+  return {
+    id,
+    state,
+    allocatableBytes: allocatable,
+    committedBytes: committed,
+    undersized,
+    member: standing === 'member',
+    standing,
+    joinedHlc: last?.admitHlc,
+    sponsor: last?.sponsor,
+    cutSeq: last?.end?.kind === 'evicted' ? last.end.cut : undefined,
+    seen: inputs.seen,
+    allNeedBytes: allNeed,
+    deficitBytes: undersized ? Math.max(0, allNeed - (allocatable - committed)) : 0,
+    reservations: slot !== undefined ? [...slot.charges.keys()].sort() : [],
+    heartbeat: inputs.heartbeat,
+    lastHlc: inputs.lastHlc,
+    lastSeq: inputs.lastSeq,
+    heldTo: inputs.heldTo
+  }
 }
 
 /** The digest covers what every peer must agree on: decisions and current statuses. */
