@@ -5,7 +5,7 @@
  */
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
-import { LedgerWriter, resolve, type Beacon, type Resolution } from '../../crdt/index.ts'
+import { finishResolution, LedgerWriter, MAP_NODES, readLedger, readMapRecord, replayLedger, resolve, type Beacon, type Resolution } from '../../crdt/index.ts'
 import { GiB, nodeId } from './helpers.ts'
 
 const A = nodeId(1)
@@ -140,5 +140,35 @@ describe('finality from beacons', () => {
     a.hear(c, c.beacon())
     expect(c.res().verdicts.get('r1')?.final).toBe(false)
     expect(a.res().verdicts.get('r1')?.final).toBe(false)
+  })
+
+  it("a node's view over one replay is built again when its beacon moves its line, and handed out again while nothing of it moved", () => {
+    // The agent replays the ledger only when an entry changes; beacons re-run
+    // finishResolution() over the same replay, which reuses node views.
+    const [a, b, c] = cluster()
+    beaconRounds([a, b, c])
+    const replayed = replayLedger(readLedger(a.doc))
+    const nodes = readMapRecord(a.doc, MAP_NODES)
+    const finish = (): Resolution => finishResolution(replayed, nodes, { self: a.id, selfClock: a.writer.clock.peek(), beacons: a.held })
+    const first = finish()
+    const before = first.nodes.get(B)!.heldTo
+    // Its clock moves on, its announced line does not: only its line here moves.
+    b.wallMs += 50
+    const beacon = b.writer.beacon(b.tick(), a.held.get(B)!.at(-1)!.seen)
+    a.hear(b, beacon)
+    const second = finish()
+    expect(beacon.hlc > (before ?? '')).toBe(true)
+    expect(second.nodes.get(B)!.heldTo).toBe(beacon.hlc)
+    expect(second.nodes.get(B)!.seen).toBe(first.nodes.get(B)!.seen)
+    // A view once handed out never changes: the earlier resolution still says what it said.
+    expect(first.nodes.get(B)!.heldTo).toBe(before)
+    expect(second.nodes.get(C)).toBe(first.nodes.get(C))
+    // A record written and received (not a ledger entry: no replay) is a new input too.
+    c.writer.heartbeat({ totalBytes: 16 * GiB, floorBytes: 0, allocatableBytes: 8 * GiB, availableBytes: 12 * GiB, usedBytes: 4 * GiB }, c.tick())
+    sync(c, a)
+    const third = finishResolution(replayed, readMapRecord(a.doc, MAP_NODES), { self: a.id, selfClock: a.writer.clock.peek(), beacons: a.held })
+    expect(third.nodes.get(C)!.heartbeat?.availableBytes).toBe(12 * GiB)
+    expect(third.nodes.get(C)!.lastSeq).toBeGreaterThan(second.nodes.get(C)!.lastSeq)
+    expect(third.nodes.get(B)).toBe(second.nodes.get(B))
   })
 })
