@@ -75,7 +75,12 @@ export class Recorder {
   private readonly nodes: SimNode[]
   private readonly digestOf = new Map<string, { digest: string, changedAt: number }>()
   private readonly finals = new Map<string, Map<string, string>>()
-  private readonly seen = new WeakMap<Agent, Resolution>()
+  /**
+   * The resolution last scanned per agent, by a weak reference: only compared
+   * with the current one, and holding it would keep a whole earlier replay of
+   * every peer alive (at 1,000 peers, a second copy of the cluster's state).
+   */
+  private readonly seen = new WeakMap<Agent, WeakRef<Resolution>>()
   /** Per node id, the verdict map of the resolution last scanned (a new one after every replay). */
   private readonly scannedVerdicts = new Map<string, Map<string, Verdict>>()
   private last: [number, number, number] | undefined
@@ -112,8 +117,8 @@ export class Recorder {
       counts.set(digest, (counts.get(digest) ?? 0) + 1)
       const before = this.digestOf.get(node.id)
       if (before === undefined || before.digest !== digest) this.digestOf.set(node.id, { digest, changedAt: t })
-      if (this.seen.get(agent) !== res) {
-        this.seen.set(agent, res)
+      if (this.seen.get(agent)?.deref() !== res) {
+        this.seen.set(agent, new WeakRef(res))
         this.scan(node.id, res, t)
       }
     }
