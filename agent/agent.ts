@@ -251,9 +251,7 @@ export class Agent extends EventEmitter {
   private stopped = false
   /** Membership as last reported (admitted / no longer a member), for the transitions. */
   private wasMember = false
-  /** This host's clock behind the cluster's (median over live members), in ms; 0 when not behind. */
-  private clockBehindMs = 0
-  /** The live members' median clock offset, as of the last refresh (peers ahead are measured against it). */
+  /** The live members' median clock offset, as of the last refresh: this host is behind by it, peers ahead are measured against it. */
   private medianOffsetMs = 0
   /** Per peer: the largest (stamp wall − our wall) seen in the last window: how far ahead its clock is, at least. */
   private readonly peerOffsets = new Map<PeerIdStr, { sampleMs: number, atMs: number }>()
@@ -959,10 +957,13 @@ export class Agent extends EventEmitter {
     return out
   }
 
-  /** The median clock offset of the live members (runs on every refresh: no per-member allocation). */
-  private medianOffset (): number {
-    const nodes = this.cached?.nodes
-    if (nodes === undefined) return 0
+  /** This host's clock behind the cluster's (median over live members), in ms; 0 when not behind. */
+  private get clockBehindMs (): number {
+    return Math.max(0, this.medianOffsetMs)
+  }
+
+  /** The median clock offset of the live members of `nodes` (runs on every refresh: no per-member allocation). */
+  private medianOffset (nodes: Resolution['nodes']): number {
     const samples = new Float64Array(this.peerOffsets.size)
     let n = 0
     for (const [peer, o] of this.peerOffsets) if (nodes.get(peer)?.member === true && this.liveness(peer) === 'alive') samples[n++] = o.sampleMs
@@ -1496,8 +1497,7 @@ export class Agent extends EventEmitter {
         }
       }
     }
-    this.medianOffsetMs = this.medianOffset()
-    this.clockBehindMs = Math.max(0, this.medianOffsetMs)
+    this.medianOffsetMs = this.medianOffset(res.nodes)
   }
 
   /** A member's beacon arrived now: it is alive, and its stamp is a fresh clock sample. */

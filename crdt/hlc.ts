@@ -50,6 +50,12 @@ export function isHlc (text: unknown): text is HlcString {
   return typeof text === 'string' && HLC_PATTERN.test(text)
 }
 
+/** True when the encoded stamp `text` is `node`'s (ends in `:node`); builds no string (it runs per member per beacon batch). */
+export function stampedBy (text: HlcString, node: string): boolean {
+  const at = text.length - node.length - 1
+  return at >= 0 && text.charCodeAt(at) === 58 /* ':' */ && text.endsWith(node)
+}
+
 /** The wall-clock part of an encoded stamp, in ms. */
 export function hlcWallMs (text: HlcString): number {
   return Number(text.slice(0, WALL_DIGITS))

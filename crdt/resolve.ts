@@ -13,7 +13,7 @@
  */
 import type * as Y from 'yjs'
 import { fingerprint } from './digest.ts'
-import { compareHlc, encodeHlc, hlcWallMs, type HlcString } from './hlc.ts'
+import { compareHlc, encodeHlc, hlcWallMs, stampedBy, type HlcString } from './hlc.ts'
 import { HeadroomIndex, lowerBound, place, shortId, type PlacementNode } from './placement.ts'
 import {
   entryKey, readLedger, splitEntryKey, validateCapacity, validateHeartbeat, validateMembership, validateRelease, validateReservation,
@@ -1008,12 +1008,6 @@ const COMPLETE = '\uffff'
 /** `waitsFor` of a verdict that waits for nobody: one frozen list, not a new one per verdict per resolution. */
 const NONE: NodeId[] = Object.freeze([]) as unknown as NodeId[]
 
-/** `hlc` is stamped by `node` (ends in `:node`), without building the suffix. */
-function stampedBy (hlc: HlcString, node: NodeId): boolean {
-  const at = hlc.length - node.length - 1
-  return at >= 0 && hlc.charCodeAt(at) === 58 /* ':' */ && hlc.endsWith(node)
-}
-
 /**
  * Add what beacons decide — finality, node figures — to a replay. Beacons
  * (heartbeats) never change a decision, so a peer that just heard one runs
@@ -1123,6 +1117,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   const unconfirmed = new Map<number, (hlc: HlcString) => NodeId[]>()
   let pending = 0
   let oldestPending: Verdict | undefined
+  let oldestStamp = ''
   for (const verdict of all) {
     verdict.final = false
     verdict.waitsFor = NONE
@@ -1143,7 +1138,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
     }
     if (verdict.status !== 'invalid') {
       pending++
-      if (oldestPending === undefined || t < (oldestPending.decidedHlc ?? oldestPending.hlc!)) oldestPending = verdict
+      if (oldestPending === undefined || t < oldestStamp) { oldestPending = verdict; oldestStamp = t }
     }
     if (seen === undefined || t > seen) {
       verdict.waitsFor = behind(t)

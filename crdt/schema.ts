@@ -31,7 +31,7 @@
  * `resolve()` reports as an `invalid` verdict the same way on every peer.
  */
 import * as Y from 'yjs'
-import { isHlc, type HlcString } from './hlc.ts'
+import { isHlc, stampedBy, type HlcString } from './hlc.ts'
 import { PlacementError } from './errors.ts'
 import { fingerprint } from './digest.ts'
 
@@ -326,7 +326,7 @@ export function validateProposal (key: string, value: unknown): Validated<EpochP
   if (typeof v.seq !== 'number' || !Number.isSafeInteger(v.seq) || v.seq < 1) return fail('InvalidValue', `epoch proposal ${key} has no valid stream position`)
   if (typeof v.digest !== 'string' || v.digest.length === 0 || v.digest.length > 128) return fail('InvalidValue', `epoch proposal ${key} has no valid digest`)
   if (typeof v.proposer !== 'string' || key !== proposalKey({ epoch: v.epoch, proposer: v.proposer })) return fail('InvalidValue', `epoch proposal ${key} is filed under another key than its epoch and proposer`)
-  if (!v.hlc.endsWith(`:${v.proposer}`)) return fail('InvalidHlc', `epoch proposal ${key} is stamped by another node than its proposer`)
+  if (!stampedBy(v.hlc, v.proposer)) return fail('InvalidHlc', `epoch proposal ${key} is stamped by another node than its proposer`)
   if (v.cut >= v.hlc) return fail('InvalidHlc', `epoch proposal ${key} names a cut at or after its own stamp`)
   return { ok: true, value: { epoch: v.epoch, cut: v.cut, digest: v.digest, proposer: v.proposer, hlc: v.hlc, seq: v.seq } }
 }
@@ -562,7 +562,7 @@ function validateMembershipUncached (key: string, value: unknown): Validated<Mem
   }
   if (key !== membershipKey(record)) return fail('InvalidId', `membership key ${JSON.stringify(key)} does not match its record (expected ${JSON.stringify(membershipKey(record))})`)
   const writer = membershipWriter(record)
-  if (!hlc.endsWith(`:${writer}`)) return fail('InvalidHlc', `membership stamp ${describe(hlc)} is not its writer's`)
+  if (!stampedBy(hlc, writer)) return fail('InvalidHlc', `membership stamp ${describe(hlc)} is not its writer's`)
   return { ok: true, value: record }
 }
 

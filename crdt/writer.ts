@@ -7,7 +7,7 @@
 import type * as Y from 'yjs'
 import { DuplicateReservationError } from './errors.ts'
 import { MAP_EPOCH, SEED_KEY } from './epoch.ts'
-import { HybridClock, isHlc, type HlcString } from './hlc.ts'
+import { HybridClock, isHlc, stampedBy, type HlcString } from './hlc.ts'
 import {
   entryKey, ledgerMaps, MAP_EPOCHS, membershipKey, releaseKey, writeCapacity, writeHeartbeat, writeMembership, writeRelease, writeProposal, writeReservation,
   type Beacon, type EpochProposal, type EvictionAck, type EvictionProposal, type Heartbeat, type NodeId, type NodeState, type Placement, type Release,
@@ -261,7 +261,7 @@ function scanOwnWrites (doc: Y.Doc, node: NodeId): { latestHlc?: HlcString, late
   const consider = (value: unknown, writer: unknown): void => {
     if (writer !== node || typeof value !== 'object' || value === null) return
     const v = value as { hlc?: unknown, seq?: unknown }
-    if (typeof v.hlc === 'string' && v.hlc.endsWith(`:${node}`) && (latestHlc === undefined || v.hlc > latestHlc)) latestHlc = v.hlc
+    if (typeof v.hlc === 'string' && stampedBy(v.hlc, node) && (latestHlc === undefined || v.hlc > latestHlc)) latestHlc = v.hlc
     if (typeof v.seq === 'number' && Number.isSafeInteger(v.seq) && v.seq > latestSeq) latestSeq = v.seq
   }
   const maps = ledgerMaps(doc)

@@ -149,7 +149,7 @@ describe('finality from beacons', () => {
     beaconRounds([a, b, c])
     const replayed = replayLedger(readLedger(a.doc))
     const nodes = readMapRecord(a.doc, MAP_NODES)
-    const finish = (): Resolution => finishResolution(replayed, nodes, { self: a.id, selfClock: a.writer.clock.peek(), beacons: a.held })
+    const finish = (records = nodes): Resolution => finishResolution(replayed, records, { self: a.id, selfClock: a.writer.clock.peek(), beacons: a.held })
     const first = finish()
     const before = first.nodes.get(B)!.heldTo
     // Its clock moves on, its announced line does not: only its line here moves.
@@ -166,7 +166,7 @@ describe('finality from beacons', () => {
     // A record written and received (not a ledger entry: no replay) is a new input too.
     c.writer.heartbeat({ totalBytes: 16 * GiB, floorBytes: 0, allocatableBytes: 8 * GiB, availableBytes: 12 * GiB, usedBytes: 4 * GiB }, c.tick())
     sync(c, a)
-    const third = finishResolution(replayed, readMapRecord(a.doc, MAP_NODES), { self: a.id, selfClock: a.writer.clock.peek(), beacons: a.held })
+    const third = finish(readMapRecord(a.doc, MAP_NODES))
     expect(third.nodes.get(C)!.heartbeat?.availableBytes).toBe(12 * GiB)
     expect(third.nodes.get(C)!.lastSeq).toBeGreaterThan(second.nodes.get(C)!.lastSeq)
     expect(third.nodes.get(B)).toBe(second.nodes.get(B))

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { compareHlc, decodeHlc, encodeHlc, HlcError, HybridClock, hlcWallMs, isHlc } from '../../crdt/index.ts'
+import { compareHlc, decodeHlc, encodeHlc, HlcError, HybridClock, hlcWallMs, isHlc, stampedBy } from '../../crdt/index.ts'
 
 describe('HLC encoding', () => {
   it('round-trips and sorts as a string in (wall, counter, node) order', () => {
@@ -22,6 +22,18 @@ describe('HLC encoding', () => {
   it.each([['garbage'], [''], ['1:2:x'], [42]])('refuses %j', (text) => {
     expect(isHlc(text)).toBe(false)
     expect(() => decodeHlc(text as string)).toThrow(HlcError)
+  })
+})
+
+describe('stampedBy', () => {
+  it("is true only for the node named after the stamp's last colon, not for a node whose id ends the same", () => {
+    const stamp = encodeHlc({ wallMs: 1000, counter: 3, node: '12D3KooWab' })
+    expect(stampedBy(stamp, '12D3KooWab')).toBe(true)
+    expect(stampedBy(stamp, 'ab')).toBe(false)
+    expect(stampedBy(stamp, 'KooWab')).toBe(false)
+    expect(stampedBy(stamp, '12D3KooWa')).toBe(false)
+    expect(stampedBy('ab', 'ab')).toBe(false)
+    expect(stampedBy(':ab', 'ab')).toBe(true)
   })
 })
 
