@@ -32,7 +32,9 @@ import { BeaconRelays } from './relay.ts'
 import { ClockRepair } from './repair.ts'
 import { MembershipDuties, positionsOf } from './membership.ts'
 import { timedOutQueued } from './queue.ts'
-import { LedgerStore, readMeta, writeMeta } from './store.ts'
+import { LedgerStore } from './store.ts'
+import { ClockLease } from './lease.ts'
+import { ClockOffsets } from './offsets.ts'
 import { MAX_DIRECT_BYTES, type Clock, type MemoryProbe, type MemorySample, type Network, type PeerIdStr, type TimerHandle } from './types.ts'
 import { emptyLivenessCounters, FAILURE_DETECTOR_DEFAULTS, FailureDetector, type FailureDetectorSettings, type Liveness, type LivenessCounters } from './liveness.ts'
 import {
@@ -241,20 +243,13 @@ export class Agent extends EventEmitter {
   private identityLost?: string
   /** The document's Yjs client id: this node's stream in the current epoch. */
   private clientId = 0
-  /**
-   * The client id of the document the files on disk hold: what meta.json
-   * names (the snapshot names it too, and a restart reads it there first). A
-   * new epoch's id is only named once its snapshot is on disk
-   * (docs/decisions.md "A restart reused a client id").
-   */
-  private filesClientId = 0
+  /** The data dir's meta.json: the clock lease, and the client id the files hold (agent/lease.ts). */
+  private readonly lease: ClockLease
   private stopped = false
   /** Membership as last reported (admitted / no longer a member), for the transitions. */
   private wasMember = false
-  /** The live members' median clock offset, as of the last refresh: this host is behind by it, peers ahead are measured against it. */
-  private medianOffsetMs = 0
-  /** Per peer: the largest (stamp wall − our wall) seen in the last window: how far ahead its clock is, at least. */
-  private readonly peerOffsets = new Map<PeerIdStr, { sampleMs: number, atMs: number }>()
+  /** How far this host's clock is from its peers' (agent/offsets.ts). */
+  private readonly offsets: ClockOffsets
   private membership!: MembershipDuties
   private beaconChannel!: ClockChannel
   /** Relays of the clock channel (agent/relay.ts). */
@@ -263,13 +258,6 @@ export class Agent extends EventEmitter {
   private readonly probes: Probes
   private detector!: FailureDetector
   private repair!: ClockRepair
-  /** Wall ms up to which a restart may not stamp (persisted in the data dir's meta). */
-  private leaseMs = 0
-  /** The lease found at start: no write until the wall clock passes it. */
-  private restartLeaseMs = 0
-  private leaseTail: Promise<void> = Promise.resolve()
-  /** The furthest lease asked for, written or on its way. */
-  private leaseAskedMs = 0
   private cachedClock = ''
   /**
    * Every node's record as this peer shows it, kept by the node map's
@@ -310,6 +298,8 @@ export class Agent extends EventEmitter {
     this.self = init.network.self
     this.clock = init.clock ?? systemClock
     this.random = init.random ?? Math.random
+    this.offsets = new ClockOffsets(this.clock)
+    this.lease = new ClockLease({ dataDir: init.dataDir, self: this.self, clock: this.clock, periodMs: init.clockLeaseMs ?? DEFAULTS.clockLeaseMs })
     this.log = toLogger(init.log, () => lineLogger((line) => { process.stderr.write(`${line}\n`) }))
     this.doc = new Y.Doc({ gc: true })
     this.ledger = ledgerReader(() => this.doc)
@@ -388,7 +378,7 @@ export class Agent extends EventEmitter {
       probeTimeoutMs: () => this.probeTimeoutMs,
       maxCallBytes: MAX_BEACON_BYTES,
       stopped: () => this.stopped,
-      offsetSample: (peer, sampleMs) => { this.sampleOffset(peer, sampleMs) },
+      offsetSample: (peer, sampleMs) => { this.offsets.sample(peer, sampleMs) },
       drop: (from, kind, reason) => { this.input.drop(from, kind, reason) },
       counters: this.metrics
     })
@@ -407,14 +397,10 @@ export class Agent extends EventEmitter {
     if (dataDir !== undefined) {
       const opened = await LedgerStore.open(dataDir, { fsync: this.init.fsync ?? true, logger: (m) => { this.log.info(`store: ${m}`) } })
       this.store = opened.store
-      const meta = await readMeta<{ clientId?: number, peerId?: string, clockLeaseMs?: number }>(dataDir)
-      if (meta?.peerId !== undefined && meta.peerId !== this.self) {
-        throw new UnavailableError(`data dir ${dataDir} belongs to peer ${meta.peerId}, not ${this.self}`)
-      }
+      const metaClientId = await this.lease.open()
       // The snapshot names its document's client id when it was written with
       // it; meta.json is only the fallback (no snapshot yet, or an older one).
-      clientId = opened.clientId ?? meta?.clientId
-      if (typeof meta?.clockLeaseMs === 'number' && Number.isSafeInteger(meta.clockLeaseMs)) this.leaseMs = this.leaseAskedMs = meta.clockLeaseMs
+      clientId = opened.clientId ?? metaClientId
       // Restore under a throwaway client id: Yjs re-rolls its own id when a
       // non-local transaction adds structs of that id, which is exactly what
       // replaying our own history would look like.
@@ -434,24 +420,15 @@ export class Agent extends EventEmitter {
       }
       if (this.epochs.epoch !== opened.epoch) this.log.warn(`store: the ledger files are of epoch ${opened.epoch}, the document they hold of epoch ${this.epochs.epoch}`)
       if (opened.recovered.droppedTailBytes > 0) this.log.warn(`store: dropped a torn tail of ${opened.recovered.droppedTailBytes} bytes (${opened.recovered.reason ?? 'crash during a write'})`)
-      if (clientId === undefined) {
-        clientId = this.randomClientId()
-        await writeMeta(dataDir, { clientId, peerId: this.self })
-      }
     }
     this.doc.clientID = clientId ?? this.randomClientId()
-    this.clientId = this.filesClientId = this.doc.clientID
+    this.clientId = this.doc.clientID
+    await this.lease.filesHold(this.clientId, { write: dataDir !== undefined && clientId === undefined })
     this.writer = new LedgerWriter(this.doc, this.self, ORIGIN_LOCAL)
     // In a later epoch the document holds only what the checkpoint did not
     // summarise: how far this node's stream reached is in the checkpoint.
     const own = this.epochs.checkpoint?.streams.find(([node]) => node === this.self)?.[1]
     if (own !== undefined) this.writer.resume(own, this.clock.now())
-    // Beacons are not in the ledger: a restarted agent writes nothing (and
-    // sends no beacon) until its wall clock passes the lease its last run
-    // held, so no stamp lands at or below one a peer holds in a beacon. It
-    // waits rather than jumping its clock ahead: a clock that jumped would
-    // drag the cluster's stamps ahead of the wall clocks.
-    this.restartLeaseMs = this.leaseMs
     // --- clock channel relays (agent/relay.ts): the member side tries a relay
     // first; the relay side passes beacons on in batches.
     this.relays = new BeaconRelays({
@@ -480,7 +457,7 @@ export class Agent extends EventEmitter {
       clock: this.clock,
       random: this.random,
       stamp: (wallMs, seen) => this.writer.beacon(wallMs, seen),
-      lease: async (wallMs) => await this.holdLease(wallMs),
+      lease: async (wallMs) => await this.lease.hold(wallMs),
       publish: async (bytes) => { await this.publishCounted(bytes) },
       direct: (bytes) => this.sendToMembers(bytes),
       relay: this.relays,
@@ -511,7 +488,7 @@ export class Agent extends EventEmitter {
       leftOnPurpose: () => this.leftOnPurpose,
       expectsPeers: this.init.expectsPeers === true,
       connected: () => this.network.peers(),
-      clockSampled: (peer) => this.peerOffsets.has(peer),
+      clockSampled: (peer) => this.offsets.has(peer),
       allocatableBytes: () => this.allocatableBytes,
       liveness: (node) => this.liveness(node),
       silentForMs: (node) => this.silentForMs(node),
@@ -550,6 +527,7 @@ export class Agent extends EventEmitter {
       announce: (target, stamp) => { void this.probes.announce(target, stamp) },
       refute: (stamp) => { this.refute(stamp) },
       changed: (node, state) => {
+        this.offsets.invalidate()
         this.emit('event', { type: 'liveness', node, state } satisfies AgentEvent)
         this.scheduleRefresh()
       },
@@ -768,7 +746,7 @@ export class Agent extends EventEmitter {
         majorityOf: p.viewMembers.length
       })),
       admissionRequests: res.requests.map(r => ({ node: r.node, sponsor: r.sponsor, since: r.hlc })),
-      clock: { behindMs: this.clockBehindMs, maxOffsetMs: this.maxOffsetMs(), peersAheadMs: Object.fromEntries(this.peersAhead()) },
+      clock: { behindMs: this.offsets.behindMs, maxOffsetMs: this.maxOffsetMs(), peersAheadMs: Object.fromEntries(this.offsets.ahead(this.maxOffsetMs())) },
       seen: res.seen,
       peers: this.network.peers(),
       reservations: res.verdicts.size,
@@ -810,11 +788,10 @@ export class Agent extends EventEmitter {
     if (!answer.fits && (request.queue !== true || answer.code === 'NeverFits')) return { written: false, answer }
     const bounds = { minBytes: request.minBytes, queue: request.queue, queueTimeoutMs: request.queueTimeoutMs }
     // ---
-    const before = Y.encodeStateVector(this.doc)
     this.writer.reserve({ id: request.id, bytes: request.bytes, placement: request.placement, priority: request.priority, labels: request.labels, ...bounds }, this.clock.now())
     await this.durableOrRollback('reservations', entryKey(request.id, this.self))
     let ackedPeers: number | undefined
-    if ((this.init.ackPeers ?? 0) > 0) ackedPeers = await this.waitForPeers(this.init.ackPeers!, before)
+    if ((this.init.ackPeers ?? 0) > 0) ackedPeers = await this.waitForPeers(this.init.ackPeers!)
     return { written: true, verdict: this.verdict(request.id), answer, ackedPeers }
   }
 
@@ -913,8 +890,8 @@ export class Agent extends EventEmitter {
    * would only wait longer.
    */
   private async assertWritable (): Promise<void> {
-    const lease = this.leaseWaitMs()
-    if (lease > 0 && lease <= this.leasePeriodMs() * 2 && this.failed === undefined && this.identityLost === undefined && !this.stopped) {
+    const lease = this.lease.waitMs()
+    if (lease > 0 && lease <= this.lease.periodMs * 2 && this.failed === undefined && this.identityLost === undefined && !this.stopped) {
       // Not this.schedule: a stop must still settle the wait (it then refuses, below).
       await new Promise<void>(resolve => { this.clock.setTimeout(resolve, lease + 1) })
     }
@@ -928,48 +905,19 @@ export class Agent extends EventEmitter {
   private writeRefusal (): string | undefined {
     if (this.failed !== undefined) return `agent is read-only: ${this.failed}`
     if (this.identityLost !== undefined) return `agent refuses to write: ${this.identityLost}`
-    const lease = this.leaseWaitMs()
+    const lease = this.lease.waitMs()
     if (lease > 0) return `restarted ${formatMs(lease)} before the clock lease of its last beacons ends: writes wait until this host's clock passes it, so that none is stamped below a beacon peers already hold`
-    if (this.clockBehindMs > this.maxOffsetMs()) {
-      return `this host's clock is ${formatMs(this.clockBehindMs)} behind the cluster's (more than the maximum offset of ${formatMs(this.maxOffsetMs())}): writes are refused so that none is stamped in the past; fix the clock (NTP), then retry`
+    const behindMs = this.offsets.behindMs
+    if (behindMs > this.maxOffsetMs()) {
+      return `this host's clock is ${formatMs(behindMs)} behind the cluster's (more than the maximum offset of ${formatMs(this.maxOffsetMs())}): writes are refused so that none is stamped in the past; fix the clock (NTP), then retry`
     }
     return undefined
-  }
-
-  /** How long until the wall clock passes the lease a previous run held (0 once it has). */
-  private leaseWaitMs (): number {
-    return Math.max(0, this.restartLeaseMs - this.clock.now())
-  }
-
-  private leasePeriodMs (): number {
-    return this.init.clockLeaseMs ?? DEFAULTS.clockLeaseMs
   }
 
   private maxOffsetMs (): number {
     return this.init.maxClockOffsetMs ?? DEFAULTS.maxClockOffsetMs
   }
 
-  /** Members whose clocks run ahead of the cluster's median by more than the maximum offset. */
-  private peersAhead (): Array<[PeerIdStr, number]> {
-    const median = this.medianOffsetMs
-    const out: Array<[PeerIdStr, number]> = []
-    for (const [peer, o] of this.peerOffsets) if (o.sampleMs - median > this.maxOffsetMs()) out.push([peer, Math.round(o.sampleMs - median)])
-    return out
-  }
-
-  /** This host's clock behind the cluster's (median over live members), in ms; 0 when not behind. */
-  private get clockBehindMs (): number {
-    return Math.max(0, this.medianOffsetMs)
-  }
-
-  /** The median clock offset of the live members of `nodes` (runs on every refresh: no per-member allocation). */
-  private medianOffset (nodes: Resolution['nodes']): number {
-    const samples = new Float64Array(this.peerOffsets.size)
-    let n = 0
-    for (const [peer, o] of this.peerOffsets) if (nodes.get(peer)?.member === true && this.liveness(peer) === 'alive') samples[n++] = o.sampleMs
-    if (n === 0) return 0
-    return samples.subarray(0, n).sort()[Math.floor(n / 2)]
-  }
 
   // ------------------------------------------------------------ local writes
 
@@ -1127,7 +1075,7 @@ export class Agent extends EventEmitter {
     }
     const figures = { totalBytes: sample.totalBytes, availableBytes: sample.availableBytes, allocatableBytes: allocatable }
     const now = this.clock.now()
-    if (this.leaseWaitMs() > 0) return
+    if (this.lease.waitMs() > 0) return
     // Usage per reservation rides on the record only when it moved past the threshold; nothing is written at rest.
     const usage = this.usage.recordIfMoved(this.gate.thresholdFor(sample.totalBytes))
     // Addresses that moved (or that the first record went out without) go out
@@ -1146,7 +1094,7 @@ export class Agent extends EventEmitter {
 
   /** The node record: its figures, written when one moves (finality and liveness travel on the clock channel). */
   private writeHeartbeat (sample: MemorySample, allocatable: number): void {
-    if (this.identityLost !== undefined || this.failed !== undefined || this.leaseWaitMs() > 0) return
+    if (this.identityLost !== undefined || this.failed !== undefined || this.lease.waitMs() > 0) return
     this.lastRecordSeq = this.writer.heartbeat({
       totalBytes: sample.totalBytes,
       floorBytes: this.floorBytes,
@@ -1380,7 +1328,7 @@ export class Agent extends EventEmitter {
   }
 
   /** `--ack peers:K`: sync with peers until K of them hold everything we wrote. */
-  private async waitForPeers (k: number, _before: Uint8Array): Promise<number> {
+  private async waitForPeers (k: number): Promise<number> {
     const needed = Y.getState(this.doc.store, this.doc.clientID)
     const deadline = this.clock.now() + (this.init.ackTimeoutMs ?? DEFAULTS.ackTimeoutMs)
     const count = (): number => this.sync.peersHolding(needed)
@@ -1488,72 +1436,23 @@ export class Agent extends EventEmitter {
       if (!known) {
         this.lastStamps.set(node.id, node.lastHlc)
         // A first stamp may be old (history brought by a sync): it can only show a peer behind, never hide one ahead.
-        if (node.id !== this.self && node.lastHlc !== undefined) this.sampleOffset(node.id, hlcWallMs(node.lastHlc) - now)
+        if (node.id !== this.self && node.lastHlc !== undefined) this.offsets.sample(node.id, hlcWallMs(node.lastHlc) - now)
       } else if (node.lastHlc !== undefined && node.lastHlc !== this.lastStamps.get(node.id)) {
         this.lastStamps.set(node.id, node.lastHlc)
         if (node.id !== this.self) {
-          this.sampleOffset(node.id, hlcWallMs(node.lastHlc) - now)
+          this.offsets.sample(node.id, hlcWallMs(node.lastHlc) - now)
           this.detector.heard(node.id, node.lastHlc)
         }
       }
     }
-    this.medianOffsetMs = this.medianOffset(res.nodes)
+    const nodes = res.nodes
+    this.offsets.update(res.view, (peer) => nodes.get(peer)?.member === true && this.liveness(peer) === 'alive')
   }
 
   /** A member's beacon arrived now: it is alive, and its stamp is a fresh clock sample. */
   private heard (node: PeerIdStr, hlc: string): void {
-    this.sampleOffset(node, hlcWallMs(hlc) - this.clock.now())
+    this.offsets.sample(node, hlcWallMs(hlc) - this.clock.now())
     this.detector.heard(node, hlc)
-  }
-
-  /**
-   * Hold a clock lease past `wallMs` before a beacon stamped there leaves this
-   * node: the data dir records a wall time a restarted clock starts beyond, so
-   * no stamp a peer saw in a beacon is reused. Renewed a lease period ahead,
-   * so at most one small fsync per period — and half a period before it runs
-   * out, without waiting for it: the write is eight steps through the event
-   * loop (open, write, fsync, close, rename, and the directory's open, fsync,
-   * close), and a beacon or the answer to a beacon pull that waited for it on
-   * an agent starved of CPU waited for eight turns of a late loop (at 50
-   * agents on two cores, beacon pulls not answered within 10 s).
-   */
-  private async holdLease (wallMs: number): Promise<void> {
-    const dataDir = this.init.dataDir
-    if (dataDir === undefined) return
-    const periodMs = this.leasePeriodMs()
-    if (wallMs + periodMs / 2 >= this.leaseAskedMs) {
-      const leaseMs = wallMs + periodMs
-      this.leaseAskedMs = leaseMs
-      this.leaseTail = this.leaseTail.catch(() => {}).then(async () => {
-        if (leaseMs <= this.leaseMs) return
-        await writeMeta(dataDir, { clientId: this.filesClientId, peerId: this.self, clockLeaseMs: leaseMs })
-        this.leaseMs = leaseMs
-      })
-      // Awaited below only when the lease has run out; a failed write rejects there, or at the next beacon.
-      this.leaseTail.catch(() => {})
-    }
-    // The lease asked for last is past wallMs: once the writes queued so far are done, it covers it.
-    if (wallMs >= this.leaseMs) await this.leaseTail
-  }
-
-  /** Write meta.json again as it stands (the files' new client id), after the writes of the lease queued before it. */
-  private async rewriteMeta (dataDir: string): Promise<void> {
-    this.leaseTail = this.leaseTail.catch(() => {}).then(async () => {
-      await writeMeta(dataDir, { clientId: this.filesClientId, peerId: this.self, clockLeaseMs: this.leaseMs })
-    })
-    await this.leaseTail
-  }
-
-  /**
-   * A fresh stamp from `peer` at our wall time: its clock is at least this far
-   * ahead of ours (delivery delay only makes the sample smaller). The largest
-   * sample of the last 30 s is kept, so an old stamp arriving by sync does
-   * not hide a skew.
-   */
-  private sampleOffset (peer: PeerIdStr, sampleMs: number): void {
-    const now = this.clock.now()
-    const previous = this.peerOffsets.get(peer)
-    if (previous === undefined || sampleMs > previous.sampleMs || now - previous.atMs > 30_000) this.peerOffsets.set(peer, { sampleMs, atMs: now })
   }
 
   private updateAlerts (res: Resolution): void {
@@ -1568,9 +1467,9 @@ export class Agent extends EventEmitter {
       failed: this.failed,
       identityLost: this.identityLost,
       checkpointMismatch: this.epochs.mismatch,
-      clockBehindMs: this.clockBehindMs,
+      clockBehindMs: this.offsets.behindMs,
       maxOffsetMs: this.maxOffsetMs(),
-      peersAhead: this.peersAhead(),
+      peersAhead: this.offsets.ahead(this.maxOffsetMs()),
       joined: this.joined,
       evictionBlocked: this.membership.blocked,
       pressure: this.pressure.level === 'ok' ? undefined : { level: this.pressure.level, message: this.pressure.describe() ?? '' },
@@ -1684,8 +1583,7 @@ export class Agent extends EventEmitter {
     try {
       await store.compact(state, { epoch: decision.epoch, clientId })
       // Only now do the files hold the new document: a restart may write under its id.
-      this.filesClientId = clientId
-      await this.rewriteMeta(dataDir)
+      await this.lease.moved(clientId)
     } catch (error) {
       this.fail(`could not write epoch ${decision.epoch}'s snapshot: ${(error as Error).message}`)
     }
