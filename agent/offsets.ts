@@ -9,9 +9,10 @@
  * the maximum offset, the agent refuses writes (they would be stamped in the
  * past); a member ahead of it by more is alerted.
  *
- * The median is recomputed only when an input moved — a sample, a member's
- * liveness, the view — and at least once a second, not on every refresh: at a
- * few hundred members it was 5 % of a virtual peer's time.
+ * The median is recomputed only when an input moved — a sample by 10 ms or
+ * more, a member's liveness, the view — and at least once a second, not on
+ * every refresh: at a few hundred members it was 5 % of a virtual peer's
+ * time.
  */
 import type { Clock, PeerIdStr } from './types.ts'
 
@@ -19,6 +20,12 @@ import type { Clock, PeerIdStr } from './types.ts'
 export const OFFSET_WINDOW_MS = 30_000
 /** The median is recomputed at least this often, whatever moved. */
 const RECOMPUTE_EVERY_MS = 1000
+/**
+ * A sample that moved by less than this waits for the next second: samples
+ * jitter by the delivery delay with every stamp, and the offsets that matter
+ * (a write refused, an alert) are hundreds of ms.
+ */
+const MOVED_MS = 10
 
 export class ClockOffsets {
   private readonly clock: Clock
@@ -37,7 +44,7 @@ export class ClockOffsets {
     const now = this.clock.now()
     const previous = this.samples.get(peer)
     if (previous === undefined || sampleMs > previous.sampleMs || now - previous.atMs > OFFSET_WINDOW_MS) {
-      if (previous?.sampleMs !== sampleMs) this.stale = true
+      if (previous === undefined || Math.abs(previous.sampleMs - sampleMs) >= MOVED_MS) this.stale = true
       this.samples.set(peer, { sampleMs, atMs: now })
     }
   }
