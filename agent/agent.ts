@@ -527,7 +527,6 @@ export class Agent extends EventEmitter {
       announce: (target, stamp) => { void this.probes.announce(target, stamp) },
       refute: (stamp) => { this.refute(stamp) },
       changed: (node, state) => {
-        this.offsets.invalidate()
         this.emit('event', { type: 'liveness', node, state } satisfies AgentEvent)
         this.scheduleRefresh()
       },
@@ -1446,7 +1445,7 @@ export class Agent extends EventEmitter {
       }
     }
     const nodes = res.nodes
-    this.offsets.update(res.view, (peer) => nodes.get(peer)?.member === true && this.liveness(peer) === 'alive')
+    this.offsets.update((peer) => nodes.get(peer)?.member === true && this.liveness(peer) === 'alive')
   }
 
   /** A member's beacon arrived now: it is alive, and its stamp is a fresh clock sample. */

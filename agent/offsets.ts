@@ -8,32 +8,16 @@
  * members is the cluster's clock as this host sees it: behind it by more than
  * the maximum offset, the agent refuses writes (they would be stamped in the
  * past); a member ahead of it by more is alerted.
- *
- * The median is recomputed only when an input moved — a sample by 10 ms or
- * more, a member's liveness, the view — and at least once a second, not on
- * every refresh: at a few hundred members it was 5 % of a virtual peer's
- * time.
  */
 import type { Clock, PeerIdStr } from './types.ts'
 
 /** How long the largest sample of a peer stands before a smaller one replaces it. */
 export const OFFSET_WINDOW_MS = 30_000
-/** The median is recomputed at least this often, whatever moved. */
-const RECOMPUTE_EVERY_MS = 1000
-/**
- * A sample that moved by less than this waits for the next second: samples
- * jitter by the delivery delay with every stamp, and the offsets that matter
- * (a write refused, an alert) are hundreds of ms.
- */
-const MOVED_MS = 10
 
 export class ClockOffsets {
   private readonly clock: Clock
   private readonly samples = new Map<PeerIdStr, { sampleMs: number, atMs: number }>()
   private median = 0
-  private stale = true
-  private computedAtMs = -Infinity
-  private viewSeen: unknown
 
   constructor (clock: Clock) {
     this.clock = clock
@@ -43,10 +27,7 @@ export class ClockOffsets {
   sample (peer: PeerIdStr, sampleMs: number): void {
     const now = this.clock.now()
     const previous = this.samples.get(peer)
-    if (previous === undefined || sampleMs > previous.sampleMs || now - previous.atMs > OFFSET_WINDOW_MS) {
-      if (previous === undefined || Math.abs(previous.sampleMs - sampleMs) >= MOVED_MS) this.stale = true
-      this.samples.set(peer, { sampleMs, atMs: now })
-    }
+    if (previous === undefined || sampleMs > previous.sampleMs || now - previous.atMs > OFFSET_WINDOW_MS) this.samples.set(peer, { sampleMs, atMs: now })
   }
 
   /** Whether any stamp of `peer` has been read. */
@@ -54,22 +35,8 @@ export class ClockOffsets {
     return this.samples.has(peer)
   }
 
-  /** Which members count may have changed (a member's liveness moved). */
-  invalidate (): void {
-    this.stale = true
-  }
-
-  /**
-   * The median offset of the peers `counts` (live members of `view`), when an
-   * input moved since the last time, `view` is another one, or a second
-   * passed.
-   */
-  update (view: unknown, counts: (peer: PeerIdStr) => boolean): void {
-    const now = this.clock.now()
-    if (!this.stale && view === this.viewSeen && now - this.computedAtMs < RECOMPUTE_EVERY_MS) return
-    this.stale = false
-    this.viewSeen = view
-    this.computedAtMs = now
+  /** Recompute the median over the peers `counts` (the live members), once per refresh; no allocation per member. */
+  update (counts: (peer: PeerIdStr) => boolean): void {
     const values = new Float64Array(this.samples.size)
     let n = 0
     for (const [peer, o] of this.samples) if (counts(peer)) values[n++] = o.sampleMs
