@@ -23,6 +23,16 @@ async function dataDir (): Promise<string> {
   return dir
 }
 
+/** A lease on a fresh data dir, opened, its files holding client id 7. */
+async function freshLease (): Promise<{ dir: string, clock: VirtualClock, lease: ClockLease }> {
+  const dir = await dataDir()
+  const clock = new VirtualClock({ startMs: START_MS })
+  const lease = new ClockLease({ dataDir: dir, self: 'peer-a', clock, periodMs: PERIOD_MS })
+  expect(await lease.open()).toBeUndefined()
+  await lease.filesHold(7, { write: true })
+  return { dir, clock, lease }
+}
+
 async function meta (dir: string): Promise<{ clientId?: number, peerId?: string, clockLeaseMs?: number }> {
   return JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8'))
 }
@@ -33,11 +43,7 @@ afterEach(async () => {
 
 describe('clock lease', () => {
   it('is on disk past a stamp before hold returns, and renewed only half a period before it runs out', async () => {
-    const dir = await dataDir()
-    const clock = new VirtualClock({ startMs: START_MS })
-    const lease = new ClockLease({ dataDir: dir, self: 'peer-a', clock, periodMs: PERIOD_MS })
-    expect(await lease.open()).toBeUndefined()
-    await lease.filesHold(7, { write: true })
+    const { dir, lease } = await freshLease()
     expect(await meta(dir)).toEqual({ clientId: 7, peerId: 'peer-a' })
 
     await lease.hold(START_MS)
@@ -56,11 +62,7 @@ describe('clock lease', () => {
   })
 
   it('makes a restart wait until the wall clock passes the lease its last run held', async () => {
-    const dir = await dataDir()
-    const clock = new VirtualClock({ startMs: START_MS })
-    const first = new ClockLease({ dataDir: dir, self: 'peer-a', clock, periodMs: PERIOD_MS })
-    await first.open()
-    await first.filesHold(7, { write: true })
+    const { dir, clock, lease: first } = await freshLease()
     await first.hold(START_MS + 200)
     expect(first.waitMs()).toBe(0)
 
@@ -72,11 +74,7 @@ describe('clock lease', () => {
   })
 
   it("names the new epoch's client id once moved, keeping the lease", async () => {
-    const dir = await dataDir()
-    const clock = new VirtualClock({ startMs: START_MS })
-    const lease = new ClockLease({ dataDir: dir, self: 'peer-a', clock, periodMs: PERIOD_MS })
-    await lease.open()
-    await lease.filesHold(7, { write: true })
+    const { dir, lease } = await freshLease()
     await lease.hold(START_MS)
     await lease.moved(9)
     expect(await meta(dir)).toEqual({ clientId: 9, peerId: 'peer-a', clockLeaseMs: START_MS + PERIOD_MS })
