@@ -48,7 +48,7 @@ import { lineLogger, lineSink, toLogger, type Logger, type LogLine } from './log
 import { InputGuard } from './input.ts'
 import { ledgerReader, type LedgerReader } from './ledger-reader.ts'
 import { Mesh } from './mesh.ts'
-import { SyncExchange } from './sync.ts'
+import { pushPullScale, SyncExchange } from './sync.ts'
 import { Epochs, type EpochDecision } from './epochs.ts'
 
 export const VERSION = '0.1.0'
@@ -563,7 +563,11 @@ export class Agent extends EventEmitter {
 
     this.every(() => { void this.sampleAndPublish(false) }, this.init.sampleIntervalMs ?? DEFAULTS.sampleIntervalMs)
     const syncIntervalMs = this.init.syncIntervalMs ?? DEFAULTS.syncIntervalMs
-    this.every(() => { void this.sync.periodic(syncIntervalMs); void this.mesh.keepConnected(this.resolution()) }, syncIntervalMs)
+    this.every(() => {
+      const res = this.resolution()
+      void this.sync.periodic(syncIntervalMs, pushPullScale(res.members.length))
+      void this.mesh.keepConnected(res)
+    }, syncIntervalMs)
     this.every(() => { this.refresh(); this.beaconChannel.tick(); this.repair.tick(); void this.membership.evictTheDead() }, 1000)
     this.every(() => { this.detector.tick() }, probeIntervalMs)
     this.every(() => { void this.maybeCompact() }, 30_000)
@@ -1080,7 +1084,7 @@ export class Agent extends EventEmitter {
     // Addresses that moved (or that the first record went out without) go out
     // at once: members dial each other by them ("Network": connections).
     const addrsMoved = this.mesh.addressesMoved()
-    if (!force && !addrsMoved && usage === undefined && this.recordPressure === this.pressure.level && !this.gate.shouldPublish(figures, now)) return
+    if (!force && !addrsMoved && usage === undefined && this.recordPressure === this.pressure.level && !this.gate.shouldPublish(figures, now, pushPullScale(this.lastResolution().members.length))) return
     if (usage !== undefined) {
       this.usage.published(usage)
       this.usageRecord = Object.keys(usage).length > 0 ? usage : undefined

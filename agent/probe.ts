@@ -408,8 +408,12 @@ export class PublishGate {
       Math.max(Math.ceil((totalBytes * DEFAULT_PUBLISH_THRESHOLD_PCT_TOTAL) / 100), DEFAULT_PUBLISH_THRESHOLD_MIN_BYTES)
   }
 
-  /** Why `figures` must be published at `nowMs`, or undefined when they need not be. */
-  check (figures: PublishFigures, nowMs: number): PublishReason | undefined {
+  /**
+   * Why `figures` must be published at `nowMs`, or undefined when they need
+   * not be. The refresh interval is stretched `scale` times (agent/sync.ts
+   * `pushPullScale`: every peer receives every member's record).
+   */
+  check (figures: PublishFigures, nowMs: number, scale = 1): PublishReason | undefined {
     if (this.last === undefined) return 'first'
     const threshold = this.thresholdFor(figures.totalBytes)
     const prev = this.last.figures
@@ -421,13 +425,13 @@ export class PublishGate {
     const elapsedMs = nowMs - this.last.atMs
     // A clock that stepped backwards would otherwise silence heartbeats until it
     // caught up again, stalling liveness and finality; publish and restart the count.
-    if (elapsedMs >= this.heartbeatIntervalMs || elapsedMs < 0) return 'heartbeat'
+    if (elapsedMs >= this.heartbeatIntervalMs * scale || elapsedMs < 0) return 'heartbeat'
     return undefined
   }
 
   /** True when `figures` must be published at `nowMs`. */
-  shouldPublish (figures: PublishFigures, nowMs: number): boolean {
-    return this.check(figures, nowMs) !== undefined
+  shouldPublish (figures: PublishFigures, nowMs: number, scale = 1): boolean {
+    return this.check(figures, nowMs, scale) !== undefined
   }
 
   /** Record that `figures` were published at `nowMs`. */

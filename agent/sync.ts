@@ -48,6 +48,31 @@ const GAP_PULL_COOLDOWN_MS = 1000
  */
 export const MAX_SYNC_BACKOFF = 12
 
+/**
+ * memberlist's `pushPullScale`: how much slower the work at rest that carries
+ * O(N) bytes per round runs in a cluster of `members` — 1 up to 32 members,
+ * then ⌈log₂ N − log₂ 32⌉ + 1 (2 up to 64, 3 up to 128, 6 up to 1,024). It
+ * multiplies the anti-entropy's backoff cap (each quiet round sends a state
+ * vector of every writer both ways) and the node record's refresh (every
+ * peer receives every member's), so the bytes per node at rest grow as
+ * N / log N, as Serf's push-pull does (docs/decisions.md "At rest, paced
+ * like Serf's push-pull").
+ */
+export function pushPullScale (members: number): number {
+  return members <= 32 ? 1 : Math.ceil(Math.log2(members) - 5) + 1
+}
+
+/**
+ * How long after its last news a peer's periodic rounds run at the backoff
+ * cap at `scale` (the waits of 2, 4, 8, … base intervals before the first
+ * capped one): the quiet before a window that measures the rest.
+ */
+export function quietAfterMs (baseMs: number, scale: number): number {
+  let total = 0
+  for (let factor = 2; factor < MAX_SYNC_BACKOFF * scale; factor *= 2) total += factor * baseMs
+  return total
+}
+
 /** A Yjs update with no entries and an empty delete set. */
 export const EMPTY_UPDATE = new Uint8Array([0, 0])
 /** The state vector of a document that holds nothing. */
@@ -169,9 +194,10 @@ export class SyncExchange {
   /**
    * The periodic round, called every base interval `baseMs`: one exchange with
    * a connected peer at random — unless backing off, because the last rounds
-   * brought nothing either way (see {@link MAX_SYNC_BACKOFF}).
+   * brought nothing either way, up to {@link MAX_SYNC_BACKOFF} × `scale`
+   * ({@link pushPullScale} of the view).
    */
-  async periodic (baseMs: number): Promise<void> {
+  async periodic (baseMs: number, scale = 1): Promise<void> {
     const now = this.deps.clock.now()
     if (now < this.nextRoundAtMs) return
     const peers = this.deps.network.peers()
@@ -179,7 +205,7 @@ export class SyncExchange {
     this.moved = false
     const ok = await this.syncWith(peers[Math.floor(this.deps.random() * peers.length)])
     this.quietRounds = ok && !this.moved ? Math.min(this.quietRounds + 1, 16) : 0
-    const factor = Math.min(MAX_SYNC_BACKOFF, 2 ** this.quietRounds)
+    const factor = Math.min(MAX_SYNC_BACKOFF * scale, 2 ** this.quietRounds)
     // Half a base interval early, so the round falls on the tick it is due at.
     this.nextRoundAtMs = this.deps.clock.now() + (factor - 0.5) * baseMs
   }

@@ -19,7 +19,8 @@ import { fileURLToPath } from 'node:url'
 import { numberFlag, parseArgs, UsageError } from '../../cli/args.ts'
 import { heapToRaise, runWithHeap } from '../harness/heap.ts'
 import type { FinalityReport } from '../harness/finality.ts'
-import type { RestTraffic } from '../harness/rest.ts'
+import type { RestOptions, RestTraffic } from '../harness/rest.ts'
+import { MAX_SYNC_BACKOFF, pushPullScale, quietAfterMs } from '../../agent/sync.ts'
 import { runScenario, type Progress, type RunReport } from '../harness/run.ts'
 import { loadScenario, parseScenario } from '../scenario/load.ts'
 
@@ -28,11 +29,17 @@ const GiB = 1024 ** 3
 export const MEMORY_BUDGET_BYTES = 24 * GiB
 
 /**
- * The at-rest window after the virtual run: anti-entropy backs off while its
- * rounds bring nothing (doubling up to 12× the sync interval), so two minutes
- * of quiet come first; then a minute is measured.
+ * The at-rest window after the virtual run of `nodes` peers whose sync
+ * interval is `syncMs`. Anti-entropy backs off while its rounds bring nothing,
+ * doubling up to 12× the interval times the view's push-pull scale
+ * (agent/sync.ts), so the quiet first lasts until every peer's rounds are at
+ * that cap; then the window is one capped round long (each peer runs about
+ * one in it), and at least a minute.
  */
-export const VIRTUAL_REST = { warmMs: 120_000, windowMs: 60_000 }
+export function virtualRest (nodes: number, syncMs: number): RestOptions {
+  const scale = pushPullScale(nodes)
+  return { warmMs: Math.ceil(quietAfterMs(syncMs, scale)), windowMs: Math.max(60_000, MAX_SYNC_BACKOFF * scale * syncMs) }
+}
 
 export interface BenchVirtualResult {
   convergenceP50Ms: number | null
@@ -75,7 +82,7 @@ export async function benchVirtual (options: { nodes: number, seed?: number, sce
   // Formation-only run at half the size first (smaller heap to measure), for the memory model.
   let half: RunReport | undefined
   if (options.model !== false && nodes >= 40) half = await formOnly(Math.floor(nodes / 2), seed, scenario.agent.heartbeatMs)
-  const report = await runScenario(scenario, { tier: 'virtual', nodes, seed, measureHeap: true, rest: VIRTUAL_REST, onProgress: progressLine(`virtual ${nodes}`) })
+  const report = await runScenario(scenario, { tier: 'virtual', nodes, seed, measureHeap: true, rest: virtualRest(nodes, scenario.agent.syncMs), onProgress: progressLine(`virtual ${nodes}`) })
   let model: BenchVirtualResult['memoryModel'] = null
   let maxNodes: number | null = null
   if (half !== undefined) {
