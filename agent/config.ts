@@ -282,7 +282,7 @@ export const AGENT_FLAGS: Readonly<Record<string, AgentFlag>> = Object.freeze({
   'evict-after': { kind: 'duration', setting: 'evictAfterMs', help: 'propose evicting members silent this long; a strict majority must acknowledge' },
   'max-clock-offset': { kind: 'duration', setting: 'maxClockOffsetMs', help: "refuse writes while this host's clock is behind the cluster's by more" },
   'heartbeat-interval': { kind: 'duration', setting: 'heartbeatIntervalMs', help: 'also send a slow beacon this often; without it liveness comes from the failure detector' },
-  'sync-interval': { kind: 'duration', setting: 'syncIntervalMs', help: 'anti-entropy with one random peer this often, backing off to 12× while rounds bring nothing' },
+  'sync-interval': { kind: 'duration', setting: 'syncIntervalMs', help: 'anti-entropy with one random peer this often, backing off to 12× (times the push-pull scale of the view above 32 members) while rounds bring nothing' },
   'probe-interval': { kind: 'duration', setting: 'probeIntervalMs', help: 'failure detector: probe one member this often' },
   'probe-timeout': { kind: 'duration', setting: 'probeTimeoutMs', help: 'failure detector: a direct ping unanswered this long asks other members to ping' },
   'suspicion-mult': { kind: 'count', setting: 'suspicionMult', help: 'failure detector: suspicion timeout in probe intervals per log10 of the view size' },
