@@ -4,13 +4,17 @@
  * buckets as a table, then one small seeded virtual run (`yz-race`, 6 peers)
  * whose figures must hang together — every reservation final on every peer,
  * "everywhere" the slowest peer, writes across the cut slower than on the
- * whole network — and a rest window whose traffic is the failure detector's.
+ * whole network — and a rest window whose traffic is the failure detector's;
+ * then 40 peers at rest, whose anti-entropy rounds come at the pace of the
+ * view's push-pull scale (agent/sync.ts `pushPullScale`: 2 at 40 members).
  */
 import { describe, expect, it } from 'vitest'
 import { histogram } from '../../simulations/harness/finality.ts'
 import { runScenario } from '../../simulations/harness/run.ts'
 import { formatSummary } from '../../simulations/harness/summary.ts'
-import { loadScenario } from '../../simulations/scenario/load.ts'
+import { loadScenario, parseScenario } from '../../simulations/scenario/load.ts'
+import { virtualRest } from '../../simulations/bench/tiers.ts'
+import { MAX_SYNC_BACKOFF, pushPullScale } from '../../agent/sync.ts'
 
 describe('histogram of final-everywhere times', () => {
   it.each([
@@ -57,4 +61,22 @@ describe('finality and rest in a virtual run', () => {
     expect(rest.gossipInPerNodePerS, why).toBe(0)
     expect(rest.bytesInPerNodePerS, why).toBeGreaterThan(0)
   }, 60_000)
+})
+
+describe('anti-entropy at rest in a view above 32 members', () => {
+  it('40 peers each run one round per 12 × 2 sync intervals, not per 12', async () => {
+    const nodes = 40
+    const scenario = parseScenario(JSON.stringify({ name: 'rest-40', nodes, memory: ['16GiB'], network: { latency: ['2ms', '40ms'], loss: 0, duplicate: 0, degree: 6 }, timeline: [], settle: '1s', hold: 0, sample: '50ms' }), 'rest-40 (inline)')
+    const rest = virtualRest(nodes, scenario.agent.syncMs)
+    const report = await runScenario(scenario, { tier: 'virtual', nodes, seed: 3, rest })
+    const capMs = MAX_SYNC_BACKOFF * pushPullScale(nodes) * scenario.agent.syncMs
+    const why = `rest ${JSON.stringify(report.rest)}; window ${rest.windowMs} ms, one round per ${capMs} ms per peer expected`
+    expect(report.passed, why).toBe(true)
+    expect(pushPullScale(nodes)).toBe(2)
+    expect(rest.windowMs, why).toBe(capMs)
+    // Every round is one sync request served somewhere: one per peer in the window.
+    const perNode = report.rest!.requestsInPerNodePerS
+    expect(perNode, why).toBeGreaterThan(0.7 * 1000 / capMs)
+    expect(perNode, why).toBeLessThan(1.3 * 1000 / capMs)
+  }, 120_000)
 })
