@@ -298,7 +298,7 @@ export class Agent extends EventEmitter {
     this.self = init.network.self
     this.clock = init.clock ?? systemClock
     this.random = init.random ?? Math.random
-    this.offsets = new ClockOffsets(this.clock)
+    this.offsets = new ClockOffsets(this.clock, init.maxClockOffsetMs ?? DEFAULTS.maxClockOffsetMs)
     this.lease = new ClockLease({ dataDir: init.dataDir, self: this.self, clock: this.clock, periodMs: init.clockLeaseMs ?? DEFAULTS.clockLeaseMs })
     this.log = toLogger(init.log, () => lineLogger((line) => { process.stderr.write(`${line}\n`) }))
     this.doc = new Y.Doc({ gc: true })
@@ -378,7 +378,7 @@ export class Agent extends EventEmitter {
       probeTimeoutMs: () => this.probeTimeoutMs,
       maxCallBytes: MAX_BEACON_BYTES,
       stopped: () => this.stopped,
-      offsetSample: (peer, sampleMs) => { this.offsets.sample(peer, sampleMs) },
+      offsetSample: (peer, wallMs) => { this.offsets.sample(peer, wallMs) },
       drop: (from, kind, reason) => { this.input.drop(from, kind, reason) },
       counters: this.metrics
     })
@@ -423,7 +423,7 @@ export class Agent extends EventEmitter {
     }
     this.doc.clientID = clientId ?? this.randomClientId()
     this.clientId = this.doc.clientID
-    await this.lease.filesHold(this.clientId, { write: dataDir !== undefined && clientId === undefined })
+    await this.lease.filesHold(this.clientId, { write: clientId === undefined })
     this.writer = new LedgerWriter(this.doc, this.self, ORIGIN_LOCAL)
     // In a later epoch the document holds only what the checkpoint did not
     // summarise: how far this node's stream reached is in the checkpoint.
@@ -749,7 +749,7 @@ export class Agent extends EventEmitter {
         majorityOf: p.viewMembers.length
       })),
       admissionRequests: res.requests.map(r => ({ node: r.node, sponsor: r.sponsor, since: r.hlc })),
-      clock: { behindMs: this.offsets.behindMs, maxOffsetMs: this.maxOffsetMs(), peersAheadMs: Object.fromEntries(this.offsets.ahead(this.maxOffsetMs())) },
+      clock: { behindMs: this.offsets.behindMs, maxOffsetMs: this.offsets.maxOffsetMs, peersAheadMs: Object.fromEntries(this.offsets.ahead()) },
       seen: res.seen,
       peers: this.network.peers(),
       reservations: res.verdicts.size,
@@ -910,17 +910,12 @@ export class Agent extends EventEmitter {
     if (this.identityLost !== undefined) return `agent refuses to write: ${this.identityLost}`
     const lease = this.lease.waitMs()
     if (lease > 0) return `restarted ${formatMs(lease)} before the clock lease of its last beacons ends: writes wait until this host's clock passes it, so that none is stamped below a beacon peers already hold`
-    const behindMs = this.offsets.behindMs
-    if (behindMs > this.maxOffsetMs()) {
-      return `this host's clock is ${formatMs(behindMs)} behind the cluster's (more than the maximum offset of ${formatMs(this.maxOffsetMs())}): writes are refused so that none is stamped in the past; fix the clock (NTP), then retry`
+    const { behindMs, maxOffsetMs } = this.offsets
+    if (behindMs > maxOffsetMs) {
+      return `this host's clock is ${formatMs(behindMs)} behind the cluster's (more than the maximum offset of ${formatMs(maxOffsetMs)}): writes are refused so that none is stamped in the past; fix the clock (NTP), then retry`
     }
     return undefined
   }
-
-  private maxOffsetMs (): number {
-    return this.init.maxClockOffsetMs ?? DEFAULTS.maxClockOffsetMs
-  }
-
 
   // ------------------------------------------------------------ local writes
 
@@ -1433,17 +1428,16 @@ export class Agent extends EventEmitter {
   }
 
   private trackLiveness (res: Resolution): void {
-    const now = this.clock.now()
     for (const node of res.nodes.values()) {
       const known = this.lastStamps.has(node.id)
       if (!known) {
         this.lastStamps.set(node.id, node.lastHlc)
         // A first stamp may be old (history brought by a sync): it can only show a peer behind, never hide one ahead.
-        if (node.id !== this.self && node.lastHlc !== undefined) this.offsets.sample(node.id, hlcWallMs(node.lastHlc) - now)
+        if (node.id !== this.self && node.lastHlc !== undefined) this.offsets.sample(node.id, hlcWallMs(node.lastHlc))
       } else if (node.lastHlc !== undefined && node.lastHlc !== this.lastStamps.get(node.id)) {
         this.lastStamps.set(node.id, node.lastHlc)
         if (node.id !== this.self) {
-          this.offsets.sample(node.id, hlcWallMs(node.lastHlc) - now)
+          this.offsets.sample(node.id, hlcWallMs(node.lastHlc))
           this.detector.heard(node.id, node.lastHlc)
         }
       }
@@ -1454,7 +1448,7 @@ export class Agent extends EventEmitter {
 
   /** A member's beacon arrived now: it is alive, and its stamp is a fresh clock sample. */
   private heard (node: PeerIdStr, hlc: string): void {
-    this.offsets.sample(node, hlcWallMs(hlc) - this.clock.now())
+    this.offsets.sample(node, hlcWallMs(hlc))
     this.detector.heard(node, hlc)
   }
 
@@ -1471,8 +1465,8 @@ export class Agent extends EventEmitter {
       identityLost: this.identityLost,
       checkpointMismatch: this.epochs.mismatch,
       clockBehindMs: this.offsets.behindMs,
-      maxOffsetMs: this.maxOffsetMs(),
-      peersAhead: this.offsets.ahead(this.maxOffsetMs()),
+      maxOffsetMs: this.offsets.maxOffsetMs,
+      peersAhead: this.offsets.ahead(),
       joined: this.joined,
       evictionBlocked: this.membership.blocked,
       pressure: this.pressure.level === 'ok' ? undefined : { level: this.pressure.level, message: this.pressure.describe() ?? '' },

@@ -15,17 +15,21 @@ import type { Clock, PeerIdStr } from './types.ts'
 export const OFFSET_WINDOW_MS = 30_000
 
 export class ClockOffsets {
+  /** Behind the median by more than this, writes are refused; ahead of it by more, a member is alerted. */
+  readonly maxOffsetMs: number
   private readonly clock: Clock
   private readonly samples = new Map<PeerIdStr, { sampleMs: number, atMs: number }>()
   private median = 0
 
-  constructor (clock: Clock) {
+  constructor (clock: Clock, maxOffsetMs: number) {
     this.clock = clock
+    this.maxOffsetMs = maxOffsetMs
   }
 
-  /** A stamp of `peer` read now: its clock is at least `sampleMs` ahead of ours (negative: behind). */
-  sample (peer: PeerIdStr, sampleMs: number): void {
+  /** A stamp of `peer`'s clock at `wallMs`, read now: its clock is at least that far ahead of ours (negative: behind). */
+  sample (peer: PeerIdStr, wallMs: number): void {
     const now = this.clock.now()
+    const sampleMs = wallMs - now
     const previous = this.samples.get(peer)
     if (previous === undefined || sampleMs > previous.sampleMs || now - previous.atMs > OFFSET_WINDOW_MS) this.samples.set(peer, { sampleMs, atMs: now })
   }
@@ -53,10 +57,10 @@ export class ClockOffsets {
     return Math.max(0, this.median)
   }
 
-  /** Peers whose clocks run ahead of the median by more than `maxOffsetMs`, with how far. */
-  ahead (maxOffsetMs: number): Array<[PeerIdStr, number]> {
+  /** Peers whose clocks run ahead of the median by more than the maximum offset, with how far. */
+  ahead (): Array<[PeerIdStr, number]> {
     const out: Array<[PeerIdStr, number]> = []
-    for (const [peer, o] of this.samples) if (o.sampleMs - this.median > maxOffsetMs) out.push([peer, Math.round(o.sampleMs - this.median)])
+    for (const [peer, o] of this.samples) if (o.sampleMs - this.median > this.maxOffsetMs) out.push([peer, Math.round(o.sampleMs - this.median)])
     return out
   }
 }

@@ -27,8 +27,8 @@ export interface ProbeDeps {
   /** Largest request sent as a direct call. */
   maxCallBytes: number
   stopped: () => boolean
-  /** A peer's wall clock minus ours, at most half a round trip late. */
-  offsetSample: (peer: PeerIdStr, sampleMs: number) => void
+  /** A peer's wall clock as its answer gave it, at most half a round trip late. */
+  offsetSample: (peer: PeerIdStr, wallMs: number) => void
   drop: (from: PeerIdStr, kind: DropKind, reason: string) => void
   counters: { bytesIn: number, bytesOut: number, suspicionsDropped: number }
 }
@@ -44,7 +44,7 @@ export class Probes {
     if (reply?.type !== MSG_PONG) return false
     this.deps.detector().heard(peer)
     // Half the round trip is the most the answer can be late; a sample may only show a peer behind, never hide one ahead.
-    this.deps.offsetSample(peer, reply.wallMs - this.deps.clock.now())
+    this.deps.offsetSample(peer, reply.wallMs)
     return true
   }
 

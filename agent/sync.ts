@@ -63,14 +63,17 @@ export function pushPullScale (members: number): number {
 }
 
 /**
- * How long after its last news a peer's periodic rounds run at the backoff
- * cap at `scale` (the waits of 2, 4, 8, … base intervals before the first
- * capped one): the quiet before a window that measures the rest.
+ * The periodic rounds at rest, for base interval `baseMs` at `scale`: how
+ * long after its last news a peer's rounds run at the backoff cap (the waits
+ * of 2, 4, 8, … base intervals before the first capped one), and the capped
+ * wait between rounds from then on. What a window that measures the rest
+ * waits for, and how long it lasts.
  */
-export function quietAfterMs (baseMs: number, scale: number): number {
-  let total = 0
-  for (let factor = 2; factor < MAX_SYNC_BACKOFF * scale; factor *= 2) total += factor * baseMs
-  return total
+export function backoffSchedule (baseMs: number, scale: number): { quietMs: number, capMs: number } {
+  const cap = MAX_SYNC_BACKOFF * scale
+  let quietMs = 0
+  for (let factor = 2; factor < cap; factor *= 2) quietMs += factor * baseMs
+  return { quietMs, capMs: cap * baseMs }
 }
 
 /** A Yjs update with no entries and an empty delete set. */

@@ -20,7 +20,7 @@ import { numberFlag, parseArgs, UsageError } from '../../cli/args.ts'
 import { heapToRaise, runWithHeap } from '../harness/heap.ts'
 import type { FinalityReport } from '../harness/finality.ts'
 import type { RestOptions, RestTraffic } from '../harness/rest.ts'
-import { MAX_SYNC_BACKOFF, pushPullScale, quietAfterMs } from '../../agent/sync.ts'
+import { backoffSchedule, pushPullScale } from '../../agent/sync.ts'
 import { runScenario, type Progress, type RunReport } from '../harness/run.ts'
 import { loadScenario, parseScenario } from '../scenario/load.ts'
 
@@ -37,8 +37,8 @@ export const MEMORY_BUDGET_BYTES = 24 * GiB
  * one in it), and at least a minute.
  */
 export function virtualRest (nodes: number, syncMs: number): RestOptions {
-  const scale = pushPullScale(nodes)
-  return { warmMs: Math.ceil(quietAfterMs(syncMs, scale)), windowMs: Math.max(60_000, MAX_SYNC_BACKOFF * scale * syncMs) }
+  const { quietMs, capMs } = backoffSchedule(syncMs, pushPullScale(nodes))
+  return { warmMs: Math.ceil(quietMs), windowMs: Math.max(60_000, capMs) }
 }
 
 export interface BenchVirtualResult {

@@ -6,7 +6,7 @@
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
 import { PublishGate } from '../../agent/probe.ts'
-import { EMPTY_STATE_VECTOR, EMPTY_UPDATE, MAX_SYNC_BACKOFF, pushPullScale, quietAfterMs, SyncExchange } from '../../agent/sync.ts'
+import { backoffSchedule, EMPTY_STATE_VECTOR, EMPTY_UPDATE, MAX_SYNC_BACKOFF, pushPullScale, SyncExchange } from '../../agent/sync.ts'
 import { encodeMessage, MSG_SYNC_REPLY } from '../../agent/wire.ts'
 import { VirtualClock } from '../../simulations/virtual/clock.ts'
 
@@ -49,7 +49,7 @@ describe('work at rest paced by the size of the view', () => {
     expect(scales).toEqual([[1, 1], [32, 1], [33, 2], [64, 2], [65, 3], [128, 3], [129, 4], [300, 5], [1000, 6], [1024, 6], [1025, 7], [5000, 9]])
   })
 
-  it.each([1, 3])('quiet periodic rounds back off to 12 × %i base intervals, from where quietAfterMs says', async (scale) => {
+  it.each([1, 3])('quiet periodic rounds back off to 12 × %i base intervals, from where backoffSchedule says', async (scale) => {
     const clock = new VirtualClock({ startMs: 1_700_000_000_000 })
     const { sync, rounds } = quietExchange(clock)
     const start = clock.now()
@@ -63,9 +63,9 @@ describe('work at rest paced by the size of the view', () => {
     expect(gaps.slice(0, 3)).toEqual([2, 4, 8])
     expect(gaps.slice(-5)).toEqual([cap, cap, cap, cap, cap])
     expect(Math.max(...gaps)).toBe(cap)
-    // The first round followed by the capped wait is where quietAfterMs says.
+    // The first round followed by the capped wait is where backoffSchedule says.
     const firstAtCap = rounds[gaps.indexOf(cap)]
-    expect(firstAtCap - start).toBe(quietAfterMs(BASE_MS, scale))
+    expect(firstAtCap - start).toBe(backoffSchedule(BASE_MS, scale).quietMs)
   })
 
   it("stretches the node record's refresh by the scale", () => {

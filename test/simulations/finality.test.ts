@@ -14,7 +14,7 @@ import { runScenario } from '../../simulations/harness/run.ts'
 import { formatSummary } from '../../simulations/harness/summary.ts'
 import { loadScenario, parseScenario } from '../../simulations/scenario/load.ts'
 import { virtualRest } from '../../simulations/bench/tiers.ts'
-import { MAX_SYNC_BACKOFF, pushPullScale } from '../../agent/sync.ts'
+import { backoffSchedule, pushPullScale } from '../../agent/sync.ts'
 
 describe('histogram of final-everywhere times', () => {
   it.each([
@@ -69,7 +69,7 @@ describe('anti-entropy at rest in a view above 32 members', () => {
     const scenario = parseScenario(JSON.stringify({ name: 'rest-40', nodes, memory: ['16GiB'], network: { latency: ['2ms', '40ms'], loss: 0, duplicate: 0, degree: 6 }, timeline: [], settle: '1s', hold: 0, sample: '50ms' }), 'rest-40 (inline)')
     const rest = virtualRest(nodes, scenario.agent.syncMs)
     const report = await runScenario(scenario, { tier: 'virtual', nodes, seed: 3, rest })
-    const capMs = MAX_SYNC_BACKOFF * pushPullScale(nodes) * scenario.agent.syncMs
+    const { capMs } = backoffSchedule(scenario.agent.syncMs, pushPullScale(nodes))
     const why = `rest ${JSON.stringify(report.rest)}; window ${rest.windowMs} ms, one round per ${capMs} ms per peer expected`
     expect(report.passed, why).toBe(true)
     expect(pushPullScale(nodes)).toBe(2)
