@@ -54,6 +54,7 @@ import {
 } from './errors.ts'
 import { MAX_DIRECT_BYTES, type Network, type NetworkHandlers, type PeerIdStr } from '../types.ts'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
+import type { RPC } from '@libp2p/gossipsub/message'
 import type { Identify } from '@libp2p/identify'
 import type { Connection, ConnectionGater, Libp2p, PeerId, PeerInfo, PrivateKey, Stream } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
@@ -114,6 +115,22 @@ function shortMessageId (msg: Message): Uint8Array {
   seq.writeBigUInt64BE(msg.sequenceNumber)
   hash.update(seq)
   return hash.digest().subarray(0, 12)
+}
+/**
+ * Gossipsub's local key for dropping a copy of a message it already took in,
+ * read from the raw frame: the author's peer id and seqno, the same pair
+ * `shortMessageId` hashes. Without it gossipsub checks the ed25519
+ * signature of every copy before it finds the copy a duplicate, and a
+ * message reaches a peer once from each mesh neighbour that forwards it
+ * (docs/decisions.md "Duplicates dropped before their signature is
+ * checked"). Only a message whose signature checked out enters the cache, so
+ * a forged copy that shares the pair of a valid message is dropped as the
+ * duplicate its message id already made it; one that arrives first is
+ * checked, fails and leaves nothing behind.
+ */
+export function fastMessageId (msg: RPC.Message): string {
+  const latin1 = (bytes: Uint8Array | undefined): string => bytes === undefined ? '' : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
+  return `${msg.seqno?.byteLength ?? -1}:${latin1(msg.seqno)}${latin1(msg.from)}`
 }
 /** The mesh degree settings, for reports. */
 export const GOSSIP_DEGREE = `D=${GOSSIP_D}/Dlo=${GOSSIP_DLO}/Dhi=${GOSSIP_DHI}/Dout=${GOSSIP_DOUT}`
@@ -487,7 +504,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           // Every agent of a local cluster shares 127.0.0.1; the colocation
           // penalty would score them all negative and empty the meshes.
           ...(this.localCluster ? { scoreParams: { IPColocationFactorWeight: 0 } } : {}),
-          msgIdFn: shortMessageId
+          msgIdFn: shortMessageId,
+          fastMsgIdFn: fastMessageId
         })
       }
     })

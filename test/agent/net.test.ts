@@ -9,7 +9,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { generateClusterKey, loadClusterKey, parseClusterKey } from '../../agent/net/cluster-key.ts'
 import { loadOrCreatePeerKey, peerIdFromKey, PEER_KEY_FILE } from '../../agent/net/identity.ts'
-import { createLibp2pNetwork, ledgerTopic, syncProtocol } from '../../agent/net/libp2p.ts'
+import { createLibp2pNetwork, fastMessageId, ledgerTopic, syncProtocol } from '../../agent/net/libp2p.ts'
 import type { Libp2pNetwork, Libp2pNetworkInit } from '../../agent/net/libp2p.ts'
 import { MAX_DIRECT_BYTES, type NetworkHandlers } from '../../agent/types.ts'
 
@@ -357,6 +357,29 @@ describe('libp2p network', () => {
     await expect(clash.start(IDLE_HANDLERS))
       .rejects.toThrow()
     expect(clash.addresses()).toEqual([])
+  })
+})
+
+describe("gossipsub's key for a copy already taken in", () => {
+  const from = new Uint8Array([0, 36, 8, 1, 18, 32, ...Array.from({ length: 32 }, (_, i) => i)])
+  const seqno = (n: number): Uint8Array => { const b = new Uint8Array(8); new DataView(b.buffer).setBigUint64(0, BigInt(n)); return b }
+  const message = (over: { from?: Uint8Array, seqno?: Uint8Array, data?: Uint8Array }): Parameters<typeof fastMessageId>[0] =>
+    ({ topic: 't', from, seqno: seqno(1), data: new Uint8Array([1, 2, 3]), signature: new Uint8Array(64), ...over })
+
+  it('is the same for every copy of one message (author and seqno), whatever else the copy carries', () => {
+    // A copy with other bytes and no valid signature gets the key of the message it copies:
+    // gossipsub puts a key in its cache only once the signature checked out, so such a copy
+    // arriving later is dropped as the duplicate its message id already made it.
+    expect(fastMessageId(message({ data: new Uint8Array([9]) }))).toBe(fastMessageId(message({})))
+  })
+
+  it('differs between messages: another seqno, another author, or the same bytes split differently', () => {
+    const key = fastMessageId(message({}))
+    expect(fastMessageId(message({ seqno: seqno(2) }))).not.toBe(key)
+    expect(fastMessageId(message({ from: from.map((b, i) => i === 10 ? b + 1 : b) }))).not.toBe(key)
+    // The last byte of the seqno moved into the author's bytes: the length keeps them apart.
+    const moved = message({ seqno: seqno(1).subarray(0, 7), from: new Uint8Array([1, ...from]) })
+    expect(fastMessageId(moved)).not.toBe(key)
   })
 })
 
