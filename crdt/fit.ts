@@ -99,12 +99,8 @@ export function fit (resolution: Resolution, request: FitRequest, options: FitOp
   }
   // The answer is final when nothing before it can still change: no verdict is
   // tentative. It waits on what the latest tentative verdict waits on.
-  let latestPending: { hlc: string, waitingOn?: WaitingOn, waitsFor: NodeId[] } | undefined
-  for (const v of [...resolution.verdicts.values(), ...resolution.conflicts]) {
-    if (!v.final && v.status !== 'invalid' && v.status !== 'queued' && v.hlc !== undefined && (latestPending === undefined || v.hlc > latestPending.hlc)) latestPending = { hlc: v.hlc, waitingOn: v.waitingOn, waitsFor: v.waitsFor }
-  }
-  const waitsFor = latestPending?.waitsFor ?? []
-  const waitingOn = latestPending?.waitingOn
+  const waitsFor = resolution.latestPending?.waitsFor ?? []
+  const waitingOn = resolution.latestPending?.waitingOn
   // A peer that holds no completeness line at all (a joiner with nothing yet)
   // cannot vouch for anything. A quiet cluster announces no line (beacons go
   // out only for new entries), so a line held here is enough when nothing is

@@ -181,6 +181,8 @@ export interface Resolution {
   pending: number
   /** The earliest-stamped of those (by the stamp that decided it): what a stalled finality waits on first. */
   oldestPending?: Verdict
+  /** The latest-stamped of those (by its own stamp): what `fit()` says an answer waits on, without a walk over every verdict per question. */
+  latestPending?: Verdict
   issues: LedgerIssue[]
   counts: Record<VerdictStatus, number>
   /** Fingerprint of every verdict's decision and status: equal digests, equal answers. */
@@ -1118,6 +1120,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   let pending = 0
   let oldestPending: Verdict | undefined
   let oldestStamp = ''
+  let latestPending: Verdict | undefined
   for (const verdict of all) {
     verdict.final = false
     verdict.waitsFor = NONE
@@ -1139,6 +1142,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
     if (verdict.status !== 'invalid') {
       pending++
       if (oldestPending === undefined || t < oldestStamp) { oldestPending = verdict; oldestStamp = t }
+      if (latestPending === undefined || verdict.hlc > latestPending.hlc!) latestPending = verdict
     }
     if (seen === undefined || t > seen) {
       verdict.waitsFor = behind(t)
@@ -1173,6 +1177,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
     latestHlc: replayed.latestHlc,
     pending,
     ...(oldestPending !== undefined ? { oldestPending } : {}),
+    ...(latestPending !== undefined ? { latestPending } : {}),
     issues,
     counts: replayed.counts,
     get digest () { return replayed.digest }

@@ -55,6 +55,12 @@ describe('fit(): the dry-run plan', () => {
     l.beacon(B)
     const later = fit(resolve(l.doc), { bytes: 1 * GiB, placement: { kind: 'all' } })
     expect(later).toMatchObject({ final: false, waitingOn: 'confirmations' })
+    // A later write, past B's clock: the answer waits on what the latest tentative verdict waits on
+    // (B's clock), not on what the oldest does (confirmations of x).
+    l.reserve(A, 'y', 1 * GiB)
+    const res = resolve(l.doc)
+    expect(res.verdicts.get('x')!.waitingOn).toBe('confirmations')
+    expect(fit(res, { bytes: 1 * GiB, placement: { kind: 'all' } })).toMatchObject({ final: false, waitingOn: 'clocks', waitsFor: [B] })
   })
 
   it('agrees with resolve(): what fit() admits, the next write admits on the same node', () => {
