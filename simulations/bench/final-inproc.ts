@@ -45,6 +45,8 @@ const FORM_TIMEOUT_MS = 300_000
 const CONNECT_WAIT_MS = 60_000
 /** Pause between two reservations, so each is measured on a quiet cluster. */
 const GAP_MS = 300
+/** The quiet between forming and the writes (also the window measured at rest). */
+const REST_MS = 5000
 
 export interface FinalInprocResult {
   nodes: number
@@ -64,6 +66,9 @@ export interface FinalInprocResult {
   histogram: Array<[number, number]>
   /** Process CPU (user + system) over the writes, in cores. */
   cpuCores: number
+  /** The same over the 5 s of quiet before the writes, and the event-loop delay then. */
+  restCpuCores: number
+  restLoopDelayP99Ms: number
   /** Event-loop delay over the writes (ms). */
   loopDelayP50Ms: number
   loopDelayP99Ms: number
@@ -110,7 +115,17 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
     const formMs = performance.now() - formStart
     const conns = agents.map(a => a.daemon.network.peers().length)
     log(`final-inproc ${n}: formed in ${(formMs / 1000).toFixed(1)} s (connections ${Math.min(...conns)}–${Math.max(...conns)} per agent)`)
-    await sleep(5000)
+    // The quiet before the writes, measured: what the agents cost at rest is
+    // the CPU the writes cannot have.
+    const restDelay = monitorEventLoopDelay({ resolution: 10 })
+    restDelay.enable()
+    const restCpu0 = process.cpuUsage()
+    const restWall0 = performance.now()
+    await sleep(REST_MS)
+    const restCpu = process.cpuUsage(restCpu0)
+    restDelay.disable()
+    const rest = { cpuCores: (restCpu.user + restCpu.system) / 1000 / (performance.now() - restWall0), loopDelayP99Ms: restDelay.percentile(99) / 1e6 }
+    log(`final-inproc ${n}: at rest ${rest.cpuCores.toFixed(2)} cores, event-loop delay p99 ${rest.loopDelayP99Ms.toFixed(1)} ms`)
 
     const everywhere: number[] = []
     const perPeer: number[] = []
@@ -161,6 +176,8 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
       notFinal,
       histogram: histogram(everywhere),
       cpuCores: Number(((cpu.user + cpu.system) / 1000 / wallMs).toFixed(2)),
+      restCpuCores: Number(rest.cpuCores.toFixed(2)),
+      restLoopDelayP99Ms: Math.round(rest.loopDelayP99Ms * 10) / 10,
       loopDelayP50Ms: Math.round(delay.percentile(50) / 1e5) / 10,
       loopDelayP99Ms: Math.round(delay.percentile(99) / 1e5) / 10,
       loopDelayMaxMs: Math.round(delay.max / 1e5) / 10,
