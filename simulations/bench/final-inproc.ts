@@ -27,7 +27,7 @@ import { resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { DEFAULTS, type AgentEvent } from '../../agent/agent.ts'
 import { wantedConnections } from '../../agent/mesh.ts'
 import { parsePlacement } from '../../crdt/index.ts'
@@ -66,9 +66,9 @@ export interface FinalInprocResult {
   histogram: Array<[number, number]>
   /** Process CPU (user + system) over the writes, in cores. */
   cpuCores: number
-  /** The same over the 5 s of quiet before the writes, and the event-loop delay then. */
-  restCpuCores: number
-  restLoopDelayP99Ms: number
+  /** The same over the 5 s of quiet before the writes, and the event-loop delay then (absent from results written before 2026-12-07, which the report still renders). */
+  restCpuCores?: number
+  restLoopDelayP99Ms?: number
   /** Event-loop delay over the writes (ms). */
   loopDelayP50Ms: number
   loopDelayP99Ms: number
@@ -117,15 +117,10 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
     log(`final-inproc ${n}: formed in ${(formMs / 1000).toFixed(1)} s (connections ${Math.min(...conns)}–${Math.max(...conns)} per agent)`)
     // The quiet before the writes, measured: what the agents cost at rest is
     // the CPU the writes cannot have.
-    const restDelay = monitorEventLoopDelay({ resolution: 10 })
-    restDelay.enable()
-    const restCpu0 = process.cpuUsage()
-    const restWall0 = performance.now()
+    const restLoad = measureLoad()
     await sleep(REST_MS)
-    const restCpu = process.cpuUsage(restCpu0)
-    restDelay.disable()
-    const rest = { cpuCores: (restCpu.user + restCpu.system) / 1000 / (performance.now() - restWall0), loopDelayP99Ms: restDelay.percentile(99) / 1e6 }
-    log(`final-inproc ${n}: at rest ${rest.cpuCores.toFixed(2)} cores, event-loop delay p99 ${rest.loopDelayP99Ms.toFixed(1)} ms`)
+    const rest = restLoad()
+    log(`final-inproc ${n}: at rest ${rest.cpuCores} cores, event-loop delay p99 ${delayMs(rest.delay.percentile(99))} ms`)
 
     const everywhere: number[] = []
     const perPeer: number[] = []
@@ -139,10 +134,7 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
     // --cpu-prof FILE: a CPU profile of the writes only (formation left out), for Chrome's DevTools.
     const profiler = options.cpuProfile !== undefined ? new Session() : undefined
     if (profiler !== undefined) { profiler.connect(); await profiler.post('Profiler.enable'); await profiler.post('Profiler.start') }
-    const delay = monitorEventLoopDelay({ resolution: 10 })
-    delay.enable()
-    const cpu0 = process.cpuUsage()
-    const wall0 = performance.now()
+    const writesLoad = measureLoad()
     for (let i = 0; i < count; i++) {
       const id = `final-${n}-${i}`
       const times = await reserveAndWait(agents, agents[i % n], id)
@@ -151,9 +143,7 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
       else notFinal++
       await sleep(GAP_MS)
     }
-    const wallMs = performance.now() - wall0
-    const cpu = process.cpuUsage(cpu0)
-    delay.disable()
+    const writes = writesLoad()
     if (profiler !== undefined) {
       const { profile } = await profiler.post('Profiler.stop')
       await writeFile(options.cpuProfile!, JSON.stringify(profile))
@@ -175,12 +165,12 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
       peerP99Ms: q(perPeer, 0.99),
       notFinal,
       histogram: histogram(everywhere),
-      cpuCores: Number(((cpu.user + cpu.system) / 1000 / wallMs).toFixed(2)),
-      restCpuCores: Number(rest.cpuCores.toFixed(2)),
-      restLoopDelayP99Ms: Math.round(rest.loopDelayP99Ms * 10) / 10,
-      loopDelayP50Ms: Math.round(delay.percentile(50) / 1e5) / 10,
-      loopDelayP99Ms: Math.round(delay.percentile(99) / 1e5) / 10,
-      loopDelayMaxMs: Math.round(delay.max / 1e5) / 10,
+      cpuCores: writes.cpuCores,
+      restCpuCores: rest.cpuCores,
+      restLoopDelayP99Ms: delayMs(rest.delay.percentile(99)),
+      loopDelayP50Ms: delayMs(writes.delay.percentile(50)),
+      loopDelayP99Ms: delayMs(writes.delay.percentile(99)),
+      loopDelayMaxMs: delayMs(writes.delay.max),
       rssBytes: rss,
       rssPerAgentBytes: Math.round((rss - baselineRss) / n),
       connections: [Math.min(...conns), Math.max(...conns)],
@@ -193,6 +183,22 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
     await stopAll(agents).catch((error: unknown) => { log(`final-inproc ${n}: cleaning up: ${(error as Error).message}`) })
   }
 }
+
+/** This process's CPU (cores, two decimals) and event-loop delay from now until the returned function is called. */
+function measureLoad (): () => { cpuCores: number, delay: IntervalHistogram } {
+  const delay = monitorEventLoopDelay({ resolution: 10 })
+  delay.enable()
+  const cpu0 = process.cpuUsage()
+  const wall0 = performance.now()
+  return () => {
+    const cpu = process.cpuUsage(cpu0)
+    delay.disable()
+    return { cpuCores: Number(((cpu.user + cpu.system) / 1000 / (performance.now() - wall0)).toFixed(2)), delay }
+  }
+}
+
+/** A histogram's nanoseconds as milliseconds to one decimal. */
+const delayMs = (ns: number): number => Math.round(ns / 1e5) / 10
 
 /** Write one reservation through `writer`; resolves with, per agent that got there, ms from the call until its verdict was final there. */
 async function reserveAndWait (agents: TestAgent[], writer: TestAgent, id: string): Promise<number[]> {
