@@ -78,9 +78,13 @@ export function explainMissed (id: string, r: BenchResults): string[] {
       if (slow.length > 0) {
         out.push(`  Convergence p99 over 0.5 s at N = ${slow.map(x => x.nodes.toLocaleString('en-US')).join(', ')}: a peer that misses a gossip message gets it when the writer's next update shows the gap (the agent pulls it at once) or at its next periodic sync (every 10 s in \`fleet\`), whichever comes first. With gossip over 3 mesh paths a peer misses a message only if all three lose it; a p99 at the sync interval means copies were lost on every path (or the scenario's \`paths\` is 1).`)
       }
-      out.push('  Wall time and memory grow as N²: every virtual peer holds a replica of the whole ledger and applies every other peer\'s heartbeats and sync replies in one process. In CPU profiles at 300 peers, Yjs and lib0 take 44 % (a third of it the state vector Yjs builds at the start of every transaction, O(peers)), garbage collection 26 %, the agents\' resolution and the ledger reads 18 %; the network, clock and coalescer under 3 %. At 1,000 peers the expensive parts are the sync waves: formation (every agent syncing with its first peers while 1,000 heartbeats and join records are in flight) and above all each heal, where every reconnected agent pulls the other side\'s writes and passes them on to each of its peers (epidemic pull), every exchange carrying hundreds of entries into a 1,000-client document. Yjs holding back out-of-order updates is not the cost: at 300 peers applies that found something held back took 0.27 s of the 39 s spent applying updates. What would cut it: applying a burst of peer updates in one Yjs transaction, re-reading only the heartbeats that changed instead of the whole member map at each resolution, and a smaller heap per peer (the run slows as the process nears its 16 GiB heap limit).')
+      out.push('  How the virtual tier scales with N, and what limits it: see the `fleet` target at 1,000 below.')
       return out
     }
+    case 'virtual-fleet-1000':
+      return virtualScale(r)
+    case 'virtual-final-1000':
+      return ['- **Final at 1,000 virtual peers**: not measured at 1,000, because the tier does not reach that size within its budget (the `fleet` target); at the sizes that ran, the figure in the table is the time from a write on a whole network to final on every peer, in virtual time.']
     case 'fit': {
       const f = r.fitCpu
       return [
@@ -100,12 +104,61 @@ export function explainMissed (id: string, r: BenchResults): string[] {
     case 'peer':
       return ['- **RSS per peer**: see section 8.']
     default:
+      if (id.startsWith('final-inproc-')) return finalInproc(r, Number(id.slice('final-inproc-'.length)))
       if (id.startsWith('final-')) {
         return ['- **Reservation → final**: a verdict is final when every member\'s beacon past it has arrived and a majority has announced a line past it: two rounds of beacons. Each member hands its beacon to one relay, which sends every member one batch as soon as it holds every member\'s beacon, or 40 ms after the first (docs/design.md "Clock channel"). A batch therefore waits for the slowest member: with 25 or more agent processes on 2 cores, each using about 3 % of a core per change per second, some agent is waiting for a core in most rounds, and a beacon that is lost or later than 1 s is pulled (which is where the slowest trials\' 1–2 s come from). Where an agent\'s CPU per change goes, at N = 25 under 2 changes a second for 160 s (`npx tsx simulations/bench/rest-profile.ts --nodes 25 --seconds 160 --changes 2`, which splits each agent\'s CPU by thread from /proc): the 25 agents used 1.08 cores, 0.83 on their event loops and 0.25 in V8\'s helper threads (garbage collection and compilation; 0.42 over a 40 s window, while each process is still compiling its hot code). Less what they use at rest, that is about 12 ms on the event loop and 2–5 ms in helpers per change per agent. Resolution is about 1 ms of it (in one process, a hot `finishResolution` takes 64 µs and runs about 6.6 times per change per agent, once per beacon batch, own beacon and clock move, and one replay of the ledger 0.25 ms); a CPU profile of the event loop spreads the rest over the libp2p stack per message (Noise, yamux, stream plumbing), Node\'s streams, events and timers, file writes and garbage collection, with no single hot spot. Running the agents with `--single-threaded` moves the helpers\' work onto the event loop without reducing the total. On hosts with a core per agent, as deployed, no agent waits for a core; on this machine the processes compete.']
       }
+      if (id.startsWith('rest-bytes-')) return explainMissed('bandwidth', r)
+      if (id.startsWith('load-bytes-')) return loadBytes(r, Number(id.slice('load-bytes-'.length)))
+      if (id.startsWith('rest-cpu-')) return restCpu(r, Number(id.slice('rest-cpu-'.length)))
       if (id.startsWith('liveness-')) {
         return ['- **Failure detection**: with 50 agent processes on 2 cores, the one-change-per-second windows use most of both cores (memgossip\'s and Serf\'s agents together; section 2), and an agent\'s event loop then lags by more than the 1 s probe timeout. A starved agent misses its pings and its helpers\' pings alike, so it is suspected, as SWIM would, and it refutes once its event loop catches up. The detector does not accuse when its own timer runs late or when its helpers do not answer at all (Lifeguard\'s local health), but it cannot tell a peer starved for seconds from a dead one without a longer timeout, which would miss the 5 s detection target. What would fix it is less CPU per change (see Reservation → final); at N = 10 and 25, where the cores keep up, there were no suspicions.']
       }
       return [`- **${id}**: not investigated.`]
   }
+}
+
+const windowMedian = (r: BenchResults, nodes: number, kind: 'rest' | 'load', f: (w: BenchResults['traffic'][number]['windows'][number]) => number | undefined): number =>
+  percentile((r.traffic.find(t => t.nodes === nodes)?.windows ?? []).filter(w => w.kind === kind).map(w => f(w) ?? Number.NaN).filter(Number.isFinite), 0.5)
+
+function loadBytes (r: BenchResults, nodes: number): string[] {
+  const cores = (n: number, which: 'memgossip' | 'serf'): number => windowMedian(r, n, 'load', w => which === 'memgossip' ? w.memgossip.cpuPerNode : w.serf?.cpuPerNode) * n
+  const ratio = (n: number): number => windowMedian(r, n, 'load', w => w.ratioSocket)
+  const smaller = r.traffic.map(t => t.nodes).filter(n => n < nodes && Number.isFinite(ratio(n))).sort((a, b) => b - a)[0]
+  const suspicions = r.liveness?.find(l => l.nodes === nodes)?.falseSuspicions
+  return [
+    `- **Bytes under one change a second, N = ${nodes}**: ×${fmt(ratio(nodes), 2)} Serf's${smaller !== undefined ? `, against ×${fmt(ratio(smaller), 2)} at N = ${smaller}` : ''}. A change reaches each agent as one update on the direct stream, then two rounds of beacons, each agent sending one beacon to the round's relay and receiving one batch from it (docs/design.md "Clock channel"). In these windows the ${nodes} memgossip agents used ${fmt(cores(nodes, 'memgossip'), 2)} cores together and Serf's ${fmt(cores(nodes, 'serf'), 2)}, on a ${r.machine.cores}-core machine: agents waiting for a core answer probes late${suspicions !== undefined ? ` (${suspicions} suspicions in the traffic windows, see Failure detection)` : ''}, and each suspicion and its refutation is a message to every agent; a beacon that arrives after its round is pulled, and an update that arrived late is synced. That catching-up is what the bytes above ${smaller !== undefined ? `N = ${smaller}'s ratio` : 'the plain case'} are; what would close it is less CPU per change (see Reservation → final).`
+  ]
+}
+
+function restCpu (r: BenchResults, nodes: number): string[] {
+  const cores = (which: 'memgossip' | 'serf', kind: 'rest' | 'load'): number => windowMedian(r, nodes, kind, w => which === 'memgossip' ? w.memgossip.cpuPerNode : w.serf?.cpuPerNode) * nodes
+  return [
+    `- **CPU at rest, N = ${nodes}**: the memgossip agents used ${fmt(cores('memgossip', 'rest'), 2)} cores together, Serf's ${fmt(cores('serf', 'rest'), 2)}. At rest an agent answers and sends one probe a second (SWIM), beacons on a slow timer and runs a sync round that backs off while it brings nothing (docs/design.md "Liveness", "Network"). The rest windows follow the one-change-per-second windows (${fmt(cores('memgossip', 'load'), 2)} cores there), and agents that fell behind spend the start of a rest window catching up (see Bandwidth).`
+  ]
+}
+
+/** Why the virtual tier does not reach 1,000 peers within its budget: this run's sizes, and what profiles found. */
+function virtualScale (r: BenchResults): string[] {
+  const done = r.virtual.runs.filter(x => x.error === undefined && typeof (x.result as { wallMs?: unknown } | undefined)?.wallMs === 'number').sort((a, b) => a.nodes - b.nodes)
+  const wall = (x: typeof done[number]): number => (x.result as { wallMs: number }).wallMs
+  const steps: string[] = []
+  for (let i = 1; i < done.length; i++) {
+    const a = done[i - 1]
+    const b = done[i]
+    steps.push(`${fmt(wall(a) / 1000)} s at ${a.nodes} → ${fmt(wall(b) / 1000)} s at ${b.nodes} (N^${fmt(Math.log(wall(b) / wall(a)) / Math.log(b.nodes / a.nodes), 2)})`)
+  }
+  return [
+    `- **\`fleet\` at 1,000 virtual peers**: ${steps.length > 0 ? `the scenario's wall time grew ${steps.join(', ')}. ` : ''}The scenario's writes grow with N (30 % of N, then 10 % per region), every write reaches every peer, and every peer's refreshes after it walk every member: about N³ in all. A CPU profile of the scenario alone at 200 peers (seed 1, formation to settled, 2026-12-07): recomputing resolutions 39 % (\`finishResolution\` — finality and node views over every member — 25 %, the replay of the log 10 %), Yjs applying updates 16 % (of which the state vector Yjs builds at the start of every transaction, O(peers), 8 %), answering syncs 9.5 %, garbage collection 9 %. Memory: 300 peers held 5.5 MiB of RSS and 2.3 MiB of heap per peer, 4.2 GiB at the peak; 1,000 peers stalled at 100 ms of virtual time with 16–18 GiB on 2026-12-06, and 500 did not finish within 22 minutes.`,
+    '  What would change it is a resolution whose work per event does not grow with N: a replay that applies a new entry to the last state, and finality and node views recomputed only for the members whose beacons or records moved. That is the core of the finality rule, not started; 2,000 and 5,000 were not tried, as 1,000 does not run.'
+  ]
+}
+
+function finalInproc (r: BenchResults, nodes: number): string[] {
+  const f = r.finalInproc?.find(x => x.nodes === nodes)
+  const run = f !== undefined && !('error' in f) ? f : undefined
+  const half = r.finalInproc?.filter(x => x.nodes < nodes && !('error' in x) && x.notFinal === 0).sort((a, b) => b.nodes - a.nodes)[0] as (Exclude<NonNullable<BenchResults['finalInproc']>[number], { error: string }> | undefined)
+  return [
+    `- **Reservation → final, ${nodes} agents in one process**: all ${nodes} agents share one JavaScript thread${run !== undefined ? `; before the writes they used ${run.restCpuCores !== undefined ? `${fmt(run.restCpuCores, 2)} cores at rest (event-loop delay p99 ${fmt(run.restLoopDelayP99Ms ?? Number.NaN)} ms), and ` : ''}${fmt(run.cpuCores, 2)} cores over the writes, with an event-loop delay p99 of ${fmt(run.loopDelayP99Ms)} ms` : ''}. One change costs each agent about 10 ms of that thread (a CPU profile of 100 agents under writes, 2026-12-07: gossipsub's handling of received messages 34 % of the busy time, signature checks 7 % of it once duplicates are dropped first), so one change takes about a second of the one thread over the 100 agents, before anything else they do. Above 64 members, beacons go by gossip to every agent instead of straight to each member; an agent late by more than the probe timeout is suspected, and each suspicion and its refutation is another message to every agent (docs/decisions.md "Between 50 and 70 agents in one process").${half !== undefined ? ` At ${half.nodes} agents the same run was final everywhere with a p99 of ${fmt(half.allP99Ms ?? Number.NaN)} ms.` : ''}`
+  ]
 }

@@ -5,13 +5,32 @@
  * calls. On a machine shared with other work the wall-clock tail is mostly
  * the process waiting for a core, not fit() computing; the CPU-time tail
  * says what fit() itself costs.
+ *
+ * The benchmark runs it in a process of its own (simulations/bench/run.ts),
+ * so that the garbage of its other phases is not collected during these
+ * calls:
+ *
+ *   node --expose-gc --import tsx simulations/bench/fit-cpu.ts [--calls 4000]
+ *
+ * Before the timed calls, `warmup` untimed ones compile fit() (an agent
+ * answers with warm code), and where `gc()` is exposed one full collection
+ * takes the garbage of building the ledger: the collections during the timed
+ * calls are then those of fit()'s own allocations.
  */
 import { PerformanceObserver } from 'node:perf_hooks'
-import { fit, resolve } from '../../crdt/index.ts'
+import { resolve as resolvePath } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { numberFlag, parseArgs } from '../../cli/args.ts'
+import { fit, resolve, type Placement } from '../../crdt/index.ts'
 import { buildLedger } from './crdt.ts'
 import { summarize, type Summary } from './stats.ts'
 
 const GiB = 1024 ** 3
+
+/** The same mix as runCrdtBench: spread:3, all, any, any. */
+function placementOf (i: number): Placement {
+  return i % 4 === 0 ? { kind: 'spread', count: 3 } : i % 4 === 1 ? { kind: 'all' } : { kind: 'any' }
+}
 
 export interface FitCpuResult {
   nodes: number
@@ -27,13 +46,20 @@ export interface FitCpuResult {
   slowWaiting?: number
   gcCount: number
   gcMaxMs: number
+  /** Untimed calls first, and whether a full collection ran before the timed ones (absent in results written before 2026-12-07, evening). */
+  warmup?: number
+  collectedFirst?: boolean
 }
 
-export async function runFitCpu (options: { nodes?: number, reservations?: number, calls?: number } = {}): Promise<FitCpuResult> {
+export async function runFitCpu (options: { nodes?: number, reservations?: number, calls?: number, warmup?: number } = {}): Promise<FitCpuResult> {
   const nodes = options.nodes ?? 1000
   const reservations = options.reservations ?? 10_000
   const calls = options.calls ?? 4000
   const res = resolve(buildLedger(nodes, reservations))
+  const warmup = options.warmup ?? 200
+  for (let i = 0; i < warmup; i++) fit(res, { bytes: (1 + (i % 8)) * GiB, placement: placementOf(i) })
+  const gc = (globalThis as { gc?: () => void }).gc
+  gc?.()
   const gcs: Array<{ start: number, end: number }> = []
   const observer = new PerformanceObserver(list => { for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration }) })
   observer.observe({ entryTypes: ['gc'] })
@@ -41,8 +67,7 @@ export async function runFitCpu (options: { nodes?: number, reservations?: numbe
   const cpu: number[] = []
   const starts: number[] = []
   for (let i = 0; i < calls; i++) {
-    // The same mix as runCrdtBench: spread:3, all, any, any.
-    const placement = i % 4 === 0 ? { kind: 'spread' as const, count: 3 } : i % 4 === 1 ? { kind: 'all' as const } : { kind: 'any' as const }
+    const placement = placementOf(i)
     const c0 = process.cpuUsage()
     const t0 = performance.now()
     fit(res, { bytes: (1 + (i % 8)) * GiB, placement })
@@ -66,6 +91,14 @@ export async function runFitCpu (options: { nodes?: number, reservations?: numbe
     slowWithCpu: slow.filter(x => x.c > 1).length,
     slowWaiting: slow.filter(x => x.c <= 1 && !gcs.some(g => g.start < x.s + x.w && g.end > x.s)).length,
     gcCount: gcs.length,
-    gcMaxMs: gcs.reduce((m, g) => Math.max(m, g.end - g.start), 0)
+    gcMaxMs: gcs.reduce((m, g) => Math.max(m, g.end - g.start), 0),
+    warmup,
+    collectedFirst: gc !== undefined
   }
+}
+
+if (process.argv[1] !== undefined && resolvePath(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { flags } = parseArgs(process.argv.slice(2), { calls: { type: 'string' } })
+  const result = await runFitCpu({ calls: numberFlag(flags, 'calls', { integer: true, min: 1 }) ?? 4000 })
+  process.stdout.write(JSON.stringify(result) + '\n')
 }

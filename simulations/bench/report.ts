@@ -2,7 +2,8 @@
  * Turning a benchmark run into docs/benchmarks.md, docs/bench-*.svg and the
  * summary printed on stdout; and judging each target met or missed.
  */
-import type { BenchResults, PropagationResult, TrafficResult } from './results.ts'
+import type { BenchResults, PropagationResult, TrafficResult, VirtualRun } from './results.ts'
+import { pushPullScale } from '../../agent/sync.ts'
 import { fmt, percentile, type Summary } from './stats.ts'
 import { barChart } from '../support/svg.ts'
 import { probeComplete, type TrafficWindow } from './clusters.ts'
@@ -22,7 +23,7 @@ function largest<T extends { nodes: number }> (xs: T[]): T | undefined {
   return [...xs].sort((a, b) => b.nodes - a.nodes)[0]
 }
 
-function trafficMedians (t: TrafficResult, kind: 'rest' | 'load'): { mgCpu: number, mgCpuHub: number, serfCpu: number, serfCpuHub: number, mgPayload: number, mgSocket: number, mgBusiest: number, mgWire: number, serfPayload: number, serfBusiest: number, serfWire: number, serfIo: number, ratioSocket: number, ratioWire: number, copies: number, applied: number, redundant: number, ihave: number, iwant: number, sync: number, published: number, gsMessages: number, gsControl: number } {
+function trafficMedians (t: TrafficResult, kind: 'rest' | 'load'): { mgCpu: number, mgCpuHub: number, serfCpu: number, serfCpuHub: number, mgPayload: number, mgSocket: number, mgBusiest: number, mgWire: number, serfPayload: number, serfBusiest: number, serfWire: number, serfIo: number, ratioSocket: number, ratioWire: number, ratioCpu: number, copies: number, applied: number, redundant: number, ihave: number, iwant: number, sync: number, published: number, gsMessages: number, gsControl: number } {
   const ws = t.windows.filter(w => w.kind === kind)
   const m = (f: (w: TrafficWindow) => number | undefined): number => median(ws.map(w => f(w) ?? Number.NaN))
   return {
@@ -40,6 +41,7 @@ function trafficMedians (t: TrafficResult, kind: 'rest' | 'load'): { mgCpu: numb
     serfIo: m(w => w.serf?.procIoBytesPerNodeSec),
     ratioSocket: m(w => w.ratioSocket),
     ratioWire: m(w => w.ratioWire),
+    ratioCpu: m(w => w.serf !== undefined && w.serf.cpuPerNode > 0 ? w.memgossip.cpuPerNode / w.serf.cpuPerNode : undefined),
     copies: m(w => w.memgossip.gossipCopiesPerNodePerMessage),
     applied: m(w => w.memgossip.updatesAppliedPerNodePerMessage),
     redundant: m(w => w.memgossip.redundantShare),
@@ -49,6 +51,72 @@ function trafficMedians (t: TrafficResult, kind: 'rest' | 'load'): { mgCpu: numb
     published: ws.reduce((a, w) => a + w.memgossip.gossipMessagesPublished, 0),
     gsMessages: m(w => w.memgossip.gossipMessageBytesSentPerNodeSec),
     gsControl: m(w => w.memgossip.gossipControlBytesSentPerNodeSec)
+  }
+}
+
+/** What `benchVirtual` returns, as far as the report reads it (simulations/bench/tiers.ts `BenchVirtualResult`). */
+interface VirtualResultFields {
+  passed?: boolean
+  wallMs?: number
+  rssPerPeerBytes?: number
+  heapPerPeerBytes?: number
+  finality?: { whole: { allP50Ms: number | null, allP99Ms: number | null, allMaxMs: number | null, neverFinal: number } }
+  rest?: { messagesInPerNodePerS: number, bytesInPerNodePerS: number, bytesOutPerNodePerS: number } | null
+}
+
+const virtualFields = (v: VirtualRun): VirtualResultFields => (v.result ?? {}) as VirtualResultFields
+
+/**
+ * Issue 12's virtual-tier targets: final within 1 s of virtual time and the
+ * `fleet` scenario within 15 minutes of wall time at 1,000 peers, and traffic
+ * at rest growing from 100 to 1,000 peers no faster than Serf's push-pull
+ * (each node exchanges the full state with one peer every 30 s × the
+ * push-pull scale of N: bytes per node ∝ N / scale(N); its probes keep the
+ * messages per node flat).
+ */
+function evaluateVirtualScale (r: BenchResults, add: (id: string, name: string, target: string, value: string, met: boolean | undefined, note?: string) => void): void {
+  if (!r.virtual.available) return
+  const done = r.virtual.runs.filter(v => v.error === undefined && virtualFields(v).passed !== undefined).sort((a, b) => a.nodes - b.nodes)
+  const at1000 = r.virtual.runs.find(v => v.nodes === 1000)
+  const top = done.at(-1)
+  const missing1000 = at1000 === undefined
+    ? `not run at 1,000: ${top !== undefined ? `N = ${top.nodes.toLocaleString('en-US')} took ${ms(top.wallMs)} with its at-rest window, over the budget per size` : 'no smaller size finished'}`
+    : at1000.error !== undefined ? `no result at 1,000: ${at1000.error}` : ''
+  const wall = (v: VirtualRun): string => `${fmt((virtualFields(v).wallMs ?? Number.NaN) / 60_000, 2)} min`
+  const perPeer = (v: VirtualRun): string => `${fmt((virtualFields(v).rssPerPeerBytes ?? Number.NaN) / MiB)} MiB RSS, ${fmt((virtualFields(v).heapPerPeerBytes ?? Number.NaN) / MiB, 2)} MiB heap per peer`
+  const sizes = done.map(v => `N = ${v.nodes.toLocaleString('en-US')}: ${virtualFields(v).passed === true ? 'every invariant held' : '**invariants failed**'}, ${wall(v)} (${perPeer(v)})`).join('; ')
+  const ok1000 = at1000 !== undefined && at1000.error === undefined ? at1000 : undefined
+  add('virtual-fleet-1000', 'virtual tier: `fleet` at N = 1,000 with every invariant (2,000 and 5,000 tried)', '≤ 15 min of wall time', `${sizes}${missing1000 !== '' ? `; ${missing1000}` : ''}`,
+    ok1000 !== undefined ? virtualFields(ok1000).passed === true && (virtualFields(ok1000).wallMs ?? Infinity) <= 15 * 60_000 : false, 'wall time of the scenario: formation, timeline and settling, not the at-rest window after it')
+  const finalOf = (v: VirtualRun): string => {
+    const w = virtualFields(v).finality?.whole
+    return w === undefined ? 'no finality figures' : `p50 ${ms(w.allP50Ms ?? Number.NaN)}, p99 ${ms(w.allP99Ms ?? Number.NaN)}, max ${ms(w.allMaxMs ?? Number.NaN)}${w.neverFinal > 0 ? ` (${w.neverFinal} never final)` : ''}`
+  }
+  const withFinal = done.filter(v => virtualFields(v).finality !== undefined)
+  if (ok1000 !== undefined) {
+    const w = virtualFields(ok1000).finality?.whole
+    add('virtual-final-1000', 'reservation → final on every peer, N = 1,000 virtual peers (`fleet`, links 2–40 ms)', '≤ 1 s of virtual time', finalOf(ok1000), w !== undefined && w.neverFinal === 0 && w.allP99Ms !== null && w.allP99Ms <= 1000)
+  } else {
+    add('virtual-final-1000', 'reservation → final on every peer, N = 1,000 virtual peers (`fleet`, links 2–40 ms)', '≤ 1 s of virtual time', `${missing1000}${withFinal.length > 0 ? `; ${withFinal.map(v => `N = ${v.nodes.toLocaleString('en-US')}: ${finalOf(v)}`).join('; ')}` : ''}`, false, 'reservations written on a whole network, in virtual time')
+  }
+  const rests = done.filter(v => virtualFields(v).rest != null)
+  if (rests.length >= 2) {
+    const low = rests[0]
+    const high = rests.at(-1)!
+    const restOf = (v: VirtualRun): { bytes: number, messages: number } => {
+      const rest = virtualFields(v).rest!
+      return { bytes: rest.bytesInPerNodePerS + rest.bytesOutPerNodePerS, messages: rest.messagesInPerNodePerS }
+    }
+    const a = restOf(low)
+    const b = restOf(high)
+    const model = (n: number): number => n / pushPullScale(n)
+    const modelGrowth = model(high.nodes) / model(low.nodes)
+    const bytesGrowth = b.bytes / a.bytes
+    const messagesGrowth = b.messages / a.messages
+    const within = bytesGrowth <= modelGrowth && messagesGrowth <= 1.05
+    add('virtual-growth', `growth of traffic per node at rest, N = ${low.nodes.toLocaleString('en-US')} → ${high.nodes.toLocaleString('en-US')} virtual peers`, 'no steeper than Serf\'s push-pull from 100 to 1,000 (bytes per node ∝ N / push-pull scale, messages flat within 5 %)',
+      `bytes in + out per node ${fmt(a.bytes)} → ${fmt(b.bytes)} B/s (×${fmt(bytesGrowth, 2)}; the model ×${fmt(modelGrowth, 2)}); messages in per node ${fmt(a.messages, 3)} → ${fmt(b.messages, 3)}/s (×${fmt(messagesGrowth, 3)})`,
+      high.nodes >= 1000 ? within : undefined, high.nodes >= 1000 ? '' : `${within ? 'within the model' : '**steeper than the model**'} over the range measured; 1,000 not run`)
   }
 }
 
@@ -81,13 +149,20 @@ export function evaluateTargets (r: BenchResults): Target[] {
   for (const l of r.liveness ?? []) {
     add(`liveness-${l.nodes}`, `failure detection, N = ${l.nodes} processes (one agent killed with SIGKILL)`, 'suspected ≤ 5 s, dead ≤ 15 s on every survivor; 0 false suspicions', `suspected by every survivor after ${ms(l.suspectAllMs)} (first ${ms(l.suspectFirstMs)}), dead after ${ms(l.deadAllMs)} (first ${ms(l.deadFirstMs)}); ${l.falseSuspicions} suspicions${l.suspectedMembers !== undefined ? ` (of ${l.suspectedMembers} members)` : ''} in ${fmt(l.windowS)} s of traffic windows${l.suspicionsBefore !== undefined ? `, ${l.suspicionsBefore} before them (propagation trials)` : ''}`, l.nodes === 50 ? l.suspectAllMs <= 5000 && l.deadAllMs <= 15000 && l.falseSuspicions === 0 : undefined)
   }
-  const t = largest(r.traffic.filter(x => x.windows.some(w => Number.isFinite(w.memgossip.socketBytesPerNodeSec))))
-  if (t === undefined) add('bandwidth', 'bandwidth per node', '≤ Serf', 'not measured', undefined)
-  else {
+  const measured = r.traffic.filter(x => x.windows.some(w => Number.isFinite(w.memgossip.socketBytesPerNodeSec))).sort((a, b) => a.nodes - b.nodes)
+  if (measured.length === 0) add('bandwidth', 'bandwidth per node', '≤ Serf', 'not measured', undefined)
+  for (const t of measured) {
     const rest = trafficMedians(t, 'rest')
     const load = trafficMedians(t, 'load')
-    if (!Number.isFinite(rest.serfPayload)) add('bandwidth', `bandwidth per node at N = ${t.nodes}`, '≤ Serf', `memgossip ${bytes(rest.mgSocket)}/s at rest, ${bytes(load.mgSocket)}/s under load; Serf not run`, undefined)
-    else add('bandwidth', `bandwidth per node at N = ${t.nodes} (socket bytes vs Serf's)`, '≤ Serf (ratio ≤ 1)', `at rest ${bytes(rest.mgSocket)}/s vs ${bytes(rest.serfPayload)}/s (×${fmt(rest.ratioSocket, 2)}); 1 change/s ${bytes(load.mgSocket)}/s vs ${bytes(load.serfPayload)}/s (×${fmt(load.ratioSocket, 2)})`, rest.ratioSocket <= 1 && load.ratioSocket <= 1)
+    if (!Number.isFinite(rest.serfPayload)) {
+      add(`bandwidth-${t.nodes}`, `bandwidth per node at N = ${t.nodes}`, '≤ Serf', `memgossip ${bytes(rest.mgSocket)}/s at rest, ${bytes(load.mgSocket)}/s under load; Serf not run`, undefined)
+      continue
+    }
+    add(`rest-bytes-${t.nodes}`, `socket bytes per node at rest, N = ${t.nodes}`, '≤ Serf\'s (N = 10, 25 and 50)', `${bytes(rest.mgSocket)}/s vs Serf ${bytes(rest.serfPayload)}/s (×${fmt(rest.ratioSocket, 2)})`, rest.ratioSocket <= 1)
+    add(`load-bytes-${t.nodes}`, `socket bytes per node under 1 change/s, N = ${t.nodes}`, '≤ 2× Serf\'s at N = 25 and 50', `${bytes(load.mgSocket)}/s vs Serf ${bytes(load.serfPayload)}/s (×${fmt(load.ratioSocket, 2)})`, t.nodes >= 25 ? load.ratioSocket <= 2 : undefined)
+    if (Number.isFinite(rest.ratioCpu)) add(`rest-cpu-${t.nodes}`, `CPU of all agents together at rest, N = ${t.nodes}`, '≤ 2× Serf\'s at N = 50', `${fmt(rest.mgCpu * t.nodes, 2)} cores vs Serf ${fmt(rest.serfCpu * t.nodes, 2)} cores (×${fmt(rest.ratioCpu, 2)}, window by window)`, t.nodes === 50 ? rest.ratioCpu <= 2 : undefined)
+  }
+  if (measured.length > 0) {
     // Duplicates need gossip to have reached every node: where it did not (fewer
     // than one copy per node per message: agents starved of CPU, the rest came
     // by anti-entropy), the size says nothing about amplification.
@@ -110,6 +185,7 @@ export function evaluateTargets (r: BenchResults): Target[] {
     add('virtual', 'virtual tier convergence p99 at N = 1,000', '≤ 0.5 s virtual time', smaller !== undefined ? `${at1000}; at N = ${smaller.nodes.toLocaleString('en-US')}: p50 ${ms(smaller.convergenceP50 ?? Number.NaN)}, p99 ${ms(smaller.convergenceP99!)}` : at1000, v1000 !== undefined || (smaller !== undefined && smaller.convergenceP99! > 500) ? false : undefined)
   }
   else add('virtual', 'virtual tier convergence p99 at N = 1,000', '≤ 0.5 s virtual time', v1000.convergenceP99 !== undefined ? ms(v1000.convergenceP99) : 'no p99 field in the result', v1000.convergenceP99 !== undefined ? v1000.convergenceP99 <= 500 : undefined, 'assumes benchVirtual reports milliseconds of virtual time')
+  evaluateVirtualScale(r, add)
   const fitBig = r.crdt?.fit.find(f => f.nodes === 1000)
   // The target is fit()'s own cost: the dedicated run (fit-cpu.ts: 4,000 calls on
   // one resolution) when there is one; runCrdtBench times fit() between full
@@ -326,7 +402,7 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
     L.push('')
     if (r.fitCpu !== undefined) {
       const f = r.fitCpu
-      L.push(`The same fit() mix timed again with wall and CPU time per call (simulations/bench/fit-cpu.ts, ${f.calls.toLocaleString('en-US')} calls at ${f.nodes.toLocaleString('en-US')} × ${f.reservations.toLocaleString('en-US')}): wall p50 ${ms(f.wallMs.p50)}, p99 ${ms(f.wallMs.p99)}; CPU p50 ${ms(f.cpuMs.p50)}, p99 ${ms(f.cpuMs.p99)}. ${f.slowCalls} calls took over 1 ms of wall time: ${f.slowWithGc} of them overlapped a garbage collection (${f.gcCount} collections, longest ${ms(f.gcMaxMs)}), ${f.slowWithCpu} used over 1 ms of CPU (a collection's time is charged to the thread it pauses)${f.slowWaiting !== undefined ? `, and ${f.slowWaiting} neither — the thread was waiting for a core` : ''}.`, '')
+      L.push(`The same fit() mix timed again with wall and CPU time per call (simulations/bench/fit-cpu.ts, ${f.calls.toLocaleString('en-US')} calls at ${f.nodes.toLocaleString('en-US')} × ${f.reservations.toLocaleString('en-US')}${f.warmup !== undefined ? `, in a process of its own, after ${f.warmup} untimed calls${f.collectedFirst === true ? ' and one full collection of the garbage of building the ledger' : ''}` : ''}): wall p50 ${ms(f.wallMs.p50)}, p99 ${ms(f.wallMs.p99)}; CPU p50 ${ms(f.cpuMs.p50)}, p99 ${ms(f.cpuMs.p99)}. ${f.slowCalls} calls took over 1 ms of wall time: ${f.slowWithGc} of them overlapped a garbage collection (${f.gcCount} collections, longest ${ms(f.gcMaxMs)}), ${f.slowWithCpu} used over 1 ms of CPU (a collection's time is charged to the thread it pauses)${f.slowWaiting !== undefined ? `, and ${f.slowWaiting} neither — the thread was waiting for a core` : ''}.`, '')
     }
   }
   if (r.httpFit !== undefined) {
@@ -369,6 +445,6 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
     for (const n of r.notes) L.push(`- ${n}`)
     L.push('')
   }
-  L.push('Reproduce: `npm run bench` (about 20 minutes, plus up to 40 for the virtual tier: 300 and 500 peers, then 1,000 with a 30-minute limit; `--skip virtual` leaves it out), `npm run bench -- --quick` (under 3 minutes), `npm run bench -- --help` for the flags; `npx tsx simulations/bench/rest-profile.ts --nodes 25` CPU-profiles one idle agent of a cluster of separate agent processes. Serf is installed with `apt-get install -y serf` when it is missing and the run is root; otherwise the comparison is skipped and the report says so.', '')
+  L.push('Reproduce: `npm run bench` (about 35 minutes, plus about 25 for the virtual tier: 100, 200 and 300 peers, each with its at-rest window, then 1,000 with a 30-minute limit if the size before it took under 10 minutes; `--skip virtual` leaves it out), `npm run bench -- --quick` (under 3 minutes), `npm run bench -- --help` for the flags; `npx tsx simulations/bench/rest-profile.ts --nodes 25` CPU-profiles one idle agent of a cluster of separate agent processes. Serf is installed with `apt-get install -y serf` when it is missing and the run is root; otherwise the comparison is skipped and the report says so.', '')
   return L.join('\n')
 }

@@ -141,6 +141,9 @@ export const REAL_SCENARIO_MAX_NODES = 25
  */
 export const FORM_ONLY_INTERVAL_MS = 30_000
 
+/** How long the formation-only run may take to form (scenario time, which is wall time on the real tier). */
+export const FORM_ONLY_FORM_MS = 600_000
+
 export interface BenchRealResult {
   /** `(rssBytes − baselineRssBytes) / nodes`. */
   rssPerPeerBytes: number
@@ -180,7 +183,7 @@ export async function benchRealTier (options: { nodes: number, seed?: number, tr
   const heap = heapToRaise('real', options.nodes)
   if (heap !== undefined) return await inChild<BenchRealResult>(['real', String(options.nodes), '--transport', transport, '--seed', String(options.seed ?? 1), ...(options.scenario !== undefined ? ['--scenario', options.scenario] : [])], heap)
   const scenario = formOnly
-    ? parseScenario(JSON.stringify({ name: 'form-only', nodes: options.nodes, agent: { heartbeat: FORM_ONLY_INTERVAL_MS, sync: FORM_ONLY_INTERVAL_MS }, timeline: [], settle: '1s', hold: 0 }), '<bench form-only>')
+    ? parseScenario(JSON.stringify({ name: 'form-only', nodes: options.nodes, form: FORM_ONLY_FORM_MS, agent: { heartbeat: FORM_ONLY_INTERVAL_MS, sync: FORM_ONLY_INTERVAL_MS }, timeline: [], settle: '1s', hold: 0 }), '<bench form-only>')
     : await loadScenario(options.scenario ?? 'yz-race')
   const report = await runScenario(scenario, { tier: 'real', nodes: options.nodes, seed: options.seed ?? 1, transport, measureHeap: true, onProgress: progressLine(`real ${options.nodes}`) })
   return {
