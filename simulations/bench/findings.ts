@@ -142,6 +142,8 @@ function restCpu (r: BenchResults, nodes: number): string[] {
 function virtualScale (r: BenchResults): string[] {
   const done = r.virtual.runs.filter(x => x.error === undefined && typeof (x.result as { wallMs?: unknown } | undefined)?.wallMs === 'number').sort((a, b) => a.nodes - b.nodes)
   const wall = (x: typeof done[number]): number => (x.result as { wallMs: number }).wallMs
+  const top = done.at(-1)
+  const mib = (x: typeof done[number], field: 'rssPerPeerBytes' | 'heapPerPeerBytes'): number => ((x.result as Record<string, number | undefined>)[field] ?? Number.NaN) / 1024 ** 2
   const steps: string[] = []
   for (let i = 1; i < done.length; i++) {
     const a = done[i - 1]
@@ -149,7 +151,7 @@ function virtualScale (r: BenchResults): string[] {
     steps.push(`${fmt(wall(a) / 1000)} s at ${a.nodes} → ${fmt(wall(b) / 1000)} s at ${b.nodes} (N^${fmt(Math.log(wall(b) / wall(a)) / Math.log(b.nodes / a.nodes), 2)})`)
   }
   return [
-    `- **\`fleet\` at 1,000 virtual peers**: ${steps.length > 0 ? `the scenario's wall time grew ${steps.join(', ')}. ` : ''}The scenario's writes grow with N (30 % of N, then 10 % per region), every write reaches every peer, and every peer's refreshes after it walk every member: about N³ in all. A CPU profile of the scenario alone at 200 peers (seed 1, formation to settled, 2026-12-07): recomputing resolutions 39 % (\`finishResolution\` — finality and node views over every member — 25 %, the replay of the log 10 %), Yjs applying updates 16 % (of which the state vector Yjs builds at the start of every transaction, O(peers), 8 %), answering syncs 9.5 %, garbage collection 9 %. Memory: 300 peers held 5.5 MiB of RSS and 2.3 MiB of heap per peer, 4.2 GiB at the peak; 1,000 peers stalled at 100 ms of virtual time with 16–18 GiB on 2026-12-06, and 500 did not finish within 22 minutes.`,
+    `- **\`fleet\` at 1,000 virtual peers**: ${steps.length > 0 ? `the scenario's wall time grew ${steps.join(', ')}. ` : ''}The scenario's writes grow with N (30 % of N, then 10 % per region), every write reaches every peer, and every peer's refreshes after it walk every member: about N³ in all. A CPU profile of the scenario alone at 200 peers (seed 1, formation to settled, 2026-12-07): recomputing resolutions 39 % (\`finishResolution\` — finality and node views over every member — 25 %, the replay of the log 10 %), Yjs applying updates 16 % (of which the state vector Yjs builds at the start of every transaction, O(peers), 8 %), answering syncs 9.5 %, garbage collection 9 %.${top !== undefined ? ` Memory at N = ${top.nodes}: ${fmt(mib(top, 'rssPerPeerBytes'))} MiB of RSS and ${fmt(mib(top, 'heapPerPeerBytes'), 2)} MiB of heap per peer, ${fmt((top.memoryBytes ?? Number.NaN) / 1024 ** 3, 2)} GiB at the peak.` : ''}`,
     '  What would change it is a resolution whose work per event does not grow with N: a replay that applies a new entry to the last state, and finality and node views recomputed only for the members whose beacons or records moved. That is the core of the finality rule, not started; 2,000 and 5,000 were not tried, as 1,000 does not run.'
   ]
 }

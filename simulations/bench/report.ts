@@ -80,13 +80,13 @@ function evaluateVirtualScale (r: BenchResults, add: (id: string, name: string, 
   const at1000 = r.virtual.runs.find(v => v.nodes === 1000)
   const top = done.at(-1)
   const missing1000 = at1000 === undefined
-    ? `not run at 1,000: ${top !== undefined ? `N = ${top.nodes.toLocaleString('en-US')} took ${ms(top.wallMs)} with its at-rest window, over the budget per size` : 'no smaller size finished'}`
+    ? `not run at 1,000${top !== undefined ? `; the largest size run, N = ${top.nodes.toLocaleString('en-US')}, took ${fmt(top.wallMs / 60_000, 2)} min with its at-rest window` : ': no smaller size finished'}`
     : at1000.error !== undefined ? `no result at 1,000: ${at1000.error}` : ''
   const wall = (v: VirtualRun): string => `${fmt((virtualFields(v).wallMs ?? Number.NaN) / 60_000, 2)} min`
   const perPeer = (v: VirtualRun): string => `${fmt((virtualFields(v).rssPerPeerBytes ?? Number.NaN) / MiB)} MiB RSS, ${fmt((virtualFields(v).heapPerPeerBytes ?? Number.NaN) / MiB, 2)} MiB heap per peer`
   const sizes = done.map(v => `N = ${v.nodes.toLocaleString('en-US')}: ${virtualFields(v).passed === true ? 'every invariant held' : '**invariants failed**'}, ${wall(v)} (${perPeer(v)})`).join('; ')
   const ok1000 = at1000 !== undefined && at1000.error === undefined ? at1000 : undefined
-  add('virtual-fleet-1000', 'virtual tier: `fleet` at N = 1,000 with every invariant (2,000 and 5,000 tried)', '≤ 15 min of wall time', `${sizes}${missing1000 !== '' ? `; ${missing1000}` : ''}`,
+  add('virtual-fleet-1000', 'virtual tier: `fleet` at N = 1,000 with every invariant (2,000 and 5,000 tried)', '≤ 15 min of wall time', [sizes, missing1000].filter(x => x !== '').join('; '),
     ok1000 !== undefined ? virtualFields(ok1000).passed === true && (virtualFields(ok1000).wallMs ?? Infinity) <= 15 * 60_000 : false, 'wall time of the scenario: formation, timeline and settling, not the at-rest window after it')
   const finalOf = (v: VirtualRun): string => {
     const w = virtualFields(v).finality?.whole
@@ -116,7 +116,7 @@ function evaluateVirtualScale (r: BenchResults, add: (id: string, name: string, 
     const within = bytesGrowth <= modelGrowth && messagesGrowth <= 1.05
     add('virtual-growth', `growth of traffic per node at rest, N = ${low.nodes.toLocaleString('en-US')} → ${high.nodes.toLocaleString('en-US')} virtual peers`, 'no steeper than Serf\'s push-pull from 100 to 1,000 (bytes per node ∝ N / push-pull scale, messages flat within 5 %)',
       `bytes in + out per node ${fmt(a.bytes)} → ${fmt(b.bytes)} B/s (×${fmt(bytesGrowth, 2)}; the model ×${fmt(modelGrowth, 2)}); messages in per node ${fmt(a.messages, 3)} → ${fmt(b.messages, 3)}/s (×${fmt(messagesGrowth, 3)})`,
-      high.nodes >= 1000 ? within : undefined, high.nodes >= 1000 ? '' : `${within ? 'within the model' : '**steeper than the model**'} over the range measured; 1,000 not run`)
+      high.nodes >= 1000 ? within : undefined, high.nodes >= 1000 ? '' : `${within ? 'within the model' : '**steeper than the model**'} over the range measured; no figures at 1,000`)
   }
 }
 
@@ -181,7 +181,7 @@ export function evaluateTargets (r: BenchResults): Target[] {
     // Convergence does not get faster with more peers: a miss at a smaller size is a miss at 1,000;
     // a run at 1,000 that gave no result is a miss whatever the smaller sizes did.
     const smaller = r.virtual.runs.filter(x => x.error === undefined && x.convergenceP99 !== undefined && x.nodes < 1000).sort((a, b) => b.nodes - a.nodes)[0]
-    const at1000 = v1000?.error !== undefined ? `no result at 1,000: ${v1000.error}` : 'not run at 1,000 (the size before it took longer than the budget per size)'
+    const at1000 = v1000?.error !== undefined ? `no result at 1,000: ${v1000.error}` : 'not run at 1,000'
     add('virtual', 'virtual tier convergence p99 at N = 1,000', '≤ 0.5 s virtual time', smaller !== undefined ? `${at1000}; at N = ${smaller.nodes.toLocaleString('en-US')}: p50 ${ms(smaller.convergenceP50 ?? Number.NaN)}, p99 ${ms(smaller.convergenceP99!)}` : at1000, v1000 !== undefined || (smaller !== undefined && smaller.convergenceP99! > 500) ? false : undefined)
   }
   else add('virtual', 'virtual tier convergence p99 at N = 1,000', '≤ 0.5 s virtual time', v1000.convergenceP99 !== undefined ? ms(v1000.convergenceP99) : 'no p99 field in the result', v1000.convergenceP99 !== undefined ? v1000.convergenceP99 <= 500 : undefined, 'assumes benchVirtual reports milliseconds of virtual time')
@@ -204,11 +204,14 @@ export function evaluateTargets (r: BenchResults): Target[] {
   return out
 }
 
+/** Text for a Markdown table cell: a `|` in it (a child's last stderr lines, joined by ' | ') would end the cell. */
+const cell = (text: string): string => text.replaceAll('|', '\\|')
+
 const mark = (met: boolean | undefined): string => met === undefined ? 'n/a' : met ? 'met' : '**MISSED**'
 
 export function summaryTable (r: BenchResults): string {
   const lines = [`memgossip benchmark (${r.mode} run, ${new Date(r.date).toISOString().slice(0, 16).replace('T', ' ')} UTC)`, '', '| target | goal | this run | |', '| --- | --- | --- | --- |']
-  for (const t of r.targets) lines.push(`| ${t.name} | ${t.target} | ${t.value} | ${mark(t.met)} |`)
+  for (const t of r.targets) lines.push(`| ${cell(t.name)} | ${cell(t.target)} | ${cell(t.value)} | ${mark(t.met)} |`)
   if (r.propagation.length > 0) {
     lines.push('', '| N | change on | memgossip p50 / p99 | Serf event p50 / p99 | ratio p50 / p99 | Serf tag p50 / p99 |', '| --- | --- | --- | --- | --- | --- |')
     for (const p of r.propagation) lines.push(`| ${p.nodes} | ${p.origin} | ${pair(p.memgossip)} | ${pair(p.serfEvent)} | ${ratio(p.ratioEvent)} | ${pair(p.serfTag)} |`)
@@ -330,7 +333,7 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
   L.push('Medians and p99 are nearest-rank over the trials (with 20 trials the p99 is the slowest trial). Ratios memgossip ÷ Serf are computed trial by trial — the two products ran back to back, alternating which went first — and then summarised.', '')
 
   L.push('## Targets', '', '| target | goal | this run | |', '| --- | --- | --- | --- |')
-  for (const t of r.targets) L.push(`| ${t.name} | ${t.target} | ${t.value}${t.note !== '' ? ` (${t.note})` : ''} | ${mark(t.met)} |`)
+  for (const t of r.targets) L.push(`| ${cell(t.name)} | ${cell(t.target)} | ${cell(t.value)}${t.note !== '' ? ` (${cell(t.note)})` : ''} | ${mark(t.met)} |`)
   L.push('')
   const missed = r.targets.filter(t => t.met === false)
   if (missed.length > 0) {
@@ -375,7 +378,7 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
     L.push(`From \`benchVirtual\` (${r.virtual.file}), one process per size; convergence is in virtual time.`, '', '| N | convergence p50 | convergence p99 | peak RSS | RSS per peer | scenario invariants | largest N that would fit in 85% of memory (peak RSS × (N′/N)²) | wall time | |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
     for (const v of r.virtual.runs) {
       const res = (v.result ?? {}) as { rssPerPeerBytes?: number, passed?: boolean }
-      L.push(`| ${v.nodes.toLocaleString('en-US')} | ${ms(v.convergenceP50)} | ${ms(v.convergenceP99)} | ${v.memoryBytes !== undefined ? `${fmt(v.memoryBytes / MiB)} MiB` : '–'} | ${typeof res.rssPerPeerBytes === 'number' ? `${fmt(res.rssPerPeerBytes / MiB)} MiB` : '–'} | ${res.passed === undefined ? '–' : res.passed ? 'passed' : '**failed**'} | ${v.memoryBytes !== undefined ? Math.floor(v.nodes * Math.sqrt(0.85 * r.machine.memoryGiB * 1024 ** 3 / v.memoryBytes)).toLocaleString('en-US') : '–'} | ${ms(v.wallMs)} | ${v.error ?? ''} |`)
+      L.push(`| ${v.nodes.toLocaleString('en-US')} | ${ms(v.convergenceP50)} | ${ms(v.convergenceP99)} | ${v.memoryBytes !== undefined ? `${fmt(v.memoryBytes / MiB)} MiB` : '–'} | ${typeof res.rssPerPeerBytes === 'number' ? `${fmt(res.rssPerPeerBytes / MiB)} MiB` : '–'} | ${res.passed === undefined ? '–' : res.passed ? 'passed' : '**failed**'} | ${v.memoryBytes !== undefined ? Math.floor(v.nodes * Math.sqrt(0.85 * r.machine.memoryGiB * 1024 ** 3 / v.memoryBytes)).toLocaleString('en-US') : '–'} | ${ms(v.wallMs)} | ${cell(v.error ?? '')} |`)
     }
     const finals = r.virtual.runs.filter(v => (v.result as { finality?: unknown } | undefined)?.finality !== undefined)
     if (finals.length > 0) {
@@ -387,7 +390,7 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
       }
     }
     const ok = r.virtual.runs.filter(v => v.error === undefined)
-    if (ok.length > 0) L.push('', `Largest N run: ${Math.max(...ok.map(v => v.nodes)).toLocaleString('en-US')}. Memory grows as N² (every virtual peer holds a replica of the whole ledger), hence the estimate. The \`fleet\` scenario runs its agents with heartbeats and anti-entropy every 10 s (the agent's default is 5 s) and loses 1 % of gossip copies per path; each peer's copy of a message travels 3 paths, as over gossipsub's mesh of degree 3 (docs/simulations.md, "Mesh paths"). Full results in the JSON.`)
+    if (ok.length > 0) L.push('', `Largest N run: ${Math.max(...ok.map(v => v.nodes)).toLocaleString('en-US')}. Memory grows as N² (every virtual peer holds a replica of the whole ledger), hence the estimate. The \`fleet\` scenario runs its agents with anti-entropy every 10 s (the agent's default is 5 s) and loses 1 % of gossip copies per path; each peer's copy of a message travels 3 paths, as over gossipsub's mesh of degree 3 (docs/simulations.md, "Mesh paths"). Full results in the JSON.`)
     L.push('')
   }
 

@@ -81,7 +81,7 @@ export async function benchVirtual (options: { nodes: number, seed?: number, sce
   const nodes = Math.max(options.nodes, scenario.minNodes)
   // Formation-only run at half the size first (smaller heap to measure), for the memory model.
   let half: RunReport | undefined
-  if (options.model !== false && nodes >= 40) half = await formOnly(Math.floor(nodes / 2), seed, scenario.agent.heartbeatMs)
+  if (options.model !== false && nodes >= 40) half = await formOnly(Math.floor(nodes / 2), seed, scenario.agent)
   const report = await runScenario(scenario, { tier: 'virtual', nodes, seed, measureHeap: true, rest: virtualRest(nodes, scenario.agent.syncMs), onProgress: progressLine(`virtual ${nodes}`) })
   let model: BenchVirtualResult['memoryModel'] = null
   let maxNodes: number | null = null
@@ -238,11 +238,12 @@ async function inChild<T> (args: string[], heapBytes: number): Promise<T> {
 }
 
 /** Form a cluster of `nodes` virtual peers, measure, stop: one point of the memory model. */
-async function formOnly (nodes: number, seed: number, heartbeatMs: number): Promise<RunReport> {
+async function formOnly (nodes: number, seed: number, agent: { heartbeatMs: number, syncMs: number }): Promise<RunReport> {
+  // The scenario's own timers (its heartbeat is 0 since members stopped writing them: docs/design.md "Clock channel").
   const scenario = parseScenario(JSON.stringify({
     name: 'form-only',
     nodes,
-    agent: { heartbeat: heartbeatMs, sync: heartbeatMs },
+    agent: { heartbeat: agent.heartbeatMs, sync: agent.syncMs },
     timeline: [],
     settle: '1s',
     hold: 0,
