@@ -82,7 +82,7 @@ export function explainMissed (id: string, r: BenchResults): string[] {
       return out
     }
     case 'virtual-fleet-1000':
-      return virtualScale(r)
+      return explainVirtualScale(r)
     case 'virtual-final-1000':
       return ['- **Final at 1,000 virtual peers**: not measured at 1,000, because the tier does not reach that size within its budget (the `fleet` target); at the sizes that ran, the figure in the table is the time from a write on a whole network to final on every peer, in virtual time.']
     case 'fit': {
@@ -104,13 +104,13 @@ export function explainMissed (id: string, r: BenchResults): string[] {
     case 'peer':
       return ['- **RSS per peer**: see section 8.']
     default:
-      if (id.startsWith('final-inproc-')) return finalInproc(r, Number(id.slice('final-inproc-'.length)))
+      if (id.startsWith('final-inproc-')) return explainFinalInproc(r, Number(id.slice('final-inproc-'.length)))
       if (id.startsWith('final-')) {
         return ['- **Reservation → final**: a verdict is final when every member\'s beacon past it has arrived and a majority has announced a line past it: two rounds of beacons. Each member hands its beacon to one relay, which sends every member one batch as soon as it holds every member\'s beacon, or 40 ms after the first (docs/design.md "Clock channel"). A batch therefore waits for the slowest member: with 25 or more agent processes on 2 cores, each using about 3 % of a core per change per second, some agent is waiting for a core in most rounds, and a beacon that is lost or later than 1 s is pulled (which is where the slowest trials\' 1–2 s come from). Where an agent\'s CPU per change goes, at N = 25 under 2 changes a second for 160 s (`npx tsx simulations/bench/rest-profile.ts --nodes 25 --seconds 160 --changes 2`, which splits each agent\'s CPU by thread from /proc): the 25 agents used 1.08 cores, 0.83 on their event loops and 0.25 in V8\'s helper threads (garbage collection and compilation; 0.42 over a 40 s window, while each process is still compiling its hot code). Less what they use at rest, that is about 12 ms on the event loop and 2–5 ms in helpers per change per agent. Resolution is about 1 ms of it (in one process, a hot `finishResolution` takes 64 µs and runs about 6.6 times per change per agent, once per beacon batch, own beacon and clock move, and one replay of the ledger 0.25 ms); a CPU profile of the event loop spreads the rest over the libp2p stack per message (Noise, yamux, stream plumbing), Node\'s streams, events and timers, file writes and garbage collection, with no single hot spot. Running the agents with `--single-threaded` moves the helpers\' work onto the event loop without reducing the total. On hosts with a core per agent, as deployed, no agent waits for a core; on this machine the processes compete.']
       }
       if (id.startsWith('rest-bytes-')) return explainMissed('bandwidth', r)
-      if (id.startsWith('load-bytes-')) return loadBytes(r, Number(id.slice('load-bytes-'.length)))
-      if (id.startsWith('rest-cpu-')) return restCpu(r, Number(id.slice('rest-cpu-'.length)))
+      if (id.startsWith('load-bytes-')) return explainLoadBytes(r, Number(id.slice('load-bytes-'.length)))
+      if (id.startsWith('rest-cpu-')) return explainRestCpu(r, Number(id.slice('rest-cpu-'.length)))
       if (id.startsWith('liveness-')) {
         return ['- **Failure detection**: with 50 agent processes on 2 cores, the one-change-per-second windows use most of both cores (memgossip\'s and Serf\'s agents together; section 2), and an agent\'s event loop then lags by more than the 1 s probe timeout. A starved agent misses its pings and its helpers\' pings alike, so it is suspected, as SWIM would, and it refutes once its event loop catches up. The detector does not accuse when its own timer runs late or when its helpers do not answer at all (Lifeguard\'s local health), but it cannot tell a peer starved for seconds from a dead one without a longer timeout, which would miss the 5 s detection target. What would fix it is less CPU per change (see Reservation → final); at N = 10 and 25, where the cores keep up, there were no suspicions.']
       }
@@ -121,7 +121,7 @@ export function explainMissed (id: string, r: BenchResults): string[] {
 const windowMedian = (r: BenchResults, nodes: number, kind: 'rest' | 'load', f: (w: BenchResults['traffic'][number]['windows'][number]) => number | undefined): number =>
   percentile((r.traffic.find(t => t.nodes === nodes)?.windows ?? []).filter(w => w.kind === kind).map(w => f(w) ?? Number.NaN).filter(Number.isFinite), 0.5)
 
-function loadBytes (r: BenchResults, nodes: number): string[] {
+function explainLoadBytes (r: BenchResults, nodes: number): string[] {
   const cores = (n: number, which: 'memgossip' | 'serf'): number => windowMedian(r, n, 'load', w => which === 'memgossip' ? w.memgossip.cpuPerNode : w.serf?.cpuPerNode) * n
   const ratio = (n: number): number => windowMedian(r, n, 'load', w => w.ratioSocket)
   const smaller = r.traffic.map(t => t.nodes).filter(n => n < nodes && Number.isFinite(ratio(n))).sort((a, b) => b - a)[0]
@@ -131,7 +131,7 @@ function loadBytes (r: BenchResults, nodes: number): string[] {
   ]
 }
 
-function restCpu (r: BenchResults, nodes: number): string[] {
+function explainRestCpu (r: BenchResults, nodes: number): string[] {
   const cores = (which: 'memgossip' | 'serf', kind: 'rest' | 'load'): number => windowMedian(r, nodes, kind, w => which === 'memgossip' ? w.memgossip.cpuPerNode : w.serf?.cpuPerNode) * nodes
   return [
     `- **CPU at rest, N = ${nodes}**: the memgossip agents used ${fmt(cores('memgossip', 'rest'), 2)} cores together, Serf's ${fmt(cores('serf', 'rest'), 2)}. At rest an agent answers and sends one probe a second (SWIM), beacons on a slow timer and runs a sync round that backs off while it brings nothing (docs/design.md "Liveness", "Network"). The rest windows follow the one-change-per-second windows (${fmt(cores('memgossip', 'load'), 2)} cores there), and agents that fell behind spend the start of a rest window catching up (see Bandwidth).`
@@ -139,7 +139,7 @@ function restCpu (r: BenchResults, nodes: number): string[] {
 }
 
 /** Why the virtual tier does not reach 1,000 peers within its budget: this run's sizes, and what profiles found. */
-function virtualScale (r: BenchResults): string[] {
+function explainVirtualScale (r: BenchResults): string[] {
   const done = r.virtual.runs.filter(x => x.error === undefined && typeof (x.result as { wallMs?: unknown } | undefined)?.wallMs === 'number').sort((a, b) => a.nodes - b.nodes)
   const wall = (x: typeof done[number]): number => (x.result as { wallMs: number }).wallMs
   const top = done.at(-1)
@@ -156,7 +156,7 @@ function virtualScale (r: BenchResults): string[] {
   ]
 }
 
-function finalInproc (r: BenchResults, nodes: number): string[] {
+function explainFinalInproc (r: BenchResults, nodes: number): string[] {
   const f = r.finalInproc?.find(x => x.nodes === nodes)
   const run = f !== undefined && !('error' in f) ? f : undefined
   const half = r.finalInproc?.filter(x => x.nodes < nodes && !('error' in x) && x.notFinal === 0).sort((a, b) => b.nodes - a.nodes)[0] as (Exclude<NonNullable<BenchResults['finalInproc']>[number], { error: string }> | undefined)

@@ -338,7 +338,15 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
   const missed = r.targets.filter(t => t.met === false)
   if (missed.length > 0) {
     L.push('### Why the missed targets are missed', '')
-    for (const t of missed) L.push(...explainMissed(t.id ?? '', r), '')
+    // Targets that share a finding (bytes at rest at several sizes) print it once.
+    const explained = new Set<string>()
+    for (const t of missed) {
+      const lines = explainMissed(t.id ?? '', r)
+      const key = lines.join('\n')
+      if (explained.has(key)) continue
+      explained.add(key)
+      L.push(...lines, '')
+    }
   }
 
   L.push('## 1. Propagation', '')
