@@ -456,6 +456,6 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
     for (const n of r.notes) L.push(`- ${n}`)
     L.push('')
   }
-  L.push('Reproduce: `npm run bench` (about 35 minutes, plus about 25 for the virtual tier: 100, 200 and 300 peers, each with its at-rest window, then 1,000 with a 30-minute limit if the size before it took under 10 minutes; `--skip virtual` leaves it out), `npm run bench -- --quick` (under 3 minutes), `npm run bench -- --help` for the flags; `npx tsx simulations/bench/rest-profile.ts --nodes 25` CPU-profiles one idle agent of a cluster of separate agent processes. Serf is installed with `apt-get install -y serf` when it is missing and the run is root; otherwise the comparison is skipped and the report says so.', '')
+  L.push('Reproduce: `npm run bench` (about 26 minutes, plus about 14 for the virtual tier at 100, 200 and 300 peers, each with its at-rest window, and up to 30 more for 1,000, tried when 300 took under 10 minutes; `--skip virtual` leaves the tier out), `npm run bench -- --quick` (under 3 minutes), `npm run bench -- --help` for the flags; `npx tsx simulations/bench/rest-profile.ts --nodes 25` CPU-profiles one idle agent of a cluster of separate agent processes. Serf is installed with `apt-get install -y serf` when it is missing and the run is root; otherwise the comparison is skipped and the report says so.', '')
   return L.join('\n')
 }
