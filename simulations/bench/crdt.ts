@@ -13,7 +13,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import * as Y from 'yjs'
-import { fit, LedgerWriter, readLedger, resolve } from '../../crdt/index.ts'
+import { fit, LedgerWriter, readLedger, resolve, type Placement } from '../../crdt/index.ts'
 import { parseArgs, UsageError } from '../../cli/args.ts'
 
 const GiB = 1024 ** 3
@@ -49,6 +49,13 @@ export function buildLedger (nodes: number, reservations: number): Y.Doc {
   return doc
 }
 
+
+/** The i-th question of the fit() benchmarks: placements spread:3, all, any, any in turn, 1 to 8 GiB. */
+export function fitQuestion (i: number): { bytes: number, placement: Placement } {
+  const placement: Placement = i % 4 === 0 ? { kind: 'spread', count: 3 } : i % 4 === 1 ? { kind: 'all' } : { kind: 'any' }
+  return { bytes: (1 + (i % 8)) * GiB, placement }
+}
+
 export function runCrdtBench (options: { quick?: boolean, log?: (line: string) => void } = {}): CrdtBenchResult {
   const log = options.log ?? ((line: string) => console.log(line))
   const sizes: Array<[number, number]> = [[100, 1000], [1000, 10_000]]
@@ -75,9 +82,9 @@ export function runCrdtBench (options: { quick?: boolean, log?: (line: string) =
     const fitTimes: number[] = []
     const fitRuns = options.quick === true ? 200 : 2000
     for (let i = 0; i < fitRuns; i++) {
-      const placement = i % 4 === 0 ? { kind: 'spread' as const, count: 3 } : i % 4 === 1 ? { kind: 'all' as const } : { kind: 'any' as const }
+      const question = fitQuestion(i)
       t = performance.now()
-      fit(res, { bytes: (1 + (i % 8)) * GiB, placement })
+      fit(res, question)
       fitTimes.push(performance.now() - t)
     }
     fitTimes.sort((a, b) => a - b)

@@ -9,6 +9,7 @@
 import { probeComplete } from './clusters.ts'
 import type { BenchResults } from './results.ts'
 import { fmt, percentile } from './stats.ts'
+import { trafficMedians, type TrafficMedians } from './traffic.ts'
 
 const pct = (x: number): string => `${fmt(x * 100, 2)}%`
 
@@ -118,21 +119,28 @@ export function explainMissed (id: string, r: BenchResults): string[] {
   }
 }
 
-const windowMedian = (r: BenchResults, nodes: number, kind: 'rest' | 'load', f: (w: BenchResults['traffic'][number]['windows'][number]) => number | undefined): number =>
-  percentile((r.traffic.find(t => t.nodes === nodes)?.windows ?? []).filter(w => w.kind === kind).map(w => f(w) ?? Number.NaN).filter(Number.isFinite), 0.5)
+/** The medians of one size's windows of one kind (undefined when that size has no traffic figures). */
+function mediansAt (r: BenchResults, nodes: number, kind: 'rest' | 'load'): TrafficMedians | undefined {
+  const t = r.traffic.find(x => x.nodes === nodes)
+  return t === undefined ? undefined : trafficMedians(t, kind)
+}
 
 function explainLoadBytes (r: BenchResults, nodes: number): string[] {
-  const cores = (n: number, which: 'memgossip' | 'serf'): number => windowMedian(r, n, 'load', w => which === 'memgossip' ? w.memgossip.cpuPerNode : w.serf?.cpuPerNode) * n
-  const ratio = (n: number): number => windowMedian(r, n, 'load', w => w.ratioSocket)
+  const load = mediansAt(r, nodes, 'load')
+  const cores = (which: 'memgossip' | 'serf'): number => ((which === 'memgossip' ? load?.mgCpu : load?.serfCpu) ?? Number.NaN) * nodes
+  const ratio = (n: number): number => mediansAt(r, n, 'load')?.ratioSocket ?? Number.NaN
   const smaller = r.traffic.map(t => t.nodes).filter(n => n < nodes && Number.isFinite(ratio(n))).sort((a, b) => b - a)[0]
   const suspicions = r.liveness?.find(l => l.nodes === nodes)?.falseSuspicions
   return [
-    `- **Bytes under one change a second, N = ${nodes}**: ×${fmt(ratio(nodes), 2)} Serf's${smaller !== undefined ? `, against ×${fmt(ratio(smaller), 2)} at N = ${smaller}` : ''}. A change reaches each agent as one update on the direct stream, then two rounds of beacons, each agent sending one beacon to the round's relay and receiving one batch from it (docs/design.md "Clock channel"). In these windows the ${nodes} memgossip agents used ${fmt(cores(nodes, 'memgossip'), 2)} cores together and Serf's ${fmt(cores(nodes, 'serf'), 2)}, on a ${r.machine.cores}-core machine: agents waiting for a core answer probes late${suspicions !== undefined ? ` (${suspicions} suspicions in the traffic windows, see Failure detection)` : ''}, and each suspicion and its refutation is a message to every agent; a beacon that arrives after its round is pulled, and an update that arrived late is synced. That catching-up is what the bytes above ${smaller !== undefined ? `N = ${smaller}'s ratio` : 'the plain case'} are; what would close it is less CPU per change (see Reservation → final).`
+    `- **Bytes under one change a second, N = ${nodes}**: ×${fmt(ratio(nodes), 2)} Serf's${smaller !== undefined ? `, against ×${fmt(ratio(smaller), 2)} at N = ${smaller}` : ''}. A change reaches each agent as one update on the direct stream, then two rounds of beacons, each agent sending one beacon to the round's relay and receiving one batch from it (docs/design.md "Clock channel"). In these windows the ${nodes} memgossip agents used ${fmt(cores('memgossip'), 2)} cores together and Serf's ${fmt(cores('serf'), 2)}, on a ${r.machine.cores}-core machine: agents waiting for a core answer probes late${suspicions !== undefined ? ` (${suspicions} suspicions in the traffic windows, see Failure detection)` : ''}, and each suspicion and its refutation is a message to every agent; a beacon that arrives after its round is pulled, and an update that arrived late is synced. That catching-up is what the bytes above ${smaller !== undefined ? `N = ${smaller}'s ratio` : 'the plain case'} are; what would close it is less CPU per change (see Reservation → final).`
   ]
 }
 
 function explainRestCpu (r: BenchResults, nodes: number): string[] {
-  const cores = (which: 'memgossip' | 'serf', kind: 'rest' | 'load'): number => windowMedian(r, nodes, kind, w => which === 'memgossip' ? w.memgossip.cpuPerNode : w.serf?.cpuPerNode) * nodes
+  const cores = (which: 'memgossip' | 'serf', kind: 'rest' | 'load'): number => {
+    const m = mediansAt(r, nodes, kind)
+    return ((which === 'memgossip' ? m?.mgCpu : m?.serfCpu) ?? Number.NaN) * nodes
+  }
   return [
     `- **CPU at rest, N = ${nodes}**: the memgossip agents used ${fmt(cores('memgossip', 'rest'), 2)} cores together, Serf's ${fmt(cores('serf', 'rest'), 2)}. At rest an agent answers and sends one probe a second (SWIM), beacons on a slow timer and runs a sync round that backs off while it brings nothing (docs/design.md "Liveness", "Network"). The rest windows follow the one-change-per-second windows (${fmt(cores('memgossip', 'load'), 2)} cores there), and agents that fell behind spend the start of a rest window catching up (see Bandwidth).`
   ]
@@ -140,10 +148,10 @@ function explainRestCpu (r: BenchResults, nodes: number): string[] {
 
 /** Why the virtual tier does not reach 1,000 peers within its budget: this run's sizes, and what profiles found. */
 function explainVirtualScale (r: BenchResults): string[] {
-  const done = r.virtual.runs.filter(x => x.error === undefined && typeof (x.result as { wallMs?: unknown } | undefined)?.wallMs === 'number').sort((a, b) => a.nodes - b.nodes)
-  const wall = (x: typeof done[number]): number => (x.result as { wallMs: number }).wallMs
+  const done = r.virtual.runs.filter(x => x.error === undefined && x.result?.wallMs !== undefined).sort((a, b) => a.nodes - b.nodes)
+  const wall = (x: typeof done[number]): number => x.result!.wallMs!
   const top = done.at(-1)
-  const mib = (x: typeof done[number], field: 'rssPerPeerBytes' | 'heapPerPeerBytes'): number => ((x.result as Record<string, number | undefined>)[field] ?? Number.NaN) / 1024 ** 2
+  const mib = (x: typeof done[number], field: 'rssPerPeerBytes' | 'heapPerPeerBytes'): number => (x.result?.[field] ?? Number.NaN) / 1024 ** 2
   const steps: string[] = []
   for (let i = 1; i < done.length; i++) {
     const a = done[i - 1]

@@ -21,16 +21,10 @@ import { PerformanceObserver } from 'node:perf_hooks'
 import { resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { numberFlag, parseArgs } from '../../cli/args.ts'
-import { fit, resolve, type Placement } from '../../crdt/index.ts'
-import { buildLedger } from './crdt.ts'
+import { fit, resolve } from '../../crdt/index.ts'
+import { buildLedger, fitQuestion } from './crdt.ts'
 import { summarize, type Summary } from './stats.ts'
 
-const GiB = 1024 ** 3
-
-/** The same mix as runCrdtBench: spread:3, all, any, any. */
-function placementOf (i: number): Placement {
-  return i % 4 === 0 ? { kind: 'spread', count: 3 } : i % 4 === 1 ? { kind: 'all' } : { kind: 'any' }
-}
 
 export interface FitCpuResult {
   nodes: number
@@ -57,7 +51,7 @@ export async function runFitCpu (options: { nodes?: number, reservations?: numbe
   const calls = options.calls ?? 4000
   const res = resolve(buildLedger(nodes, reservations))
   const warmup = options.warmup ?? 200
-  for (let i = 0; i < warmup; i++) fit(res, { bytes: (1 + (i % 8)) * GiB, placement: placementOf(i) })
+  for (let i = 0; i < warmup; i++) fit(res, fitQuestion(i))
   const gc = (globalThis as { gc?: () => void }).gc
   gc?.()
   const gcs: Array<{ start: number, end: number }> = []
@@ -67,10 +61,10 @@ export async function runFitCpu (options: { nodes?: number, reservations?: numbe
   const cpu: number[] = []
   const starts: number[] = []
   for (let i = 0; i < calls; i++) {
-    const placement = placementOf(i)
+    const question = fitQuestion(i)
     const c0 = process.cpuUsage()
     const t0 = performance.now()
-    fit(res, { bytes: (1 + (i % 8)) * GiB, placement })
+    fit(res, question)
     wall.push(performance.now() - t0)
     const c = process.cpuUsage(c0)
     cpu.push((c.user + c.system) / 1000)

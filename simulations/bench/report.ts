@@ -4,10 +4,12 @@
  */
 import type { BenchResults, PropagationResult, TrafficResult, VirtualRun } from './results.ts'
 import { pushPullScale } from '../../agent/sync.ts'
+import type { BenchVirtualResult } from './tiers.ts'
 import { fmt, percentile, type Summary } from './stats.ts'
 import { barChart } from '../support/svg.ts'
 import { probeComplete, type TrafficWindow } from './clusters.ts'
 import { explainMissed } from './findings.ts'
+import { trafficMedians } from './traffic.ts'
 import { CLI_TARGET_MS } from './cli-timing.ts'
 
 export type Target = BenchResults['targets'][number] & { id?: string }
@@ -17,54 +19,16 @@ const ms = (v: number | undefined): string => v === undefined || !Number.isFinit
 const pair = (s: Summary | undefined, f: (v: number) => string = ms): string => s === undefined || s.n === 0 ? '–' : `${f(s.p50)} / ${f(s.p99)}`
 const ratio = (s: Summary | undefined): string => s === undefined || s.n === 0 ? '–' : `${fmt(s.p50, 2)} / ${fmt(s.p99, 2)}`
 const bytes = (v: number | undefined): string => v === undefined || !Number.isFinite(v) ? '–' : v >= 10 * 1024 ? `${fmt(v / 1024)} KiB` : `${fmt(v)} B`
-const median = (xs: number[]): number => percentile(xs.filter(x => Number.isFinite(x)), 0.5)
 
 function largest<T extends { nodes: number }> (xs: T[]): T | undefined {
   return [...xs].sort((a, b) => b.nodes - a.nodes)[0]
 }
 
-function trafficMedians (t: TrafficResult, kind: 'rest' | 'load'): { mgCpu: number, mgCpuHub: number, serfCpu: number, serfCpuHub: number, mgPayload: number, mgSocket: number, mgBusiest: number, mgWire: number, serfPayload: number, serfBusiest: number, serfWire: number, serfIo: number, ratioSocket: number, ratioWire: number, ratioCpu: number, copies: number, applied: number, redundant: number, ihave: number, iwant: number, sync: number, published: number, gsMessages: number, gsControl: number } {
-  const ws = t.windows.filter(w => w.kind === kind)
-  const m = (f: (w: TrafficWindow) => number | undefined): number => median(ws.map(w => f(w) ?? Number.NaN))
-  return {
-    mgPayload: m(w => w.memgossip.payloadBytesPerNodeSec),
-    mgCpu: m(w => w.memgossip.cpuPerNode),
-    mgCpuHub: m(w => w.memgossip.cpuHub),
-    serfCpu: m(w => w.serf?.cpuPerNode),
-    serfCpuHub: m(w => w.serf?.cpuHub),
-    mgSocket: m(w => w.memgossip.socketBytesPerNodeSec),
-    mgBusiest: m(w => w.memgossip.socketBytesBusiestNodeSec),
-    serfBusiest: m(w => w.serf?.payloadBytesBusiestNodeSec),
-    mgWire: m(w => w.memgossip.wireBytesPerNodeSec),
-    serfPayload: m(w => w.serf?.payloadBytesPerNodeSec),
-    serfWire: m(w => w.serf?.wireBytesPerNodeSec),
-    serfIo: m(w => w.serf?.procIoBytesPerNodeSec),
-    ratioSocket: m(w => w.ratioSocket),
-    ratioWire: m(w => w.ratioWire),
-    ratioCpu: m(w => w.serf !== undefined && w.serf.cpuPerNode > 0 ? w.memgossip.cpuPerNode / w.serf.cpuPerNode : undefined),
-    copies: m(w => w.memgossip.gossipCopiesPerNodePerMessage),
-    applied: m(w => w.memgossip.updatesAppliedPerNodePerMessage),
-    redundant: m(w => w.memgossip.redundantShare),
-    ihave: m(w => w.memgossip.ihavePerNodeSec),
-    iwant: m(w => w.memgossip.iwantPerNodeSec),
-    sync: m(w => w.memgossip.syncRoundsPerNodeSec),
-    published: ws.reduce((a, w) => a + w.memgossip.gossipMessagesPublished, 0),
-    gsMessages: m(w => w.memgossip.gossipMessageBytesSentPerNodeSec),
-    gsControl: m(w => w.memgossip.gossipControlBytesSentPerNodeSec)
-  }
-}
 
-/** What `benchVirtual` returns, as far as the report reads it (simulations/bench/tiers.ts `BenchVirtualResult`). */
-interface VirtualResultFields {
-  passed?: boolean
-  wallMs?: number
-  rssPerPeerBytes?: number
-  heapPerPeerBytes?: number
-  finality?: { whole: { allP50Ms: number | null, allP99Ms: number | null, allMaxMs: number | null, neverFinal: number } }
-  rest?: { messagesInPerNodePerS: number, bytesInPerNodePerS: number, bytesOutPerNodePerS: number } | null
-}
+/** Record one target: its id (findings.ts explains it by id when missed), what and how it is judged, the figure, met or not (undefined: not judged). */
+type AddTarget = (id: string, name: string, target: string, value: string, met: boolean | undefined, note?: string) => void
 
-const virtualFields = (v: VirtualRun): VirtualResultFields => (v.result ?? {}) as VirtualResultFields
+const virtualFields = (v: VirtualRun): Partial<BenchVirtualResult> => v.result ?? {}
 
 /**
  * Issue 12's virtual-tier targets: final within 1 s of virtual time and the
@@ -74,7 +38,7 @@ const virtualFields = (v: VirtualRun): VirtualResultFields => (v.result ?? {}) a
  * push-pull scale of N: bytes per node ∝ N / scale(N); its probes keep the
  * messages per node flat).
  */
-function evaluateVirtualScale (r: BenchResults, add: (id: string, name: string, target: string, value: string, met: boolean | undefined, note?: string) => void): void {
+function evaluateVirtualScale (r: BenchResults, add: AddTarget): void {
   if (!r.virtual.available) return
   const done = r.virtual.runs.filter(v => v.error === undefined && virtualFields(v).passed !== undefined).sort((a, b) => a.nodes - b.nodes)
   const at1000 = r.virtual.runs.find(v => v.nodes === 1000)
@@ -122,7 +86,7 @@ function evaluateVirtualScale (r: BenchResults, add: (id: string, name: string, 
 
 export function evaluateTargets (r: BenchResults): Target[] {
   const out: Target[] = []
-  const add = (id: string, name: string, target: string, value: string, met: boolean | undefined, note = ''): void => { out.push({ id, name, target, value, met, note }) }
+  const add: AddTarget = (id, name, target, value, met, note = '') => { out.push({ id, name, target, value, met, note }) }
   for (const origin of ['seed', 'leaf'] as const) {
     const p = largest(r.propagation.filter(x => x.origin === origin))
     const label = origin === 'seed' ? 'change on node 0, the node every agent joined' : 'change on a leaf node'
@@ -385,16 +349,16 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
   else {
     L.push(`From \`benchVirtual\` (${r.virtual.file}), one process per size; convergence is in virtual time.`, '', '| N | convergence p50 | convergence p99 | peak RSS | RSS per peer | scenario invariants | largest N that would fit in 85% of memory (peak RSS × (N′/N)²) | wall time | |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
     for (const v of r.virtual.runs) {
-      const res = (v.result ?? {}) as { rssPerPeerBytes?: number, passed?: boolean }
+      const res = virtualFields(v)
       L.push(`| ${v.nodes.toLocaleString('en-US')} | ${ms(v.convergenceP50)} | ${ms(v.convergenceP99)} | ${v.memoryBytes !== undefined ? `${fmt(v.memoryBytes / MiB)} MiB` : '–'} | ${typeof res.rssPerPeerBytes === 'number' ? `${fmt(res.rssPerPeerBytes / MiB)} MiB` : '–'} | ${res.passed === undefined ? '–' : res.passed ? 'passed' : '**failed**'} | ${v.memoryBytes !== undefined ? Math.floor(v.nodes * Math.sqrt(0.85 * r.machine.memoryGiB * 1024 ** 3 / v.memoryBytes)).toLocaleString('en-US') : '–'} | ${ms(v.wallMs)} | ${cell(v.error ?? '')} |`)
     }
-    const finals = r.virtual.runs.filter(v => (v.result as { finality?: unknown } | undefined)?.finality !== undefined)
+    const finals = r.virtual.runs.filter(v => virtualFields(v).finality !== undefined)
     if (finals.length > 0) {
       L.push('', 'Reservation → final on every peer (virtual time, reservations written on a whole network; those written during a partition wait for the heal), and traffic at rest after the run (payload bytes, per node per second):', '', '| N | final everywhere p50 / p99 / max | per peer p50 / p99 | never final | at rest: messages in | bytes in / out | CPU | wall per virtual s |', '| --- | --- | --- | --- | --- | --- | --- | --- |')
       for (const v of finals) {
-        const res = v.result as { finality: { whole: { allP50Ms: number | null, allP99Ms: number | null, allMaxMs: number | null, peerP50Ms: number | null, peerP99Ms: number | null, neverFinal: number } }, rest: { messagesInPerNodePerS: number, bytesInPerNodePerS: number, bytesOutPerNodePerS: number } | null, cpuMs?: number, wallMsPerVirtualS?: number }
-        const w = res.finality.whole
-        L.push(`| ${v.nodes.toLocaleString('en-US')} | ${ms(w.allP50Ms ?? Number.NaN)} / ${ms(w.allP99Ms ?? Number.NaN)} / ${ms(w.allMaxMs ?? Number.NaN)} | ${ms(w.peerP50Ms ?? Number.NaN)} / ${ms(w.peerP99Ms ?? Number.NaN)} | ${w.neverFinal} | ${res.rest !== null ? fmt(res.rest.messagesInPerNodePerS) : '–'} | ${res.rest !== null ? `${fmt(res.rest.bytesInPerNodePerS)} / ${fmt(res.rest.bytesOutPerNodePerS)} B/s` : '–'} | ${res.cpuMs !== undefined ? ms(res.cpuMs) : '–'} | ${res.wallMsPerVirtualS !== undefined ? ms(res.wallMsPerVirtualS) : '–'} |`)
+        const res = virtualFields(v)
+        const w = res.finality!.whole
+        L.push(`| ${v.nodes.toLocaleString('en-US')} | ${ms(w.allP50Ms ?? Number.NaN)} / ${ms(w.allP99Ms ?? Number.NaN)} / ${ms(w.allMaxMs ?? Number.NaN)} | ${ms(w.peerP50Ms ?? Number.NaN)} / ${ms(w.peerP99Ms ?? Number.NaN)} | ${w.neverFinal} | ${res.rest != null ? fmt(res.rest.messagesInPerNodePerS) : '–'} | ${res.rest != null ? `${fmt(res.rest.bytesInPerNodePerS)} / ${fmt(res.rest.bytesOutPerNodePerS)} B/s` : '–'} | ${res.cpuMs !== undefined ? ms(res.cpuMs) : '–'} | ${res.wallMsPerVirtualS !== undefined ? ms(res.wallMsPerVirtualS) : '–'} |`)
       }
     }
     const ok = r.virtual.runs.filter(v => v.error === undefined)

@@ -11,6 +11,7 @@ import type { FitCpuResult } from './fit-cpu.ts'
 import type { HealResult } from './heal.ts'
 import type { HttpFitResult } from './answers.ts'
 import type { Summary } from './stats.ts'
+import type { BenchVirtualResult } from './tiers.ts'
 
 export type Mode = 'full' | 'quick' | 'smoke'
 
@@ -69,7 +70,8 @@ export interface TrafficResult {
   windows: TrafficWindow[]
 }
 
-export interface VirtualRun { nodes: number, wallMs: number, result?: unknown, error?: string, convergenceP50?: number, convergenceP99?: number, memoryBytes?: number }
+/** One size of the virtual tier: `benchVirtual`'s result (fields may be missing in results files written by older versions), or why there is none. */
+export interface VirtualRun { nodes: number, wallMs: number, result?: Partial<BenchVirtualResult>, error?: string, convergenceP50?: number, convergenceP99?: number, memoryBytes?: number }
 
 export interface BenchResults {
   version: 1
