@@ -117,23 +117,30 @@ export async function cpuSeconds (pid: number): Promise<number> {
  * garbage-collection and compiler helpers, libuv's pool for file I/O).
  * A thread that has ended is no longer counted; Node's are long-lived.
  */
-export async function threadCpuSeconds (pid: number): Promise<{ main: number, other: number }> {
+export async function threadCpuSeconds (pid: number): Promise<{ main: number, other: number, system: number }> {
   const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[])
   let main = 0
   let other = 0
+  let system = 0
   for (const tid of tids) {
-    const seconds = await statCpuSeconds(`/proc/${pid}/task/${tid}/stat`)
-    if (Number.isNaN(seconds)) continue // the thread ended meanwhile
-    if (tid === String(pid)) main += seconds
-    else other += seconds
+    const { user, system: kernel } = await statCpu(`/proc/${pid}/task/${tid}/stat`)
+    if (Number.isNaN(user + kernel)) continue // the thread ended meanwhile
+    if (tid === String(pid)) main += user + kernel
+    else other += user + kernel
+    system += kernel
   }
-  return { main, other }
+  return { main, other, system }
 }
 
 async function statCpuSeconds (path: string): Promise<number> {
+  const { user, system } = await statCpu(path)
+  return user + system
+}
+
+/** A process's or thread's CPU seconds in user space and in the kernel (system calls: sockets, files). */
+async function statCpu (path: string): Promise<{ user: number, system: number }> {
   const text = await readFile(path, 'utf8').catch(() => '')
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
   // Fields 14 and 15 (utime, stime) counted from 1; after the ')' the 3rd field is index 0.
-  const ticks = Number(fields[11]) + Number(fields[12])
-  return ticks / 100
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 }
 }

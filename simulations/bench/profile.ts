@@ -17,7 +17,19 @@ export interface HotFunction {
   callers?: Array<{ name: string, where: string, share: number }>
 }
 
-export interface ProfileSummary { totalMs: number, idleShare: number, functions: HotFunction[], byPackage: Array<{ pkg: string, share: number }> }
+export interface ProfileSummary {
+  totalMs: number
+  idleShare: number
+  functions: HotFunction[]
+  byPackage: Array<{ pkg: string, share: number }>
+  /**
+   * The project's own functions by total time (their callees included, each
+   * sample counted once however often the function recurs in its stack):
+   * which step of the protocol the busy time belongs to, when self time is
+   * spread over libraries and native code.
+   */
+  ownTotals: Array<{ name: string, where: string, totalMs: number, share: number }>
+}
 
 /**
  * Self time per function. `lastMs` keeps only the samples of the profile's
@@ -78,7 +90,24 @@ export function hotFunctions (profile: CpuProfile, top = 15, lastMs?: number): P
     ...(f.callers.size > 0 ? { callers: [...f.callers].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([k, us]) => { const [name, where] = k.split('  '); return { name, where, share: us / f.us } }) } : {})
   }))
   const byPackage = [...packages].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([pkg, us]) => ({ pkg, share: total > 0 ? us / total : 0 }))
-  return { totalMs: total / 1000, idleShare: total > 0 ? idle / total : 0, functions, byPackage }
+  const own = new Map<string, { name: string, where: string, us: number }>()
+  for (const [id, us] of self) {
+    const seen = new Set<string>()
+    for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
+      const node = byId.get(at)
+      if (node === undefined) break
+      const { name, where, file } = describe(node)
+      if (!/^(dist\/)?(agent|crdt|cli)\//.test(file)) continue
+      const key = `${name}|${where}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      const entry = own.get(key) ?? { name, where, us: 0 }
+      entry.us += us
+      own.set(key, entry)
+    }
+  }
+  const ownTotals = [...own.values()].sort((a, b) => b.us - a.us).slice(0, top).map(f => ({ name: f.name, where: f.where, totalMs: f.us / 1000, share: total > 0 ? f.us / total : 0 }))
+  return { totalMs: total / 1000, idleShare: total > 0 ? idle / total : 0, functions, byPackage, ownTotals }
 }
 
 /**

@@ -524,6 +524,16 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
       }
       const during = suspicions(mg.liveness.slice(windowsFrom, windowsTo))
       const before = suspicions(mg.liveness.slice(0, windowsFrom))
+      if (during.count > 0) {
+        // Who was suspected, by how many, and when: a starved relay or hub shows here.
+        const ids = await Promise.all(mg.nodes.map(async node => String((await httpJson(`${node.api}/v1/state`)).body.self ?? '')))
+        const raised = mg.liveness.slice(windowsFrom, windowsTo).filter(l => l.state === 'suspect')
+        for (const id of new Set(raised.map(l => l.node))) {
+          const about = raised.filter(l => l.node === id)
+          const seconds = about.map(l => Math.round((l.at - about[0].at) / 100) / 10)
+          log(`    suspected: agent ${ids.indexOf(id)} (${id.slice(-6)}) ${about.length} times, by ${new Set(about.map(l => l.by)).size} agents, at +${[...new Set(seconds)].join(', +')} s`)
+        }
+      }
       const victim = mg.nodes[n - 1]
       const victimId = String((await httpJson(`${victim.api}/v1/state`)).body.self ?? '')
       const from = mg.liveness.length

@@ -27,10 +27,12 @@ describe('threadCpuSeconds', () => {
     const split = await threadCpuSeconds(process.pid)
     // The process total also counts threads that have ended; never less than the live threads' sum, by more than a tick or two.
     expect(total).toBeGreaterThanOrEqual(split.main + split.other - 0.05)
+    expect(split.system).toBeGreaterThanOrEqual(0)
+    expect(split.system).toBeLessThanOrEqual(split.main + split.other)
   })
 
   it('a process that is gone reads as no threads, not an error', async () => {
-    expect(await threadCpuSeconds(2 ** 22 + 12345)).toEqual({ main: 0, other: 0 })
+    expect(await threadCpuSeconds(2 ** 22 + 12345)).toEqual({ main: 0, other: 0, system: 0 })
     expect(await cpuSeconds(2 ** 22 + 12345)).toBeNaN()
   })
 })
