@@ -33,7 +33,7 @@
  */
 import { encodeHlc, shortId, type HlcString } from '../crdt/index.ts'
 import { DIRECT_MEMBERS_MAX } from './clock.ts'
-import type { Clock, PeerIdStr } from './types.ts'
+import type { Clock, PeerIdStr, TimerHandle } from './types.ts'
 
 export type Liveness = 'alive' | 'suspect' | 'dead' | 'self'
 export type IndirectAnswer = 'ack' | 'nack' | 'none'
@@ -95,6 +95,12 @@ export interface FailureDetectorSettings {
   /** Ceiling of the local health multiplier. */
   maxHealth: number
 }
+
+/**
+ * A direct ping is answered in time within one probe timeout; an answer that
+ * comes later, while the indirect probes run, still counts within this many.
+ */
+const LATE_ANSWER_TIMEOUTS = 2
 
 /** An unconnected member of a small view not heard for this many probe intervals is probed. */
 const SILENT_PROBE_INTERVALS = 5
@@ -299,16 +305,24 @@ export class FailureDetector {
 
   private async probe (target: PeerIdStr): Promise<void> {
     const startedAtMs = this.deps.clock.now()
+    const startedHlc = this.deps.stamp()
     const timeoutMs = this.settings.probeTimeoutMs * (1 + this.health)
     this.deps.counters.probes++
     const known = this.member(target)
     const connected = this.deps.neighbours().includes(target)
-    if (await this.deps.ping(target, timeoutMs, known.state !== 'alive' ? known.suspicion : undefined).catch(() => false)) {
+    // The direct ping stays open while the indirect probes run, as in
+    // memberlist: a target whose answer comes after the timeout — its event
+    // loop starved for a moment, the commonest silence on a loaded host — is
+    // late, not suspect. Waiting for it costs nothing: the indirect probes
+    // take as long.
+    const direct = this.deps.ping(target, LATE_ANSWER_TIMEOUTS * timeoutMs, known.state !== 'alive' ? known.suspicion : undefined).catch(() => false)
+    if (await this.within(direct, timeoutMs) === true) {
       this.health = Math.max(0, this.health - 1)
       this.heard(target)
       return
     }
     this.deps.counters.probesFailed++
+    const lateAnswer = async (): Promise<boolean> => await this.within(direct, Math.max(0, startedAtMs + LATE_ANSWER_TIMEOUTS * timeoutMs - this.deps.clock.now())) === true
     const others = shuffle(this.deps.neighbours().filter(p => p !== target && p !== this.deps.self), this.deps.random).slice(0, this.settings.indirectProbes)
     if (others.length > 0) {
       this.deps.counters.indirectProbes += others.length
@@ -321,13 +335,23 @@ export class FailureDetector {
         this.heard(target)
         return
       }
+      if (await lateAnswer()) {
+        this.heard(target)
+        return
+      }
       if (!answers.includes('nack')) {
         // Nobody answered at all, not even to say no: this node is the one
         // that is slow or cut off. Accusing the target would be wrong.
         this.health = Math.min(this.settings.maxHealth, this.health + 1)
         return
       }
+    } else if (await lateAnswer()) {
+      this.heard(target)
+      return
     }
+    // Heard from it meanwhile (a beacon, a write, a request of its own,
+    // stamped after this probe began): alive, however its pings fare.
+    if (this.member(target).heardHlc > startedHlc) return
     // Starved while it probed (a late tick, or the probe took far longer than
     // its timeouts allow): the silence may be this node's own; suspect nobody.
     const elapsedMs = this.deps.clock.now() - startedAtMs
@@ -343,6 +367,17 @@ export class FailureDetector {
     this.suspect(target, m, this.deps.self, stamp)
     this.deps.counters.suspicionsRaised++
     this.deps.announce(target, stamp)
+  }
+
+  /** `answer`'s value if it comes within `ms` (on the detector's clock), else undefined. */
+  private async within (answer: Promise<boolean>, ms: number): Promise<boolean | undefined> {
+    let timer: TimerHandle | undefined
+    const late = new Promise<undefined>(resolve => { timer = this.deps.clock.setTimeout(() => { resolve(undefined) }, ms) })
+    try {
+      return await Promise.race([answer, late])
+    } finally {
+      if (timer !== undefined) this.deps.clock.clearTimeout(timer)
+    }
   }
 
   private suspect (target: PeerIdStr, m: Member, suspector: PeerIdStr, stamp: HlcString): void {

@@ -69,6 +69,9 @@ export interface FinalInprocResult {
   /** The same over the 5 s of quiet before the writes, and the event-loop delay then (absent from results written before 2026-12-07, which the report still renders). */
   restCpuCores?: number
   restLoopDelayP99Ms?: number
+  /** Suspicions the agents raised (each suspector once) in those 5 s of quiet, and over the writes: a starved thread answers probes late. */
+  restSuspicions?: number
+  suspicions?: number
   /** Event-loop delay over the writes (ms). */
   loopDelayP50Ms: number
   loopDelayP99Ms: number
@@ -117,18 +120,21 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
     log(`final-inproc ${n}: formed in ${(formMs / 1000).toFixed(1)} s (connections ${Math.min(...conns)}–${Math.max(...conns)} per agent)`)
     // The quiet before the writes, measured: what the agents cost at rest is
     // the CPU the writes cannot have.
+    const raised = (): number => agents.reduce((sum, a) => sum + a.daemon.agent.metrics.suspicionsRaised, 0)
     const restLoad = measureLoad()
+    const raisedBefore = raised()
     await sleep(REST_MS)
     const rest = restLoad()
-    log(`final-inproc ${n}: at rest ${rest.cpuCores} cores, event-loop delay p99 ${delayMs(rest.delay.percentile(99))} ms`)
+    const restSuspicions = raised() - raisedBefore
+    log(`final-inproc ${n}: at rest ${rest.cpuCores} cores, event-loop delay p99 ${delayMs(rest.delay.percentile(99))} ms, ${restSuspicions} suspicions raised`)
 
     const everywhere: number[] = []
     const perPeer: number[] = []
     let notFinal = 0
     const counters = (): number[] => {
-      let sent = 0; let pulls = 0; let syncs = 0
-      for (const a of agents) { const m = a.daemon.agent.metrics; sent += m.beaconsSent; pulls += m.beaconPulls; syncs += m.syncRounds }
-      return [sent, pulls, syncs]
+      let sent = 0; let pulls = 0; let syncs = 0; let suspicions = 0
+      for (const a of agents) { const m = a.daemon.agent.metrics; sent += m.beaconsSent; pulls += m.beaconPulls; syncs += m.syncRounds; suspicions += m.suspicionsRaised }
+      return [sent, pulls, syncs, suspicions]
     }
     const before = counters()
     // --cpu-prof FILE: a CPU profile of the writes only (formation left out), for Chrome's DevTools.
@@ -168,6 +174,8 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
       cpuCores: writes.cpuCores,
       restCpuCores: rest.cpuCores,
       restLoopDelayP99Ms: delayMs(rest.delay.percentile(99)),
+      restSuspicions,
+      suspicions: after[3] - before[3],
       loopDelayP50Ms: delayMs(writes.delay.percentile(50)),
       loopDelayP99Ms: delayMs(writes.delay.percentile(99)),
       loopDelayMaxMs: delayMs(writes.delay.max),

@@ -23,6 +23,8 @@ interface Setup {
   told: Map<string, string>
   /** Answer after this long (ms): a slow network or a starved peer. */
   delayMs: { value: number }
+  /** Peers that answer every ping this late (ms), helpers' pings included: starved themselves, this node is not. */
+  starved: Map<string, number>
 }
 
 function setup (members = [SELF, ...peers], neighbours: () => string[] = () => members.filter(m => m !== SELF)): Setup {
@@ -33,8 +35,10 @@ function setup (members = [SELF, ...peers], neighbours: () => string[] = () => m
   const pings: string[] = []
   const told = new Map<string, string>()
   const delayMs = { value: 5 }
+  const starved = new Map<string, number>()
   const answer = async (peer: string, timeoutMs: number): Promise<boolean> => await new Promise(resolve => {
-    clock.setTimeout(() => resolve(!down.has(peer) && delayMs.value <= timeoutMs), Math.min(delayMs.value, timeoutMs))
+    const delay = starved.get(peer) ?? delayMs.value
+    clock.setTimeout(() => resolve(!down.has(peer) && delay <= timeoutMs), Math.min(delay, timeoutMs))
   })
   let seed = 42
   const deps: FailureDetectorDeps = {
@@ -50,8 +54,10 @@ function setup (members = [SELF, ...peers], neighbours: () => string[] = () => m
       return await answer(peer, timeoutMs)
     },
     // The helper answers within its own timeout either way ("no" when the target is down) — unless this node hears everything late.
+    // A starved target misses the helper's ping too (the helper pings with the default timeout): "no".
     pingVia: async (_via, target, timeoutMs) => await new Promise(resolve => {
-      clock.setTimeout(() => resolve(delayMs.value > 2 * timeoutMs ? 'none' : down.has(target) ? 'nack' : 'ack'), Math.min(delayMs.value, 2 * timeoutMs))
+      const helpless = down.has(target) || (starved.get(target) ?? 0) > FAILURE_DETECTOR_DEFAULTS.probeTimeoutMs
+      clock.setTimeout(() => resolve(delayMs.value > 2 * timeoutMs ? 'none' : helpless ? 'nack' : 'ack'), Math.min(delayMs.value, 2 * timeoutMs))
     }),
     announce: (target, stamp) => { announced.push({ target, stamp }) },
     refute: (stamp) => { refuted.push(stamp) },
@@ -60,7 +66,7 @@ function setup (members = [SELF, ...peers], neighbours: () => string[] = () => m
     counters: emptyLivenessCounters()
   }
   const fd = new FailureDetector(deps)
-  return { fd, clock, down, announced, refuted, pings, told, delayMs }
+  return { fd, clock, down, announced, refuted, pings, told, delayMs, starved }
 }
 
 /** Run the detector's one-second ticks for `ms` of virtual time. */
@@ -189,5 +195,42 @@ describe('failure detector', () => {
     expect(s.fd.localHealth).toBeGreaterThan(0)
     for (const p of peers) expect(s.fd.state(p)).toBe('alive')
     expect(s.announced).toEqual([])
+  })
+
+  it('a target whose answer comes after the probe timeout, while the indirect probes run, is late, not suspect; one silent for longer is suspected', async () => {
+    const s = setup()
+    const { probeTimeoutMs } = FAILURE_DETECTOR_DEFAULTS
+    // node-c's event loop is starved: it answers 1.5 probe timeouts late, and its helpers' pings time out ("no").
+    s.starved.set('node-c', 1.5 * probeTimeoutMs)
+    s.fd.disconnected('node-c')
+    await run(s, 10_000)
+    expect(s.fd.state('node-c')).toBe('alive')
+    expect(s.announced).toEqual([])
+    // Late, not lost: it counts as the target's answer, not as this node's slowness.
+    expect(s.fd.localHealth).toBe(0)
+    // Silent past the late-answer window: suspected.
+    s.starved.set('node-c', 2.5 * probeTimeoutMs)
+    s.fd.disconnected('node-c')
+    await run(s, 5_000)
+    expect(s.fd.state('node-c')).toBe('suspect')
+  })
+
+  it('a target heard from during the probe (a beacon stamped after it began) is not suspected, though no ping reached it', async () => {
+    const s = setup()
+    // node-c answers no ping in time (nor its helpers' pings).
+    s.starved.set('node-c', 10_000)
+    s.fd.disconnected('node-c')
+    s.fd.tick()
+    // Mid-probe, a beacon of node-c stamped now arrives (by a relay, say).
+    await s.clock.advance(500)
+    s.fd.heard('node-c', encodeHlc({ wallMs: s.clock.now(), counter: 0, node: 'node-c' }))
+    // The probe ends 2 probe timeouts after it began (the late-answer window).
+    await s.clock.advance(1_500)
+    expect(s.announced).toEqual([])
+    expect(s.fd.state('node-c')).toBe('alive')
+    // Nothing since: the next probe suspects it.
+    s.fd.disconnected('node-c')
+    await run(s, 5_000)
+    expect(s.fd.state('node-c')).toBe('suspect')
   })
 })
