@@ -6,11 +6,13 @@
  * - **Probing.** Every probe interval a node pings one of its connected
  *   members, in a shuffled round robin. No answer within the probe timeout:
  *   it asks up to three other connected members to ping the target for it
- *   (ping-req), so one bad link does not make a suspect. They say "no" when
- *   they get no answer either; then the target is suspected, and the
- *   suspicion is published on the gossip topic. When not even they answer,
- *   the prober is the likely problem: it suspects nobody. A connection that closes is probed at once (a killed process
- *   closes its sockets).
+ *   (ping-req), so one bad link does not make a suspect, and keeps its own
+ *   ping open meanwhile: a late answer counts. They say "no" when they get
+ *   no answer either; then, unless the target answered late or was heard
+ *   from meanwhile, it is suspected, and the suspicion is published on the
+ *   gossip topic. When not even they answer, the prober is the likely
+ *   problem: it suspects nobody. A connection that closes is probed at once
+ *   (a killed process closes its sockets).
  * - **Suspicion, refutation, death.** A suspicion names a stamp of the
  *   suspector's clock. A peer that heard from the target after that stamp (a
  *   beacon, a ledger write, an answered probe) ignores it; a peer connected to
