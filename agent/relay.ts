@@ -54,11 +54,14 @@ export interface RelaySettings {
 }
 
 export const RELAY_DEFAULTS: RelaySettings = {
-  // Members beacon 10–15 ms after they hold an entry (clock.ts), so most of
-  // one round's beacons reach the relay within about 10 ms of each other;
-  // the window waits a little longer for a member that is late, and ends
-  // early once every member's beacon is in.
-  windowMs: 40,
+  // Members beacon 10–15 ms after they hold an entry (clock.ts), so on an
+  // idle host one round's beacons reach the relay within about 10 ms of each
+  // other and the window ends early, once every member's beacon is in. On a
+  // loaded one they straggle: with 40 ms, 25 agent processes on 2 cores sent
+  // 3.3 batches per change instead of 2, each to every peer and each a
+  // resolution there; 100 ms brought it to 2.0, with less CPU and no slower
+  // finality (docs/decisions.md "A longer relay window").
+  windowMs: 100,
   // Two hops on a LAN are a few ms, but a loaded host may take hundreds (250
   // ms timed out a third of the echoes with 25 agent processes on 2 cores,
   // and every false timeout sends the beacon to every member again and moves
