@@ -324,31 +324,26 @@ export class FailureDetector {
       return
     }
     this.deps.counters.probesFailed++
-    const lateAnswer = async (): Promise<boolean> => await this.within(direct, Math.max(0, startedAtMs + LATE_ANSWER_TIMEOUTS * timeoutMs - this.deps.clock.now())) === true
     const others = shuffle(this.deps.neighbours().filter(p => p !== target && p !== this.deps.self), this.deps.random).slice(0, this.settings.indirectProbes)
-    if (others.length > 0) {
-      this.deps.counters.indirectProbes += others.length
-      const answers = await Promise.all(others.map(async via => await this.deps.pingVia(via, target, timeoutMs).catch((): IndirectAnswer => 'none')))
-      if (answers.includes('ack')) {
-        // Others reach it: the trouble is between us, or here (Lifeguard
-        // counts it against this node) — unless this node has no connection
-        // to it to begin with (a large mesh, or one still forming).
-        if (connected) this.health = Math.min(this.settings.maxHealth, this.health + 1)
-        this.heard(target)
-        return
-      }
-      if (await lateAnswer()) {
-        this.heard(target)
-        return
-      }
-      if (!answers.includes('nack')) {
-        // Nobody answered at all, not even to say no: this node is the one
-        // that is slow or cut off. Accusing the target would be wrong.
-        this.health = Math.min(this.settings.maxHealth, this.health + 1)
-        return
-      }
-    } else if (await lateAnswer()) {
+    this.deps.counters.indirectProbes += others.length
+    const answers = await Promise.all(others.map(async via => await this.deps.pingVia(via, target, timeoutMs).catch((): IndirectAnswer => 'none')))
+    if (answers.includes('ack')) {
+      // Others reach it: the trouble is between us, or here (Lifeguard
+      // counts it against this node) — unless this node has no connection
+      // to it to begin with (a large mesh, or one still forming).
+      if (connected) this.health = Math.min(this.settings.maxHealth, this.health + 1)
       this.heard(target)
+      return
+    }
+    // The direct ping answered late, while the helpers tried: the target's, not this node's, slowness.
+    if (await this.within(direct, Math.max(0, startedAtMs + LATE_ANSWER_TIMEOUTS * timeoutMs - this.deps.clock.now())) === true) {
+      this.heard(target)
+      return
+    }
+    if (answers.length > 0 && !answers.includes('nack')) {
+      // Nobody answered at all, not even to say no: this node is the one
+      // that is slow or cut off. Accusing the target would be wrong.
+      this.health = Math.min(this.settings.maxHealth, this.health + 1)
       return
     }
     // Heard from it meanwhile (a beacon, a write, a request of its own,

@@ -49,7 +49,6 @@ export function buildLedger (nodes: number, reservations: number): Y.Doc {
   return doc
 }
 
-
 /** The i-th question of the fit() benchmarks: placements spread:3, all, any, any in turn, 1 to 8 GiB. */
 export function fitQuestion (i: number): { bytes: number, placement: Placement } {
   const placement: Placement = i % 4 === 0 ? { kind: 'spread', count: 3 } : i % 4 === 1 ? { kind: 'all' } : { kind: 'any' }

@@ -120,22 +120,22 @@ export async function benchFinalInproc (options: { nodes: number, reservations?:
     log(`final-inproc ${n}: formed in ${(formMs / 1000).toFixed(1)} s (connections ${Math.min(...conns)}–${Math.max(...conns)} per agent)`)
     // The quiet before the writes, measured: what the agents cost at rest is
     // the CPU the writes cannot have.
-    const raised = (): number => agents.reduce((sum, a) => sum + a.daemon.agent.metrics.suspicionsRaised, 0)
-    const restLoad = measureLoad()
-    const raisedBefore = raised()
-    await sleep(REST_MS)
-    const rest = restLoad()
-    const restSuspicions = raised() - raisedBefore
-    log(`final-inproc ${n}: at rest ${rest.cpuCores} cores, event-loop delay p99 ${delayMs(rest.delay.percentile(99))} ms, ${restSuspicions} suspicions raised`)
-
-    const everywhere: number[] = []
-    const perPeer: number[] = []
-    let notFinal = 0
+    // Beacons sent, pulls asked, sync rounds and suspicions raised, summed over the agents.
     const counters = (): number[] => {
       let sent = 0; let pulls = 0; let syncs = 0; let suspicions = 0
       for (const a of agents) { const m = a.daemon.agent.metrics; sent += m.beaconsSent; pulls += m.beaconPulls; syncs += m.syncRounds; suspicions += m.suspicionsRaised }
       return [sent, pulls, syncs, suspicions]
     }
+    const restLoad = measureLoad()
+    const restBefore = counters()
+    await sleep(REST_MS)
+    const rest = restLoad()
+    const restSuspicions = counters()[3] - restBefore[3]
+    log(`final-inproc ${n}: at rest ${rest.cpuCores} cores, event-loop delay p99 ${delayMs(rest.delay.percentile(99))} ms, ${restSuspicions} suspicions raised`)
+
+    const everywhere: number[] = []
+    const perPeer: number[] = []
+    let notFinal = 0
     const before = counters()
     // --cpu-prof FILE: a CPU profile of the writes only (formation left out), for Chrome's DevTools.
     const profiler = options.cpuProfile !== undefined ? new Session() : undefined

@@ -9,7 +9,7 @@
 import { RELAY_DEFAULTS } from '../../agent/relay.ts'
 import { probeComplete } from './clusters.ts'
 import type { BenchResults } from './results.ts'
-import { fmt, percentile } from './stats.ts'
+import { fmt } from './stats.ts'
 import { trafficMedians, type TrafficMedians } from './traffic.ts'
 
 const pct = (x: number): string => `${fmt(x * 100, 2)}%`
@@ -24,7 +24,7 @@ export function explainMissed (id: string, r: BenchResults): string[] {
       const slowShare = p !== undefined ? p.trials.filter(t => t.memgossipMs > 1000).length / p.trials.length : Number.NaN
       const out: string[] = []
       const cpuAt = [...r.traffic].filter(t => t.windows.some(w => Number.isFinite(w.memgossip.cpuPerNode))).sort((a, b) => a.nodes - b.nodes)
-      const restCpu = (t: typeof cpuAt[number], which: 'memgossip' | 'serf'): number => percentile(t.windows.filter(w => w.kind === 'rest').map(w => (which === 'memgossip' ? w.memgossip.cpuPerNode : w.serf?.cpuPerNode) ?? Number.NaN).filter(Number.isFinite), 0.5)
+      const restCpu = (t: typeof cpuAt[number], which: 'memgossip' | 'serf'): number => coresAt(r, t.nodes, 'rest', which) / t.nodes
       const cpuText = `${cpuAt.map(t => `${fmt(restCpu(t, 'memgossip') * 100, 2)}% of a core per agent at rest at N = ${t.nodes}`).join(', ')}${cpuAt.length > 0 && Number.isFinite(restCpu(cpuAt[0], 'serf')) ? `, against ${cpuAt.map(t => `${fmt(restCpu(t, 'serf') * 100, 2)}%`).join(' and ')} for a Serf agent` : ''}`
       if (failed !== undefined && (id === 'propagation-seed' || r.propagation.every(x => x.origin !== 'seed' || x.memgossipFailed === undefined))) {
         out.push(`- **No memgossip cluster at N = ${failed.nodes} on this machine.** ${failed.memgossipFailed?.split('\n')[0] ?? ''}. Cause: CPU. An idle memgossip agent's work grows with the cluster — every member's heartbeat (every 5 s) reaches every agent, which checks its signature, applies it to the Yjs document, appends it to its log and updates liveness and finality (heartbeats no longer re-run the replay) — ${cpuText}. The whole cluster's cost grows as N², and ${failed.nodes} agent processes (each also a Node.js runtime with its own garbage collector) share the ${r.machine.cores} cores of this machine with the ${failed.nodes} Serf agents. Once the agents are starved, anti-entropy requests time out (10 s), libp2p's connection monitor drops connections whose pings go unanswered, agents redial (more Noise handshakes, more CPU), and the cluster does not settle within the time limit. This is a limit of one small host running many agents, not of a real deployment with one agent per host — but the per-agent CPU figures carry over: they grow with the size of the cluster.`)
@@ -38,22 +38,20 @@ export function explainMissed (id: string, r: BenchResults): string[] {
     }
     case 'bandwidth': {
       const t = [...r.traffic].sort((a, b) => b.nodes - a.nodes)[0]
-      const rest = t?.windows.filter(w => w.kind === 'rest') ?? []
-      const med = (f: (w: typeof rest[number]) => number | undefined): number => percentile(rest.map(w => f(w) ?? Number.NaN).filter(Number.isFinite), 0.5)
-      const payload = med(w => w.memgossip.payloadBytesPerNodeSec)
-      const socket = med(w => w.memgossip.socketBytesPerNodeSec)
-      const serf = med(w => w.serf?.payloadBytesPerNodeSec)
+      const rest = t !== undefined ? trafficMedians(t, 'rest') : undefined
+      const payload = rest?.mgPayload ?? Number.NaN
+      const socket = rest?.mgSocket ?? Number.NaN
+      const serf = rest?.serfPayload ?? Number.NaN
       const n = t?.nodes ?? 0
       // One heartbeat gossip message: ~250 B of Yjs update plus ~140 B of gossipsub envelope (author, seqno, topic, signature).
       const floor = (n / 5) * 390 * 2
       // The breakdown comes from the counting preload; where starved agents wrote
       // their counters late it does not add up, so it is shown at the largest size where it does.
       const consistent = [...r.traffic].sort((a, b) => b.nodes - a.nodes).find(x => x.windows.filter(v => v.kind === 'rest').every(probeComplete))
-      const cw = consistent?.windows.filter(v => v.kind === 'rest') ?? []
-      const cm = (f: (v: typeof cw[number]) => number | undefined): number => percentile(cw.map(v => f(v) ?? Number.NaN).filter(Number.isFinite), 0.5)
+      const cm = consistent !== undefined ? trafficMedians(consistent, 'rest') : undefined
       const breakdown = consistent === undefined
         ? ''
-        : ` Where the socket bytes go${consistent.nodes !== n ? ` (at N = ${consistent.nodes}: at N = ${n} the agents, short of CPU, wrote their gossipsub counters too late for the windows to add up)` : ''} — each byte one agent sends another receives, so socket bytes hold gossipsub's sends twice: of ${fmt(cm(v => v.memgossip.socketBytesPerNodeSec))} B/s, gossipsub messages ${fmt(2 * cm(v => v.memgossip.gossipMessageBytesSentPerNodeSec))} B/s (${fmt(cm(v => v.memgossip.gossipCopiesPerNodePerMessage), 2)} copies of each message reach each agent), gossipsub control (IHAVE/IWANT/GRAFT/PRUNE) ${fmt(2 * cm(v => v.memgossip.gossipControlBytesSentPerNodeSec))} B/s, and the rest — ${fmt(cm(v => v.memgossip.socketBytesPerNodeSec) - 2 * (cm(v => v.memgossip.gossipMessageBytesSentPerNodeSec) + cm(v => v.memgossip.gossipControlBytesSentPerNodeSec)))} B/s — anti-entropy rounds (a new stream every 5 s per agent), connection pings, identify, and the yamux (12 B) and Noise (18 B) framing of every write.`
+        : ` Where the socket bytes go${consistent.nodes !== n ? ` (at N = ${consistent.nodes}: at N = ${n} the agents, short of CPU, wrote their gossipsub counters too late for the windows to add up)` : ''} — each byte one agent sends another receives, so socket bytes hold gossipsub's sends twice: of ${fmt((cm?.mgSocket ?? Number.NaN))} B/s, gossipsub messages ${fmt(2 * (cm?.gsMessages ?? Number.NaN))} B/s (${fmt((cm?.copies ?? Number.NaN), 2)} copies of each message reach each agent), gossipsub control (IHAVE/IWANT/GRAFT/PRUNE) ${fmt(2 * (cm?.gsControl ?? Number.NaN))} B/s, and the rest — ${fmt((cm?.mgSocket ?? Number.NaN) - 2 * ((cm?.gsMessages ?? Number.NaN) + (cm?.gsControl ?? Number.NaN)))} B/s — anti-entropy rounds (a new stream every 5 s per agent), connection pings, identify, and the yamux (12 B) and Noise (18 B) framing of every write.`
       return [
         `- **Bandwidth**: at rest${t !== undefined ? ` at N = ${n}` : ''} a memgossip agent moves ${fmt(socket)} B/s on its sockets (in + out), of which ${fmt(payload)} B/s are ledger bytes (the agent's own counters); Serf moves ${fmt(serf)} B/s.${breakdown}`,
         '  Since 2026-12-06 no member writes heartbeats: the ledger carries decisions, node records are written when a figure moves, liveness comes from a SWIM/Lifeguard failure detector (one ping per agent per second), and finality from beacons sent only when an entry is new, handed to one relay that batches every member\'s beacon into one message per member (docs/design.md "Clock channel", "Liveness"). At N = 10 and 25 the at-rest bytes are below Serf\'s (section 2).',
@@ -126,9 +124,14 @@ function mediansAt (r: BenchResults, nodes: number, kind: 'rest' | 'load'): Traf
   return t === undefined ? undefined : trafficMedians(t, kind)
 }
 
+/** Cores all of one product's agents used together (the median window's CPU per agent × N). */
+function coresAt (r: BenchResults, nodes: number, kind: 'rest' | 'load', which: 'memgossip' | 'serf'): number {
+  const m = mediansAt(r, nodes, kind)
+  return ((which === 'memgossip' ? m?.mgCpu : m?.serfCpu) ?? Number.NaN) * nodes
+}
+
 function explainLoadBytes (r: BenchResults, nodes: number): string[] {
-  const load = mediansAt(r, nodes, 'load')
-  const cores = (which: 'memgossip' | 'serf'): number => ((which === 'memgossip' ? load?.mgCpu : load?.serfCpu) ?? Number.NaN) * nodes
+  const cores = (which: 'memgossip' | 'serf'): number => coresAt(r, nodes, 'load', which)
   const ratio = (n: number): number => mediansAt(r, n, 'load')?.ratioSocket ?? Number.NaN
   const smaller = r.traffic.map(t => t.nodes).filter(n => n < nodes && Number.isFinite(ratio(n))).sort((a, b) => b - a)[0]
   const suspicions = r.liveness?.find(l => l.nodes === nodes)?.falseSuspicions
@@ -138,10 +141,7 @@ function explainLoadBytes (r: BenchResults, nodes: number): string[] {
 }
 
 function explainRestCpu (r: BenchResults, nodes: number): string[] {
-  const cores = (which: 'memgossip' | 'serf', kind: 'rest' | 'load'): number => {
-    const m = mediansAt(r, nodes, kind)
-    return ((which === 'memgossip' ? m?.mgCpu : m?.serfCpu) ?? Number.NaN) * nodes
-  }
+  const cores = (which: 'memgossip' | 'serf', kind: 'rest' | 'load'): number => coresAt(r, nodes, kind, which)
   return [
     `- **CPU at rest, N = ${nodes}**: the memgossip agents used ${fmt(cores('memgossip', 'rest'), 2)} cores together, Serf's ${fmt(cores('serf', 'rest'), 2)}. At rest an agent answers and sends one probe a second (SWIM), beacons on a slow timer and runs a sync round that backs off while it brings nothing (docs/design.md "Liveness", "Network"). The rest windows follow the one-change-per-second windows (${fmt(cores('memgossip', 'load'), 2)} cores there), and agents that fell behind spend the start of a rest window catching up (see Bandwidth).`
   ]

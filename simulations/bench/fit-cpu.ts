@@ -25,7 +25,6 @@ import { fit, resolve } from '../../crdt/index.ts'
 import { buildLedger, fitQuestion } from './crdt.ts'
 import { summarize, type Summary } from './stats.ts'
 
-
 export interface FitCpuResult {
   nodes: number
   reservations: number

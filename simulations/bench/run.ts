@@ -518,24 +518,21 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
     // 4. Liveness: no suspicion while everyone ran; then kill one agent and time its detection.
     if (mg !== undefined) {
       const windowS = windowCount * 2 * plan.windowS
-      const suspicions = (events: MemgossipCluster['liveness']): { count: number, members: number } => {
+      const suspicions = (events: MemgossipCluster['liveness']): { count: number, members: Set<string>, raised: MemgossipCluster['liveness'] } => {
         const raised = events.filter(l => l.state === 'suspect')
-        return { count: raised.length, members: new Set(raised.map(l => l.node)).size }
+        return { count: raised.length, members: new Set(raised.map(l => l.node)), raised }
       }
       const during = suspicions(mg.liveness.slice(windowsFrom, windowsTo))
       const before = suspicions(mg.liveness.slice(0, windowsFrom))
-      if (during.count > 0) {
-        // Who was suspected, by how many, and when: a starved relay or hub shows here.
-        const ids = await Promise.all(mg.nodes.map(async node => String((await httpJson(`${node.api}/v1/state`)).body.self ?? '')))
-        const raised = mg.liveness.slice(windowsFrom, windowsTo).filter(l => l.state === 'suspect')
-        for (const id of new Set(raised.map(l => l.node))) {
-          const about = raised.filter(l => l.node === id)
-          const seconds = about.map(l => Math.round((l.at - about[0].at) / 100) / 10)
-          log(`    suspected: agent ${ids.indexOf(id)} (${id.slice(-6)}) ${about.length} times, by ${new Set(about.map(l => l.by)).size} agents, at +${[...new Set(seconds)].join(', +')} s`)
-        }
+      const ids = await Promise.all(mg.nodes.map(async node => String((await httpJson(`${node.api}/v1/state`)).body.self ?? '')))
+      // Who was suspected, by how many, and when: a starved relay or hub shows here.
+      for (const id of during.members) {
+        const about = during.raised.filter(l => l.node === id)
+        const seconds = about.map(l => Math.round((l.at - about[0].at) / 100) / 10)
+        log(`    suspected: agent ${ids.indexOf(id)} (${id.slice(-6)}) ${about.length} times, by ${new Set(about.map(l => l.by)).size} agents, at +${[...new Set(seconds)].join(', +')} s`)
       }
       const victim = mg.nodes[n - 1]
-      const victimId = String((await httpJson(`${victim.api}/v1/state`)).body.self ?? '')
+      const victimId = ids[n - 1]
       const from = mg.liveness.length
       const t0 = performance.now()
       process.kill(victim.pid, 'SIGKILL')
@@ -552,7 +549,7 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
       const result: LivenessResult = {
         nodes: n,
         falseSuspicions: during.count,
-        suspectedMembers: during.members,
+        suspectedMembers: during.members.size,
         suspicionsBefore: before.count,
         windowS,
         survivors,
@@ -562,7 +559,7 @@ async function runSize (n: number, plan: Plan, results: BenchResults, registry: 
         deadAllMs: deads.length === survivors ? Math.max(...deads) : Number.NaN
       }
       results.liveness!.push(result)
-      log(`  N=${n} liveness: ${during.count} suspicions (of ${during.members} members) during ${windowS} s of traffic windows, ${before.count} before them (propagation trials); agent ${n - 1} killed: suspected after ${fmtMs(result.suspectFirstMs)} (by all ${suspects.length}/${survivors}: ${fmtMs(result.suspectAllMs)}), dead after ${fmtMs(result.deadFirstMs)} (by all ${deads.length}/${survivors}: ${fmtMs(result.deadAllMs)})`)
+      log(`  N=${n} liveness: ${during.count} suspicions (of ${during.members.size} members) during ${windowS} s of traffic windows, ${before.count} before them (propagation trials); agent ${n - 1} killed: suspected after ${fmtMs(result.suspectFirstMs)} (by all ${suspects.length}/${survivors}: ${fmtMs(result.suspectAllMs)}), dead after ${fmtMs(result.deadFirstMs)} (by all ${deads.length}/${survivors}: ${fmtMs(result.deadAllMs)})`)
     }
   } finally {
     await mg?.stop(registry)
