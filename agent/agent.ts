@@ -275,7 +275,9 @@ export class Agent extends EventEmitter {
   private readonly nodeRecords: Record<string, unknown> = Object.create(null)
   /** The latest stamp of each node's stream already taken as a clock sample and a proof of life. */
   private readonly lastStamps = new Map<PeerIdStr, string | undefined>()
-  private previousVerdicts = new Map<string, string>()
+  /** Each verdict's signature when last seen (agent/signatures.ts), and the resolution it was seen in. */
+  private readonly verdictSignatures = new Map<string, number>()
+  private verdictsSeenIn?: Resolution
   private readonly alertSink: AlertSink
   // -- enforcement hooks (agent/pressure.ts, agent/usage.ts) --
   private readonly pressure: PressureLadder
@@ -1367,19 +1369,41 @@ export class Agent extends EventEmitter {
     this.beaconChannel.maybeBeacon(res)
     this.detector.prune()
     this.repair.afterResolution(res)
-    const next = new Map<string, string>()
-    for (const v of [...res.verdicts.values(), ...res.conflicts]) {
-      const sig = verdictSignature(v.status, v.final, v.code) // interned (agent/signatures.ts)
-      next.set(v.key, sig)
-      if (this.previousVerdicts.get(v.key) !== sig) {
-        this.emit('event', { type: 'verdict', id: v.id, status: v.status, final: v.final, code: v.code, reason: v.reason, nodes: v.runningOn.length > 0 ? v.runningOn : v.nodes } satisfies AgentEvent)
-      }
-    }
-    this.previousVerdicts = next
+    this.emitVerdictChanges(res)
     this.stepEpochs(res)
     this.updateAlerts(res)
     this.membership.requestAdmission(res)
     this.reassertRecord(res)
+  }
+
+  /**
+   * An event for every verdict whose status, finality or reason changed since
+   * the last resolution seen here. A resolution is a new object whenever it
+   * was recomputed, and verdicts change only then: a refresh that found the
+   * cached one (most of those at rest) walks nothing. Signatures are updated
+   * in place; verdicts that are gone (folded into a checkpoint) are dropped
+   * once the count shows some are.
+   */
+  private emitVerdictChanges (res: Resolution): void {
+    if (res === this.verdictsSeenIn) return
+    this.verdictsSeenIn = res
+    const signatures = this.verdictSignatures
+    let walked = 0
+    const note = (v: Verdict): void => {
+      walked++
+      const sig = verdictSignature(v.status, v.final, v.code)
+      if (signatures.get(v.key) === sig) return
+      signatures.set(v.key, sig)
+      this.emit('event', { type: 'verdict', id: v.id, status: v.status, final: v.final, code: v.code, reason: v.reason, nodes: v.runningOn.length > 0 ? v.runningOn : v.nodes } satisfies AgentEvent)
+    }
+    for (const v of res.verdicts.values()) note(v)
+    for (const v of res.conflicts) note(v)
+    if (signatures.size > walked) {
+      const live = new Set<string>()
+      for (const v of res.verdicts.values()) live.add(v.key)
+      for (const v of res.conflicts) live.add(v.key)
+      for (const key of signatures.keys()) if (!live.has(key)) signatures.delete(key)
+    }
   }
 
   /**

@@ -1,20 +1,29 @@
-/**
- * Interned verdict signatures (`status|final|code`). The agent remembers one
- * per verdict to emit an event only when a verdict changes; built fresh at
- * every resolution, each was a new string kept for every reservation ever
- * made (about 48 B each in a heap snapshot, docs/decisions.md "Heap
- * findings"). There are at most a few hundred distinct ones (statuses ×
- * final × reason codes), so one shared copy of each is kept instead.
- */
-const table = new Map<string, string>()
-/** Far above the real number of distinct signatures; a guard, never expected to be reached. */
-const MAX_SIGNATURES = 4096
+import type { VerdictStatus } from '../crdt/index.ts'
 
-export function verdictSignature (status: string, final: boolean, code: string): string {
-  const text = `${status}|${final ? 1 : 0}|${code}`
-  const known = table.get(text)
-  if (known !== undefined) return known
-  if (table.size >= MAX_SIGNATURES) table.clear()
-  table.set(text, text)
-  return text
+/**
+ * Verdict signatures: what the agent remembers of each verdict (status,
+ * final, reason code) to emit an event only when one of them changes.
+ *
+ * A signature is a small integer, so remembering one costs a map slot and
+ * nothing else. Strings built fresh at every resolution were a new string
+ * kept for every reservation ever made (docs/decisions.md "Heap findings");
+ * interned strings were still built and hashed once per verdict per
+ * resolution, a fifth of a refresh at 360 reservations (docs/decisions.md
+ * "Verdict events without a walk of every verdict").
+ */
+const STATUS_BITS: Record<VerdictStatus, number> = { admitted: 0, rejected: 1, evicted: 2, released: 3, invalid: 4, queued: 5 }
+/** Reason codes are the project's own few dozen constants; each gets a number the first time it is seen. */
+const codes = new Map<string, number>()
+/** Far above the real number of distinct codes; a guard, never expected to be reached. */
+const MAX_CODES = 4096
+
+export function verdictSignature (status: VerdictStatus, final: boolean, code: string): number {
+  let id = codes.get(code)
+  if (id === undefined) {
+    // Numbers restart: at worst one change goes unreported, or one is reported twice.
+    if (codes.size >= MAX_CODES) codes.clear()
+    id = codes.size
+    codes.set(code, id)
+  }
+  return id * 16 + STATUS_BITS[status] * 2 + (final ? 1 : 0)
 }

@@ -1052,12 +1052,20 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
   // Beacons: a member's clock counts once this peer holds its stream up to the
   // beacon's position; its announcement counts while its writes would.
   const beaconLines = new Map<NodeId, HlcString>()
+  // Only the highest line of each kind matters, so whether a beacon counts
+  // (the costly part: up to 16 beacons of every member, on every resolution)
+  // is asked only of one that would raise a line; newest first (each list
+  // rises by stamp and line), the first that counts usually settles both.
   for (const [node, list] of options.beacons ?? []) {
     const held = streams.get(node)?.seq ?? 0
-    for (const beacon of list) {
+    for (let i = list.length - 1; i >= 0; i--) {
+      const beacon = list[i]
+      const covers = held >= beacon.seq && beacon.hlc > (beaconLines.get(node) ?? '')
+      const announces = beacon.seen !== undefined && beacon.seen > (announced.get(node) ?? '')
+      if (!covers && !announces) continue
       if (!stampedBy(beacon.hlc, node) || membership.standing(node, beacon.hlc, beacon.seq) !== undefined) continue
-      if (held >= beacon.seq && beacon.hlc > (beaconLines.get(node) ?? '')) beaconLines.set(node, beacon.hlc)
-      if (beacon.seen !== undefined && beacon.seen > (announced.get(node) ?? '')) announced.set(node, beacon.seen)
+      if (covers) beaconLines.set(node, beacon.hlc)
+      if (announces) announced.set(node, beacon.seen!)
     }
   }
 
@@ -1146,7 +1154,7 @@ export function finishResolution (replayed: Replayed, nodesMap: Record<string, u
     }
     if (seen === undefined || t > seen) {
       verdict.waitsFor = behind(t)
-      verdict.waitingOn = verdict.waitsFor.some(id => openTargets.has(id)) ? 'view-change' : 'clocks'
+      verdict.waitingOn = openTargets.size > 0 && verdict.waitsFor.some(id => openTargets.has(id)) ? 'view-change' : 'clocks'
     } else {
       let ranker = unconfirmed.get(view.epoch)
       if (ranker === undefined) {
@@ -1246,8 +1254,8 @@ function rankBelow (entries: Array<[NodeId, HlcString]>): (hlc: HlcString) => No
   const sorted = [...entries].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
   const ids = sorted.map(e => e[0])
   const lines = sorted.map(e => e[1])
-  const ordered = [...lines].sort()
   const order = ids.map((_, i) => i).sort((a, b) => (lines[a] < lines[b] ? -1 : lines[a] > lines[b] ? 1 : a - b))
+  const ordered = order.map(i => lines[i])
   const rank = new Array<number>(ids.length)
   order.forEach((member, position) => { rank[member] = position })
   const byCount = new Map<number, NodeId[]>()
@@ -1278,7 +1286,7 @@ interface NodeViewInputs {
  * such a view is handed out again rather than built anew (a view is never
  * changed once built). A new replay starts afresh.
  */
-const nodeViewCache = new WeakMap<Replay, Map<NodeId, { inputs: NodeViewInputs, view: NodeView }>>()
+const nodeViewCache = new WeakMap<Replay, { views: Map<NodeId, { inputs: NodeViewInputs, view: NodeView }>, ids: NodeId[] }>()
 
 function sameInputs (a: NodeViewInputs, b: NodeViewInputs): boolean {
   return a.heartbeat === b.heartbeat && a.lastHlc === b.lastHlc && a.lastSeq === b.lastSeq && a.seen === b.seen && a.heldTo === b.heldTo
@@ -1287,14 +1295,20 @@ function sameInputs (a: NodeViewInputs, b: NodeViewInputs): boolean {
 function buildNodeViews (replay: Replay, membership: Membership, heartbeats: Map<NodeId, Heartbeat>, streams: ReadonlyMap<NodeId, { readonly hlc?: HlcString, readonly seq: number }>, announced: Map<NodeId, HlcString>, beaconLines: Map<NodeId, HlcString>): Map<NodeId, NodeView> {
   let cache = nodeViewCache.get(replay)
   if (cache === undefined) {
-    cache = new Map()
+    // The nodes of the replay and of its membership, in id order: fixed for the replay, sorted once.
+    const ids = [...replay.slots.keys()]
+    for (const id of membership.intervals.keys()) if (!replay.slots.has(id)) ids.push(id)
+    cache = { views: new Map(), ids: ids.sort() }
     nodeViewCache.set(replay, cache)
   }
+  const cached = cache.views
   const views = new Map<NodeId, NodeView>()
-  const ids = [...replay.slots.keys()]
-  for (const id of heartbeats.keys()) if (!replay.slots.has(id)) ids.push(id)
-  for (const id of membership.intervals.keys()) if (!replay.slots.has(id) && !heartbeats.has(id)) ids.push(id)
-  for (const id of ids.sort()) {
+  // A node known only by its record (not admitted, no capacity event) is rare: only then is the list merged anew.
+  let ids = cache.ids
+  const extra: NodeId[] = []
+  for (const id of heartbeats.keys()) if (!replay.slots.has(id) && !membership.intervals.has(id)) extra.push(id)
+  if (extra.length > 0) ids = [...ids, ...extra].sort()
+  for (const id of ids) {
     const stream = streams.get(id)
     const beaconLine = beaconLines.get(id)
     const inputs: NodeViewInputs = {
@@ -1304,13 +1318,13 @@ function buildNodeViews (replay: Replay, membership: Membership, heartbeats: Map
       seen: announced.get(id),
       heldTo: beaconLine !== undefined && (stream?.hlc === undefined || beaconLine > stream.hlc) ? beaconLine : stream?.hlc
     }
-    const cached = cache.get(id)
-    if (cached !== undefined && sameInputs(cached.inputs, inputs)) {
-      views.set(id, cached.view)
+    const last = cached.get(id)
+    if (last !== undefined && sameInputs(last.inputs, inputs)) {
+      views.set(id, last.view)
       continue
     }
     const view = buildNodeView(id, replay, membership, inputs)
-    cache.set(id, { inputs, view })
+    cached.set(id, { inputs, view })
     views.set(id, view)
   }
   return views

@@ -96,6 +96,28 @@ describe('finality from beacons', () => {
     expect(resolve(c.doc, { self: C, selfClock: c.writer.clock.peek(), beacons: onlyNewest }).verdicts.get('r1')?.final).toBe(false)
   })
 
+  it("a member's announcements count while its writes would: not one stamped after it left", () => {
+    const [a, b, c] = cluster()
+    a.writer.reserve({ id: 'r1', bytes: GiB, placement: { kind: 'any' } }, a.tick())
+    sync(a, b); sync(a, c)
+    // C holds A's and B's clocks past r1 (they carried no line), so its own line passes r1.
+    for (const r of [a, b]) c.hear(r, r.writer.beacon(r.tick()))
+    const r1 = a.res().verdicts.get('r1')!.hlc!
+    const before = c.beacon()
+    expect(before.seen! >= r1).toBe(true)
+    c.writer.capacity(0, 'left', c.tick())
+    sync(c, a)
+    const after = c.beacon()
+    expect(after.seen! >= r1).toBe(true)
+    // At A: B's clock (no line), and C's announcement from after its leave. A's own line and C's would be two of three.
+    a.hear(b, b.writer.beacon(b.tick()))
+    a.hear(c, after)
+    expect(a.res().verdicts.get('r1')).toMatchObject({ final: false, waitingOn: 'confirmations' })
+    // The same line announced while C was a member counts.
+    a.hear(c, before)
+    expect(a.res().verdicts.get('r1')?.final).toBe(true)
+  })
+
   it('a majority must announce: the lines of one member are not enough', () => {
     const [a, b, c] = cluster()
     a.writer.reserve({ id: 'r1', bytes: GiB, placement: { kind: 'any' } }, a.tick())
