@@ -251,7 +251,7 @@ function propagationTable (ps: PropagationResult[]): string[] {
   return lines
 }
 
-function trafficTables (ts: TrafficResult[]): string[] {
+export function trafficTables (ts: TrafficResult[]): string[] {
   const lines = [
     '| N | window | memgossip protocol payload | memgossip TCP socket bytes | memgossip est. on the wire | Serf memberlist payload | Serf est. on the wire | memgossip ÷ Serf (socket ÷ payload) | memgossip ÷ Serf (wire) | busiest node: memgossip / Serf |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'
@@ -278,7 +278,10 @@ function trafficTables (ts: TrafficResult[]): string[] {
     for (const kind of ['rest', 'load'] as const) {
       const m = trafficMedians(t, kind)
       if (!t.windows.filter(w => w.kind === kind).every(probeComplete)) {
-        lines.push(`| ${t.nodes} | ${kind === 'rest' ? 'at rest' : '1 change/s'} | ${m.published} | counters incomplete | – | – | ${fmt(m.applied, 3)} | ${Number.isFinite(m.redundant) ? `${fmt(m.redundant * 100, 3)}%` : '–'} | ${fmt(m.sync, 3)} | – |`)
+        // Nothing published: no copies to count (updates and beacons go on direct streams). Fewer than none: a counter read before its agent wrote it.
+        const published = m.published < 0 ? '–' : m.published
+        const copies = m.published === 0 ? 'none published' : 'counters incomplete'
+        lines.push(`| ${t.nodes} | ${kind === 'rest' ? 'at rest' : '1 change/s'} | ${published} | ${copies} | – | – | ${fmt(m.applied, 3)} | ${Number.isFinite(m.redundant) ? `${fmt(m.redundant * 100, 3)}%` : '–'} | ${fmt(m.sync, 3)} | – |`)
         continue
       }
       lines.push(`| ${t.nodes} | ${kind === 'rest' ? 'at rest' : '1 change/s'} | ${m.published} | ${fmt(m.copies, 3)} | ${fmt(m.copies - 1, 3)} | ${fmt(m.ihave, 3)} / ${fmt(m.iwant, 3)} | ${fmt(m.applied, 3)} | ${Number.isFinite(m.redundant) ? `${fmt(m.redundant * 100, 3)}%` : '–'} | ${fmt(m.sync, 3)} | ${bytes(m.gsMessages)} / ${bytes(m.gsControl)} |`)
@@ -330,7 +333,7 @@ export function renderMarkdown (r: BenchResults, charts: string[], jsonRel: stri
   L.push('- **on the wire (estimate)**: the above plus IPv4+TCP headers (52 B per segment, from `segs_out`/`segs_in`) for memgossip; plus 28 B per UDP packet and about 10 segments × 52 B per push/pull connection for Serf.')
   L.push('- **Topology**: every node joined node 0, but a memgossip agent does not stay a leaf of a star: it dials members whose addresses arrive in their heartbeats until it holds about 6 connections, and gossipsub builds its mesh (degree D = 3, at most Dhi = 5) over those. A node receives about one copy of each message per mesh peer, less the one it got it from first.')
   L.push('- **gossipsub messages / control sent**: from the same preload: the size of every RPC gossipsub hands its streams, per copy, split into RPCs that carry messages and control-only ones (IHAVE/IWANT/GRAFT/PRUNE/IDONTWANT), before yamux and Noise framing. A byte one agent sends another receives, so these appear twice in the socket bytes.')
-  L.push('- **counters incomplete**: the preload writes its counters when the benchmark asks (SIGUSR2); an agent starved of CPU may write them after the benchmark read them, and the window\'s differences are then meaningless. Such windows are marked instead of shown.')
+  L.push('- **counters incomplete**: the preload writes its counters when the benchmark asks (SIGUSR2); an agent starved of CPU may write them after the benchmark read them, and the window\'s differences are then meaningless. Such windows are marked instead of shown. **none published**: no message went through gossipsub in the window (an update goes to each connected peer on a direct stream, a beacon to its relay and the relay\'s batch to every peer the same way; gossipsub carries suspicions, and what a direct send could not deliver), so there are no copies to count.')
   L.push('- **gossip copies per node per message**: from a counting preload (`simulations/bench/gossip-probe.ts`, loaded only into the benchmark\'s agents) that counts every message gossipsub is handed by a peer, first copies and duplicates, divided by (messages published × (N − 1)). 1.0 means every node got each message exactly once; duplicates = copies − 1. gossipsub drops duplicates before the agent sees them; **ledger updates applied** counts what reached the agent (`memgossip_updates_in_total`, gossip and sync), and **brought nothing new** is `memgossip_redundant_updates_total` over it.')
   L.push('')
 

@@ -7,7 +7,7 @@
  * Serf's push-pull).
  */
 import { describe, expect, it } from 'vitest'
-import { evaluateTargets, type Target } from '../../simulations/bench/report.ts'
+import { evaluateTargets, trafficTables, type Target } from '../../simulations/bench/report.ts'
 import type { BenchResults, TrafficResult, VirtualRun } from '../../simulations/bench/results.ts'
 import type { FinalityFigures } from '../../simulations/harness/finality.ts'
 
@@ -128,5 +128,17 @@ describe('issue 12 targets in the benchmark report', () => {
     const t = evaluateTargets(results({ virtual: [virtualRun(1000, { wallMs: 60_000, passed: false, finalP99Ms: 300, restBytes: 50, restMessages: 2 })] }))
     expect(byId(t, 'virtual-fleet-1000').met).toBe(false)
     expect(byId(t, 'virtual-fleet-1000').value).toContain('**invariants failed**')
+  })
+
+  it('the gossip table says "none published" when nothing went through gossipsub, and shows no negative count when a counter was read early', () => {
+    const withPublished = (t: TrafficResult, rest: number, load: number): TrafficResult => ({
+      ...t,
+      windows: t.windows.map(w => ({ ...w, memgossip: { ...w.memgossip, gossipMessagesPublished: w.kind === 'rest' ? rest : load, gossipCopiesPerNodePerMessage: NaN } }))
+    }) as TrafficResult
+    const base = traffic(50, { bytes: 280, serfBytes: 650, cpu: 0.005, serfCpu: 0.003 }, { bytes: 4700, serfBytes: 2000 })
+    const md = trafficTables([withPublished(base, 0, -12)]).join('\n')
+    expect(md).toMatch(/^\| 50 \| at rest \| 0 \| none published \|/m)
+    expect(md).toMatch(/^\| 50 \| 1 change\/s \| – \| counters incomplete \|/m)
+    expect(md).not.toMatch(/\| -12 \|/)
   })
 })
