@@ -1388,20 +1388,14 @@ export class Agent extends EventEmitter {
     if (res === this.verdictsSeenIn) return
     this.verdictsSeenIn = res
     const signatures = this.verdictSignatures
-    let walked = 0
-    const note = (v: Verdict): void => {
-      walked++
+    for (const v of res.all) {
       const sig = verdictSignature(v.status, v.final, v.code)
-      if (signatures.get(v.key) === sig) return
+      if (signatures.get(v.key) === sig) continue
       signatures.set(v.key, sig)
       this.emit('event', { type: 'verdict', id: v.id, status: v.status, final: v.final, code: v.code, reason: v.reason, nodes: v.runningOn.length > 0 ? v.runningOn : v.nodes } satisfies AgentEvent)
     }
-    for (const v of res.verdicts.values()) note(v)
-    for (const v of res.conflicts) note(v)
-    if (signatures.size > walked) {
-      const live = new Set<string>()
-      for (const v of res.verdicts.values()) live.add(v.key)
-      for (const v of res.conflicts) live.add(v.key)
+    if (signatures.size > res.all.length) {
+      const live = new Set(res.all.map(v => v.key))
       for (const key of signatures.keys()) if (!live.has(key)) signatures.delete(key)
     }
   }

@@ -161,7 +161,7 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
     },
     listReservations: ({ query }) => {
       const res = agent.resolution()
-      let list = [...res.verdicts.values(), ...res.conflicts]
+      let list = [...res.all]
       const { node, status } = query
       if (node !== undefined) list = list.filter(v => v.runningOn.includes(node) || v.nodes.includes(node))
       if (status !== undefined) list = list.filter(v => v.status === status)

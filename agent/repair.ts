@@ -87,7 +87,7 @@ export class ClockRepair {
     // this peer first saw it waiting, not from its stamp: a host whose clock
     // is behind the writer's would otherwise never pull.
     const waiting = new Map<string, number>()
-    for (const v of [...res.verdicts.values(), ...res.conflicts]) {
+    for (const v of res.all) {
       if (v.final || v.hlc === undefined || (v.waitingOn !== 'clocks' && v.waitingOn !== 'confirmations')) continue
       const key = `${v.id}@${v.hlc}`
       const since = this.waitingSince.get(key) ?? Math.min(now, hlcWallMs(v.hlc))

@@ -98,7 +98,7 @@ export function stableCut (res: Resolution): HlcString | undefined {
   /** The cut must stay strictly below this. */
   let limit: HlcString | undefined
   const below = (t: HlcString): void => { if (limit === undefined || compareHlc(t, limit) < 0) limit = t }
-  for (const v of [...res.verdicts.values(), ...res.conflicts]) {
+  for (const v of res.all) {
     if (v.status === 'queued') {
       if (v.queueExpiresHlc !== undefined) below(v.queueExpiresHlc)
       continue
@@ -109,7 +109,7 @@ export function stableCut (res: Resolution): HlcString | undefined {
   if (limit === undefined || compareHlc(limit, watermark) > 0) return watermark
   // The latest final decision before the limit (a cut is only a point to compare stamps with).
   let cut: HlcString | undefined
-  for (const v of [...res.verdicts.values(), ...res.conflicts]) {
+  for (const v of res.all) {
     if (!v.final || v.hlc === undefined) continue
     const t = v.decidedHlc ?? v.hlc
     if (compareHlc(t, limit) < 0 && compareHlc(t, watermark) <= 0 && (cut === undefined || compareHlc(t, cut) > 0)) cut = t

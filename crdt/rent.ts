@@ -57,7 +57,7 @@ export function computeRent (resolution: Resolution, options: RentOptions): Rent
   let totalByteSeconds = 0
   let totalCost = 0
   // Entries that held an id before a later one took it (with the conflicts) ran too.
-  for (const verdict of [...resolution.verdicts.values(), ...resolution.conflicts]) {
+  for (const verdict of resolution.all) {
     const line = rentLine(verdict, since, options.nowMs, price)
     if (line === undefined) continue
     lines.push(line)

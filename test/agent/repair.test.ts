@@ -74,7 +74,7 @@ function setup (connected: string[]): Setup {
 /** A resolution with one verdict written at `writtenMs`, waiting on the clocks of `waitsFor`. */
 function waiting (writtenMs: number, waitsFor: string[], final = false): Resolution {
   const verdict = { id: 'd1', key: 'd1@w', hlc: encodeHlc({ wallMs: writtenMs, counter: 0, node: 'w' }), final, waitingOn: final ? undefined : 'clocks', waitsFor } as unknown as Verdict
-  return { pending: final ? 0 : 1, verdicts: new Map([['d1', verdict]]), conflicts: [] } as unknown as Resolution
+  return { pending: final ? 0 : 1, verdicts: new Map([['d1', verdict]]), conflicts: [], all: [verdict] } as unknown as Resolution
 }
 
 describe('clock channel repair', () => {
